@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian/Ubuntu machine lacks to build and test ClinicMeet.
+# Idempotent: only missing packages are installed, so a warm machine pays nothing.
+set -euo pipefail
+
+packages=(
+  # build: C/C++ toolchain; cmake builds libopus; nasm gives openh264 its assembly;
+  # clang/libclang for bindgen (nokhwa's V4L2 bindings).
+  build-essential pkg-config cmake nasm clang libclang-dev
+  # audio: ALSA headers for cpal, PulseAudio for the real-audio-path test (null sink).
+  libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins
+  # network-impairment tests (namespaces, netem) and UI tests under a virtual display.
+  iproute2 xvfb xauth
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: cargo not found; install Rust with rustup (https://rustup.rs) first" >&2
+  exit 1
+fi

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every ClinicMeet test: installs what is missing, builds the workspace once
+# (dev profile, dependencies optimised), then runs unit, integration and end-to-end
+# tests. End-to-end tests start the already-built binaries from the same target dir.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-deps.sh
+
+# Reuse a target directory outside the clone when there is one (CI clones afresh).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clinicmeet/target}"
+mkdir -p "$CARGO_TARGET_DIR"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked --no-fail-fast

@@ -1,0 +1,577 @@
+//! Control messages. A client sends [`ClientMessage`]s (a request id and a
+//! [`Request`]); the relay answers each with exactly one [`ServerMessage::Reply`]
+//! or [`ServerMessage::Error`] carrying the same id, and pushes
+//! [`ServerMessage::Event`]s at any time. JSON, one message per frame.
+//!
+//! The first request on a connection must be [`Request::Hello`].
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{ErrorBody, ErrorCode};
+
+/// Milliseconds since the Unix epoch, UTC, from the relay's clock.
+pub type UnixMillis = i64;
+/// Matches a reply to its request; chosen by the client, unique per connection.
+pub type RequestId = u64;
+pub type MeetingId = Uuid;
+pub type ParticipantId = Uuid;
+pub type StaffId = Uuid;
+
+// ---------------------------------------------------------------------------
+// Client → relay
+
+/// One request from a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientMessage {
+    pub id: RequestId,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+/// What a client asks of the relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    /// First message on every connection. A staff device also presents its credential.
+    Hello {
+        min_version: u16,
+        max_version: u16,
+        /// Free-form client name and version, for the audit log (e.g. `clinicmeet-cli/0.1.0`).
+        client: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_credential: Option<String>,
+    },
+    /// Exchanges a one-time enrollment code (from `clinicmeet-relay staff add`)
+    /// for a long-lived device credential.
+    Enroll { enrollment_code: String, device_name: String },
+    /// Staff only: create a meeting (the creator becomes its host on join).
+    CreateMeeting { spec: MeetingSpec },
+    /// Staff only: meetings that are active or scheduled (the dashboard).
+    ListMeetings,
+    /// Join a meeting by its access code. Replies [`Response::Joined`] or [`Response::Waiting`].
+    Join {
+        access_code: String,
+        display_name: String,
+        #[serde(default)]
+        media: MediaState,
+    },
+    /// Take back one's place after a lost connection (or relay restart).
+    /// Replies [`Response::Joined`] or [`Response::Waiting`].
+    Resume { resume_token: String },
+    /// Leave the meeting for good.
+    Leave,
+    /// Moderators: let a waiting participant in.
+    Admit { participant_id: ParticipantId },
+    /// Moderators: refuse a waiting participant.
+    Deny { participant_id: ParticipantId },
+    /// Moderators: mute another participant's microphone.
+    Mute { participant_id: ParticipantId },
+    /// Moderators: remove a participant from the meeting.
+    Remove { participant_id: ParticipantId },
+    /// Moderators: lock or unlock the meeting (no new joins while locked).
+    SetLocked { locked: bool },
+    /// Host: end the meeting for everyone.
+    EndMeeting,
+    /// Host: make a participant a moderator.
+    Promote { participant_id: ParticipantId },
+    /// Host: take moderator rights back (the participant returns to staff or guest).
+    Demote { participant_id: ParticipantId },
+    /// Announce one's own microphone / camera / screen state.
+    UpdateMedia { media: MediaState },
+    /// Send a chat message. `client_msg_id` makes retries idempotent.
+    SendChat {
+        client_msg_id: Uuid,
+        text: String,
+        #[serde(default)]
+        staff_only: bool,
+    },
+    /// Typing indicator (not stored).
+    Typing { typing: bool },
+    /// Chat history after the given sequence numbers. In a meeting: that meeting.
+    /// Staff may also name an ended meeting they took part in (until retention ends).
+    ChatHistory {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        meeting_id: Option<MeetingId>,
+        /// Return chat messages with `seq > since_seq`.
+        since_seq: u64,
+        /// Return staff-only notes with `seq > notes_since_seq` (staff only; ignored for guests).
+        #[serde(default)]
+        notes_since_seq: u64,
+        limit: u32,
+    },
+    /// Host of a consultation: start it (status active, start time recorded).
+    StartConsultation,
+    /// Host of a consultation: end it (status completed, duration recorded; everyone leaves).
+    EndConsultation,
+    /// Liveness / round-trip probe.
+    Ping,
+}
+
+// ---------------------------------------------------------------------------
+// Relay → client
+
+/// One message from the relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Success reply to request `id`.
+    Reply { id: RequestId, response: Response },
+    /// Error reply to request `id` (`None` when the request could not even be parsed).
+    Error { id: Option<RequestId>, error: ErrorBody },
+    /// Something happened in the meeting.
+    Event { event: Event },
+}
+
+/// A successful reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    Hello {
+        version: u16,
+        server: String,
+        /// Present when a valid device credential was given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        staff: Option<StaffIdentity>,
+    },
+    Enrolled {
+        staff: StaffIdentity,
+        device_credential: String,
+    },
+    MeetingCreated {
+        meeting: MeetingInfo,
+        access_code: String,
+    },
+    Meetings {
+        meetings: Vec<MeetingSummary>,
+    },
+    /// In the meeting.
+    Joined(Box<JoinState>),
+    /// In the waiting room; an [`Event::Admitted`] or [`Event::Denied`] follows.
+    Waiting {
+        participant_id: ParticipantId,
+        resume_token: String,
+        meeting: MeetingInfo,
+    },
+    /// The message was stored with its sequence number (also sent to the sender
+    /// as the accepted copy; a retry of a stored message returns the same copy).
+    ChatAccepted {
+        message: ChatMessage,
+    },
+    ChatHistory {
+        messages: Vec<ChatMessage>,
+        /// More messages are available after the last one returned.
+        more: bool,
+    },
+    ConsultationEnded {
+        started_at: UnixMillis,
+        ended_at: UnixMillis,
+        duration_secs: i64,
+    },
+    Pong {
+        server_time: UnixMillis,
+    },
+    /// Success with nothing to report.
+    Ok,
+}
+
+/// What a participant learns on entering a meeting (join, admit or resume).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinState {
+    pub meeting: MeetingInfo,
+    pub you: ParticipantInfo,
+    /// Everyone in the meeting, including `you`.
+    pub participants: Vec<ParticipantInfo>,
+    /// People in the waiting room (filled for host and moderators only).
+    pub waiting: Vec<WaitingInfo>,
+    /// Present this on [`Request::Resume`] after a lost connection.
+    pub resume_token: String,
+    /// Highest chat sequence number so far (fetch history up to it).
+    pub chat_seq: u64,
+    /// Highest staff-note sequence number so far (0 for guests).
+    pub notes_seq: u64,
+}
+
+/// Something that happened, pushed to the participants it concerns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        participant_id: ParticipantId,
+        reason: LeaveReason,
+    },
+    MediaChanged {
+        participant_id: ParticipantId,
+        media: MediaState,
+    },
+    RoleChanged {
+        participant_id: ParticipantId,
+        role: Role,
+    },
+    /// A participant's connection dropped (still in the meeting during the resume grace) or came back.
+    ConnectionChanged {
+        participant_id: ParticipantId,
+        connected: bool,
+    },
+    /// The waiting room changed (sent to host and moderators): the whole list.
+    WaitingRoom {
+        waiting: Vec<WaitingInfo>,
+    },
+    /// You were let in from the waiting room.
+    Admitted(Box<JoinState>),
+    /// You were refused entry; the relay closes the connection after this.
+    Denied,
+    /// You were removed by a moderator; the relay closes the connection after this.
+    Removed,
+    /// A moderator muted your microphone.
+    MutedBy {
+        by: ParticipantId,
+    },
+    /// Title, status, lock or settings changed.
+    MeetingUpdated {
+        meeting: MeetingInfo,
+    },
+    /// The meeting is over for everyone; the relay closes the connection after this.
+    MeetingEnded {
+        status: MeetingStatus,
+    },
+    Chat {
+        message: ChatMessage,
+    },
+    Typing {
+        participant_id: ParticipantId,
+        typing: bool,
+    },
+}
+
+/// Why a participant is no longer in the meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    Left,
+    Removed,
+    ConnectionLost,
+    MeetingEnded,
+}
+
+// ---------------------------------------------------------------------------
+// Shared types
+
+/// Meeting roles, from most to least rights. See the rights table in `docs/ARCHITECTURE.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Host,
+    Moderator,
+    Staff,
+    Guest,
+}
+
+impl Role {
+    /// Enter without passing through the waiting room.
+    pub fn skips_waiting_room(self) -> bool {
+        !matches!(self, Role::Guest)
+    }
+    /// Admit/deny, mute or remove others, lock.
+    pub fn can_moderate(self) -> bool {
+        matches!(self, Role::Host | Role::Moderator)
+    }
+    /// End for all, promote/demote.
+    pub fn is_host(self) -> bool {
+        matches!(self, Role::Host)
+    }
+}
+
+/// A participant's media as they announce it (or as a host mute forces it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaState {
+    pub audio: bool,
+    pub video: bool,
+    pub screen: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    pub id: ParticipantId,
+    pub display_name: String,
+    pub role: Role,
+    /// Enrolled staff (display names of staff carry a verified mark).
+    pub verified_staff: bool,
+    pub media: MediaState,
+    pub joined_at: UnixMillis,
+    pub connected: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitingInfo {
+    pub participant_id: ParticipantId,
+    pub display_name: String,
+    pub since: UnixMillis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffIdentity {
+    pub staff_id: StaffId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeetingKind {
+    Video,
+    AudioOnly,
+    Consultation,
+}
+
+/// Scheduled → Active → Ended | Cancelled; consultations end as Completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeetingStatus {
+    Scheduled,
+    Active,
+    Ended,
+    Cancelled,
+    Completed,
+}
+
+impl MeetingStatus {
+    /// The meeting is over; its code admits nobody.
+    pub fn is_over(self) -> bool {
+        matches!(self, MeetingStatus::Ended | MeetingStatus::Cancelled | MeetingStatus::Completed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeetingStatus::Scheduled => "scheduled",
+            MeetingStatus::Active => "active",
+            MeetingStatus::Ended => "ended",
+            MeetingStatus::Cancelled => "cancelled",
+            MeetingStatus::Completed => "completed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MeetingSettings {
+    pub allow_screen_share: bool,
+    pub allow_recording: bool,
+    pub mute_on_join: bool,
+    pub waiting_room: bool,
+    pub max_participants: u32,
+    pub chat_enabled: bool,
+}
+
+impl Default for MeetingSettings {
+    fn default() -> Self {
+        MeetingSettings {
+            allow_screen_share: true,
+            allow_recording: false,
+            mute_on_join: false,
+            waiting_room: false,
+            max_participants: crate::limits::DEFAULT_MAX_PARTICIPANTS,
+            chat_enabled: true,
+        }
+    }
+}
+
+/// An optional schedule: the start in UTC plus the creator's IANA time-zone name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub start: UnixMillis,
+    pub time_zone: String,
+}
+
+/// What a staff member fills in to create a meeting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeetingSpec {
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub kind: MeetingKind,
+    /// Consultations: the clinic's reference for the patient (never a name in logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    #[serde(default)]
+    pub settings: MeetingSettings,
+}
+
+/// A meeting as participants see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeetingInfo {
+    pub id: MeetingId,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub kind: MeetingKind,
+    pub status: MeetingStatus,
+    pub host_name: String,
+    pub locked: bool,
+    pub settings: MeetingSettings,
+    /// Staff only; omitted for guests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    pub created_at: UnixMillis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<UnixMillis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<UnixMillis>,
+}
+
+/// A dashboard row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeetingSummary {
+    pub meeting: MeetingInfo,
+    pub participant_count: u32,
+    pub waiting_count: u32,
+}
+
+/// A chat message or staff-only note as stored by the relay.
+/// Chat messages and notes are numbered in two separate sequences, so guests
+/// see no gaps and cannot count notes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub meeting_id: MeetingId,
+    pub seq: u64,
+    pub client_msg_id: Uuid,
+    pub sender_id: ParticipantId,
+    pub sender_name: String,
+    pub sender_verified: bool,
+    pub text: String,
+    pub staff_only: bool,
+    pub sent_at: UnixMillis,
+}
+
+// ---------------------------------------------------------------------------
+// Decoding with precise errors
+
+/// Why a client frame could not be turned into a request. Carries the request
+/// id when it could be read, so the error reply can name it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodeError {
+    pub id: Option<RequestId>,
+    pub error: ErrorBody,
+}
+
+impl ClientMessage {
+    /// Parses one frame body. Unknown message types give `unknown_message`,
+    /// anything else unreadable gives `malformed`; both keep the request id if present.
+    pub fn decode(body: &[u8]) -> Result<ClientMessage, DecodeError> {
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| DecodeError {
+            id: None,
+            error: ErrorBody::new(ErrorCode::Malformed, "message is not valid JSON"),
+        })?;
+        let id = value.get("id").and_then(|v| v.as_u64());
+        let ty = value.get("type").and_then(|v| v.as_str()).map(str::to_owned);
+        serde_json::from_value::<ClientMessage>(value).map_err(|e| {
+            let unknown = e.to_string().starts_with("unknown variant");
+            let error = match (unknown, ty) {
+                (true, Some(t)) => ErrorBody::new(
+                    ErrorCode::UnknownMessage,
+                    format!("unknown message type `{}`", t.chars().take(40).collect::<String>()),
+                ),
+                _ => ErrorBody::new(ErrorCode::Malformed, format!("malformed message: {e}")),
+            };
+            DecodeError { id, error }
+        })
+    }
+}
+
+impl ServerMessage {
+    pub fn decode(body: &[u8]) -> Result<ServerMessage, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip_client(req: Request) {
+        let msg = ClientMessage { id: 7, request: req };
+        let bytes = serde_json::to_vec(&msg).unwrap();
+        assert_eq!(ClientMessage::decode(&bytes).unwrap(), msg);
+    }
+
+    #[test]
+    fn requests_roundtrip() {
+        roundtrip_client(Request::Hello {
+            min_version: 1,
+            max_version: 1,
+            client: "t".into(),
+            device_credential: None,
+        });
+        roundtrip_client(Request::Join {
+            access_code: "ABCD-EFGH".into(),
+            display_name: "Ann".into(),
+            media: MediaState::default(),
+        });
+        roundtrip_client(Request::SendChat {
+            client_msg_id: Uuid::now_v7(),
+            text: "hi".into(),
+            staff_only: true,
+        });
+        roundtrip_client(Request::Leave);
+        roundtrip_client(Request::ChatHistory {
+            meeting_id: None,
+            since_seq: 3,
+            notes_since_seq: 0,
+            limit: 100,
+        });
+    }
+
+    #[test]
+    fn wire_shape_is_flat_json() {
+        let msg = ClientMessage { id: 1, request: Request::SetLocked { locked: true } };
+        assert_eq!(serde_json::to_string(&msg).unwrap(), r#"{"id":1,"type":"set_locked","locked":true}"#);
+        let reply = ServerMessage::Reply { id: 1, response: Response::Ok };
+        assert_eq!(
+            serde_json::to_string(&reply).unwrap(),
+            r#"{"kind":"reply","id":1,"response":{"type":"ok"}}"#
+        );
+    }
+
+    #[test]
+    fn decode_errors_keep_the_id() {
+        let e = ClientMessage::decode(br#"{"id":5,"type":"fly_to_moon"}"#).unwrap_err();
+        assert_eq!(e.id, Some(5));
+        assert_eq!(e.error.code, ErrorCode::UnknownMessage);
+
+        let e = ClientMessage::decode(br#"{"id":6,"type":"set_locked","locked":"yes"}"#).unwrap_err();
+        assert_eq!(e.id, Some(6));
+        assert_eq!(e.error.code, ErrorCode::Malformed);
+
+        let e = ClientMessage::decode(b"\xff\x00garbage").unwrap_err();
+        assert_eq!(e.id, None);
+        assert_eq!(e.error.code, ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn server_messages_roundtrip() {
+        let ev =
+            ServerMessage::Event { event: Event::Typing { participant_id: Uuid::now_v7(), typing: true } };
+        let bytes = serde_json::to_vec(&ev).unwrap();
+        assert_eq!(ServerMessage::decode(&bytes).unwrap(), ev);
+        let err = ServerMessage::Error {
+            id: Some(3),
+            error: ErrorBody::new(ErrorCode::Forbidden, "no").retry_after(5),
+        };
+        let bytes = serde_json::to_vec(&err).unwrap();
+        assert_eq!(ServerMessage::decode(&bytes).unwrap(), err);
+    }
+
+    #[test]
+    fn rights() {
+        assert!(!Role::Guest.skips_waiting_room());
+        assert!(Role::Staff.skips_waiting_room());
+        assert!(Role::Moderator.can_moderate() && !Role::Moderator.is_host());
+        assert!(!Role::Staff.can_moderate());
+    }
+}
