@@ -1,0 +1,284 @@
+//! Configuration: command-line flags and environment variables (clap), an
+//! optional TOML file (`--config`), and built-in defaults, in that order of
+//! precedence. Flags are `Option`s so that an absent flag never overwrites a
+//! value from the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::error::RelayError;
+use crate::hub::HubConfig;
+use crate::limits::CodeGuardConfig;
+use crate::store::SyncMode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "clinicmeet-relay",
+    version,
+    about = "ClinicMeet relay: meetings, signaling and chat over QUIC"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub opts: Opts,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the relay (the default).
+    Serve,
+    /// Print the certificate pin clients use (`sha256/...`), creating the certificate if needed.
+    Pin,
+    /// Manage the clinic's staff (works while the relay runs).
+    #[command(subcommand)]
+    Staff(StaffCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff member; prints JSON with a one-time enrollment code.
+    Add { name: String },
+    /// List staff members as JSON lines.
+    List,
+    /// Remove a staff member and revoke their devices.
+    Remove { staff_id: String },
+}
+
+/// Every setting; all optional so file values are not overwritten by defaults.
+#[derive(Debug, Default, Clone, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Opts {
+    /// TOML config file (keys as the long flag names, e.g. `listen = "0.0.0.0:4433"`).
+    #[arg(long, global = true, env = "CLINICMEET_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// QUIC listen address [default: 0.0.0.0:4433].
+    #[arg(long, global = true, env = "CLINICMEET_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory (database, certificate, secrets) [default: ./clinicmeet-data].
+    #[arg(long, global = true, env = "CLINICMEET_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Operators' HTTP address for /health and /metrics (off unless given).
+    #[arg(long, global = true, env = "CLINICMEET_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// PEM certificate chain provided by the clinic (with --key).
+    #[arg(long, global = true, env = "CLINICMEET_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key for --cert.
+    #[arg(long, global = true, env = "CLINICMEET_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Extra DNS names / IPs for the self-signed certificate (comma-separated or repeated).
+    #[arg(long, global = true, env = "CLINICMEET_PUBLIC_NAME", value_delimiter = ',')]
+    pub public_name: Option<Vec<String>>,
+    /// Most client connections at once [default: 2000].
+    #[arg(long, global = true, env = "CLINICMEET_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most participants across all meetings [default: 2000].
+    #[arg(long, global = true, env = "CLINICMEET_MAX_PARTICIPANTS")]
+    pub max_participants: Option<usize>,
+    /// Chat messages per second per participant [default: 10].
+    #[arg(long, global = true, env = "CLINICMEET_CHAT_RATE")]
+    pub chat_rate: Option<f64>,
+    /// Chat burst per participant [default: 30].
+    #[arg(long, global = true, env = "CLINICMEET_CHAT_BURST")]
+    pub chat_burst: Option<f64>,
+    /// Requests per second per connection [default: 50].
+    #[arg(long, global = true, env = "CLINICMEET_REQUEST_RATE")]
+    pub request_rate: Option<f64>,
+    /// Request burst per connection [default: 200].
+    #[arg(long, global = true, env = "CLINICMEET_REQUEST_BURST")]
+    pub request_burst: Option<f64>,
+    /// Wrong access codes from one address within the window before it is locked out [default: 10].
+    #[arg(long, global = true, env = "CLINICMEET_MAX_FAILED_CODES_PER_IP")]
+    pub max_failed_codes_per_ip: Option<u32>,
+    /// Wrong access codes from all addresses within the window before code joins pause [default: 100].
+    #[arg(long, global = true, env = "CLINICMEET_MAX_FAILED_CODES_GLOBAL")]
+    pub max_failed_codes_global: Option<u32>,
+    /// Window for counting wrong codes, seconds [default: 60].
+    #[arg(long, global = true, env = "CLINICMEET_FAILED_CODE_WINDOW_SECS")]
+    pub failed_code_window_secs: Option<u64>,
+    /// Lock-out after too many wrong codes, seconds [default: 60].
+    #[arg(long, global = true, env = "CLINICMEET_CODE_LOCKOUT_SECS")]
+    pub code_lockout_secs: Option<u64>,
+    /// How long a dropped participant keeps its place, seconds [default: 60].
+    #[arg(long, global = true, env = "CLINICMEET_RESUME_GRACE_SECS")]
+    pub resume_grace_secs: Option<u64>,
+    /// Days the relay keeps a meeting's chat after it ends [default: 30].
+    #[arg(long, global = true, env = "CLINICMEET_CHAT_RETENTION_DAYS")]
+    pub chat_retention_days: Option<u64>,
+    /// Days the relay keeps the audit log [default: 365].
+    #[arg(long, global = true, env = "CLINICMEET_AUDIT_RETENTION_DAYS")]
+    pub audit_retention_days: Option<u64>,
+    /// Days an enrollment code stays valid [default: 7].
+    #[arg(long, global = true, env = "CLINICMEET_ENROLLMENT_TTL_DAYS")]
+    pub enrollment_ttl_days: Option<u64>,
+    /// QUIC keep-alive interval, seconds [default: 5].
+    #[arg(long, global = true, env = "CLINICMEET_KEEP_ALIVE_SECS")]
+    pub keep_alive_secs: Option<u64>,
+    /// QUIC idle timeout, seconds [default: 15].
+    #[arg(long, global = true, env = "CLINICMEET_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// SQLite durability: `full` (fsync every commit) or `normal` [default: full].
+    #[arg(long, global = true, env = "CLINICMEET_SQLITE_SYNC")]
+    pub sqlite_sync: Option<String>,
+}
+
+impl Opts {
+    /// Fields set here win over `other`.
+    fn or(self, other: Opts) -> Opts {
+        Opts {
+            config: self.config.or(other.config),
+            listen: self.listen.or(other.listen),
+            data_dir: self.data_dir.or(other.data_dir),
+            http_listen: self.http_listen.or(other.http_listen),
+            cert: self.cert.or(other.cert),
+            key: self.key.or(other.key),
+            public_name: self.public_name.or(other.public_name),
+            max_connections: self.max_connections.or(other.max_connections),
+            max_participants: self.max_participants.or(other.max_participants),
+            chat_rate: self.chat_rate.or(other.chat_rate),
+            chat_burst: self.chat_burst.or(other.chat_burst),
+            request_rate: self.request_rate.or(other.request_rate),
+            request_burst: self.request_burst.or(other.request_burst),
+            max_failed_codes_per_ip: self.max_failed_codes_per_ip.or(other.max_failed_codes_per_ip),
+            max_failed_codes_global: self.max_failed_codes_global.or(other.max_failed_codes_global),
+            failed_code_window_secs: self.failed_code_window_secs.or(other.failed_code_window_secs),
+            code_lockout_secs: self.code_lockout_secs.or(other.code_lockout_secs),
+            resume_grace_secs: self.resume_grace_secs.or(other.resume_grace_secs),
+            chat_retention_days: self.chat_retention_days.or(other.chat_retention_days),
+            audit_retention_days: self.audit_retention_days.or(other.audit_retention_days),
+            enrollment_ttl_days: self.enrollment_ttl_days.or(other.enrollment_ttl_days),
+            keep_alive_secs: self.keep_alive_secs.or(other.keep_alive_secs),
+            idle_timeout_secs: self.idle_timeout_secs.or(other.idle_timeout_secs),
+            sqlite_sync: self.sqlite_sync.or(other.sqlite_sync),
+        }
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub http_listen: Option<SocketAddr>,
+    pub cert: Option<(PathBuf, PathBuf)>,
+    pub public_names: Vec<String>,
+    pub keep_alive: Duration,
+    pub idle_timeout: Duration,
+    pub sqlite_sync: SyncMode,
+    pub hub: HubConfig,
+}
+
+impl Settings {
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("relay.db")
+    }
+}
+
+fn read_file(path: &Path) -> Result<Opts, RelayError> {
+    let text = std::fs::read_to_string(path).map_err(|e| RelayError::io(path, e))?;
+    toml::from_str(&text).map_err(|e| RelayError::Config(format!("{}: {e}", path.display())))
+}
+
+/// Merges flags/env, the config file and defaults.
+pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
+    let file = match &cli.config {
+        Some(p) => read_file(p)?,
+        None => Opts::default(),
+    };
+    let o = cli.or(file);
+    let d = HubConfig::default();
+    let secs = |v: Option<u64>, def: u64| v.unwrap_or(def) as i64 * 1000;
+    let days = |v: Option<u64>, def: u64| v.unwrap_or(def) as i64 * 86_400_000;
+    let rate = |v: Option<f64>, def: f64, name: &str| -> Result<f64, RelayError> {
+        let r = v.unwrap_or(def);
+        if r.is_finite() && r > 0.0 {
+            Ok(r)
+        } else {
+            Err(RelayError::Config(format!("{name} must be a positive number")))
+        }
+    };
+    let hub = HubConfig {
+        server_name: d.server_name,
+        max_connections: o.max_connections.unwrap_or(d.max_connections),
+        max_participants: o.max_participants.unwrap_or(d.max_participants),
+        chat_rate: rate(o.chat_rate, d.chat_rate, "chat-rate")?,
+        chat_burst: rate(o.chat_burst, d.chat_burst, "chat-burst")?.max(1.0),
+        request_rate: rate(o.request_rate, d.request_rate, "request-rate")?,
+        request_burst: rate(o.request_burst, d.request_burst, "request-burst")?.max(1.0),
+        resume_grace_ms: secs(o.resume_grace_secs, 60),
+        code_guard: CodeGuardConfig {
+            per_ip: o.max_failed_codes_per_ip.unwrap_or(d.code_guard.per_ip).max(1),
+            global: o.max_failed_codes_global.unwrap_or(d.code_guard.global).max(1),
+            window_ms: secs(o.failed_code_window_secs, 60).max(1),
+            lockout_ms: secs(o.code_lockout_secs, 60),
+        },
+        chat_retention_ms: days(o.chat_retention_days, 30),
+        audit_retention_ms: days(o.audit_retention_days, 365),
+        enrollment_ttl_ms: days(o.enrollment_ttl_days, 7),
+    };
+    let sqlite_sync = match o.sqlite_sync.as_deref().unwrap_or("full") {
+        "full" => SyncMode::Full,
+        "normal" => SyncMode::Normal,
+        other => return Err(RelayError::Config(format!("sqlite-sync must be full or normal, not {other}"))),
+    };
+    let cert = match (o.cert, o.key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => return Err(RelayError::Config("--cert and --key go together".into())),
+    };
+    let idle = o.idle_timeout_secs.unwrap_or(15).max(1);
+    Ok(Settings {
+        listen: o.listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 4433))),
+        data_dir: o.data_dir.unwrap_or_else(|| PathBuf::from("./clinicmeet-data")),
+        http_listen: o.http_listen,
+        cert,
+        public_names: o.public_name.unwrap_or_default(),
+        keep_alive: Duration::from_secs(o.keep_alive_secs.unwrap_or(5).clamp(1, idle)),
+        idle_timeout: Duration::from_secs(idle),
+        sqlite_sync,
+        hub,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("relay.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nchat-rate = 3.0\nresume-grace-secs = 5\n")
+            .unwrap();
+        let cli = Cli::try_parse_from([
+            "clinicmeet-relay",
+            "--config",
+            file.to_str().unwrap(),
+            "--chat-rate",
+            "7",
+            "serve",
+        ])
+        .unwrap();
+        let s = resolve(cli.opts).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(s.hub.chat_rate, 7.0);
+        assert_eq!(s.hub.resume_grace_ms, 5000);
+        assert_eq!(s.hub.code_guard.per_ip, 10);
+        assert_eq!(s.data_dir, PathBuf::from("./clinicmeet-data"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("relay.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let opts = Opts { config: Some(file), ..Opts::default() };
+        assert!(resolve(opts).is_err());
+    }
+}

@@ -1,0 +1,772 @@
+//! The signaling service: connections, sessions, the meeting directory, rate
+//! limits, and the glue between the wire protocol, the [`Room`] domain and the
+//! [`Store`]. Driven by plain calls with an explicit `now` (no sockets, no
+//! timers): the server feeds it frames and ticks and carries out the [`Out`]s.
+//!
+//! Order of outputs for one request: storage writes are committed first, then
+//! the reply goes to the requester, then events to others (and connection
+//! closes). Each connection's outputs are delivered in order, so a chat
+//! sender sees its `chat_accepted` reply in sequence order among the `chat`
+//! events of others.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clinicmeet_protocol::limits::{
+    clean_display_name, clean_text, MAX_DESCRIPTION_CHARS, MAX_HISTORY_PAGE, MAX_MAX_PARTICIPANTS,
+    MAX_PATIENT_REFERENCE_CHARS, MAX_TITLE_CHARS,
+};
+use clinicmeet_protocol::{
+    negotiate_version, AccessCode, ClientMessage, ErrorBody, ErrorCode, MeetingId, MeetingInfo, MeetingKind,
+    MeetingSpec, MeetingStatus, MeetingSummary, ParticipantId, Request, RequestId, Response, ServerMessage,
+    StaffIdentity, UnixMillis,
+};
+use uuid::Uuid;
+
+use crate::keys::{self, Keys};
+use crate::limits::{CodeGuard, CodeGuardConfig, Lockout, TokenBucket};
+use crate::metrics::Metrics;
+use crate::room::{Effect, Entry, Joiner, MeetingRecord, Room, Write};
+use crate::store::Store;
+
+pub type ConnId = u64;
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+pub enum Out {
+    Send(ConnId, ServerMessage),
+    /// Close the connection after sending everything queued before.
+    Close(ConnId),
+}
+
+/// Limits and timings of the service.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub server_name: String,
+    pub max_connections: usize,
+    pub max_participants: usize,
+    pub chat_rate: f64,
+    pub chat_burst: f64,
+    pub request_rate: f64,
+    pub request_burst: f64,
+    pub resume_grace_ms: i64,
+    pub code_guard: CodeGuardConfig,
+    pub chat_retention_ms: i64,
+    pub audit_retention_ms: i64,
+    pub enrollment_ttl_ms: i64,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            server_name: format!("clinicmeet-relay/{}", env!("CARGO_PKG_VERSION")),
+            max_connections: 2000,
+            max_participants: 2000,
+            chat_rate: 10.0,
+            chat_burst: 30.0,
+            request_rate: 50.0,
+            request_burst: 200.0,
+            resume_grace_ms: 60_000,
+            code_guard: CodeGuardConfig { per_ip: 10, global: 100, window_ms: 60_000, lockout_ms: 60_000 },
+            chat_retention_ms: 30 * 86_400_000,
+            audit_retention_ms: 365 * 86_400_000,
+            enrollment_ttl_ms: 7 * 86_400_000,
+        }
+    }
+}
+
+struct Session {
+    addr: SocketAddr,
+    version: Option<u16>,
+    staff: Option<StaffIdentity>,
+    bound: Option<(MeetingId, ParticipantId)>,
+    bucket: TokenBucket,
+    busy: bool,
+}
+
+type Handled = Result<(Response, Vec<Effect>), ErrorBody>;
+
+fn e(code: ErrorCode, msg: &str) -> ErrorBody {
+    ErrorBody::new(code, msg)
+}
+
+/// Rough encoded size of a chat message, to keep history pages under the frame limit.
+fn approx_size(m: &clinicmeet_protocol::ChatMessage) -> usize {
+    m.text.len() * 2 + m.sender_name.len() * 2 + 320
+}
+const HISTORY_BYTES: usize = clinicmeet_protocol::limits::MAX_FRAME_LEN * 3 / 4;
+
+pub struct Hub {
+    cfg: HubConfig,
+    store: Store,
+    keys: Keys,
+    metrics: Arc<Metrics>,
+    sessions: HashMap<ConnId, Session>,
+    rooms: HashMap<MeetingId, Room>,
+    conn_of: HashMap<ParticipantId, ConnId>,
+    chat_buckets: HashMap<ParticipantId, TokenBucket>,
+    guard: CodeGuard,
+    /// Connections to close after the current request (a resumed place's old connection).
+    pending_close: Vec<ConnId>,
+}
+
+impl Hub {
+    /// Builds the service and restores meetings that had people in them.
+    pub fn new(
+        cfg: HubConfig,
+        store: Store,
+        keys: Keys,
+        metrics: Arc<Metrics>,
+        now: UnixMillis,
+    ) -> Result<Hub, crate::error::RelayError> {
+        let guard = CodeGuard::new(cfg.code_guard);
+        let mut hub = Hub {
+            cfg,
+            store,
+            keys,
+            metrics,
+            sessions: HashMap::new(),
+            rooms: HashMap::new(),
+            conn_of: HashMap::new(),
+            chat_buckets: HashMap::new(),
+            guard,
+            pending_close: Vec::new(),
+        };
+        for record in hub.store.meetings_to_restore()? {
+            let id = record.info.id;
+            let room = hub.load_room(record, now)?;
+            tracing::info!(meeting = %id, participants = room.participants().count(), "restored meeting");
+            hub.rooms.insert(id, room);
+        }
+        hub.update_gauges();
+        Ok(hub)
+    }
+
+    fn load_room(&self, record: MeetingRecord, now: UnixMillis) -> Result<Room, crate::error::RelayError> {
+        let id = record.info.id;
+        let mut participants = self.store.present_participants(id)?;
+        for p in &mut participants {
+            p.resume_token = self.keys.resume_token(id, p.id);
+        }
+        let messages = self.store.all_chat(id)?;
+        Ok(Room::restore(record, participants, messages, now))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn room(&self, id: MeetingId) -> Option<&Room> {
+        self.rooms.get(&id)
+    }
+
+    /// Earliest wall-clock time a tick has work to do (for drivers that sleep).
+    pub fn next_deadline(&self) -> Option<UnixMillis> {
+        self.rooms.values().filter_map(|r| r.next_deadline(self.cfg.resume_grace_ms)).min()
+    }
+
+    // -----------------------------------------------------------------------
+    // Connection lifecycle
+
+    pub fn connected(&mut self, now: UnixMillis, conn: ConnId, addr: SocketAddr) {
+        let busy = self.sessions.len() >= self.cfg.max_connections;
+        self.sessions.insert(
+            conn,
+            Session {
+                addr,
+                version: None,
+                staff: None,
+                bound: None,
+                bucket: TokenBucket::new(self.cfg.request_rate, self.cfg.request_burst, now),
+                busy,
+            },
+        );
+        self.metrics.set_connections(self.sessions.len());
+    }
+
+    pub fn disconnected(&mut self, now: UnixMillis, conn: ConnId) -> Vec<Out> {
+        let mut out = Vec::new();
+        let Some(sess) = self.sessions.remove(&conn) else { return out };
+        self.metrics.set_connections(self.sessions.len());
+        if let Some((mid, pid)) = sess.bound {
+            if self.conn_of.get(&pid) == Some(&conn) {
+                self.conn_of.remove(&pid);
+                if let Some(room) = self.rooms.get_mut(&mid) {
+                    let effects = room.connection_lost(now, pid);
+                    self.apply(now, None, effects, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// A frame longer than the protocol allows: error, then close.
+    pub fn oversized(&mut self, conn: ConnId, len: usize) -> Vec<Out> {
+        let msg =
+            format!("frame of {len} bytes exceeds {} bytes", clinicmeet_protocol::limits::MAX_FRAME_LEN);
+        vec![
+            Out::Send(conn, ServerMessage::Error { id: None, error: e(ErrorCode::TooLarge, &msg) }),
+            Out::Close(conn),
+        ]
+    }
+
+    /// Periodic work: resume grace expiry, unloading empty rooms, gauges.
+    pub fn tick(&mut self, now: UnixMillis) -> Vec<Out> {
+        let mut out = Vec::new();
+        let ids: Vec<MeetingId> = self.rooms.keys().copied().collect();
+        for id in ids {
+            let effects = match self.rooms.get_mut(&id) {
+                Some(r) => r.tick(now, self.cfg.resume_grace_ms),
+                None => continue,
+            };
+            self.apply(now, None, effects, &mut out);
+        }
+        self.rooms.retain(|_, r| !r.is_empty());
+        self.guard.sweep(now);
+        self.update_gauges();
+        out
+    }
+
+    /// Deletes chat and audit rows past their retention.
+    pub fn purge(&mut self, now: UnixMillis) -> Result<(usize, usize), crate::error::RelayError> {
+        self.store.purge(now - self.cfg.chat_retention_ms, now - self.cfg.audit_retention_ms)
+    }
+
+    fn update_gauges(&self) {
+        let active = self.rooms.values().filter(|r| r.info().status == MeetingStatus::Active).count();
+        let participants: usize = self.rooms.values().map(Room::in_meeting_count).sum();
+        let waiting: usize = self.rooms.values().map(Room::waiting_count).sum();
+        self.metrics.set_rooms(active, participants, waiting);
+    }
+
+    // -----------------------------------------------------------------------
+    // Requests
+
+    /// One frame from a connection.
+    pub fn frame(&mut self, now: UnixMillis, conn: ConnId, body: &[u8]) -> Vec<Out> {
+        let mut out = Vec::new();
+        let Some(sess) = self.sessions.get_mut(&conn) else { return out };
+        let decoded = ClientMessage::decode(body);
+        let id = match &decoded {
+            Ok(m) => Some(m.id),
+            Err(d) => d.id,
+        };
+        if sess.busy {
+            out.push(Out::Send(
+                conn,
+                ServerMessage::Error { id, error: e(ErrorCode::ServerBusy, "the relay is full") },
+            ));
+            out.push(Out::Close(conn));
+            return out;
+        }
+        let hello_done = sess.version.is_some();
+        if let Err(ms) = sess.bucket.take(now) {
+            let error = e(ErrorCode::RateLimited, "too many requests").retry_after(ms);
+            out.push(Out::Send(conn, ServerMessage::Error { id, error }));
+            return out;
+        }
+        let msg = match decoded {
+            Ok(m) => m,
+            Err(d) => {
+                out.push(Out::Send(conn, ServerMessage::Error { id: d.id, error: d.error }));
+                if !hello_done {
+                    out.push(Out::Close(conn));
+                }
+                return out;
+            }
+        };
+        if !hello_done {
+            self.hello(now, conn, msg, &mut out);
+            return out;
+        }
+        let id = msg.id;
+        let result = self.dispatch(now, conn, msg.request);
+        match result {
+            Ok((response, effects)) => self.apply(now, Some((conn, id, response)), effects, &mut out),
+            Err(error) => out.push(Out::Send(conn, ServerMessage::Error { id: Some(id), error })),
+        }
+        out.extend(self.pending_close.drain(..).map(Out::Close));
+        out
+    }
+
+    fn hello(&mut self, now: UnixMillis, conn: ConnId, msg: ClientMessage, out: &mut Vec<Out>) {
+        let id = msg.id;
+        let Request::Hello { min_version, max_version, device_credential, .. } = msg.request else {
+            let error = e(ErrorCode::InvalidState, "the first message must be hello");
+            out.push(Out::Send(conn, ServerMessage::Error { id: Some(id), error }));
+            out.push(Out::Close(conn));
+            return;
+        };
+        let Some(version) = negotiate_version(min_version, max_version) else {
+            let error = e(
+                ErrorCode::UpgradeRequired,
+                &format!(
+                    "this relay speaks protocol versions {}..={}",
+                    clinicmeet_protocol::MIN_PROTOCOL_VERSION,
+                    clinicmeet_protocol::PROTOCOL_VERSION
+                ),
+            );
+            out.push(Out::Send(conn, ServerMessage::Error { id: Some(id), error }));
+            out.push(Out::Close(conn));
+            return;
+        };
+        let mut staff = None;
+        if let Some(cred) = device_credential {
+            match self.store.staff_for_credential(&keys::hash_secret(&cred), now) {
+                Ok(Some(s)) => staff = Some(s),
+                Ok(None) => {
+                    let error =
+                        e(ErrorCode::InvalidCredential, "this device credential is not valid or was revoked");
+                    out.push(Out::Send(conn, ServerMessage::Error { id: Some(id), error }));
+                    return;
+                }
+                Err(err) => {
+                    tracing::error!(%err, "credential lookup failed");
+                    out.push(Out::Send(conn, ServerMessage::Error { id: Some(id), error: internal() }));
+                    return;
+                }
+            }
+        }
+        if let Some(sess) = self.sessions.get_mut(&conn) {
+            sess.version = Some(version);
+            sess.staff = staff.clone();
+        }
+        let response = Response::Hello { version, server: self.cfg.server_name.clone(), staff };
+        out.push(Out::Send(conn, ServerMessage::Reply { id, response }));
+    }
+
+    /// Commits the writes, sends the reply, then the events.
+    fn apply(
+        &mut self,
+        now: UnixMillis,
+        reply: Option<(ConnId, RequestId, Response)>,
+        effects: Vec<Effect>,
+        out: &mut Vec<Out>,
+    ) {
+        let writes: Vec<&Write> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Write(w) => Some(w),
+                _ => None,
+            })
+            .collect();
+        if let Err(err) = self.store.apply(&writes, now) {
+            tracing::error!(%err, "storage write failed");
+            if let Some((conn, id, _)) = reply {
+                out.push(Out::Send(conn, ServerMessage::Error { id: Some(id), error: internal() }));
+            }
+            return;
+        }
+        if let Some((conn, id, response)) = reply {
+            out.push(Out::Send(conn, ServerMessage::Reply { id, response }));
+        }
+        for effect in effects {
+            match effect {
+                Effect::Write(_) => {}
+                Effect::Event { to, event } => {
+                    if let Some(&c) = self.conn_of.get(&to) {
+                        out.push(Out::Send(c, ServerMessage::Event { event }));
+                    }
+                }
+                Effect::Close { who } => {
+                    if let Some(&c) = self.conn_of.get(&who) {
+                        out.push(Out::Close(c));
+                    }
+                }
+                Effect::Unbind { who } => {
+                    self.chat_buckets.remove(&who);
+                    if let Some(c) = self.conn_of.remove(&who) {
+                        if let Some(s) = self.sessions.get_mut(&c) {
+                            s.bound = None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn session(&self, conn: ConnId) -> Result<&Session, ErrorBody> {
+        self.sessions.get(&conn).ok_or_else(internal)
+    }
+
+    fn bound(&self, conn: ConnId) -> Result<(MeetingId, ParticipantId), ErrorBody> {
+        self.session(conn)?.bound.ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))
+    }
+
+    fn room_of(&mut self, conn: ConnId) -> Result<(&mut Room, ParticipantId), ErrorBody> {
+        let (mid, pid) = self.bound(conn)?;
+        let room =
+            self.rooms.get_mut(&mid).ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))?;
+        Ok((room, pid))
+    }
+
+    fn staff(&self, conn: ConnId) -> Result<StaffIdentity, ErrorBody> {
+        self.session(conn)?
+            .staff
+            .clone()
+            .ok_or_else(|| e(ErrorCode::Unauthenticated, "this needs an enrolled staff device"))
+    }
+
+    fn dispatch(&mut self, now: UnixMillis, conn: ConnId, req: Request) -> Handled {
+        macro_rules! room_op {
+            ($method:ident $(, $arg:expr)*) => {{
+                let (room, pid) = self.room_of(conn)?;
+                let o = room.$method(now, pid $(, $arg)*)?;
+                Ok((Response::Ok, o.effects))
+            }};
+        }
+        match req {
+            Request::Hello { .. } => Err(e(ErrorCode::InvalidState, "hello was already done")),
+            Request::Enroll { enrollment_code, device_name } => {
+                self.enroll(now, conn, &enrollment_code, &device_name)
+            }
+            Request::CreateMeeting { spec } => self.create(now, conn, spec),
+            Request::ListMeetings => self.list(conn),
+            Request::Join { access_code, display_name, media } => {
+                self.join(now, conn, &access_code, &display_name, media)
+            }
+            Request::Resume { resume_token } => self.resume(now, conn, &resume_token),
+            Request::Leave => room_op!(leave),
+            Request::Admit { participant_id } => room_op!(admit, participant_id),
+            Request::Deny { participant_id } => room_op!(deny, participant_id),
+            Request::Mute { participant_id } => room_op!(mute, participant_id),
+            Request::Remove { participant_id } => room_op!(remove, participant_id),
+            Request::SetLocked { locked } => room_op!(set_locked, locked),
+            Request::Promote { participant_id } => room_op!(promote, participant_id),
+            Request::Demote { participant_id } => room_op!(demote, participant_id),
+            Request::UpdateMedia { media } => room_op!(update_media, media),
+            Request::Typing { typing } => room_op!(typing, typing),
+            Request::StartConsultation => room_op!(start_consultation),
+            Request::EndMeeting => {
+                let (room, pid) = self.room_of(conn)?;
+                let o = room.end(now, pid)?;
+                Ok((Response::Ok, o.effects))
+            }
+            Request::EndConsultation => {
+                let (room, pid) = self.room_of(conn)?;
+                let o = room.end_consultation(now, pid)?;
+                let t = o.reply;
+                let response = Response::ConsultationEnded {
+                    started_at: t.started_at,
+                    ended_at: t.ended_at,
+                    duration_secs: t.duration_secs,
+                };
+                Ok((response, o.effects))
+            }
+            Request::SendChat { client_msg_id, text, staff_only } => {
+                self.send_chat(now, conn, client_msg_id, &text, staff_only)
+            }
+            Request::ChatHistory { meeting_id, since_seq, notes_since_seq, limit } => {
+                self.history(conn, meeting_id, since_seq, notes_since_seq, limit)
+            }
+            Request::Ping => Ok((Response::Pong { server_time: now }, Vec::new())),
+        }
+    }
+
+    fn enroll(&mut self, now: UnixMillis, conn: ConnId, code: &str, device_name: &str) -> Handled {
+        let device_name = clean_text("device name", device_name, 100, false, false)?;
+        let code_hash = keys::hash_secret(&keys::normalize_enrollment_code(code));
+        let credential = keys::new_device_credential();
+        let addr = self.session(conn)?.addr.ip().to_string();
+        let who =
+            self.store.enroll(&code_hash, &device_name, &keys::hash_secret(&credential), now).map_err(db)?;
+        let Some(staff) = who else {
+            let _ = self.store.audit(now, None, None, "enroll_failed", Some(&addr), "");
+            return Err(e(
+                ErrorCode::InvalidCredential,
+                "this enrollment code is not valid, used or expired",
+            ));
+        };
+        let _ = self.store.audit(now, None, Some(staff.staff_id), "enroll", Some(&addr), "");
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.staff = Some(staff.clone());
+        }
+        Ok((Response::Enrolled { staff, device_credential: credential }, Vec::new()))
+    }
+
+    fn create(&mut self, now: UnixMillis, conn: ConnId, spec: MeetingSpec) -> Handled {
+        let staff = self.staff(conn)?;
+        let title = clean_text("title", &spec.title, MAX_TITLE_CHARS, true, false)?;
+        let description = match spec.description {
+            Some(d) => Some(clean_text("description", &d, MAX_DESCRIPTION_CHARS, false, true)?),
+            None => None,
+        }
+        .filter(|d| !d.is_empty());
+        let patient_reference = match spec.patient_reference {
+            Some(p) => Some(clean_text("patient reference", &p, MAX_PATIENT_REFERENCE_CHARS, false, false)?),
+            None => None,
+        }
+        .filter(|p| !p.is_empty());
+        let schedule = match spec.schedule {
+            Some(mut s) => {
+                s.time_zone = clean_text("time zone", &s.time_zone, 64, true, false)?;
+                Some(s)
+            }
+            None => None,
+        };
+        let mut settings = spec.settings;
+        if settings.max_participants == 0 || settings.max_participants > MAX_MAX_PARTICIPANTS {
+            return Err(e(
+                ErrorCode::Malformed,
+                &format!("max_participants must be between 1 and {MAX_MAX_PARTICIPANTS}"),
+            ));
+        }
+        if spec.kind == MeetingKind::Consultation {
+            settings.waiting_room = true;
+        }
+        let mut record = MeetingRecord {
+            info: MeetingInfo {
+                id: Uuid::now_v7(),
+                title,
+                description,
+                kind: spec.kind,
+                status: MeetingStatus::Scheduled,
+                host_name: staff.name.clone(),
+                locked: false,
+                settings,
+                patient_reference,
+                schedule,
+                created_at: now,
+                started_at: None,
+                ended_at: None,
+            },
+            creator: staff.staff_id,
+        };
+        for _ in 0..8 {
+            let code = AccessCode::random();
+            if self.store.insert_meeting(&record, &self.keys.code_hmac(&code)).map_err(db)? {
+                let _ = self.store.audit(
+                    now,
+                    Some(record.info.id),
+                    Some(staff.staff_id),
+                    "meeting_created",
+                    None,
+                    "",
+                );
+                let response =
+                    Response::MeetingCreated { meeting: record.info, access_code: code.to_string() };
+                return Ok((response, Vec::new()));
+            }
+            record.info.id = Uuid::now_v7();
+        }
+        Err(internal())
+    }
+
+    fn list(&mut self, conn: ConnId) -> Handled {
+        let staff = self.staff(conn)?;
+        let meetings = self
+            .store
+            .open_meetings_of(staff.staff_id)
+            .map_err(db)?
+            .into_iter()
+            .map(|r| {
+                let room = self.rooms.get(&r.info.id);
+                MeetingSummary {
+                    meeting: room.map(|room| room.info().clone()).unwrap_or(r.info),
+                    participant_count: room.map_or(0, |r| r.in_meeting_count() as u32),
+                    waiting_count: room.map_or(0, |r| r.waiting_count() as u32),
+                }
+            })
+            .collect();
+        Ok((Response::Meetings { meetings }, Vec::new()))
+    }
+
+    fn code_failed(&mut self, now: UnixMillis, ip: std::net::IpAddr) -> ErrorBody {
+        self.metrics.failed_join();
+        let source = ip.to_string();
+        let (ip_locked, global_locked) = self.guard.failed(now, ip);
+        let _ = self.store.audit(now, None, None, "code_failed", Some(&source), "");
+        if ip_locked {
+            tracing::warn!(%source, "address locked out after failed access codes");
+            let _ = self.store.audit(now, None, None, "code_lockout_address", Some(&source), "");
+        }
+        if global_locked {
+            tracing::warn!("global access-code lock-out after many failed codes");
+            let _ = self.store.audit(now, None, None, "code_lockout_global", Some(&source), "");
+        }
+        e(ErrorCode::InvalidCode, "this access code is not valid")
+    }
+
+    fn join(
+        &mut self,
+        now: UnixMillis,
+        conn: ConnId,
+        code: &str,
+        display_name: &str,
+        media: clinicmeet_protocol::MediaState,
+    ) -> Handled {
+        let sess = self.session(conn)?;
+        if sess.bound.is_some() {
+            return Err(e(ErrorCode::InvalidState, "already in a meeting; leave it first"));
+        }
+        let ip = sess.addr.ip();
+        let staff = sess.staff.clone();
+        let display_name = clean_display_name(display_name)?;
+        if let Err(lock) = self.guard.check(now, ip, staff.is_some()) {
+            self.metrics.failed_join();
+            let detail = match lock {
+                Lockout::Address { .. } => "address",
+                Lockout::Global { .. } => "global",
+            };
+            let _ = self.store.audit(now, None, None, "code_attempt_refused", Some(&ip.to_string()), detail);
+            return Err(e(ErrorCode::RateLimited, "too many wrong access codes; try again later")
+                .retry_after(lock.retry_after_ms()));
+        }
+        let Ok(code) = AccessCode::parse(code) else { return Err(self.code_failed(now, ip)) };
+        let Some(record) = self.store.meeting_by_code(&self.keys.code_hmac(&code)).map_err(db)? else {
+            return Err(self.code_failed(now, ip));
+        };
+        let mid = record.info.id;
+        if let Some(room) = self.rooms.get(&mid) {
+            if room.is_over() {
+                return Err(e(ErrorCode::MeetingEnded, "this meeting has ended"));
+            }
+        } else if record.info.status.is_over() {
+            return Err(e(ErrorCode::MeetingEnded, "this meeting has ended"));
+        }
+        let total: usize = self.rooms.values().map(|r| r.participants().count()).sum();
+        if total >= self.cfg.max_participants {
+            return Err(e(ErrorCode::ServerBusy, "the relay is at capacity; try again later"));
+        }
+        if !self.rooms.contains_key(&mid) {
+            let room = self.load_room(record, now).map_err(db)?;
+            self.rooms.insert(mid, room);
+        }
+        let pid = Uuid::now_v7();
+        let joiner =
+            Joiner { id: pid, display_name, staff, media, resume_token: self.keys.resume_token(mid, pid) };
+        let room = self.rooms.get_mut(&mid).ok_or_else(internal)?;
+        let o = room.join(now, joiner)?;
+        self.bind(conn, mid, pid);
+        Ok((entry_response(o.reply), o.effects))
+    }
+
+    fn bind(&mut self, conn: ConnId, mid: MeetingId, pid: ParticipantId) {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.bound = Some((mid, pid));
+        }
+        self.conn_of.insert(pid, conn);
+    }
+
+    fn resume(&mut self, now: UnixMillis, conn: ConnId, token: &str) -> Handled {
+        if self.session(conn)?.bound.is_some() {
+            return Err(e(ErrorCode::InvalidState, "already in a meeting; leave it first"));
+        }
+        let Some((mid, pid)) = self.keys.verify_resume_token(token) else {
+            return Err(e(ErrorCode::ResumeFailed, "this resume token is not valid"));
+        };
+        let Some(room) = self.rooms.get_mut(&mid) else {
+            return match self.store.meeting(mid).map_err(db)? {
+                Some(r) if r.info.status.is_over() => {
+                    Err(e(ErrorCode::MeetingEnded, "this meeting has ended"))
+                }
+                _ => Err(e(ErrorCode::ResumeFailed, "that place in the meeting is gone; join again")),
+            };
+        };
+        let o = room.resume(now, pid)?;
+        let effects = o.effects;
+        // An older connection still holding this place is closed.
+        if let Some(old) = self.conn_of.remove(&pid) {
+            if let Some(s) = self.sessions.get_mut(&old) {
+                s.bound = None;
+            }
+            self.pending_close.push(old);
+        }
+        self.bind(conn, mid, pid);
+        Ok((entry_response(o.reply), effects))
+    }
+
+    fn send_chat(
+        &mut self,
+        now: UnixMillis,
+        conn: ConnId,
+        client_msg_id: Uuid,
+        text: &str,
+        staff_only: bool,
+    ) -> Handled {
+        let (rate, burst) = (self.cfg.chat_rate, self.cfg.chat_burst);
+        let (_, pid) = self.bound(conn)?;
+        let bucket = self.chat_buckets.entry(pid).or_insert_with(|| TokenBucket::new(rate, burst, now));
+        if let Err(ms) = bucket.take(now) {
+            return Err(e(ErrorCode::RateLimited, "too many chat messages; slow down").retry_after(ms));
+        }
+        let (room, pid) = self.room_of(conn)?;
+        let o = room.send_chat(now, pid, client_msg_id, text, staff_only)?;
+        if !o.effects.is_empty() {
+            self.metrics.chat_message();
+        }
+        Ok((Response::ChatAccepted { message: o.reply }, o.effects))
+    }
+
+    fn history(
+        &mut self,
+        conn: ConnId,
+        meeting_id: Option<MeetingId>,
+        since: u64,
+        notes_since: u64,
+        limit: u32,
+    ) -> Handled {
+        let limit = limit.clamp(1, MAX_HISTORY_PAGE);
+        let sess = self.session(conn)?;
+        let bound = sess.bound;
+        let (mid, notes) = match (bound, meeting_id) {
+            (Some((mid, pid)), None) => {
+                let room =
+                    self.rooms.get(&mid).ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))?;
+                match room.participant(pid) {
+                    Some(p) if p.presence == crate::room::Presence::InMeeting => {}
+                    _ => return Err(e(ErrorCode::InvalidState, "you are in the waiting room")),
+                }
+                (mid, room.reads_notes(pid))
+            }
+            (Some((mid, pid)), Some(m)) if m == mid => {
+                let room =
+                    self.rooms.get(&mid).ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))?;
+                match room.participant(pid) {
+                    Some(p) if p.presence == crate::room::Presence::InMeeting => {}
+                    _ => return Err(e(ErrorCode::InvalidState, "you are in the waiting room")),
+                }
+                (mid, room.reads_notes(pid))
+            }
+            (_, Some(m)) => {
+                let staff = self.staff(conn)?;
+                if !self.store.staff_took_part(m, staff.staff_id).map_err(db)? {
+                    return Err(e(ErrorCode::NotFound, "no such meeting among yours"));
+                }
+                (m, true)
+            }
+            (None, None) => return Err(e(ErrorCode::InvalidState, "join a meeting first")),
+        };
+        let (mut messages, mut more) =
+            self.store.chat_history(mid, since, notes, notes_since, limit).map_err(db)?;
+        let mut size = 0;
+        if let Some(cut) = messages.iter().position(|m| {
+            size += approx_size(m);
+            size > HISTORY_BYTES
+        }) {
+            messages.truncate(cut.max(1));
+            more = true;
+        }
+        Ok((Response::ChatHistory { messages, more }, Vec::new()))
+    }
+}
+
+fn entry_response(entry: Entry) -> Response {
+    match entry {
+        Entry::Joined(js) => Response::Joined(js),
+        Entry::Waiting { participant_id, resume_token, meeting } => {
+            Response::Waiting { participant_id, resume_token, meeting }
+        }
+    }
+}
+
+fn internal() -> ErrorBody {
+    e(ErrorCode::Internal, "internal error on the relay")
+}
+
+fn db(err: crate::error::RelayError) -> ErrorBody {
+    tracing::error!(%err, "database error");
+    internal()
+}

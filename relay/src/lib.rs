@@ -1,0 +1,25 @@
+//! ClinicMeet relay: QUIC signaling, meetings and chat, with SQLite storage.
+//!
+//! Layers, from pure to I/O:
+//! * [`room`]: one meeting's state machine (participants, roles, waiting room,
+//!   host handover, chat sequencing), sans-IO with explicit `now`.
+//! * [`limits`]: token buckets and the access-code guard, sans-IO.
+//! * [`hub`]: the signaling service over all meetings: sessions, requests,
+//!   replies and events, backed by [`store`].
+//! * [`store`]: SQLite (WAL, migrations).
+//! * [`server`], [`http`]: quinn endpoint and the operators' HTTP port.
+//! * [`cert`], [`keys`], [`config`]: identity, secrets and configuration.
+
+pub mod cert;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod hub;
+pub mod keys;
+pub mod limits;
+pub mod metrics;
+pub mod room;
+pub mod server;
+pub mod store;
+
+pub use error::RelayError;

@@ -1,0 +1,162 @@
+//! `clinicmeet-relay`: runs the relay (default), prints its pin, manages staff.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use clap::Parser as _;
+use clinicmeet_relay::cert::{self, Identity};
+use clinicmeet_relay::config::{self, Cli, Command, Settings, StaffCommand};
+use clinicmeet_relay::hub::Hub;
+use clinicmeet_relay::keys::{self, Keys};
+use clinicmeet_relay::metrics::Metrics;
+use clinicmeet_relay::server::{self, unix_now};
+use clinicmeet_relay::store::Store;
+
+/// The one line `serve` prints on stdout once it listens (tests wait for it).
+#[derive(serde::Serialize)]
+struct ReadyLine<'a> {
+    event: &'static str,
+    quic: String,
+    pin: &'a str,
+    http: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLINICMEET_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let settings = config::resolve(cli.opts)?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Pin => {
+            let id = identity(&settings)?;
+            println!("{}", id.pin()?);
+            Ok(())
+        }
+        Command::Staff(cmd) => staff(&settings, cmd),
+    }
+}
+
+fn identity(s: &Settings) -> anyhow::Result<Identity> {
+    Ok(match &s.cert {
+        Some((c, k)) => cert::load_pem(c, k)?,
+        None => cert::load_or_create(&s.data_dir, &s.public_names)?,
+    })
+}
+
+fn staff(s: &Settings, cmd: StaffCommand) -> anyhow::Result<()> {
+    let store = Store::open(&s.db_path(), s.sqlite_sync)?;
+    let now = unix_now();
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        StaffCommand::Add { name } => {
+            let name = clinicmeet_protocol::limits::clean_text("name", &name, 100, true, false)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let code = keys::new_enrollment_code();
+            let hash = keys::hash_secret(&keys::normalize_enrollment_code(&code));
+            let id = store.add_staff(&name, &hash, now, now + s.hub.enrollment_ttl_ms)?;
+            let v = serde_json::json!({"staff_id": id, "name": name, "enrollment_code": code});
+            writeln!(out, "{v}")?;
+        }
+        StaffCommand::List => {
+            for row in store.list_staff()? {
+                writeln!(out, "{}", serde_json::to_string(&row)?)?;
+            }
+        }
+        StaffCommand::Remove { staff_id } => {
+            let id = uuid::Uuid::parse_str(staff_id.trim()).context("staff id is not a UUID")?;
+            if !store.remove_staff(id, now)? {
+                bail!("no active staff member with id {id}");
+            }
+            writeln!(out, "{}", serde_json::json!({"staff_id": id, "removed": true}))?;
+        }
+    }
+    Ok(())
+}
+
+fn serve(s: Settings) -> anyhow::Result<()> {
+    let id = identity(&s)?;
+    let pin = id.pin()?;
+    tracing::info!(source = %id.source.display(), fingerprint = %id.fingerprint()?, %pin, "certificate");
+    let store = Store::open(&s.db_path(), s.sqlite_sync)?;
+    let keys = Keys::load(&s.data_dir)?;
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(s.hub.clone(), store, keys, metrics.clone(), unix_now())?;
+    let quic = cert::quic_server_config(&id, s.keep_alive, s.idle_timeout)?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async move {
+        let http_addr = match s.http_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding HTTP {addr}"))?;
+                let local = listener.local_addr()?;
+                tokio::spawn(clinicmeet_relay::http::serve(listener, metrics.clone()));
+                Some(local)
+            }
+            None => None,
+        };
+        let endpoint =
+            quinn::Endpoint::server(quic, s.listen).with_context(|| format!("binding QUIC {}", s.listen))?;
+        let quic_addr = endpoint.local_addr()?;
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        let hub_thread =
+            std::thread::Builder::new().name("hub".into()).spawn(move || server::run_hub(hub, rx))?;
+
+        let ready = ReadyLine {
+            event: "listening",
+            quic: quic_addr.to_string(),
+            pin: &pin,
+            http: http_addr.map(|a| a.to_string()),
+        };
+        let ready = serde_json::to_string(&ready)?;
+        {
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{ready}")?;
+            stdout.flush()?;
+        }
+        tracing::info!(%quic_addr, http = ?http_addr, data_dir = %s.data_dir.display(), "relay listening");
+
+        let accept = tokio::spawn(server::accept_loop(endpoint.clone(), tx));
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        endpoint.close(0u32.into(), b"relay shutting down");
+        accept.abort();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;
+        drop(hub_thread);
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,762 @@
+//! The relay's SQLite database: staff and their devices, meetings and their
+//! access codes (as HMACs), participants, the chat log and the audit log.
+//! WAL mode, so the admin subcommands can work while the server runs.
+
+use std::path::Path;
+use std::time::Duration;
+
+use clinicmeet_protocol::{
+    ChatMessage, MediaState, MeetingId, MeetingInfo, MeetingKind, MeetingSettings, MeetingStatus,
+    ParticipantId, Schedule, StaffId, StaffIdentity, UnixMillis,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use uuid::Uuid;
+
+use crate::error::RelayError;
+use crate::room::{role_from_str, role_str, MeetingRecord, Participant, Presence, Write};
+
+/// Versioned migrations; the index + 1 is the schema version.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE staff (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    removed_at INTEGER
+);
+CREATE TABLE enrollment_codes (
+    code_hash BLOB PRIMARY KEY,
+    staff_id TEXT NOT NULL REFERENCES staff(id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at INTEGER
+);
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    staff_id TEXT NOT NULL REFERENCES staff(id),
+    name TEXT NOT NULL,
+    credential_hash BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER,
+    revoked_at INTEGER
+);
+CREATE TABLE meetings (
+    id TEXT PRIMARY KEY,
+    code_hmac BLOB NOT NULL UNIQUE,
+    creator_staff_id TEXT NOT NULL REFERENCES staff(id),
+    host_name TEXT NOT NULL,
+    title TEXT NOT NULL,
+    description TEXT,
+    kind TEXT NOT NULL,
+    patient_reference TEXT,
+    schedule_start INTEGER,
+    schedule_tz TEXT,
+    settings TEXT NOT NULL,
+    status TEXT NOT NULL,
+    locked INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    ended_at INTEGER
+);
+CREATE INDEX meetings_status ON meetings(status);
+CREATE TABLE participants (
+    id TEXT PRIMARY KEY,
+    meeting_id TEXT NOT NULL REFERENCES meetings(id),
+    display_name TEXT NOT NULL,
+    staff_id TEXT,
+    role TEXT NOT NULL,
+    presence TEXT NOT NULL,
+    media TEXT NOT NULL,
+    joined_at INTEGER NOT NULL,
+    entered_at INTEGER,
+    arrival INTEGER NOT NULL,
+    left_at INTEGER,
+    leave_reason TEXT
+);
+CREATE INDEX participants_meeting ON participants(meeting_id, left_at);
+CREATE TABLE chat (
+    meeting_id TEXT NOT NULL REFERENCES meetings(id),
+    staff_only INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    client_msg_id TEXT NOT NULL,
+    sender_id TEXT NOT NULL,
+    sender_name TEXT NOT NULL,
+    sender_verified INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    sent_at INTEGER NOT NULL,
+    UNIQUE (meeting_id, client_msg_id),
+    UNIQUE (meeting_id, staff_only, seq)
+);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    meeting_id TEXT,
+    participant_id TEXT,
+    staff_id TEXT,
+    action TEXT NOT NULL,
+    source TEXT,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_at ON audit(at);
+"#];
+
+/// How hard SQLite works to keep a commit across power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// fsync on every commit (default): an acknowledged chat message survives a power cut.
+    Full,
+    /// fsync at checkpoints: survives a process crash, not a power cut.
+    Normal,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+/// A staff member as `staff list` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StaffRow {
+    pub staff_id: StaffId,
+    pub name: String,
+    pub created_at: UnixMillis,
+    pub removed: bool,
+    pub active_devices: u32,
+}
+
+/// An audit row (for tests and operators).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRow {
+    pub at: UnixMillis,
+    pub meeting_id: Option<String>,
+    pub participant_id: Option<String>,
+    pub action: String,
+    pub source: Option<String>,
+    pub detail: String,
+}
+
+fn kind_str(k: MeetingKind) -> &'static str {
+    match k {
+        MeetingKind::Video => "video",
+        MeetingKind::AudioOnly => "audio_only",
+        MeetingKind::Consultation => "consultation",
+    }
+}
+
+fn kind_from(s: &str) -> MeetingKind {
+    match s {
+        "audio_only" => MeetingKind::AudioOnly,
+        "consultation" => MeetingKind::Consultation,
+        _ => MeetingKind::Video,
+    }
+}
+
+fn status_from(s: &str) -> MeetingStatus {
+    match s {
+        "active" => MeetingStatus::Active,
+        "ended" => MeetingStatus::Ended,
+        "cancelled" => MeetingStatus::Cancelled,
+        "completed" => MeetingStatus::Completed,
+        _ => MeetingStatus::Scheduled,
+    }
+}
+
+fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+    let s: String = row.get(idx)?;
+    Uuid::parse_str(&s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+const MEETING_COLS: &str = "id, creator_staff_id, host_name, title, description, kind, patient_reference, \
+     schedule_start, schedule_tz, settings, status, locked, created_at, started_at, ended_at";
+
+fn meeting_row(row: &Row<'_>) -> rusqlite::Result<MeetingRecord> {
+    let settings: String = row.get(9)?;
+    let settings: MeetingSettings = serde_json::from_str(&settings).unwrap_or_default();
+    let schedule_start: Option<i64> = row.get(7)?;
+    let schedule_tz: Option<String> = row.get(8)?;
+    let kind: String = row.get(5)?;
+    let status: String = row.get(10)?;
+    Ok(MeetingRecord {
+        info: MeetingInfo {
+            id: uuid_col(row, 0)?,
+            host_name: row.get(2)?,
+            title: row.get(3)?,
+            description: row.get(4)?,
+            kind: kind_from(&kind),
+            patient_reference: row.get(6)?,
+            schedule: schedule_start
+                .map(|start| Schedule { start, time_zone: schedule_tz.unwrap_or_default() }),
+            settings,
+            status: status_from(&status),
+            locked: row.get::<_, i64>(11)? != 0,
+            created_at: row.get(12)?,
+            started_at: row.get(13)?,
+            ended_at: row.get(14)?,
+        },
+        creator: uuid_col(row, 1)?,
+    })
+}
+
+fn chat_row(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
+    Ok(ChatMessage {
+        meeting_id: uuid_col(row, 0)?,
+        staff_only: row.get::<_, i64>(1)? != 0,
+        seq: row.get::<_, i64>(2)? as u64,
+        client_msg_id: uuid_col(row, 3)?,
+        sender_id: uuid_col(row, 4)?,
+        sender_name: row.get(5)?,
+        sender_verified: row.get::<_, i64>(6)? != 0,
+        text: row.get(7)?,
+        sent_at: row.get(8)?,
+    })
+}
+
+const CHAT_COLS: &str =
+    "meeting_id, staff_only, seq, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at";
+
+impl Store {
+    /// Opens (creating if needed) the database and runs pending migrations.
+    pub fn open(path: &Path, sync: SyncMode) -> Result<Store, RelayError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", if sync == SyncMode::Full { "FULL" } else { "NORMAL" })?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), RelayError> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let v = i as i64 + 1;
+            if v > version {
+                let tx = self.conn.transaction()?;
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", v)?;
+                tx.commit()?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64, RelayError> {
+        Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    // -----------------------------------------------------------------------
+    // Staff
+
+    pub fn add_staff(
+        &self,
+        name: &str,
+        enrollment_hash: &[u8],
+        now: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> Result<StaffId, RelayError> {
+        let id = Uuid::now_v7();
+        self.conn.execute(
+            "INSERT INTO staff (id, name, created_at) VALUES (?1, ?2, ?3)",
+            params![id.to_string(), name, now],
+        )?;
+        self.conn.execute(
+            "INSERT INTO enrollment_codes (code_hash, staff_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![enrollment_hash, id.to_string(), now, expires_at],
+        )?;
+        Ok(id)
+    }
+
+    pub fn list_staff(&self) -> Result<Vec<StaffRow>, RelayError> {
+        let mut st = self.conn.prepare(
+            "SELECT s.id, s.name, s.created_at, s.removed_at IS NOT NULL, \
+             (SELECT COUNT(*) FROM devices d WHERE d.staff_id = s.id AND d.revoked_at IS NULL) \
+             FROM staff s ORDER BY s.created_at",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(StaffRow {
+                staff_id: uuid_col(r, 0)?,
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+                removed: r.get(3)?,
+                active_devices: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Removes a staff member and revokes all their devices. False if unknown.
+    pub fn remove_staff(&self, id: StaffId, now: UnixMillis) -> Result<bool, RelayError> {
+        let n = self.conn.execute(
+            "UPDATE staff SET removed_at = ?2 WHERE id = ?1 AND removed_at IS NULL",
+            params![id.to_string(), now],
+        )?;
+        self.conn.execute(
+            "UPDATE devices SET revoked_at = ?2 WHERE staff_id = ?1 AND revoked_at IS NULL",
+            params![id.to_string(), now],
+        )?;
+        self.conn.execute(
+            "UPDATE enrollment_codes SET used_at = ?2 WHERE staff_id = ?1 AND used_at IS NULL",
+            params![id.to_string(), now],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Spends a one-time enrollment code and registers a device. `None` when the
+    /// code is unknown, used, expired or its staff member was removed.
+    pub fn enroll(
+        &mut self,
+        code_hash: &[u8],
+        device_name: &str,
+        credential_hash: &[u8],
+        now: UnixMillis,
+    ) -> Result<Option<StaffIdentity>, RelayError> {
+        let tx = self.conn.transaction()?;
+        let found: Option<(String, String)> = tx
+            .query_row(
+                "SELECT s.id, s.name FROM enrollment_codes e JOIN staff s ON s.id = e.staff_id \
+                 WHERE e.code_hash = ?1 AND e.used_at IS NULL AND e.expires_at > ?2 AND s.removed_at IS NULL",
+                params![code_hash, now],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((staff_id, name)) = found else { return Ok(None) };
+        tx.execute("UPDATE enrollment_codes SET used_at = ?2 WHERE code_hash = ?1", params![code_hash, now])?;
+        tx.execute(
+            "INSERT INTO devices (id, staff_id, name, credential_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![Uuid::now_v7().to_string(), staff_id, device_name, credential_hash, now],
+        )?;
+        tx.commit()?;
+        let staff_id = Uuid::parse_str(&staff_id).map_err(|_| RelayError::Corrupt("staff id"))?;
+        Ok(Some(StaffIdentity { staff_id, name }))
+    }
+
+    /// The staff identity behind a device credential, if it is valid and not revoked.
+    pub fn staff_for_credential(
+        &self,
+        credential_hash: &[u8],
+        now: UnixMillis,
+    ) -> Result<Option<StaffIdentity>, RelayError> {
+        let found: Option<(String, String)> = self
+            .conn
+            .query_row(
+                "SELECT s.id, s.name FROM devices d JOIN staff s ON s.id = d.staff_id \
+                 WHERE d.credential_hash = ?1 AND d.revoked_at IS NULL AND s.removed_at IS NULL",
+                params![credential_hash],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((id, name)) = found else { return Ok(None) };
+        self.conn.execute(
+            "UPDATE devices SET last_seen_at = ?2 WHERE credential_hash = ?1",
+            params![credential_hash, now],
+        )?;
+        let staff_id = Uuid::parse_str(&id).map_err(|_| RelayError::Corrupt("staff id"))?;
+        Ok(Some(StaffIdentity { staff_id, name }))
+    }
+
+    // -----------------------------------------------------------------------
+    // Meetings
+
+    /// Inserts a meeting; false when the code HMAC collides with another meeting.
+    pub fn insert_meeting(&self, m: &MeetingRecord, code_hmac: &[u8]) -> Result<bool, RelayError> {
+        let i = &m.info;
+        let settings = serde_json::to_string(&i.settings).map_err(|e| RelayError::Internal(e.to_string()))?;
+        let res = self.conn.execute(
+            "INSERT INTO meetings (id, code_hmac, creator_staff_id, host_name, title, description, kind, \
+             patient_reference, schedule_start, schedule_tz, settings, status, locked, created_at, started_at, ended_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            params![
+                i.id.to_string(),
+                code_hmac,
+                m.creator.to_string(),
+                i.host_name,
+                i.title,
+                i.description,
+                kind_str(i.kind),
+                i.patient_reference,
+                i.schedule.as_ref().map(|s| s.start),
+                i.schedule.as_ref().map(|s| s.time_zone.clone()),
+                settings,
+                i.status.as_str(),
+                i.locked as i64,
+                i.created_at,
+                i.started_at,
+                i.ended_at
+            ],
+        );
+        match res {
+            Ok(_) => Ok(true),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn meeting_by_code(&self, code_hmac: &[u8]) -> Result<Option<MeetingRecord>, RelayError> {
+        let sql = format!("SELECT {MEETING_COLS} FROM meetings WHERE code_hmac = ?1");
+        Ok(self.conn.query_row(&sql, params![code_hmac], meeting_row).optional()?)
+    }
+
+    pub fn meeting(&self, id: MeetingId) -> Result<Option<MeetingRecord>, RelayError> {
+        let sql = format!("SELECT {MEETING_COLS} FROM meetings WHERE id = ?1");
+        Ok(self.conn.query_row(&sql, params![id.to_string()], meeting_row).optional()?)
+    }
+
+    /// Meetings created by a staff member that are not over.
+    pub fn open_meetings_of(&self, staff: StaffId) -> Result<Vec<MeetingRecord>, RelayError> {
+        let sql = format!(
+            "SELECT {MEETING_COLS} FROM meetings WHERE creator_staff_id = ?1 \
+             AND status IN ('scheduled', 'active') ORDER BY created_at"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(params![staff.to_string()], meeting_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Meetings that are not over and still have participants (to restore after a restart).
+    pub fn meetings_to_restore(&self) -> Result<Vec<MeetingRecord>, RelayError> {
+        let sql = format!(
+            "SELECT {MEETING_COLS} FROM meetings m WHERE status IN ('scheduled', 'active') AND EXISTS \
+             (SELECT 1 FROM participants p WHERE p.meeting_id = m.id AND p.left_at IS NULL)"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map([], meeting_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn present_participants(&self, meeting: MeetingId) -> Result<Vec<Participant>, RelayError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, display_name, staff_id, role, presence, media, joined_at, entered_at, arrival \
+             FROM participants WHERE meeting_id = ?1 AND left_at IS NULL ORDER BY arrival",
+        )?;
+        let rows = st.query_map(params![meeting.to_string()], |r| {
+            let staff: Option<String> = r.get(2)?;
+            let role: String = r.get(3)?;
+            let presence: String = r.get(4)?;
+            let media: String = r.get(5)?;
+            Ok(Participant {
+                id: uuid_col(r, 0)?,
+                display_name: r.get(1)?,
+                staff: staff.and_then(|s| Uuid::parse_str(&s).ok()),
+                role: role_from_str(&role).unwrap_or(clinicmeet_protocol::Role::Guest),
+                presence: if presence == "in_meeting" { Presence::InMeeting } else { Presence::Waiting },
+                media: serde_json::from_str::<MediaState>(&media).unwrap_or_default(),
+                joined_at: r.get(6)?,
+                entered_at: r.get(7)?,
+                connected: false,
+                disconnected_at: None,
+                arrival: r.get::<_, i64>(8)? as u64,
+                resume_token: String::new(),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether a staff member created or joined the meeting.
+    pub fn staff_took_part(&self, meeting: MeetingId, staff: StaffId) -> Result<bool, RelayError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM meetings WHERE id = ?1 AND creator_staff_id = ?2) + \
+             (SELECT COUNT(*) FROM participants WHERE meeting_id = ?1 AND staff_id = ?2)",
+            params![meeting.to_string(), staff.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Participant ids that have ever been in a meeting (to validate resume after restart).
+    pub fn participant_meeting(&self, pid: ParticipantId) -> Result<Option<MeetingId>, RelayError> {
+        let s: Option<String> = self
+            .conn
+            .query_row("SELECT meeting_id FROM participants WHERE id = ?1", params![pid.to_string()], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(s.and_then(|s| Uuid::parse_str(&s).ok()))
+    }
+
+    // -----------------------------------------------------------------------
+    // Chat
+
+    /// All messages of a meeting (to rebuild the dedup table).
+    pub fn all_chat(&self, meeting: MeetingId) -> Result<Vec<ChatMessage>, RelayError> {
+        let sql = format!("SELECT {CHAT_COLS} FROM chat WHERE meeting_id = ?1 ORDER BY rowid");
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map(params![meeting.to_string()], chat_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// History: chat with seq > since, and (when `notes`) notes with seq > notes_since,
+    /// in the order the relay accepted them. Returns (messages, more).
+    pub fn chat_history(
+        &self,
+        meeting: MeetingId,
+        since: u64,
+        notes: bool,
+        notes_since: u64,
+        limit: u32,
+    ) -> Result<(Vec<ChatMessage>, bool), RelayError> {
+        let sql = format!(
+            "SELECT {CHAT_COLS} FROM chat WHERE meeting_id = ?1 AND \
+             ((staff_only = 0 AND seq > ?2) OR (staff_only = 1 AND ?3 AND seq > ?4)) ORDER BY rowid LIMIT ?5"
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map(
+            params![meeting.to_string(), since as i64, notes, notes_since as i64, i64::from(limit) + 1],
+            chat_row,
+        )?;
+        let mut v: Vec<ChatMessage> = rows.collect::<Result<_, _>>()?;
+        let more = v.len() > limit as usize;
+        v.truncate(limit as usize);
+        Ok((v, more))
+    }
+
+    // -----------------------------------------------------------------------
+    // Writes from the room
+
+    /// Performs the room's writes in one transaction.
+    pub fn apply(&mut self, writes: &[&Write], now: UnixMillis) -> Result<(), RelayError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        for w in writes {
+            match w {
+                Write::MeetingState(i) => {
+                    tx.prepare_cached(
+                        "UPDATE meetings SET status = ?2, locked = ?3, started_at = ?4, ended_at = ?5 WHERE id = ?1",
+                    )?
+                    .execute(params![i.id.to_string(), i.status.as_str(), i.locked as i64, i.started_at, i.ended_at])?;
+                }
+                Write::Participant { meeting_id, participant: p } => {
+                    let media =
+                        serde_json::to_string(&p.media).map_err(|e| RelayError::Internal(e.to_string()))?;
+                    tx.prepare_cached(
+                        "INSERT INTO participants (id, meeting_id, display_name, staff_id, role, presence, media, \
+                         joined_at, entered_at, arrival) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                         ON CONFLICT(id) DO UPDATE SET role = excluded.role, presence = excluded.presence, \
+                         media = excluded.media, entered_at = excluded.entered_at",
+                    )?
+                    .execute(params![
+                        p.id.to_string(),
+                        meeting_id.to_string(),
+                        p.display_name,
+                        p.staff.map(|s| s.to_string()),
+                        role_str(p.role),
+                        p.presence.as_str(),
+                        media,
+                        p.joined_at,
+                        p.entered_at,
+                        p.arrival as i64
+                    ])?;
+                }
+                Write::ParticipantLeft { participant_id, at, reason } => {
+                    tx.prepare_cached(
+                        "UPDATE participants SET left_at = ?2, leave_reason = ?3 WHERE id = ?1",
+                    )?
+                    .execute(params![participant_id.to_string(), at, reason])?;
+                }
+                Write::Chat(m) => {
+                    tx.prepare_cached(
+                        "INSERT INTO chat (meeting_id, staff_only, seq, client_msg_id, sender_id, sender_name, \
+                         sender_verified, text, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?
+                    .execute(params![
+                        m.meeting_id.to_string(),
+                        m.staff_only,
+                        m.seq as i64,
+                        m.client_msg_id.to_string(),
+                        m.sender_id.to_string(),
+                        m.sender_name,
+                        m.sender_verified,
+                        m.text,
+                        m.sent_at
+                    ])?;
+                }
+                Write::Audit { meeting_id, participant_id, action, detail } => {
+                    tx.prepare_cached(
+                        "INSERT INTO audit (at, meeting_id, participant_id, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![
+                        now,
+                        meeting_id.to_string(),
+                        participant_id.map(|p| p.to_string()),
+                        action,
+                        detail
+                    ])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// An audit entry from outside a room (failed codes, enrollment, creation).
+    pub fn audit(
+        &self,
+        now: UnixMillis,
+        meeting: Option<MeetingId>,
+        staff: Option<StaffId>,
+        action: &str,
+        source: Option<&str>,
+        detail: &str,
+    ) -> Result<(), RelayError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit (at, meeting_id, staff_id, action, source, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                now,
+                meeting.map(|m| m.to_string()),
+                staff.map(|s| s.to_string()),
+                action,
+                source,
+                detail
+            ])?;
+        Ok(())
+    }
+
+    pub fn audit_rows(&self, action: Option<&str>) -> Result<Vec<AuditRow>, RelayError> {
+        let mut st = self.conn.prepare(
+            "SELECT at, meeting_id, participant_id, action, source, detail FROM audit \
+             WHERE ?1 IS NULL OR action = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map(params![action], |r| {
+            Ok(AuditRow {
+                at: r.get(0)?,
+                meeting_id: r.get(1)?,
+                participant_id: r.get(2)?,
+                action: r.get(3)?,
+                source: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes chat of meetings ended before `chat_before` and audit rows older
+    /// than `audit_before`. Returns (chat rows, audit rows) deleted.
+    pub fn purge(
+        &self,
+        chat_before: UnixMillis,
+        audit_before: UnixMillis,
+    ) -> Result<(usize, usize), RelayError> {
+        let chat = self.conn.execute(
+            "DELETE FROM chat WHERE meeting_id IN \
+             (SELECT id FROM meetings WHERE ended_at IS NOT NULL AND ended_at < ?1)",
+            params![chat_before],
+        )?;
+        let audit = self.conn.execute("DELETE FROM audit WHERE at < ?1", params![audit_before])?;
+        Ok((chat, audit))
+    }
+
+    /// Counts for metrics: (meetings active, chat messages stored).
+    pub fn counts(&self) -> Result<(i64, i64), RelayError> {
+        let active: i64 =
+            self.conn.query_row("SELECT COUNT(*) FROM meetings WHERE status = 'active'", [], |r| r.get(0))?;
+        let chat: i64 = self.conn.query_row("SELECT COUNT(*) FROM chat", [], |r| r.get(0))?;
+        Ok((active, chat))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(creator: StaffId) -> MeetingRecord {
+        MeetingRecord {
+            info: MeetingInfo {
+                id: Uuid::now_v7(),
+                title: "Ward round".into(),
+                description: None,
+                kind: MeetingKind::Video,
+                status: MeetingStatus::Scheduled,
+                host_name: "Dr A".into(),
+                locked: false,
+                settings: MeetingSettings::default(),
+                patient_reference: None,
+                schedule: Some(Schedule { start: 5, time_zone: "Europe/Berlin".into() }),
+                created_at: 1,
+                started_at: None,
+                ended_at: None,
+            },
+            creator,
+        }
+    }
+
+    #[test]
+    fn migrations_staff_meetings_and_chat_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let meeting;
+        {
+            let mut s = Store::open(&path, SyncMode::Normal).unwrap();
+            assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+            let staff = s.add_staff("Dr A", b"enroll-hash", 0, 1000).unwrap();
+            assert!(s.enroll(b"wrong", "laptop", b"cred", 10).unwrap().is_none());
+            let who = s.enroll(b"enroll-hash", "laptop", b"cred", 10).unwrap().unwrap();
+            assert_eq!(who.staff_id, staff);
+            assert!(s.enroll(b"enroll-hash", "laptop2", b"cred2", 11).unwrap().is_none(), "one-time code");
+            assert_eq!(s.staff_for_credential(b"cred", 12).unwrap().unwrap().name, "Dr A");
+            let m = record(staff);
+            assert!(s.insert_meeting(&m, b"hmac1").unwrap());
+            assert!(!s.insert_meeting(&record(staff), b"hmac1").unwrap(), "code collision detected");
+            meeting = m.info.id;
+            let msg = ChatMessage {
+                meeting_id: meeting,
+                seq: 1,
+                client_msg_id: Uuid::now_v7(),
+                sender_id: Uuid::now_v7(),
+                sender_name: "A".into(),
+                sender_verified: true,
+                text: "hello".into(),
+                staff_only: false,
+                sent_at: 3,
+            };
+            s.apply(&[&Write::Chat(msg.clone())], 3).unwrap();
+            assert!(s.apply(&[&Write::Chat(msg)], 3).is_err(), "client_msg_id unique per meeting");
+            assert!(s.remove_staff(staff, 20).unwrap());
+            assert!(s.staff_for_credential(b"cred", 21).unwrap().is_none(), "revoked");
+        }
+        let s = Store::open(&path, SyncMode::Normal).unwrap();
+        let m = s.meeting_by_code(b"hmac1").unwrap().unwrap();
+        assert_eq!(m.info.id, meeting);
+        assert_eq!(m.info.schedule.unwrap().time_zone, "Europe/Berlin");
+        let (h, more) = s.chat_history(meeting, 0, false, 0, 10).unwrap();
+        assert_eq!((h.len(), more), (1, false));
+        assert!(s.meeting_by_code(b"nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn purge_removes_old_chat_and_audit_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("r.db"), SyncMode::Normal).unwrap();
+        let staff = s.add_staff("Dr A", b"e", 0, 10).unwrap();
+        let mut old = record(staff);
+        old.info.ended_at = Some(100);
+        let young = record(staff);
+        s.insert_meeting(&old, b"a").unwrap();
+        s.insert_meeting(&young, b"b").unwrap();
+        for (m, seq) in [(old.info.id, 1), (young.info.id, 1)] {
+            let msg = ChatMessage {
+                meeting_id: m,
+                seq,
+                client_msg_id: Uuid::now_v7(),
+                sender_id: Uuid::now_v7(),
+                sender_name: "A".into(),
+                sender_verified: false,
+                text: "x".into(),
+                staff_only: false,
+                sent_at: 1,
+            };
+            s.apply(&[&Write::Chat(msg)], 1).unwrap();
+        }
+        s.audit(50, None, None, "code_failed", Some("1.2.3.4"), "").unwrap();
+        s.audit(500, None, None, "code_failed", Some("1.2.3.4"), "").unwrap();
+        assert_eq!(s.purge(200, 100).unwrap(), (1, 1));
+        assert_eq!(s.chat_history(young.info.id, 0, false, 0, 10).unwrap().0.len(), 1);
+        assert_eq!(s.audit_rows(None).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,224 @@
+//! A tiny raw QUIC client and a relay process launcher for the integration tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clinicmeet_protocol::frame::{self, FrameDecoder};
+use clinicmeet_protocol::{ClientMessage, Event, Request, Response, ServerMessage};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+pub struct Relay {
+    pub child: Child,
+    pub quic: SocketAddr,
+    pub pin: String,
+    pub http: Option<String>,
+    pub data_dir: PathBuf,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_clinicmeet-relay")
+}
+
+/// Starts the relay on an ephemeral port and waits for its ready line.
+pub fn start(data_dir: &Path, extra: &[&str]) -> Relay {
+    let mut child = Command::new(bin())
+        .args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn relay");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
+    assert_eq!(v["event"], "listening");
+    Relay {
+        child,
+        quic: v["quic"].as_str().unwrap().parse().unwrap(),
+        pin: v["pin"].as_str().unwrap().to_string(),
+        http: v["http"].as_str().map(str::to_string),
+        data_dir: data_dir.to_path_buf(),
+    }
+}
+
+/// `staff add NAME` → (staff_id, enrollment_code).
+pub fn add_staff(data_dir: &Path, name: &str) -> (String, String) {
+    let out = Command::new(bin())
+        .args(["--data-dir", data_dir.to_str().unwrap(), "staff", "add", name])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (v["staff_id"].as_str().unwrap().into(), v["enrollment_code"].as_str().unwrap().into())
+}
+
+#[derive(Debug)]
+struct PinVerifier {
+    pin: String,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let pin = clinicmeet_relay::cert::spki_pin(end_entity)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        if pin == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("pin mismatch".into()))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 not used".into()))
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+pub fn endpoint(pin: &str) -> quinn::Endpoint {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinVerifier { pin: pin.into(), provider }))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![clinicmeet_protocol::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    ep
+}
+
+pub struct Client {
+    pub conn: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    dec: FrameDecoder,
+    next_id: u64,
+    /// Events received while waiting for replies.
+    pub events: Vec<Event>,
+}
+
+impl Client {
+    pub async fn connect(relay: &Relay) -> Client {
+        let ep = endpoint(&relay.pin);
+        let conn = ep.connect(relay.quic, "localhost").unwrap().await.unwrap();
+        let (send, recv) = conn.open_bi().await.unwrap();
+        Client { conn, send, recv, dec: FrameDecoder::default(), next_id: 1, events: Vec::new() }
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.send.write_all(bytes).await.unwrap();
+    }
+
+    pub async fn send(&mut self, req: Request) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let bytes = frame::encode(&ClientMessage { id, request: req }).unwrap();
+        self.send_raw(&bytes).await;
+        id
+    }
+
+    /// Next server message (None when the stream ends).
+    pub async fn next(&mut self) -> Option<ServerMessage> {
+        let mut buf = [0u8; 8192];
+        loop {
+            if let Some(body) = self.dec.next_frame().unwrap() {
+                return Some(ServerMessage::decode(&body).unwrap());
+            }
+            match tokio::time::timeout(Duration::from_secs(10), self.recv.read(&mut buf)).await {
+                Ok(Ok(Some(n))) => self.dec.push(&buf[..n]),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Sends a request and waits for its reply or error, keeping events.
+    pub async fn call(&mut self, req: Request) -> Result<Response, clinicmeet_protocol::ErrorBody> {
+        let id = self.send(req).await;
+        self.reply_to(id).await
+    }
+
+    pub async fn reply_to(&mut self, id: u64) -> Result<Response, clinicmeet_protocol::ErrorBody> {
+        loop {
+            match self.next().await.expect("stream ended before reply") {
+                ServerMessage::Reply { id: rid, response } if rid == id => return Ok(response),
+                ServerMessage::Error { id: Some(rid), error } if rid == id => return Err(error),
+                ServerMessage::Event { event } => self.events.push(event),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    pub async fn hello(&mut self, cred: Option<&str>) -> Result<Response, clinicmeet_protocol::ErrorBody> {
+        self.call(Request::Hello {
+            min_version: 1,
+            max_version: 1,
+            client: "test".into(),
+            device_credential: cred.map(str::to_string),
+        })
+        .await
+    }
+
+    /// Waits for an event matching `pred` (events already received count).
+    pub async fn event(&mut self, pred: impl Fn(&Event) -> bool) -> Event {
+        if let Some(i) = self.events.iter().position(&pred) {
+            return self.events.remove(i);
+        }
+        loop {
+            match self.next().await.expect("stream ended while waiting for an event") {
+                ServerMessage::Event { event } if pred(&event) => return event,
+                ServerMessage::Event { event } => self.events.push(event),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}

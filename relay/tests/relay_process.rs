@@ -1,0 +1,264 @@
+//! The relay binary on loopback, driven by a raw QUIC client.
+
+mod common;
+
+use clinicmeet_protocol::{
+    ErrorCode, Event, MediaState, MeetingKind, MeetingSettings, MeetingSpec, Request, Response, ServerMessage,
+};
+use common::*;
+use uuid::Uuid;
+
+fn spec(settings: MeetingSettings) -> MeetingSpec {
+    MeetingSpec {
+        title: "Ward round".into(),
+        description: None,
+        kind: MeetingKind::Video,
+        patient_reference: None,
+        schedule: None,
+        settings,
+    }
+}
+
+async fn enrolled(relay: &Relay, name: &str) -> (Client, String) {
+    let (_, code) = add_staff(&relay.data_dir, name);
+    let mut c = Client::connect(relay).await;
+    c.hello(None).await.unwrap();
+    let Response::Enrolled { device_credential, .. } = c
+        .call(Request::Enroll { enrollment_code: code.to_lowercase(), device_name: "laptop".into() })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    (c, device_credential)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_create_join_chat_and_resume_across_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path(), &["--resume-grace-secs", "30"]);
+    let (mut host, cred) = enrolled(&relay, "Dr Ada").await;
+
+    // A guest cannot create meetings.
+    let mut guest = Client::connect(&relay).await;
+    guest.hello(None).await.unwrap();
+    let err =
+        guest.call(Request::CreateMeeting { spec: spec(MeetingSettings::default()) }).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unauthenticated);
+
+    let Response::MeetingCreated { access_code, meeting } =
+        host.call(Request::CreateMeeting { spec: spec(MeetingSettings::default()) }).await.unwrap()
+    else {
+        panic!()
+    };
+    let Response::Joined(js) = host
+        .call(Request::Join {
+            access_code: access_code.clone(),
+            display_name: "Ada".into(),
+            media: MediaState::default(),
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(js.you.role, clinicmeet_protocol::Role::Host);
+
+    // Wrong code, then the code without dash in lower case.
+    let err = guest
+        .call(Request::Join {
+            access_code: "ZZZZ-ZZZZ".into(),
+            display_name: "Bob".into(),
+            media: MediaState::default(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidCode);
+    let Response::Joined(gjs) = guest
+        .call(Request::Join {
+            access_code: access_code.replace('-', "").to_lowercase(),
+            display_name: "Bob".into(),
+            media: MediaState::default(),
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(gjs.you.role, clinicmeet_protocol::Role::Guest);
+    assert!(gjs.meeting.patient_reference.is_none());
+    host.event(|e| matches!(e, Event::ParticipantJoined { .. })).await;
+
+    // Chat: stored once even when retried; the other side gets one event.
+    let cid = Uuid::now_v7();
+    let send = Request::SendChat { client_msg_id: cid, text: "hello".into(), staff_only: false };
+    let Response::ChatAccepted { message: m1 } = guest.call(send.clone()).await.unwrap() else { panic!() };
+    let Response::ChatAccepted { message: m2 } = guest.call(send).await.unwrap() else { panic!() };
+    assert_eq!(m1, m2);
+    assert_eq!(m1.seq, 1);
+    let Event::Chat { message } = host.event(|e| matches!(e, Event::Chat { .. })).await else { panic!() };
+    assert_eq!(message.text, "hello");
+    // A staff note never reaches the guest.
+    let Response::ChatAccepted { message: note } = host
+        .call(Request::SendChat { client_msg_id: Uuid::now_v7(), text: "note".into(), staff_only: true })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((note.seq, note.staff_only), (1, true));
+    let Response::ChatHistory { messages, .. } = guest
+        .call(Request::ChatHistory { meeting_id: None, since_seq: 0, notes_since_seq: 0, limit: 100 })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(messages.len(), 1);
+    assert!(guest.events.iter().all(|e| !matches!(e, Event::Chat { .. })));
+
+    // Restart the relay: the guest resumes with its token and the chat is still there.
+    let token = gjs.resume_token.clone();
+    drop(relay);
+    let relay = start(dir.path(), &["--resume-grace-secs", "30"]);
+    let mut guest = Client::connect(&relay).await;
+    guest.hello(None).await.unwrap();
+    let Response::Joined(again) = guest.call(Request::Resume { resume_token: token }).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(again.you.id, gjs.you.id);
+    assert_eq!(again.chat_seq, 1);
+    assert_eq!(again.notes_seq, 0);
+    // The staff credential still works after the restart.
+    let mut host = Client::connect(&relay).await;
+    let Response::Hello { staff, .. } = host.hello(Some(&cred)).await.unwrap() else { panic!() };
+    assert_eq!(staff.unwrap().name, "Dr Ada");
+    let mut bad = Client::connect(&relay).await;
+    assert_eq!(bad.hello(Some("nope")).await.unwrap_err().code, ErrorCode::InvalidCredential);
+    let _ = meeting;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_violations_get_errors_and_other_clients_are_unaffected() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path(), &[]);
+
+    // Not hello first: error, then the relay closes.
+    let mut c = Client::connect(&relay).await;
+    c.send(Request::Ping).await;
+    match c.next().await {
+        Some(ServerMessage::Error { error, .. }) => assert_eq!(error.code, ErrorCode::InvalidState),
+        other => panic!("{other:?}"),
+    }
+    assert!(c.next().await.is_none(), "closed after a hello violation");
+
+    // Version mismatch.
+    let mut c = Client::connect(&relay).await;
+    let err = c
+        .call(Request::Hello { min_version: 7, max_version: 9, client: "x".into(), device_credential: None })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::UpgradeRequired);
+
+    let mut good = Client::connect(&relay).await;
+    good.hello(None).await.unwrap();
+
+    // Malformed and unknown messages: errors, connection keeps serving.
+    let mut c = Client::connect(&relay).await;
+    c.hello(None).await.unwrap();
+    c.send_raw(&clinicmeet_protocol::frame::frame_bytes(b"{not json").unwrap()).await;
+    c.send_raw(&clinicmeet_protocol::frame::frame_bytes(br#"{"id":42,"type":"fly"}"#).unwrap()).await;
+    c.send_raw(
+        &clinicmeet_protocol::frame::frame_bytes(br#"{"id":43,"type":"admit","participant_id":5}"#).unwrap(),
+    )
+    .await;
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        match c.next().await {
+            Some(ServerMessage::Error { id, error }) => codes.push((id, error.code)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        codes,
+        vec![
+            (None, ErrorCode::Malformed),
+            (Some(42), ErrorCode::UnknownMessage),
+            (Some(43), ErrorCode::Malformed)
+        ]
+    );
+    // Out of order: chat before join.
+    let err = c
+        .call(Request::SendChat { client_msg_id: Uuid::now_v7(), text: "x".into(), staff_only: false })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidState);
+    assert!(matches!(c.call(Request::Ping).await, Ok(Response::Pong { .. })));
+
+    // Oversized frame: error, then closed.
+    let mut big = Client::connect(&relay).await;
+    big.hello(None).await.unwrap();
+    big.send_raw(&((clinicmeet_protocol::limits::MAX_FRAME_LEN as u32) + 1).to_be_bytes()).await;
+    match big.next().await {
+        Some(ServerMessage::Error { error, .. }) => assert_eq!(error.code, ErrorCode::TooLarge),
+        other => panic!("{other:?}"),
+    }
+    assert!(big.next().await.is_none());
+
+    assert!(matches!(good.call(Request::Ping).await, Ok(Response::Pong { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_lock_out_the_address_and_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path(), &["--max-failed-codes-per-ip", "5", "--code-lockout-secs", "2"]);
+    let (mut host, _) = enrolled(&relay, "Dr Ada").await;
+    let Response::MeetingCreated { access_code, .. } =
+        host.call(Request::CreateMeeting { spec: spec(MeetingSettings::default()) }).await.unwrap()
+    else {
+        panic!()
+    };
+    let mut g = Client::connect(&relay).await;
+    g.hello(None).await.unwrap();
+    let join = |code: &str| Request::Join {
+        access_code: code.into(),
+        display_name: "Guest".into(),
+        media: MediaState::default(),
+    };
+    let mut codes = Vec::new();
+    for _ in 0..8 {
+        codes.push(g.call(join("AAAA-AAAA")).await.unwrap_err().code);
+    }
+    assert_eq!(&codes[..5], &[ErrorCode::InvalidCode; 5]);
+    assert_eq!(&codes[5..], &[ErrorCode::RateLimited; 3]);
+    let err = g.call(join(&access_code)).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::RateLimited, "even the right code is refused during the lock-out");
+    assert!(err.retry_after_ms.unwrap() <= 2000);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(matches!(g.call(join(&access_code)).await, Ok(Response::Joined(_))));
+
+    let store = clinicmeet_relay::store::Store::open(
+        &dir.path().join("relay.db"),
+        clinicmeet_relay::store::SyncMode::Normal,
+    )
+    .unwrap();
+    assert_eq!(store.audit_rows(Some("code_failed")).unwrap().len(), 5);
+    assert_eq!(
+        store.audit_rows(Some("code_lockout_address")).unwrap()[0].source.as_deref(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(store.audit_rows(Some("code_attempt_refused")).unwrap().len(), 4);
+
+    let http = relay.http.clone().unwrap();
+    let body = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(http).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    assert!(body.contains("clinicmeet_failed_joins_total 9"), "{body}");
+}

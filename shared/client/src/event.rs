@@ -1,0 +1,209 @@
+//! Typed events the engine hands to the application. They serialize as one
+//! flat JSON object with an `"event"` field naming the event: the CLI prints
+//! exactly this (see the crate docs for the list).
+
+use clinicmeet_protocol::{
+    ChatMessage, LeaveReason, MediaState, MeetingInfo, MeetingStatus, ParticipantId, ParticipantInfo, Role,
+    WaitingInfo,
+};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::store::OutboxState;
+
+/// State of the connection to the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    /// Connected and greeted (hello done).
+    Connected,
+    /// Lost; a new attempt follows after a backoff delay.
+    Reconnecting,
+    /// Closed and not coming back by itself.
+    Disconnected,
+}
+
+/// What a participant learns on entering a meeting.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entered {
+    pub meeting: MeetingInfo,
+    pub you: ParticipantInfo,
+    pub participants: Vec<ParticipantInfo>,
+    pub waiting: Vec<WaitingInfo>,
+    /// Entered again through `resume` after a lost connection.
+    pub resumed: bool,
+}
+
+/// An event for the application.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ClientEvent {
+    Connection {
+        state: ConnectionState,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_in_ms: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// In the meeting (by join or resume).
+    Joined(Box<Entered>),
+    /// In the waiting room.
+    Waiting {
+        participant_id: ParticipantId,
+        meeting: Box<MeetingInfo>,
+        resumed: bool,
+    },
+    /// Let in from the waiting room.
+    Admitted(Box<Entered>),
+    /// Refused entry; the session is closed.
+    Denied,
+    /// Removed by a moderator; the session is closed.
+    Removed,
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        participant_id: ParticipantId,
+        reason: LeaveReason,
+    },
+    MediaChanged {
+        participant_id: ParticipantId,
+        media: MediaState,
+    },
+    RoleChanged {
+        participant_id: ParticipantId,
+        role: Role,
+        /// The change concerns this client.
+        you: bool,
+    },
+    /// Another participant's connection dropped or came back.
+    ParticipantConnection {
+        participant_id: ParticipantId,
+        connected: bool,
+    },
+    /// The waiting room (host and moderators): the whole list.
+    WaitingRoom {
+        waiting: Vec<WaitingInfo>,
+    },
+    /// A moderator muted this client's microphone.
+    Muted {
+        by: ParticipantId,
+    },
+    MeetingUpdated {
+        meeting: Box<MeetingInfo>,
+    },
+    /// The meeting is over; the session is closed.
+    MeetingEnded {
+        status: MeetingStatus,
+    },
+    /// A chat message or staff-only note, new to this client (each once).
+    Chat {
+        #[serde(flatten)]
+        message: ChatMessage,
+        /// Sent by this client.
+        own: bool,
+    },
+    /// An own message changed state (sending → sent, or failed).
+    ChatStatus {
+        client_msg_id: Uuid,
+        status: OutboxState,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Rate-limited: retried automatically after this long.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_in_ms: Option<u64>,
+    },
+    Typing {
+        participant_id: ParticipantId,
+        typing: bool,
+    },
+    /// Chat history fetched up to the relay's current sequence numbers.
+    ChatSynced {
+        chat_seq: u64,
+        notes_seq: u64,
+        /// Messages fetched in this resync (new or not).
+        fetched: u64,
+    },
+    /// This client left the meeting.
+    Left,
+    /// An error not tied to a call the application made.
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+impl ClientEvent {
+    /// The event's name (the `"event"` field of its JSON).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClientEvent::Connection { .. } => "connection",
+            ClientEvent::Joined(_) => "joined",
+            ClientEvent::Waiting { .. } => "waiting",
+            ClientEvent::Admitted(_) => "admitted",
+            ClientEvent::Denied => "denied",
+            ClientEvent::Removed => "removed",
+            ClientEvent::ParticipantJoined { .. } => "participant_joined",
+            ClientEvent::ParticipantLeft { .. } => "participant_left",
+            ClientEvent::MediaChanged { .. } => "media_changed",
+            ClientEvent::RoleChanged { .. } => "role_changed",
+            ClientEvent::ParticipantConnection { .. } => "participant_connection",
+            ClientEvent::WaitingRoom { .. } => "waiting_room",
+            ClientEvent::Muted { .. } => "muted",
+            ClientEvent::MeetingUpdated { .. } => "meeting_updated",
+            ClientEvent::MeetingEnded { .. } => "meeting_ended",
+            ClientEvent::Chat { .. } => "chat",
+            ClientEvent::ChatStatus { .. } => "chat_status",
+            ClientEvent::Typing { .. } => "typing",
+            ClientEvent::ChatSynced { .. } => "chat_synced",
+            ClientEvent::Left => "left",
+            ClientEvent::Error { .. } => "error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_flat_with_event_name() {
+        let ev = ClientEvent::ChatStatus {
+            client_msg_id: Uuid::nil(),
+            status: OutboxState::Sent,
+            seq: Some(4),
+            error: None,
+            retry_in_ms: None,
+        };
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["event"], "chat_status");
+        assert_eq!(v["status"], "sent");
+        assert_eq!(v["seq"], 4);
+        assert_eq!(serde_json::to_value(ClientEvent::Denied).unwrap()["event"], "denied");
+        let chat = ClientEvent::Chat {
+            message: ChatMessage {
+                meeting_id: Uuid::nil(),
+                seq: 9,
+                client_msg_id: Uuid::nil(),
+                sender_id: Uuid::nil(),
+                sender_name: "A".into(),
+                sender_verified: true,
+                text: "hi".into(),
+                staff_only: false,
+                sent_at: 1,
+            },
+            own: false,
+        };
+        let v = serde_json::to_value(&chat).unwrap();
+        assert_eq!(
+            (v["event"].as_str(), v["seq"].as_u64(), v["text"].as_str()),
+            (Some("chat"), Some(9), Some("hi"))
+        );
+        assert_eq!(chat.name(), "chat");
+    }
+}

@@ -1,0 +1,23 @@
+//! The ClinicMeet client engine, used by the desktop app and by tests, and the
+//! headless `clinicmeet-cli`.
+//!
+//! * [`state`]: the sans-IO session state machine (requests in flight, meeting
+//!   state, chat resync, outbox), driven with explicit `now`.
+//! * [`session`]: the tokio driver over quinn and the [`Session`] handle.
+//! * [`store`]: the local SQLite store (credentials, meetings, chat, outbox, consultations).
+//! * [`tls`]: certificate pinning (`sha256/…` of the relay's public key) or web PKI roots.
+//! * [`backoff`]: reconnect delays with jitter.
+//! * [`event`]: the typed events handed to the application (JSON with an `"event"` field).
+
+pub mod backoff;
+pub mod error;
+pub mod event;
+pub mod session;
+pub mod state;
+pub mod store;
+pub mod tls;
+
+pub use error::{ClientError, Result};
+pub use event::{ClientEvent, ConnectionState, Entered};
+pub use session::{Session, SessionConfig};
+pub use store::Store;

@@ -1,0 +1,891 @@
+//! The client's local SQLite store: relay credentials and pins, meetings seen,
+//! chat messages and staff notes, the chat outbox, consultation records.
+//!
+//! One file per user data directory (`clinicmeet.sqlite3`), WAL journal,
+//! schema migrations by `PRAGMA user_version`. Inserting a chat message is
+//! idempotent (unique `client_msg_id` and unique `(meeting, staff_only, seq)`),
+//! so a message received twice (event + history, or before and after a
+//! reconnect) is stored once.
+
+use std::path::{Path, PathBuf};
+
+use clinicmeet_protocol::{ChatMessage, MeetingId, MeetingInfo, Role};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::error::{ClientError, Result};
+
+/// File name of the store inside the data directory.
+pub const DB_FILE: &str = "clinicmeet.sqlite3";
+
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema
+    "CREATE TABLE relays (
+        relay TEXT PRIMARY KEY,
+        pin TEXT,
+        device_credential TEXT,
+        staff_id TEXT,
+        staff_name TEXT,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE meetings (
+        meeting_id TEXT PRIMARY KEY,
+        relay TEXT NOT NULL,
+        title TEXT NOT NULL,
+        access_code TEXT,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        role TEXT,
+        patient_reference TEXT,
+        participant_id TEXT,
+        resume_token TEXT,
+        last_seen_at INTEGER NOT NULL
+    );
+    CREATE INDEX meetings_code ON meetings(access_code);
+    CREATE TABLE chat (
+        meeting_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        staff_only INTEGER NOT NULL,
+        client_msg_id TEXT NOT NULL UNIQUE,
+        sender_id TEXT NOT NULL,
+        sender_name TEXT NOT NULL,
+        sender_verified INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        sent_at INTEGER NOT NULL,
+        UNIQUE(meeting_id, staff_only, seq)
+    );
+    CREATE TABLE outbox (
+        client_msg_id TEXT PRIMARY KEY,
+        meeting_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        staff_only INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('sending','sent','failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_retry_at INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_meeting ON outbox(meeting_id, state, created_at);
+    CREATE TABLE consultations (
+        meeting_id TEXT PRIMARY KEY,
+        title TEXT,
+        patient_reference TEXT,
+        started_at INTEGER,
+        ended_at INTEGER,
+        duration_secs INTEGER,
+        notes TEXT
+    );",
+];
+
+/// State of a message in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Written locally, not yet acknowledged by the relay (retried automatically).
+    Sending,
+    /// Acknowledged: the relay stored it with a sequence number.
+    Sent,
+    /// Refused by the relay for a reason other than a rate limit; retry by hand.
+    Failed,
+}
+
+impl OutboxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Sending => "sending",
+            OutboxState::Sent => "sent",
+            OutboxState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "sending" => Ok(OutboxState::Sending),
+            "sent" => Ok(OutboxState::Sent),
+            "failed" => Ok(OutboxState::Failed),
+            other => Err(ClientError::StoreData(format!("unknown outbox state {other}"))),
+        }
+    }
+}
+
+/// A message the user wrote that the relay has not (yet) acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxEntry {
+    pub client_msg_id: Uuid,
+    pub meeting_id: MeetingId,
+    pub text: String,
+    pub staff_only: bool,
+    pub state: OutboxState,
+    pub attempts: u32,
+    /// Unix milliseconds before which no automatic retry happens.
+    pub next_retry_at: i64,
+    pub created_at: i64,
+    pub last_error: Option<String>,
+}
+
+/// What this device knows about a relay.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RelayRecord {
+    pub relay: String,
+    pub pin: Option<String>,
+    pub device_credential: Option<String>,
+    pub staff_id: Option<String>,
+    pub staff_name: Option<String>,
+}
+
+/// A meeting this device has seen (created, listed or joined).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MeetingRecord {
+    pub meeting_id: MeetingId,
+    pub relay: String,
+    pub title: String,
+    pub access_code: Option<String>,
+    pub kind: String,
+    pub status: String,
+    pub role: Option<String>,
+    pub patient_reference: Option<String>,
+    pub participant_id: Option<String>,
+    pub resume_token: Option<String>,
+    pub last_seen_at: i64,
+}
+
+/// A consultation as recorded on this device (times from the relay's clock).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsultationRecord {
+    pub meeting_id: MeetingId,
+    pub title: Option<String>,
+    pub patient_reference: Option<String>,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub duration_secs: Option<i64>,
+    pub notes: Option<String>,
+}
+
+/// Which sequence numbers of a meeting are stored without a gap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Watermarks {
+    /// Highest chat seq `n` such that every chat message `1..=n` is stored.
+    pub chat: u64,
+    /// The same for staff-only notes.
+    pub notes: u64,
+}
+
+/// One line of the local history: a stored message, or an outbox entry not yet sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryLine {
+    pub meeting_id: MeetingId,
+    /// `None` for messages still in the outbox.
+    pub seq: Option<u64>,
+    pub staff_only: bool,
+    pub client_msg_id: Uuid,
+    pub sender_id: Option<Uuid>,
+    pub sender_name: Option<String>,
+    pub sender_verified: bool,
+    pub text: String,
+    /// Relay time for stored messages; local creation time for outbox entries.
+    pub sent_at: i64,
+    pub status: OutboxState,
+}
+
+/// The local store. Not `Sync`: one owner (the session driver or the CLI).
+pub struct Store {
+    conn: Connection,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn uuid_col(s: String) -> rusqlite::Result<Uuid> {
+    Uuid::parse_str(&s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+pub(crate) fn role_str(r: Role) -> &'static str {
+    match r {
+        Role::Host => "host",
+        Role::Moderator => "moderator",
+        Role::Staff => "staff",
+        Role::Guest => "guest",
+    }
+}
+
+pub(crate) fn kind_str(k: clinicmeet_protocol::MeetingKind) -> &'static str {
+    match k {
+        clinicmeet_protocol::MeetingKind::Video => "video",
+        clinicmeet_protocol::MeetingKind::AudioOnly => "audio_only",
+        clinicmeet_protocol::MeetingKind::Consultation => "consultation",
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open_dir(data_dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(data_dir)?;
+        Self::open(&data_dir.join(DB_FILE))
+    }
+
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut store = Store { conn, path: Some(path.to_path_buf()) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// A store in memory (tests).
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory()?;
+        let mut store = Store { conn, path: None };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let v = i as i64 + 1;
+            if v <= version {
+                continue;
+            }
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", v)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Schema version after migrations.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    // -- relays -------------------------------------------------------------
+
+    pub fn relay(&self, relay: &str) -> Result<Option<RelayRecord>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT relay, pin, device_credential, staff_id, staff_name FROM relays WHERE relay = ?1",
+                [relay],
+                |r| {
+                    Ok(RelayRecord {
+                        relay: r.get(0)?,
+                        pin: r.get(1)?,
+                        device_credential: r.get(2)?,
+                        staff_id: r.get(3)?,
+                        staff_name: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Remembers the pin used for a relay (kept when `pin` is `None`).
+    pub fn save_relay_pin(&self, relay: &str, pin: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO relays(relay, pin, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(relay) DO UPDATE SET pin = excluded.pin, updated_at = excluded.updated_at",
+            params![relay, pin, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Stores the device credential obtained by enrolling at a relay.
+    pub fn save_credential(
+        &self,
+        relay: &str,
+        credential: &str,
+        staff_id: &str,
+        staff_name: &str,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO relays(relay, device_credential, staff_id, staff_name, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(relay) DO UPDATE SET device_credential = excluded.device_credential,
+               staff_id = excluded.staff_id, staff_name = excluded.staff_name, updated_at = excluded.updated_at",
+            params![relay, credential, staff_id, staff_name, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    // -- meetings -----------------------------------------------------------
+
+    /// Records (or refreshes) a meeting. `access_code` and `role` are kept when `None`.
+    pub fn upsert_meeting(
+        &self,
+        relay: &str,
+        info: &MeetingInfo,
+        access_code: Option<&str>,
+        role: Option<Role>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meetings(meeting_id, relay, title, access_code, kind, status, role, patient_reference, last_seen_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(meeting_id) DO UPDATE SET
+               relay = excluded.relay, title = excluded.title,
+               access_code = COALESCE(excluded.access_code, meetings.access_code),
+               kind = excluded.kind, status = excluded.status,
+               role = COALESCE(excluded.role, meetings.role),
+               patient_reference = COALESCE(excluded.patient_reference, meetings.patient_reference),
+               last_seen_at = excluded.last_seen_at",
+            params![
+                info.id.to_string(),
+                relay,
+                info.title,
+                access_code,
+                kind_str(info.kind),
+                info.status.as_str(),
+                role.map(role_str),
+                info.patient_reference,
+                now_ms()
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_meeting_role(&self, meeting: MeetingId, role: Role) -> Result<()> {
+        self.conn.execute(
+            "UPDATE meetings SET role = ?2 WHERE meeting_id = ?1",
+            params![meeting.to_string(), role_str(role)],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_meeting_status(&self, meeting: MeetingId, status: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE meetings SET status = ?2 WHERE meeting_id = ?1",
+            params![meeting.to_string(), status],
+        )?;
+        Ok(())
+    }
+
+    /// Stores the resume token of our place in a meeting (`None` clears it).
+    pub fn set_resume_token(
+        &self,
+        meeting: MeetingId,
+        participant: Option<Uuid>,
+        token: Option<&str>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE meetings SET resume_token = ?2, participant_id = COALESCE(?3, participant_id) WHERE meeting_id = ?1",
+            params![meeting.to_string(), token, participant.map(|p| p.to_string())],
+        )?;
+        Ok(())
+    }
+
+    pub fn meeting(&self, meeting: MeetingId) -> Result<Option<MeetingRecord>> {
+        self.meeting_where("meeting_id = ?1", &meeting.to_string())
+    }
+
+    /// The most recently seen meeting on `relay` joined with this (normalized) access code.
+    pub fn meeting_by_code(
+        &self,
+        relay: Option<&str>,
+        normalized_code: &str,
+    ) -> Result<Option<MeetingRecord>> {
+        match relay {
+            Some(relay) => {
+                let mut stmt = self.conn.prepare(&format!(
+                    "SELECT {MEETING_COLS} FROM meetings WHERE access_code = ?1 AND relay = ?2 ORDER BY last_seen_at DESC LIMIT 1"
+                ))?;
+                Ok(stmt.query_row(params![normalized_code, relay], meeting_row).optional()?)
+            }
+            None => self.meeting_where("access_code = ?1", normalized_code),
+        }
+    }
+
+    fn meeting_where(&self, cond: &str, arg: &str) -> Result<Option<MeetingRecord>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {MEETING_COLS} FROM meetings WHERE {cond} ORDER BY last_seen_at DESC LIMIT 1"
+        ))?;
+        Ok(stmt.query_row([arg], meeting_row).optional()?)
+    }
+
+    pub fn meetings(&self) -> Result<Vec<MeetingRecord>> {
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT {MEETING_COLS} FROM meetings ORDER BY last_seen_at DESC"))?;
+        let rows = stmt.query_map([], meeting_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    // -- chat ---------------------------------------------------------------
+
+    /// Stores a message received from the relay. Returns `false` when it was
+    /// already stored (same client message id or same sequence number).
+    pub fn insert_chat(&self, m: &ChatMessage) -> Result<bool> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO chat(meeting_id, seq, staff_only, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                m.meeting_id.to_string(),
+                m.seq as i64,
+                m.staff_only,
+                m.client_msg_id.to_string(),
+                m.sender_id.to_string(),
+                m.sender_name,
+                m.sender_verified,
+                m.text,
+                m.sent_at
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Stored messages of a meeting (chat or notes), in sequence order.
+    pub fn chat(&self, meeting: MeetingId, staff_only: bool) -> Result<Vec<ChatMessage>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT meeting_id, seq, client_msg_id, sender_id, sender_name, sender_verified, text, staff_only, sent_at
+             FROM chat WHERE meeting_id = ?1 AND staff_only = ?2 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![meeting.to_string(), staff_only], |r| {
+            Ok(ChatMessage {
+                meeting_id: uuid_col(r.get(0)?)?,
+                seq: r.get::<_, i64>(1)? as u64,
+                client_msg_id: uuid_col(r.get(2)?)?,
+                sender_id: uuid_col(r.get(3)?)?,
+                sender_name: r.get(4)?,
+                sender_verified: r.get(5)?,
+                text: r.get(6)?,
+                staff_only: r.get(7)?,
+                sent_at: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Highest sequence numbers stored without a gap from 1, for resync.
+    pub fn watermarks(&self, meeting: MeetingId) -> Result<Watermarks> {
+        Ok(Watermarks { chat: self.watermark(meeting, false)?, notes: self.watermark(meeting, true)? })
+    }
+
+    fn watermark(&self, meeting: MeetingId, staff_only: bool) -> Result<u64> {
+        // The end of the run of consecutive numbers that starts at 1.
+        let v: Option<i64> = self.conn.query_row(
+            "SELECT MIN(c.seq) FROM chat c
+             WHERE c.meeting_id = ?1 AND c.staff_only = ?2
+               AND EXISTS (SELECT 1 FROM chat o WHERE o.meeting_id = ?1 AND o.staff_only = ?2 AND o.seq = 1)
+               AND NOT EXISTS (SELECT 1 FROM chat n WHERE n.meeting_id = ?1 AND n.staff_only = ?2 AND n.seq = c.seq + 1)",
+            params![meeting.to_string(), staff_only],
+            |r| r.get(0),
+        )?;
+        Ok(v.unwrap_or(0).max(0) as u64)
+    }
+
+    /// The local history of a meeting: chat in seq order, notes interleaved by
+    /// time, then messages still in the outbox.
+    pub fn history(&self, meeting: MeetingId) -> Result<Vec<HistoryLine>> {
+        let chat = self.chat(meeting, false)?;
+        let notes = self.chat(meeting, true)?;
+        let mut out = Vec::with_capacity(chat.len() + notes.len());
+        let (mut i, mut j) = (0, 0);
+        while i < chat.len() || j < notes.len() {
+            let take_chat = match (chat.get(i), notes.get(j)) {
+                (Some(c), Some(n)) => c.sent_at <= n.sent_at,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            let m = if take_chat {
+                i += 1;
+                &chat[i - 1]
+            } else {
+                j += 1;
+                &notes[j - 1]
+            };
+            out.push(HistoryLine {
+                meeting_id: m.meeting_id,
+                seq: Some(m.seq),
+                staff_only: m.staff_only,
+                client_msg_id: m.client_msg_id,
+                sender_id: Some(m.sender_id),
+                sender_name: Some(m.sender_name.clone()),
+                sender_verified: m.sender_verified,
+                text: m.text.clone(),
+                sent_at: m.sent_at,
+                status: OutboxState::Sent,
+            });
+        }
+        for e in self.outbox(meeting)? {
+            if e.state == OutboxState::Sent {
+                continue;
+            }
+            out.push(HistoryLine {
+                meeting_id: e.meeting_id,
+                seq: None,
+                staff_only: e.staff_only,
+                client_msg_id: e.client_msg_id,
+                sender_id: None,
+                sender_name: None,
+                sender_verified: false,
+                text: e.text,
+                sent_at: e.created_at,
+                status: e.state,
+            });
+        }
+        Ok(out)
+    }
+
+    // -- outbox -------------------------------------------------------------
+
+    /// Adds a message to the outbox in state `sending` (idempotent by id).
+    pub fn outbox_insert(&self, e: &OutboxEntry) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO outbox(client_msg_id, meeting_id, text, staff_only, state, attempts, next_retry_at, created_at, last_error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                e.client_msg_id.to_string(),
+                e.meeting_id.to_string(),
+                e.text,
+                e.staff_only,
+                e.state.as_str(),
+                e.attempts,
+                e.next_retry_at,
+                e.created_at,
+                e.last_error
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Moves an outbox entry to a new state.
+    pub fn outbox_set_state(
+        &self,
+        id: Uuid,
+        state: OutboxState,
+        attempts: u32,
+        next_retry_at: i64,
+        last_error: Option<&str>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET state = ?2, attempts = ?3, next_retry_at = ?4, last_error = ?5 WHERE client_msg_id = ?1",
+            params![id.to_string(), state.as_str(), attempts, next_retry_at, last_error],
+        )?;
+        Ok(())
+    }
+
+    /// The relay acknowledged the message: store the accepted copy and mark the
+    /// outbox entry sent, in one transaction.
+    pub fn outbox_accepted(&mut self, m: &ChatMessage) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO chat(meeting_id, seq, staff_only, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                m.meeting_id.to_string(),
+                m.seq as i64,
+                m.staff_only,
+                m.client_msg_id.to_string(),
+                m.sender_id.to_string(),
+                m.sender_name,
+                m.sender_verified,
+                m.text,
+                m.sent_at
+            ],
+        )? == 1;
+        tx.execute(
+            "UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL WHERE client_msg_id = ?1",
+            [m.client_msg_id.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    pub fn outbox_entry(&self, id: Uuid) -> Result<Option<OutboxEntry>> {
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT {OUTBOX_COLS} FROM outbox WHERE client_msg_id = ?1"))?;
+        stmt.query_row([id.to_string()], outbox_row).optional()?.transpose()
+    }
+
+    /// All outbox entries of a meeting in creation order.
+    pub fn outbox(&self, meeting: MeetingId) -> Result<Vec<OutboxEntry>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {OUTBOX_COLS} FROM outbox WHERE meeting_id = ?1 ORDER BY created_at, rowid"
+        ))?;
+        let rows = stmt.query_map([meeting.to_string()], outbox_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
+    /// Entries still to be sent automatically (state `sending`), in creation order.
+    pub fn outbox_pending(&self, meeting: MeetingId) -> Result<Vec<OutboxEntry>> {
+        Ok(self.outbox(meeting)?.into_iter().filter(|e| e.state == OutboxState::Sending).collect())
+    }
+
+    // -- consultations -----------------------------------------------------
+
+    /// Records the start of a consultation (kept when already recorded).
+    pub fn consultation_started(
+        &self,
+        meeting: MeetingId,
+        title: Option<&str>,
+        patient_reference: Option<&str>,
+        started_at: Option<i64>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO consultations(meeting_id, title, patient_reference, started_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(meeting_id) DO UPDATE SET
+               title = COALESCE(excluded.title, consultations.title),
+               patient_reference = COALESCE(excluded.patient_reference, consultations.patient_reference),
+               started_at = COALESCE(consultations.started_at, excluded.started_at)",
+            params![meeting.to_string(), title, patient_reference, started_at],
+        )?;
+        Ok(())
+    }
+
+    /// Records the end of a consultation with the relay's times and the doctor's notes.
+    pub fn consultation_ended(&self, rec: &ConsultationRecord) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO consultations(meeting_id, title, patient_reference, started_at, ended_at, duration_secs, notes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(meeting_id) DO UPDATE SET
+               title = COALESCE(excluded.title, consultations.title),
+               patient_reference = COALESCE(excluded.patient_reference, consultations.patient_reference),
+               started_at = COALESCE(excluded.started_at, consultations.started_at),
+               ended_at = excluded.ended_at, duration_secs = excluded.duration_secs,
+               notes = COALESCE(excluded.notes, consultations.notes)",
+            params![
+                rec.meeting_id.to_string(),
+                rec.title,
+                rec.patient_reference,
+                rec.started_at,
+                rec.ended_at,
+                rec.duration_secs,
+                rec.notes
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn consultations(&self) -> Result<Vec<ConsultationRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT meeting_id, title, patient_reference, started_at, ended_at, duration_secs, notes
+             FROM consultations ORDER BY COALESCE(started_at, ended_at, 0) DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ConsultationRecord {
+                meeting_id: uuid_col(r.get(0)?)?,
+                title: r.get(1)?,
+                patient_reference: r.get(2)?,
+                started_at: r.get(3)?,
+                ended_at: r.get(4)?,
+                duration_secs: r.get(5)?,
+                notes: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}
+
+const MEETING_COLS: &str = "meeting_id, relay, title, access_code, kind, status, role, patient_reference, participant_id, resume_token, last_seen_at";
+
+fn meeting_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MeetingRecord> {
+    Ok(MeetingRecord {
+        meeting_id: uuid_col(r.get(0)?)?,
+        relay: r.get(1)?,
+        title: r.get(2)?,
+        access_code: r.get(3)?,
+        kind: r.get(4)?,
+        status: r.get(5)?,
+        role: r.get(6)?,
+        patient_reference: r.get(7)?,
+        participant_id: r.get(8)?,
+        resume_token: r.get(9)?,
+        last_seen_at: r.get(10)?,
+    })
+}
+
+const OUTBOX_COLS: &str =
+    "client_msg_id, meeting_id, text, staff_only, state, attempts, next_retry_at, created_at, last_error";
+
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<OutboxEntry>> {
+    let state: String = r.get(4)?;
+    let state = match OutboxState::parse(&state) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(Ok(OutboxEntry {
+        client_msg_id: uuid_col(r.get(0)?)?,
+        meeting_id: uuid_col(r.get(1)?)?,
+        text: r.get(2)?,
+        staff_only: r.get(3)?,
+        state,
+        attempts: r.get(5)?,
+        next_retry_at: r.get(6)?,
+        created_at: r.get(7)?,
+        last_error: r.get(8)?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(meeting: Uuid, seq: u64, staff_only: bool, text: &str) -> ChatMessage {
+        ChatMessage {
+            meeting_id: meeting,
+            seq,
+            client_msg_id: Uuid::now_v7(),
+            sender_id: Uuid::now_v7(),
+            sender_name: "Ann".into(),
+            sender_verified: false,
+            text: text.into(),
+            staff_only,
+            sent_at: 1_000 + seq as i64 * 10 + staff_only as i64 * 5,
+        }
+    }
+
+    fn entry(meeting: Uuid, text: &str) -> OutboxEntry {
+        OutboxEntry {
+            client_msg_id: Uuid::now_v7(),
+            meeting_id: meeting,
+            text: text.into(),
+            staff_only: false,
+            state: OutboxState::Sending,
+            attempts: 0,
+            next_retry_at: 0,
+            created_at: now_ms(),
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn chat_insert_is_idempotent() {
+        let s = Store::open_in_memory().unwrap();
+        let m = Uuid::now_v7();
+        let a = msg(m, 1, false, "hello");
+        assert!(s.insert_chat(&a).unwrap());
+        assert!(!s.insert_chat(&a).unwrap(), "second insert of the same message must be ignored");
+        // Same seq, other id (a relay bug or replay) is not stored twice either.
+        let mut b = msg(m, 1, false, "dup seq");
+        assert!(!s.insert_chat(&b).unwrap());
+        // Notes have their own sequence.
+        b = msg(m, 1, true, "note");
+        assert!(s.insert_chat(&b).unwrap());
+        assert_eq!(s.chat(m, false).unwrap().len(), 1);
+        assert_eq!(s.chat(m, true).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn watermark_stops_at_first_gap() {
+        let s = Store::open_in_memory().unwrap();
+        let m = Uuid::now_v7();
+        assert_eq!(s.watermarks(m).unwrap(), Watermarks::default());
+        for seq in [2, 3] {
+            s.insert_chat(&msg(m, seq, false, "x")).unwrap();
+        }
+        assert_eq!(s.watermarks(m).unwrap().chat, 0, "seq 1 missing");
+        s.insert_chat(&msg(m, 1, false, "x")).unwrap();
+        assert_eq!(s.watermarks(m).unwrap().chat, 3);
+        s.insert_chat(&msg(m, 5, false, "x")).unwrap();
+        assert_eq!(s.watermarks(m).unwrap().chat, 3, "gap at 4");
+        s.insert_chat(&msg(m, 4, false, "x")).unwrap();
+        s.insert_chat(&msg(m, 1, true, "n")).unwrap();
+        assert_eq!(s.watermarks(m).unwrap(), Watermarks { chat: 5, notes: 1 });
+    }
+
+    #[test]
+    fn outbox_transitions() {
+        let mut s = Store::open_in_memory().unwrap();
+        let m = Uuid::now_v7();
+        let e1 = entry(m, "one");
+        let e2 = entry(m, "two");
+        s.outbox_insert(&e1).unwrap();
+        s.outbox_insert(&e2).unwrap();
+        s.outbox_insert(&e1).unwrap(); // idempotent
+        assert_eq!(s.outbox_pending(m).unwrap().len(), 2);
+
+        // rate limited: stays sending with a retry time
+        s.outbox_set_state(e1.client_msg_id, OutboxState::Sending, 1, 12345, Some("rate_limited")).unwrap();
+        let got = s.outbox_entry(e1.client_msg_id).unwrap().unwrap();
+        assert_eq!((got.state, got.attempts, got.next_retry_at), (OutboxState::Sending, 1, 12345));
+
+        // accepted: moves to chat, state sent
+        let mut accepted = msg(m, 1, false, "one");
+        accepted.client_msg_id = e1.client_msg_id;
+        assert!(s.outbox_accepted(&accepted).unwrap());
+        assert!(!s.outbox_accepted(&accepted).unwrap());
+        assert_eq!(s.outbox_entry(e1.client_msg_id).unwrap().unwrap().state, OutboxState::Sent);
+
+        // refused: failed, no longer pending
+        s.outbox_set_state(e2.client_msg_id, OutboxState::Failed, 1, 0, Some("too_large")).unwrap();
+        assert!(s.outbox_pending(m).unwrap().is_empty());
+
+        let h = s.history(m).unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!((h[0].seq, h[0].status), (Some(1), OutboxState::Sent));
+        assert_eq!((h[1].seq, h[1].status), (None, OutboxState::Failed));
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Uuid::now_v7();
+        let e = entry(m, "unsent");
+        {
+            let s = Store::open_dir(dir.path()).unwrap();
+            s.insert_chat(&msg(m, 1, false, "kept")).unwrap();
+            s.outbox_insert(&e).unwrap();
+            s.save_credential("relay:1", "cred", "sid", "Dr A").unwrap();
+            s.save_relay_pin("relay:1", "sha256/x").unwrap();
+        }
+        let s = Store::open_dir(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(s.chat(m, false).unwrap()[0].text, "kept");
+        assert_eq!(s.outbox_pending(m).unwrap(), vec![e]);
+        let r = s.relay("relay:1").unwrap().unwrap();
+        assert_eq!(r.device_credential.as_deref(), Some("cred"));
+        assert_eq!(r.pin.as_deref(), Some("sha256/x"));
+        let mode: String = s.conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn history_interleaves_notes_by_time() {
+        let s = Store::open_in_memory().unwrap();
+        let m = Uuid::now_v7();
+        s.insert_chat(&msg(m, 2, false, "c2")).unwrap();
+        s.insert_chat(&msg(m, 1, false, "c1")).unwrap();
+        s.insert_chat(&msg(m, 1, true, "n1")).unwrap(); // sent_at between c1 and c2
+        let texts: Vec<_> = s.history(m).unwrap().into_iter().map(|l| l.text).collect();
+        assert_eq!(texts, ["c1", "n1", "c2"]);
+    }
+
+    #[test]
+    fn consultation_records() {
+        let s = Store::open_in_memory().unwrap();
+        let m = Uuid::now_v7();
+        s.consultation_started(m, Some("Follow-up"), Some("P-1"), Some(1000)).unwrap();
+        s.consultation_ended(&ConsultationRecord {
+            meeting_id: m,
+            title: None,
+            patient_reference: None,
+            started_at: Some(1000),
+            ended_at: Some(61_000),
+            duration_secs: Some(60),
+            notes: Some("BP fine".into()),
+        })
+        .unwrap();
+        let c = &s.consultations().unwrap()[0];
+        assert_eq!(c.title.as_deref(), Some("Follow-up"));
+        assert_eq!(c.patient_reference.as_deref(), Some("P-1"));
+        assert_eq!(c.duration_secs, Some(60));
+        assert_eq!(c.notes.as_deref(), Some("BP fine"));
+    }
+}
