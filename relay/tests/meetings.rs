@@ -212,3 +212,40 @@ async fn figures_chat_latency_and_memory_per_participant() {
         after
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_keeps_the_place_for_the_grace_then_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path(), &["--resume-grace-secs", "1"]);
+    let mut host = staff_client(&relay, "Dr Ada").await;
+    let code = create(&mut host, MeetingKind::Video, false).await;
+    host.call(join(&code, "Ada")).await.unwrap();
+
+    // Drops and resumes within the grace: same place, others see it come back.
+    let mut g = guest(&relay).await;
+    let Response::Joined(js) = g.call(join(&code, "Gil")).await.unwrap() else { panic!() };
+    g.conn.close(0u32.into(), b"network gone");
+    host.event(|e| matches!(e, Event::ConnectionChanged { connected: false, .. })).await;
+    let mut g = guest(&relay).await;
+    let Response::Joined(again) =
+        g.call(Request::Resume { resume_token: js.resume_token.clone() }).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(again.you.id, js.you.id);
+    host.event(|e| matches!(e, Event::ConnectionChanged { connected: true, .. })).await;
+
+    // Drops for longer than the grace: leaves with reason connection_lost; the token is spent.
+    g.conn.close(0u32.into(), b"network gone");
+    host.event(|e| {
+        matches!(e, Event::ParticipantLeft { reason: clinicmeet_protocol::LeaveReason::ConnectionLost, .. })
+    })
+    .await;
+    let mut g = guest(&relay).await;
+    let err = g.call(Request::Resume { resume_token: js.resume_token }).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ResumeFailed);
+    assert_eq!(
+        g.call(Request::Resume { resume_token: "forged".into() }).await.unwrap_err().code,
+        ErrorCode::ResumeFailed
+    );
+}
