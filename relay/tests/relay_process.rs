@@ -262,3 +262,50 @@ async fn wrong_codes_lock_out_the_address_and_are_audited() {
     .unwrap();
     assert!(body.contains("clinicmeet_failed_joins_total 9"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_relay_refuses_and_staff_read_chat_after_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path(), &["--max-connections", "1"]);
+    let (mut host, cred) = enrolled(&relay, "Dr Ada").await;
+    let mut extra = Client::connect(&relay).await;
+    assert_eq!(extra.hello(None).await.unwrap_err().code, ErrorCode::ServerBusy);
+    assert!(extra.next().await.is_none(), "closed after server_busy");
+
+    let Response::MeetingCreated { access_code, meeting } =
+        host.call(Request::CreateMeeting { spec: spec(MeetingSettings::default()) }).await.unwrap()
+    else {
+        panic!()
+    };
+    host.call(Request::Join { access_code, display_name: "Ada".into(), media: MediaState::default() })
+        .await
+        .unwrap();
+    for text in ["one", "two"] {
+        host.call(Request::SendChat { client_msg_id: Uuid::now_v7(), text: text.into(), staff_only: false })
+            .await
+            .unwrap();
+    }
+    host.call(Request::SendChat { client_msg_id: Uuid::now_v7(), text: "note".into(), staff_only: true })
+        .await
+        .unwrap();
+    host.call(Request::EndMeeting).await.unwrap();
+    drop(host);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let mut again = Client::connect(&relay).await;
+    again.hello(Some(&cred)).await.unwrap();
+    let Response::ChatHistory { messages, more } = again
+        .call(Request::ChatHistory {
+            meeting_id: Some(meeting.id),
+            since_seq: 1,
+            notes_since_seq: 0,
+            limit: 10,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!((texts, more), (vec!["two", "note"], false));
+}

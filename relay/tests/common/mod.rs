@@ -123,6 +123,10 @@ impl ServerCertVerifier for PinVerifier {
 }
 
 pub fn endpoint(pin: &str) -> quinn::Endpoint {
+    endpoint_at(pin, "127.0.0.1:0".parse().unwrap())
+}
+
+pub fn endpoint_at(pin: &str, bind: SocketAddr) -> quinn::Endpoint {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -132,7 +136,7 @@ pub fn endpoint(pin: &str) -> quinn::Endpoint {
         .with_no_client_auth();
     tls.alpn_protocols = vec![clinicmeet_protocol::ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut ep = quinn::Endpoint::client(bind).unwrap();
     ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
     ep
 }
@@ -149,7 +153,12 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(relay: &Relay) -> Client {
-        let ep = endpoint(&relay.pin);
+        Self::connect_from(relay, [127, 0, 0, 1]).await
+    }
+
+    /// Connects from a given loopback address (127.x.y.z), to test per-address limits.
+    pub async fn connect_from(relay: &Relay, ip: [u8; 4]) -> Client {
+        let ep = endpoint_at(&relay.pin, SocketAddr::from((ip, 0)));
         let conn = ep.connect(relay.quic, "localhost").unwrap().await.unwrap();
         let (send, recv) = conn.open_bi().await.unwrap();
         Client { conn, send, recv, dec: FrameDecoder::default(), next_id: 1, events: Vec::new() }

@@ -252,6 +252,8 @@ pub struct Core {
     sync: Option<SyncCursor>,
     outbox: VecDeque<OutItem>,
     paused_until: Option<Instant>,
+    /// Own messages allowed in flight: drops to 1 on a rate limit, doubles on each acknowledgement.
+    window: usize,
     out: VecDeque<Output>,
 }
 
@@ -292,6 +294,7 @@ impl Core {
             sync: None,
             outbox: VecDeque::new(),
             paused_until: None,
+            window: CHAT_WINDOW,
             out: VecDeque::new(),
         }
     }
@@ -1052,6 +1055,7 @@ impl Core {
                     self.protocol_error("chat_accepted for another message id");
                     return;
                 }
+                self.window = (self.window * 2).min(CHAT_WINDOW);
                 self.on_chat_message(message, true);
             }
             Ok(other) => {
@@ -1071,6 +1075,7 @@ impl Core {
                     (Some(delay), Some(item)) => {
                         item.in_flight = false;
                         item.attempts += 1;
+                        self.window = 1;
                         let attempts = item.attempts;
                         let until = now + delay;
                         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
@@ -1277,7 +1282,7 @@ impl Core {
         let mut in_flight = self.outbox.iter().filter(|i| i.in_flight).count();
         let mut to_send = Vec::new();
         for item in self.outbox.iter_mut() {
-            if in_flight >= CHAT_WINDOW {
+            if in_flight >= self.window {
                 break;
             }
             if !item.in_flight {
@@ -1680,8 +1685,13 @@ mod tests {
         assert!(h.sent_chat_ids().is_empty());
         h.core.handle_timeout(h.now + Duration::from_millis(500));
         h.drain();
-        assert_eq!(h.sent_chat_ids(), vec![id, Uuid::from_u128(11)]);
+        assert_eq!(h.sent_chat_ids(), vec![id], "after a rate limit, one at a time");
         assert_eq!(h.core.outbox_len(), 2);
+        let req = h.last().id;
+        let mut acc = chat(m, 1, false);
+        acc.client_msg_id = id;
+        h.reply(req, Response::ChatAccepted { message: acc });
+        assert_eq!(h.sent_chat_ids(), vec![id, Uuid::from_u128(11)], "window grows again on success");
     }
 
     #[test]
