@@ -37,6 +37,15 @@ pub enum Command {
     /// Manage the clinic's staff (works while the relay runs).
     #[command(subcommand)]
     Staff(StaffCommand),
+    /// Print the newest audit log rows as JSON lines, oldest first (works while the relay runs).
+    Audit {
+        /// Only rows with this action (e.g. `code_failed`, `join`, `admit`).
+        #[arg(long)]
+        action: Option<String>,
+        /// How many of the newest rows to print.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -43,6 +43,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Staff(cmd) => staff(&settings, cmd),
+        Command::Audit { action, limit } => audit(&settings, action.as_deref(), limit),
     }
 }
 
@@ -83,6 +84,16 @@ fn staff(s: &Settings, cmd: StaffCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn audit(s: &Settings, action: Option<&str>, limit: usize) -> anyhow::Result<()> {
+    let store = Store::open(&s.db_path(), s.sqlite_sync)?;
+    let rows = store.audit_rows(action)?;
+    let mut out = std::io::stdout().lock();
+    for row in &rows[rows.len().saturating_sub(limit)..] {
+        writeln!(out, "{}", serde_json::to_string(row)?)?;
+    }
+    Ok(())
+}
+
 fn serve(s: Settings) -> anyhow::Result<()> {
     let id = identity(&s)?;
     let pin = id.pin()?;
@@ -106,8 +117,16 @@ fn serve(s: Settings) -> anyhow::Result<()> {
             }
             None => None,
         };
+        // The stateless-reset key is kept in the data dir: after a restart, clients
+        // still holding connections to the old process get a reset at once and
+        // resume, instead of waiting out the idle timeout.
+        let reset_key = keys::load_or_create_secret(&s.data_dir.join("quic-reset-key"))?;
+        let endpoint_config =
+            quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset_key)));
+        let socket =
+            std::net::UdpSocket::bind(s.listen).with_context(|| format!("binding QUIC {}", s.listen))?;
         let endpoint =
-            quinn::Endpoint::server(quic, s.listen).with_context(|| format!("binding QUIC {}", s.listen))?;
+            quinn::Endpoint::new(endpoint_config, Some(quic), socket, Arc::new(quinn::TokioRuntime))?;
         let quic_addr = endpoint.local_addr()?;
 
         let (tx, rx) = std::sync::mpsc::channel();

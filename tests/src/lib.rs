@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -121,7 +122,8 @@ impl Relay {
         (v["staff_id"].as_str().unwrap().to_string(), v["enrollment_code"].as_str().unwrap().to_string())
     }
 
-    /// Runs an admin subcommand against the data directory and parses its JSON output.
+    /// Runs an admin subcommand against the data directory and parses its JSON output
+    /// (one value, or an array of the JSON lines it printed).
     pub fn admin(&self, args: &[&str]) -> Value {
         let out = Command::new(bin_path("clinicmeet-relay"))
             .arg("--data-dir")
@@ -131,8 +133,18 @@ impl Relay {
             .expect("run clinicmeet-relay admin command");
         assert!(out.status.success(), "relay {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
-        serde_json::from_str(text.trim())
-            .unwrap_or_else(|e| panic!("relay {args:?} printed non-JSON {text:?}: {e}"))
+        let mut values: Vec<Value> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("relay {args:?} printed non-JSON {l:?}: {e}"))
+            })
+            .collect();
+        if values.len() == 1 {
+            values.pop().unwrap()
+        } else {
+            Value::Array(values)
+        }
     }
 
     /// The relay's log so far.
@@ -158,7 +170,7 @@ pub struct Client {
     relay_addr: String,
     pin: String,
     bind: Option<String>,
-    _tmp: tempfile::TempDir,
+    tmp: Arc<tempfile::TempDir>,
 }
 
 impl Client {
@@ -170,7 +182,7 @@ impl Client {
             relay_addr: relay.addr.clone(),
             pin: relay.pin.clone(),
             bind: None,
-            _tmp: tmp,
+            tmp: Arc::new(tmp),
         }
     }
 
@@ -243,7 +255,7 @@ impl Client {
     pub fn join(&self, code: &str, extra: &[&str]) -> Session {
         let mut cmd = self.command();
         cmd.arg("join").arg(code).args(extra).arg("--stay");
-        Session::spawn(cmd, self.name.clone(), self.data_dir.clone())
+        Session::spawn(cmd, self.name.clone(), self.data_dir.clone(), self.tmp.clone())
     }
 
     /// The local chat history (JSON lines) of a meeting.
@@ -267,10 +279,12 @@ pub struct Session {
     /// Every event received so far, in order.
     pub seen: Vec<Value>,
     data_dir: PathBuf,
+    /// Keeps the client's data directory alive as long as its process runs.
+    _dir: Arc<tempfile::TempDir>,
 }
 
 impl Session {
-    fn spawn(mut cmd: Command, name: String, data_dir: PathBuf) -> Session {
+    fn spawn(mut cmd: Command, name: String, data_dir: PathBuf, dir: Arc<tempfile::TempDir>) -> Session {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -290,7 +304,7 @@ impl Session {
                 }
             }
         });
-        Session { name, child, stdin, events: rx, seen: Vec::new(), data_dir }
+        Session { name, child, stdin, events: rx, seen: Vec::new(), data_dir, _dir: dir }
     }
 
     /// Sends one line to the client's stdin (chat text, or a `/command`).
@@ -302,12 +316,11 @@ impl Session {
 
     /// Waits for the next event matching `pred` (events before it are kept in `seen`).
     pub fn expect(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-        let start = self.seen.len();
+        // An event seen earlier counts: tests may check after the fact.
         if let Some(v) = self.seen.iter().find(|v| pred(v)).cloned() {
-            // Already seen earlier: tests may check after the fact.
-            let _ = start;
             return v;
         }
+        let start = self.seen.len();
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -454,4 +467,20 @@ pub fn my_id(ev: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("no participant id in {ev}"))
         .to_string()
+}
+
+/// The participant id of `name` in the waiting list a moderator sees (from the
+/// list in `joined`, or a later `waiting_room` update).
+pub fn waiting_id(s: &mut Session, name: &str) -> String {
+    let has = |v: &Value| {
+        (v["event"] == "waiting_room" || v["event"] == "joined")
+            && v["waiting"].as_array().is_some_and(|w| w.iter().any(|e| e["display_name"] == name))
+    };
+    // The newest list wins: someone may have been admitted since an older one.
+    let v = match s.seen.iter().rev().find(|v| v["event"] == "waiting_room" || v["event"] == "joined") {
+        Some(v) if has(v) => v.clone(),
+        _ => s.expect(&format!("{name} waiting"), STEP, has),
+    };
+    let entry = v["waiting"].as_array().unwrap().iter().find(|e| e["display_name"] == name).unwrap();
+    entry["participant_id"].as_str().unwrap().to_string()
 }

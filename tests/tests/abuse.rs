@@ -36,12 +36,48 @@ fn wrong_codes_lock_out_one_address_only() {
     n.leave();
 
     // The attempts are in the audit log.
-    let audit = clinic.relay.admin(&["audit", "--limit", "100"]);
-    let text = audit.to_string();
-    assert!(text.contains("failed_code") || text.contains("code_lockout"), "audit: {text}");
+    let failed = clinic.relay.admin(&["audit", "--action", "code_failed", "--limit", "100"]);
+    let failed = failed.as_array().expect("several audit rows");
+    assert!(failed.len() >= 10 && failed.iter().all(|r| r["source"] == "127.0.0.1"), "audit: {failed:?}");
+    let lockout = clinic.relay.admin(&["audit", "--action", "code_lockout_address"]);
+    assert_eq!(lockout["source"], "127.0.0.1", "audit: {lockout}");
 
     // After the window the right code works again from the attacker's address.
     std::thread::sleep(Duration::from_secs(7));
     let mut s = attacker.join(&code, &[]);
     s.expect_event("joined", STEP);
+}
+
+#[test]
+fn guesses_from_many_addresses_trip_the_global_budget() {
+    let clinic = Clinic::new(&[
+        "--max-failed-codes-per-ip",
+        "3",
+        "--max-failed-codes-global",
+        "12",
+        "--code-lockout-secs",
+        "30",
+    ]);
+    let (_, code) = clinic.doctor.create(&[]);
+    // A botnet behind many addresses, each staying under its own limit.
+    for host in 3..9 {
+        let bot = clinic.guest("Bot").bind(&format!("127.0.0.{host}"));
+        for i in 0..2 {
+            let (ok, out) =
+                bot.run(&["join", &format!("QQQQ-{host}{i}QQ").replace('0', "Q").replace('1', "R")]);
+            assert!(!ok && out.iter().any(|v| v["event"] == "error"), "{out:?}");
+        }
+    }
+    // Now guessing is closed for everyone without a staff credential: even the
+    // right code from a fresh address is refused for the window…
+    let (ok, out) = clinic.guest("Patient").bind("127.0.0.20").run(&["join", &code]);
+    assert!(!ok && out.iter().any(|v| is_error(v, "rate_limited")), "{out:?}");
+    // …while enrolled staff still get in.
+    let mut host = clinic.doctor.join(&code, &[]);
+    host.expect_event("joined", STEP);
+    assert!(clinic
+        .relay
+        .admin(&["audit", "--action", "code_lockout_global"])
+        .to_string()
+        .contains("code_lockout_global"));
 }

@@ -11,7 +11,7 @@ fn create_and_join_with_any_code_spelling() {
 
     let mut host = clinic.doctor.join(&code, &[]);
     let joined = host.expect_event("joined", STEP);
-    assert_eq!(find_str(&joined, "role"), Some("host"));
+    assert_eq!(joined["you"]["role"], "host");
 
     let variants =
         [code.to_lowercase(), code.replace('-', ""), format!("  {}  ", code.to_lowercase().replace('-', ""))];
@@ -19,7 +19,7 @@ fn create_and_join_with_any_code_spelling() {
         let guest = clinic.guest(&format!("Guest {i}"));
         let mut s = guest.join(variant, &[]);
         let ev = s.expect_event("joined", STEP);
-        assert_eq!(find_str(&ev, "role"), Some("guest"));
+        assert_eq!(ev["you"]["role"], "guest");
         let name = format!("Guest {i}");
         host.expect("participant_joined", STEP, |v| {
             v["event"] == "participant_joined" && find_str(v, "display_name") == Some(name.as_str())
@@ -96,10 +96,7 @@ fn consultation_start_end_and_duration() {
 
     let mut doctor = clinic.doctor.join(&code, &[]);
     doctor.expect_event("joined", STEP);
-    let waiting = doctor.expect("patient in waiting room", STEP, |v| {
-        v["event"] == "waiting_room" && find_str(v, "display_name") == Some("Patient")
-    });
-    let pid = find_str(&waiting, "participant_id").unwrap().to_string();
+    let pid = waiting_id(&mut doctor, "Patient");
     doctor.send("/start-consultation");
     doctor.expect("consultation active", STEP, |v| find_str(v, "status") == Some("active"));
     doctor.send(&format!("/admit {pid}"));

@@ -65,7 +65,7 @@ fn staff_and_guests_cannot_moderate_and_moderators_cannot_end_or_promote() {
     r.host.drain(std::time::Duration::from_millis(300));
     assert!(!r.host.saw(|v| v["event"] == "participant_left"));
     assert!(!r.host.saw(|v| v["event"] == "meeting_ended"));
-    assert!(!r.target.saw(|v| v["event"] == "muted_by" || v["event"] == "removed"));
+    assert!(!r.target.saw(|v| v["event"] == "muted" || v["event"] == "removed"));
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn moderators_mute_lock_remove_and_host_ends_for_all() {
     let mut r = room();
     let t = r.target_id.clone();
     r.moderator.send(&format!("/mute {t}"));
-    r.target.expect_event("muted_by", STEP);
+    r.target.expect_event("muted", STEP);
     for s in [&mut r.host, &mut r.staff, &mut r.guest] {
         s.expect("target muted", STEP, |v| {
             v["event"] == "media_changed"

@@ -26,8 +26,11 @@ use crate::store::{ConsultationRecord, OutboxEntry, OutboxState, Watermarks};
 /// Identifies an application call, to match its [`Output::Completed`].
 pub type CallId = u64;
 
-/// Own chat messages sent but not yet acknowledged, at most.
-pub const CHAT_WINDOW: usize = 16;
+/// Own chat messages sent but not yet acknowledged, at most. One: a message
+/// refused for a rate limit and retried must not be overtaken by the next one,
+/// so a sender's messages keep the order they were typed in. One round trip per
+/// message is far quicker than people type (and than the relay's chat rate).
+pub const CHAT_WINDOW: usize = 1;
 /// History page size asked for during resync.
 pub const HISTORY_PAGE: u32 = 500;
 /// Delay used when a relay rate-limits without saying how long to wait.
@@ -253,7 +256,6 @@ pub struct Core {
     outbox: VecDeque<OutItem>,
     paused_until: Option<Instant>,
     /// Own messages allowed in flight: drops to 1 on a rate limit, doubles on each acknowledgement.
-    window: usize,
     out: VecDeque<Output>,
 }
 
@@ -294,7 +296,6 @@ impl Core {
             sync: None,
             outbox: VecDeque::new(),
             paused_until: None,
-            window: CHAT_WINDOW,
             out: VecDeque::new(),
         }
     }
@@ -831,6 +832,7 @@ impl Core {
                             ended_at: Some(*ended_at),
                             duration_secs: Some(*duration_secs),
                             notes,
+                            status: None,
                         })));
                     }
                 }
@@ -1055,7 +1057,6 @@ impl Core {
                     self.protocol_error("chat_accepted for another message id");
                     return;
                 }
-                self.window = (self.window * 2).min(CHAT_WINDOW);
                 self.on_chat_message(message, true);
             }
             Ok(other) => {
@@ -1075,7 +1076,6 @@ impl Core {
                     (Some(delay), Some(item)) => {
                         item.in_flight = false;
                         item.attempts += 1;
-                        self.window = 1;
                         let attempts = item.attempts;
                         let until = now + delay;
                         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
@@ -1282,7 +1282,7 @@ impl Core {
         let mut in_flight = self.outbox.iter().filter(|i| i.in_flight).count();
         let mut to_send = Vec::new();
         for item in self.outbox.iter_mut() {
-            if in_flight >= self.window {
+            if in_flight >= CHAT_WINDOW {
                 break;
             }
             if !item.in_flight {
@@ -1685,13 +1685,13 @@ mod tests {
         assert!(h.sent_chat_ids().is_empty());
         h.core.handle_timeout(h.now + Duration::from_millis(500));
         h.drain();
-        assert_eq!(h.sent_chat_ids(), vec![id], "after a rate limit, one at a time");
+        assert_eq!(h.sent_chat_ids(), vec![id], "after a rate limit, the refused message goes first");
         assert_eq!(h.core.outbox_len(), 2);
         let req = h.last().id;
         let mut acc = chat(m, 1, false);
         acc.client_msg_id = id;
         h.reply(req, Response::ChatAccepted { message: acc });
-        assert_eq!(h.sent_chat_ids(), vec![id, Uuid::from_u128(11)], "window grows again on success");
+        assert_eq!(h.sent_chat_ids(), vec![id, Uuid::from_u128(11)], "the next follows once it is accepted");
     }
 
     #[test]

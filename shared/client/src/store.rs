@@ -160,6 +160,8 @@ pub struct ConsultationRecord {
     pub ended_at: Option<i64>,
     pub duration_secs: Option<i64>,
     pub notes: Option<String>,
+    /// The meeting's last known status (`completed` once the doctor ended it).
+    pub status: Option<String>,
 }
 
 /// Which sequence numbers of a meeting are stored without a gap.
@@ -675,8 +677,10 @@ impl Store {
 
     pub fn consultations(&self) -> Result<Vec<ConsultationRecord>> {
         let mut stmt = self.conn.prepare(
-            "SELECT meeting_id, title, patient_reference, started_at, ended_at, duration_secs, notes
-             FROM consultations ORDER BY COALESCE(started_at, ended_at, 0) DESC",
+            "SELECT c.meeting_id, c.title, c.patient_reference, c.started_at, c.ended_at, c.duration_secs,
+                    c.notes, CASE WHEN c.ended_at IS NOT NULL THEN 'completed' ELSE m.status END
+             FROM consultations c LEFT JOIN meetings m ON m.meeting_id = c.meeting_id
+             ORDER BY COALESCE(c.started_at, c.ended_at, 0) DESC",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(ConsultationRecord {
@@ -687,6 +691,7 @@ impl Store {
                 ended_at: r.get(4)?,
                 duration_secs: r.get(5)?,
                 notes: r.get(6)?,
+                status: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -880,6 +885,7 @@ mod tests {
             ended_at: Some(61_000),
             duration_secs: Some(60),
             notes: Some("BP fine".into()),
+            status: None,
         })
         .unwrap();
         let c = &s.consultations().unwrap()[0];

@@ -153,7 +153,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(run(cli)) {
+    let result = rt.block_on(run(cli));
+    // The stdin reader is a blocking read that never ends while the pipe stays
+    // open; don't let runtime shutdown wait for it.
+    rt.shutdown_background();
+    match result {
         Ok(code) => code,
         Err(e) => {
             let line = match e.downcast_ref::<ClientError>() {
