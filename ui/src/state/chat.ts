@@ -86,8 +86,7 @@ export class ChatState extends Observable {
     if (existing) {
       // A retry: only a failed message goes back to sending; a sent one stays sent.
       if (existing.status === "failed") {
-        existing.status = "sending";
-        existing.error = null;
+        this.byId.set(clientMsgId, { ...existing, status: "sending", error: null });
         this.invalidate();
       }
       return;
@@ -119,8 +118,8 @@ export class ChatState extends Observable {
   failed(clientMsgId: Uuid, error: string): void {
     const e = this.byId.get(clientMsgId);
     if (!e || e.status !== "sending") return;
-    e.status = "failed";
-    e.error = error;
+    // Entries are replaced, never mutated, so UIs can compare by identity.
+    this.byId.set(clientMsgId, { ...e, status: "failed", error });
     this.invalidate();
   }
 
@@ -150,11 +149,14 @@ export class ChatState extends Observable {
     if (existing) {
       if (existing.seq !== null) return; // already have the accepted copy
       // Our pending message came back accepted (reply or echo): it becomes sent.
-      existing.seq = message.seq;
-      existing.sent_at = message.sent_at;
-      existing.text = message.text;
-      existing.status = "sent";
-      existing.error = null;
+      this.byId.set(message.client_msg_id, {
+        ...existing,
+        seq: message.seq,
+        sent_at: message.sent_at,
+        text: message.text,
+        status: "sent",
+        error: null,
+      });
       this.bySeq[stream].set(message.seq, message.client_msg_id);
       this.invalidate();
       return;
