@@ -3,6 +3,7 @@
 //  - the Tauri shell's engine (later): commands into `shared/client` and events/frames back.
 // The UI never talks to the relay or to devices directly.
 
+import { describeError } from "./types";
 import type {
   ChatMessage,
   ErrorBody,
@@ -250,4 +251,21 @@ export interface Engine {
   subscribe(listener: EngineListener): Unsubscribe;
   /** Raw frames; only the newest frame per participant matters (latest wins). */
   subscribeFrames(listener: FrameListener): Unsubscribe;
+}
+
+/** Words for people for any error the engine throws. */
+export function errorText(err: unknown): string {
+  if (err instanceof EngineError) {
+    switch (err.code) {
+      case "pin_mismatch":
+      case "unreachable":
+      case "not_connected":
+      case "no_device":
+      case "invalid_input":
+        return err.message;
+      default:
+        return describeError(err.code);
+    }
+  }
+  return err instanceof Error ? err.message : String(err);
 }

@@ -169,6 +169,26 @@ export class MeetingSession extends Observable {
     }
   }
 
+  async typing(on: boolean): Promise<void> {
+    try {
+      await this.engine.typing(on);
+    } catch {
+      // Typing indicators are best effort.
+    }
+  }
+
+  /** Runs a moderation action; a refusal is shown as `error`, never thrown at the UI. */
+  async act(action: (engine: Engine) => Promise<void>): Promise<boolean> {
+    try {
+      await action(this.engine);
+      return true;
+    } catch (e) {
+      this.error = e instanceof Error ? e.message : String(e);
+      this.changed();
+      return false;
+    }
+  }
+
   async retry(clientMsgId: Uuid): Promise<void> {
     await this.engine.retryChat(clientMsgId);
   }
