@@ -697,7 +697,7 @@ export class DemoEngine implements Engine {
     this.frameNo += 1;
     const t = this.frameNo;
     const localVideo = this.selected.camera !== null && (this.previewing || (this.you !== null && (this.you.media.video || this.you.media.screen)));
-    if (localVideo) this.frame(LOCAL_PARTICIPANT, 320, 180, 140);
+    if (localVideo) this.frame(LOCAL_PARTICIPANT, 320, 180, 300);
     const localAudio = this.selected.microphone !== null && (this.previewing || (this.you?.media.audio ?? false));
     if (t % 3 === 0 && localAudio) {
       // A speaking pattern: bursts every few seconds.
@@ -709,7 +709,7 @@ export class DemoEngine implements Engine {
     let i = 0;
     for (const p of this.remotes.values()) {
       i += 1;
-      if (p.media.video) this.frame(p.id, 640, 360, 20 + i * 90);
+      if (p.media.video) this.frame(p.id, 640, 360, 200 + i * 70);
       if (t % 3 === 0 && p.media.audio) {
         const speaking = Math.sin(t / 40 + Math.PI + i) > 0.2;
         const level = speaking ? 0.3 + 0.3 * Math.abs(Math.sin(t / 3 + i)) : 0.02;

@@ -150,7 +150,7 @@ function Created(props: { created: CreatedMeeting; onJoin: () => void; onClose: 
   const app = useApp();
   const link = () => inviteLink(app.relay()?.address ?? "", props.created.access_code);
   return (
-    <section class="card created" aria-labelledby="created-title" aria-live="polite">
+    <section class="created" aria-labelledby="created-title" aria-live="polite">
       <h2 id="created-title">
         <Icon name="check" /> “{props.created.meeting.title}” is ready
       </h2>

@@ -7,7 +7,6 @@ import { createMemo, createSignal, For, Match, onCleanup, onMount, Show, Switch,
 import { useApp } from "../appContext";
 import { LOCAL_PARTICIPANT } from "../engine/engine";
 import type { MeetingSession } from "../state/session";
-import type { Participant } from "../state/participants";
 import { formatElapsed } from "../state/timer";
 import { ChatPanel } from "../components/ChatPanel";
 import { CopyButton } from "../components/CopyButton";
@@ -40,52 +39,75 @@ function Quality(props: { session: MeetingSession }): JSX.Element {
   );
 }
 
-function tileFor(p: Participant, speaker: string | null, variant: "grid" | "main" | "pip"): JSX.Element {
+/** One tile, looked up by id so state updates flow in without recreating the canvas. */
+function Tile(props: { session: MeetingSession; id: string; speaker: string | null; variant: "grid" | "main" | "pip" }): JSX.Element {
+  const ps = props.session.participants;
+  const p = useSelect(ps, () => ps.get(props.id));
   return (
-    <VideoTile
-      frameId={p.self ? LOCAL_PARTICIPANT : p.id}
-      name={p.display_name}
-      verified={p.verified_staff}
-      audio={p.media.audio}
-      video={p.media.video || p.media.screen}
-      videoAvailable={p.videoAvailable}
-      speaking={speaker === p.id}
-      connected={p.connected}
-      self={p.self}
-      variant={variant}
-    />
+    <Show when={p()}>
+      {(q) => (
+        <VideoTile
+          frameId={q().self ? LOCAL_PARTICIPANT : q().id}
+          name={q().display_name}
+          verified={q().verified_staff}
+          audio={q().media.audio}
+          video={q().media.video || q().media.screen}
+          videoAvailable={q().videoAvailable}
+          speaking={props.speaker === q().id}
+          connected={q().connected}
+          self={q().self}
+          variant={props.variant}
+        />
+      )}
+    </Show>
   );
 }
 
+function sameIds(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 function Stage(props: { session: MeetingSession }): JSX.Element {
-  const ps = props.session.participants;
-  const list = useSelect(ps, () => ps.list());
+  const s = props.session;
+  const ps = s.participants;
+  const v = useVersion(ps);
   const now = useNow(500);
+  const ids = createMemo(
+    () => {
+      v();
+      return ps.list().map((p) => p.id);
+    },
+    [],
+    { equals: sameIds },
+  );
+  const selfId = createMemo(() => {
+    v();
+    return ps.self?.id ?? null;
+  });
+  const remoteIds = createMemo(() => ids().filter((id) => id !== selfId()), [], { equals: sameIds });
   const speaker = () => {
-    list();
+    v();
     return ps.activeSpeaker(now());
   };
-  const remotes = () => list().filter((p) => !p.self);
-  const self = () => list().find((p) => p.self);
-  const cols = () => Math.ceil(Math.sqrt(Math.max(1, list().length)));
+  const cols = () => Math.ceil(Math.sqrt(Math.max(1, ids().length)));
   return (
     <section class="stage" aria-label="Video">
       <Switch>
-        <Match when={remotes().length === 0}>
+        <Match when={remoteIds().length === 0}>
           <div class="stage-alone">
-            <Show when={self()}>{(me) => tileFor(me(), speaker(), "main")}</Show>
+            <Show when={selfId()}>{(me) => <Tile session={s} id={me()} speaker={speaker()} variant="main" />}</Show>
             <p class="stage-note">Waiting for others to join…</p>
           </div>
         </Match>
-        <Match when={remotes().length === 1}>
+        <Match when={remoteIds().length === 1}>
           <div class="stage-one">
-            <Show when={remotes()[0]}>{(r) => tileFor(r(), speaker(), "main")}</Show>
-            <Show when={self()}>{(me) => tileFor(me(), speaker(), "pip")}</Show>
+            <Show when={remoteIds()[0]}>{(r) => <Tile session={s} id={r()} speaker={speaker()} variant="main" />}</Show>
+            <Show when={selfId()}>{(me) => <Tile session={s} id={me()} speaker={speaker()} variant="pip" />}</Show>
           </div>
         </Match>
-        <Match when={remotes().length > 1}>
+        <Match when={remoteIds().length > 1}>
           <div class="stage-grid" style={{ "grid-template-columns": `repeat(${cols()}, minmax(0, 1fr))` }}>
-            <For each={list()}>{(p) => tileFor(p, speaker(), "grid")}</For>
+            <For each={ids()}>{(id) => <Tile session={s} id={id} speaker={speaker()} variant="grid" />}</For>
           </div>
         </Match>
       </Switch>

@@ -92,6 +92,14 @@ describe("participant state", () => {
     expect(s.get("b")?.videoAvailable).toBe(false);
   });
 
+  it("local video that started during the device check shows on our own tile after joining", () => {
+    const s = new ParticipantsState();
+    s.apply({ type: "video", participant_id: "local", available: true }, 0);
+    s.load(joinState());
+    expect(s.self?.videoAvailable).toBe(true);
+    expect(s.get("b")?.videoAvailable).toBe(false);
+  });
+
   it("active speaker: holds through a short interjection, switches after silence", () => {
     const s = new ParticipantsState();
     s.load(joinState());

@@ -57,7 +57,7 @@ export class ParticipantsState extends Observable {
       ...p,
       media: { ...p.media },
       self: id === this.selfId,
-      videoAvailable: this.videoIds.has(id),
+      videoAvailable: this.videoIds.has(id) || (id === this.selfId && this.videoIds.has(LOCAL_PARTICIPANT)),
       level: this.people.get(id)?.level ?? 0,
     });
   }
@@ -106,8 +106,10 @@ export class ParticipantsState extends Observable {
         return true;
       case "video": {
         const id = this.resolve(event.participant_id);
-        if (event.available) this.videoIds.add(id);
-        else this.videoIds.delete(id);
+        for (const key of event.participant_id === LOCAL_PARTICIPANT ? [id, LOCAL_PARTICIPANT] : [id]) {
+          if (event.available) this.videoIds.add(key);
+          else this.videoIds.delete(key);
+        }
         this.patch(id, (p) => {
           p.videoAvailable = event.available;
         });
@@ -123,6 +125,11 @@ export class ParticipantsState extends Observable {
 
   private resolve(id: ParticipantId): ParticipantId {
     return id === LOCAL_PARTICIPANT && this.selfId ? this.selfId : id;
+  }
+
+  /** Local camera frames are flowing (also known before joining, from the device check). */
+  get localVideo(): boolean {
+    return this.videoIds.has(LOCAL_PARTICIPANT) || (this.selfId !== null && this.videoIds.has(this.selfId));
   }
 
   private patch(id: ParticipantId, f: (p: Participant) => void): boolean {
