@@ -450,7 +450,7 @@ export class DemoEngine implements Engine {
     const remote: ParticipantInfo = {
       id: uuid(),
       display_name: remoteName,
-      role: m.info.kind === "consultation" && you.role === "guest" ? "host" : m.hostIsMe ? "guest" : "host",
+      role: m.info.kind === "consultation" && you.role === "guest" ? "host" : m.hostIsMe ? (m.info.kind === "consultation" ? "guest" : "staff") : "host",
       verified_staff: !(m.info.kind === "consultation" && you.role !== "guest"),
       media: { audio: true, video: m.info.kind !== "audio_only", screen: false },
       joined_at: Date.now() - 60_000,
@@ -459,6 +459,10 @@ export class DemoEngine implements Engine {
     this.remotes.set(remote.id, remote);
     this.waiting = [];
     this.startMedia();
+    // Our own camera starts with the meeting (the device-check preview was a separate session).
+    if (you.media.video && this.selected.camera !== null) {
+      this.later(100, () => this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: true }));
+    }
     // Remote video begins shortly after joining.
     this.later(400, () => {
       if (remote.media.video && this.remotes.has(remote.id)) this.emit({ type: "video", participant_id: remote.id, available: true });

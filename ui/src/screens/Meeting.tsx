@@ -106,7 +106,13 @@ function Stage(props: { session: MeetingSession }): JSX.Element {
           </div>
         </Match>
         <Match when={remoteIds().length > 1}>
-          <div class="stage-grid" style={{ "grid-template-columns": `repeat(${cols()}, minmax(0, 1fr))` }}>
+          <div
+            class="stage-grid"
+            style={{
+              "grid-template-columns": `repeat(${cols()}, minmax(0, 1fr))`,
+              "grid-template-rows": `repeat(${Math.ceil(ids().length / cols())}, minmax(0, 1fr))`,
+            }}
+          >
             <For each={ids()}>{(id) => <Tile session={s} id={id} speaker={speaker()} variant="grid" />}</For>
           </div>
         </Match>
