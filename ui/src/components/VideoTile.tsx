@@ -1,7 +1,7 @@
 // One participant's tile: a canvas drawing their I420 frames (latest wins), or
 // their initials when no video arrives; name, verified mark and media badges.
 
-import { createEffect, createSignal, onCleanup, Show, type JSX } from "solid-js";
+import { createEffect, createMemo, createSignal, onCleanup, Show, type JSX } from "solid-js";
 import { useApp } from "../appContext";
 import { createRenderer, type FrameRenderer } from "../video/renderer";
 import { Icon } from "./Icon";
@@ -32,10 +32,14 @@ export function VideoTile(props: TileProps): JSX.Element {
   const app = useApp();
   const [canvas, setCanvas] = createSignal<HTMLCanvasElement>();
 
+  // Memos: participant updates (levels, names) must not restart the renderer.
+  const frameId = createMemo(() => props.frameId);
+  const show = createMemo(() => props.video && props.videoAvailable);
+
   createEffect(() => {
-    const id = props.frameId;
+    const id = frameId();
     const c = canvas();
-    if (!c || !(props.video && props.videoAvailable)) return;
+    if (!c || !show()) return;
     // One renderer per canvas element (the canvas is recreated when video comes back).
     const renderer: FrameRenderer | null = createRenderer(c, app.rendererPreference);
     c.dataset.renderer = renderer?.kind ?? "none";
@@ -55,7 +59,6 @@ export function VideoTile(props: TileProps): JSX.Element {
     });
   });
 
-  const showVideo = () => props.video && props.videoAvailable;
   return (
     <figure
       class={`tile tile-${props.variant ?? "grid"}`}
@@ -63,7 +66,7 @@ export function VideoTile(props: TileProps): JSX.Element {
       aria-label={props.label ?? `${props.name}${props.self ? " (you)" : ""}${props.audio ? "" : ", microphone off"}${props.video ? "" : ", camera off"}`}
       data-participant={props.frameId}
     >
-      <Show when={showVideo()} fallback={<div class="tile-avatar" aria-hidden="true">{initials(props.name)}</div>}>
+      <Show when={show()} fallback={<div class="tile-avatar" aria-hidden="true">{initials(props.name)}</div>}>
         <canvas ref={setCanvas} class="tile-canvas" classList={{ mirror: !!props.self }} />
       </Show>
       <Show when={props.connected === false}>
