@@ -11,6 +11,8 @@ packages=(
   libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins
   # network-impairment tests (namespaces, netem) and UI tests under a virtual display.
   iproute2 xvfb xauth
+  # UI screenshots of the demo build (ui/scripts/screenshot.mjs drives it with playwright-core).
+  chromium
 )
 
 missing=()
@@ -24,6 +26,11 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# UI: Node 20+ and npm run `npm ci`, `npm test`, `npm run build` in ui/.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "install-deps: npm not found; install Node.js 20 or newer for the UI (ui/)" >&2
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -1,0 +1,77 @@
+import { createSignal, Match, onMount, Show, Switch, type JSX } from "solid-js";
+import { AppCtx, type AppContext, type Screen } from "./appContext";
+import type { Engine, RelayConfig } from "./engine/engine";
+import type { StaffIdentity } from "./engine/types";
+import { parseAccessCode } from "./state/accessCode";
+import { FrameStore } from "./video/frames";
+import { FirstRun } from "./screens/FirstRun";
+import { Home } from "./screens/Home";
+import { DeviceCheck } from "./screens/DeviceCheck";
+import { Meeting } from "./screens/Meeting";
+import { Consultations } from "./screens/Consultations";
+
+export function App(props: { engine: Engine; rendererPreference?: "webgl" | "2d" }): JSX.Element {
+  const [screen, setScreen] = createSignal<Screen | null>(null);
+  const [relay, setRelay] = createSignal<RelayConfig | null>(null);
+  const [staff, setStaff] = createSignal<StaffIdentity | null>(null);
+  const frames = FrameStore.attach(props.engine, (cb) => requestAnimationFrame(cb));
+  const inviteCode = parseAccessCode(decodeURIComponent(location.hash.replace(/^#/, "")));
+
+  const ctx: AppContext = {
+    engine: props.engine,
+    frames,
+    rendererPreference: props.rendererPreference ?? "webgl",
+    relay,
+    setRelay,
+    staff,
+    setStaff,
+    go: (s) => {
+      setScreen(s);
+      window.scrollTo(0, 0);
+    },
+    inviteCode,
+  };
+
+  onMount(async () => {
+    const saved = await props.engine.savedRelay();
+    if (!saved) {
+      setScreen({ name: "first_run" });
+      return;
+    }
+    setRelay(saved);
+    try {
+      const hello = await props.engine.connect(saved);
+      setStaff(hello.staff);
+      setScreen({ name: "home" });
+    } catch {
+      // A changed key or an unreachable server: back to set-up with the warning.
+      setScreen({ name: "first_run" });
+    }
+  });
+
+  return (
+    <AppCtx.Provider value={ctx}>
+      <Show when={screen()} fallback={<p class="loading">Connecting…</p>}>
+        {(s) => (
+          <Switch>
+            <Match when={s().name === "first_run"}>
+              <FirstRun />
+            </Match>
+            <Match when={s().name === "home"}>
+              <Home />
+            </Match>
+            <Match when={(() => { const x = s(); return x.name === "device_check" ? x : null; })()} keyed>
+              {(x) => <DeviceCheck code={x.code} displayName={x.displayName} />}
+            </Match>
+            <Match when={(() => { const x = s(); return x.name === "meeting" ? x : null; })()} keyed>
+              {(x) => <Meeting session={x.session} />}
+            </Match>
+            <Match when={(() => { const x = s(); return x.name === "consultations" ? x : null; })()} keyed>
+              {(x) => <Consultations {...(x.openId ? { openId: x.openId } : {})} />}
+            </Match>
+          </Switch>
+        )}
+      </Show>
+    </AppCtx.Provider>
+  );
+}

@@ -1,0 +1,35 @@
+// What every screen needs: the engine, the frame store and the set-up facts.
+
+import { createContext, useContext, type Accessor } from "solid-js";
+import type { Engine, RelayConfig } from "./engine/engine";
+import type { StaffIdentity } from "./engine/types";
+import type { FrameStore } from "./video/frames";
+import type { MeetingSession } from "./state/session";
+
+export type Screen =
+  | { name: "first_run" }
+  | { name: "home" }
+  | { name: "device_check"; code: string; displayName: string }
+  | { name: "meeting"; session: MeetingSession }
+  | { name: "consultations"; openId?: string };
+
+export interface AppContext {
+  engine: Engine;
+  frames: FrameStore;
+  rendererPreference: "webgl" | "2d";
+  relay: Accessor<RelayConfig | null>;
+  setRelay: (r: RelayConfig | null) => void;
+  staff: Accessor<StaffIdentity | null>;
+  setStaff: (s: StaffIdentity | null) => void;
+  go: (screen: Screen) => void;
+  /** A code taken from an invite link (`#ABCD-EFGH`), if the app was opened with one. */
+  inviteCode: string | null;
+}
+
+export const AppCtx = createContext<AppContext>();
+
+export function useApp(): AppContext {
+  const ctx = useContext(AppCtx);
+  if (!ctx) throw new Error("AppCtx missing");
+  return ctx;
+}

@@ -1,0 +1,171 @@
+// Participants panel: waiting room (admit / deny), everyone's media state,
+// host actions (mute, remove, make moderator).
+
+import { createSignal, For, Show, type JSX } from "solid-js";
+import type { Participant } from "../state/participants";
+import type { MeetingSession } from "../state/session";
+import type { Role } from "../engine/types";
+import { Icon } from "./Icon";
+import { useSelect } from "./reactive";
+import { initials } from "./VideoTile";
+
+const ROLE_LABEL: Record<Role, string> = { host: "Host", moderator: "Moderator", staff: "Staff", guest: "Guest" };
+
+export function WaitingList(props: { session: MeetingSession }): JSX.Element {
+  const ps = props.session.participants;
+  const waiting = useSelect(ps, () => ps.waiting);
+  return (
+    <Show when={waiting().length > 0}>
+      <section class="waiting-list" aria-label="Waiting room">
+        <h3>Waiting to join ({waiting().length})</h3>
+        <ul>
+          <For each={waiting()}>
+            {(w) => (
+              <li class="person">
+                <span class="avatar" aria-hidden="true">
+                  {initials(w.display_name)}
+                </span>
+                <span class="person-name">{w.display_name}</span>
+                <span class="person-actions">
+                  <button
+                    type="button"
+                    class="btn btn-small btn-primary"
+                    onClick={() => void props.session.act((e) => e.admit(w.participant_id))}
+                    aria-label={`Admit ${w.display_name}`}
+                  >
+                    Admit
+                  </button>
+                  <button
+                    type="button"
+                    class="btn btn-small btn-secondary"
+                    onClick={() => void props.session.act((e) => e.deny(w.participant_id))}
+                    aria-label={`Deny ${w.display_name}`}
+                  >
+                    Deny
+                  </button>
+                </span>
+              </li>
+            )}
+          </For>
+        </ul>
+      </section>
+    </Show>
+  );
+}
+
+function Row(props: { p: Participant; session: MeetingSession; canModerate: boolean; isHost: boolean }): JSX.Element {
+  const p = () => props.p;
+  const act = props.session.act.bind(props.session);
+  // Two-step removal (no native confirm dialog: web views may block it).
+  const [confirming, setConfirming] = createSignal(false);
+  return (
+    <li class="person" classList={{ "person-offline": !p().connected }}>
+      <span class="avatar" aria-hidden="true">
+        {initials(p().display_name)}
+      </span>
+      <span class="person-main">
+        <span class="person-name">
+          {p().display_name}
+          {p().self ? " (you)" : ""}
+          <Show when={p().verified_staff}>
+            <span class="verified" title="Verified clinic staff">
+              <Icon name="verified" size={14} />
+              <span class="sr-only">verified staff</span>
+            </span>
+          </Show>
+        </span>
+        <span class="person-role">
+          {ROLE_LABEL[p().role]}
+          {p().connected ? "" : " · reconnecting"}
+        </span>
+      </span>
+      <span class="media-icons">
+        <span title={p().media.audio ? "Microphone on" : "Microphone off"} classList={{ off: !p().media.audio }}>
+          <Icon name={p().media.audio ? "mic" : "micOff"} size={18} />
+          <span class="sr-only">{p().media.audio ? "Microphone on" : "Microphone off"}</span>
+        </span>
+        <span title={p().media.video ? "Camera on" : "Camera off"} classList={{ off: !p().media.video }}>
+          <Icon name={p().media.video ? "camera" : "cameraOff"} size={18} />
+          <span class="sr-only">{p().media.video ? "Camera on" : "Camera off"}</span>
+        </span>
+        <Show when={p().media.screen}>
+          <span title="Sharing screen">
+            <Icon name="screen" size={18} />
+            <span class="sr-only">Sharing screen</span>
+          </span>
+        </Show>
+      </span>
+      <Show when={!p().self && props.canModerate && p().role !== "host"}>
+        <span class="person-actions">
+          <Show when={p().media.audio}>
+            <button type="button" class="btn btn-small btn-secondary" onClick={() => void act((e) => e.mute(p().id))} aria-label={`Mute ${p().display_name}`}>
+              Mute
+            </button>
+          </Show>
+          <Show when={props.isHost}>
+            <Show
+              when={p().role === "moderator"}
+              fallback={
+                <button type="button" class="btn btn-small btn-secondary" onClick={() => void act((e) => e.promote(p().id))} aria-label={`Make ${p().display_name} a moderator`}>
+                  Make moderator
+                </button>
+              }
+            >
+              <button type="button" class="btn btn-small btn-secondary" onClick={() => void act((e) => e.demote(p().id))} aria-label={`Remove moderator rights from ${p().display_name}`}>
+                Remove moderator
+              </button>
+            </Show>
+          </Show>
+          <Show
+            when={confirming()}
+            fallback={
+              <button type="button" class="btn btn-small btn-danger-outline" onClick={() => setConfirming(true)} aria-label={`Remove ${p().display_name} from the meeting`}>
+                Remove
+              </button>
+            }
+          >
+            <button
+              type="button"
+              class="btn btn-small btn-danger"
+              onClick={() => {
+                setConfirming(false);
+                void act((e) => e.remove(p().id));
+              }}
+              aria-label={`Confirm: remove ${p().display_name}`}
+            >
+              Confirm remove
+            </button>
+            <button type="button" class="btn btn-small btn-ghost" onClick={() => setConfirming(false)}>
+              Cancel
+            </button>
+          </Show>
+        </span>
+      </Show>
+    </li>
+  );
+}
+
+export function ParticipantsPanel(props: { session: MeetingSession; onClose: () => void }): JSX.Element {
+  const ps = props.session.participants;
+  const list = useSelect(ps, () => ps.list());
+  const canModerate = useSelect(ps, () => ps.canModerate);
+  const isHost = useSelect(ps, () => ps.isHost);
+  return (
+    <aside class="side-panel" aria-label="Participants">
+      <header class="panel-head">
+        <h2>Participants ({list().length})</h2>
+        <button type="button" class="btn btn-ghost btn-icon" onClick={props.onClose} aria-label="Close participants" title="Close participants">
+          <Icon name="close" />
+        </button>
+      </header>
+      <div class="panel-scroll">
+        <Show when={canModerate()}>
+          <WaitingList session={props.session} />
+        </Show>
+        <ul class="people" aria-label="In the meeting">
+          <For each={list()}>{(p) => <Row p={p} session={props.session} canModerate={canModerate()} isHost={isHost()} />}</For>
+        </ul>
+      </div>
+    </aside>
+  );
+}

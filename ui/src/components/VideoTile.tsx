@@ -1,0 +1,101 @@
+// One participant's tile: a canvas drawing their I420 frames (latest wins), or
+// their initials when no video arrives; name, verified mark and media badges.
+
+import { createEffect, createMemo, createSignal, onCleanup, Show, type JSX } from "solid-js";
+import { useApp } from "../appContext";
+import { createRenderer, type FrameRenderer } from "../video/renderer";
+import { Icon } from "./Icon";
+
+export interface TileProps {
+  /** Participant id, or `local` for this device's camera. */
+  frameId: string;
+  name: string;
+  verified?: boolean;
+  audio: boolean;
+  video: boolean;
+  videoAvailable: boolean;
+  speaking?: boolean;
+  connected?: boolean;
+  self?: boolean;
+  variant?: "grid" | "main" | "pip" | "preview";
+  label?: string;
+}
+
+export function initials(name: string): string {
+  const parts = name.replace(/^(dr|mr|mrs|ms|nurse)\.?\s+/i, "").trim().split(/\s+/).filter(Boolean);
+  const first = parts[0]?.[0] ?? "?";
+  const last = parts.length > 1 ? (parts[parts.length - 1]?.[0] ?? "") : "";
+  return (first + last).toUpperCase();
+}
+
+export function VideoTile(props: TileProps): JSX.Element {
+  const app = useApp();
+  const [canvas, setCanvas] = createSignal<HTMLCanvasElement>();
+
+  // Memos: participant updates (levels, names) must not restart the renderer.
+  const frameId = createMemo(() => props.frameId);
+  const show = createMemo(() => props.video && props.videoAvailable);
+
+  createEffect(() => {
+    const id = frameId();
+    const c = canvas();
+    if (!c || !show()) return;
+    // One renderer per canvas element (the canvas is recreated when video comes back).
+    const renderer: FrameRenderer | null = createRenderer(c, app.rendererPreference);
+    c.dataset.renderer = renderer?.kind ?? "none";
+    let drawn = 0;
+    const off = app.frames.register(id, (f) => {
+      try {
+        renderer?.draw(f);
+        drawn += 1;
+        c.dataset.framesDrawn = String(drawn);
+      } catch {
+        // A malformed frame is skipped; the next one may be fine.
+      }
+    });
+    onCleanup(() => {
+      off();
+      renderer?.dispose();
+    });
+  });
+
+  return (
+    <figure
+      class={`tile tile-${props.variant ?? "grid"}`}
+      classList={{ "tile-speaking": !!props.speaking, "tile-self": !!props.self, "tile-offline": props.connected === false }}
+      aria-label={props.label ?? `${props.name}${props.self ? " (you)" : ""}${props.audio ? "" : ", microphone off"}${props.video ? "" : ", camera off"}`}
+      data-participant={props.frameId}
+    >
+      <Show when={show()} fallback={<div class="tile-avatar" aria-hidden="true">{initials(props.name)}</div>}>
+        <canvas ref={setCanvas} class="tile-canvas" classList={{ mirror: !!props.self }} />
+      </Show>
+      <Show when={props.connected === false}>
+        <div class="tile-overlay">Reconnecting…</div>
+      </Show>
+      <figcaption class="tile-caption">
+        <Show when={!props.audio}>
+          <span class="badge badge-muted" title="Microphone off">
+            <Icon name="micOff" size={16} />
+            <span class="sr-only">Microphone off</span>
+          </span>
+        </Show>
+        <Show when={!props.video}>
+          <span class="badge badge-muted" title="Camera off">
+            <Icon name="cameraOff" size={16} />
+            <span class="sr-only">Camera off</span>
+          </span>
+        </Show>
+        <span class="tile-name">
+          {props.name}
+          {props.self ? " (you)" : ""}
+        </span>
+        <Show when={props.verified}>
+          <span class="verified" title="Verified clinic staff">
+            <Icon name="verified" size={16} />
+            <span class="sr-only">Verified clinic staff</span>
+          </span>
+        </Show>
+      </figcaption>
+    </figure>
+  );
+}

@@ -1,0 +1,839 @@
+// DemoEngine: the whole Engine in memory, with a simulated relay, so the UI runs
+// in a plain browser (`npm run dev`) and can be screenshotted headless.
+// Simulated: a remote participant who answers in chat and sends synthetic video,
+// a person who arrives in the waiting room, audio levels, a reconnect on demand.
+
+import type {
+  ConnectionState,
+  ConsultationEnded,
+  ConsultationRecord,
+  CreatedMeeting,
+  DashboardMeeting,
+  DeviceKind,
+  DeviceList,
+  Engine,
+  EngineEvent,
+  EngineListener,
+  FrameListener,
+  HelloInfo,
+  JoinOptions,
+  JoinOutcome,
+  RelayConfig,
+  Unsubscribe,
+  VideoFrame,
+} from "./engine";
+import { EngineError, LOCAL_PARTICIPANT } from "./engine";
+import type {
+  ChatMessage,
+  JoinState,
+  MediaState,
+  MeetingId,
+  MeetingInfo,
+  MeetingSpec,
+  ParticipantId,
+  ParticipantInfo,
+  StaffIdentity,
+  Uuid,
+  WaitingInfo,
+} from "./types";
+import { defaultSettings, MAX_DISPLAY_NAME_CHARS } from "./types";
+import { ALPHABET, parseAccessCode } from "../state/accessCode";
+import { drawSyntheticI420 } from "./synthetic";
+
+/** The key hash the simulated relay presents. */
+export const DEMO_PIN = "5f:3a:9c:0e:71:b2:48:d6:aa:13:c4:29:8e:f0:57:6b:92:3d:e1:0c:b8:44:7a:26:d9:31:5e:c7:08:fa:63:b5";
+export const DEMO_RELAY = "relay.clinic.example:4433";
+/** Enrollment codes the demo accepts: any of at least 6 characters except this one. */
+export const DEMO_BAD_ENROLLMENT = "EXPIRED";
+
+export interface DemoOptions {
+  /** No camera and no microphone (to show the device messages). */
+  noDevices?: boolean;
+  /** Start already set up (relay saved, enrolled as this staff name). */
+  staffName?: string;
+  /** Persist relay/enrollment in localStorage. */
+  persist?: boolean;
+  /** Speed factor for simulated delays (tests use a large one). */
+  speed?: number;
+}
+
+interface DemoMeeting {
+  info: MeetingInfo;
+  code: string;
+  hostIsMe: boolean;
+  chat: ChatMessage[];
+  notes: ChatMessage[];
+}
+
+function normPin(pin: string): string {
+  return pin.replace(/[^0-9a-f]/gi, "").toLowerCase();
+}
+
+function uuid(): Uuid {
+  const c = globalThis.crypto;
+  if (c && typeof c.randomUUID === "function") return c.randomUUID();
+  return "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx".replace(/[xy]/g, (ch) => {
+    const r = (Math.random() * 16) | 0;
+    return (ch === "x" ? r : (r & 0x3) | 0x8).toString(16);
+  });
+}
+
+function randomCode(): string {
+  let s = "";
+  for (let i = 0; i < 8; i++) s += ALPHABET[Math.floor(Math.random() * ALPHABET.length)];
+  return `${s.slice(0, 4)}-${s.slice(4)}`;
+}
+
+const REPLIES = [
+  "Yes, I can hear you clearly.",
+  "Thank you, that makes sense.",
+  "The pain is a bit better since Tuesday.",
+  "Could you repeat the dosage, please?",
+  "I have the prescription here.",
+];
+
+export class DemoEngine implements Engine {
+  private listeners = new Set<EngineListener>();
+  private frameListeners = new Set<FrameListener>();
+  private relay: RelayConfig | null = null;
+  private staff: StaffIdentity | null = null;
+  private connection: ConnectionState = "disconnected";
+  private meetings = new Map<MeetingId, DemoMeeting>();
+  private records = new Map<MeetingId, ConsultationRecord>();
+  private current: DemoMeeting | null = null;
+  private you: ParticipantInfo | null = null;
+  private remotes = new Map<ParticipantId, ParticipantInfo>();
+  private waiting: WaitingInfo[] = [];
+  private outbox = new Map<Uuid, { text: string; staff_only: boolean; failOnce: boolean }>();
+  private timers = new Set<ReturnType<typeof setTimeout>>();
+  private intervals = new Set<ReturnType<typeof setInterval>>();
+  private mediaLoop: ReturnType<typeof setInterval> | null = null;
+  private previewing = false;
+  private frameNo = 0;
+  private frameBufs = new Map<string, Uint8Array>();
+  private selected: Record<DeviceKind, string | null>;
+  private joinOptions: JoinOptions = { camera: true, mic: true, chatOnly: false };
+  private readonly opts: Required<Omit<DemoOptions, "staffName">> & { staffName: string | null };
+  private replyIndex = 0;
+
+  constructor(options: DemoOptions = {}) {
+    this.opts = {
+      noDevices: options.noDevices ?? false,
+      staffName: options.staffName ?? null,
+      persist: options.persist ?? false,
+      speed: options.speed ?? 1,
+    };
+    this.selected = this.opts.noDevices
+      ? { camera: null, microphone: null, speaker: null }
+      : { camera: "cam-0", microphone: "mic-0", speaker: "spk-0" };
+    if (this.opts.persist) this.restore();
+    if (this.opts.staffName) {
+      this.relay = { address: DEMO_RELAY, pin: DEMO_PIN };
+      this.staff = { staff_id: uuid(), name: this.opts.staffName };
+    }
+    this.seed();
+  }
+
+  // ---- plumbing --------------------------------------------------------------
+
+  private emit(event: EngineEvent): void {
+    for (const l of [...this.listeners]) l(event);
+  }
+
+  private later(ms: number, f: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      f();
+    }, ms / this.opts.speed);
+    this.timers.add(t);
+  }
+
+  private every(ms: number, f: () => void): ReturnType<typeof setInterval> {
+    const t = setInterval(f, ms / this.opts.speed);
+    this.intervals.add(t);
+    return t;
+  }
+
+  private async delay(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => this.later(ms, resolve));
+  }
+
+  /** Stops every timer (tests, page unload). */
+  dispose(): void {
+    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.intervals) clearInterval(t);
+    this.timers.clear();
+    this.intervals.clear();
+    this.mediaLoop = null;
+  }
+
+  private restore(): void {
+    try {
+      const raw = globalThis.localStorage?.getItem("clinicmeet.demo");
+      if (!raw) return;
+      const saved = JSON.parse(raw) as { relay?: RelayConfig; staff?: StaffIdentity };
+      this.relay = saved.relay ?? null;
+      this.staff = saved.staff ?? null;
+    } catch {
+      // Corrupt storage: start fresh.
+    }
+  }
+
+  private save(): void {
+    if (!this.opts.persist) return;
+    try {
+      globalThis.localStorage?.setItem("clinicmeet.demo", JSON.stringify({ relay: this.relay, staff: this.staff }));
+    } catch {
+      // Storage unavailable: the demo still runs.
+    }
+  }
+
+  private seed(): void {
+    const now = Date.now();
+    const huddle = this.addMeeting(
+      {
+        title: "Morning huddle",
+        description: "Ward rounds and handover",
+        kind: "video",
+        settings: { ...defaultSettings() },
+      },
+      "HUDL-2345",
+      false,
+      "Dr. Mara Weiss",
+    );
+    huddle.info.status = "active";
+    huddle.info.started_at = now - 12 * 60_000;
+    // A long history to exercise the virtualized list.
+    for (let i = 1; i <= 400; i++) {
+      huddle.chat.push({
+        meeting_id: huddle.info.id,
+        seq: i,
+        client_msg_id: uuid(),
+        sender_id: "seed-" + (i % 3),
+        sender_name: ["Nurse Tom", "Dr. Mara Weiss", "Dr. Li"][i % 3] ?? "Staff",
+        sender_verified: true,
+        text: i % 7 === 0 ? `Bed ${i % 20}: observations stable, next check at ${8 + (i % 10)}:00. <b>not bold</b>` : `Handover item ${i}`,
+        staff_only: false,
+        sent_at: now - (400 - i) * 20_000,
+      });
+    }
+    const consult = this.addMeeting(
+      {
+        title: "Follow-up: knee",
+        kind: "consultation",
+        patient_reference: "PR-20931",
+        settings: { ...defaultSettings(), waiting_room: true, allow_screen_share: false },
+      },
+      "CARE-7788",
+      true,
+      null,
+    );
+    consult.info.status = "scheduled";
+    consult.info.schedule = { start: now + 30 * 60_000, time_zone: "Europe/Berlin" };
+    this.records.set(consult.info.id, this.recordOf(consult));
+    const day = 86_400_000;
+    const past: Array<[string, string, number, number, string]> = [
+      ["Post-op review", "PR-18812", now - day - 3 * 3_600_000, 14 * 60, "Wound healing well. Remove sutures on day 10."],
+      ["Medication check", "PR-20117", now - 2 * day - 5 * 3_600_000, 9 * 60, "Reduce ibuprofen to 400 mg twice daily."],
+    ];
+    for (const [title, ref, start, dur, notes] of past) {
+      const id = uuid();
+      this.records.set(id, {
+        meeting_id: id,
+        title,
+        patient_reference: ref,
+        access_code: null,
+        status: "completed",
+        created_at: start - 600_000,
+        started_at: start,
+        ended_at: start + dur * 1000,
+        duration_secs: dur,
+        notes,
+      });
+    }
+  }
+
+  private addMeeting(spec: MeetingSpec, code: string, hostIsMe: boolean, hostName: string | null): DemoMeeting {
+    const info: MeetingInfo = {
+      id: uuid(),
+      title: spec.title,
+      kind: spec.kind,
+      status: spec.schedule ? "scheduled" : "active",
+      host_name: hostName ?? this.staff?.name ?? "Host",
+      locked: false,
+      settings: { ...spec.settings },
+      created_at: Date.now(),
+    };
+    if (spec.description) info.description = spec.description;
+    if (spec.patient_reference) info.patient_reference = spec.patient_reference;
+    if (spec.schedule) info.schedule = { ...spec.schedule };
+    const m: DemoMeeting = { info, code, hostIsMe, chat: [], notes: [] };
+    this.meetings.set(info.id, m);
+    return m;
+  }
+
+  private recordOf(m: DemoMeeting): ConsultationRecord {
+    return {
+      meeting_id: m.info.id,
+      title: m.info.title,
+      patient_reference: m.info.patient_reference ?? null,
+      access_code: m.hostIsMe ? m.code : null,
+      status: m.info.status,
+      created_at: m.info.created_at,
+      started_at: m.info.started_at ?? null,
+      ended_at: m.info.ended_at ?? null,
+      duration_secs: null,
+      notes: "",
+    };
+  }
+
+  private setConnection(state: ConnectionState, detail?: string): void {
+    this.connection = state;
+    this.emit(detail === undefined ? { type: "connection", state } : { type: "connection", state, detail });
+  }
+
+  private requireRelay(): void {
+    if (this.relay === null || this.connection === "disconnected") {
+      throw new EngineError("not_connected", "Not connected to the clinic's server.");
+    }
+  }
+
+  private requireStaff(): StaffIdentity {
+    this.requireRelay();
+    if (!this.staff) throw new EngineError("unauthenticated", "This needs an enrolled staff device.");
+    return this.staff;
+  }
+
+  private requireMeeting(): { m: DemoMeeting; you: ParticipantInfo } {
+    if (!this.current || !this.you) throw new EngineError("invalid_state", "Not in a meeting.");
+    return { m: this.current, you: this.you };
+  }
+
+  private requireModerator(): { m: DemoMeeting; you: ParticipantInfo } {
+    const r = this.requireMeeting();
+    if (r.you.role !== "host" && r.you.role !== "moderator") throw new EngineError("forbidden", "Moderators only.");
+    return r;
+  }
+
+  // ---- relay -----------------------------------------------------------------
+
+  async savedRelay(): Promise<RelayConfig | null> {
+    return this.relay ? { ...this.relay } : null;
+  }
+
+  async connect(relay: RelayConfig): Promise<HelloInfo> {
+    const address = relay.address.trim();
+    if (!address) throw new EngineError("invalid_input", "Enter the server address.");
+    this.setConnection("connecting");
+    await this.delay(250);
+    if (/unreachable|invalid/i.test(address)) {
+      this.setConnection("disconnected", "unreachable");
+      throw new EngineError("unreachable", `No answer from ${address}.`);
+    }
+    if (normPin(relay.pin) !== normPin(DEMO_PIN)) {
+      this.setConnection("disconnected", "pin_mismatch");
+      throw new EngineError("pin_mismatch", "The server's key does not match the fingerprint you entered.", {
+        presentedPin: DEMO_PIN,
+      });
+    }
+    this.relay = { address, pin: relay.pin.trim() };
+    this.save();
+    this.setConnection("connected");
+    return { server: "clinicmeet-relay/0.1.0 (demo)", version: 1, staff: this.staff };
+  }
+
+  async disconnect(): Promise<void> {
+    this.setConnection("disconnected");
+  }
+
+  async enroll(code: string, deviceName: string): Promise<StaffIdentity> {
+    this.requireRelay();
+    await this.delay(300);
+    const c = code.trim();
+    if (c.length < 6 || c.toUpperCase() === DEMO_BAD_ENROLLMENT) {
+      throw new EngineError("invalid_credential", "That enrollment code is not valid or was already used.");
+    }
+    this.staff = { staff_id: uuid(), name: deviceName.trim() ? "Dr. Ada Lovelace" : "Staff" };
+    this.save();
+    return { ...this.staff };
+  }
+
+  /** Demo helper: current staff identity (the real engine reports it in `connect`). */
+  identity(): StaffIdentity | null {
+    return this.staff;
+  }
+
+  // ---- meetings --------------------------------------------------------------
+
+  async createMeeting(spec: MeetingSpec): Promise<CreatedMeeting> {
+    const staff = this.requireStaff();
+    await this.delay(200);
+    if (!spec.title.trim()) throw new EngineError("malformed", "title must not be empty");
+    if (spec.kind === "consultation" && !spec.patient_reference?.trim()) {
+      throw new EngineError("malformed", "a consultation needs a patient reference");
+    }
+    const m = this.addMeeting(spec, randomCode(), true, staff.name);
+    if (spec.kind === "consultation") {
+      m.info.status = "scheduled";
+      this.records.set(m.info.id, this.recordOf(m));
+    }
+    return { meeting: structuredClone(m.info), access_code: m.code };
+  }
+
+  async listMeetings(): Promise<DashboardMeeting[]> {
+    this.requireStaff();
+    await this.delay(100);
+    return [...this.meetings.values()]
+      .filter((m) => m.info.status === "active" || m.info.status === "scheduled")
+      .map((m) => ({
+        meeting: structuredClone(m.info),
+        participant_count: m.info.status === "active" ? (m === this.current ? this.remotes.size + 1 : 3) : 0,
+        waiting_count: m === this.current ? this.waiting.length : 0,
+        access_code: m.code,
+      }));
+  }
+
+  async join(accessCode: string, displayName: string, options: JoinOptions): Promise<JoinOutcome> {
+    this.requireRelay();
+    const code = parseAccessCode(accessCode);
+    const name = displayName.trim();
+    if (!name) throw new EngineError("malformed", "display name must not be empty");
+    if ([...name].length > MAX_DISPLAY_NAME_CHARS) throw new EngineError("too_large", "display name is too long");
+    await this.delay(300);
+    const m = code ? [...this.meetings.values()].find((x) => x.code === code) : undefined;
+    if (!m) throw new EngineError("invalid_code", "invalid access code");
+    if (m.info.status === "ended" || m.info.status === "completed" || m.info.status === "cancelled") {
+      throw new EngineError("meeting_ended", "meeting has ended");
+    }
+    if (m.info.locked) throw new EngineError("meeting_locked", "meeting is locked");
+    this.joinOptions = { ...options };
+    const media: MediaState = options.chatOnly
+      ? { audio: false, video: false, screen: false }
+      : { audio: options.mic && !m.info.settings.mute_on_join, video: options.camera, screen: false };
+    const role = this.staff ? (m.hostIsMe ? "host" : "staff") : "guest";
+    this.you = {
+      id: uuid(),
+      display_name: name,
+      role,
+      verified_staff: this.staff !== null,
+      media,
+      joined_at: Date.now(),
+      connected: true,
+    };
+    this.current = m;
+    if (role === "guest" && m.info.settings.waiting_room) {
+      // The simulated host lets us in after a few seconds.
+      this.later(5000, () => {
+        if (this.current === m && this.you) this.emit({ type: "admitted", join: this.enter(m) });
+      });
+      return { state: "waiting", participant_id: this.you.id, meeting: this.guestView(m.info) };
+    }
+    return { state: "joined", join: this.enter(m) };
+  }
+
+  private guestView(info: MeetingInfo): MeetingInfo {
+    const copy = structuredClone(info);
+    if (!this.staff) delete copy.patient_reference;
+    return copy;
+  }
+
+  private enter(m: DemoMeeting): JoinState {
+    const you = this.you;
+    if (!you) throw new EngineError("invalid_state", "not joining");
+    if (m.info.status !== "active" && m.info.kind !== "consultation") {
+      m.info.status = "active";
+      m.info.started_at = Date.now();
+    }
+    if (m.info.started_at === undefined) m.info.started_at = Date.now();
+    this.remotes.clear();
+    const remoteName = m.info.kind === "consultation" ? (you.role === "guest" ? m.info.host_name : "Jordan Patient") : "Dr. Mara Weiss";
+    const remote: ParticipantInfo = {
+      id: uuid(),
+      display_name: remoteName,
+      role: m.info.kind === "consultation" && you.role === "guest" ? "host" : m.hostIsMe ? (m.info.kind === "consultation" ? "guest" : "staff") : "host",
+      verified_staff: !(m.info.kind === "consultation" && you.role !== "guest"),
+      media: { audio: true, video: m.info.kind !== "audio_only", screen: false },
+      joined_at: Date.now() - 60_000,
+      connected: true,
+    };
+    this.remotes.set(remote.id, remote);
+    this.waiting = [];
+    this.startMedia();
+    // Our own camera starts with the meeting (the device-check preview was a separate session).
+    if (you.media.video && this.selected.camera !== null) {
+      this.later(100, () => this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: true }));
+    }
+    // Remote video begins shortly after joining.
+    this.later(400, () => {
+      if (remote.media.video && this.remotes.has(remote.id)) this.emit({ type: "video", participant_id: remote.id, available: true });
+    });
+    // A guest arrives in the waiting room (moderators see the badge).
+    if (you.role === "host" || you.role === "moderator") {
+      this.later(3500, () => {
+        if (this.current !== m) return;
+        this.waiting = [{ participant_id: uuid(), display_name: "Sam Rivera", since: Date.now() }];
+        this.emit({ type: "waiting_room", waiting: [...this.waiting] });
+      });
+    }
+    const isStaff = this.staff !== null;
+    return {
+      meeting: this.guestView(m.info),
+      you: { ...you },
+      participants: [{ ...you }, ...[...this.remotes.values()].map((p) => ({ ...p }))],
+      waiting: [...this.waiting],
+      resume_token: uuid(),
+      chat_seq: m.chat.length,
+      notes_seq: isStaff ? m.notes.length : 0,
+    };
+  }
+
+  async leave(): Promise<void> {
+    this.stopMedia();
+    this.current = null;
+    this.you = null;
+    this.remotes.clear();
+    this.waiting = [];
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  // ---- moderation ------------------------------------------------------------
+
+  async admit(participantId: ParticipantId): Promise<void> {
+    this.requireModerator();
+    const w = this.waiting.find((x) => x.participant_id === participantId);
+    if (!w) throw new EngineError("not_found", "nobody waiting with that id");
+    this.waiting = this.waiting.filter((x) => x !== w);
+    this.emit({ type: "waiting_room", waiting: [...this.waiting] });
+    const p: ParticipantInfo = {
+      id: w.participant_id,
+      display_name: w.display_name,
+      role: "guest",
+      verified_staff: false,
+      media: { audio: true, video: true, screen: false },
+      joined_at: Date.now(),
+      connected: true,
+    };
+    this.remotes.set(p.id, p);
+    this.emit({ type: "participant_joined", participant: { ...p } });
+    this.later(300, () => {
+      if (this.remotes.has(p.id)) this.emit({ type: "video", participant_id: p.id, available: true });
+    });
+  }
+
+  async deny(participantId: ParticipantId): Promise<void> {
+    this.requireModerator();
+    const before = this.waiting.length;
+    this.waiting = this.waiting.filter((x) => x.participant_id !== participantId);
+    if (this.waiting.length === before) throw new EngineError("not_found", "nobody waiting with that id");
+    this.emit({ type: "waiting_room", waiting: [...this.waiting] });
+  }
+
+  async mute(participantId: ParticipantId): Promise<void> {
+    this.requireModerator();
+    const p = this.remotes.get(participantId);
+    if (!p) throw new EngineError("not_found", "no such participant");
+    p.media = { ...p.media, audio: false };
+    this.emit({ type: "media_changed", participant_id: p.id, media: { ...p.media } });
+  }
+
+  async remove(participantId: ParticipantId): Promise<void> {
+    this.requireModerator();
+    if (!this.remotes.delete(participantId)) throw new EngineError("not_found", "no such participant");
+    this.emit({ type: "video", participant_id: participantId, available: false });
+    this.emit({ type: "participant_left", participant_id: participantId, reason: "removed" });
+  }
+
+  async promote(participantId: ParticipantId): Promise<void> {
+    const { you } = this.requireMeeting();
+    if (you.role !== "host") throw new EngineError("forbidden", "host only");
+    const p = this.remotes.get(participantId);
+    if (!p) throw new EngineError("not_found", "no such participant");
+    p.role = "moderator";
+    this.emit({ type: "role_changed", participant_id: p.id, role: "moderator" });
+  }
+
+  async demote(participantId: ParticipantId): Promise<void> {
+    const { you } = this.requireMeeting();
+    if (you.role !== "host") throw new EngineError("forbidden", "host only");
+    const p = this.remotes.get(participantId);
+    if (!p) throw new EngineError("not_found", "no such participant");
+    p.role = p.verified_staff ? "staff" : "guest";
+    this.emit({ type: "role_changed", participant_id: p.id, role: p.role });
+  }
+
+  async setLocked(locked: boolean): Promise<void> {
+    const { m } = this.requireModerator();
+    m.info.locked = locked;
+    this.emit({ type: "meeting_updated", meeting: this.guestView(m.info) });
+  }
+
+  async endMeeting(): Promise<void> {
+    const { m, you } = this.requireMeeting();
+    if (you.role !== "host") throw new EngineError("forbidden", "host only");
+    m.info.status = "ended";
+    m.info.ended_at = Date.now();
+    this.emit({ type: "meeting_ended", status: "ended" });
+    await this.leave();
+  }
+
+  // ---- consultations -----------------------------------------------------------
+
+  async startConsultation(): Promise<void> {
+    const { m, you } = this.requireMeeting();
+    if (you.role !== "host" || m.info.kind !== "consultation") throw new EngineError("forbidden", "host of a consultation only");
+    m.info.status = "active";
+    m.info.started_at = Date.now();
+    const r = this.records.get(m.info.id) ?? this.recordOf(m);
+    r.status = "active";
+    r.started_at = m.info.started_at;
+    this.records.set(m.info.id, r);
+    this.emit({ type: "meeting_updated", meeting: this.guestView(m.info) });
+  }
+
+  async endConsultation(notes: string): Promise<ConsultationEnded> {
+    const { m, you } = this.requireMeeting();
+    if (you.role !== "host" || m.info.kind !== "consultation") throw new EngineError("forbidden", "host of a consultation only");
+    const ended = Date.now();
+    const started = m.info.started_at ?? ended;
+    m.info.status = "completed";
+    m.info.ended_at = ended;
+    const duration = Math.round((ended - started) / 1000);
+    const r = this.records.get(m.info.id) ?? this.recordOf(m);
+    Object.assign(r, { status: "completed", started_at: started, ended_at: ended, duration_secs: duration, notes });
+    this.records.set(m.info.id, r);
+    this.emit({ type: "meeting_ended", status: "completed" });
+    await this.leave();
+    return { started_at: started, ended_at: ended, duration_secs: duration };
+  }
+
+  async saveConsultationNotes(meetingId: MeetingId, notes: string): Promise<void> {
+    const r = this.records.get(meetingId);
+    if (!r) throw new EngineError("not_found", "no such consultation");
+    r.notes = notes;
+  }
+
+  async consultations(): Promise<ConsultationRecord[]> {
+    return [...this.records.values()]
+      .map((r) => ({ ...r }))
+      .sort((a, b) => (b.started_at ?? b.created_at) - (a.started_at ?? a.created_at));
+  }
+
+  // ---- media -----------------------------------------------------------------
+
+  async updateMedia(media: MediaState): Promise<void> {
+    const { m, you } = this.requireMeeting();
+    if (media.screen && !m.info.settings.allow_screen_share) throw new EngineError("forbidden", "screen share is not allowed");
+    if ((media.video && this.selected.camera === null) || (media.audio && this.selected.microphone === null)) {
+      throw new EngineError("no_device", media.video && this.selected.camera === null ? "No camera found." : "No microphone found.");
+    }
+    const wasVideo = you.media.video || you.media.screen;
+    you.media = { ...media };
+    this.joinOptions.chatOnly = false;
+    this.emit({ type: "media_changed", participant_id: you.id, media: { ...media } });
+    const isVideo = media.video || media.screen;
+    if (wasVideo !== isVideo) this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: isVideo });
+  }
+
+  async listDevices(): Promise<DeviceList> {
+    if (this.opts.noDevices) {
+      return { cameras: [], microphones: [], speakers: [], selected: { ...this.selected } };
+    }
+    return {
+      cameras: [
+        { id: "cam-0", label: "Integrated Camera", kind: "camera", is_default: true },
+        { id: "cam-1", label: "USB Document Camera", kind: "camera", is_default: false },
+      ],
+      microphones: [
+        { id: "mic-0", label: "Headset Microphone", kind: "microphone", is_default: true },
+        { id: "mic-1", label: "Built-in Microphone", kind: "microphone", is_default: false },
+      ],
+      speakers: [
+        { id: "spk-0", label: "Headset", kind: "speaker", is_default: true },
+        { id: "spk-1", label: "Built-in Speakers", kind: "speaker", is_default: false },
+      ],
+      selected: { ...this.selected },
+    };
+  }
+
+  async selectDevice(kind: DeviceKind, deviceId: string): Promise<void> {
+    const list = await this.listDevices();
+    const pool = kind === "camera" ? list.cameras : kind === "microphone" ? list.microphones : list.speakers;
+    if (!pool.some((d) => d.id === deviceId)) throw new EngineError("no_device", `No such ${kind}.`);
+    this.selected[kind] = deviceId;
+  }
+
+  async startPreview(): Promise<void> {
+    this.previewing = true;
+    this.startMedia();
+    if (this.selected.camera !== null) this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: true });
+  }
+
+  async stopPreview(): Promise<void> {
+    this.previewing = false;
+    if (!this.current) this.stopMedia();
+  }
+
+  private startMedia(): void {
+    if (this.mediaLoop !== null) return;
+    this.mediaLoop = this.every(1000 / 15, () => this.mediaTick());
+  }
+
+  private stopMedia(): void {
+    if (this.mediaLoop !== null) {
+      clearInterval(this.mediaLoop);
+      this.intervals.delete(this.mediaLoop);
+    }
+    this.mediaLoop = null;
+  }
+
+  private frame(id: string, width: number, height: number, hue: number): void {
+    if (this.frameListeners.size === 0) return;
+    const key = `${id}:${width}x${height}`;
+    // A fresh buffer each time: the receiver may keep the frame until its next paint.
+    const data = drawSyntheticI420(width, height, this.frameNo, hue, undefined);
+    this.frameBufs.set(key, data);
+    const f: VideoFrame = { participantId: id, width, height, data };
+    for (const l of [...this.frameListeners]) l(f);
+  }
+
+  private mediaTick(): void {
+    this.frameNo += 1;
+    const t = this.frameNo;
+    const localVideo = this.selected.camera !== null && (this.previewing || (this.you !== null && (this.you.media.video || this.you.media.screen)));
+    if (localVideo) this.frame(LOCAL_PARTICIPANT, 320, 180, 300);
+    const localAudio = this.selected.microphone !== null && (this.previewing || (this.you?.media.audio ?? false));
+    if (t % 3 === 0 && localAudio) {
+      // A speaking pattern: bursts every few seconds.
+      const speaking = Math.sin(t / 40) > 0.55;
+      const level = speaking ? 0.35 + 0.3 * Math.abs(Math.sin(t / 2)) : 0.03 + 0.04 * Math.random();
+      this.emit({ type: "audio_level", participant_id: LOCAL_PARTICIPANT, level });
+    }
+    if (!this.current || this.connection !== "connected") return;
+    let i = 0;
+    for (const p of this.remotes.values()) {
+      i += 1;
+      if (p.media.video) this.frame(p.id, 640, 360, 200 + i * 70);
+      if (t % 3 === 0 && p.media.audio) {
+        const speaking = Math.sin(t / 40 + Math.PI + i) > 0.2;
+        const level = speaking ? 0.3 + 0.3 * Math.abs(Math.sin(t / 3 + i)) : 0.02;
+        this.emit({ type: "audio_level", participant_id: p.id, level });
+      }
+    }
+    if (t % 45 === 0) {
+      const rtt = 28 + Math.round(Math.random() * 20);
+      this.emit({ type: "quality", quality: "good", rtt_ms: rtt, loss: 0 });
+    }
+  }
+
+  // ---- chat ------------------------------------------------------------------
+
+  async sendChat(text: string, staffOnly: boolean): Promise<Uuid> {
+    const { m, you } = this.requireMeeting();
+    const clean = text.trim();
+    if (!clean) throw new EngineError("malformed", "message must not be empty");
+    if (new TextEncoder().encode(clean).length > 8 * 1024) throw new EngineError("too_large", "message is too long");
+    if (staffOnly && !this.staff) throw new EngineError("forbidden", "staff only");
+    const id = uuid();
+    this.outbox.set(id, { text: clean, staff_only: staffOnly, failOnce: /^\/fail\b/.test(clean) });
+    this.emit({ type: "chat_status", client_msg_id: id, status: "sending", pending: { text: clean, staff_only: staffOnly, created_at: Date.now() } });
+    this.deliver(id, m, you);
+    return id;
+  }
+
+  async retryChat(clientMsgId: Uuid): Promise<void> {
+    const { m, you } = this.requireMeeting();
+    const item = this.outbox.get(clientMsgId);
+    if (!item) throw new EngineError("not_found", "nothing to retry with that id");
+    this.emit({ type: "chat_status", client_msg_id: clientMsgId, status: "sending" });
+    this.deliver(clientMsgId, m, you);
+  }
+
+  private deliver(id: Uuid, m: DemoMeeting, you: ParticipantInfo): void {
+    this.later(350, () => {
+      const item = this.outbox.get(id);
+      if (!item) return;
+      if (this.connection !== "connected" || item.failOnce) {
+        item.failOnce = false;
+        this.emit({ type: "chat_status", client_msg_id: id, status: "failed", error: this.connection !== "connected" ? "Connection lost" : "Not delivered" });
+        return;
+      }
+      this.outbox.delete(id);
+      const list = item.staff_only ? m.notes : m.chat;
+      const message: ChatMessage = {
+        meeting_id: m.info.id,
+        seq: list.length + 1,
+        client_msg_id: id,
+        sender_id: you.id,
+        sender_name: you.display_name,
+        sender_verified: you.verified_staff,
+        text: item.text,
+        staff_only: item.staff_only,
+        sent_at: Date.now(),
+      };
+      list.push(message);
+      this.emit({ type: "chat_status", client_msg_id: id, status: "sent", message: { ...message } });
+      if (!item.staff_only) this.replyLater(m);
+    });
+  }
+
+  private replyLater(m: DemoMeeting): void {
+    const remote = [...this.remotes.values()][0];
+    if (!remote) return;
+    this.later(700, () => this.emit({ type: "typing", participant_id: remote.id, typing: true }));
+    this.later(2600, () => {
+      if (this.current !== m || !this.remotes.has(remote.id)) return;
+      const text = REPLIES[this.replyIndex++ % REPLIES.length] ?? "OK";
+      const message: ChatMessage = {
+        meeting_id: m.info.id,
+        seq: m.chat.length + 1,
+        client_msg_id: uuid(),
+        sender_id: remote.id,
+        sender_name: remote.display_name,
+        sender_verified: remote.verified_staff,
+        text,
+        staff_only: false,
+        sent_at: Date.now(),
+      };
+      m.chat.push(message);
+      this.emit({ type: "typing", participant_id: remote.id, typing: false });
+      this.emit({ type: "chat", message });
+    });
+  }
+
+  async typing(_typing: boolean): Promise<void> {
+    // The simulated relay has nobody to tell.
+  }
+
+  async chatHistory(meetingId: MeetingId): Promise<ChatMessage[]> {
+    const m = this.meetings.get(meetingId);
+    if (!m) throw new EngineError("not_found", "no such meeting");
+    const all = this.staff ? [...m.chat, ...m.notes] : [...m.chat];
+    return all.map((x) => ({ ...x }));
+  }
+
+  // ---- events ----------------------------------------------------------------
+
+  subscribe(listener: EngineListener): Unsubscribe {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  subscribeFrames(listener: FrameListener): Unsubscribe {
+    this.frameListeners.add(listener);
+    return () => this.frameListeners.delete(listener);
+  }
+
+  // ---- demo controls -----------------------------------------------------------
+
+  /** Simulates a dropped connection that comes back after `ms`. */
+  simulateDrop(ms = 4000): void {
+    if (this.connection !== "connected") return;
+    this.setConnection("reconnecting", "connection lost");
+    for (const p of this.remotes.values()) this.emit({ type: "video", participant_id: p.id, available: false });
+    this.later(ms, () => {
+      this.setConnection("connected");
+      for (const p of this.remotes.values()) if (p.media.video) this.emit({ type: "video", participant_id: p.id, available: true });
+    });
+  }
+}

@@ -1,0 +1,271 @@
+// The interface every screen talks to. Two implementations:
+//  - `DemoEngine` (demo.ts): in memory, a simulated relay, runs in a plain browser;
+//  - the Tauri shell's engine (later): commands into `shared/client` and events/frames back.
+// The UI never talks to the relay or to devices directly.
+
+import { describeError } from "./types";
+import type {
+  ChatMessage,
+  ErrorBody,
+  ErrorCode,
+  JoinState,
+  LeaveReason,
+  MediaState,
+  MeetingId,
+  MeetingInfo,
+  MeetingSpec,
+  MeetingStatus,
+  MeetingSummary,
+  ParticipantId,
+  ParticipantInfo,
+  Role,
+  StaffIdentity,
+  UnixMillis,
+  Uuid,
+  WaitingInfo,
+} from "./types";
+
+/** Where the clinic's relay is and which key it must present. */
+export interface RelayConfig {
+  /** host:port, e.g. `relay.clinic.example:4433`. */
+  address: string;
+  /** SHA-256 of the relay certificate's SubjectPublicKeyInfo, hex (colons and case ignored). */
+  pin: string;
+}
+
+export interface HelloInfo {
+  server: string;
+  version: number;
+  /** Present when this device is enrolled staff. */
+  staff: StaffIdentity | null;
+}
+
+/** Errors raised by the engine itself, next to the relay's `ErrorCode`s. */
+export type LocalErrorCode =
+  /** The relay presented a key whose hash is not the pinned one. Never accepted. */
+  | "pin_mismatch"
+  /** No answer from the address (DNS, refused, timeout). */
+  | "unreachable"
+  /** Not connected to a relay (or not in a meeting) for this call. */
+  | "not_connected"
+  /** The requested camera/microphone/speaker does not exist. */
+  | "no_device"
+  /** Input rejected before sending (bad access code, empty name…). */
+  | "invalid_input";
+
+export class EngineError extends Error {
+  readonly code: ErrorCode | LocalErrorCode;
+  readonly retryAfterMs: number | undefined;
+  /** For `pin_mismatch`: the hash the relay actually presented. */
+  readonly presentedPin: string | undefined;
+
+  constructor(
+    code: ErrorCode | LocalErrorCode,
+    message: string,
+    extra: { retryAfterMs?: number; presentedPin?: string } = {},
+  ) {
+    super(message);
+    this.name = "EngineError";
+    this.code = code;
+    this.retryAfterMs = extra.retryAfterMs;
+    this.presentedPin = extra.presentedPin;
+  }
+
+  static fromBody(body: ErrorBody): EngineError {
+    return new EngineError(body.code, body.message, body.retry_after_ms === undefined ? {} : { retryAfterMs: body.retry_after_ms });
+  }
+}
+
+export interface JoinOptions {
+  camera: boolean;
+  mic: boolean;
+  /** Join without any media: no capture, no decoding, chat and participant list only. */
+  chatOnly: boolean;
+}
+
+export type JoinOutcome =
+  | { state: "joined"; join: JoinState }
+  | { state: "waiting"; participant_id: ParticipantId; meeting: MeetingInfo };
+
+export interface CreatedMeeting {
+  meeting: MeetingInfo;
+  /** Shown as `ABCD-EFGH`. */
+  access_code: string;
+}
+
+/** A dashboard row: the relay's summary plus the code if this device knows it (creator). */
+export interface DashboardMeeting extends MeetingSummary {
+  access_code: string | null;
+}
+
+/** A consultation as kept in the local store. */
+export interface ConsultationRecord {
+  meeting_id: MeetingId;
+  title: string;
+  patient_reference: string | null;
+  access_code: string | null;
+  status: MeetingStatus;
+  created_at: UnixMillis;
+  started_at: UnixMillis | null;
+  ended_at: UnixMillis | null;
+  duration_secs: number | null;
+  notes: string;
+}
+
+export interface ConsultationEnded {
+  started_at: UnixMillis;
+  ended_at: UnixMillis;
+  duration_secs: number;
+}
+
+export type DeviceKind = "camera" | "microphone" | "speaker";
+
+export interface DeviceInfo {
+  id: string;
+  label: string;
+  kind: DeviceKind;
+  is_default: boolean;
+}
+
+export interface DeviceList {
+  cameras: DeviceInfo[];
+  microphones: DeviceInfo[];
+  speakers: DeviceInfo[];
+  /** The ids currently selected (null: none available / none chosen). */
+  selected: Record<DeviceKind, string | null>;
+}
+
+/** One raw video frame: I420 planar, Y (w×h) then U and V ((w/2)×(h/2) each, rounded up). */
+export interface VideoFrame {
+  participantId: ParticipantId | typeof LOCAL_PARTICIPANT;
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+/** Participant id used for this device's own camera (preview and picture-in-picture). */
+export const LOCAL_PARTICIPANT = "local" as const;
+
+export type ConnectionState = "disconnected" | "connecting" | "connected" | "reconnecting";
+
+export type ChatSendStatus = "sending" | "sent" | "failed";
+
+export type ConnectionQuality = "good" | "fair" | "poor";
+
+/** Everything the engine tells the UI. Relay events keep their wire names. */
+export type EngineEvent =
+  | { type: "connection"; state: ConnectionState; detail?: string }
+  | { type: "quality"; quality: ConnectionQuality; rtt_ms: number; loss: number }
+  | { type: "joined"; join: JoinState }
+  | { type: "waiting"; participant_id: ParticipantId; meeting: MeetingInfo }
+  | { type: "admitted"; join: JoinState }
+  | { type: "denied" }
+  | { type: "removed" }
+  | { type: "meeting_ended"; status: MeetingStatus }
+  | { type: "meeting_updated"; meeting: MeetingInfo }
+  | { type: "participant_joined"; participant: ParticipantInfo }
+  | { type: "participant_left"; participant_id: ParticipantId; reason: LeaveReason }
+  | { type: "media_changed"; participant_id: ParticipantId; media: MediaState }
+  | { type: "role_changed"; participant_id: ParticipantId; role: Role }
+  | { type: "connection_changed"; participant_id: ParticipantId; connected: boolean }
+  | { type: "muted_by"; by: ParticipantId }
+  | { type: "waiting_room"; waiting: WaitingInfo[] }
+  | { type: "chat"; message: ChatMessage }
+  | {
+      type: "chat_status";
+      client_msg_id: Uuid;
+      status: ChatSendStatus;
+      /** On `sending`: what was sent (so the UI can show it at once). */
+      pending?: { text: string; staff_only: boolean; created_at: UnixMillis };
+      /** On `sent`: the accepted copy with its sequence number. */
+      message?: ChatMessage;
+      /** On `failed`: why. */
+      error?: string;
+    }
+  | { type: "typing"; participant_id: ParticipantId; typing: boolean }
+  /** Frames started or stopped arriving for a participant (or `local`). */
+  | { type: "video"; participant_id: ParticipantId; available: boolean }
+  /** Audio level 0..1 for a participant (or `local`), a few times per second. */
+  | { type: "audio_level"; participant_id: ParticipantId; level: number };
+
+export type EngineListener = (event: EngineEvent) => void;
+export type FrameListener = (frame: VideoFrame) => void;
+export type Unsubscribe = () => void;
+
+export interface Engine {
+  // --- relay ---------------------------------------------------------------
+  /** The relay this device was set up with, if any (from the local store). */
+  savedRelay(): Promise<RelayConfig | null>;
+  /** Connects (QUIC, TLS with the pinned key) and says hello. Rejects with
+   * `pin_mismatch` if the relay's key hash differs; nothing is saved then. */
+  connect(relay: RelayConfig): Promise<HelloInfo>;
+  disconnect(): Promise<void>;
+  /** Staff: exchange the one-time enrollment code for a device credential (stored by the engine). */
+  enroll(code: string, deviceName: string): Promise<StaffIdentity>;
+
+  // --- meetings ------------------------------------------------------------
+  createMeeting(spec: MeetingSpec): Promise<CreatedMeeting>;
+  /** Staff dashboard: active and scheduled meetings. */
+  listMeetings(): Promise<DashboardMeeting[]>;
+  join(accessCode: string, displayName: string, options: JoinOptions): Promise<JoinOutcome>;
+  leave(): Promise<void>;
+
+  // --- moderation ----------------------------------------------------------
+  admit(participantId: ParticipantId): Promise<void>;
+  deny(participantId: ParticipantId): Promise<void>;
+  mute(participantId: ParticipantId): Promise<void>;
+  remove(participantId: ParticipantId): Promise<void>;
+  promote(participantId: ParticipantId): Promise<void>;
+  demote(participantId: ParticipantId): Promise<void>;
+  setLocked(locked: boolean): Promise<void>;
+  endMeeting(): Promise<void>;
+
+  // --- consultations -------------------------------------------------------
+  startConsultation(): Promise<void>;
+  /** Ends the consultation for everyone and stores the notes locally. */
+  endConsultation(notes: string): Promise<ConsultationEnded>;
+  /** Saves or replaces the notes of a past consultation. */
+  saveConsultationNotes(meetingId: MeetingId, notes: string): Promise<void>;
+  consultations(): Promise<ConsultationRecord[]>;
+
+  // --- media ---------------------------------------------------------------
+  /** Announces and applies one's own media (starts/stops capture, screen share). */
+  updateMedia(media: MediaState): Promise<void>;
+  listDevices(): Promise<DeviceList>;
+  selectDevice(kind: DeviceKind, deviceId: string): Promise<void>;
+  /** Device check: local camera frames (`local`) and mic levels until stopped. */
+  startPreview(): Promise<void>;
+  stopPreview(): Promise<void>;
+
+  // --- chat ----------------------------------------------------------------
+  /** Queues a message (outbox) and returns its client_msg_id at once; a
+   * `chat_status` event with `sending` is emitted before this resolves. */
+  sendChat(text: string, staffOnly: boolean): Promise<Uuid>;
+  /** Sends a failed message again with the same client_msg_id (idempotent on the relay). */
+  retryChat(clientMsgId: Uuid): Promise<void>;
+  typing(typing: boolean): Promise<void>;
+  /** Stored history of a meeting (chat and, for staff, notes), in seq order. */
+  chatHistory(meetingId: MeetingId): Promise<ChatMessage[]>;
+
+  // --- events --------------------------------------------------------------
+  subscribe(listener: EngineListener): Unsubscribe;
+  /** Raw frames; only the newest frame per participant matters (latest wins). */
+  subscribeFrames(listener: FrameListener): Unsubscribe;
+}
+
+/** Words for people for any error the engine throws. */
+export function errorText(err: unknown): string {
+  if (err instanceof EngineError) {
+    switch (err.code) {
+      case "pin_mismatch":
+      case "unreachable":
+      case "not_connected":
+      case "no_device":
+      case "invalid_input":
+        return err.message;
+      default:
+        return describeError(err.code);
+    }
+  }
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,62 @@
+// Ending a consultation: the doctor writes the notes, then it ends for everyone.
+
+import { createSignal, Show, type JSX } from "solid-js";
+import { useApp } from "../appContext";
+import { errorText } from "../engine/engine";
+import type { MeetingSession } from "../state/session";
+import { Icon } from "../components/Icon";
+import { formatDuration, durationSecs } from "../state/timer";
+
+export function ConsultationEndDialog(props: { session: MeetingSession; onCancel: () => void }): JSX.Element {
+  const app = useApp();
+  const [notes, setNotes] = createSignal("");
+  const [busy, setBusy] = createSignal(false);
+  const [error, setError] = createSignal<string | null>(null);
+  const m = () => props.session.meeting;
+
+  const end = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true);
+    const id = m()?.id;
+    try {
+      await app.engine.endConsultation(notes());
+      app.go(id ? { name: "consultations", openId: id } : { name: "consultations" });
+    } catch (err) {
+      setError(errorText(err));
+      setBusy(false);
+    }
+  };
+
+  return (
+    <div class="dialog-backdrop">
+      <form class="dialog" role="dialog" aria-modal="true" aria-labelledby="ce-title" onSubmit={end}>
+        <h2 id="ce-title">End consultation</h2>
+        <dl class="facts">
+          <dt>Patient reference</dt>
+          <dd>{m()?.patient_reference ?? "—"}</dd>
+          <dt>Duration so far</dt>
+          <dd>{formatDuration(durationSecs(m()?.started_at ?? null, Date.now()))}</dd>
+        </dl>
+        <div class="field">
+          <label for="ce-notes">Consultation notes</label>
+          <textarea id="ce-notes" rows={8} value={notes()} onInput={(e) => setNotes(e.currentTarget.value)} aria-describedby="ce-hint" />
+          <p id="ce-hint" class="hint">Kept on this device with the consultation. You can edit them later.</p>
+        </div>
+        <Show when={error()}>
+          <div class="alert alert-warn" role="alert">
+            <Icon name="warning" size={20} />
+            <span>{error()}</span>
+          </div>
+        </Show>
+        <div class="row row-end">
+          <button type="button" class="btn btn-ghost" onClick={props.onCancel}>
+            Keep going
+          </button>
+          <button type="submit" class="btn btn-danger" disabled={busy()}>
+            {busy() ? "Ending…" : "End for everyone and save notes"}
+          </button>
+        </div>
+      </form>
+    </div>
+  );
+}

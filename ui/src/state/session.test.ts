@@ -1,0 +1,140 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { DEMO_PIN, DEMO_RELAY, DemoEngine } from "../engine/demo";
+import { EngineError } from "../engine/engine";
+import { defaultSettings } from "../engine/types";
+import { MeetingSession } from "./session";
+
+// The session wired to the in-memory demo relay, on a fake clock.
+describe("meeting session over the demo engine", () => {
+  let engine: DemoEngine;
+  beforeEach(() => {
+    vi.useFakeTimers();
+    engine = new DemoEngine({ staffName: "Dr. Ada" });
+  });
+  afterEach(() => {
+    engine.dispose();
+    vi.useRealTimers();
+  });
+
+  async function settle(ms: number): Promise<void> {
+    await vi.advanceTimersByTimeAsync(ms);
+  }
+
+  async function hostedSession(): Promise<MeetingSession> {
+    const hello = engine.connect({ address: DEMO_RELAY, pin: DEMO_PIN });
+    await settle(500);
+    expect((await hello).staff?.name).toBe("Dr. Ada");
+    const created = engine.createMeeting({ title: "Team", kind: "video", settings: defaultSettings() });
+    await settle(500);
+    const { access_code } = await created;
+    const session = new MeetingSession(engine, { now: () => Date.now() });
+    const joined = session.join(access_code, "Dr. Ada", { camera: true, mic: true, chatOnly: false });
+    await settle(500);
+    await joined;
+    return session;
+  }
+
+  it("refuses a relay whose key hash differs from the pin", async () => {
+    const p = engine.connect({ address: DEMO_RELAY, pin: "00".repeat(32) });
+    const check = expect(p).rejects.toMatchObject({ code: "pin_mismatch" });
+    await settle(500);
+    await check;
+    expect(await engine.savedRelay()).toMatchObject({ address: DEMO_RELAY }); // staff preset kept, not replaced
+  });
+
+  it("joins as host, sends a chat message optimistically and gets a reply", async () => {
+    const session = await hostedSession();
+    expect(session.phase).toBe("in_meeting");
+    expect(session.participants.isHost).toBe(true);
+    await session.send("Good morning", false);
+    expect(session.chat.messages()[0]?.status).toBe("sending");
+    await settle(400);
+    expect(session.chat.messages()[0]?.status).toBe("sent");
+    expect(session.chat.messages()[0]?.seq).toBe(1);
+    await settle(1000);
+    expect(session.chat.typingNames(Date.now())).toHaveLength(1);
+    await settle(2000);
+    const texts = session.chat.messages().map((m) => m.status);
+    expect(texts).toEqual(["sent", "received"]);
+    expect(session.chat.unread).toBe(1);
+  });
+
+  it("a message sent while reconnecting fails and succeeds on retry", async () => {
+    const session = await hostedSession();
+    engine.simulateDrop(3000);
+    expect(session.connection).toBe("reconnecting");
+    const id = await session.send("Are you there?", false);
+    await settle(400);
+    expect(session.chat.messages()[0]?.status).toBe("failed");
+    await settle(3000);
+    expect(session.connection).toBe("connected");
+    await session.retry(id!);
+    await settle(400);
+    expect(session.chat.messages()).toHaveLength(1);
+    expect(session.chat.messages()[0]?.status).toBe("sent");
+  });
+
+  it("host sees the waiting room, admits and removes", async () => {
+    const session = await hostedSession();
+    await settle(4000);
+    expect(session.participants.waiting).toHaveLength(1);
+    const w = session.participants.waiting[0]!;
+    await engine.admit(w.participant_id);
+    expect(session.participants.waiting).toHaveLength(0);
+    expect(session.participants.get(w.participant_id)?.display_name).toBe("Sam Rivera");
+    await engine.remove(w.participant_id);
+    expect(session.participants.get(w.participant_id)).toBeUndefined();
+  });
+
+  it("a guest waits in a waiting-room meeting until admitted, and sees no patient reference", async () => {
+    const guestEngine = new DemoEngine();
+    try {
+      const hello = guestEngine.connect({ address: DEMO_RELAY, pin: DEMO_PIN });
+      await settle(500);
+      await hello;
+      const session = new MeetingSession(guestEngine);
+      const joined = session.join("care-7788", "Jordan", { camera: false, mic: true, chatOnly: false });
+      await settle(500);
+      await joined;
+      expect(session.phase).toBe("waiting");
+      expect(session.meeting?.patient_reference).toBeUndefined();
+      await settle(5000);
+      expect(session.phase).toBe("in_meeting");
+      expect(session.participants.self?.role).toBe("guest");
+      expect(session.chat.isStaff).toBe(false);
+    } finally {
+      guestEngine.dispose();
+    }
+  });
+
+  it("an unknown code is refused with invalid_code", async () => {
+    const hello = engine.connect({ address: DEMO_RELAY, pin: DEMO_PIN });
+    await settle(500);
+    await hello;
+    const session = new MeetingSession(engine);
+    const p = session.join("ZZZZ-ZZZZ", "Ann", { camera: true, mic: true, chatOnly: false });
+    const check = expect(p).rejects.toBeInstanceOf(EngineError);
+    await settle(500);
+    await check;
+    expect(session.phase).toBe("idle");
+    expect(session.error).toMatch(/invalid/);
+  });
+
+  it("a failed camera toggle without a camera keeps the state and explains", async () => {
+    const bare = new DemoEngine({ staffName: "Dr. Ada", noDevices: true });
+    try {
+      const hello = bare.connect({ address: DEMO_RELAY, pin: DEMO_PIN });
+      await settle(500);
+      await hello;
+      const session = new MeetingSession(bare);
+      const joined = session.join("HUDL-2345", "Dr. Ada", { camera: false, mic: false, chatOnly: true });
+      await settle(500);
+      await joined;
+      expect(await session.toggleCamera()).toBe(false);
+      expect(session.participants.selfMedia().video).toBe(false);
+      expect(session.error).toMatch(/No camera/);
+    } finally {
+      bare.dispose();
+    }
+  });
+});

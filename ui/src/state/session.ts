@@ -1,0 +1,233 @@
+// One meeting as the UI sees it: wires engine events into chat and participant
+// state, tracks the phase (joining → waiting → in meeting → ended), the
+// connection and its quality. Framework-independent.
+
+import type { ConnectionQuality, ConnectionState, Engine, EngineEvent, JoinOptions } from "../engine/engine";
+import { EngineError } from "../engine/engine";
+import type { JoinState, MediaState, MeetingInfo, MeetingStatus, Uuid } from "../engine/types";
+import { ChatState } from "./chat";
+import { Observable } from "./observable";
+import { ParticipantsState } from "./participants";
+
+export type Phase = "idle" | "joining" | "waiting" | "in_meeting" | "ended";
+export type EndReason = "left" | "denied" | "removed" | "meeting_ended" | "completed";
+
+export class MeetingSession extends Observable {
+  readonly chat = new ChatState({ selfId: "", selfName: "", selfVerified: false, isStaff: false });
+  readonly participants = new ParticipantsState();
+  meeting: MeetingInfo | null = null;
+  accessCode: string | null = null;
+  phase: Phase = "idle";
+  endReason: EndReason | null = null;
+  connection: ConnectionState = "connected";
+  quality: ConnectionQuality = "good";
+  rttMs: number | null = null;
+  /** Shown once: "The host muted your microphone." */
+  notice: string | null = null;
+  error: string | null = null;
+  chatOnly = false;
+  private unsubscribe: () => void;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly engine: Engine,
+    options: { now?: () => number } = {},
+  ) {
+    super();
+    this.now = options.now ?? Date.now;
+    this.unsubscribe = engine.subscribe((e) => this.handle(e));
+  }
+
+  dispose(): void {
+    this.unsubscribe();
+  }
+
+  async join(code: string, name: string, options: JoinOptions): Promise<void> {
+    this.phase = "joining";
+    this.accessCode = code;
+    this.chatOnly = options.chatOnly;
+    this.error = null;
+    this.changed();
+    try {
+      const outcome = await this.engine.join(code, name, options);
+      if (outcome.state === "joined") await this.enter(outcome.join);
+      else {
+        this.meeting = outcome.meeting;
+        this.phase = "waiting";
+        this.changed();
+      }
+    } catch (e) {
+      this.phase = "idle";
+      this.error = e instanceof Error ? e.message : String(e);
+      this.changed();
+      throw e;
+    }
+  }
+
+  private async enter(join: JoinState): Promise<void> {
+    this.meeting = join.meeting;
+    this.participants.load(join);
+    this.chat.setIdentity({
+      selfId: join.you.id,
+      selfName: join.you.display_name,
+      selfVerified: join.you.verified_staff,
+      isStaff: join.you.verified_staff,
+    });
+    this.phase = "in_meeting";
+    this.changed();
+    await this.loadHistory();
+  }
+
+  private async loadHistory(): Promise<void> {
+    if (!this.meeting) return;
+    try {
+      this.chat.loadHistory(await this.engine.chatHistory(this.meeting.id));
+    } catch {
+      // History is best effort; live messages still arrive.
+    }
+  }
+
+  handle(event: EngineEvent): void {
+    const now = this.now();
+    this.participants.apply(event, now);
+    switch (event.type) {
+      case "connection": {
+        const was = this.connection;
+        this.connection = event.state;
+        this.changed();
+        if (was === "reconnecting" && event.state === "connected" && this.phase === "in_meeting") void this.loadHistory();
+        break;
+      }
+      case "quality":
+        this.quality = event.quality;
+        this.rttMs = event.rtt_ms;
+        this.changed();
+        break;
+      case "admitted":
+        void this.enter(event.join);
+        break;
+      case "joined":
+        if (this.phase !== "in_meeting") void this.enter(event.join);
+        break;
+      case "denied":
+        this.end("denied");
+        break;
+      case "removed":
+        this.end("removed");
+        break;
+      case "meeting_ended":
+        this.end(endReasonFor(event.status));
+        break;
+      case "meeting_updated":
+        this.meeting = event.meeting;
+        this.changed();
+        break;
+      case "muted_by":
+        this.notice = "The host muted your microphone.";
+        this.changed();
+        break;
+      case "chat":
+        this.chat.receive(event.message);
+        break;
+      case "chat_status":
+        if (event.status === "sending") {
+          const p = event.pending;
+          if (p) this.chat.sending(event.client_msg_id, p.text, p.staff_only, p.created_at);
+          else this.chat.sending(event.client_msg_id, "", false, now); // retry of a known message
+        } else if (event.status === "sent" && event.message) this.chat.sent(event.message);
+        else if (event.status === "failed") this.chat.failed(event.client_msg_id, event.error ?? "Not delivered");
+        break;
+      case "typing":
+        this.chat.setTyping(event.participant_id, this.participants.name(event.participant_id), event.typing, now);
+        break;
+      default:
+        break;
+    }
+  }
+
+  private end(reason: EndReason): void {
+    if (this.phase === "ended") return;
+    this.phase = "ended";
+    this.endReason = reason;
+    this.changed();
+  }
+
+  async leave(): Promise<void> {
+    await this.engine.leave();
+    this.end("left");
+  }
+
+  async send(text: string, staffOnly: boolean): Promise<Uuid | null> {
+    const t = text.trim();
+    if (!t) return null;
+    try {
+      return await this.engine.sendChat(t, staffOnly && this.chat.isStaff);
+    } catch (e) {
+      this.error = e instanceof Error ? e.message : String(e);
+      this.changed();
+      return null;
+    }
+  }
+
+  async typing(on: boolean): Promise<void> {
+    try {
+      await this.engine.typing(on);
+    } catch {
+      // Typing indicators are best effort.
+    }
+  }
+
+  /** Runs a moderation action; a refusal is shown as `error`, never thrown at the UI. */
+  async act(action: (engine: Engine) => Promise<void>): Promise<boolean> {
+    try {
+      await action(this.engine);
+      return true;
+    } catch (e) {
+      this.error = e instanceof Error ? e.message : String(e);
+      this.changed();
+      return false;
+    }
+  }
+
+  async retry(clientMsgId: Uuid): Promise<void> {
+    await this.engine.retryChat(clientMsgId);
+  }
+
+  /** Applies a change to one's own media; on failure the state stays as it was and `error` says why. */
+  async setMedia(patch: Partial<MediaState>): Promise<boolean> {
+    const next = { ...this.participants.selfMedia(), ...patch };
+    try {
+      await this.engine.updateMedia(next);
+      this.chatOnly = false;
+      this.error = null;
+      this.changed();
+      return true;
+    } catch (e) {
+      this.error = e instanceof EngineError ? e.message : String(e);
+      this.changed();
+      return false;
+    }
+  }
+
+  toggleMic(): Promise<boolean> {
+    return this.setMedia({ audio: !this.participants.selfMedia().audio });
+  }
+
+  toggleCamera(): Promise<boolean> {
+    return this.setMedia({ video: !this.participants.selfMedia().video });
+  }
+
+  toggleScreen(): Promise<boolean> {
+    return this.setMedia({ screen: !this.participants.selfMedia().screen });
+  }
+
+  clearNotice(): void {
+    this.notice = null;
+    this.error = null;
+    this.changed();
+  }
+}
+
+function endReasonFor(status: MeetingStatus): EndReason {
+  return status === "completed" ? "completed" : "meeting_ended";
+}

@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+import solid from "vite-plugin-solid";
+
+export default defineConfig({
+  plugins: [solid()],
+  // Relative asset paths: the Tauri shell serves dist/ from its own scheme.
+  base: "./",
+  build: { outDir: "dist", target: "es2021", sourcemap: true },
+  server: { port: 5173, strictPort: false },
+  test: {
+    include: ["src/**/*.test.ts"],
+    environment: "node",
+  },
+});
