@@ -30,7 +30,16 @@ fi
 
 # UI: Node 20+ and npm run `npm ci`, `npm test`, `npm run build` in ui/.
 if ! command -v npm >/dev/null 2>&1; then
-  echo "install-deps: npm not found; install Node.js 20 or newer for the UI (ui/)" >&2
+  echo "install-deps: installing Node.js and npm for the UI (ui/)"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "install-deps: Node.js $node_major is too old for the UI; install Node.js 20 or newer" >&2
+  exit 1
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

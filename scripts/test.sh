@@ -16,8 +16,4 @@ cargo build --workspace --all-targets --locked
 cargo test --workspace --locked --no-fail-fast
 
 # UI: unit tests, type check and production build of ui/ (Vitest, tsc, Vite).
-if command -v npm >/dev/null 2>&1; then
-  (cd ui && npm ci --no-audit --no-fund && npm run typecheck && npm test && npm run build)
-else
-  echo "test.sh: npm not found, UI tests skipped" >&2
-fi
+(cd ui && npm ci --no-audit --no-fund && npm run typecheck && npm test && npm run build)
