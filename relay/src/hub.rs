@@ -462,6 +462,12 @@ impl Hub {
                 self.history(conn, meeting_id, since_seq, notes_since_seq, limit)
             }
             Request::Ping => Ok((Response::Pong { server_time: now }, Vec::new())),
+            Request::Publish { .. }
+            | Request::Unpublish { .. }
+            | Request::Subscribe { .. }
+            | Request::Unsubscribe { .. } => {
+                Err(e(ErrorCode::InvalidState, "this relay does not forward media yet"))
+            }
         }
     }
 

@@ -317,6 +317,7 @@ impl Room {
             resume_token: me.resume_token.clone(),
             chat_seq: self.chat_seq,
             notes_seq: if me.staff.is_some() { self.notes_seq } else { 0 },
+            tracks: Vec::new(),
         })
     }
 

@@ -1420,6 +1420,7 @@ mod tests {
             resume_token: format!("token-{me}"),
             chat_seq,
             notes_seq: 0,
+            tracks: Vec::new(),
         }
     }
 

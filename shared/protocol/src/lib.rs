@@ -2,12 +2,14 @@
 //! (later) browser guests. Pure data and pure functions: no sockets, no clocks.
 //!
 //! * [`frame`]: length-delimited framing of control messages on a QUIC stream.
+//! * [`datagram`]: the flow-id prefix of media datagrams (RTP/RTCP over QUIC).
 //! * [`messages`]: the requests a client sends, the replies and events it gets.
 //! * [`access_code`]: the 8-character meeting code, its alphabet and parsing.
 //! * [`error`]: stable error codes carried on the wire.
 //! * [`limits`]: sizes and lengths both ends enforce.
 
 pub mod access_code;
+pub mod datagram;
 pub mod error;
 pub mod frame;
 pub mod limits;

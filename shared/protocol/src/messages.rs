@@ -106,6 +106,21 @@ pub enum Request {
     EndConsultation,
     /// Liveness / round-trip probe.
     Ping,
+    /// Start sending a media track. Replies [`Response::Published`] with the flow id
+    /// under which the client sends the track's RTP (and receives RTCP feedback for it).
+    Publish { track: TrackSpec },
+    /// Stop sending a track.
+    Unpublish { track_id: TrackId },
+    /// Receive another participant's track. Replies [`Response::Subscribed`] with the
+    /// flow id under which the relay sends its RTP (and expects RTCP feedback for it).
+    Subscribe {
+        track_id: TrackId,
+        /// Preferred simulcast encoding (0 = lowest); `None` lets the relay choose the best that fits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_encoding: Option<u8>,
+    },
+    /// Stop receiving a track.
+    Unsubscribe { track_id: TrackId },
 }
 
 // ---------------------------------------------------------------------------
@@ -190,6 +205,9 @@ pub struct JoinState {
     pub chat_seq: u64,
     /// Highest staff-note sequence number so far (0 for guests).
     pub notes_seq: u64,
+    /// Media tracks other participants publish now (subscribe to receive them).
+    #[serde(default)]
+    pub tracks: Vec<TrackInfo>,
 }
 
 /// Something that happened, pushed to the participants it concerns.
@@ -447,6 +465,60 @@ pub struct ChatMessage {
     pub text: String,
     pub staff_only: bool,
     pub sent_at: UnixMillis,
+}
+
+/// Identifies a published track within a meeting (chosen by the relay).
+pub type TrackId = Uuid;
+/// Identifies a media flow on one QUIC connection: the prefix of every datagram
+/// (see [`crate::datagram`]). Chosen by the relay, unique per connection.
+pub type FlowId = u64;
+
+/// What a track carries. Audio is never dropped by the relay; screen is video
+/// from a screen and only allowed when the meeting allows screen share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackKind {
+    Audio,
+    Video,
+    Screen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    /// RFC 7587, 48 kHz, payload type 111.
+    Opus,
+    /// RFC 6184 constrained baseline, packetization mode 1, payload type 102.
+    H264,
+}
+
+/// One encoding of a video track (simulcast sends several, lowest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncodingSpec {
+    pub ssrc: u32,
+    pub width: u32,
+    pub height: u32,
+    pub max_bitrate_bps: u32,
+    /// Number of temporal layers (1 = none).
+    pub temporal_layers: u8,
+}
+
+/// What a publisher announces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackSpec {
+    pub kind: TrackKind,
+    pub codec: Codec,
+    /// Audio: one entry (width/height 0). Video: one per simulcast encoding, lowest first.
+    pub encodings: Vec<EncodingSpec>,
+}
+
+/// A published track as other participants see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    pub track_id: TrackId,
+    pub participant_id: ParticipantId,
+    #[serde(flatten)]
+    pub spec: TrackSpec,
 }
 
 // ---------------------------------------------------------------------------
