@@ -11,8 +11,8 @@
 //! when the stream carries no colour description (openh264 writes none).
 
 use yuv::{
-    BufferStoreMut, YuvConversionMode, YuvPackedImage, YuvPlanarImage, YuvPlanarImageMut,
-    YuvRange, YuvStandardMatrix,
+    BufferStoreMut, YuvConversionMode, YuvPackedImage, YuvPlanarImage, YuvPlanarImageMut, YuvRange,
+    YuvStandardMatrix,
 };
 
 use crate::error::{MediaError, Result};
@@ -143,7 +143,8 @@ pub fn to_i420_into(img: &RawImage<'_>, out: &mut VideoFrame) -> Result<()> {
             img.data.len()
         )));
     }
-    let stride_u32 = u32::try_from(stride).map_err(|_| MediaError::InvalidFrame("stride too large".into()))?;
+    let stride_u32 =
+        u32::try_from(stride).map_err(|_| MediaError::InvalidFrame("stride too large".into()))?;
     let mut planar = planar_mut(out)?;
     let r = match img.format {
         PixelFormat::Rgb24 => yuv::rgb_to_yuv420(&mut planar, img.data, stride_u32, RANGE, MATRIX, MODE),
@@ -196,12 +197,9 @@ pub fn mjpeg_to_i420(jpeg: &[u8]) -> Result<VideoFrame> {
         .set_max_width(8192)
         .set_max_height(8192);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(jpeg), options);
-    let rgb = decoder
-        .decode()
-        .map_err(|e| MediaError::InvalidFrame(format!("MJPEG decode: {e:?}")))?;
-    let info = decoder
-        .info()
-        .ok_or_else(|| MediaError::InvalidFrame("MJPEG decode: no image info".into()))?;
+    let rgb = decoder.decode().map_err(|e| MediaError::InvalidFrame(format!("MJPEG decode: {e:?}")))?;
+    let info =
+        decoder.info().ok_or_else(|| MediaError::InvalidFrame("MJPEG decode: no image info".into()))?;
     let (w, h) = (u32::from(info.width), u32::from(info.height));
     to_i420(&RawImage::packed(PixelFormat::Rgb24, w, h, &rgb))
 }
@@ -359,7 +357,12 @@ mod tests {
         let mut yuyv = Vec::new();
         for r in 0..h {
             for c in 0..w / 2 {
-                yuyv.extend_from_slice(&[(r * 16 + c * 2) as u8 + 16, 90, (r * 16 + c * 2 + 1) as u8 + 16, 200]);
+                yuyv.extend_from_slice(&[
+                    (r * 16 + c * 2) as u8 + 16,
+                    90,
+                    (r * 16 + c * 2 + 1) as u8 + 16,
+                    200,
+                ]);
             }
         }
         let f = to_i420(&RawImage::packed(PixelFormat::Yuyv, w, h, &yuyv)).unwrap();

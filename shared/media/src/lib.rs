@@ -11,8 +11,10 @@
 //! with input and an explicit `now`, so tests run on a virtual clock.
 
 pub mod capture;
+pub mod convert;
 pub mod error;
 pub mod frame;
+pub mod processing;
 
 pub use error::MediaError;
 pub use frame::{AudioFrame, VideoFrame};

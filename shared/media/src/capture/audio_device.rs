@@ -59,26 +59,28 @@ fn devices(host: &cpal::Host, kind: DeviceKind) -> Result<Vec<cpal::Device>> {
         DeviceKind::Speaker => host.output_devices(),
         _ => host.input_devices(),
     }
-    .map_err(|e| MediaError::Device { kind, detail: format!("cannot enumerate ({}): {e}", host.id().name()) })?;
-    Ok(list.filter(|d| is_real(host, d)).collect())
+    .map_err(|e| MediaError::Device {
+        kind,
+        detail: format!("cannot enumerate ({}): {e}", host.id().name()),
+    })?;
+    Ok(list.filter(|d| is_usable(d, kind)).collect())
 }
 
-/// ALSA lists a `null` PCM that accepts and produces silence even without any sound
-/// card; it is not a device a user can talk into or listen to.
-fn is_real(host: &cpal::Host, d: &cpal::Device) -> bool {
-    if host.id().name() != "ALSA" {
-        return true;
-    }
+/// Whether a listed device can actually be used. ALSA lists every PCM its
+/// configuration defines (`null`, rate-converter and up-mix plugins, `pulse`, `jack`,
+/// ...) even on a machine without a sound card or sound server; those fail when asked
+/// for their configurations, so a device counts only if it reports at least one.
+/// `null` accepts and produces silence and is never a device a user means.
+fn is_usable(d: &cpal::Device, kind: DeviceKind) -> bool {
     let id = d.id().map(|i| i.id().to_string()).unwrap_or_default();
-    id != "null" && !id.starts_with("null:") && !(id == "default" && !alsa_has_cards())
-}
-
-/// Whether the kernel knows any sound card (ALSA `default` with no card is `null` too,
-/// or a plugin that fails on first use).
-fn alsa_has_cards() -> bool {
-    match std::fs::read_to_string("/proc/asound/cards") {
-        Ok(s) => !s.contains("no soundcards") && !s.trim().is_empty(),
-        Err(_) => false,
+    if id == "null" || id.starts_with("null:") {
+        return false;
+    }
+    // `supports_input/output` only look at the listed direction on ALSA; asking for the
+    // configurations opens the PCM, which is what fails for a plugin with nothing behind it.
+    match kind {
+        DeviceKind::Speaker => d.supported_output_configs().is_ok_and(|mut c| c.next().is_some()),
+        _ => d.supported_input_configs().is_ok_and(|mut c| c.next().is_some()),
     }
 }
 
@@ -100,10 +102,12 @@ fn find_device(kind: DeviceKind, id: Option<&str>) -> Result<(cpal::Device, Devi
                 DeviceKind::Speaker => host.default_output_device(),
                 _ => host.default_input_device(),
             };
-            default.filter(|d| is_real(&host, d)).or_else(|| present.first().cloned()).ok_or_else(|| {
+            default.filter(|d| is_usable(d, kind)).or_else(|| present.first().cloned()).ok_or_else(|| {
                 MediaError::DeviceNotFound {
                     kind,
-                    detail: format!("the {host_name} audio system has no {kind} (no sound card or sound server)"),
+                    detail: format!(
+                        "the {host_name} audio system has no {kind} (no sound card or sound server)"
+                    ),
                 }
             })?
         }
@@ -128,16 +132,23 @@ fn choose_config(
     let err = |what: &str, e: cpal::Error| MediaError::Device { kind, detail: format!("{what}: {e}") };
     let (ranges, default) = match kind {
         DeviceKind::Speaker => (
-            device.supported_output_configs().map_err(|e| err("no output configurations", e))?.collect::<Vec<_>>(),
+            device
+                .supported_output_configs()
+                .map_err(|e| err("no output configurations", e))?
+                .collect::<Vec<_>>(),
             device.default_output_config().map_err(|e| err("no default output configuration", e))?,
         ),
         _ => (
-            device.supported_input_configs().map_err(|e| err("no input configurations", e))?.collect::<Vec<_>>(),
+            device
+                .supported_input_configs()
+                .map_err(|e| err("no input configurations", e))?
+                .collect::<Vec<_>>(),
             device.default_input_config().map_err(|e| err("no default input configuration", e))?,
         ),
     };
     let rate = opts.device_rate.unwrap_or(AUDIO_SAMPLE_RATE);
-    let usable = [SampleFormat::F32, SampleFormat::I16, SampleFormat::I32, SampleFormat::U8, SampleFormat::F64];
+    let usable =
+        [SampleFormat::F32, SampleFormat::I16, SampleFormat::I32, SampleFormat::U8, SampleFormat::F64];
     let score = |r: &cpal::SupportedStreamConfigRange| {
         let fmt = usable.iter().position(|f| *f == r.sample_format()).unwrap_or(99);
         (u32::from(r.channels() != 1), fmt, r.channels())
@@ -147,7 +158,7 @@ fn choose_config(
         .filter(|r| r.contains_rate(rate) && usable.contains(&r.sample_format()))
         .min_by_key(|r| score(r));
     if let Some(r) = best {
-        let cfg = r.clone().with_sample_rate(rate);
+        let cfg = (*r).with_sample_rate(rate);
         let mut sc = cfg.config();
         sc.buffer_size = cpal::BufferSize::Default;
         return Ok((sc, cfg.sample_format()));
@@ -225,16 +236,28 @@ impl Microphone {
             SampleFormat::I32 => build_input::<i32>(&device, config, channels, cap, &shared),
             SampleFormat::U8 => build_input::<u8>(&device, config, channels, cap, &shared),
             SampleFormat::F64 => build_input::<f64>(&device, config, channels, cap, &shared),
-            other => return Err(MediaError::UnsupportedFormat(format!("microphone sample format {other:?}"))),
+            other => {
+                return Err(MediaError::UnsupportedFormat(format!("microphone sample format {other:?}")))
+            }
         }
         .map_err(|e| MediaError::Device { kind, detail: format!("cannot open {}: {e}", info.name) })?;
-        stream.play().map_err(|e| MediaError::Device { kind, detail: format!("cannot start {}: {e}", info.name) })?;
+        stream
+            .play()
+            .map_err(|e| MediaError::Device { kind, detail: format!("cannot start {}: {e}", info.name) })?;
         let resampler = if device_rate == AUDIO_SAMPLE_RATE {
             None
         } else {
             Some(new_resampler(device_rate, AUDIO_SAMPLE_RATE, FixedSync::Output)?)
         };
-        Ok(Microphone { _stream: stream, shared, info, device_rate, resampler, inbuf: Vec::new(), first: true })
+        Ok(Microphone {
+            _stream: stream,
+            shared,
+            info,
+            device_rate,
+            resampler,
+            inbuf: Vec::new(),
+            first: true,
+        })
     }
 
     pub fn info(&self) -> &DeviceInfo {
@@ -274,7 +297,8 @@ where
         config,
         move |data: &[T], info: &cpal::InputCallbackInfo| {
             let ts = info.timestamp();
-            let latency_us = ts.callback.checked_duration_since(ts.capture).map_or(0, |d| d.as_micros() as u64);
+            let latency_us =
+                ts.callback.checked_duration_since(ts.capture).map_or(0, |d| d.as_micros() as u64);
             let mut ring = lock(&data_shared);
             for frame in data.chunks(channels) {
                 let sum: f32 = frame.iter().map(|s| f32::from_sample_(*s)).sum();
@@ -306,7 +330,10 @@ impl AudioSource for Microphone {
         let mut ring = lock(&self.shared);
         while ring.samples.len() < need {
             if let Some(e) = ring.error.take() {
-                return Err(MediaError::Device { kind: DeviceKind::Microphone, detail: format!("{}: {e}", self.info.name) });
+                return Err(MediaError::Device {
+                    kind: DeviceKind::Microphone,
+                    detail: format!("{}: {e}", self.info.name),
+                });
             }
             let now = Instant::now();
             if now >= deadline {
@@ -320,7 +347,12 @@ impl AudioSource for Microphone {
                     ),
                 });
             }
-            ring = self.shared.1.wait_timeout(ring, deadline - now).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+            ring = self
+                .shared
+                .1
+                .wait_timeout(ring, deadline - now)
+                .map(|r| r.0)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
         // Capture time of the first sample we take: newest minus what is queued.
         let queued_us = ring.samples.len() as u64 * 1_000_000 / u64::from(self.device_rate.max(1));
@@ -358,7 +390,10 @@ pub struct Speaker {
 
 impl std::fmt::Debug for Speaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Speaker").field("info", &self.info).field("device_rate", &self.device_rate).finish_non_exhaustive()
+        f.debug_struct("Speaker")
+            .field("info", &self.info)
+            .field("device_rate", &self.device_rate)
+            .finish_non_exhaustive()
     }
 }
 
@@ -387,7 +422,9 @@ impl Speaker {
             other => return Err(MediaError::UnsupportedFormat(format!("speaker sample format {other:?}"))),
         }
         .map_err(|e| MediaError::Device { kind, detail: format!("cannot open {}: {e}", info.name) })?;
-        stream.play().map_err(|e| MediaError::Device { kind, detail: format!("cannot start {}: {e}", info.name) })?;
+        stream
+            .play()
+            .map_err(|e| MediaError::Device { kind, detail: format!("cannot start {}: {e}", info.name) })?;
         let resampler = if device_rate == AUDIO_SAMPLE_RATE {
             None
         } else {
@@ -468,11 +505,16 @@ impl AudioSink for Speaker {
                 out
             }
         };
-        let deadline = Instant::now() + FRAME_TIMEOUT;
         let mut ring = lock(&self.shared);
+        // Some servers start calling back only 1–2 s after the stream starts.
+        let timeout = if ring.callbacks == 0 { FIRST_FRAME_TIMEOUT } else { FRAME_TIMEOUT };
+        let deadline = Instant::now() + timeout;
         while ring.samples.len() > self.max_queued {
             if let Some(e) = ring.error.take() {
-                return Err(MediaError::Device { kind: DeviceKind::Speaker, detail: format!("{}: {e}", self.info.name) });
+                return Err(MediaError::Device {
+                    kind: DeviceKind::Speaker,
+                    detail: format!("{}: {e}", self.info.name),
+                });
             }
             let now = Instant::now();
             if now >= deadline {
@@ -481,7 +523,12 @@ impl AudioSink for Speaker {
                     detail: format!("{} stopped consuming audio", self.info.name),
                 });
             }
-            ring = self.shared.1.wait_timeout(ring, deadline - now).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+            ring = self
+                .shared
+                .1
+                .wait_timeout(ring, deadline - now)
+                .map(|r| r.0)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
         ring.samples.extend(samples);
         Ok(())

@@ -8,9 +8,10 @@
 //! No camera present: [`list_cameras`] returns an empty list and [`Camera::open`]
 //! returns [`MediaError::DeviceNotFound`] with `kind: Camera`; never a panic.
 
-use nokhwa::utils::{
-    ApiBackend, CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType,
-};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+
+use nokhwa::utils::{CameraFormat, FrameFormat, RequestedFormat, RequestedFormatType};
 
 use super::{DeviceInfo, DeviceKind, VideoFormat, VideoSource};
 use crate::convert::{self, PixelFormat, RawImage};
@@ -88,10 +89,7 @@ pub fn choose_mode(modes: &[CameraMode], want: VideoFormat) -> Option<CameraMode
         let fps = if fps < 0.0 { -fps * 1.5 } else { fps * 0.5 };
         size * 4.0 + (ln(aspect / want_aspect)).abs() * 2.0 + fps + m.pixel.cost()
     };
-    modes
-        .iter()
-        .min_by(|a, b| score(a).partial_cmp(&score(b)).unwrap_or(std::cmp::Ordering::Equal))
-        .copied()
+    modes.iter().min_by(|a, b| score(a).partial_cmp(&score(b)).unwrap_or(std::cmp::Ordering::Equal)).copied()
 }
 
 /// Cameras present on this machine. Empty when there are none.
@@ -118,11 +116,16 @@ fn query_cameras() -> Result<Vec<nokhwa::utils::CameraInfo>> {
 }
 
 /// A camera streaming I420 frames.
+///
+/// `nokhwa::Camera` is not `Send`, so a capture thread owns it: it opens the device,
+/// reports the chosen mode back, then converts frames and hands them over a one-slot
+/// channel (a slow consumer gets the newest frames, not a growing backlog).
 pub struct Camera {
-    cam: nokhwa::Camera,
+    frames: mpsc::Receiver<Result<VideoFrame>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
     info: DeviceInfo,
     mode: CameraMode,
-    frame_no: u64,
 }
 
 impl std::fmt::Debug for Camera {
@@ -153,40 +156,34 @@ impl Camera {
                 }
             })?,
         };
-        let index = info.index().clone();
-        let dev_err = |what: &str, e: nokhwa::NokhwaError| MediaError::Device {
-            kind: DeviceKind::Camera,
-            detail: format!("{what} {}: {e}", info.human_name()),
+        let device =
+            DeviceInfo { id: info.index().as_string(), name: info.human_name(), kind: DeviceKind::Camera };
+        let (opened_tx, opened_rx) = mpsc::channel::<Result<CameraMode>>();
+        let (frame_tx, frames) = mpsc::sync_channel::<Result<VideoFrame>>(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("camera".into())
+            .spawn(move || capture_thread(info, want, opened_tx, frame_tx, thread_stop))
+            .map_err(|e| MediaError::Device {
+                kind: DeviceKind::Camera,
+                detail: format!("cannot start capture thread: {e}"),
+            })?;
+        let mode = match opened_rx.recv() {
+            Ok(Ok(mode)) => mode,
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(MediaError::Device {
+                    kind: DeviceKind::Camera,
+                    detail: "capture thread ended".into(),
+                });
+            }
         };
-        let any = RequestedFormat::with_formats(RequestedFormatType::None, ACCEPTED);
-        let mut cam = nokhwa::Camera::new(index, any).map_err(|e| dev_err("cannot open", e))?;
-        let modes: Vec<CameraMode> = cam
-            .compatible_camera_formats()
-            .map_err(|e| dev_err("cannot list modes of", e))?
-            .into_iter()
-            .filter(|f| ACCEPTED.contains(&f.format()))
-            .map(|f| CameraMode {
-                width: f.width(),
-                height: f.height(),
-                fps: f.frame_rate(),
-                pixel: CameraPixel::from_nokhwa(f.format()),
-            })
-            .collect();
-        let mode = choose_mode(&modes, want).ok_or_else(|| {
-            MediaError::UnsupportedFormat(format!("camera {} offers no usable mode", info.human_name()))
-        })?;
-        let fourcc = ACCEPTED
-            .iter()
-            .copied()
-            .find(|f| CameraPixel::from_nokhwa(*f) == mode.pixel)
-            .unwrap_or(FrameFormat::YUYV);
-        let exact = CameraFormat::new_from(mode.width, mode.height, fourcc, mode.fps);
-        let formats = [fourcc];
-        cam.set_camera_requset(RequestedFormat::with_formats(RequestedFormatType::Exact(exact), &formats))
-            .map_err(|e| dev_err("cannot set mode on", e))?;
-        cam.open_stream().map_err(|e| dev_err("cannot start stream of", e))?;
-        let info = DeviceInfo { id: info.index().as_string(), name: info.human_name(), kind: DeviceKind::Camera };
-        Ok(Camera { cam, info, mode, frame_no: 0 })
+        Ok(Camera { frames, stop, thread: Some(thread), info: device, mode })
     }
 
     pub fn info(&self) -> &DeviceInfo {
@@ -199,34 +196,110 @@ impl Camera {
     }
 }
 
+fn open_nokhwa(info: &nokhwa::utils::CameraInfo, want: VideoFormat) -> Result<(nokhwa::Camera, CameraMode)> {
+    let dev_err = |what: &str, e: nokhwa::NokhwaError| MediaError::Device {
+        kind: DeviceKind::Camera,
+        detail: format!("{what} {}: {e}", info.human_name()),
+    };
+    let any = RequestedFormat::with_formats(RequestedFormatType::None, ACCEPTED);
+    let mut cam = nokhwa::Camera::new(info.index().clone(), any).map_err(|e| dev_err("cannot open", e))?;
+    let modes: Vec<CameraMode> = cam
+        .compatible_camera_formats()
+        .map_err(|e| dev_err("cannot list modes of", e))?
+        .into_iter()
+        .filter(|f| ACCEPTED.contains(&f.format()))
+        .map(|f| CameraMode {
+            width: f.width(),
+            height: f.height(),
+            fps: f.frame_rate(),
+            pixel: CameraPixel::from_nokhwa(f.format()),
+        })
+        .collect();
+    let mode = choose_mode(&modes, want).ok_or_else(|| {
+        MediaError::UnsupportedFormat(format!("camera {} offers no usable mode", info.human_name()))
+    })?;
+    let fourcc = ACCEPTED
+        .iter()
+        .copied()
+        .find(|f| CameraPixel::from_nokhwa(*f) == mode.pixel)
+        .unwrap_or(FrameFormat::YUYV);
+    let exact = CameraFormat::new_from(mode.width, mode.height, fourcc, mode.fps);
+    let formats = [fourcc];
+    cam.set_camera_requset(RequestedFormat::with_formats(RequestedFormatType::Exact(exact), &formats))
+        .map_err(|e| dev_err("cannot set mode on", e))?;
+    cam.open_stream().map_err(|e| dev_err("cannot start stream of", e))?;
+    Ok((cam, mode))
+}
+
+fn capture_thread(
+    info: nokhwa::utils::CameraInfo,
+    want: VideoFormat,
+    opened: mpsc::Sender<Result<CameraMode>>,
+    frames: mpsc::SyncSender<Result<VideoFrame>>,
+    stop: Arc<AtomicBool>,
+) {
+    let (mut cam, mode) = match open_nokhwa(&info, want) {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = opened.send(Err(e));
+            return;
+        }
+    };
+    if opened.send(Ok(mode)).is_err() {
+        return;
+    }
+    let name = info.human_name();
+    let mut frame_no = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let result = cam
+            .frame()
+            .map_err(|e| MediaError::Device {
+                kind: DeviceKind::Camera,
+                detail: format!("capture from {name}: {e}"),
+            })
+            .and_then(|buf| {
+                let capture_us = crate::unix_time_us();
+                let res = buf.resolution();
+                let pixel = CameraPixel::from_nokhwa(buf.source_frame_format());
+                let mut frame = camera_buffer_to_i420(pixel, res.width(), res.height(), buf.buffer())?;
+                frame.capture_us = capture_us;
+                frame.frame_no = frame_no;
+                frame_no += 1;
+                Ok(frame)
+            });
+        let fatal = matches!(result, Err(MediaError::Device { .. }));
+        match frames.try_send(result) {
+            Ok(()) | Err(mpsc::TrySendError::Full(_)) => {}
+            Err(mpsc::TrySendError::Disconnected(_)) => break,
+        }
+        if fatal {
+            break;
+        }
+    }
+    let _ = cam.stop_stream();
+}
+
 impl VideoSource for Camera {
     fn format(&self) -> VideoFormat {
         VideoFormat { width: self.mode.width, height: self.mode.height, fps: self.mode.fps }
     }
 
     fn next_frame(&mut self) -> Result<VideoFrame> {
-        let buf = self.cam.frame().map_err(|e| MediaError::Device {
+        self.frames.recv().map_err(|_| MediaError::Device {
             kind: DeviceKind::Camera,
-            detail: format!("capture from {}: {e}", self.info.name),
-        })?;
-        let capture_us = crate::unix_time_us();
-        let res = buf.resolution();
-        let mut frame = camera_buffer_to_i420(
-            CameraPixel::from_nokhwa(buf.source_frame_format()),
-            res.width(),
-            res.height(),
-            buf.buffer(),
-        )?;
-        frame.capture_us = capture_us;
-        frame.frame_no = self.frame_no;
-        self.frame_no += 1;
-        Ok(frame)
+            detail: format!("{} stopped delivering frames", self.info.name),
+        })?
     }
 }
 
 impl Drop for Camera {
     fn drop(&mut self) {
-        let _ = self.cam.stop_stream();
+        self.stop.store(true, Ordering::Relaxed);
+        // Unblock a thread waiting to hand over a frame, then wait for it to close the device.
+        while self.frames.try_recv().is_ok() {}
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -293,7 +366,11 @@ mod tests {
         let tie = [m(1280, 720, 30, CameraPixel::Mjpeg), m(1280, 720, 30, CameraPixel::Nv12)];
         assert_eq!(choose_mode(&tie, VideoFormat::P720).map(|x| x.pixel), Some(CameraPixel::Nv12));
         // Same size: 30 fps beats 60 and 15 when 30 is asked.
-        let rates = [m(640, 360, 15, CameraPixel::Yuyv), m(640, 360, 60, CameraPixel::Yuyv), m(640, 360, 30, CameraPixel::Yuyv)];
+        let rates = [
+            m(640, 360, 15, CameraPixel::Yuyv),
+            m(640, 360, 60, CameraPixel::Yuyv),
+            m(640, 360, 30, CameraPixel::Yuyv),
+        ];
         assert_eq!(choose_mode(&rates, VideoFormat::P360).map(|x| x.fps), Some(30));
         assert_eq!(choose_mode(&[], VideoFormat::P360), None);
     }

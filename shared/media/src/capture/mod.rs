@@ -7,6 +7,12 @@
 //! frame is due (for live demos), `Virtual` returns at once with timestamps from
 //! a virtual clock (for deterministic tests and benchmarks).
 
+#[cfg(feature = "devices")]
+pub mod audio_device;
+#[cfg(feature = "devices")]
+pub mod camera;
+#[cfg(feature = "devices")]
+pub mod screen;
 pub mod synthetic;
 
 use crate::error::Result;

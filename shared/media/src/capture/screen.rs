@@ -114,7 +114,10 @@ mod x11 {
 
     impl std::fmt::Debug for ScreenCapture {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("ScreenCapture").field("info", &self.info).field("fps", &self.fps).finish_non_exhaustive()
+            f.debug_struct("ScreenCapture")
+                .field("info", &self.info)
+                .field("fps", &self.fps)
+                .finish_non_exhaustive()
         }
     }
 
@@ -155,11 +158,8 @@ mod x11 {
                     s.root_depth
                 )));
             }
-            let visual = s
-                .allowed_depths
-                .iter()
-                .flat_map(|d| d.visuals.iter())
-                .find(|v| v.visual_id == s.root_visual);
+            let visual =
+                s.allowed_depths.iter().flat_map(|d| d.visuals.iter()).find(|v| v.visual_id == s.root_visual);
             let red_high = visual.is_none_or(|v| v.red_mask == 0x00ff_0000);
             let lsb = setup.image_byte_order == ImageOrder::LSB_FIRST;
             // 0x00RRGGBB little-endian is B,G,R,X in memory.
@@ -173,7 +173,18 @@ mod x11 {
                 kind: DeviceKind::Screen,
             };
             let (root, width, height) = (s.root, s.width_in_pixels, s.height_in_pixels);
-            Ok(ScreenCapture { conn, root, width, height, fps, pixel, stride, frame_no: 0, next_due_us: 0, info })
+            Ok(ScreenCapture {
+                conn,
+                root,
+                width,
+                height,
+                fps,
+                pixel,
+                stride,
+                frame_no: 0,
+                next_due_us: 0,
+                info,
+            })
         }
 
         pub fn info(&self) -> &DeviceInfo {
@@ -217,7 +228,8 @@ mod x11 {
             }
             let interval = self.format().frame_interval_us();
             // After a stall, restart the schedule instead of bursting to catch up.
-            self.next_due_us = self.next_due_us.max(crate::unix_time_us().saturating_sub(interval)) + interval;
+            self.next_due_us =
+                self.next_due_us.max(crate::unix_time_us().saturating_sub(interval)) + interval;
             self.grab()
         }
     }

@@ -1,8 +1,7 @@
 //! The audio processor: a thin, typed wrapper over `sonora::AudioProcessing`.
 
 use sonora::config::{
-    AdaptiveDigital, EchoCanceller, GainController2, HighPassFilter, MaxProcessingRate,
-    NoiseSuppression,
+    AdaptiveDigital, EchoCanceller, GainController2, HighPassFilter, MaxProcessingRate, NoiseSuppression,
 };
 use sonora::{AudioProcessing, Config, StreamConfig};
 
@@ -200,7 +199,7 @@ impl AudioProcessor {
 }
 
 fn check_len(n: usize) -> Result<()> {
-    if n == 0 || n % BLOCK != 0 {
+    if n == 0 || !n.is_multiple_of(BLOCK) {
         return Err(MediaError::InvalidFrame(format!(
             "audio processing takes multiples of {BLOCK} samples (10 ms at 48 kHz), got {n}"
         )));
