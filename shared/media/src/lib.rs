@@ -11,6 +11,7 @@
 //! with input and an explicit `now`, so tests run on a virtual clock.
 
 pub mod capture;
+pub mod codec;
 pub mod convert;
 pub mod error;
 pub mod frame;
