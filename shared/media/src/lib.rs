@@ -16,6 +16,7 @@ pub mod convert;
 pub mod error;
 pub mod frame;
 pub mod processing;
+pub mod rtp;
 
 pub use error::MediaError;
 pub use frame::{AudioFrame, VideoFrame};
