@@ -160,7 +160,7 @@ fn choose_config(
     if let Some(r) = best {
         let cfg = (*r).with_sample_rate(rate);
         let mut sc = cfg.config();
-        sc.buffer_size = cpal::BufferSize::Default;
+        sc.buffer_size = buffer_size_10ms(cfg.buffer_size(), rate);
         return Ok((sc, cfg.sample_format()));
     }
     if usable.contains(&default.sample_format()) {
@@ -170,6 +170,19 @@ fn choose_config(
         "{kind} supports no usable sample format or rate (default {:?})",
         default.sample_format()
     )))
+}
+
+/// Asks for 10 ms device buffers when the device says it can do that. With the
+/// default, PulseAudio picks buffers of up to 2 s: playback then drains our queue in
+/// large gulps (long silences between) and capture arrives in bursts.
+fn buffer_size_10ms(supported: &cpal::SupportedBufferSize, rate: u32) -> cpal::BufferSize {
+    let want = (rate / 100).max(1);
+    match supported {
+        cpal::SupportedBufferSize::Range { min, max } if min <= max => {
+            cpal::BufferSize::Fixed(want.clamp(*min, *max))
+        }
+        _ => cpal::BufferSize::Default,
+    }
 }
 
 /// Samples shared between a cpal callback and the engine side.

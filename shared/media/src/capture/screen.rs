@@ -223,13 +223,14 @@ mod x11 {
 
         fn next_frame(&mut self) -> Result<VideoFrame> {
             let now = crate::unix_time_us();
+            if self.next_due_us == 0 {
+                self.next_due_us = now;
+            }
             if self.next_due_us > now {
                 crate::capture::sleep_until_us(self.next_due_us);
             }
-            let interval = self.format().frame_interval_us();
-            // After a stall, restart the schedule instead of bursting to catch up.
-            self.next_due_us =
-                self.next_due_us.max(crate::unix_time_us().saturating_sub(interval)) + interval;
+            // After a stall, restart the schedule from now instead of bursting to catch up.
+            self.next_due_us = self.next_due_us.max(now) + self.format().frame_interval_us();
             self.grab()
         }
     }
