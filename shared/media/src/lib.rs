@@ -17,6 +17,7 @@ pub mod error;
 pub mod frame;
 pub mod processing;
 pub mod rtp;
+pub mod video_receiver;
 
 pub use error::MediaError;
 pub use frame::{AudioFrame, VideoFrame};

@@ -251,8 +251,11 @@ impl H264Encoder {
             frames: 0,
         };
         let mut params = sys::SEncParamExt::default();
-        // SAFETY: valid encoder and a properly sized parameter struct.
+        let mut trace: c_int = sys::WELS_LOG_QUIET as c_int;
+        // SAFETY: valid encoder and a properly sized parameter struct; the trace level is
+        // set first so initialisation does not print warnings to stderr.
         unsafe {
+            (this.set_option)(enc, sys::ENCODER_OPTION_TRACE_LEVEL, &mut trace as *mut c_int as *mut c_void);
             defaults(enc, &mut params);
         }
         fill_params(&mut params, &cfg);
@@ -265,7 +268,6 @@ impl H264Encoder {
             unsafe { sys::source::APILoader::WelsDestroySVCEncoder(enc) };
             return Err(enc_err(format!("InitializeExt failed ({rc}) for {cfg:?}")));
         }
-        let mut trace: c_int = sys::WELS_LOG_QUIET as c_int;
         let mut fmt: c_int = sys::videoFormatI420 as c_int;
         this.set_opt(sys::ENCODER_OPTION_TRACE_LEVEL, &mut trace as *mut c_int as *mut c_void)?;
         this.set_opt(sys::ENCODER_OPTION_DATAFORMAT, &mut fmt as *mut c_int as *mut c_void)?;
