@@ -15,6 +15,7 @@ pub mod codec;
 pub mod convert;
 pub mod error;
 pub mod frame;
+pub mod jitter;
 pub mod processing;
 pub mod rtp;
 pub mod video_receiver;
