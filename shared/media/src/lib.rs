@@ -16,6 +16,7 @@ pub mod convert;
 pub mod error;
 pub mod frame;
 pub mod jitter;
+pub mod mixer;
 pub mod processing;
 pub mod rtp;
 pub mod video_receiver;
