@@ -160,6 +160,20 @@ impl SyntheticCamera {
                 *px = (128 + (cw * rw) / 16_667 + ((x + y) as i32 >> 4)).clamp(16, 235) as u8;
             }
         }
+        // Camera-like detail: a drifting zone plate (rings of rising spatial frequency)
+        // in the lower third, so the encoder has real texture to spend bits on.
+        let zy0 = h * 2 / 3;
+        let (cx, cy) = ((w / 2) as i64 + (n % 64) as i64 - 32, (zy0 + h) as i64 / 2);
+        for y in zy0..h {
+            let dy = y as i64 - cy;
+            let row = &mut f.y[y * w..y * w + w];
+            for (x, px) in row.iter_mut().enumerate() {
+                let dx = x as i64 - cx;
+                let phase = ((dx * dx + dy * dy) / 24) as usize + n * 3;
+                let z = self.col_wave[phase % 160] / 25; // ±40
+                *px = (i32::from(*px) + z).clamp(16, 235) as u8;
+            }
+        }
         // A bright square bouncing across the picture.
         let side = (h / 6).max(8);
         let period_x = 2 * (w - side);
@@ -382,6 +396,9 @@ mod tests {
 
     #[test]
     fn pattern_moves_between_frames() {
+        let cam = SyntheticCamera::new(VideoFormat::P360, Pacing::Virtual { start_us: 0 }).unwrap();
+        let (a, b) = (cam.render(1, 0), cam.render(1, 0));
+        assert_eq!(a, b, "rendering is deterministic");
         let cam = SyntheticCamera::new(VideoFormat::P360, Pacing::Virtual { start_us: 0 }).unwrap();
         let (a, b) = (cam.render(1, 0), cam.render(2, 0));
         let psnr = a.psnr_luma(&b).unwrap();
