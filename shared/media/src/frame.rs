@@ -136,6 +136,33 @@ impl VideoFrame {
         }
     }
 
+    /// Half the width and height (rounded up), each output sample the mean of a 2x2 block.
+    /// Used for the low-resolution simulcast encoding.
+    pub fn downscale_half(&self) -> VideoFrame {
+        fn half(src: &[u8], stride: usize, w: usize, h: usize, out: &mut [u8], ow: usize, oh: usize) {
+            for oy in 0..oh {
+                let (y0, y1) = (2 * oy, (2 * oy + 1).min(h - 1));
+                for ox in 0..ow {
+                    let (x0, x1) = (2 * ox, (2 * ox + 1).min(w - 1));
+                    let at = |x: usize, y: usize| u32::from(src.get(y * stride + x).copied().unwrap_or(0));
+                    let sum = at(x0, y0) + at(x1, y0) + at(x0, y1) + at(x1, y1);
+                    out[oy * ow + ox] = ((sum + 2) / 4) as u8;
+                }
+            }
+        }
+        let (w, h) = (self.width as usize, self.height as usize);
+        let mut out = VideoFrame::new(self.width.div_ceil(2).max(1), self.height.div_ceil(2).max(1));
+        let (ow, oh) = (out.width as usize, out.height as usize);
+        half(&self.y, self.y_stride, w, h, &mut out.y, ow, oh);
+        let (cw, ch) = self.chroma_size();
+        let (ocw, och) = out.chroma_size();
+        half(&self.u, self.uv_stride, cw, ch, &mut out.u, ocw, och);
+        half(&self.v, self.uv_stride, cw, ch, &mut out.v, ocw, och);
+        out.capture_us = self.capture_us;
+        out.frame_no = self.frame_no;
+        out
+    }
+
     /// PSNR (dB) of the luma plane of `other` against `self`; `None` if sizes differ.
     /// Identical planes give `f64::INFINITY`.
     pub fn psnr_luma(&self, other: &VideoFrame) -> Option<f64> {
@@ -244,6 +271,19 @@ mod tests {
         assert_eq!(p.y, vec![1, 2, 3, 4]);
         assert_eq!(p.u, vec![5]);
         assert_eq!(p.frame_no, 3);
+    }
+
+    #[test]
+    fn downscale_half_averages_blocks() {
+        let mut f = VideoFrame::new(4, 2);
+        f.y = vec![0, 4, 100, 100, 8, 12, 50, 50];
+        f.frame_no = 9;
+        let h = f.downscale_half();
+        assert_eq!((h.width, h.height, h.y.clone(), h.frame_no), (2, 1, vec![6, 75], 9));
+        assert!(h.validate().is_ok());
+        let odd = VideoFrame::new(5, 3).downscale_half();
+        assert_eq!((odd.width, odd.height), (3, 2));
+        assert!(odd.validate().is_ok());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod error;
 pub mod frame;
 pub mod jitter;
 pub mod mixer;
+pub mod pipeline;
 pub mod processing;
 pub mod rtp;
 pub mod video_receiver;
