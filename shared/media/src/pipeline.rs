@@ -286,3 +286,18 @@ impl AudioReceiveStream {
         &self.jb
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn streams_can_move_to_worker_threads() {
+        assert_send::<VideoSender>();
+        assert_send::<VideoReceiveStream>();
+        assert_send::<AudioSender>();
+        assert_send::<AudioReceiveStream>();
+    }
+}

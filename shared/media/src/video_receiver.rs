@@ -116,6 +116,8 @@ pub struct VideoReceiver {
     keyframe_request: bool,
     /// Arrival of the first packet while not yet anchored (for the start-up keyframe request).
     waiting_since_us: Option<u64>,
+    /// Longest time a gap stayed open before its packet arrived un-NACKed (reordering).
+    observed_reorder_us: u64,
     stats: ReceiverStats,
 }
 
@@ -126,6 +128,18 @@ impl VideoReceiver {
 
     pub fn stats(&self) -> ReceiverStats {
         self.stats
+    }
+
+    /// Current wait before a gap is NACKed: the configured value, raised to 1.25× the
+    /// longest reordering seen (at most 100 ms) so reordering networks do not cause
+    /// needless retransmissions.
+    pub fn reorder_wait_us(&self) -> u64 {
+        self.cfg.reorder_wait_us.max((self.observed_reorder_us * 5 / 4).min(100_000))
+    }
+
+    /// Sets the NACK retry interval from the measured round-trip time.
+    pub fn set_rtt_us(&mut self, rtt_us: u64) {
+        self.cfg.nack_retry_us = (rtt_us + 10_000).clamp(20_000, 500_000);
     }
 
     /// Whether a keyframe should be requested (PLI); clears the flag.
@@ -191,8 +205,13 @@ impl VideoReceiver {
             }
         }
         self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
-        if self.missing.remove(&ext).is_some() && self.nacked.remove(&ext) {
-            self.stats.recovered += 1;
+        if let Some(m) = self.missing.remove(&ext) {
+            if self.nacked.remove(&ext) {
+                self.stats.recovered += 1;
+            } else {
+                // Reordered, not lost: learn how long reordering can take.
+                self.observed_reorder_us = self.observed_reorder_us.max(now_us.saturating_sub(m.since_us));
+            }
         }
         let ext_data = pkt.extensions();
         self.packets.insert(
@@ -263,10 +282,11 @@ impl VideoReceiver {
     /// repeats for those NACKed more than a retry interval ago.
     pub fn nack_list(&mut self, now_us: u64) -> Vec<u16> {
         let floor = self.next.unwrap_or(0);
+        let wait = self.reorder_wait_us();
         let mut out = Vec::new();
         for (&seq, m) in self.missing.range_mut(floor..) {
             let due = match m.last_nack_us {
-                None => now_us.saturating_sub(m.since_us) >= self.cfg.reorder_wait_us,
+                None => now_us.saturating_sub(m.since_us) >= wait,
                 Some(t) => {
                     m.tries < self.cfg.max_nack_tries && now_us.saturating_sub(t) >= self.cfg.nack_retry_us
                 }
@@ -285,10 +305,11 @@ impl VideoReceiver {
     /// Earliest time something becomes due (a NACK or a give-up), for the I/O driver's timer.
     pub fn poll_timeout(&self) -> Option<u64> {
         let floor = self.next.unwrap_or(0);
+        let wait = self.reorder_wait_us();
         self.missing
             .range(floor..)
             .map(|(_, m)| match m.last_nack_us {
-                None => m.since_us + self.cfg.reorder_wait_us,
+                None => m.since_us + wait,
                 Some(t) if m.tries < self.cfg.max_nack_tries => {
                     (t + self.cfg.nack_retry_us).min(m.since_us + self.cfg.give_up_us)
                 }
@@ -401,6 +422,28 @@ impl VideoReceiver {
             last_seq: (resume - 1) as u16,
             needs_keyframe: !droppable,
         }
+    }
+}
+
+/// At most one event per interval (keyframe requests towards a publisher, for example).
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimiter {
+    interval_us: u64,
+    last_us: Option<u64>,
+}
+
+impl RateLimiter {
+    pub fn new(interval_us: u64) -> Self {
+        RateLimiter { interval_us, last_us: None }
+    }
+
+    /// Whether an event may happen now; records it if so.
+    pub fn allow(&mut self, now_us: u64) -> bool {
+        if self.last_us.is_some_and(|t| now_us.saturating_sub(t) < self.interval_us) {
+            return false;
+        }
+        self.last_us = Some(now_us);
+        true
     }
 }
 
@@ -559,6 +602,29 @@ mod tests {
         assert!(!r.take_keyframe_request());
         assert_eq!(r.poll(400_000), None);
         assert!(r.take_keyframe_request());
+    }
+
+    #[test]
+    fn reorder_wait_adapts_to_observed_reordering() {
+        let mut r = VideoReceiver::new(VideoReceiverConfig::default());
+        feed(&mut r, &pkt(1, 0, true, true, vec![0x65, 1]), 0);
+        feed(&mut r, &pkt(3, 1, true, true, vec![0x41, 1]), 1_000);
+        // 2 arrives 18 ms after the gap opened, just before the 20 ms wait would NACK it.
+        assert_eq!(r.nack_list(15_000), Vec::<u16>::new());
+        feed(&mut r, &pkt(2, 1, true, true, vec![0x41, 1]), 19_000);
+        assert_eq!(r.reorder_wait_us(), 22_500);
+        r.set_rtt_us(100_000);
+        feed(&mut r, &pkt(5, 2, true, true, vec![0x41, 1]), 30_000);
+        assert_eq!(r.nack_list(51_000), Vec::<u16>::new());
+        assert_eq!(r.nack_list(52_500), vec![4]);
+        assert_eq!(r.nack_list(150_000), Vec::<u16>::new());
+        assert_eq!(r.nack_list(162_500), vec![4]);
+    }
+
+    #[test]
+    fn rate_limiter() {
+        let mut l = RateLimiter::new(100);
+        assert!(l.allow(0) && !l.allow(99) && l.allow(100) && !l.allow(150));
     }
 
     #[test]
