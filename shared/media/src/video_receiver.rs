@@ -199,6 +199,12 @@ impl VideoReceiver {
                 return self.insert(pkt, now_us);
             }
             if ext > h + 1 {
+                if self.missing.len() as u64 + (ext - h - 1) > self.cfg.max_packets as u64 {
+                    // More holes than we would ever NACK: the stream is hopeless, start over.
+                    self.reset();
+                    self.unwrap = SeqUnwrapper::default();
+                    return self.insert(pkt, now_us);
+                }
                 for s in h + 1..ext {
                     self.missing.insert(s, Missing { since_us: now_us, last_nack_us: None, tries: 0 });
                 }
@@ -619,6 +625,17 @@ mod tests {
         assert_eq!(r.nack_list(52_500), vec![4]);
         assert_eq!(r.nack_list(150_000), Vec::<u16>::new());
         assert_eq!(r.nack_list(162_500), vec![4]);
+    }
+
+    #[test]
+    fn holes_are_bounded() {
+        let mut r = VideoReceiver::new(VideoReceiverConfig { max_packets: 100, ..Default::default() });
+        let mut seq = 0u16;
+        for _ in 0..1_000 {
+            feed(&mut r, &pkt(seq, 1, false, false, vec![0x41]), 0);
+            seq = seq.wrapping_add(90);
+        }
+        assert!(r.missing.len() <= 100 && r.packets.len() <= 100);
     }
 
     #[test]

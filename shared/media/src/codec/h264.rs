@@ -514,11 +514,10 @@ impl H264Decoder {
 
     /// Decodes one access unit given as NAL units (no start codes).
     pub fn decode_nals<'a>(&mut self, nals: impl IntoIterator<Item = &'a [u8]> + Clone) -> DecodeOutcome {
-        let au = annex_b(nals.clone());
-        if self.needs_keyframe && !contains_idr(nals) {
+        if self.needs_keyframe && !contains_idr(nals.clone()) {
             return DecodeOutcome::NeedsKeyframe;
         }
-        self.decode_annex_b_checked(&au)
+        self.decode_annex_b_checked(&annex_b(nals))
     }
 
     /// Decodes one access unit given as an Annex B byte stream.
