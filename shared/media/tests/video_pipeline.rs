@@ -74,6 +74,8 @@ struct Outcome {
     recovered: u64,
     fwd_dropped: usize,
     bytes_sent: usize,
+    /// Glass-to-glass latency per decoded frame (decode time minus the capture time read from the picture).
+    latencies_us: Vec<u64>,
 }
 
 fn run(frames: u64, loss: f64, jitter_us: u64, nack: bool, seed: u64) -> Outcome {
@@ -96,6 +98,7 @@ fn run(frames: u64, loss: f64, jitter_us: u64, nack: bool, seed: u64) -> Outcome
         recovered: 0,
         fwd_dropped: 0,
         bytes_sent: 0,
+        latencies_us: Vec::new(),
     };
     let mut pli_pending = false;
     let mut last_pli = None::<u64>;
@@ -151,6 +154,7 @@ fn run(frames: u64, loss: f64, jitter_us: u64, nack: bool, seed: u64) -> Outcome
                             "capture time in picture matches the RTP extension"
                         );
                         let psnr = out.sources[&no].psnr_luma(&pic).unwrap();
+                        out.latencies_us.push(T0 + now - cap);
                         out.decoded.push((no, psnr));
                     }
                     DecodeOutcome::NeedsKeyframe => rx.request_keyframe(),
@@ -192,6 +196,16 @@ fn clean_path_with_reordering_decodes_every_frame() {
     // Decoded in order, each exactly once.
     assert!(o.decoded.windows(2).all(|w| w[1].0 == w[0].0 + 1));
     let psnr = mean_psnr(&o);
+    // 20 ms path + up to 15 ms jitter + waiting for the last packet of the frame.
+    let mut lat = o.latencies_us.clone();
+    lat.sort_unstable();
+    let p95 = lat[lat.len() * 95 / 100];
+    println!(
+        "glass-to-glass (virtual clock, codec time excluded): min {} ms, p95 {} ms",
+        lat[0] / 1000,
+        p95 / 1000
+    );
+    assert!(lat[0] >= 20_000 && p95 <= 40_000, "{lat:?}");
     let kbps = o.bytes_sent as f64 * 8.0 / 3.0 / 1000.0;
     println!("clean: {} frames, mean PSNR {psnr:.2} dB, {kbps:.0} kbit/s", o.decoded.len());
     assert!(kbps < 800.0 * 1.3, "rate control holds the target: {kbps} kbit/s");
