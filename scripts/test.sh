@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clinicmeet/target}"
 mkdir -p "$CARGO_TARGET_DIR"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# The real-audio-path test starts its own PulseAudio with a null sink; require it
+# to run (a missing PulseAudio is then a failure, not a skip).
+export CLINICMEET_REQUIRE_PULSE="${CLINICMEET_REQUIRE_PULSE:-1}"
 
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked --no-fail-fast

@@ -1,0 +1,142 @@
+//! Capture and playback: the traits every source and sink implements, device
+//! enumeration types, and synthetic sources for machines without hardware.
+//!
+//! Timing model: [`VideoSource::next_frame`] and [`AudioSource::read_frame`]
+//! return the next frame when it is due. Real devices block until the device
+//! delivers it. Synthetic sources take a [`Pacing`]: `RealTime` sleeps until the
+//! frame is due (for live demos), `Virtual` returns at once with timestamps from
+//! a virtual clock (for deterministic tests and benchmarks).
+
+#[cfg(feature = "devices")]
+pub mod audio_device;
+#[cfg(feature = "devices")]
+pub mod camera;
+#[cfg(feature = "devices")]
+pub mod screen;
+pub mod synthetic;
+
+use crate::error::Result;
+use crate::frame::{AudioFrame, VideoFrame};
+
+/// What a device is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeviceKind {
+    Camera,
+    Microphone,
+    Speaker,
+    Screen,
+}
+
+impl std::fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeviceKind::Camera => "camera",
+            DeviceKind::Microphone => "microphone",
+            DeviceKind::Speaker => "speaker",
+            DeviceKind::Screen => "screen",
+        })
+    }
+}
+
+/// One enumerated device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Stable identifier to open the device with (backend-specific).
+    pub id: String,
+    /// Human-readable name.
+    pub name: String,
+    pub kind: DeviceKind,
+}
+
+/// Video format a source delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoFormat {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+impl VideoFormat {
+    pub const P180: VideoFormat = VideoFormat { width: 320, height: 180, fps: 15 };
+    pub const P360: VideoFormat = VideoFormat { width: 640, height: 360, fps: 30 };
+    pub const P720: VideoFormat = VideoFormat { width: 1280, height: 720, fps: 30 };
+
+    /// Frame interval in microseconds.
+    pub fn frame_interval_us(&self) -> u64 {
+        1_000_000 / u64::from(self.fps.max(1))
+    }
+}
+
+/// How a synthetic source paces its frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// Sleep until each frame is due; capture times from the wall clock.
+    RealTime,
+    /// Return immediately; frame `n` has capture time `start_us + n * interval`.
+    Virtual { start_us: u64 },
+}
+
+/// A source of I420 video frames (camera, screen, synthetic pattern, file).
+pub trait VideoSource: Send {
+    /// The format frames are delivered in.
+    fn format(&self) -> VideoFormat;
+    /// The next frame, blocking until it is due (real devices: until captured).
+    /// `capture_us` and `frame_no` are set by the source.
+    fn next_frame(&mut self) -> Result<VideoFrame>;
+}
+
+/// A source of 20 ms, 48 kHz mono audio frames (microphone, synthetic, file).
+pub trait AudioSource: Send {
+    /// The next 20 ms frame, blocking until it is due.
+    fn read_frame(&mut self) -> Result<AudioFrame>;
+}
+
+/// A sink for 20 ms, 48 kHz mono audio frames (speaker).
+pub trait AudioSink: Send {
+    /// Queues one frame for playback. May block while the device buffer is full.
+    fn play(&mut self, frame: &AudioFrame) -> Result<()>;
+}
+
+impl<T: VideoSource + ?Sized> VideoSource for Box<T> {
+    fn format(&self) -> VideoFormat {
+        (**self).format()
+    }
+    fn next_frame(&mut self) -> Result<VideoFrame> {
+        (**self).next_frame()
+    }
+}
+
+impl<T: AudioSource + ?Sized> AudioSource for Box<T> {
+    fn read_frame(&mut self) -> Result<AudioFrame> {
+        (**self).read_frame()
+    }
+}
+
+impl<T: AudioSink + ?Sized> AudioSink for Box<T> {
+    fn play(&mut self, frame: &AudioFrame) -> Result<()> {
+        (**self).play(frame)
+    }
+}
+
+/// A sink that discards audio (no speaker present, headless clients).
+#[derive(Debug, Default)]
+pub struct NullAudioSink {
+    /// Frames played so far.
+    pub frames: u64,
+}
+
+impl AudioSink for NullAudioSink {
+    fn play(&mut self, _frame: &AudioFrame) -> Result<()> {
+        self.frames += 1;
+        Ok(())
+    }
+}
+
+/// Sleeps until `due_us` (Unix-epoch microseconds) in real-time pacing.
+pub(crate) fn sleep_until_us(due_us: u64) {
+    let now = crate::unix_time_us();
+    if due_us > now {
+        std::thread::sleep(std::time::Duration::from_micros(due_us - now));
+    }
+}

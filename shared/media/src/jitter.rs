@@ -1,0 +1,307 @@
+//! Adaptive audio jitter buffer. Sans-IO: packets go in with their arrival time,
+//! and every 20 ms the playout side pulls what the decoder should do next.
+//!
+//! Playout is time-driven: the frame due at `now` is the one sent at
+//! `now - min_transit - target`, where `min_transit` is the fastest observed
+//! path (sender RTP clock → local clock, so clock offsets cancel) and `target`
+//! follows the measured jitter (the largest transit excess in a sliding window,
+//! plus a margin), bounded by `min_delay`/`max_delay`. When the target grows,
+//! frames are not yet due and the buffer inserts concealment (stretch); when it
+//! shrinks, overdue frames are dropped (accelerate).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::rtp::SeqUnwrapper;
+use crate::AUDIO_FRAME_SAMPLES;
+
+/// Jitter buffer tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JitterConfig {
+    pub min_delay_us: u64,
+    pub max_delay_us: u64,
+    /// Added to the largest observed jitter.
+    pub margin_us: u64,
+    /// Packets in the jitter measurement window (250 = 5 s).
+    pub window: usize,
+    /// Delay used until enough packets were seen.
+    pub initial_delay_us: u64,
+    /// RTP clock rate of the stream.
+    pub clock_rate: u32,
+}
+
+impl Default for JitterConfig {
+    fn default() -> Self {
+        JitterConfig {
+            min_delay_us: 20_000,
+            max_delay_us: 300_000,
+            margin_us: 10_000,
+            window: 250,
+            initial_delay_us: 60_000,
+            clock_rate: 48_000,
+        }
+    }
+}
+
+/// What the decoder should do for the next 20 ms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JitterOutput {
+    /// Decode this packet.
+    Packet(Vec<u8>),
+    /// The packet for this slot is lost; the next one is here: decode its FEC data
+    /// (`OpusDecoder::decode_fec`). The next packet itself is played on the next pull.
+    FecRecovery(Vec<u8>),
+    /// The packet for this slot is lost or late: packet-loss concealment.
+    Conceal,
+    /// Nothing is due (the sender is in DTX, or the buffer is stretching): comfort
+    /// noise / concealment, not counted as loss.
+    Dtx,
+    /// No packet received yet.
+    Idle,
+}
+
+#[derive(Debug, Clone)]
+struct Buffered {
+    payload: Vec<u8>,
+    /// Sender time of the packet in µs since the stream's first timestamp.
+    sender_us: i64,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JitterStats {
+    pub received: u64,
+    pub played: u64,
+    pub fec_recovered: u64,
+    pub concealed: u64,
+    pub dtx: u64,
+    /// Packets that arrived after their slot was played (an underrun).
+    pub late: u64,
+    /// Frames dropped to bring the delay down.
+    pub accelerated: u64,
+    pub duplicates: u64,
+}
+
+/// Adaptive jitter buffer for one audio stream (20 ms frames).
+#[derive(Debug)]
+pub struct AudioJitterBuffer {
+    cfg: JitterConfig,
+    seq: SeqUnwrapper,
+    ts_base: Option<u32>,
+    ts_last_ext: i64,
+    packets: BTreeMap<u64, Buffered>,
+    next_seq: Option<u64>,
+    /// Sender time of the last played slot.
+    last_played_us: Option<i64>,
+    transits: VecDeque<i64>,
+    min_transit: i64,
+    target_us: u64,
+    stats: JitterStats,
+}
+
+const FRAME_US: i64 = 20_000;
+
+impl AudioJitterBuffer {
+    pub fn new(cfg: JitterConfig) -> Self {
+        AudioJitterBuffer {
+            cfg,
+            seq: SeqUnwrapper::default(),
+            ts_base: None,
+            ts_last_ext: 0,
+            packets: BTreeMap::new(),
+            next_seq: None,
+            last_played_us: None,
+            transits: VecDeque::new(),
+            min_transit: 0,
+            target_us: cfg.initial_delay_us.clamp(cfg.min_delay_us, cfg.max_delay_us),
+            stats: JitterStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> JitterStats {
+        self.stats
+    }
+
+    /// Current target buffering delay beyond the fastest path (µs).
+    pub fn target_delay_us(&self) -> u64 {
+        self.target_us
+    }
+
+    /// Packets waiting.
+    pub fn len(&self) -> usize {
+        self.packets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+
+    fn sender_us(&mut self, ts: u32) -> i64 {
+        let base = *self.ts_base.get_or_insert(ts);
+        // Unwrap relative to the last timestamp seen.
+        let last = self.ts_last_ext;
+        let last32 = (i64::from(base) + last) as u32;
+        let ext = last + i64::from(ts.wrapping_sub(last32) as i32);
+        if ext > self.ts_last_ext {
+            self.ts_last_ext = ext;
+        }
+        ext * 1_000_000 / i64::from(self.cfg.clock_rate.max(1))
+    }
+
+    /// Adds a received packet (`rtp_ts` in the stream's clock, `now_us` the local arrival time).
+    pub fn insert(&mut self, seq: u16, rtp_ts: u32, payload: &[u8], now_us: u64) {
+        self.stats.received += 1;
+        let ext = self.seq.unwrap(seq);
+        if self.next_seq.is_some_and(|n| ext < n) {
+            self.stats.late += 1;
+            return;
+        }
+        if self.packets.contains_key(&ext) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        let sender_us = self.sender_us(rtp_ts);
+        let transit = now_us as i64 - sender_us;
+        self.transits.push_back(transit);
+        while self.transits.len() > self.cfg.window.max(1) {
+            self.transits.pop_front();
+        }
+        self.min_transit = self.transits.iter().copied().min().unwrap_or(transit);
+        if self.transits.len() >= 10 {
+            let max_excess =
+                self.transits.iter().map(|t| t - self.min_transit).max().unwrap_or(0).max(0) as u64;
+            self.target_us =
+                (max_excess + self.cfg.margin_us).clamp(self.cfg.min_delay_us, self.cfg.max_delay_us);
+        }
+        self.packets.insert(ext, Buffered { payload: payload.to_vec(), sender_us });
+        if self.packets.len() > 500 {
+            // Something is badly off (stalled playout): keep the newest.
+            if let Some((&first, _)) = self.packets.iter().next() {
+                self.packets.remove(&first);
+            }
+        }
+    }
+
+    /// What to play for the next 20 ms; call once per frame period.
+    pub fn pull(&mut self, now_us: u64) -> JitterOutput {
+        if self.transits.is_empty() {
+            return JitterOutput::Idle;
+        }
+        // Sender time that should be playing now.
+        let due = now_us as i64 - self.min_transit - self.target_us as i64;
+        let next = match self.next_seq {
+            Some(n) => n,
+            None => match self.packets.keys().next() {
+                Some(&first) => first,
+                None => return JitterOutput::Idle,
+            },
+        };
+        loop {
+            let next = self.next_seq.unwrap_or(next);
+            if let Some(p) = self.packets.get(&next) {
+                let lag = due - p.sender_us;
+                if lag < -FRAME_US / 2 {
+                    // Not due yet: DTX gap, start-up, or the buffer is growing.
+                    self.stats.dtx += 1;
+                    return JitterOutput::Dtx;
+                }
+                let following_due =
+                    self.packets.get(&(next + 1)).is_some_and(|q| due - q.sender_us >= -FRAME_US / 2);
+                if lag > 3 * FRAME_US / 2 && following_due {
+                    // Too much delay: drop this frame.
+                    self.packets.remove(&next);
+                    self.next_seq = Some(next + 1);
+                    self.stats.accelerated += 1;
+                    continue;
+                }
+                let p = self.packets.remove(&next).map(|p| (p.payload, p.sender_us));
+                self.next_seq = Some(next + 1);
+                if let Some((payload, sender_us)) = p {
+                    self.last_played_us = Some(sender_us);
+                    self.stats.played += 1;
+                    return JitterOutput::Packet(payload);
+                }
+            }
+            // The packet for `next` is missing.
+            let expected = self.last_played_us.map_or(i64::MIN, |t| t + FRAME_US);
+            let later = self.packets.range(next + 1..).next().map(|(&s, p)| (s, p.sender_us));
+            let Some((later_seq, later_us)) = later else {
+                // Nothing after it either: DTX or a stall. Keep the slot open.
+                self.stats.dtx += 1;
+                return JitterOutput::Dtx;
+            };
+            if due - expected < -FRAME_US / 2 && due - later_us < -FRAME_US / 2 {
+                // The missing packet is not due yet; it may still arrive.
+                self.stats.dtx += 1;
+                return JitterOutput::Dtx;
+            }
+            // Declared lost.
+            self.next_seq = Some(next + 1);
+            self.last_played_us = Some(expected.max(later_us - FRAME_US * (later_seq - next) as i64));
+            if later_seq == next + 1 {
+                self.stats.fec_recovered += 1;
+                return JitterOutput::FecRecovery(self.packets[&later_seq].payload.clone());
+            }
+            self.stats.concealed += 1;
+            return JitterOutput::Conceal;
+        }
+    }
+
+    /// Samples per pull (20 ms at 48 kHz).
+    pub const fn frame_samples() -> usize {
+        AUDIO_FRAME_SAMPLES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(i: u16) -> (u16, u32, Vec<u8>) {
+        (i, u32::from(i) * 960, vec![i as u8])
+    }
+
+    #[test]
+    fn steady_stream_plays_in_order_after_initial_delay() {
+        let mut jb = AudioJitterBuffer::new(JitterConfig::default());
+        assert_eq!(jb.pull(0), JitterOutput::Idle);
+        let mut played = vec![];
+        for t in 0..100u64 {
+            let now = t * 20_000;
+            let (s, ts, p) = pkt(t as u16);
+            jb.insert(s, ts, &p, now + 5_000);
+            match jb.pull(now + 10_000) {
+                JitterOutput::Packet(p) => played.push(p[0]),
+                JitterOutput::Dtx | JitterOutput::Idle => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        // In order; once the jitter is measured as small the delay shrinks from the
+        // initial 60 ms towards the 20 ms minimum by dropping frames.
+        assert!(played.windows(2).all(|w| w[1] > w[0]));
+        assert_eq!(jb.stats().accelerated, 1, "{played:?}");
+        assert_eq!(jb.stats().concealed + jb.stats().fec_recovered + jb.stats().late, 0);
+        assert!(played.len() > 90);
+        assert_eq!(jb.target_delay_us(), 20_000);
+    }
+
+    #[test]
+    fn lost_packet_gives_fec_then_conceal_for_double_loss() {
+        let mut jb = AudioJitterBuffer::new(JitterConfig { initial_delay_us: 40_000, ..Default::default() });
+        let mut out = vec![];
+        for t in 0..40u64 {
+            let now = t * 20_000;
+            if ![10u64, 20, 21].contains(&t) {
+                let (s, ts, p) = pkt(t as u16);
+                jb.insert(s, ts, &p, now);
+            }
+            out.push(jb.pull(now));
+        }
+        let fec = out
+            .iter()
+            .filter(|o| matches!(o, JitterOutput::FecRecovery(p) if p[0] == 11 || p[0] == 22))
+            .count();
+        assert_eq!(fec, 2, "{out:?}");
+        assert_eq!(jb.stats().concealed, 1);
+        assert_eq!(jb.stats().late, 0);
+    }
+}

@@ -1,0 +1,108 @@
+//! Every parser and depacketizer of network input survives arbitrary bytes.
+
+use clinicmeet_media::codec::h264::H264Decoder;
+use clinicmeet_media::codec::opus::OpusDecoder;
+use clinicmeet_media::jitter::{AudioJitterBuffer, JitterConfig};
+use clinicmeet_media::rtp::ext::HeaderExtensions;
+use clinicmeet_media::rtp::{h264, rtcp, RtpPacket, RtpView};
+use clinicmeet_media::video_receiver::{VideoReceiver, VideoReceiverConfig};
+use proptest::prelude::*;
+
+/// Bytes that look like RTP often enough to get past the version check.
+fn rtp_like() -> impl Strategy<Value = Vec<u8>> {
+    (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..300)).prop_map(|(b0, mut rest)| {
+        rest.insert(0, (b0 & 0x3f) | 0x80);
+        rest
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rtp_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400), like in rtp_like()) {
+        for b in [&bytes, &like] {
+            if let Ok(v) = RtpView::parse(b) {
+                let _ = v.extensions();
+                let _ = v.extension(3);
+                prop_assert!(v.payload().len() <= b.len());
+                // What parses re-serializes to something that parses to the same header.
+                let owned = v.to_owned_packet();
+                let again = RtpPacket::parse(&owned.to_bytes()).unwrap();
+                prop_assert_eq!(again.sequence, owned.sequence);
+                prop_assert_eq!(again.payload, owned.payload);
+            }
+        }
+    }
+
+    #[test]
+    fn extension_area_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = HeaderExtensions::parse_one_byte(&bytes);
+    }
+
+    #[test]
+    fn h264_depacketize_never_panics(payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..8)) {
+        let _ = h264::depacketize(payloads.iter().map(|p| p.as_slice()));
+        for p in &payloads {
+            let _ = h264::payload_is_keyframe(p);
+        }
+    }
+
+    #[test]
+    fn h264_packetize_round_trips(
+        nals in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..3_000), 1..6),
+        max in 3usize..1_400,
+    ) {
+        // Valid NAL headers: forbidden bit clear, a VCL-ish type.
+        let nals: Vec<Vec<u8>> = nals.into_iter().map(|mut n| { n[0] = (n[0] & 0x60) | 1; n }).collect();
+        let payloads = h264::packetize(nals.iter().map(|n| n.as_slice()), max).unwrap();
+        prop_assert!(payloads.iter().all(|p| p.len() <= max));
+        let back = h264::depacketize(payloads.iter().map(|p| p.as_slice())).unwrap();
+        prop_assert_eq!(back, nals);
+    }
+
+    #[test]
+    fn rtcp_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), like in rtp_like()) {
+        let _ = rtcp::parse_compound(&bytes);
+        let _ = rtcp::parse_compound(&like);
+    }
+
+    #[test]
+    fn video_receiver_survives_arbitrary_packets(packets in proptest::collection::vec(rtp_like(), 0..60)) {
+        let mut rx = VideoReceiver::new(VideoReceiverConfig::default());
+        for (i, p) in packets.iter().enumerate() {
+            let now = i as u64 * 7_000;
+            if let Ok(v) = RtpView::parse(p) {
+                rx.insert(&v, now);
+            }
+            let _ = rx.nack_list(now);
+            while rx.poll(now).is_some() {}
+        }
+        while rx.poll(10_000_000).is_some() {}
+    }
+
+    #[test]
+    fn jitter_buffer_survives_arbitrary_timing(items in proptest::collection::vec((any::<u16>(), any::<u32>(), any::<u64>()), 0..100)) {
+        let mut jb = AudioJitterBuffer::new(JitterConfig::default());
+        for (i, (seq, ts, at)) in items.into_iter().enumerate() {
+            jb.insert(seq, ts, &[1, 2], at % 1_000_000_000_000);
+            let _ = jb.pull(i as u64 * 20_000);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn decoders_survive_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 1..600)) {
+        let mut opus = OpusDecoder::new().unwrap();
+        prop_assert_eq!(opus.decode_or_conceal(&bytes).len(), 960);
+        prop_assert_eq!(opus.decode_fec(&bytes).len(), 960);
+        let mut h = H264Decoder::new().unwrap();
+        let mut au = vec![0, 0, 0, 1];
+        au.extend_from_slice(&bytes);
+        let _ = h.decode_annex_b(&au);
+        let _ = h.decode_nals([bytes.as_slice()]);
+    }
+}
