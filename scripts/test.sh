@@ -12,8 +12,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clinicmeet/target}"
 mkdir -p "$CARGO_TARGET_DIR"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+# UI first: the desktop app (src-tauri/) embeds the production build of ui/ (ui/dist).
+(cd ui && npm ci --no-audit --no-fund && npm run build)
+
+# One build for everything, including the desktop app the end-to-end tests start
+# (tests/tests/desktop_app.rs drives its real window under a private Xvfb).
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked --no-fail-fast
 
-# UI: unit tests, type check and production build of ui/ (Vitest, tsc, Vite).
-(cd ui && npm ci --no-audit --no-fund && npm run typecheck && npm test && npm run build)
+# UI: type check and unit tests (Vitest).
+(cd ui && npm run typecheck && npm test)
