@@ -24,7 +24,7 @@ use clinicmeet_e2e::{bin_path, json, Client, Relay};
 use serde_json::Value;
 
 const STEP: Duration = Duration::from_secs(30);
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f4a5f0000d2";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn which(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -79,7 +79,24 @@ fn start_xvfb() -> (Proc, String) {
 
 // ---------------------------------------------------------------- WebDriver over HTTP
 
+/// One WebDriver request. tauri-driver's proxy connection to WebKitWebDriver sometimes
+/// fails (`client error (SendRequest)`: the request never reached the native driver) and
+/// drops ours; such transport failures are retried a few times.
 fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let mut last = String::new();
+    for _ in 0..5 {
+        match http_once(port, method, path, body) {
+            Err(e) if e.starts_with("transport:") => {
+                last = e;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+    Err(last)
+}
+
+fn http_once(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(120))).ok();
     let body = body.map(Value::to_string).unwrap_or_default();
@@ -91,7 +108,10 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Val
     .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no HTTP header end")?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("transport: connection closed without a reply")?;
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut payload = raw[split + 4..].to_vec();
     if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
@@ -245,7 +265,11 @@ fn desktop_app_meeting_with_cli_participant() {
     let (_xvfb, display) = start_xvfb();
 
     let (port, native_port) = (free_port(), free_port());
-    let log = std::fs::File::create(home.path().join("tauri-driver.log")).unwrap();
+    let artifacts = target_dir().join("e2e-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    // tauri-driver, WebKitWebDriver and the app log here (a CI artifact next to the screenshots).
+    let log_path = artifacts.join("desktop-app.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut cmd = Command::new(&tauri_driver);
     cmd.args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
         .arg("--native-driver")
@@ -274,14 +298,18 @@ fn desktop_app_meeting_with_cli_participant() {
     }
     let caps = json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": app}}}});
     let created = http(port, "POST", "/session", Some(&caps)).unwrap_or_else(|e| {
-        let log = std::fs::read_to_string(home.path().join("tauri-driver.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         panic!("no WebDriver session (the app did not start): {e}\n{log}")
     });
     let d = Driver { port, session: created["sessionId"].as_str().expect("sessionId").to_string() };
 
     // First run: the relay comes pre-filled from the environment.
     d.element("#relay-address", "");
-    assert_eq!(d.value_of("#relay-address"), relay.addr);
+    let probe = d.js(
+        "return window.__TAURI_INTERNALS__.invoke('launch_info').then(r => JSON.stringify(r), e => 'ERR ' + JSON.stringify(e));",
+        json!([]),
+    );
+    assert_eq!(d.value_of("#relay-address"), relay.addr, "launch_info: {probe}");
     assert_eq!(d.value_of("#relay-pin"), relay.pin);
     d.click("button[type=submit]", "Connect");
 
@@ -317,7 +345,8 @@ fn desktop_app_meeting_with_cli_participant() {
 
     // Chat both ways.
     d.click("button.ctl[title=Chat]", "");
-    d.type_into("#chat-input", "Hello from the app\u{E007}");
+    d.type_into("#chat-input", "Hello from the app");
+    d.click(".chat-panel button[type=submit]", "Send");
     g.expect("the app's message", STEP, |v| v["event"] == "chat" && v["text"] == "Hello from the app");
     g.send("Hello from the CLI");
     d.wait(
