@@ -13,6 +13,11 @@ packages=(
   iproute2 xvfb xauth
   # UI screenshots of the demo build (ui/scripts/screenshot.mjs drives it with playwright-core).
   chromium
+  # Desktop app (Tauri 2, src-tauri/): WebKitGTK 4.1 web view, SVG icons, tray/app indicator,
+  # libxdo for menu accelerators, OpenSSL headers for tauri-cli; `file` for the bundler.
+  libwebkit2gtk-4.1-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev libssl-dev file
+  # Desktop app end-to-end test: WebKitWebDriver, which tauri-driver drives (tests/tests/desktop_app.rs).
+  webkit2gtk-driver
 )
 
 missing=()
@@ -45,4 +50,10 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install-deps: cargo not found; install Rust with rustup (https://rustup.rs) first" >&2
   exit 1
+fi
+
+# Desktop app end-to-end test: tauri-driver (WebDriver proxy for Tauri apps) from crates.io, once.
+if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+  echo "install-deps: installing tauri-driver (cargo install, about a minute)"
+  cargo install tauri-driver --version '^2' --locked
 fi

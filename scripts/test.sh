@@ -15,8 +15,13 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # to run (a missing PulseAudio is then a failure, not a skip).
 export CLINICMEET_REQUIRE_PULSE="${CLINICMEET_REQUIRE_PULSE:-1}"
 
+# UI first: the desktop app (src-tauri/) embeds the production build of ui/ (ui/dist).
+(cd ui && npm ci --no-audit --no-fund && npm run build)
+
+# One build for everything, including the desktop app the end-to-end tests start
+# (tests/tests/desktop_app.rs drives its real window under a private Xvfb).
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked --no-fail-fast
 
-# UI: unit tests, type check and production build of ui/ (Vitest, tsc, Vite).
-(cd ui && npm ci --no-audit --no-fund && npm run typecheck && npm test && npm run build)
+# UI: type check and unit tests (Vitest).
+(cd ui && npm run typecheck && npm test)

@@ -1,4 +1,4 @@
-import { createSignal, Match, onMount, Show, Switch, type JSX } from "solid-js";
+import { createSignal, Match, onCleanup, onMount, Show, Switch, type JSX } from "solid-js";
 import { AppCtx, type AppContext, type Screen } from "./appContext";
 import type { Engine, RelayConfig } from "./engine/engine";
 import type { StaffIdentity } from "./engine/types";
@@ -14,6 +14,7 @@ export function App(props: { engine: Engine; rendererPreference?: "webgl" | "2d"
   const [screen, setScreen] = createSignal<Screen | null>(null);
   const [relay, setRelay] = createSignal<RelayConfig | null>(null);
   const [staff, setStaff] = createSignal<StaffIdentity | null>(null);
+  const [prefill, setPrefill] = createSignal<RelayConfig | null>(null);
   const frames = FrameStore.attach(props.engine, (cb) => requestAnimationFrame(cb));
   const inviteCode = parseAccessCode(decodeURIComponent(location.hash.replace(/^#/, "")));
 
@@ -25,6 +26,7 @@ export function App(props: { engine: Engine; rendererPreference?: "webgl" | "2d"
     setRelay,
     staff,
     setStaff,
+    prefill,
     go: (s) => {
       setScreen(s);
       window.scrollTo(0, 0);
@@ -32,9 +34,20 @@ export function App(props: { engine: Engine; rendererPreference?: "webgl" | "2d"
     inviteCode,
   };
 
+  // An invite link opened while the app runs: start over with its code (not in a meeting).
+  const offInvite = props.engine.onInvite?.((invite) => {
+    if (screen()?.name === "meeting") return;
+    location.hash = invite.code ?? "";
+    location.reload();
+  });
+  onCleanup(() => offInvite?.());
+
   onMount(async () => {
     const saved = await props.engine.savedRelay();
-    if (!saved) {
+    const offered = (await props.engine.launchRelay?.()) ?? null;
+    if (!saved || (offered && offered.address !== saved.address)) {
+      // First run, or an invite for another clinic: confirm its server first.
+      setPrefill(offered);
       setScreen({ name: "first_run" });
       return;
     }

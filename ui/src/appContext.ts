@@ -22,6 +22,8 @@ export interface AppContext {
   staff: Accessor<StaffIdentity | null>;
   setStaff: (s: StaffIdentity | null) => void;
   go: (screen: Screen) => void;
+  /** A relay to pre-fill on the first-run screen (invite link or environment), not yet connected. */
+  prefill: Accessor<RelayConfig | null>;
   /** A code taken from an invite link (`#ABCD-EFGH`), if the app was opened with one. */
   inviteCode: string | null;
 }

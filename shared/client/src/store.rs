@@ -298,6 +298,24 @@ impl Store {
             .optional()?)
     }
 
+    /// Every relay this device knows, the most recently used (pin saved or enrolled) first.
+    pub fn recent_relays(&self) -> Result<Vec<RelayRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT relay, pin, device_credential, staff_id, staff_name FROM relays
+             ORDER BY updated_at DESC, rowid DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(RelayRecord {
+                relay: r.get(0)?,
+                pin: r.get(1)?,
+                device_credential: r.get(2)?,
+                staff_id: r.get(3)?,
+                staff_name: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// Remembers the pin used for a relay (kept when `pin` is `None`).
     pub fn save_relay_pin(&self, relay: &str, pin: &str) -> Result<()> {
         self.conn.execute(
@@ -859,6 +877,21 @@ mod tests {
         assert_eq!(r.pin.as_deref(), Some("sha256/x"));
         let mode: String = s.conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn recent_relays_lists_last_used_first() {
+        let s = Store::open_in_memory().unwrap();
+        assert!(s.recent_relays().unwrap().is_empty());
+        s.save_relay_pin("a:1", "sha256/a").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(3)); // updated_at has ms resolution
+        s.save_relay_pin("b:1", "sha256/b").unwrap();
+        let order: Vec<_> = s.recent_relays().unwrap().into_iter().map(|r| r.relay).collect();
+        assert_eq!(order, ["b:1", "a:1"]);
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        s.save_relay_pin("a:1", "sha256/a").unwrap();
+        let first = s.recent_relays().unwrap().remove(0);
+        assert_eq!((first.relay.as_str(), first.pin.as_deref()), ("a:1", Some("sha256/a")));
     }
 
     #[test]

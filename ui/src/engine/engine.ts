@@ -1,6 +1,6 @@
 // The interface every screen talks to. Two implementations:
 //  - `DemoEngine` (demo.ts): in memory, a simulated relay, runs in a plain browser;
-//  - the Tauri shell's engine (later): commands into `shared/client` and events/frames back.
+//  - `TauriEngine` (tauri.ts): commands into the Rust shell over `shared/client`, events/frames back.
 // The UI never talks to the relay or to devices directly.
 
 import { describeError } from "./types";
@@ -251,6 +251,12 @@ export interface Engine {
   subscribe(listener: EngineListener): Unsubscribe;
   /** Raw frames; only the newest frame per participant matters (latest wins). */
   subscribeFrames(listener: FrameListener): Unsubscribe;
+
+  // --- desktop shell only (optional) -----------------------------------------
+  /** The relay an invite link or the environment names, to pre-fill the first-run screen. */
+  launchRelay?(): Promise<RelayConfig | null>;
+  /** An invite link (`clinicmeet://join/CODE?relay=…&pin=…`) was opened while the app runs. */
+  onInvite?(listener: (invite: { code: string | null; relay: RelayConfig | null }) => void): Unsubscribe;
 }
 
 /** Words for people for any error the engine throws. */

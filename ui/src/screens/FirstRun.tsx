@@ -8,9 +8,10 @@ import { Icon } from "../components/Icon";
 
 export function FirstRun(): JSX.Element {
   const app = useApp();
-  const [step, setStep] = createSignal<"relay" | "who">(app.relay() ? "who" : "relay");
-  const [address, setAddress] = createSignal(app.relay()?.address ?? "");
-  const [pin, setPin] = createSignal(app.relay()?.pin ?? "");
+  const initial = app.prefill() ?? app.relay();
+  const [step, setStep] = createSignal<"relay" | "who">(app.relay() && !app.prefill() ? "who" : "relay");
+  const [address, setAddress] = createSignal(initial?.address ?? "");
+  const [pin, setPin] = createSignal(initial?.pin ?? "");
   const [busy, setBusy] = createSignal(false);
   const [error, setError] = createSignal<string | null>(null);
   const [mismatch, setMismatch] = createSignal<string | null>(null);
@@ -81,7 +82,7 @@ export function FirstRun(): JSX.Element {
                   type="text"
                   autocomplete="off"
                   spellcheck={false}
-                  placeholder="5f:3a:9c:…"
+                  placeholder="sha256/…"
                   value={pin()}
                   onInput={(e) => setPin(e.currentTarget.value)}
                   aria-describedby="relay-pin-hint"

@@ -1,0 +1,203 @@
+//! Tauri commands: one per `Engine` method of the UI, each a thin call into
+//! [`crate::engine::Engine`]. Errors reach the UI as `AppError` JSON.
+
+use std::sync::{Arc, Mutex};
+
+use clinicmeet_protocol::{MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity};
+use serde_json::Value;
+use tauri::ipc::{Channel, InvokeResponseBody};
+use tauri::State;
+use uuid::Uuid;
+
+use crate::engine::devices::{self, DeviceList};
+use crate::engine::{Engine, HelloInfo, JoinOptions};
+use crate::error::Result;
+use crate::launch::{Invite, RelayConfig};
+
+/// Everything the commands share.
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    /// The UI's event channel (replaced when the page subscribes again, e.g. after a reload).
+    pub events: Arc<Mutex<Option<Channel<Value>>>>,
+    /// The UI's frame channel: raw binary messages (see `crate::frames`).
+    pub frames: Arc<Mutex<Option<Channel<InvokeResponseBody>>>>,
+    /// How the app was opened (invite link, environment); the code is handed out once.
+    pub launch: Mutex<Invite>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[tauri::command]
+pub fn subscribe(state: State<'_, AppState>, channel: Channel<Value>) {
+    *lock(&state.events) = Some(channel);
+}
+
+#[tauri::command]
+pub fn subscribe_frames(state: State<'_, AppState>, channel: Channel<InvokeResponseBody>) {
+    *lock(&state.frames) = Some(channel);
+}
+
+/// The relay to pre-fill (invite link or environment) and the invite's meeting code (once).
+#[tauri::command]
+pub fn launch_info(state: State<'_, AppState>) -> Invite {
+    let mut launch = lock(&state.launch);
+    let out = launch.clone();
+    launch.code = None;
+    out
+}
+
+#[tauri::command]
+pub fn saved_relay(state: State<'_, AppState>) -> Result<Option<RelayConfig>> {
+    state.engine.saved_relay()
+}
+
+#[tauri::command]
+pub async fn connect(state: State<'_, AppState>, relay: RelayConfig) -> Result<HelloInfo> {
+    state.engine.connect(relay).await
+}
+
+#[tauri::command]
+pub async fn disconnect(state: State<'_, AppState>) -> Result<()> {
+    state.engine.disconnect().await;
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn enroll(state: State<'_, AppState>, code: String, device_name: String) -> Result<StaffIdentity> {
+    state.engine.enroll(&code, &device_name).await
+}
+
+#[tauri::command]
+pub async fn create_meeting(state: State<'_, AppState>, spec: MeetingSpec) -> Result<Value> {
+    state.engine.create_meeting(spec).await
+}
+
+#[tauri::command]
+pub async fn list_meetings(state: State<'_, AppState>) -> Result<Vec<Value>> {
+    state.engine.list_meetings().await
+}
+
+#[tauri::command]
+pub async fn join(
+    state: State<'_, AppState>,
+    code: String,
+    name: String,
+    options: JoinOptions,
+) -> Result<Value> {
+    state.engine.join(&code, &name, options).await
+}
+
+#[tauri::command]
+pub async fn leave(state: State<'_, AppState>) -> Result<()> {
+    state.engine.leave().await
+}
+
+#[tauri::command]
+pub async fn admit(state: State<'_, AppState>, participant: ParticipantId) -> Result<()> {
+    state.engine.moderate("admit", participant).await
+}
+
+#[tauri::command]
+pub async fn deny(state: State<'_, AppState>, participant: ParticipantId) -> Result<()> {
+    state.engine.moderate("deny", participant).await
+}
+
+#[tauri::command]
+pub async fn mute(state: State<'_, AppState>, participant: ParticipantId) -> Result<()> {
+    state.engine.moderate("mute", participant).await
+}
+
+#[tauri::command]
+pub async fn remove(state: State<'_, AppState>, participant: ParticipantId) -> Result<()> {
+    state.engine.moderate("remove", participant).await
+}
+
+#[tauri::command]
+pub async fn promote(state: State<'_, AppState>, participant: ParticipantId) -> Result<()> {
+    state.engine.moderate("promote", participant).await
+}
+
+#[tauri::command]
+pub async fn demote(state: State<'_, AppState>, participant: ParticipantId) -> Result<()> {
+    state.engine.moderate("demote", participant).await
+}
+
+#[tauri::command]
+pub async fn set_locked(state: State<'_, AppState>, locked: bool) -> Result<()> {
+    state.engine.set_locked(locked).await
+}
+
+#[tauri::command]
+pub async fn end_meeting(state: State<'_, AppState>) -> Result<()> {
+    state.engine.end_meeting().await
+}
+
+#[tauri::command]
+pub async fn start_consultation(state: State<'_, AppState>) -> Result<()> {
+    state.engine.start_consultation().await
+}
+
+#[tauri::command]
+pub async fn end_consultation(state: State<'_, AppState>, notes: String) -> Result<Value> {
+    state.engine.end_consultation(notes).await
+}
+
+#[tauri::command]
+pub fn save_consultation_notes(state: State<'_, AppState>, meeting: MeetingId, notes: String) -> Result<()> {
+    state.engine.save_consultation_notes(meeting, notes)
+}
+
+#[tauri::command]
+pub fn consultations(state: State<'_, AppState>) -> Result<Vec<Value>> {
+    state.engine.consultations()
+}
+
+#[tauri::command]
+pub async fn update_media(state: State<'_, AppState>, media: MediaState) -> Result<()> {
+    state.engine.update_media(media).await
+}
+
+#[tauri::command]
+pub fn list_devices(state: State<'_, AppState>) -> DeviceList {
+    state.engine.list_devices()
+}
+
+#[tauri::command]
+pub fn select_device(state: State<'_, AppState>, kind: String, id: String) -> Result<()> {
+    state.engine.select_device(devices::parse_kind(&kind)?, &id)
+}
+
+#[tauri::command]
+pub fn start_preview(state: State<'_, AppState>) -> Result<()> {
+    state.engine.start_preview()
+}
+
+#[tauri::command]
+pub fn stop_preview(state: State<'_, AppState>) {
+    state.engine.stop_preview()
+}
+
+#[tauri::command]
+pub async fn send_chat(state: State<'_, AppState>, text: String, staff_only: bool) -> Result<Value> {
+    state.engine.send_chat(&text, staff_only).await
+}
+
+#[tauri::command]
+pub async fn retry_chat(state: State<'_, AppState>, id: Uuid) -> Result<()> {
+    state.engine.retry_chat(id).await
+}
+
+#[tauri::command]
+pub async fn typing(state: State<'_, AppState>, typing: bool) -> Result<()> {
+    state.engine.typing(typing).await
+}
+
+#[tauri::command]
+pub fn chat_history(
+    state: State<'_, AppState>,
+    meeting: MeetingId,
+) -> Result<Vec<clinicmeet_protocol::ChatMessage>> {
+    state.engine.chat_history(meeting)
+}

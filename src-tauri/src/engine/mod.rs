@@ -1,0 +1,463 @@
+//! The engine the UI talks to: owns one `clinicmeet_client::Session` (and its
+//! driver task), maps its events to the UI's `EngineEvent` JSON, and answers the
+//! UI's calls. No Tauri types here: the commands (`crate::commands`) are a thin
+//! adapter, and tests drive this directly against a real relay.
+//!
+//! A session ends by itself when the user is denied, removed or the meeting
+//! ends; the next call then reconnects to the same relay (pin from the store).
+
+pub mod devices;
+pub mod map;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clinicmeet_client::session::{Connected, JoinOutcome};
+use clinicmeet_client::{ClientEvent, ConnectionState, Session, SessionConfig, Store};
+use clinicmeet_protocol::{AccessCode, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::error::{AppError, Result};
+use crate::launch::{self, RelayConfig};
+use crate::pin;
+use devices::{DeviceKind, DeviceList, Devices};
+use map::{Mapper, PendingChat};
+
+/// Where the UI's events go (a Tauri channel in the app, a vector in tests).
+pub type EventSink = Arc<dyn Fn(Value) + Send + Sync>;
+
+/// Longest wait for the relay's hello after the QUIC handshake.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `HelloInfo` of the UI.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HelloInfo {
+    pub server: String,
+    pub version: u16,
+    pub staff: Option<StaffIdentity>,
+}
+
+/// `JoinOptions` of the UI.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinOptions {
+    pub camera: bool,
+    pub mic: bool,
+    pub chat_only: bool,
+}
+
+struct Live {
+    session: Session,
+    driver: JoinHandle<()>,
+    forwarder: JoinHandle<()>,
+    /// Closed for good (denied, removed, ended, refused): reconnect before the next call.
+    dead: Arc<AtomicBool>,
+}
+
+impl Live {
+    fn usable(&self) -> bool {
+        !self.dead.load(Ordering::SeqCst) && !self.driver.is_finished()
+    }
+
+    fn close(self) {
+        self.forwarder.abort();
+        self.session.close();
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    relay: Option<RelayConfig>,
+    live: Option<Live>,
+}
+
+pub struct Engine {
+    data_dir: PathBuf,
+    sink: EventSink,
+    mapper: Arc<Mutex<Mapper>>,
+    inner: tokio::sync::Mutex<Inner>,
+    devices: Mutex<Devices>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Engine {
+    pub fn new(data_dir: impl Into<PathBuf>, sink: EventSink) -> Engine {
+        Engine {
+            data_dir: data_dir.into(),
+            sink,
+            mapper: Arc::new(Mutex::new(Mapper::default())),
+            inner: tokio::sync::Mutex::new(Inner::default()),
+            devices: Mutex::new(Devices::default()),
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// A connection of its own to the local store (WAL: reads beside the driver's writes).
+    fn store(&self) -> Result<Store> {
+        Ok(Store::open_dir(&self.data_dir)?)
+    }
+
+    fn emit(&self, v: Value) {
+        (self.sink)(v)
+    }
+
+    // ------------------------------------------------------------------ relay
+
+    /// The relay this device used last (its pin saved by a successful connect).
+    pub fn saved_relay(&self) -> Result<Option<RelayConfig>> {
+        let relays = self.store()?.recent_relays()?;
+        Ok(relays.into_iter().find_map(|r| r.pin.map(|pin| RelayConfig { address: r.relay, pin })))
+    }
+
+    /// Connects with the given pin; on `pin_mismatch` nothing is saved.
+    pub async fn connect(&self, relay: RelayConfig) -> Result<HelloInfo> {
+        let relay =
+            RelayConfig { address: launch::check_address(&relay.address)?, pin: pin::normalize(&relay.pin)? };
+        let mut inner = self.inner.lock().await;
+        if let Some(old) = inner.live.take() {
+            old.close();
+        }
+        let (live, hello) = self.open(&relay).await?;
+        inner.live = Some(live);
+        inner.relay = Some(relay);
+        Ok(hello)
+    }
+
+    pub async fn disconnect(&self) {
+        let mut inner = self.inner.lock().await;
+        if let Some(old) = inner.live.take() {
+            old.close();
+        }
+        inner.relay = None;
+        self.emit(json!({"type": "connection", "state": "disconnected"}));
+    }
+
+    fn staff_of(&self, relay: &str) -> Option<StaffIdentity> {
+        let rec = self.store().ok()?.relay(relay).ok()??;
+        rec.device_credential.as_ref()?;
+        Some(StaffIdentity { staff_id: rec.staff_id?.parse().ok()?, name: rec.staff_name? })
+    }
+
+    async fn open(&self, relay: &RelayConfig) -> Result<(Live, HelloInfo)> {
+        lock(&self.mapper).new_connection();
+        self.emit(json!({"type": "connection", "state": "connecting"}));
+        let mut cfg = SessionConfig::new(relay.address.clone(), self.data_dir.clone());
+        cfg.pin = Some(relay.pin.clone());
+        cfg.client_name = format!("clinicmeet-app/{}", env!("CARGO_PKG_VERSION"));
+        let Connected { session, mut events, driver } = match Session::connect(cfg).await {
+            Ok(c) => c,
+            Err(e) => {
+                let e = AppError::from(e);
+                self.emit(json!({"type": "connection", "state": "disconnected", "detail": e.code}));
+                return Err(e);
+            }
+        };
+        let driver = tokio::spawn(async move {
+            if let Err(e) = driver.run().await {
+                tracing::warn!(error = %e, "session driver ended with an error");
+            }
+        });
+        let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
+        let dead = Arc::new(AtomicBool::new(false));
+        let (sink, mapper, dead2) = (self.sink.clone(), self.mapper.clone(), dead.clone());
+        let forwarder = tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            while let Some(ev) = events.recv().await {
+                match &ev {
+                    ClientEvent::Connection { state: ConnectionState::Connected, .. } => {
+                        if let Some(tx) = ready.take() {
+                            let _ = tx.send(Ok(()));
+                        }
+                    }
+                    ClientEvent::Connection { state: ConnectionState::Disconnected, reason, .. } => {
+                        dead2.store(true, Ordering::SeqCst);
+                        if let Some(tx) = ready.take() {
+                            let why = reason.clone().unwrap_or_else(|| "closed".into());
+                            let _ = tx.send(Err(AppError::new("unreachable", why)));
+                        }
+                    }
+                    ClientEvent::Denied | ClientEvent::Removed | ClientEvent::MeetingEnded { .. } => {
+                        dead2.store(true, Ordering::SeqCst);
+                    }
+                    ClientEvent::Error { code, message } => {
+                        tracing::warn!(code = %code, "engine error");
+                        if code != "store" {
+                            if let Some(tx) = ready.take() {
+                                let _ = tx.send(Err(AppError::new(code, message.clone())));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                let mapped = lock(&mapper).map(ev);
+                if let Some(v) = mapped {
+                    sink(v);
+                }
+            }
+        });
+        let live = Live { session, driver, forwarder, dead };
+        match tokio::time::timeout(HELLO_TIMEOUT, ready_rx).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                live.close();
+                return Err(e);
+            }
+            _ => {
+                live.close();
+                return Err(AppError::new("unreachable", "The server did not finish the greeting."));
+            }
+        }
+        let hello = HelloInfo {
+            server: relay.address.clone(),
+            version: clinicmeet_protocol::PROTOCOL_VERSION,
+            staff: self.staff_of(&relay.address),
+        };
+        Ok((live, hello))
+    }
+
+    /// The live session, reconnecting first when the last one closed itself.
+    async fn session(&self) -> Result<Session> {
+        let mut inner = self.inner.lock().await;
+        if let Some(live) = &inner.live {
+            if live.usable() {
+                return Ok(live.session.clone());
+            }
+        }
+        let relay = inner.relay.clone().ok_or_else(AppError::not_connected)?;
+        if let Some(old) = inner.live.take() {
+            old.close();
+        }
+        let (live, _) = self.open(&relay).await?;
+        let session = live.session.clone();
+        inner.live = Some(live);
+        Ok(session)
+    }
+
+    pub async fn enroll(&self, code: &str, device_name: &str) -> Result<StaffIdentity> {
+        if code.trim().is_empty() || device_name.trim().is_empty() {
+            return Err(AppError::invalid_input("Enter the enrollment code and a name for this device."));
+        }
+        Ok(self.session().await?.enroll(code.trim(), device_name.trim()).await?)
+    }
+
+    // --------------------------------------------------------------- meetings
+
+    pub async fn create_meeting(&self, spec: MeetingSpec) -> Result<Value> {
+        let (meeting, code) = self.session().await?.create_meeting(spec).await?;
+        Ok(json!({"meeting": meeting, "access_code": display_code(&code)}))
+    }
+
+    pub async fn list_meetings(&self) -> Result<Vec<Value>> {
+        let meetings = self.session().await?.list_meetings().await?;
+        let store = self.store()?;
+        Ok(meetings
+            .into_iter()
+            .map(|m| {
+                let code = store.meeting(m.meeting.id).ok().flatten().and_then(|r| r.access_code);
+                let mut v = serde_json::to_value(&m).unwrap_or(Value::Null);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("access_code".into(), json!(code.as_deref().map(display_code)));
+                }
+                v
+            })
+            .collect())
+    }
+
+    pub async fn join(&self, code: &str, name: &str, options: JoinOptions) -> Result<Value> {
+        let code = AccessCode::parse(code)
+            .map_err(|_| AppError::invalid_input("A meeting code has 8 letters and digits, like ABCD-EFGH."))?
+            .to_string();
+        if name.trim().is_empty() {
+            return Err(AppError::invalid_input("Enter your name."));
+        }
+        let media = {
+            let devices = lock(&self.devices);
+            MediaState {
+                audio: options.mic && !options.chat_only && devices.has(DeviceKind::Microphone),
+                video: options.camera && !options.chat_only && devices.has(DeviceKind::Camera),
+                screen: false,
+            }
+        };
+        match self.session().await?.join(&code, name.trim(), media).await? {
+            JoinOutcome::Joined(state) => {
+                let mut join =
+                    serde_json::to_value(&*state).map_err(|e| AppError::new("internal", e.to_string()))?;
+                join["resume_token"] = json!("");
+                Ok(json!({"state": "joined", "join": join}))
+            }
+            JoinOutcome::Waiting { participant_id, meeting } => {
+                Ok(json!({"state": "waiting", "participant_id": participant_id, "meeting": meeting}))
+            }
+        }
+    }
+
+    pub async fn leave(&self) -> Result<()> {
+        match self.session().await?.leave().await {
+            Ok(()) => Ok(()),
+            // Already out (ended, removed): leaving is done.
+            Err(clinicmeet_client::ClientError::InvalidState(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    // ------------------------------------------------------------- moderation
+
+    pub async fn moderate(&self, action: &str, participant: ParticipantId) -> Result<()> {
+        let s = self.session().await?;
+        match action {
+            "admit" => s.admit(participant).await?,
+            "deny" => s.deny(participant).await?,
+            "mute" => s.mute(participant).await?,
+            "remove" => s.remove(participant).await?,
+            "promote" => s.promote(participant).await?,
+            "demote" => s.demote(participant).await?,
+            other => {
+                return Err(AppError::invalid_input(format!(
+                    "unknown action `{}`",
+                    other.chars().take(20).collect::<String>()
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn set_locked(&self, locked: bool) -> Result<()> {
+        Ok(self.session().await?.set_locked(locked).await?)
+    }
+
+    pub async fn end_meeting(&self) -> Result<()> {
+        Ok(self.session().await?.end_meeting().await?)
+    }
+
+    // ---------------------------------------------------------- consultations
+
+    pub async fn start_consultation(&self) -> Result<()> {
+        Ok(self.session().await?.start_consultation().await?)
+    }
+
+    pub async fn end_consultation(&self, notes: String) -> Result<Value> {
+        let t = self.session().await?.end_consultation(Some(notes)).await?;
+        Ok(json!({"started_at": t.started_at, "ended_at": t.ended_at, "duration_secs": t.duration_secs}))
+    }
+
+    pub fn save_consultation_notes(&self, meeting: MeetingId, notes: String) -> Result<()> {
+        let store = self.store()?;
+        let mut rec = store
+            .consultations()?
+            .into_iter()
+            .find(|c| c.meeting_id == meeting)
+            .ok_or_else(|| AppError::new("not_found", "No such consultation on this device."))?;
+        rec.notes = Some(notes);
+        store.consultation_ended(&rec)?;
+        Ok(())
+    }
+
+    pub fn consultations(&self) -> Result<Vec<Value>> {
+        let store = self.store()?;
+        Ok(store
+            .consultations()?
+            .into_iter()
+            .map(|c| {
+                let m = store.meeting(c.meeting_id).ok().flatten();
+                let status = c.status.clone().or_else(|| m.as_ref().map(|m| m.status.clone()));
+                json!({
+                    "meeting_id": c.meeting_id,
+                    "title": c.title.clone().or_else(|| m.as_ref().map(|m| m.title.clone())).unwrap_or_default(),
+                    "patient_reference": c.patient_reference.clone().or_else(|| m.as_ref().and_then(|m| m.patient_reference.clone())),
+                    "access_code": m.as_ref().and_then(|m| m.access_code.as_deref().map(display_code)),
+                    "status": status.unwrap_or_else(|| "active".into()),
+                    "created_at": c.started_at.or(m.as_ref().map(|m| m.last_seen_at)).unwrap_or(0),
+                    "started_at": c.started_at,
+                    "ended_at": c.ended_at,
+                    "duration_secs": c.duration_secs,
+                    "notes": c.notes.unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    // ------------------------------------------------------------------ media
+
+    pub async fn update_media(&self, media: MediaState) -> Result<()> {
+        {
+            let d = lock(&self.devices);
+            if media.video && !d.has(DeviceKind::Camera) {
+                return Err(AppError::no_device("No camera found."));
+            }
+            if media.audio && !d.has(DeviceKind::Microphone) {
+                return Err(AppError::no_device("No microphone found."));
+            }
+        }
+        if media.screen {
+            return Err(AppError::no_device("Screen sharing is not available in this version yet."));
+        }
+        Ok(self.session().await?.update_media(media).await?)
+    }
+
+    pub fn list_devices(&self) -> DeviceList {
+        lock(&self.devices).enumerate()
+    }
+
+    pub fn select_device(&self, kind: DeviceKind, id: &str) -> Result<()> {
+        lock(&self.devices).select(kind, id)
+    }
+
+    /// Device check: with no camera there is nothing to preview (the UI says so).
+    pub fn start_preview(&self) -> Result<()> {
+        Ok(())
+    }
+
+    pub fn stop_preview(&self) {}
+
+    // ------------------------------------------------------------------- chat
+
+    /// Queues a message; returns its id and the creation time the UI shows.
+    pub async fn send_chat(&self, text: &str, staff_only: bool) -> Result<Value> {
+        let session = self.session().await?;
+        let created_at = now_ms();
+        let id = session.send_chat(text, staff_only).await?;
+        lock(&self.mapper).queued(id, PendingChat { text: text.trim().to_string(), staff_only, created_at });
+        Ok(json!({"client_msg_id": id, "created_at": created_at}))
+    }
+
+    pub async fn retry_chat(&self, id: Uuid) -> Result<()> {
+        Ok(self.session().await?.retry_chat(id).await?)
+    }
+
+    pub async fn typing(&self, typing: bool) -> Result<()> {
+        Ok(self.session().await?.typing(typing)?)
+    }
+
+    /// The stored chat (and notes, if this device received any), by time then seq.
+    pub fn chat_history(&self, meeting: MeetingId) -> Result<Vec<clinicmeet_protocol::ChatMessage>> {
+        let store = self.store()?;
+        let mut all = store.chat(meeting, false)?;
+        all.extend(store.chat(meeting, true)?);
+        all.sort_by_key(|m| (m.sent_at, m.staff_only, m.seq));
+        Ok(all)
+    }
+}
+
+/// `ABCD-EFGH` for any accepted spelling of a code.
+fn display_code(code: &str) -> String {
+    AccessCode::parse(code).map(|c| c.to_string()).unwrap_or_else(|_| code.to_string())
+}

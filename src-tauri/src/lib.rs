@@ -1,0 +1,167 @@
+//! The ClinicMeet desktop app: a thin Tauri 2 shell over `clinicmeet-client`.
+//!
+//! * [`engine`]: owns the client session, maps its events to the UI's `EngineEvent`s (no Tauri types).
+//! * [`commands`]: one Tauri command per UI `Engine` method.
+//! * [`launch`]: `clinicmeet://join/CODE?relay=…&pin=…` invite links and `CLINICMEET_RELAY`/`CLINICMEET_PIN`.
+//! * [`pin`]: relay key pins as typed (base64 or hex).
+//! * [`frames`]: the binary frame format for video to the web view (the seam for media).
+//! * [`error`]: the error the UI receives.
+
+pub mod commands;
+pub mod engine;
+pub mod error;
+pub mod frames;
+pub mod launch;
+pub mod pin;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tauri::Manager;
+use tauri_plugin_deep_link::DeepLinkExt;
+
+use commands::AppState;
+use engine::Engine;
+use launch::Invite;
+
+/// What the app starts with: the invite link among the arguments (Linux and
+/// Windows pass it as an argument), else the relay from the environment.
+fn initial_launch(args: &[String]) -> Invite {
+    let env_relay =
+        launch::relay_from_env(std::env::var("CLINICMEET_RELAY").ok(), std::env::var("CLINICMEET_PIN").ok());
+    let link =
+        args.iter().find(|a| a.starts_with("clinicmeet:")).and_then(|a| launch::parse_deep_link(a).ok());
+    match link {
+        Some(inv) => Invite { code: inv.code, relay: inv.relay.or(env_relay) },
+        None => Invite { code: None, relay: env_relay },
+    }
+}
+
+/// An invite link arrived while running (second instance or the OS): tell the UI.
+fn on_invite(app: &tauri::AppHandle, link: &str) {
+    let Ok(inv) = launch::parse_deep_link(link) else {
+        tracing::warn!("ignored an unreadable invite link");
+        return;
+    };
+    if let Some(state) = app.try_state::<AppState>() {
+        *state.launch.lock().unwrap_or_else(|e| e.into_inner()) = inv.clone();
+        if let Some(ch) = state.events.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = ch.send(serde_json::json!({"type": "invite", "code": inv.code, "relay": inv.relay}));
+        }
+    }
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.set_focus();
+    }
+}
+
+/// Runs the app (the binary's `main`).
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,clinicmeet_client=info,clinicmeet_app=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let args: Vec<String> = std::env::args().collect();
+    let mut builder = tauri::Builder::default();
+    // One window per user: a second start (e.g. an invite link clicked while the app
+    // runs) hands its link to the first. Tests run instances side by side.
+    if std::env::var_os("CLINICMEET_MULTI_INSTANCE").is_none() {
+        builder = builder.plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            if let Some(link) = argv.iter().find(|a| a.starts_with("clinicmeet:")) {
+                on_invite(app, link);
+            } else if let Some(w) = app.get_webview_window("main") {
+                let _ = w.set_focus();
+            }
+        }));
+    }
+    let result = builder
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .setup(move |app| {
+            let data_dir = match std::env::var_os("CLINICMEET_DATA_DIR") {
+                Some(d) => PathBuf::from(d),
+                None => app.path().app_data_dir()?,
+            };
+            tracing::info!(data_dir = %data_dir.display(), "starting");
+            let events: Arc<Mutex<Option<tauri::ipc::Channel<serde_json::Value>>>> =
+                Arc::new(Mutex::new(None));
+            let sink_events = events.clone();
+            let sink: engine::EventSink = Arc::new(move |v| {
+                if let Some(ch) = sink_events.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    let _ = ch.send(v);
+                }
+            });
+            app.manage(AppState {
+                engine: Arc::new(Engine::new(data_dir, sink)),
+                events,
+                frames: Arc::new(Mutex::new(None)),
+                launch: Mutex::new(initial_launch(&args)),
+            });
+            // macOS delivers links as events (also the first one); Linux/Windows as arguments.
+            let handle = app.handle().clone();
+            app.deep_link().on_open_url(move |event| {
+                for url in event.urls() {
+                    on_invite(&handle, url.as_str());
+                }
+            });
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::subscribe,
+            commands::subscribe_frames,
+            commands::launch_info,
+            commands::saved_relay,
+            commands::connect,
+            commands::disconnect,
+            commands::enroll,
+            commands::create_meeting,
+            commands::list_meetings,
+            commands::join,
+            commands::leave,
+            commands::admit,
+            commands::deny,
+            commands::mute,
+            commands::remove,
+            commands::promote,
+            commands::demote,
+            commands::set_locked,
+            commands::end_meeting,
+            commands::start_consultation,
+            commands::end_consultation,
+            commands::save_consultation_notes,
+            commands::consultations,
+            commands::update_media,
+            commands::list_devices,
+            commands::select_device,
+            commands::start_preview,
+            commands::stop_preview,
+            commands::send_chat,
+            commands::retry_chat,
+            commands::typing,
+            commands::chat_history,
+        ])
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        eprintln!("clinicmeet-app: {e}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invite_argument_wins_over_the_environment() {
+        let pin = "sha256/AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let args =
+            vec!["clinicmeet-app".to_string(), format!("clinicmeet://join/ABCD-EFGH?relay=h:9&pin={pin}")];
+        let inv = initial_launch(&args);
+        assert_eq!(inv.code.as_deref(), Some("ABCD-EFGH"));
+        assert_eq!(inv.relay.map(|r| r.address), Some("h:9".to_string()));
+        assert_eq!(initial_launch(&["x".to_string(), "clinicmeet://bogus".to_string()]).code, None);
+    }
+}

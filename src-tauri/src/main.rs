@@ -1,0 +1,3 @@
+fn main() {
+    clinicmeet_app::run()
+}

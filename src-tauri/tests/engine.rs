@@ -1,0 +1,155 @@
+//! The app's engine (what the Tauri commands call) against a real relay process
+//! and a real `clinicmeet-cli` participant: pin refusal saves nothing, enrollment
+//! is remembered, meetings, chat both ways, removal — as UI events.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clinicmeet_app::engine::{Engine, EventSink, JoinOptions};
+use clinicmeet_app::launch::RelayConfig;
+use clinicmeet_e2e::{Client, Relay};
+use clinicmeet_protocol::{MeetingKind, MeetingSettings, MeetingSpec};
+use serde_json::Value;
+
+const STEP: Duration = Duration::from_secs(20);
+
+#[derive(Clone, Default)]
+struct Events(Arc<Mutex<Vec<Value>>>);
+
+impl Events {
+    fn sink(&self) -> EventSink {
+        let v = self.0.clone();
+        Arc::new(move |e| v.lock().unwrap().push(e))
+    }
+
+    fn wait(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Some(v) = self.0.lock().unwrap().iter().find(|v| pred(v)).cloned() {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "no {what}; events: {:#?}", self.0.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn wrong_pin_is_refused_and_nothing_is_saved() {
+    let relay = Relay::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let events = Events::default();
+    let engine = Engine::new(dir.path(), events.sink());
+    let wrong = "sha256/AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let err = rt
+        .block_on(engine.connect(RelayConfig { address: relay.addr.clone(), pin: wrong.into() }))
+        .unwrap_err();
+    assert_eq!(err.code, "pin_mismatch");
+    assert_eq!(err.presented_pin.as_deref(), Some(relay.pin.as_str()));
+    assert_eq!(engine.saved_relay().unwrap(), None, "a refused relay must not be remembered");
+    // Calls need a connection now.
+    assert_eq!(rt.block_on(engine.list_meetings()).unwrap_err().code, "not_connected");
+
+    let hello = rt
+        .block_on(engine.connect(RelayConfig { address: relay.addr.clone(), pin: relay.pin.clone() }))
+        .unwrap();
+    assert_eq!(hello.staff, None);
+    assert_eq!(
+        engine.saved_relay().unwrap(),
+        Some(RelayConfig { address: relay.addr.clone(), pin: relay.pin.clone() })
+    );
+    events.wait("connected event", |v| v["type"] == "connection" && v["state"] == "connected");
+}
+
+#[test]
+fn staff_meeting_with_a_cli_guest() {
+    let relay = Relay::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let (_, enrollment) = relay.staff_add("Dr. Ada");
+    let cfg = RelayConfig { address: relay.addr.clone(), pin: relay.pin.clone() };
+
+    // Enroll, then a fresh engine on the same data dir (an app restart) is staff at once.
+    {
+        let engine = Engine::new(dir.path(), Events::default().sink());
+        rt.block_on(engine.connect(cfg.clone())).unwrap();
+        let staff = rt.block_on(engine.enroll(&enrollment, "Consulting room 2")).unwrap();
+        assert_eq!(staff.name, "Dr. Ada");
+    }
+    let events = Events::default();
+    let engine = Engine::new(dir.path(), events.sink());
+    let hello = rt.block_on(engine.connect(engine.saved_relay().unwrap().unwrap())).unwrap();
+    assert_eq!(hello.staff.map(|s| s.name).as_deref(), Some("Dr. Ada"));
+
+    let spec = MeetingSpec {
+        title: "Case review".into(),
+        description: None,
+        kind: MeetingKind::Video,
+        patient_reference: None,
+        schedule: None,
+        settings: MeetingSettings::default(),
+    };
+    let created = rt.block_on(engine.create_meeting(spec)).unwrap();
+    let code = created["access_code"].as_str().unwrap().to_string();
+    assert_eq!(code.len(), 9, "shown as ABCD-EFGH: {code}");
+    let listed = rt.block_on(engine.list_meetings()).unwrap();
+    assert!(listed.iter().any(|m| m["access_code"] == code.as_str()), "{listed:?}");
+
+    let joined = rt
+        .block_on(engine.join(&code, "Dr. Ada", JoinOptions { camera: true, mic: true, chat_only: false }))
+        .unwrap();
+    assert_eq!(joined["state"], "joined");
+    assert_eq!(joined["join"]["resume_token"], "", "the resume token stays in Rust");
+    // No devices on this machine: joined without media rather than failing.
+    assert_eq!(joined["join"]["you"]["media"]["video"], false);
+    let meeting_id: uuid::Uuid = joined["join"]["meeting"]["id"].as_str().unwrap().parse().unwrap();
+
+    let guest = Client::new(&relay, "Pat Guest");
+    let mut g = guest.join(&code, &[]);
+    g.expect_event("joined", STEP);
+    let p = events.wait("guest joined", |v| {
+        v["type"] == "participant_joined" && v["participant"]["display_name"] == "Pat Guest"
+    });
+    let guest_id: uuid::Uuid = p["participant"]["id"].as_str().unwrap().parse().unwrap();
+
+    let sent = rt.block_on(engine.send_chat("Hello from the app", false)).unwrap();
+    let id = sent["client_msg_id"].as_str().unwrap().to_string();
+    events.wait("own message accepted", |v| {
+        v["type"] == "chat_status" && v["status"] == "sent" && v["client_msg_id"] == id.as_str()
+    });
+    g.expect("app's chat", STEP, |v| v["event"] == "chat" && v["text"] == "Hello from the app");
+    g.send("Hello from the CLI");
+    events.wait("guest's chat", |v| v["type"] == "chat" && v["message"]["text"] == "Hello from the CLI");
+    let history = engine.chat_history(meeting_id).unwrap();
+    let texts: Vec<_> = history.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["Hello from the app", "Hello from the CLI"]);
+
+    // No camera: asking for video is a clear error, not a crash.
+    let err = rt
+        .block_on(engine.update_media(clinicmeet_protocol::MediaState {
+            audio: false,
+            video: true,
+            screen: false,
+        }))
+        .unwrap_err();
+    assert_eq!(err.code, "no_device");
+
+    rt.block_on(engine.moderate("remove", guest_id)).unwrap();
+    events.wait("guest gone", |v| {
+        v["type"] == "participant_left"
+            && v["participant_id"] == guest_id.to_string()
+            && v["reason"] == "removed"
+    });
+    g.expect_event("removed", STEP);
+
+    // Ending closes the session; the next call reconnects by itself.
+    rt.block_on(engine.end_meeting()).unwrap();
+    events.wait("meeting ended", |v| v["type"] == "meeting_ended");
+    let again = rt.block_on(engine.list_meetings()).unwrap();
+    assert!(again.iter().all(|m| m["meeting"]["id"] != meeting_id.to_string()), "{again:?}");
+}

@@ -1,0 +1,374 @@
+//! The desktop app end to end: a REAL `clinicmeet-app` window (WebKitGTK) on a
+//! virtual X display, driven through `tauri-driver` + `WebKitWebDriver` over the
+//! W3C WebDriver protocol (a tiny HTTP client below), against a real relay and a
+//! real `clinicmeet-cli` participant.
+//!
+//! First run (relay pre-filled from `CLINICMEET_RELAY`/`CLINICMEET_PIN`) →
+//! enrollment → create a meeting → the device check says "No camera found"
+//! (this machine has none) → join → the CLI joins with the code read from the
+//! app's screen → chat both ways → the host removes the CLI participant from
+//! the participants panel. Screenshot: `$CARGO_TARGET_DIR/e2e-artifacts/meeting.png`.
+//!
+//! Needs `Xvfb`, `WebKitWebDriver` (Debian `webkit2gtk-driver`) and `tauri-driver`
+//! (`scripts/install-deps.sh` installs them). Set `CLINICMEET_SKIP_DESKTOP_E2E=1`
+//! to skip on a machine without them; otherwise their absence fails the test.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clinicmeet_e2e::{bin_path, json, Client, Relay};
+use serde_json::Value;
+
+const STEP: Duration = Duration::from_secs(30);
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn which(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).chain(extra.iter().cloned()).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The target directory this test was built in (`target/<profile>/deps/<test>` → `target`).
+fn target_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("target"))
+}
+
+/// A child process killed (with its process group) when dropped.
+struct Proc {
+    child: Child,
+    group: bool,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.group {
+            let _ = Command::new("kill").arg("-TERM").arg(format!("-{}", self.child.id())).status();
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = Command::new("kill").arg("-KILL").arg(format!("-{}", self.child.id())).status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a private Xvfb and returns it with its display name (`:N`).
+fn start_xvfb() -> (Proc, String) {
+    let mut child = Command::new("Xvfb")
+        .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start Xvfb");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("Xvfb display number");
+    let n: u32 = line.trim().parse().unwrap_or_else(|_| panic!("Xvfb printed {line:?}"));
+    (Proc { child, group: false }, format!(":{n}"))
+}
+
+// ---------------------------------------------------------------- WebDriver over HTTP
+
+/// One WebDriver request. tauri-driver's proxy connection to WebKitWebDriver sometimes
+/// fails (`client error (SendRequest)`: the request never reached the native driver) and
+/// drops ours; such transport failures are retried a few times.
+fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let mut last = String::new();
+    for _ in 0..5 {
+        match http_once(port, method, path, body) {
+            Err(e) if e.starts_with("transport:") => {
+                last = e;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+    Err(last)
+}
+
+fn http_once(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(120))).ok();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("transport: connection closed without a reply")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut payload = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        payload = dechunk(&payload);
+    }
+    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let v: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+    if status >= 400 {
+        return Err(format!("{method} {path}: HTTP {status}: {}", v["value"]));
+    }
+    Ok(v["value"].clone())
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(p) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..p]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = p + 2;
+        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+    out
+}
+
+struct Driver {
+    port: u16,
+    session: String,
+}
+
+impl Driver {
+    fn path(&self, rest: &str) -> String {
+        format!("/session/{}{}", self.session, rest)
+    }
+
+    fn js(&self, script: &str, args: Value) -> Value {
+        http(self.port, "POST", &self.path("/execute/sync"), Some(&json!({"script": script, "args": args})))
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Polls `script` (a function body returning a value) until it is truthy.
+    fn wait(&self, what: &str, script: &str, args: Value) -> Value {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let v = http(
+                self.port,
+                "POST",
+                &self.path("/execute/sync"),
+                Some(&json!({"script": script, "args": args})),
+            )
+            .unwrap_or(Value::Null);
+            let truthy = !matches!(&v, Value::Null | Value::Bool(false))
+                && v.as_str() != Some("")
+                && v.as_array().is_none_or(|a| !a.is_empty());
+            if truthy {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let body = self.js("return document.body ? document.body.innerText : ''", json!([]));
+                self.screenshot("failure.png");
+                panic!("timed out waiting for {what}; page text:\n{}", body.as_str().unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    /// Waits for an element (CSS selector, optionally containing `text`) and returns its id.
+    fn element(&self, css: &str, text: &str) -> String {
+        let el = self.wait(
+            &format!("{css} {text:?}"),
+            "const [css, text] = arguments;
+             return [...document.querySelectorAll(css)].find(e => (e.textContent || '').includes(text) && !e.disabled) || null;",
+            json!([css, text]),
+        );
+        el[ELEMENT_KEY].as_str().unwrap_or_else(|| panic!("not an element: {el}")).to_string()
+    }
+
+    fn click(&self, css: &str, text: &str) {
+        let id = self.element(css, text);
+        http(self.port, "POST", &self.path(&format!("/element/{id}/click")), Some(&json!({})))
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css, "");
+        http(self.port, "POST", &self.path(&format!("/element/{id}/clear")), Some(&json!({}))).ok();
+        http(self.port, "POST", &self.path(&format!("/element/{id}/value")), Some(&json!({"text": text})))
+            .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    }
+
+    fn value_of(&self, css: &str) -> String {
+        self.js("const e = document.querySelector(arguments[0]); return e ? e.value : null;", json!([css]))
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn screenshot(&self, name: &str) -> PathBuf {
+        let dir = target_dir().join("e2e-artifacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        if let Ok(Value::String(b64)) = http(self.port, "GET", &self.path("/screenshot"), None) {
+            std::fs::write(&path, decode_base64(&b64)).unwrap();
+        }
+        path
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = http(self.port, "DELETE", &format!("/session/{}", self.session), None);
+    }
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+        let Some(v) = A.iter().position(|&a| a == c) else { continue };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn desktop_app_meeting_with_cli_participant() {
+    if std::env::var_os("CLINICMEET_SKIP_DESKTOP_E2E").is_some() {
+        eprintln!("CLINICMEET_SKIP_DESKTOP_E2E set: desktop app end-to-end test skipped");
+        return;
+    }
+    let cargo_bin =
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin")).into_iter().collect::<Vec<_>>();
+    let tauri_driver = which("tauri-driver", &cargo_bin)
+        .expect("tauri-driver not found: run scripts/install-deps.sh (cargo install tauri-driver --locked)");
+    let native = which("WebKitWebDriver", &[])
+        .expect("WebKitWebDriver not found: apt-get install webkit2gtk-driver (scripts/install-deps.sh)");
+    which("Xvfb", &[]).expect("Xvfb not found: apt-get install xvfb (scripts/install-deps.sh)");
+    let app = bin_path("clinicmeet-app");
+
+    let relay = Relay::start(&[]);
+    let (_, enrollment) = relay.staff_add("Dr. Ada Lovelace");
+    let home = tempfile::tempdir().unwrap();
+    let (_xvfb, display) = start_xvfb();
+
+    let (port, native_port) = (free_port(), free_port());
+    let artifacts = target_dir().join("e2e-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    // tauri-driver, WebKitWebDriver and the app log here (a CI artifact next to the screenshots).
+    let log_path = artifacts.join("desktop-app.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut cmd = Command::new(&tauri_driver);
+    cmd.args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+        .arg("--native-driver")
+        .arg(&native)
+        .env("DISPLAY", &display)
+        .env_remove("WAYLAND_DISPLAY")
+        .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
+        .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .env("CLINICMEET_DATA_DIR", home.path().join("clinicmeet"))
+        .env("CLINICMEET_MULTI_INSTANCE", "1")
+        .env("CLINICMEET_RELAY", &relay.addr)
+        .env("CLINICMEET_PIN", &relay.pin)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0);
+    let _driver_proc = Proc { child: cmd.spawn().expect("start tauri-driver"), group: true };
+    let deadline = Instant::now() + STEP;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tauri-driver did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let caps = json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": app}}}});
+    let created = http(port, "POST", "/session", Some(&caps)).unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        panic!("no WebDriver session (the app did not start): {e}\n{log}")
+    });
+    let d = Driver { port, session: created["sessionId"].as_str().expect("sessionId").to_string() };
+
+    // First run: the relay comes pre-filled from the environment.
+    d.element("#relay-address", "");
+    let probe = d.js(
+        "return window.__TAURI_INTERNALS__.invoke('launch_info').then(r => JSON.stringify(r), e => 'ERR ' + JSON.stringify(e));",
+        json!([]),
+    );
+    assert_eq!(d.value_of("#relay-address"), relay.addr, "launch_info: {probe}");
+    assert_eq!(d.value_of("#relay-pin"), relay.pin);
+    d.click("button[type=submit]", "Connect");
+
+    // Enrollment with the one-time code.
+    d.type_into("#enroll-code", &enrollment);
+    d.click("button[type=submit]", "Enroll this device");
+
+    // Home: create a meeting and read its code from the screen.
+    d.type_into("#m-title", "Case review");
+    d.click("button[type=submit]", "Create meeting");
+    let code = d
+        .wait("the new meeting's code", "const e = document.querySelector('[data-testid=created-code]'); return e ? e.textContent.trim() : null;", json!([]))
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(code.len(), 9, "code {code:?}");
+    d.click("button", "Join now");
+
+    // Device check on a machine without camera or sound card: a message, not a failure.
+    d.wait("the no-camera message", "return document.body.innerText.includes('No camera found')", json!([]));
+    d.click("button", "Join meeting");
+    d.wait(
+        "the meeting page with its code",
+        "const e = document.querySelector('.mh-code .mono'); return e && e.textContent.trim() === arguments[0];",
+        json!([code]),
+    );
+
+    // A CLI participant joins with the code from the app's screen.
+    let guest = Client::new(&relay, "Pat Guest");
+    let mut g = guest.join(&code, &[]);
+    g.expect_event("joined", STEP);
+    d.wait("the guest's tile", "return document.body.innerText.includes('Pat Guest')", json!([]));
+
+    // Chat both ways.
+    d.click("button.ctl[title=Chat]", "");
+    d.type_into("#chat-input", "Hello from the app");
+    d.click(".chat-panel button[type=submit]", "Send");
+    g.expect("the app's message", STEP, |v| v["event"] == "chat" && v["text"] == "Hello from the app");
+    g.send("Hello from the CLI");
+    d.wait(
+        "the CLI's message in the chat panel",
+        "const p = document.querySelector('.chat-panel'); return p && p.innerText.includes('Hello from the CLI') && p.innerText.includes('Hello from the app');",
+        json!([]),
+    );
+    let shot = d.screenshot("meeting.png");
+    assert!(
+        std::fs::metadata(&shot).map(|m| m.len() > 10_000).unwrap_or(false),
+        "screenshot {shot:?} missing or empty"
+    );
+
+    // The host removes the CLI participant from the participants panel.
+    d.click("button.ctl[title=Participants]", "");
+    d.click("button[aria-label='Remove Pat Guest from the meeting']", "");
+    d.click("button[aria-label='Confirm: remove Pat Guest']", "");
+    g.expect_event("removed", STEP);
+    d.wait(
+        "the guest gone from the participants panel",
+        "const p = document.querySelector('aside[aria-label=Participants]'); return p && !p.innerText.includes('Pat Guest');",
+        json!([]),
+    );
+    d.screenshot("meeting-after-remove.png");
+}

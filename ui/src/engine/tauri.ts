@@ -1,0 +1,243 @@
+// The desktop app's engine: every call is a Tauri command into the Rust shell
+// (`src-tauri/src/commands.rs`, which wraps `shared/client`); events arrive on
+// one ordered `Channel` as `EngineEvent` JSON, frames on another as raw bytes.
+
+import { Channel, invoke, isTauri } from "@tauri-apps/api/core";
+import {
+  EngineError,
+  type ConsultationEnded,
+  type ConsultationRecord,
+  type CreatedMeeting,
+  type DashboardMeeting,
+  type DeviceKind,
+  type DeviceList,
+  type Engine,
+  type EngineEvent,
+  type EngineListener,
+  type FrameListener,
+  type HelloInfo,
+  type JoinOptions,
+  type JoinOutcome,
+  type RelayConfig,
+  type Unsubscribe,
+  type VideoFrame,
+} from "./engine";
+import type { ChatMessage, ErrorCode, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity, Uuid } from "./types";
+
+/** What the shell was opened with: an invite link and/or a relay to pre-fill. */
+export interface LaunchInfo {
+  code: string | null;
+  relay: RelayConfig | null;
+}
+
+/** An invite link opened while the app runs. */
+export interface InviteEvent {
+  type: "invite";
+  code: string | null;
+  relay: RelayConfig | null;
+}
+
+/** The error JSON of the shell (`src-tauri/src/error.rs`). */
+interface ShellError {
+  code: string;
+  message: string;
+  retry_after_ms?: number;
+  presented_pin?: string;
+}
+
+function toEngineError(err: unknown): EngineError {
+  if (typeof err === "object" && err !== null && "code" in err && "message" in err) {
+    const e = err as ShellError;
+    const extra: { retryAfterMs?: number; presentedPin?: string } = {};
+    if (e.retry_after_ms !== undefined) extra.retryAfterMs = e.retry_after_ms;
+    if (e.presented_pin !== undefined) extra.presentedPin = e.presented_pin;
+    return new EngineError(e.code as ErrorCode, e.message, extra);
+  }
+  return new EngineError("internal", typeof err === "string" ? err : "The app could not do that.");
+}
+
+const FRAME_MAGIC = 0x31464d43; // "CMF1" little endian
+
+/** Reads one binary frame message (`src-tauri/src/frames.rs`); null if malformed. */
+export function decodeFrame(buf: ArrayBuffer): VideoFrame | null {
+  if (buf.byteLength < 9) return null;
+  const view = new DataView(buf);
+  if (view.getUint32(0, true) !== FRAME_MAGIC) return null;
+  const width = view.getUint16(4, true);
+  const height = view.getUint16(6, true);
+  const idLen = view.getUint8(8);
+  const planes = width * height + 2 * Math.ceil(width / 2) * Math.ceil(height / 2);
+  if (buf.byteLength !== 9 + idLen + planes) return null;
+  const participantId = new TextDecoder().decode(new Uint8Array(buf, 9, idLen));
+  return { participantId, width, height, data: new Uint8Array(buf, 9 + idLen, planes) };
+}
+
+export class TauriEngine implements Engine {
+  private listeners = new Set<EngineListener>();
+  private frameListeners = new Set<FrameListener>();
+  private inviteListeners = new Set<(invite: InviteEvent) => void>();
+  private subscribed: Promise<void>;
+
+  constructor() {
+    const events = new Channel<EngineEvent | InviteEvent>((e) => {
+      if (e.type === "invite") for (const l of this.inviteListeners) l(e);
+      else this.emit(e);
+    });
+    const frames = new Channel<ArrayBuffer>((buf) => {
+      if (!(buf instanceof ArrayBuffer)) return;
+      const f = decodeFrame(buf);
+      if (f) for (const l of this.frameListeners) l(f);
+    });
+    this.subscribed = Promise.all([invoke("subscribe", { channel: events }), invoke("subscribe_frames", { channel: frames })]).then(() => undefined);
+  }
+
+  static available(): boolean {
+    return isTauri();
+  }
+
+  private emit(e: EngineEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+
+  private async call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+    await this.subscribed;
+    try {
+      return await invoke<T>(cmd, args);
+    } catch (err) {
+      throw toEngineError(err);
+    }
+  }
+
+  // --- launch ----------------------------------------------------------------
+  launchInfo(): Promise<LaunchInfo> {
+    return this.call("launch_info");
+  }
+
+  /** The relay an invite link or the environment names (pre-fills first run). */
+  async launchRelay(): Promise<RelayConfig | null> {
+    return (await this.launchInfo()).relay;
+  }
+
+  onInvite(listener: (invite: InviteEvent) => void): Unsubscribe {
+    this.inviteListeners.add(listener);
+    return () => this.inviteListeners.delete(listener);
+  }
+
+  // --- relay -----------------------------------------------------------------
+  savedRelay(): Promise<RelayConfig | null> {
+    return this.call("saved_relay");
+  }
+  connect(relay: RelayConfig): Promise<HelloInfo> {
+    return this.call("connect", { relay });
+  }
+  disconnect(): Promise<void> {
+    return this.call("disconnect");
+  }
+  enroll(code: string, deviceName: string): Promise<StaffIdentity> {
+    return this.call("enroll", { code, deviceName });
+  }
+
+  // --- meetings --------------------------------------------------------------
+  createMeeting(spec: MeetingSpec): Promise<CreatedMeeting> {
+    return this.call("create_meeting", { spec });
+  }
+  listMeetings(): Promise<DashboardMeeting[]> {
+    return this.call("list_meetings");
+  }
+  join(accessCode: string, displayName: string, options: JoinOptions): Promise<JoinOutcome> {
+    return this.call("join", { code: accessCode, name: displayName, options });
+  }
+  leave(): Promise<void> {
+    return this.call("leave");
+  }
+
+  // --- moderation ------------------------------------------------------------
+  admit(participantId: ParticipantId): Promise<void> {
+    return this.call("admit", { participant: participantId });
+  }
+  deny(participantId: ParticipantId): Promise<void> {
+    return this.call("deny", { participant: participantId });
+  }
+  mute(participantId: ParticipantId): Promise<void> {
+    return this.call("mute", { participant: participantId });
+  }
+  remove(participantId: ParticipantId): Promise<void> {
+    return this.call("remove", { participant: participantId });
+  }
+  promote(participantId: ParticipantId): Promise<void> {
+    return this.call("promote", { participant: participantId });
+  }
+  demote(participantId: ParticipantId): Promise<void> {
+    return this.call("demote", { participant: participantId });
+  }
+  setLocked(locked: boolean): Promise<void> {
+    return this.call("set_locked", { locked });
+  }
+  endMeeting(): Promise<void> {
+    return this.call("end_meeting");
+  }
+
+  // --- consultations ---------------------------------------------------------
+  startConsultation(): Promise<void> {
+    return this.call("start_consultation");
+  }
+  endConsultation(notes: string): Promise<ConsultationEnded> {
+    return this.call("end_consultation", { notes });
+  }
+  saveConsultationNotes(meetingId: MeetingId, notes: string): Promise<void> {
+    return this.call("save_consultation_notes", { meeting: meetingId, notes });
+  }
+  consultations(): Promise<ConsultationRecord[]> {
+    return this.call("consultations");
+  }
+
+  // --- media -----------------------------------------------------------------
+  updateMedia(media: MediaState): Promise<void> {
+    return this.call("update_media", { media });
+  }
+  listDevices(): Promise<DeviceList> {
+    return this.call("list_devices");
+  }
+  selectDevice(kind: DeviceKind, deviceId: string): Promise<void> {
+    return this.call("select_device", { kind, id: deviceId });
+  }
+  startPreview(): Promise<void> {
+    return this.call("start_preview");
+  }
+  stopPreview(): Promise<void> {
+    return this.call("stop_preview");
+  }
+
+  // --- chat ------------------------------------------------------------------
+  async sendChat(text: string, staffOnly: boolean): Promise<Uuid> {
+    const r = await this.call<{ client_msg_id: Uuid; created_at: number }>("send_chat", { text, staffOnly });
+    // The contract: `sending` (with the text) before sendChat resolves. The shell's own
+    // events may already have said `sent`; the chat state keeps a sent message sent.
+    this.emit({
+      type: "chat_status",
+      client_msg_id: r.client_msg_id,
+      status: "sending",
+      pending: { text: text.trim(), staff_only: staffOnly, created_at: r.created_at },
+    });
+    return r.client_msg_id;
+  }
+  retryChat(clientMsgId: Uuid): Promise<void> {
+    return this.call("retry_chat", { id: clientMsgId });
+  }
+  typing(typing: boolean): Promise<void> {
+    return this.call("typing", { typing });
+  }
+  chatHistory(meetingId: MeetingId): Promise<ChatMessage[]> {
+    return this.call("chat_history", { meeting: meetingId });
+  }
+
+  // --- events ----------------------------------------------------------------
+  subscribe(listener: EngineListener): Unsubscribe {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  subscribeFrames(listener: FrameListener): Unsubscribe {
+    this.frameListeners.add(listener);
+    return () => this.frameListeners.delete(listener);
+  }
+}
