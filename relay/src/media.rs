@@ -280,3 +280,165 @@ impl Hub {
         self.tracks.values()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use clinicmeet_protocol::{
+        ClientMessage, EncodingSpec, MeetingSpec, ParticipantId, Request, ServerMessage,
+    };
+
+    use super::*;
+    use crate::hub::{HubConfig, Out};
+    use crate::keys::{self, Keys};
+    use crate::metrics::Metrics;
+    use crate::store::{Store, SyncMode};
+
+    const ON: MediaState = MediaState { audio: true, video: true, screen: false };
+
+    fn call(hub: &mut Hub, conn: ConnId, request: Request) -> Vec<Out> {
+        let body = serde_json::to_vec(&ClientMessage { id: 1, request }).unwrap();
+        hub.frame(1_000, conn, &body)
+    }
+
+    fn reply(outs: &[Out]) -> (usize, Response) {
+        outs.iter()
+            .enumerate()
+            .find_map(|(i, o)| match o {
+                Out::Send(_, ServerMessage::Reply { response, .. }) => Some((i, response.clone())),
+                Out::Send(_, ServerMessage::Error { error, .. }) => panic!("error {error:?}"),
+                _ => None,
+            })
+            .expect("a reply")
+    }
+
+    fn media(outs: &[Out]) -> Vec<(usize, MediaCmd)> {
+        outs.iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                Out::Media(c) => Some((i, c.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn events_to(outs: &[Out], conn: ConnId) -> Vec<Event> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Out::Send(c, ServerMessage::Event { event }) if *c == conn => Some(event.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn spec(kind: TrackKind, ssrc: u32) -> TrackSpec {
+        let codec = if kind == TrackKind::Audio { Codec::Opus } else { Codec::H264 };
+        TrackSpec {
+            kind,
+            codec,
+            encodings: vec![EncodingSpec {
+                ssrc,
+                width: 0,
+                height: 0,
+                max_bitrate_bps: 0,
+                temporal_layers: 1,
+            }],
+        }
+    }
+
+    /// A hub with a host (conn 1) and a guest (conn 2) in one meeting.
+    fn meeting(dir: &std::path::Path) -> (Hub, String, ParticipantId) {
+        let store = Store::open(&dir.join("relay.db"), SyncMode::Normal).unwrap();
+        let code = keys::new_enrollment_code();
+        store
+            .add_staff("Dr A", &keys::hash_secret(&keys::normalize_enrollment_code(&code)), 0, i64::MAX / 2)
+            .unwrap();
+        let keys = Keys::load(dir).unwrap();
+        let mut hub = Hub::new(HubConfig::default(), store, keys, Arc::new(Metrics::default()), 0).unwrap();
+        let hello =
+            || Request::Hello { min_version: 1, max_version: 1, client: "t".into(), device_credential: None };
+        for conn in [1, 2, 3] {
+            hub.connected(0, conn, "127.0.0.1:1".parse().unwrap());
+            call(&mut hub, conn, hello());
+        }
+        call(&mut hub, 1, Request::Enroll { enrollment_code: code, device_name: "pc".into() });
+        let spec = MeetingSpec {
+            title: "t".into(),
+            description: None,
+            kind: MeetingKind::Video,
+            patient_reference: None,
+            schedule: None,
+            settings: MeetingSettings::default(),
+        };
+        let (_, Response::MeetingCreated { access_code, .. }) =
+            reply(&call(&mut hub, 1, Request::CreateMeeting { spec }))
+        else {
+            panic!()
+        };
+        let join = |name: &str| Request::Join {
+            access_code: access_code.clone(),
+            display_name: name.into(),
+            media: ON,
+        };
+        call(&mut hub, 1, join("A"));
+        let (_, Response::Joined(js)) = reply(&call(&mut hub, 2, join("B"))) else { panic!() };
+        (hub, access_code, js.you.id)
+    }
+
+    #[test]
+    fn commands_precede_replies_and_follow_media_state_and_departures() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut hub, code, guest) = meeting(dir.path());
+        // Publish: the forwarding core hears of it before the client gets its flow.
+        let outs = call(&mut hub, 1, Request::Publish { track: spec(TrackKind::Video, 10) });
+        let (ri, Response::Published { track_id: video, flow_id }) = reply(&outs) else { panic!() };
+        let cmds = media(&outs);
+        assert!(
+            matches!(&cmds[..], [(i, MediaCmd::AddTrack { enabled: true, flow, .. })] if *i < ri && *flow == flow_id)
+        );
+        assert!(events_to(&outs, 2)
+            .iter()
+            .any(|e| matches!(e, Event::TrackPublished { track } if track.track_id == video)));
+        // Subscribe likewise.
+        let outs = call(&mut hub, 2, Request::Subscribe { track_id: video, max_encoding: None });
+        let (ri, Response::Subscribed { .. }) = reply(&outs) else { panic!() };
+        assert!(matches!(&media(&outs)[..], [(i, MediaCmd::Subscribe { conn: 2, .. })] if *i < ri));
+
+        // The guest's audio is gated by a host mute.
+        let outs = call(&mut hub, 2, Request::Publish { track: spec(TrackKind::Audio, 20) });
+        let (_, Response::Published { track_id: audio, .. }) = reply(&outs) else { panic!() };
+        call(&mut hub, 1, Request::Subscribe { track_id: audio, max_encoding: None });
+        let outs = call(&mut hub, 1, Request::Mute { participant_id: guest });
+        assert_eq!(
+            media(&outs).into_iter().map(|x| x.1).collect::<Vec<_>>(),
+            vec![MediaCmd::SetEnabled { track_id: audio, enabled: false }]
+        );
+
+        // A late joiner sees both tracks in its join state.
+        let join = Request::Join { access_code: code, display_name: "C".into(), media: ON };
+        let (_, Response::Joined(js)) = reply(&call(&mut hub, 3, join)) else { panic!() };
+        let mut seen: Vec<TrackId> = js.tracks.iter().map(|t| t.track_id).collect();
+        seen.sort();
+        let mut want = vec![video, audio];
+        want.sort();
+        assert_eq!(seen, want);
+
+        // The guest leaves: its track goes, the host's subscription to it ends, others are told.
+        let outs = call(&mut hub, 2, Request::Leave);
+        let cmds: Vec<MediaCmd> = media(&outs).into_iter().map(|x| x.1).collect();
+        assert!(cmds.contains(&MediaCmd::RemoveTrack { track_id: audio }));
+        assert!(cmds.contains(&MediaCmd::Unsubscribe { conn: 2, track_id: video }));
+        assert!(events_to(&outs, 1)
+            .iter()
+            .any(|e| matches!(e, Event::TrackUnpublished { track_id } if *track_id == audio)));
+        assert_eq!(hub.forwarded_streams(), 0);
+
+        // The host's connection closes: its video goes too.
+        let outs = hub.disconnected(2_000, 1);
+        let cmds: Vec<MediaCmd> = media(&outs).into_iter().map(|x| x.1).collect();
+        assert!(cmds.contains(&MediaCmd::ConnClosed { conn: 1 }));
+        assert!(cmds.contains(&MediaCmd::RemoveTrack { track_id: video }));
+        assert_eq!(hub.tracks().count(), 0);
+    }
+}
