@@ -103,6 +103,7 @@ impl Forwarder {
         let now = self.now_us();
         let at = match input {
             FwdIn::Attach { conn, connection } => {
+                tracing::debug!(conn, max_datagram = ?connection.max_datagram_size(), "media connection");
                 self.conns
                     .insert(conn, ConnIo { connection, pressure: Pressure::default(), refused_video: 0 });
                 return;
@@ -151,10 +152,18 @@ impl Forwarder {
                 continue;
             }
             let forwarded = t.forwarded;
-            if io.connection.send_datagram(t.data).is_ok() && forwarded {
-                m.forwarded_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                m.forwarded_bytes.fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
-                m.delay(at.elapsed().as_micros() as u64);
+            match io.connection.send_datagram(t.data) {
+                Ok(()) if forwarded => {
+                    m.forwarded_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    m.forwarded_bytes.fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+                    m.delay(at.elapsed().as_micros() as u64);
+                }
+                Ok(()) => {}
+                Err(err) => {
+                    // Too large for this path (the publisher ignored max_datagram_size), or closed.
+                    m.refused_datagrams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(conn = t.conn, len, max = ?io.connection.max_datagram_size(), %err, "datagram not sent");
+                }
             }
         }
     }
