@@ -1,0 +1,106 @@
+//! Calls through the SFU: a real relay process and real `clinicmeet-cli` processes
+//! publishing synthetic video (test pattern with embedded frame number and capture
+//! time) and tones, on loopback.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use clinicmeet_e2e::*;
+use serde_json::Value;
+
+fn publish_args(tone: &str) -> Vec<String> {
+    ["--publish", "synthetic", "--tone-hz", tone, "--video-size", "640x360", "--fps", "30"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn as_refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Stats lines of a session grouped by track id, in order.
+fn stats_by_track(s: &Session) -> HashMap<String, Vec<Value>> {
+    let mut m: HashMap<String, Vec<Value>> = HashMap::new();
+    for v in s.seen.iter().filter(|v| v["event"] == "stats") {
+        m.entry(v["track_id"].as_str().unwrap_or_default().to_string()).or_default().push(v.clone());
+    }
+    m
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn nums(lines: &[Value], key: &str) -> Vec<f64> {
+    lines.iter().filter_map(|v| v[key].as_f64()).collect()
+}
+
+#[test]
+fn three_clients_see_and_hear_each_other() {
+    let clinic = Clinic::new(&[]);
+    let (_, code) = clinic.doctor.create(&[]);
+    let tones = ["440", "660", "880"];
+    let mut sessions = Vec::new();
+    let mut ids = Vec::new();
+    let guests: Vec<Client> = (1..3).map(|i| clinic.guest(&format!("Guest {i}"))).collect();
+    for (i, tone) in tones.iter().enumerate() {
+        let client = if i == 0 { &clinic.doctor } else { &guests[i - 1] };
+        let mut s = client.join(&code, &as_refs(&publish_args(tone)));
+        let joined = s.expect_event("joined", STEP);
+        ids.push(my_id(&joined));
+        sessions.push(s);
+    }
+    std::thread::sleep(Duration::from_secs(15));
+    for s in &mut sessions {
+        s.drain(Duration::from_millis(200));
+    }
+    for (i, s) in sessions.iter().enumerate() {
+        let tracks = stats_by_track(s);
+        let mut videos = 0;
+        let mut heard = Vec::new();
+        for (track, lines) in &tracks {
+            let pid = lines[0]["participant_id"].as_str().unwrap_or_default();
+            assert_ne!(pid, ids[i], "own track received");
+            // Skip the first 3 s (join, first keyframe).
+            let steady: Vec<Value> = lines.iter().skip(3).cloned().collect();
+            assert!(steady.len() >= 8, "{}: too few stats lines for {track}: {}", s.name, lines.len());
+            match lines[0]["kind"].as_str() {
+                Some("video") => {
+                    videos += 1;
+                    let fps = median(nums(&steady, "fps"));
+                    let psnr = nums(&steady, "psnr_db");
+                    let psnr = psnr.iter().sum::<f64>() / psnr.len().max(1) as f64;
+                    let p95 = nums(&steady, "latency_ms_p95");
+                    let p95_med = median(p95.clone());
+                    let p95_max = p95.iter().copied().fold(0.0, f64::max);
+                    eprintln!(
+                        "{} ← {pid}: fps median {fps:.1} (min {:.0}), mean PSNR {psnr:.1} dB, latency p95 median {p95_med:.1} ms max {p95_max:.1} ms, freezes {}",
+                        s.name,
+                        nums(&steady, "fps").iter().copied().fold(f64::MAX, f64::min),
+                        steady.last().unwrap()["freezes"]
+                    );
+                    assert!(fps >= 28.0, "{}: fps {fps}", s.name);
+                    assert!(psnr >= 30.0, "{}: psnr {psnr}", s.name);
+                    assert!(p95_med < 150.0, "{}: latency p95 {p95_med}", s.name);
+                }
+                Some("audio") => {
+                    let hz = median(nums(&steady, "tone_hz"));
+                    eprintln!("{} ← {pid}: tone {hz:.1} Hz", s.name);
+                    heard.push(hz);
+                }
+                other => panic!("unexpected kind {other:?}"),
+            }
+        }
+        assert_eq!(videos, 2, "{}: {tracks:?}", s.name);
+        let mut expect: Vec<f64> =
+            tones.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, t)| t.parse().unwrap()).collect();
+        heard.sort_by(|a, b| a.total_cmp(b));
+        expect.sort_by(|a, b| a.total_cmp(b));
+        assert_eq!(heard.len(), 2, "{}: heard {heard:?}", s.name);
+        for (h, e) in heard.iter().zip(&expect) {
+            assert!((h - e).abs() < 5.0, "{}: heard {heard:?}, expected {expect:?}", s.name);
+        }
+    }
+}
