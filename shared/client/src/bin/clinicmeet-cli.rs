@@ -150,7 +150,10 @@ struct MediaArgs {
 fn media_config(a: &MediaArgs) -> anyhow::Result<Option<MediaConfig>> {
     use clinicmeet_media::capture::synthetic::{SyntheticCamera, SyntheticMicrophone, SyntheticSound};
     use clinicmeet_media::capture::{Pacing, VideoFormat};
-    let Some(kind) = a.publish.as_deref() else { return Ok(None) };
+    let Some(kind) = a.publish.as_deref() else {
+        // Receive only.
+        return Ok(Some(MediaConfig { psnr_every: a.psnr_every, ..MediaConfig::default() }));
+    };
     if kind != "synthetic" {
         anyhow::bail!("--publish supports `synthetic` (no camera or microphone on this build)");
     }

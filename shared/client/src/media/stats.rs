@@ -32,7 +32,10 @@ pub struct TrackStats {
     pub psnr_db: Option<f64>,
     /// Audio: dominant frequency of the last second (zero crossings).
     pub tone_hz: Option<f64>,
-    /// Audio: longest run of silent/concealed 20 ms frames in the last second (ms).
+    /// Time from subscribing to the first decoded frame (ms).
+    pub first_frame_ms: Option<u64>,
+    #[serde(skip)]
+    created_us: u64,
     #[serde(skip)]
     frame_times: VecDeque<u64>,
     #[serde(skip)]
@@ -64,6 +67,8 @@ impl TrackStats {
             latency_ms_p95: None,
             psnr_db: None,
             tone_hz: None,
+            first_frame_ms: None,
+            created_us: clinicmeet_media::unix_time_us(),
             frame_times: VecDeque::new(),
             packet_bytes: VecDeque::new(),
             latencies: VecDeque::new(),
@@ -81,6 +86,9 @@ impl TrackStats {
 
     pub fn on_frame(&mut self, now_us: u64, capture_us: Option<u64>, psnr: Option<f64>, rx: &ReceiverStats) {
         self.frames_decoded += 1;
+        if self.first_frame_ms.is_none() {
+            self.first_frame_ms = Some(now_us.saturating_sub(self.created_us) / 1000);
+        }
         if self.last_frame_us.is_some_and(|l| now_us.saturating_sub(l) > FREEZE_US) {
             self.freezes += 1;
         }
