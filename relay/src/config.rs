@@ -135,6 +135,16 @@ pub struct Opts {
     /// SQLite durability: `full` (fsync every commit) or `normal` [default: full].
     #[arg(long, global = true, env = "CLINICMEET_SQLITE_SYNC")]
     pub sqlite_sync: Option<String>,
+    /// Most subscriptions (forwarded streams) across the relay; joins and
+    /// subscriptions beyond get `server_busy` [default: 10000].
+    #[arg(long, global = true, env = "CLINICMEET_MAX_FORWARDED_STREAMS")]
+    pub max_forwarded_streams: Option<usize>,
+    /// QUIC path-MTU discovery (`true`/`false`) [default: true].
+    #[arg(long, global = true, env = "CLINICMEET_MTU_DISCOVERY")]
+    pub mtu_discovery: Option<bool>,
+    /// Per-connection QUIC datagram send queue, KiB [default: 256].
+    #[arg(long, global = true, env = "CLINICMEET_DATAGRAM_SEND_BUFFER_KIB")]
+    pub datagram_send_buffer_kib: Option<usize>,
 }
 
 impl Opts {
@@ -165,6 +175,9 @@ impl Opts {
             keep_alive_secs: self.keep_alive_secs.or(other.keep_alive_secs),
             idle_timeout_secs: self.idle_timeout_secs.or(other.idle_timeout_secs),
             sqlite_sync: self.sqlite_sync.or(other.sqlite_sync),
+            max_forwarded_streams: self.max_forwarded_streams.or(other.max_forwarded_streams),
+            mtu_discovery: self.mtu_discovery.or(other.mtu_discovery),
+            datagram_send_buffer_kib: self.datagram_send_buffer_kib.or(other.datagram_send_buffer_kib),
         }
     }
 }
@@ -181,6 +194,7 @@ pub struct Settings {
     pub idle_timeout: Duration,
     pub sqlite_sync: SyncMode,
     pub hub: HubConfig,
+    pub transport: crate::cert::MediaTransport,
 }
 
 impl Settings {
@@ -230,6 +244,14 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         chat_retention_ms: days(o.chat_retention_days, 30),
         audit_retention_ms: days(o.audit_retention_days, 365),
         enrollment_ttl_ms: days(o.enrollment_ttl_days, 7),
+        max_forwarded_streams: o.max_forwarded_streams.unwrap_or(d.max_forwarded_streams),
+    };
+    let td = crate::cert::MediaTransport::default();
+    let transport = crate::cert::MediaTransport {
+        mtu_discovery: o.mtu_discovery.unwrap_or(td.mtu_discovery),
+        datagram_send_buffer: o
+            .datagram_send_buffer_kib
+            .map_or(td.datagram_send_buffer, |k| k.clamp(16, 64 * 1024) * 1024),
     };
     let sqlite_sync = match o.sqlite_sync.as_deref().unwrap_or("full") {
         "full" => SyncMode::Full,
@@ -252,6 +274,7 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         idle_timeout: Duration::from_secs(idle),
         sqlite_sync,
         hub,
+        transport,
     })
 }
 

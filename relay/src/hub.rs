@@ -18,16 +18,18 @@ use clinicmeet_protocol::limits::{
     MAX_PATIENT_REFERENCE_CHARS, MAX_TITLE_CHARS,
 };
 use clinicmeet_protocol::{
-    negotiate_version, AccessCode, ClientMessage, ErrorBody, ErrorCode, MeetingId, MeetingInfo, MeetingKind,
-    MeetingSpec, MeetingStatus, MeetingSummary, ParticipantId, Request, RequestId, Response, ServerMessage,
-    StaffIdentity, UnixMillis,
+    negotiate_version, AccessCode, ClientMessage, ErrorBody, ErrorCode, Event, MeetingId, MeetingInfo,
+    MeetingKind, MeetingSpec, MeetingStatus, MeetingSummary, ParticipantId, Request, RequestId, Response,
+    ServerMessage, StaffIdentity, UnixMillis,
 };
 use uuid::Uuid;
 
 use crate::keys::{self, Keys};
 use crate::limits::{CodeGuard, CodeGuardConfig, Lockout, TokenBucket};
+use crate::media::{ConnMedia, PublishedTrack};
 use crate::metrics::Metrics;
 use crate::room::{Effect, Entry, Joiner, MeetingRecord, Room, Write};
+use crate::sfu::MediaCmd;
 use crate::store::Store;
 
 pub type ConnId = u64;
@@ -39,6 +41,8 @@ pub enum Out {
     Send(ConnId, ServerMessage),
     /// Close the connection after sending everything queued before.
     Close(ConnId),
+    /// Tell the forwarding core (before the reply that lets the client use it).
+    Media(MediaCmd),
 }
 
 /// Limits and timings of the service.
@@ -56,6 +60,8 @@ pub struct HubConfig {
     pub chat_retention_ms: i64,
     pub audit_retention_ms: i64,
     pub enrollment_ttl_ms: i64,
+    /// Subscriptions (forwarded streams) across the relay; beyond: `server_busy`.
+    pub max_forwarded_streams: usize,
 }
 
 impl Default for HubConfig {
@@ -73,20 +79,21 @@ impl Default for HubConfig {
             chat_retention_ms: 30 * 86_400_000,
             audit_retention_ms: 365 * 86_400_000,
             enrollment_ttl_ms: 7 * 86_400_000,
+            max_forwarded_streams: 10_000,
         }
     }
 }
 
-struct Session {
+pub(crate) struct Session {
     addr: SocketAddr,
     version: Option<u16>,
     staff: Option<StaffIdentity>,
-    bound: Option<(MeetingId, ParticipantId)>,
+    pub(crate) bound: Option<(MeetingId, ParticipantId)>,
     bucket: TokenBucket,
     busy: bool,
 }
 
-type Handled = Result<(Response, Vec<Effect>), ErrorBody>;
+pub(crate) type Handled = Result<(Response, Vec<Effect>), ErrorBody>;
 
 fn e(code: ErrorCode, msg: &str) -> ErrorBody {
     ErrorBody::new(code, msg)
@@ -99,12 +106,17 @@ fn approx_size(m: &clinicmeet_protocol::ChatMessage) -> usize {
 const HISTORY_BYTES: usize = clinicmeet_protocol::limits::MAX_FRAME_LEN * 3 / 4;
 
 pub struct Hub {
-    cfg: HubConfig,
+    pub(crate) cfg: HubConfig,
     store: Store,
     keys: Keys,
-    metrics: Arc<Metrics>,
-    sessions: HashMap<ConnId, Session>,
-    rooms: HashMap<MeetingId, Room>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) sessions: HashMap<ConnId, Session>,
+    pub(crate) rooms: HashMap<MeetingId, Room>,
+    /// Published media tracks (see [`crate::media`]).
+    pub(crate) tracks: HashMap<crate::TrackId, PublishedTrack>,
+    pub(crate) media: HashMap<ConnId, ConnMedia>,
+    /// Commands for the forwarding core produced by the current input.
+    pub(crate) pending_media: Vec<MediaCmd>,
     conn_of: HashMap<ParticipantId, ConnId>,
     chat_buckets: HashMap<ParticipantId, TokenBucket>,
     guard: CodeGuard,
@@ -133,6 +145,9 @@ impl Hub {
             chat_buckets: HashMap::new(),
             guard,
             pending_close: Vec::new(),
+            tracks: HashMap::new(),
+            media: HashMap::new(),
+            pending_media: Vec::new(),
         };
         for record in hub.store.meetings_to_restore()? {
             let id = record.info.id;
@@ -190,6 +205,8 @@ impl Hub {
         let mut out = Vec::new();
         let Some(sess) = self.sessions.remove(&conn) else { return out };
         self.metrics.set_connections(self.sessions.len());
+        self.media.remove(&conn);
+        self.pending_media.push(MediaCmd::ConnClosed { conn });
         if let Some((mid, pid)) = sess.bound {
             if self.conn_of.get(&pid) == Some(&conn) {
                 self.conn_of.remove(&pid);
@@ -199,6 +216,7 @@ impl Hub {
                 }
             }
         }
+        self.media_effects(now, &mut out);
         out
     }
 
@@ -223,6 +241,7 @@ impl Hub {
             };
             self.apply(now, None, effects, &mut out);
         }
+        self.media_effects(now, &mut out);
         self.rooms.retain(|_, r| !r.is_empty());
         self.guard.sweep(now);
         self.update_gauges();
@@ -284,11 +303,25 @@ impl Hub {
         let id = msg.id;
         let result = self.dispatch(now, conn, msg.request);
         match result {
-            Ok((response, effects)) => self.apply(now, Some((conn, id, response)), effects, &mut out),
+            Ok((response, mut effects)) => {
+                effects.extend(self.sync_media());
+                out.extend(self.pending_media.drain(..).map(Out::Media));
+                self.apply(now, Some((conn, id, response)), effects, &mut out)
+            }
             Err(error) => out.push(Out::Send(conn, ServerMessage::Error { id: Some(id), error })),
         }
+        self.media_effects(now, &mut out);
         out.extend(self.pending_close.drain(..).map(Out::Close));
         out
+    }
+
+    /// Media follow-ups of an input: forwarding commands, then track events.
+    fn media_effects(&mut self, now: UnixMillis, out: &mut Vec<Out>) {
+        let effects = self.sync_media();
+        out.extend(self.pending_media.drain(..).map(Out::Media));
+        if !effects.is_empty() {
+            self.apply(now, None, effects, out);
+        }
     }
 
     fn hello(&mut self, now: UnixMillis, conn: ConnId, msg: ClientMessage, out: &mut Vec<Out>) {
@@ -365,7 +398,10 @@ impl Hub {
         for effect in effects {
             match effect {
                 Effect::Write(_) => {}
-                Effect::Event { to, event } => {
+                Effect::Event { to, mut event } => {
+                    if let Event::Admitted(js) = &mut event {
+                        self.fill_tracks(js);
+                    }
                     if let Some(&c) = self.conn_of.get(&to) {
                         out.push(Out::Send(c, ServerMessage::Event { event }));
                     }
@@ -391,7 +427,7 @@ impl Hub {
         self.sessions.get(&conn).ok_or_else(internal)
     }
 
-    fn bound(&self, conn: ConnId) -> Result<(MeetingId, ParticipantId), ErrorBody> {
+    pub(crate) fn bound(&self, conn: ConnId) -> Result<(MeetingId, ParticipantId), ErrorBody> {
         self.session(conn)?.bound.ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))
     }
 
@@ -462,12 +498,10 @@ impl Hub {
                 self.history(conn, meeting_id, since_seq, notes_since_seq, limit)
             }
             Request::Ping => Ok((Response::Pong { server_time: now }, Vec::new())),
-            Request::Publish { .. }
-            | Request::Unpublish { .. }
-            | Request::Subscribe { .. }
-            | Request::Unsubscribe { .. } => {
-                Err(e(ErrorCode::InvalidState, "this relay does not forward media yet"))
-            }
+            Request::Publish { track } => self.publish(conn, track),
+            Request::Unpublish { track_id } => self.unpublish(conn, track_id),
+            Request::Subscribe { track_id, max_encoding } => self.subscribe(conn, track_id, max_encoding),
+            Request::Unsubscribe { track_id } => self.unsubscribe(conn, track_id),
         }
     }
 
@@ -633,7 +667,7 @@ impl Hub {
             return Err(e(ErrorCode::MeetingEnded, "this meeting has ended"));
         }
         let total: usize = self.rooms.values().map(|r| r.participants().count()).sum();
-        if total >= self.cfg.max_participants {
+        if total >= self.cfg.max_participants || self.forwarded_streams() >= self.cfg.max_forwarded_streams {
             return Err(e(ErrorCode::ServerBusy, "the relay is at capacity; try again later"));
         }
         if !self.rooms.contains_key(&mid) {
@@ -646,7 +680,7 @@ impl Hub {
         let room = self.rooms.get_mut(&mid).ok_or_else(internal)?;
         let o = room.join(now, joiner)?;
         self.bind(conn, mid, pid);
-        Ok((entry_response(o.reply), o.effects))
+        Ok((self.entry_response(o.reply), o.effects))
     }
 
     fn bind(&mut self, conn: ConnId, mid: MeetingId, pid: ParticipantId) {
@@ -681,7 +715,7 @@ impl Hub {
             self.pending_close.push(old);
         }
         self.bind(conn, mid, pid);
-        Ok((entry_response(o.reply), effects))
+        Ok((self.entry_response(o.reply), effects))
     }
 
     fn send_chat(
@@ -759,11 +793,16 @@ impl Hub {
     }
 }
 
-fn entry_response(entry: Entry) -> Response {
-    match entry {
-        Entry::Joined(js) => Response::Joined(js),
-        Entry::Waiting { participant_id, resume_token, meeting } => {
-            Response::Waiting { participant_id, resume_token, meeting }
+impl Hub {
+    fn entry_response(&self, entry: Entry) -> Response {
+        match entry {
+            Entry::Joined(mut js) => {
+                self.fill_tracks(&mut js);
+                Response::Joined(js)
+            }
+            Entry::Waiting { participant_id, resume_token, meeting } => {
+                Response::Waiting { participant_id, resume_token, meeting }
+            }
         }
     }
 }

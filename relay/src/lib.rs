@@ -13,13 +13,17 @@
 pub mod cert;
 pub mod config;
 pub mod error;
+pub mod forward;
 pub mod http;
 pub mod hub;
 pub mod keys;
 pub mod limits;
+pub mod media;
 pub mod metrics;
 pub mod room;
 pub mod server;
+pub mod sfu;
 pub mod store;
 
+pub use clinicmeet_protocol::TrackId;
 pub use error::RelayError;

@@ -102,7 +102,7 @@ fn serve(s: Settings) -> anyhow::Result<()> {
     let keys = Keys::load(&s.data_dir)?;
     let metrics = Arc::new(Metrics::default());
     let hub = Hub::new(s.hub.clone(), store, keys, metrics.clone(), unix_now())?;
-    let quic = cert::quic_server_config(&id, s.keep_alive, s.idle_timeout)?;
+    let quic = cert::quic_server_config(&id, s.keep_alive, s.idle_timeout, s.transport)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
@@ -130,8 +130,16 @@ fn serve(s: Settings) -> anyhow::Result<()> {
         let quic_addr = endpoint.local_addr()?;
 
         let (tx, rx) = std::sync::mpsc::channel();
-        let hub_thread =
-            std::thread::Builder::new().name("hub".into()).spawn(move || server::run_hub(hub, rx))?;
+        let (media_tx, media_rx) = std::sync::mpsc::sync_channel(clinicmeet_relay::forward::CHANNEL_DEPTH);
+        let fwd_metrics = metrics.clone();
+        let send_buffer = s.transport.datagram_send_buffer;
+        std::thread::Builder::new()
+            .name("forward".into())
+            .spawn(move || clinicmeet_relay::forward::run_forwarder(media_rx, fwd_metrics, send_buffer))?;
+        let hub_media = media_tx.clone();
+        let hub_thread = std::thread::Builder::new()
+            .name("hub".into())
+            .spawn(move || server::run_hub(hub, rx, Some(hub_media)))?;
 
         let ready = ReadyLine {
             event: "listening",
@@ -147,7 +155,7 @@ fn serve(s: Settings) -> anyhow::Result<()> {
         }
         tracing::info!(%quic_addr, http = ?http_addr, data_dir = %s.data_dir.display(), "relay listening");
 
-        let accept = tokio::spawn(server::accept_loop(endpoint.clone(), tx));
+        let accept = tokio::spawn(server::accept_loop(endpoint.clone(), tx, Some(media_tx)));
         shutdown_signal().await;
         tracing::info!("shutting down");
         endpoint.close(0u32.into(), b"relay shutting down");

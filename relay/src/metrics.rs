@@ -10,6 +10,92 @@ pub struct Metrics {
     connections: AtomicU64,
     chat_messages: AtomicU64,
     failed_joins: AtomicU64,
+    tracks: AtomicU64,
+    forwarded_streams: AtomicU64,
+    /// Media forwarding counters and the receive→send delay histogram.
+    pub media: MediaMetrics,
+}
+
+/// Buckets of the forwarding delay histogram: bucket `i` holds delays up to
+/// `delay_bound_us(i)` (a quarter octave each, 1 µs to about 65 ms).
+pub const DELAY_BUCKETS: usize = 65;
+
+/// Upper bound of delay bucket `i` in µs.
+pub fn delay_bound_us(i: usize) -> u64 {
+    (2f64.powf(i as f64 / 4.0)).round() as u64
+}
+
+fn delay_bucket(us: u64) -> usize {
+    if us <= 1 {
+        return 0;
+    }
+    // Smallest i with 2^(i/4) >= us.
+    let i = ((us as f64).log2() * 4.0).ceil() as usize;
+    let i = if delay_bound_us(i.saturating_sub(1)) >= us { i - 1 } else { i };
+    i.min(DELAY_BUCKETS - 1)
+}
+
+/// Written by the forwarding thread only (relaxed atomics, no locks).
+#[derive(Debug)]
+pub struct MediaMetrics {
+    pub received_packets: AtomicU64,
+    pub forwarded_packets: AtomicU64,
+    pub forwarded_bytes: AtomicU64,
+    pub retransmitted_packets: AtomicU64,
+    pub refused_datagrams: AtomicU64,
+    pub plis_sent: AtomicU64,
+    delay: [AtomicU64; DELAY_BUCKETS],
+    delay_sum_us: AtomicU64,
+}
+
+impl Default for MediaMetrics {
+    fn default() -> Self {
+        MediaMetrics {
+            received_packets: AtomicU64::new(0),
+            forwarded_packets: AtomicU64::new(0),
+            forwarded_bytes: AtomicU64::new(0),
+            retransmitted_packets: AtomicU64::new(0),
+            refused_datagrams: AtomicU64::new(0),
+            plis_sent: AtomicU64::new(0),
+            delay: std::array::from_fn(|_| AtomicU64::new(0)),
+            delay_sum_us: AtomicU64::new(0),
+        }
+    }
+}
+
+impl MediaMetrics {
+    /// One forwarded packet: receive → handed to QUIC, in µs.
+    pub fn delay(&self, us: u64) {
+        self.delay[delay_bucket(us)].fetch_add(1, Relaxed);
+        self.delay_sum_us.fetch_add(us, Relaxed);
+    }
+
+    /// Counts per delay bucket.
+    pub fn delay_counts(&self) -> Vec<u64> {
+        self.delay.iter().map(|a| a.load(Relaxed)).collect()
+    }
+
+    /// Delay quantile (upper bucket bound, µs) or `None` without samples.
+    pub fn delay_quantile_us(&self, q: f64) -> Option<u64> {
+        quantile(&self.delay_counts(), q)
+    }
+}
+
+/// Quantile `q` (0..1) of a delay histogram, as the bucket's upper bound in µs.
+pub fn quantile(counts: &[u64], q: f64) -> Option<u64> {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut acc = 0;
+    for (i, c) in counts.iter().enumerate() {
+        acc += c;
+        if acc >= rank {
+            return Some(delay_bound_us(i));
+        }
+    }
+    Some(delay_bound_us(counts.len().saturating_sub(1)))
 }
 
 impl Metrics {
@@ -21,6 +107,14 @@ impl Metrics {
 
     pub fn set_connections(&self, n: usize) {
         self.connections.store(n as u64, Relaxed);
+    }
+
+    pub fn set_tracks(&self, n: usize) {
+        self.tracks.store(n as u64, Relaxed);
+    }
+
+    pub fn set_forwarded_streams(&self, n: usize) {
+        self.forwarded_streams.store(n as u64, Relaxed);
     }
 
     pub fn chat_message(&self) {
@@ -41,7 +135,8 @@ impl Metrics {
 
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, u64); 6] = [
+        let m = &self.media;
+        let rows: [(&str, &str, &str, u64); 14] = [
             (
                 "clinicmeet_meetings_active",
                 "gauge",
@@ -58,11 +153,67 @@ impl Metrics {
                 "Joins refused for a wrong or throttled code",
                 self.failed_joins(),
             ),
+            ("clinicmeet_tracks", "gauge", "Published media tracks", self.tracks.load(Relaxed)),
+            (
+                "clinicmeet_forwarded_streams",
+                "gauge",
+                "Subscriptions (forwarded streams)",
+                self.forwarded_streams.load(Relaxed),
+            ),
+            (
+                "clinicmeet_media_received_packets_total",
+                "counter",
+                "RTP packets from publishers",
+                m.received_packets.load(Relaxed),
+            ),
+            (
+                "clinicmeet_media_forwarded_packets_total",
+                "counter",
+                "RTP packets sent to subscribers",
+                m.forwarded_packets.load(Relaxed),
+            ),
+            (
+                "clinicmeet_media_forwarded_bytes_total",
+                "counter",
+                "Datagram bytes sent to subscribers",
+                m.forwarded_bytes.load(Relaxed),
+            ),
+            (
+                "clinicmeet_media_retransmitted_packets_total",
+                "counter",
+                "Packets resent from the cache for NACKs",
+                m.retransmitted_packets.load(Relaxed),
+            ),
+            (
+                "clinicmeet_media_refused_datagrams_total",
+                "counter",
+                "Datagrams not queued (send buffer full)",
+                m.refused_datagrams.load(Relaxed),
+            ),
+            (
+                "clinicmeet_media_plis_sent_total",
+                "counter",
+                "Keyframe requests sent to publishers",
+                m.plis_sent.load(Relaxed),
+            ),
         ];
         let mut s = String::new();
         for (name, kind, help, value) in rows {
             s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
         }
+        let name = "clinicmeet_media_forward_delay_us";
+        s.push_str(&format!(
+            "# HELP {name} Receive to send delay inside the relay, microseconds\n# TYPE {name} histogram\n"
+        ));
+        let mut acc = 0;
+        for (i, c) in m.delay_counts().iter().enumerate() {
+            acc += c;
+            s.push_str(&format!("{name}_bucket{{le=\"{}\"}} {acc}\n", delay_bound_us(i)));
+        }
+        s.push_str(&format!(
+            "{name}_bucket{{le=\"+Inf\"}} {acc}\n{name}_sum {}\n{name}_count {acc}\n",
+            m.delay_sum_us.load(Relaxed)
+        ));
         s
     }
 }

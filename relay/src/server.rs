@@ -12,6 +12,7 @@ use clinicmeet_protocol::frame::{self, FrameDecoder, FrameError};
 use clinicmeet_protocol::ServerMessage;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
+use crate::forward::{FwdIn, FwdSender};
 use crate::hub::{ConnId, Hub, Out};
 
 /// The relay's clock, in Unix milliseconds.
@@ -38,7 +39,8 @@ const TICK: Duration = Duration::from_millis(200);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs the hub until every sender is gone. Call on a dedicated thread.
-pub fn run_hub(mut hub: Hub, rx: mpsc::Receiver<HubIn>) {
+/// `media` receives the forwarding commands (none: media requests are accepted but nothing is forwarded).
+pub fn run_hub(mut hub: Hub, rx: mpsc::Receiver<HubIn>, media: Option<FwdSender>) {
     let mut writers: HashMap<ConnId, UnboundedSender<ConnOut>> = HashMap::new();
     let mut last_tick = Instant::now();
     let mut last_purge: Option<Instant> = None;
@@ -61,10 +63,10 @@ pub fn run_hub(mut hub: Hub, rx: mpsc::Receiver<HubIn>) {
             Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
-        deliver(&writers, outs);
+        deliver(&writers, media.as_ref(), outs);
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
-            deliver(&writers, hub.tick(now));
+            deliver(&writers, media.as_ref(), hub.tick(now));
         }
         if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
             last_purge = Some(Instant::now());
@@ -77,9 +79,14 @@ pub fn run_hub(mut hub: Hub, rx: mpsc::Receiver<HubIn>) {
     }
 }
 
-fn deliver(writers: &HashMap<ConnId, UnboundedSender<ConnOut>>, outs: Vec<Out>) {
+fn deliver(writers: &HashMap<ConnId, UnboundedSender<ConnOut>>, media: Option<&FwdSender>, outs: Vec<Out>) {
     for out in outs {
         match out {
+            Out::Media(cmd) => {
+                if let Some(m) = media {
+                    let _ = m.send(FwdIn::Cmd(cmd));
+                }
+            }
             Out::Send(conn, msg) => {
                 let Some(w) = writers.get(&conn) else { continue };
                 match frame::encode(&msg) {
@@ -117,12 +124,13 @@ fn deliver(writers: &HashMap<ConnId, UnboundedSender<ConnOut>>, outs: Vec<Out>) 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts connections until the endpoint closes.
-pub async fn accept_loop(endpoint: quinn::Endpoint, hub: mpsc::Sender<HubIn>) {
+pub async fn accept_loop(endpoint: quinn::Endpoint, hub: mpsc::Sender<HubIn>, media: Option<FwdSender>) {
     while let Some(incoming) = endpoint.accept().await {
         let hub = hub.clone();
+        let media = media.clone();
         tokio::spawn(async move {
             let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-            if let Err(err) = connection(incoming, conn_id, hub).await {
+            if let Err(err) = connection(incoming, conn_id, hub, media).await {
                 tracing::debug!(conn = conn_id, %err, "connection ended");
             }
         });
@@ -133,10 +141,16 @@ async fn connection(
     incoming: quinn::Incoming,
     conn_id: ConnId,
     hub: mpsc::Sender<HubIn>,
+    media: Option<FwdSender>,
 ) -> anyhow::Result<()> {
     let conn = incoming.await?;
     let addr = conn.remote_address();
     tracing::debug!(conn = conn_id, %addr, "connected");
+    if let Some(m) = media {
+        // Before the hub hears of the connection, so media commands find it.
+        m.send(FwdIn::Attach { conn: conn_id, connection: conn.clone() })?;
+        tokio::spawn(crate::forward::read_datagrams(conn_id, conn.clone(), m));
+    }
     let (mut send, mut recv) = conn.accept_bi().await?;
     let (tx, mut rx) = unbounded_channel::<ConnOut>();
     hub.send(HubIn::Connected { conn: conn_id, addr, tx })?;

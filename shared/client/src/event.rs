@@ -4,7 +4,7 @@
 
 use clinicmeet_protocol::{
     ChatMessage, LeaveReason, MediaState, MeetingInfo, MeetingStatus, ParticipantId, ParticipantInfo, Role,
-    WaitingInfo,
+    TrackId, TrackInfo, WaitingInfo,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -30,6 +30,8 @@ pub struct Entered {
     pub you: ParticipantInfo,
     pub participants: Vec<ParticipantInfo>,
     pub waiting: Vec<WaitingInfo>,
+    /// Media tracks others publish now.
+    pub tracks: Vec<TrackInfo>,
     /// Entered again through `resume` after a lost connection.
     pub resumed: bool,
 }
@@ -129,6 +131,18 @@ pub enum ClientEvent {
         /// Messages fetched in this resync (new or not).
         fetched: u64,
     },
+    /// Another participant published a media track.
+    TrackPublished {
+        track: TrackInfo,
+    },
+    /// A media track is gone.
+    TrackUnpublished {
+        track_id: TrackId,
+    },
+    /// The relay asks for a keyframe of one of this client's tracks.
+    KeyframeRequest {
+        track_id: TrackId,
+    },
     /// This client left the meeting.
     Left,
     /// An error not tied to a call the application made.
@@ -161,6 +175,9 @@ impl ClientEvent {
             ClientEvent::ChatStatus { .. } => "chat_status",
             ClientEvent::Typing { .. } => "typing",
             ClientEvent::ChatSynced { .. } => "chat_synced",
+            ClientEvent::TrackPublished { .. } => "track_published",
+            ClientEvent::TrackUnpublished { .. } => "track_unpublished",
+            ClientEvent::KeyframeRequest { .. } => "keyframe_request",
             ClientEvent::Left => "left",
             ClientEvent::Error { .. } => "error",
         }

@@ -12,6 +12,7 @@
 pub mod backoff;
 pub mod error;
 pub mod event;
+pub mod media;
 pub mod session;
 pub mod state;
 pub mod store;

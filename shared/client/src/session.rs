@@ -107,6 +107,7 @@ enum Command {
 #[derive(Clone, Debug)]
 pub struct Session {
     tx: mpsc::UnboundedSender<Command>,
+    conn: tokio::sync::watch::Receiver<Option<quinn::Connection>>,
 }
 
 impl std::fmt::Debug for Command {
@@ -138,6 +139,7 @@ pub struct Driver {
     events: mpsc::UnboundedSender<ClientEvent>,
     calls: HashMap<CallId, Reply<Response>>,
     flush_waiters: Vec<oneshot::Sender<()>>,
+    conn_tx: tokio::sync::watch::Sender<Option<quinn::Connection>>,
 }
 
 struct LinkIo {
@@ -191,6 +193,7 @@ impl Session {
         });
         let (tx, cmds) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
+        let (conn_tx, conn_rx) = tokio::sync::watch::channel(None);
         let mut driver = Driver {
             core: Core::new(crate::state::Config::default()),
             store,
@@ -204,6 +207,7 @@ impl Session {
             events: events_tx,
             calls: HashMap::new(),
             flush_waiters: Vec::new(),
+            conn_tx,
         };
         let link = driver.open_link().await?;
         if let Some(p) = &config.pin {
@@ -213,8 +217,9 @@ impl Session {
         let _ = core.poll_output(); // the Connect we just carried out
         core.on_connected(Instant::now());
         driver.core = core;
+        driver.conn_tx.send_replace(Some(link.conn.clone()));
         driver.link = Some(link);
-        Ok(Connected { session: Session { tx }, events, driver })
+        Ok(Connected { session: Session { tx, conn: conn_rx }, events, driver })
     }
 
     fn send(&self, cmd: Command) -> Result<()> {
@@ -388,6 +393,40 @@ impl Session {
         rx.await.map_err(|_| ClientError::Closed)
     }
 
+    /// Publishes a media track; returns its id and the flow id to send its RTP on.
+    pub async fn publish(&self, track: clinicmeet_protocol::TrackSpec) -> Result<(Uuid, u64)> {
+        match self.call(Request::Publish { track }).await? {
+            Response::Published { track_id, flow_id } => Ok((track_id, flow_id)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn unpublish(&self, track_id: Uuid) -> Result<()> {
+        self.call_ok(Request::Unpublish { track_id }).await
+    }
+
+    /// Subscribes to a remote track; returns the flow id its RTP arrives on.
+    pub async fn subscribe(&self, track_id: Uuid, max_encoding: Option<u8>) -> Result<u64> {
+        match self.call(Request::Subscribe { track_id, max_encoding }).await? {
+            Response::Subscribed { flow_id, .. } => Ok(flow_id),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn unsubscribe(&self, track_id: Uuid) -> Result<()> {
+        self.call_ok(Request::Unsubscribe { track_id }).await
+    }
+
+    /// The current QUIC connection (for media datagrams); `None` while reconnecting.
+    pub fn connection(&self) -> Option<quinn::Connection> {
+        self.conn.borrow().clone()
+    }
+
+    /// Watches the QUIC connection (changes on reconnect).
+    pub fn watch_connection(&self) -> tokio::sync::watch::Receiver<Option<quinn::Connection>> {
+        self.conn.clone()
+    }
+
     /// Closes the connection; the driver ends.
     pub fn close(&self) {
         let _ = self.tx.send(Command::Close);
@@ -531,6 +570,7 @@ impl Driver {
                     match r {
                         Ok(link) => {
                             tracing::info!(relay = %self.relay, "reconnected to relay");
+                            self.conn_tx.send_replace(Some(link.conn.clone()));
                             self.link = Some(link);
                             self.core.on_connected(now);
                         }
@@ -565,6 +605,7 @@ impl Driver {
         if let Some(link) = self.link.take() {
             link.conn.close(0u32.into(), b"lost");
         }
+        self.conn_tx.send_replace(None);
         tracing::info!(reason, "connection to relay lost");
         self.core.on_disconnected(now, reason);
     }

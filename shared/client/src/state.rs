@@ -182,6 +182,8 @@ pub struct MeetingView {
     pub notes_seq: u64,
     /// History resync finished since the last (re)entry.
     pub synced: bool,
+    /// Media tracks others publish.
+    pub tracks: Vec<clinicmeet_protocol::TrackInfo>,
 }
 
 impl MeetingView {
@@ -923,6 +925,7 @@ impl Core {
             chat_seq: prev_chat,
             notes_seq: prev_notes,
             synced: false,
+            tracks: state.tracks.clone(),
         });
         self.out.push_back(Output::Persist(Persist::Meeting {
             info: Box::new(state.meeting.clone()),
@@ -939,6 +942,7 @@ impl Core {
             you: state.you,
             participants: state.participants,
             waiting: state.waiting,
+            tracks: state.tracks,
             resumed,
         });
         self.emit(if admitted { ClientEvent::Admitted(entered) } else { ClientEvent::Joined(entered) });
@@ -1220,6 +1224,20 @@ impl Core {
                 }
                 self.terminal(ClientEvent::MeetingEnded { status }, now);
             }
+            Event::TrackPublished { track } => {
+                if let Some(v) = &mut self.view {
+                    v.tracks.retain(|t| t.track_id != track.track_id);
+                    v.tracks.push(track.clone());
+                }
+                self.emit(ClientEvent::TrackPublished { track });
+            }
+            Event::TrackUnpublished { track_id } => {
+                if let Some(v) = &mut self.view {
+                    v.tracks.retain(|t| t.track_id != track_id);
+                }
+                self.emit(ClientEvent::TrackUnpublished { track_id });
+            }
+            Event::KeyframeRequest { track_id } => self.emit(ClientEvent::KeyframeRequest { track_id }),
         }
     }
 
@@ -1360,6 +1378,8 @@ fn response_name(r: &Response) -> &'static str {
         Response::ConsultationEnded { .. } => "consultation_ended",
         Response::Pong { .. } => "pong",
         Response::Ok => "ok",
+        Response::Published { .. } => "published",
+        Response::Subscribed { .. } => "subscribed",
     }
 }
 

@@ -186,6 +186,16 @@ pub enum Response {
     Pong {
         server_time: UnixMillis,
     },
+    /// The track is published: send its RTP (and sender reports) on `flow_id`.
+    Published {
+        track_id: TrackId,
+        flow_id: FlowId,
+    },
+    /// Subscribed: the track's RTP arrives on `flow_id`; send feedback (NACK/PLI/RR) on it.
+    Subscribed {
+        track_id: TrackId,
+        flow_id: FlowId,
+    },
     /// Success with nothing to report.
     Ok,
 }
@@ -262,6 +272,18 @@ pub enum Event {
     Typing {
         participant_id: ParticipantId,
         typing: bool,
+    },
+    /// Another participant published a track (subscribe to receive it).
+    TrackPublished {
+        track: TrackInfo,
+    },
+    /// A track is gone (unpublished, or its publisher left).
+    TrackUnpublished {
+        track_id: TrackId,
+    },
+    /// The relay wants a keyframe of one of your video tracks (optional; PLI on the flow is the main path).
+    KeyframeRequest {
+        track_id: TrackId,
     },
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use clap::{Parser, Subcommand, ValueEnum};
+use clinicmeet_client::media::{MediaConfig, MediaEngine};
 use clinicmeet_client::session::{default_data_dir, Connected, JoinOutcome};
 use clinicmeet_client::store::Store;
 use clinicmeet_client::{ClientError, ClientEvent, Session, SessionConfig};
@@ -20,6 +21,7 @@ use clinicmeet_protocol::{
     AccessCode, MediaState, MeetingKind, MeetingSettings, MeetingSpec, ParticipantId, Schedule,
 };
 use serde_json::{json, Value};
+use std::sync::Arc;
 use tokio::io::AsyncBufReadExt;
 use uuid::Uuid;
 
@@ -102,11 +104,127 @@ enum Cmd {
         /// Stay in the meeting after stdin ends.
         #[arg(long)]
         stay: bool,
+        #[command(flatten)]
+        media: MediaArgs,
     },
     /// The local chat of a meeting (by access code or meeting id), JSON lines in order.
     History { meeting: String },
     /// Local consultation records, JSON lines.
     Consultations,
+}
+
+/// Media flags of `join`.
+#[derive(clap::Args, Debug, Clone)]
+struct MediaArgs {
+    /// Publish camera and microphone: `synthetic` (test pattern + tone).
+    #[arg(long)]
+    publish: Option<String>,
+    /// Synthetic microphone tone (Hz).
+    #[arg(long, default_value_t = 440.0)]
+    tone_hz: f32,
+    /// Synthetic camera size WIDTHxHEIGHT.
+    #[arg(long, default_value = "640x360")]
+    video_size: String,
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Periodic keyframe interval (0: only on request).
+    #[arg(long, default_value_t = 4)]
+    keyframe_interval_secs: u32,
+    /// Video encoder bitrate ceiling (bit/s).
+    #[arg(long, default_value_t = 800_000)]
+    video_bitrate: u32,
+    /// Write the mixed remote audio as played (48 kHz mono 16-bit WAV).
+    #[arg(long)]
+    record_audio: Option<PathBuf>,
+    /// Receive statistics line interval (ms, 0 = none).
+    #[arg(long, default_value_t = 1000)]
+    stats_interval_ms: u64,
+    /// Check PSNR of every Nth received synthetic frame (0 = never).
+    #[arg(long, default_value_t = 5)]
+    psnr_every: u64,
+    /// Test hook: keep sending audio after a host mute.
+    #[arg(long, hide = true)]
+    ignore_host_mute: bool,
+}
+
+fn media_config(a: &MediaArgs) -> anyhow::Result<Option<MediaConfig>> {
+    use clinicmeet_media::capture::synthetic::{SyntheticCamera, SyntheticMicrophone, SyntheticSound};
+    use clinicmeet_media::capture::{Pacing, VideoFormat};
+    let Some(kind) = a.publish.as_deref() else {
+        // Receive only.
+        return Ok(Some(MediaConfig { psnr_every: a.psnr_every, ..MediaConfig::default() }));
+    };
+    if kind != "synthetic" {
+        anyhow::bail!("--publish supports `synthetic` (no camera or microphone on this build)");
+    }
+    let (w, h) = a
+        .video_size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .ok_or_else(|| anyhow::anyhow!("--video-size must be WIDTHxHEIGHT"))?;
+    let fmt = VideoFormat { width: w, height: h, fps: a.fps };
+    let tone = a.tone_hz;
+    Ok(Some(MediaConfig {
+        camera: Some(Arc::new(move || {
+            Ok(Box::new(SyntheticCamera::new(fmt, Pacing::RealTime)?)
+                as Box<dyn clinicmeet_media::capture::VideoSource>)
+        })),
+        microphone: Some(Arc::new(move || {
+            Ok(Box::new(SyntheticMicrophone::new(
+                SyntheticSound::Tone { freq_hz: tone, amplitude: 0.3 },
+                Pacing::RealTime,
+            )) as Box<dyn clinicmeet_media::capture::AudioSource>)
+        })),
+        screen: Some(Arc::new(|| {
+            let fmt = VideoFormat { width: 1280, height: 720, fps: 5 };
+            Ok(Box::new(SyntheticCamera::new(fmt, Pacing::RealTime)?)
+                as Box<dyn clinicmeet_media::capture::VideoSource>)
+        })),
+        video_bitrate_bps: a.video_bitrate,
+        keyframe_interval_secs: a.keyframe_interval_secs,
+        ignore_host_mute: a.ignore_host_mute,
+        psnr_every: a.psnr_every,
+    }))
+}
+
+/// Writes mixed audio to a WAV file (header sizes updated every second).
+fn record_audio(path: PathBuf, rx: std::sync::mpsc::Receiver<Vec<f32>>) {
+    use std::io::{Seek, SeekFrom, Write};
+    let Ok(mut f) = std::fs::File::create(&path) else {
+        out(&error_line("record", "cannot create the audio file", None));
+        return;
+    };
+    let header = |data: u32| {
+        let mut h = Vec::with_capacity(44);
+        h.extend_from_slice(b"RIFF");
+        h.extend_from_slice(&(36 + data).to_le_bytes());
+        h.extend_from_slice(b"WAVEfmt ");
+        h.extend_from_slice(&16u32.to_le_bytes());
+        h.extend_from_slice(&1u16.to_le_bytes());
+        h.extend_from_slice(&1u16.to_le_bytes());
+        h.extend_from_slice(&48_000u32.to_le_bytes());
+        h.extend_from_slice(&96_000u32.to_le_bytes());
+        h.extend_from_slice(&2u16.to_le_bytes());
+        h.extend_from_slice(&16u16.to_le_bytes());
+        h.extend_from_slice(b"data");
+        h.extend_from_slice(&data.to_le_bytes());
+        h
+    };
+    let _ = f.write_all(&header(0));
+    let mut data = 0u32;
+    let mut frames = 0u64;
+    while let Ok(pcm) = rx.recv() {
+        let bytes: Vec<u8> =
+            pcm.iter().flat_map(|s| clinicmeet_media::frame::f32_to_i16(*s).to_le_bytes()).collect();
+        let _ = f.write_all(&bytes);
+        data = data.saturating_add(bytes.len() as u32);
+        frames += 1;
+        if frames.is_multiple_of(10) {
+            let _ = f.seek(SeekFrom::Start(0)).and_then(|_| f.write_all(&header(data)));
+            let _ = f.seek(SeekFrom::End(0));
+            let _ = f.flush();
+        }
+    }
 }
 
 fn out(v: &Value) {
@@ -290,7 +408,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Join { code, chat_only, stay } => join(&cli, code, *chat_only, *stay).await,
+        Cmd::Join { code, chat_only, stay, media } => join(&cli, code, *chat_only, *stay, media).await,
     }
 }
 
@@ -317,7 +435,20 @@ fn history(cli: &Cli, meeting: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn join(cli: &Cli, code: &str, chat_only: bool, stay: bool) -> anyhow::Result<ExitCode> {
+async fn join(
+    cli: &Cli,
+    code: &str,
+    chat_only: bool,
+    stay: bool,
+    margs: &MediaArgs,
+) -> anyhow::Result<ExitCode> {
+    let mcfg = match media_config(margs) {
+        Ok(c) => c,
+        Err(e) => {
+            out(&error_line("usage", &format!("{e:#}"), Some("join")));
+            return Ok(ExitCode::from(2));
+        }
+    };
     let (session, mut events, driver) = match connect(cli).await {
         Ok(x) => x,
         Err(e) => {
@@ -335,6 +466,25 @@ async fn join(cli: &Cli, code: &str, chat_only: bool, stay: bool) -> anyhow::Res
     } else {
         MediaState { audio: true, video: true, screen: false }
     };
+
+    let engine = mcfg.filter(|_| !chat_only).map(|c| {
+        let (engine, outputs) = MediaEngine::start(session.clone(), c);
+        let audio = outputs.audio;
+        match margs.record_audio.clone() {
+            Some(p) => {
+                std::thread::spawn(move || record_audio(p, audio));
+            }
+            None => {
+                std::thread::spawn(move || while audio.recv().is_ok() {});
+            }
+        }
+        let video = outputs.video;
+        std::thread::spawn(move || while video.recv().is_ok() {});
+        engine
+    });
+    let stats_every = Duration::from_millis(margs.stats_interval_ms.max(100));
+    let mut stats_tick = tokio::time::interval(stats_every);
+    let print_stats = engine.is_some() && margs.stats_interval_ms > 0;
 
     let (line_tx, mut lines) = tokio::sync::mpsc::channel::<String>(256);
     tokio::spawn(async move {
@@ -372,6 +522,9 @@ async fn join(cli: &Cli, code: &str, chat_only: bool, stay: bool) -> anyhow::Res
             ev = events.recv() => {
                 let Some(ev) = ev else { break ExitCode::from(1) };
                 print_event(&ev);
+                if let Some(e) = &engine {
+                    e.on_event(&ev);
+                }
                 match ev {
                     ClientEvent::Left | ClientEvent::MeetingEnded { .. } => break ExitCode::SUCCESS,
                     ClientEvent::Denied => break ExitCode::from(3),
@@ -382,10 +535,19 @@ async fn join(cli: &Cli, code: &str, chat_only: bool, stay: bool) -> anyhow::Res
                     _ => {}
                 }
             }
+            _ = stats_tick.tick(), if print_stats => {
+                if let Some(e) = &engine {
+                    for st in e.stats() {
+                        let mut v = serde_json::to_value(&st).unwrap_or(Value::Null);
+                        v["event"] = json!("stats");
+                        out(&v);
+                    }
+                }
+            }
             line = lines.recv(), if join_done && stdin_open => {
                 match line {
                     Some(l) => {
-                        command(&session, l.trim_end_matches('\r')).await;
+                        command(&session, engine.as_ref(), l.trim_end_matches('\r')).await;
                     }
                     None => {
                         stdin_open = false;
@@ -397,6 +559,9 @@ async fn join(cli: &Cli, code: &str, chat_only: bool, stay: bool) -> anyhow::Res
             }
         }
     };
+    if let Some(e) = &engine {
+        e.stop();
+    }
     session.close();
     // Print whatever came before the close (left, chat statuses).
     let _ = tokio::time::timeout(Duration::from_secs(2), driver).await;
@@ -440,7 +605,7 @@ async fn resolve_participant(
     found.ok_or_else(|| format!("no participant `{arg}`"))
 }
 
-async fn command(session: &Session, line: &str) {
+async fn command(session: &Session, engine: Option<&MediaEngine>, line: &str) {
     if line.trim().is_empty() {
         return;
     }
@@ -483,7 +648,28 @@ async fn command(session: &Session, line: &str) {
                     _ => {}
                 }
             }
-            session.update_media(m).await.map(|_| Some(Value::Null))
+            let r = session.update_media(m).await.map(|_| Some(Value::Null));
+            if let (Ok(_), Some(e)) = (&r, engine) {
+                e.set_local_media(m);
+            }
+            r
+        }
+        "screen" => {
+            let on = arg == "on";
+            let mut m = session
+                .snapshot()
+                .await
+                .ok()
+                .flatten()
+                .and_then(|v| v.participant(v.me).map(|p| p.media))
+                .unwrap_or_default();
+            m.screen = on;
+            let r = session.update_media(m).await.map(|_| Some(Value::Null));
+            if let (Ok(_), Some(e)) = (&r, engine) {
+                e.set_local_media(m);
+                e.set_screen(on);
+            }
+            r
         }
         "retry" => match Uuid::parse_str(arg) {
             Ok(id) => session.retry_chat(id).await.map(|_| Some(Value::Null)),

@@ -1,0 +1,193 @@
+//! The media I/O edge: one thread owns the [`Sfu`] core, away from the hub
+//! thread (whose SQLite commits fsync). Connection tasks hand it received
+//! datagrams over a bounded channel; the hub hands it commands over the same
+//! channel (so a `published`/`subscribed` reply never overtakes its command).
+//! It sends with cloned `quinn::Connection` handles.
+//!
+//! Send order and queue discipline: each drained batch is sent audio first,
+//! then base-layer video, then droppable video. Before queueing, the datagram
+//! send buffer is checked (quinn drops the oldest queued datagram when full,
+//! which could be audio): audio needs only room for itself, video must leave
+//! the queue short. Refused video and long queues raise the connection's
+//! thinning level ([`Pressure`]).
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::metrics::Metrics;
+use crate::sfu::pressure::{Pressure, Sample};
+use crate::sfu::{Class, ConnId, MediaCmd, Sfu, Transmit};
+
+/// Channel depth between connection tasks and the forwarding thread.
+pub const CHANNEL_DEPTH: usize = 16 * 1024;
+/// Base-layer video is queued only while fewer bytes than this wait.
+pub const VIDEO_QUEUE_LIMIT: usize = 64 * 1024;
+/// Droppable (top temporal layer) video only while fewer than this wait.
+pub const DROPPABLE_QUEUE_LIMIT: usize = 16 * 1024;
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+const MAX_BATCH: usize = 256;
+
+/// What the forwarding thread is told.
+pub enum FwdIn {
+    /// A new connection (before the hub hears of it).
+    Attach { conn: ConnId, connection: quinn::Connection },
+    /// One received datagram and when it arrived.
+    Datagram { conn: ConnId, data: Bytes, at: Instant },
+    /// From the hub.
+    Cmd(MediaCmd),
+}
+
+pub type FwdSender = SyncSender<FwdIn>;
+
+struct ConnIo {
+    connection: quinn::Connection,
+    pressure: Pressure,
+    refused_video: u64,
+}
+
+/// Runs until every sender is gone. Call on a dedicated thread.
+pub fn run_forwarder(rx: Receiver<FwdIn>, metrics: Arc<Metrics>, send_buffer: usize) {
+    let mut fwd = Forwarder {
+        sfu: Sfu::new(),
+        conns: HashMap::new(),
+        metrics,
+        send_buffer,
+        start: Instant::now(),
+        out: Vec::with_capacity(1024),
+        batch: Vec::with_capacity(4096),
+    };
+    let mut last_sample = Instant::now();
+    loop {
+        match rx.recv_timeout(SAMPLE_EVERY) {
+            Ok(input) => {
+                fwd.input(input);
+                for _ in 0..MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(input) => fwd.input(input),
+                        Err(_) => break,
+                    }
+                }
+                fwd.flush();
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_sample.elapsed() >= SAMPLE_EVERY {
+            last_sample = Instant::now();
+            fwd.sample();
+        }
+    }
+}
+
+struct Forwarder {
+    sfu: Sfu,
+    conns: HashMap<ConnId, ConnIo>,
+    metrics: Arc<Metrics>,
+    send_buffer: usize,
+    start: Instant,
+    out: Vec<Transmit>,
+    /// Datagrams of the current batch with their arrival time.
+    batch: Vec<(Transmit, Instant)>,
+}
+
+impl Forwarder {
+    fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    fn input(&mut self, input: FwdIn) {
+        let now = self.now_us();
+        let at = match input {
+            FwdIn::Attach { conn, connection } => {
+                tracing::debug!(conn, max_datagram = ?connection.max_datagram_size(), "media connection");
+                self.conns
+                    .insert(conn, ConnIo { connection, pressure: Pressure::default(), refused_video: 0 });
+                return;
+            }
+            FwdIn::Cmd(cmd) => {
+                if let MediaCmd::ConnClosed { conn } = &cmd {
+                    self.conns.remove(conn);
+                }
+                self.sfu.command(now, cmd, &mut self.out);
+                Instant::now()
+            }
+            FwdIn::Datagram { conn, data, at } => {
+                self.sfu.datagram(now, conn, data, &mut self.out);
+                at
+            }
+        };
+        self.batch.extend(self.out.drain(..).map(|t| (t, at)));
+    }
+
+    /// Sends the batch: audio first, then base video, then droppable video.
+    fn flush(&mut self) {
+        let c = self.sfu.counters();
+        let m = &self.metrics.media;
+        m.received_packets.store(c.received, std::sync::atomic::Ordering::Relaxed);
+        m.retransmitted_packets.store(c.retransmitted, std::sync::atomic::Ordering::Relaxed);
+        m.plis_sent.store(c.plis_sent, std::sync::atomic::Ordering::Relaxed);
+        if self.batch.is_empty() {
+            return;
+        }
+        self.batch.sort_by_key(|(t, _)| t.class);
+        for (t, at) in self.batch.drain(..) {
+            let Some(io) = self.conns.get_mut(&t.conn) else { continue };
+            let space = io.connection.datagram_send_buffer_space();
+            let queued = self.send_buffer.saturating_sub(space);
+            let len = t.data.len();
+            let fits = match t.class {
+                Class::Audio => space >= len,
+                Class::Video => queued + len <= VIDEO_QUEUE_LIMIT,
+                Class::VideoDroppable => queued + len <= DROPPABLE_QUEUE_LIMIT,
+            };
+            if !fits {
+                m.refused_datagrams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if t.class != Class::Audio {
+                    io.refused_video += 1;
+                }
+                continue;
+            }
+            let forwarded = t.forwarded;
+            match io.connection.send_datagram(t.data) {
+                Ok(()) if forwarded => {
+                    m.forwarded_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    m.forwarded_bytes.fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+                    m.delay(at.elapsed().as_micros() as u64);
+                }
+                Ok(()) => {}
+                Err(err) => {
+                    // Too large for this path (the publisher ignored max_datagram_size), or closed.
+                    m.refused_datagrams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(conn = t.conn, len, max = ?io.connection.max_datagram_size(), %err, "datagram not sent");
+                }
+            }
+        }
+    }
+
+    /// Looks at every connection's queue and sets its thinning level.
+    fn sample(&mut self) {
+        let now = self.now_us();
+        for (conn, io) in &mut self.conns {
+            let queued = self.send_buffer.saturating_sub(io.connection.datagram_send_buffer_space());
+            let level =
+                io.pressure.sample(now, Sample { queued_bytes: queued, video_refused: io.refused_video });
+            io.refused_video = 0;
+            self.sfu.set_level(*conn, level);
+        }
+    }
+}
+
+/// Reads a connection's datagrams into the forwarding thread until it closes.
+pub async fn read_datagrams(conn: ConnId, connection: quinn::Connection, tx: FwdSender) {
+    while let Ok(data) = connection.read_datagram().await {
+        match tx.try_send(FwdIn::Datagram { conn, data, at: Instant::now() }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => tracing::debug!(conn, "forwarder busy; datagram dropped"),
+            Err(TrySendError::Disconnected(_)) => break,
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! The signaling side of media: which tracks are published in which meeting,
+//! who subscribes to them, flow id allocation, and the commands that keep the
+//! forwarding core ([`crate::sfu`]) in step. Part of [`Hub`]: sans-IO, explicit `now`.
+
+use std::collections::HashMap;
+
+use clinicmeet_protocol::{
+    Codec, ErrorBody, ErrorCode, Event, FlowId, JoinState, MediaState, MeetingId, MeetingKind,
+    MeetingSettings, ParticipantId, Response, TrackId, TrackInfo, TrackKind, TrackSpec,
+};
+use uuid::Uuid;
+
+use crate::hub::{ConnId, Hub};
+use crate::room::{Effect, Presence};
+use crate::sfu::MediaCmd;
+
+/// Tracks one participant may publish at once.
+pub const MAX_TRACKS_PER_PARTICIPANT: usize = 4;
+/// Simulcast encodings per video track.
+pub const MAX_ENCODINGS: usize = 4;
+
+/// A published track as the signaling side knows it.
+#[derive(Debug, Clone)]
+pub struct PublishedTrack {
+    pub meeting: MeetingId,
+    pub publisher: ParticipantId,
+    pub conn: ConnId,
+    pub flow: FlowId,
+    pub info: TrackInfo,
+    pub enabled: bool,
+}
+
+/// Media state of one connection.
+#[derive(Debug, Clone, Default)]
+pub struct ConnMedia {
+    next_flow: FlowId,
+    /// Subscribed track → flow.
+    pub subs: HashMap<TrackId, FlowId>,
+}
+
+impl ConnMedia {
+    fn alloc_flow(&mut self) -> FlowId {
+        self.next_flow += 1;
+        self.next_flow
+    }
+}
+
+/// Whether a participant's announced media lets a track of `kind` through.
+pub fn kind_enabled(kind: TrackKind, media: MediaState, settings: &MeetingSettings) -> bool {
+    match kind {
+        TrackKind::Audio => media.audio,
+        TrackKind::Video => media.video,
+        TrackKind::Screen => media.screen && settings.allow_screen_share,
+    }
+}
+
+fn e(code: ErrorCode, msg: &str) -> ErrorBody {
+    ErrorBody::new(code, msg)
+}
+
+/// Checks what a publisher announces.
+pub fn validate_spec(spec: &TrackSpec) -> Result<(), ErrorBody> {
+    let audio = spec.kind == TrackKind::Audio;
+    match (audio, spec.codec) {
+        (true, Codec::Opus) | (false, Codec::H264) => {}
+        _ => return Err(e(ErrorCode::Malformed, "codec does not match the track kind")),
+    }
+    let n = spec.encodings.len();
+    if n == 0 || (audio && n != 1) || n > MAX_ENCODINGS {
+        return Err(e(ErrorCode::Malformed, "audio has one encoding, video one to four"));
+    }
+    for (i, enc) in spec.encodings.iter().enumerate() {
+        if !(1..=8).contains(&enc.temporal_layers) {
+            return Err(e(ErrorCode::Malformed, "temporal_layers must be 1 to 8"));
+        }
+        if spec.encodings[..i].iter().any(|o| o.ssrc == enc.ssrc) {
+            return Err(e(ErrorCode::Malformed, "encodings need distinct SSRCs"));
+        }
+    }
+    Ok(())
+}
+
+impl Hub {
+    pub(crate) fn publish(&mut self, conn: ConnId, spec: TrackSpec) -> crate::hub::Handled {
+        let (mid, pid) = self.bound(conn)?;
+        validate_spec(&spec)?;
+        let room = self.rooms.get(&mid).ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))?;
+        let me = room.participant(pid).ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))?;
+        if me.presence != Presence::InMeeting {
+            return Err(e(ErrorCode::InvalidState, "you are in the waiting room"));
+        }
+        let settings = room.info().settings;
+        if spec.kind == TrackKind::Screen && !settings.allow_screen_share {
+            return Err(e(ErrorCode::Forbidden, "screen sharing is not allowed in this meeting"));
+        }
+        if spec.kind == TrackKind::Video && room.info().kind == MeetingKind::AudioOnly {
+            return Err(e(ErrorCode::Forbidden, "this is an audio-only meeting"));
+        }
+        if self.tracks.values().filter(|t| t.publisher == pid).count() >= MAX_TRACKS_PER_PARTICIPANT {
+            return Err(e(ErrorCode::RateLimited, "too many published tracks"));
+        }
+        let enabled = kind_enabled(spec.kind, me.media, &settings);
+        let present: Vec<ParticipantId> = room
+            .participants()
+            .filter(|p| p.presence == Presence::InMeeting && p.id != pid)
+            .map(|p| p.id)
+            .collect();
+        let flow = self.media.entry(conn).or_default().alloc_flow();
+        let track_id = Uuid::now_v7();
+        let info = TrackInfo { track_id, participant_id: pid, spec };
+        self.pending_media.push(MediaCmd::AddTrack {
+            track_id,
+            conn,
+            flow,
+            kind: info.spec.kind,
+            encodings: info.spec.encodings.iter().map(|x| (x.ssrc, x.temporal_layers)).collect(),
+            enabled,
+        });
+        let effects = present
+            .into_iter()
+            .map(|to| Effect::Event { to, event: Event::TrackPublished { track: info.clone() } })
+            .collect();
+        self.tracks
+            .insert(track_id, PublishedTrack { meeting: mid, publisher: pid, conn, flow, info, enabled });
+        self.metrics.set_tracks(self.tracks.len());
+        Ok((Response::Published { track_id, flow_id: flow }, effects))
+    }
+
+    pub(crate) fn unpublish(&mut self, conn: ConnId, track_id: TrackId) -> crate::hub::Handled {
+        let (_, pid) = self.bound(conn)?;
+        match self.tracks.get(&track_id) {
+            Some(t) if t.publisher == pid => {}
+            _ => return Err(e(ErrorCode::NotFound, "no such track of yours")),
+        }
+        let mut effects = Vec::new();
+        self.drop_track(track_id, &mut effects);
+        Ok((Response::Ok, effects))
+    }
+
+    pub(crate) fn subscribe(
+        &mut self,
+        conn: ConnId,
+        track_id: TrackId,
+        max_encoding: Option<u8>,
+    ) -> crate::hub::Handled {
+        let (mid, pid) = self.bound(conn)?;
+        let room = self.rooms.get(&mid).ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))?;
+        if room.participant(pid).is_none_or(|p| p.presence != Presence::InMeeting) {
+            return Err(e(ErrorCode::InvalidState, "you are in the waiting room"));
+        }
+        match self.tracks.get(&track_id) {
+            Some(t) if t.meeting == mid && t.publisher != pid => {}
+            Some(t) if t.meeting == mid => return Err(e(ErrorCode::InvalidState, "this is your own track")),
+            _ => return Err(e(ErrorCode::NotFound, "no such track in this meeting")),
+        }
+        let existing = self.media.get(&conn).and_then(|m| m.subs.get(&track_id)).copied();
+        if existing.is_none() && self.forwarded_streams() >= self.cfg.max_forwarded_streams {
+            return Err(e(
+                ErrorCode::ServerBusy,
+                "the relay forwards all the streams it can; try again later",
+            ));
+        }
+        let cm = self.media.entry(conn).or_default();
+        let flow = match existing {
+            Some(f) => f,
+            None => {
+                let f = cm.alloc_flow();
+                cm.subs.insert(track_id, f);
+                f
+            }
+        };
+        self.pending_media.push(MediaCmd::Subscribe { conn, flow, track_id, max_encoding });
+        self.metrics.set_forwarded_streams(self.forwarded_streams());
+        Ok((Response::Subscribed { track_id, flow_id: flow }, Vec::new()))
+    }
+
+    pub(crate) fn unsubscribe(&mut self, conn: ConnId, track_id: TrackId) -> crate::hub::Handled {
+        self.bound(conn)?;
+        let had = self.media.get_mut(&conn).and_then(|m| m.subs.remove(&track_id)).is_some();
+        if !had {
+            return Err(e(ErrorCode::NotFound, "not subscribed to that track"));
+        }
+        self.pending_media.push(MediaCmd::Unsubscribe { conn, track_id });
+        self.metrics.set_forwarded_streams(self.forwarded_streams());
+        Ok((Response::Ok, Vec::new()))
+    }
+
+    /// Subscriptions in place across the relay.
+    pub fn forwarded_streams(&self) -> usize {
+        self.media.values().map(|m| m.subs.len()).sum()
+    }
+
+    fn drop_track(&mut self, track_id: TrackId, effects: &mut Vec<Effect>) {
+        let Some(t) = self.tracks.remove(&track_id) else { return };
+        self.pending_media.push(MediaCmd::RemoveTrack { track_id });
+        for m in self.media.values_mut() {
+            m.subs.remove(&track_id);
+        }
+        if let Some(room) = self.rooms.get(&t.meeting) {
+            for p in room.participants().filter(|p| p.presence == Presence::InMeeting && p.id != t.publisher)
+            {
+                effects.push(Effect::Event { to: p.id, event: Event::TrackUnpublished { track_id } });
+            }
+        }
+        self.metrics.set_tracks(self.tracks.len());
+        self.metrics.set_forwarded_streams(self.forwarded_streams());
+    }
+
+    /// Brings tracks and subscriptions in line with rooms and connections: tracks of
+    /// people who left or lost their connection go, media state gates forwarding,
+    /// subscriptions outside one's meeting end. Cheap enough to run after every request.
+    pub(crate) fn sync_media(&mut self) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let ids: Vec<TrackId> = self.tracks.keys().copied().collect();
+        for id in ids {
+            let Some(t) = self.tracks.get(&id) else { continue };
+            let bound_here =
+                self.sessions.get(&t.conn).and_then(|s| s.bound) == Some((t.meeting, t.publisher));
+            let state = self.rooms.get(&t.meeting).and_then(|r| {
+                let p = r.participant(t.publisher)?;
+                (p.presence == Presence::InMeeting && !r.is_over())
+                    .then(|| kind_enabled(t.info.spec.kind, p.media, &r.info().settings))
+            });
+            match state {
+                Some(enabled) if bound_here => {
+                    if enabled != t.enabled {
+                        self.pending_media.push(MediaCmd::SetEnabled { track_id: id, enabled });
+                        if let Some(t) = self.tracks.get_mut(&id) {
+                            t.enabled = enabled;
+                        }
+                    }
+                }
+                _ => self.drop_track(id, &mut effects),
+            }
+        }
+        // Subscriptions of connections no longer in the track's meeting.
+        let mut gone = Vec::new();
+        for (conn, m) in &self.media {
+            let bound = self.sessions.get(conn).and_then(|s| s.bound);
+            for track_id in m.subs.keys() {
+                let ok = match (self.tracks.get(track_id), bound) {
+                    (Some(t), Some((mid, pid))) => {
+                        t.meeting == mid
+                            && self
+                                .rooms
+                                .get(&mid)
+                                .and_then(|r| r.participant(pid))
+                                .is_some_and(|p| p.presence == Presence::InMeeting)
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    gone.push((*conn, *track_id));
+                }
+            }
+        }
+        for (conn, track_id) in gone {
+            if let Some(m) = self.media.get_mut(&conn) {
+                m.subs.remove(&track_id);
+            }
+            self.pending_media.push(MediaCmd::Unsubscribe { conn, track_id });
+        }
+        self.metrics.set_forwarded_streams(self.forwarded_streams());
+        effects
+    }
+
+    /// Fills `tracks` of a join state with what others publish in its meeting.
+    pub(crate) fn fill_tracks(&self, js: &mut JoinState) {
+        js.tracks = self
+            .tracks
+            .values()
+            .filter(|t| t.meeting == js.meeting.id && t.publisher != js.you.id)
+            .map(|t| t.info.clone())
+            .collect();
+        js.tracks.sort_by_key(|t| t.track_id);
+    }
+
+    /// The published tracks (for tests and operators).
+    pub fn tracks(&self) -> impl Iterator<Item = &PublishedTrack> {
+        self.tracks.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use clinicmeet_protocol::{
+        ClientMessage, EncodingSpec, MeetingSpec, ParticipantId, Request, ServerMessage,
+    };
+
+    use super::*;
+    use crate::hub::{HubConfig, Out};
+    use crate::keys::{self, Keys};
+    use crate::metrics::Metrics;
+    use crate::store::{Store, SyncMode};
+
+    const ON: MediaState = MediaState { audio: true, video: true, screen: false };
+
+    fn call(hub: &mut Hub, conn: ConnId, request: Request) -> Vec<Out> {
+        let body = serde_json::to_vec(&ClientMessage { id: 1, request }).unwrap();
+        hub.frame(1_000, conn, &body)
+    }
+
+    fn reply(outs: &[Out]) -> (usize, Response) {
+        outs.iter()
+            .enumerate()
+            .find_map(|(i, o)| match o {
+                Out::Send(_, ServerMessage::Reply { response, .. }) => Some((i, response.clone())),
+                Out::Send(_, ServerMessage::Error { error, .. }) => panic!("error {error:?}"),
+                _ => None,
+            })
+            .expect("a reply")
+    }
+
+    fn media(outs: &[Out]) -> Vec<(usize, MediaCmd)> {
+        outs.iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                Out::Media(c) => Some((i, c.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn events_to(outs: &[Out], conn: ConnId) -> Vec<Event> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Out::Send(c, ServerMessage::Event { event }) if *c == conn => Some(event.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn spec(kind: TrackKind, ssrc: u32) -> TrackSpec {
+        let codec = if kind == TrackKind::Audio { Codec::Opus } else { Codec::H264 };
+        TrackSpec {
+            kind,
+            codec,
+            encodings: vec![EncodingSpec {
+                ssrc,
+                width: 0,
+                height: 0,
+                max_bitrate_bps: 0,
+                temporal_layers: 1,
+            }],
+        }
+    }
+
+    /// A hub with a host (conn 1) and a guest (conn 2) in one meeting.
+    fn meeting(dir: &std::path::Path) -> (Hub, String, ParticipantId) {
+        let store = Store::open(&dir.join("relay.db"), SyncMode::Normal).unwrap();
+        let code = keys::new_enrollment_code();
+        store
+            .add_staff("Dr A", &keys::hash_secret(&keys::normalize_enrollment_code(&code)), 0, i64::MAX / 2)
+            .unwrap();
+        let keys = Keys::load(dir).unwrap();
+        let mut hub = Hub::new(HubConfig::default(), store, keys, Arc::new(Metrics::default()), 0).unwrap();
+        let hello =
+            || Request::Hello { min_version: 1, max_version: 1, client: "t".into(), device_credential: None };
+        for conn in [1, 2, 3] {
+            hub.connected(0, conn, "127.0.0.1:1".parse().unwrap());
+            call(&mut hub, conn, hello());
+        }
+        call(&mut hub, 1, Request::Enroll { enrollment_code: code, device_name: "pc".into() });
+        let spec = MeetingSpec {
+            title: "t".into(),
+            description: None,
+            kind: MeetingKind::Video,
+            patient_reference: None,
+            schedule: None,
+            settings: MeetingSettings::default(),
+        };
+        let (_, Response::MeetingCreated { access_code, .. }) =
+            reply(&call(&mut hub, 1, Request::CreateMeeting { spec }))
+        else {
+            panic!()
+        };
+        let join = |name: &str| Request::Join {
+            access_code: access_code.clone(),
+            display_name: name.into(),
+            media: ON,
+        };
+        call(&mut hub, 1, join("A"));
+        let (_, Response::Joined(js)) = reply(&call(&mut hub, 2, join("B"))) else { panic!() };
+        (hub, access_code, js.you.id)
+    }
+
+    #[test]
+    fn commands_precede_replies_and_follow_media_state_and_departures() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut hub, code, guest) = meeting(dir.path());
+        // Publish: the forwarding core hears of it before the client gets its flow.
+        let outs = call(&mut hub, 1, Request::Publish { track: spec(TrackKind::Video, 10) });
+        let (ri, Response::Published { track_id: video, flow_id }) = reply(&outs) else { panic!() };
+        let cmds = media(&outs);
+        assert!(
+            matches!(&cmds[..], [(i, MediaCmd::AddTrack { enabled: true, flow, .. })] if *i < ri && *flow == flow_id)
+        );
+        assert!(events_to(&outs, 2)
+            .iter()
+            .any(|e| matches!(e, Event::TrackPublished { track } if track.track_id == video)));
+        // Subscribe likewise.
+        let outs = call(&mut hub, 2, Request::Subscribe { track_id: video, max_encoding: None });
+        let (ri, Response::Subscribed { .. }) = reply(&outs) else { panic!() };
+        assert!(matches!(&media(&outs)[..], [(i, MediaCmd::Subscribe { conn: 2, .. })] if *i < ri));
+
+        // The guest's audio is gated by a host mute.
+        let outs = call(&mut hub, 2, Request::Publish { track: spec(TrackKind::Audio, 20) });
+        let (_, Response::Published { track_id: audio, .. }) = reply(&outs) else { panic!() };
+        call(&mut hub, 1, Request::Subscribe { track_id: audio, max_encoding: None });
+        let outs = call(&mut hub, 1, Request::Mute { participant_id: guest });
+        assert_eq!(
+            media(&outs).into_iter().map(|x| x.1).collect::<Vec<_>>(),
+            vec![MediaCmd::SetEnabled { track_id: audio, enabled: false }]
+        );
+
+        // A late joiner sees both tracks in its join state.
+        let join = Request::Join { access_code: code, display_name: "C".into(), media: ON };
+        let (_, Response::Joined(js)) = reply(&call(&mut hub, 3, join)) else { panic!() };
+        let mut seen: Vec<TrackId> = js.tracks.iter().map(|t| t.track_id).collect();
+        seen.sort();
+        let mut want = vec![video, audio];
+        want.sort();
+        assert_eq!(seen, want);
+
+        // The guest leaves: its track goes, the host's subscription to it ends, others are told.
+        let outs = call(&mut hub, 2, Request::Leave);
+        let cmds: Vec<MediaCmd> = media(&outs).into_iter().map(|x| x.1).collect();
+        assert!(cmds.contains(&MediaCmd::RemoveTrack { track_id: audio }));
+        assert!(cmds.contains(&MediaCmd::Unsubscribe { conn: 2, track_id: video }));
+        assert!(events_to(&outs, 1)
+            .iter()
+            .any(|e| matches!(e, Event::TrackUnpublished { track_id } if *track_id == audio)));
+        assert_eq!(hub.forwarded_streams(), 0);
+
+        // The host's connection closes: its video goes too.
+        let outs = hub.disconnected(2_000, 1);
+        let cmds: Vec<MediaCmd> = media(&outs).into_iter().map(|x| x.1).collect();
+        assert!(cmds.contains(&MediaCmd::ConnClosed { conn: 1 }));
+        assert!(cmds.contains(&MediaCmd::RemoveTrack { track_id: video }));
+        assert_eq!(hub.tracks().count(), 0);
+    }
+}

@@ -1,0 +1,798 @@
+//! The client media engine: publishes camera and microphone tracks, subscribes to
+//! every remote track, and hands decoded frames and the mixed audio to the
+//! application. Independent of any UI.
+//!
+//! Threads: one capture/encode thread per published track, one decode thread per
+//! remote video track, one 20 ms audio playout thread (jitter buffers → mixer),
+//! and tokio tasks for signaling (publish/subscribe) and the datagram read loop.
+//! The packet logic lives in the sans-IO `clinicmeet_media::pipeline` objects.
+//!
+//! API: [`MediaEngine::start`] returns the engine handle and [`MediaOutputs`]
+//! (a channel of [`RemoteVideoFrame`]s and one of mixed 20 ms audio). Feed every
+//! [`ClientEvent`] to [`MediaEngine::on_event`]; set the local media state with
+//! [`MediaEngine::set_local_media`]; read per-track receive statistics with
+//! [`MediaEngine::stats`].
+
+pub mod bwe;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as smpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clinicmeet_media::capture::synthetic::{decode_embedded, SyntheticCamera};
+use clinicmeet_media::capture::{AudioSource, Pacing, VideoFormat, VideoSource};
+use clinicmeet_media::codec::h264::H264Config;
+use clinicmeet_media::codec::opus::OpusConfig;
+use clinicmeet_media::frame::VideoFrame;
+use clinicmeet_media::jitter::JitterConfig;
+use clinicmeet_media::mixer::Mixer;
+use clinicmeet_media::pipeline::{
+    AudioReceiveStream, AudioSender, VideoReceiveStream, VideoSender, VideoSenderConfig,
+};
+use clinicmeet_media::rtp::rtcp::{self, Nack, Pli, RtcpPacket};
+use clinicmeet_media::rtp::{is_rtcp, RtpView};
+use clinicmeet_media::video_receiver::{RateLimiter, VideoReceiverConfig};
+use clinicmeet_media::{unix_time_us, AUDIO_FRAME_SAMPLES};
+use clinicmeet_protocol::{
+    datagram, Codec, EncodingSpec, MediaState, ParticipantId, TrackId, TrackInfo, TrackKind, TrackSpec,
+};
+use tokio::sync::mpsc;
+
+use crate::event::ClientEvent;
+use crate::session::Session;
+use bwe::{BandwidthController, BweConfig, PathSample};
+pub use stats::TrackStats;
+
+/// Makes a fresh video source (called on every (re)publish).
+pub type VideoSourceFactory =
+    Arc<dyn Fn() -> clinicmeet_media::error::Result<Box<dyn VideoSource>> + Send + Sync>;
+/// Makes a fresh audio source.
+pub type AudioSourceFactory =
+    Arc<dyn Fn() -> clinicmeet_media::error::Result<Box<dyn AudioSource>> + Send + Sync>;
+
+/// What to publish and how.
+#[derive(Clone)]
+pub struct MediaConfig {
+    pub camera: Option<VideoSourceFactory>,
+    pub microphone: Option<AudioSourceFactory>,
+    /// Screen source for `/screen on` (synthetic is fine).
+    pub screen: Option<VideoSourceFactory>,
+    pub video_bitrate_bps: u32,
+    /// Periodic keyframe interval in seconds (0 = only on request).
+    pub keyframe_interval_secs: u32,
+    /// Keep sending audio after a host mute (test hook: the relay must not forward it).
+    pub ignore_host_mute: bool,
+    /// Compute PSNR against the regenerated synthetic pattern (every Nth frame; 0 = never).
+    pub psnr_every: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            camera: None,
+            microphone: None,
+            screen: None,
+            video_bitrate_bps: 800_000,
+            keyframe_interval_secs: 4,
+            ignore_host_mute: false,
+            psnr_every: 0,
+        }
+    }
+}
+
+/// A decoded picture of a remote track.
+#[derive(Debug, Clone)]
+pub struct RemoteVideoFrame {
+    pub track_id: TrackId,
+    pub participant_id: ParticipantId,
+    pub kind: TrackKind,
+    pub frame: Arc<VideoFrame>,
+    /// Sender capture time (Unix µs) from the RTP extension.
+    pub capture_us: Option<u64>,
+}
+
+/// Where the application reads media.
+pub struct MediaOutputs {
+    /// Decoded remote pictures (bounded; frames are dropped when the app lags).
+    pub video: smpsc::Receiver<RemoteVideoFrame>,
+    /// Mixed remote audio, 20 ms (960 samples, 48 kHz mono) each, as played.
+    pub audio: smpsc::Receiver<Vec<f32>>,
+}
+
+enum Cmd {
+    Event(ClientEvent),
+    LocalMedia(MediaState),
+    Screen(bool),
+}
+
+/// Handle on the media engine; cheap to clone.
+#[derive(Clone)]
+pub struct MediaEngine {
+    tx: mpsc::UnboundedSender<Cmd>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    stats: Mutex<HashMap<TrackId, Arc<Mutex<TrackStats>>>>,
+    routes: Mutex<HashMap<u64, Route>>,
+    audio_rx: Mutex<HashMap<TrackId, Arc<Mutex<AudioRx>>>>,
+    video_out: smpsc::SyncSender<RemoteVideoFrame>,
+    audio_out: smpsc::SyncSender<Vec<f32>>,
+    stop: AtomicBool,
+}
+
+#[derive(Clone)]
+enum Route {
+    PubVideo(Arc<Mutex<VideoSender>>),
+    PubAudio,
+    SubVideo(smpsc::Sender<Vec<u8>>),
+    SubAudio(Arc<Mutex<AudioRx>>),
+}
+
+struct AudioRx {
+    stream: AudioReceiveStream,
+    stats: Arc<Mutex<TrackStats>>,
+    started: bool,
+}
+
+/// A track this client sends.
+struct Published {
+    track_id: TrackId,
+    flow_id: u64,
+    kind: TrackKind,
+    stop: Arc<AtomicBool>,
+    enabled: Arc<AtomicBool>,
+}
+
+struct Subscribed {
+    flow_id: u64,
+    stop: Arc<AtomicBool>,
+}
+
+impl MediaEngine {
+    /// Starts the engine (spawns its tasks on the current tokio runtime).
+    pub fn start(session: Session, config: MediaConfig) -> (MediaEngine, MediaOutputs) {
+        let (video_out, video) = smpsc::sync_channel(8);
+        let (audio_out, audio) = smpsc::sync_channel(50);
+        let shared = Arc::new(Shared {
+            stats: Mutex::new(HashMap::new()),
+            routes: Mutex::new(HashMap::new()),
+            audio_rx: Mutex::new(HashMap::new()),
+            video_out,
+            audio_out,
+            stop: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let engine = MediaEngine { tx, shared: shared.clone() };
+        tokio::spawn(datagram_loop(session.clone(), shared.clone()));
+        let playout_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("audio-playout".into())
+            .spawn(move || playout_loop(playout_shared))
+            .ok();
+        tokio::spawn(control_loop(session, config, shared, rx));
+        (engine, MediaOutputs { video, audio })
+    }
+
+    /// Every session event goes here (joined/admitted/resumed, tracks, mute, ...).
+    pub fn on_event(&self, ev: &ClientEvent) {
+        let _ = self.tx.send(Cmd::Event(ev.clone()));
+    }
+
+    /// The local microphone/camera state (after `update_media`).
+    pub fn set_local_media(&self, media: MediaState) {
+        let _ = self.tx.send(Cmd::LocalMedia(media));
+    }
+
+    /// Starts or stops screen sharing (publishes/unpublishes a screen track).
+    pub fn set_screen(&self, on: bool) {
+        let _ = self.tx.send(Cmd::Screen(on));
+    }
+
+    /// Receive statistics of every remote track.
+    pub fn stats(&self) -> Vec<TrackStats> {
+        let now = unix_time_us();
+        let map =
+            self.shared.stats.lock().map(|m| m.values().cloned().collect::<Vec<_>>()).unwrap_or_default();
+        map.iter().filter_map(|s| s.lock().ok().map(|mut s| s.snapshot(now))).collect()
+    }
+
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+struct Control {
+    session: Session,
+    config: MediaConfig,
+    shared: Arc<Shared>,
+    me: Option<ParticipantId>,
+    local: MediaState,
+    host_muted: bool,
+    published: Vec<Published>,
+    subscribed: HashMap<TrackId, Subscribed>,
+}
+
+async fn control_loop(
+    session: Session,
+    config: MediaConfig,
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Cmd>,
+) {
+    let mut c = Control {
+        session,
+        config,
+        shared,
+        me: None,
+        local: MediaState { audio: true, video: true, screen: false },
+        host_muted: false,
+        published: Vec::new(),
+        subscribed: HashMap::new(),
+    };
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Cmd::Event(ev) => c.on_event(ev).await,
+            Cmd::LocalMedia(m) => {
+                if m.audio {
+                    c.host_muted = false;
+                }
+                c.local = m;
+                c.apply_enabled();
+            }
+            Cmd::Screen(on) => c.set_screen(on).await,
+        }
+    }
+    c.stop_all();
+}
+
+impl Control {
+    async fn on_event(&mut self, ev: ClientEvent) {
+        match ev {
+            ClientEvent::Joined(e) | ClientEvent::Admitted(e) => {
+                self.me = Some(e.you.id);
+                self.local = e.you.media;
+                self.stop_all();
+                self.publish_all().await;
+                for t in e.tracks {
+                    self.subscribe(t).await;
+                }
+            }
+            ClientEvent::TrackPublished { track } => self.subscribe(track).await,
+            ClientEvent::TrackUnpublished { track_id } => {
+                if let Some(s) = self.subscribed.remove(&track_id) {
+                    s.stop.store(true, Ordering::Relaxed);
+                    self.forget_flow(s.flow_id);
+                    if let Ok(mut a) = self.shared.audio_rx.lock() {
+                        a.remove(&track_id);
+                    }
+                    if let Ok(mut st) = self.shared.stats.lock() {
+                        st.remove(&track_id);
+                    }
+                }
+            }
+            ClientEvent::KeyframeRequest { track_id } => {
+                for p in self.published.iter().filter(|p| p.track_id == track_id) {
+                    if let Some(Route::PubVideo(s)) = self.route(p.flow_id) {
+                        if let Ok(mut s) = s.lock() {
+                            s.on_pli(None);
+                        }
+                    }
+                }
+            }
+            ClientEvent::Muted { .. } => {
+                self.host_muted = true;
+                self.local.audio = false;
+                self.apply_enabled();
+            }
+            ClientEvent::MediaChanged { participant_id, media } if Some(participant_id) == self.me => {
+                self.local = media;
+                self.apply_enabled();
+            }
+            ClientEvent::Left
+            | ClientEvent::Removed
+            | ClientEvent::Denied
+            | ClientEvent::MeetingEnded { .. } => self.stop_all(),
+            _ => {}
+        }
+    }
+
+    fn route(&self, flow: u64) -> Option<Route> {
+        self.shared.routes.lock().ok().and_then(|r| r.get(&flow).cloned())
+    }
+
+    fn forget_flow(&self, flow: u64) {
+        if let Ok(mut r) = self.shared.routes.lock() {
+            r.remove(&flow);
+        }
+    }
+
+    fn apply_enabled(&self) {
+        for p in &self.published {
+            let on = match p.kind {
+                TrackKind::Audio => self.local.audio || (self.host_muted && self.config.ignore_host_mute),
+                TrackKind::Video => self.local.video,
+                TrackKind::Screen => true,
+            };
+            p.enabled.store(on, Ordering::Relaxed);
+        }
+    }
+
+    fn stop_all(&mut self) {
+        for p in self.published.drain(..) {
+            p.stop.store(true, Ordering::Relaxed);
+        }
+        for (_, s) in self.subscribed.drain() {
+            s.stop.store(true, Ordering::Relaxed);
+        }
+        if let Ok(mut r) = self.shared.routes.lock() {
+            r.clear();
+        }
+        if let Ok(mut a) = self.shared.audio_rx.lock() {
+            a.clear();
+        }
+        if let Ok(mut s) = self.shared.stats.lock() {
+            s.clear();
+        }
+    }
+
+    async fn publish_all(&mut self) {
+        if let Some(f) = self.config.microphone.clone() {
+            if let Err(e) = self.publish_audio(f).await {
+                tracing::warn!(error = %e, "could not publish the microphone");
+            }
+        }
+        if let Some(f) = self.config.camera.clone() {
+            if let Err(e) = self.publish_video(f, TrackKind::Video).await {
+                tracing::warn!(error = %e, "could not publish the camera");
+            }
+        }
+        self.apply_enabled();
+    }
+
+    async fn set_screen(&mut self, on: bool) {
+        if on {
+            if self.published.iter().any(|p| p.kind == TrackKind::Screen) {
+                return;
+            }
+            if let Some(f) = self.config.screen.clone() {
+                if let Err(e) = self.publish_video(f, TrackKind::Screen).await {
+                    tracing::warn!(error = %e, "could not share the screen");
+                }
+            }
+        } else {
+            let (screen, rest): (Vec<_>, Vec<_>) =
+                self.published.drain(..).partition(|p| p.kind == TrackKind::Screen);
+            self.published = rest;
+            for p in screen {
+                p.stop.store(true, Ordering::Relaxed);
+                self.forget_flow(p.flow_id);
+                let _ = self.session.unpublish(p.track_id).await;
+            }
+        }
+    }
+
+    async fn publish_audio(&mut self, factory: AudioSourceFactory) -> anyhow_lite::Result<()> {
+        let ssrc: u32 = rand::random();
+        let spec = TrackSpec {
+            kind: TrackKind::Audio,
+            codec: Codec::Opus,
+            encodings: vec![EncodingSpec {
+                ssrc,
+                width: 0,
+                height: 0,
+                max_bitrate_bps: 32_000,
+                temporal_layers: 1,
+            }],
+        };
+        let (track_id, flow_id) = self.session.publish(spec).await.map_err(anyhow_lite::err)?;
+        let conn = self.session.connection().ok_or_else(|| anyhow_lite::msg("not connected"))?;
+        let mut source = factory().map_err(anyhow_lite::err)?;
+        let mut sender = AudioSender::new(OpusConfig::default(), ssrc).map_err(anyhow_lite::err)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let enabled = Arc::new(AtomicBool::new(true));
+        if let Ok(mut r) = self.shared.routes.lock() {
+            r.insert(flow_id, Route::PubAudio);
+        }
+        let (st, en, global) = (stop.clone(), enabled.clone(), self.shared.clone());
+        std::thread::Builder::new()
+            .name("audio-send".into())
+            .spawn(move || {
+                while !st.load(Ordering::Relaxed) && !global.stop.load(Ordering::Relaxed) {
+                    let Ok(frame) = source.read_frame() else { break };
+                    if !en.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    match sender.send_frame(&frame) {
+                        Ok(Some(pkt)) => {
+                            let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &pkt)));
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "audio encode failed"),
+                    }
+                }
+            })
+            .map_err(anyhow_lite::err)?;
+        self.published.push(Published { track_id, flow_id, kind: TrackKind::Audio, stop, enabled });
+        Ok(())
+    }
+
+    async fn publish_video(
+        &mut self,
+        factory: VideoSourceFactory,
+        kind: TrackKind,
+    ) -> anyhow_lite::Result<()> {
+        let mut source = factory().map_err(anyhow_lite::err)?;
+        let fmt = source.format();
+        let ssrc: u32 = rand::random::<u32>() & !1;
+        let spec = TrackSpec {
+            kind,
+            codec: Codec::H264,
+            encodings: vec![EncodingSpec {
+                ssrc,
+                width: fmt.width,
+                height: fmt.height,
+                max_bitrate_bps: self.config.video_bitrate_bps,
+                temporal_layers: 1,
+            }],
+        };
+        let (track_id, flow_id) = self.session.publish(spec).await.map_err(anyhow_lite::err)?;
+        let conn = self.session.connection().ok_or_else(|| anyhow_lite::msg("not connected"))?;
+        let mut h264 = H264Config::for_format(fmt, self.config.video_bitrate_bps);
+        h264.keyframe_interval = self.config.keyframe_interval_secs * fmt.fps;
+        h264.temporal_layers = 1;
+        h264.screen_content = kind == TrackKind::Screen;
+        let max_packet = conn
+            .max_datagram_size()
+            .map(|m| m.saturating_sub(datagram::flow_id_len(flow_id) + 8).min(1_200))
+            .unwrap_or(1_100);
+        let sender = VideoSender::new(VideoSenderConfig {
+            main: h264,
+            low_bitrate_bps: None,
+            ssrc,
+            max_packet_size: max_packet,
+        })
+        .map_err(anyhow_lite::err)?;
+        let sender = Arc::new(Mutex::new(sender));
+        let stop = Arc::new(AtomicBool::new(false));
+        let enabled = Arc::new(AtomicBool::new(true));
+        if let Ok(mut r) = self.shared.routes.lock() {
+            r.insert(flow_id, Route::PubVideo(sender.clone()));
+        }
+        let (st, en, global) = (stop.clone(), enabled.clone(), self.shared.clone());
+        let max_bps = self.config.video_bitrate_bps;
+        std::thread::Builder::new()
+            .name("video-send".into())
+            .spawn(move || {
+                let mut bwe = BandwidthController::new(BweConfig {
+                    min_bps: 100_000.min(max_bps),
+                    max_bps,
+                    low_resolution_below_bps: 250_000,
+                });
+                let mut last_bwe = 0u64;
+                let mut last_sr = 0u64;
+                let mut current_bps = max_bps;
+                let (mut packets, mut octets) = (0u32, 0u32);
+                let mut was_enabled = true;
+                while !st.load(Ordering::Relaxed) && !global.stop.load(Ordering::Relaxed) {
+                    let Ok(frame) = source.next_frame() else { break };
+                    let on = en.load(Ordering::Relaxed);
+                    if !on {
+                        was_enabled = false;
+                        continue;
+                    }
+                    let now = unix_time_us();
+                    let Ok(mut s) = sender.lock() else { break };
+                    if !was_enabled {
+                        s.on_pli(None);
+                        was_enabled = true;
+                    }
+                    if now.saturating_sub(last_bwe) >= 500_000 {
+                        last_bwe = now;
+                        let st = conn.stats();
+                        let d = bwe.on_sample(PathSample {
+                            now_us: now,
+                            rtt_us: st.path.rtt.as_micros() as u64,
+                            lost_packets: st.path.lost_packets,
+                            sent_packets: st.path.sent_packets,
+                            cwnd: st.path.cwnd,
+                            rr_fraction_lost: None,
+                        });
+                        if d.bitrate_bps.abs_diff(current_bps) > current_bps / 20 {
+                            current_bps = d.bitrate_bps;
+                            let _ = s.set_bitrate(0, current_bps);
+                        }
+                    }
+                    match s.send_frame(&frame, now) {
+                        Ok(pkts) => {
+                            for p in pkts {
+                                packets = packets.wrapping_add(1);
+                                octets = octets.wrapping_add(p.len() as u32);
+                                let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &p)));
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "video encode failed"),
+                    }
+                    drop(s);
+                    if now.saturating_sub(last_sr) >= 1_000_000 {
+                        last_sr = now;
+                        let rtp_now = clinicmeet_media::rtp::h264::video_rtp_timestamp(now);
+                        let sr = rtcp::sender_report(ssrc, now, rtp_now, packets, octets);
+                        let bytes = RtcpPacket::SenderReport(sr).to_bytes();
+                        let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &bytes)));
+                    }
+                }
+            })
+            .map_err(anyhow_lite::err)?;
+        self.published.push(Published { track_id, flow_id, kind, stop, enabled });
+        Ok(())
+    }
+
+    async fn subscribe(&mut self, track: TrackInfo) {
+        if Some(track.participant_id) == self.me || self.subscribed.contains_key(&track.track_id) {
+            return;
+        }
+        let track_id = track.track_id;
+        let flow_id = match self.session.subscribe(track.track_id, None).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "subscribe failed");
+                return;
+            }
+        };
+        let Some(conn) = self.session.connection() else { return };
+        let stats =
+            Arc::new(Mutex::new(TrackStats::new(track.track_id, track.participant_id, track.spec.kind)));
+        if let Ok(mut m) = self.shared.stats.lock() {
+            m.insert(track.track_id, stats.clone());
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        match track.spec.kind {
+            TrackKind::Audio => {
+                let Ok(stream) = AudioReceiveStream::new(JitterConfig::default()) else { return };
+                let rx = Arc::new(Mutex::new(AudioRx { stream, stats, started: false }));
+                if let Ok(mut a) = self.shared.audio_rx.lock() {
+                    a.insert(track.track_id, rx.clone());
+                }
+                if let Ok(mut r) = self.shared.routes.lock() {
+                    r.insert(flow_id, Route::SubAudio(rx));
+                }
+            }
+            TrackKind::Video | TrackKind::Screen => {
+                let (tx, rx) = smpsc::channel();
+                if let Ok(mut r) = self.shared.routes.lock() {
+                    r.insert(flow_id, Route::SubVideo(tx));
+                }
+                let (st, shared, psnr_every) = (stop.clone(), self.shared.clone(), self.config.psnr_every);
+                let _ = std::thread::Builder::new().name("video-recv".into()).spawn(move || {
+                    video_receive_loop(track, flow_id, conn, rx, stats, shared, st, psnr_every)
+                });
+            }
+        }
+        self.subscribed.insert(track_id, Subscribed { flow_id, stop });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn video_receive_loop(
+    track: TrackInfo,
+    flow_id: u64,
+    conn: quinn::Connection,
+    rx: smpsc::Receiver<Vec<u8>>,
+    stats: Arc<Mutex<TrackStats>>,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    psnr_every: u64,
+) {
+    let Ok(mut stream) = VideoReceiveStream::new(VideoReceiverConfig::default()) else { return };
+    let my_ssrc: u32 = rand::random();
+    let mut media_ssrc: Option<u32> = None;
+    let mut pli_limit = RateLimiter::new(300_000);
+    let mut synth: Option<clinicmeet_media::capture::synthetic::SyntheticCamera> = None;
+    let send = |pkt: RtcpPacket| {
+        let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &pkt.to_bytes())));
+    };
+    while !stop.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
+        let now = unix_time_us();
+        let wait = stream.poll_timeout().map_or(10_000, |t| t.saturating_sub(now).clamp(1_000, 10_000));
+        match rx.recv_timeout(Duration::from_micros(wait)) {
+            Ok(pkt) => {
+                let now = unix_time_us();
+                if is_rtcp(&pkt) {
+                    continue;
+                }
+                if let Ok(v) = RtpView::parse(&pkt) {
+                    media_ssrc.get_or_insert(v.ssrc);
+                    if let Ok(mut s) = stats.lock() {
+                        s.on_packet(pkt.len(), now);
+                    }
+                }
+                let _ = stream.on_packet(&pkt, now);
+                while let Ok(p) = rx.try_recv() {
+                    if !is_rtcp(&p) {
+                        if let Ok(mut s) = stats.lock() {
+                            s.on_packet(p.len(), now);
+                        }
+                        let _ = stream.on_packet(&p, now);
+                    }
+                }
+            }
+            Err(smpsc::RecvTimeoutError::Timeout) => {}
+            Err(smpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let now = unix_time_us();
+        for d in stream.poll_frames(now) {
+            let psnr = if psnr_every > 0 { synthetic_psnr(&d.frame, psnr_every, &mut synth) } else { None };
+            if let Ok(mut s) = stats.lock() {
+                s.on_frame(now, d.capture_us, psnr, &stream.stats());
+            }
+            let frame = Arc::new(d.frame);
+            let _ = shared.video_out.try_send(RemoteVideoFrame {
+                track_id: track.track_id,
+                participant_id: track.participant_id,
+                kind: track.spec.kind,
+                frame,
+                capture_us: d.capture_us,
+            });
+        }
+        let Some(ms) = media_ssrc else { continue };
+        let lost = stream.nack_list(now);
+        if !lost.is_empty() {
+            send(RtcpPacket::Nack(Nack { sender_ssrc: my_ssrc, media_ssrc: ms, lost }));
+        }
+        if stream.take_keyframe_request() && pli_limit.allow(now) {
+            send(RtcpPacket::Pli(Pli { sender_ssrc: my_ssrc, media_ssrc: ms }));
+        }
+    }
+}
+
+/// PSNR of a decoded synthetic picture against the same frame regenerated from its
+/// embedded frame number and capture time (every `every`th frame).
+fn synthetic_psnr(frame: &VideoFrame, every: u64, cam: &mut Option<SyntheticCamera>) -> Option<f64> {
+    let (no, cap) = decode_embedded(frame)?;
+    if !no.is_multiple_of(every) {
+        return None;
+    }
+    let fits = cam.as_ref().is_some_and(|c| {
+        let f = c.format();
+        (f.width, f.height) == (frame.width, frame.height)
+    });
+    if !fits {
+        let fmt = VideoFormat { width: frame.width, height: frame.height, fps: 30 };
+        *cam = SyntheticCamera::new(fmt, Pacing::Virtual { start_us: 0 }).ok();
+    }
+    let src = cam.as_ref()?.render(no, cap);
+    frame.psnr_luma(&src)
+}
+
+/// Reads media datagrams and routes them by flow id.
+async fn datagram_loop(session: Session, shared: Arc<Shared>) {
+    let mut watch = session.watch_connection();
+    loop {
+        let conn = watch.borrow_and_update().clone();
+        let Some(conn) = conn else {
+            if watch.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        loop {
+            tokio::select! {
+                d = conn.read_datagram() => match d {
+                    Ok(d) => on_datagram(&shared, &conn, &d),
+                    Err(_) => break,
+                },
+                c = watch.changed() => {
+                    if c.is_err() { return; }
+                    break;
+                }
+            }
+        }
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        // Wait for the next connection.
+        if watch.borrow().as_ref().is_some_and(|c| c.stable_id() == conn.stable_id())
+            && watch.changed().await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn on_datagram(shared: &Shared, conn: &quinn::Connection, d: &[u8]) {
+    let Some((flow, pkt)) = datagram::decode(d) else { return };
+    let route = shared.routes.lock().ok().and_then(|r| r.get(&flow).cloned());
+    match route {
+        Some(Route::SubVideo(tx)) => {
+            let _ = tx.send(pkt.to_vec());
+        }
+        Some(Route::SubAudio(rx)) => {
+            if is_rtcp(pkt) {
+                return;
+            }
+            let now = unix_time_us();
+            if let Ok(mut a) = rx.lock() {
+                if let Ok(mut s) = a.stats.lock() {
+                    s.on_packet(pkt.len(), now);
+                }
+                a.started = true;
+                let _ = a.stream.on_packet(pkt, now);
+            }
+        }
+        Some(Route::PubVideo(sender)) => {
+            if !is_rtcp(pkt) {
+                return;
+            }
+            let Ok(packets) = rtcp::parse_compound(pkt) else { return };
+            let now = unix_time_us();
+            for p in packets {
+                match p {
+                    RtcpPacket::Nack(n) => {
+                        let resend =
+                            sender.lock().map(|s| s.on_nack(n.media_ssrc, &n.lost, now)).unwrap_or_default();
+                        for r in resend {
+                            let _ = conn.send_datagram(Bytes::from(datagram::encode(flow, &r)));
+                        }
+                    }
+                    RtcpPacket::Pli(_) => {
+                        if let Ok(mut s) = sender.lock() {
+                            s.on_pli(None);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Some(Route::PubAudio) | None => {}
+    }
+}
+
+/// Every 20 ms: pull each remote audio stream, mix, hand to the application.
+fn playout_loop(shared: Arc<Shared>) {
+    let mut mixer = Mixer::new();
+    let start = std::time::Instant::now();
+    let mut tick: u64 = 0;
+    while !shared.stop.load(Ordering::Relaxed) {
+        tick += 1;
+        let due = start + Duration::from_millis(20 * tick);
+        if let Some(d) = due.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(d);
+        }
+        let now = unix_time_us();
+        let streams: Vec<_> =
+            shared.audio_rx.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        let mut pcm: Vec<Vec<f32>> = Vec::with_capacity(streams.len());
+        for s in streams {
+            let Ok(mut a) = s.lock() else { continue };
+            if !a.started {
+                continue;
+            }
+            let samples = a.stream.pull(now);
+            if let Ok(mut st) = a.stats.lock() {
+                st.on_audio(now, &samples);
+            }
+            pcm.push(samples);
+        }
+        let mixed = if pcm.is_empty() {
+            vec![0.0; AUDIO_FRAME_SAMPLES]
+        } else {
+            mixer.mix(pcm.iter().map(|v| v.as_slice()))
+        };
+        let _ = shared.audio_out.try_send(mixed);
+    }
+}
+
+/// Minimal error plumbing for the engine's internal steps (logged, never shown to users).
+mod anyhow_lite {
+    pub type Result<T> = std::result::Result<T, String>;
+    pub fn err(e: impl std::fmt::Display) -> String {
+        e.to_string()
+    }
+    pub fn msg(m: &str) -> String {
+        m.to_string()
+    }
+}
