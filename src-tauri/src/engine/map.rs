@@ -208,6 +208,7 @@ mod tests {
                 you: you.clone(),
                 participants: vec![you],
                 waiting: vec![],
+                tracks: vec![],
                 resumed: false,
             },
             0,
