@@ -14,6 +14,9 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # The real-audio-path test starts its own PulseAudio with a null sink; require it
 # to run (a missing PulseAudio is then a failure, not a skip).
 export CLINICMEET_REQUIRE_PULSE="${CLINICMEET_REQUIRE_PULSE:-1}"
+# The impaired-network tests (tests/tests/impaired.rs) create network namespaces
+# and tc qdiscs themselves; CI runs as root, so a missing capability is a failure.
+export CLINICMEET_REQUIRE_NETNS="${CLINICMEET_REQUIRE_NETNS:-1}"
 
 # UI first: the desktop app (src-tauri/) embeds the production build of ui/ (ui/dist).
 (cd ui && npm ci --no-audit --no-fund && npm run build)

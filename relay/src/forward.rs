@@ -29,6 +29,8 @@ pub const VIDEO_QUEUE_LIMIT: usize = 64 * 1024;
 /// Droppable (top temporal layer) video only while fewer than this wait.
 pub const DROPPABLE_QUEUE_LIMIT: usize = 16 * 1024;
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+/// Timer resolution of the forwarding core (upstream NACK retries).
+const TICK_EVERY: Duration = Duration::from_millis(20);
 const MAX_BATCH: usize = 256;
 
 /// What the forwarding thread is told.
@@ -61,8 +63,9 @@ pub fn run_forwarder(rx: Receiver<FwdIn>, metrics: Arc<Metrics>, send_buffer: us
         batch: Vec::with_capacity(4096),
     };
     let mut last_sample = Instant::now();
+    let mut last_tick = Instant::now();
     loop {
-        match rx.recv_timeout(SAMPLE_EVERY) {
+        match rx.recv_timeout(TICK_EVERY) {
             Ok(input) => {
                 fwd.input(input);
                 for _ in 0..MAX_BATCH {
@@ -75,6 +78,10 @@ pub fn run_forwarder(rx: Receiver<FwdIn>, metrics: Arc<Metrics>, send_buffer: us
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_tick.elapsed() >= TICK_EVERY {
+            last_tick = Instant::now();
+            fwd.tick();
         }
         if last_sample.elapsed() >= SAMPLE_EVERY {
             last_sample = Instant::now();
@@ -169,6 +176,17 @@ impl Forwarder {
     }
 
     /// Looks at every connection's queue and sets its thinning level.
+    /// Timers of the forwarding core (upstream NACK retries).
+    fn tick(&mut self) {
+        let now = self.now_us();
+        self.sfu.tick(now, &mut self.out);
+        if !self.out.is_empty() {
+            let at = Instant::now();
+            self.batch.extend(self.out.drain(..).map(|t| (t, at)));
+            self.flush();
+        }
+    }
+
     fn sample(&mut self) {
         let now = self.now_us();
         for (conn, io) in &mut self.conns {

@@ -16,6 +16,9 @@ use serde_json::Value;
 
 pub use serde_json::json;
 
+pub mod impair;
+pub mod netns;
+
 /// Path of a binary built in the same target directory as the running test.
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
@@ -28,6 +31,19 @@ pub fn bin_path(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// `bin`, or `ip netns exec NS bin` (which execs the binary itself, so killing the
+/// child kills the binary).
+fn netns_command(netns: Option<&str>, bin: PathBuf) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.arg("netns").arg("exec").arg(ns).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    }
 }
 
 /// Where test processes write their stderr, so a failing test can show it.
@@ -48,29 +64,41 @@ pub struct Relay {
     pub http: Option<String>,
     extra_args: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
+    /// Network namespace the relay runs in (`ip netns exec`), if any.
+    netns: Option<String>,
 }
 
 impl Relay {
     /// Starts a relay on an ephemeral loopback port with a fresh data directory.
     pub fn start(extra_args: &[&str]) -> Relay {
+        Relay::start_with(None, "127.0.0.1:0", extra_args)
+    }
+
+    /// Starts a relay inside network namespace `ns`, listening on every address of it.
+    pub fn start_in_netns(ns: &str, extra_args: &[&str]) -> Relay {
+        Relay::start_with(Some(ns.to_string()), "0.0.0.0:0", extra_args)
+    }
+
+    fn start_with(netns: Option<String>, listen: &str, extra_args: &[&str]) -> Relay {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("relay");
         std::fs::create_dir_all(&data_dir).unwrap();
         let mut relay = Relay {
             child: None,
             data_dir,
-            addr: "127.0.0.1:0".into(),
+            addr: listen.into(),
             pin: String::new(),
             http: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             _tmp: Some(tmp),
+            netns,
         };
         relay.spawn();
         relay
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new(bin_path("clinicmeet-relay"));
+        let mut cmd = netns_command(self.netns.as_deref(), bin_path("clinicmeet-relay"));
         cmd.arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--listen")
@@ -171,6 +199,8 @@ pub struct Client {
     pin: String,
     bind: Option<String>,
     tmp: Arc<tempfile::TempDir>,
+    /// Network namespace the client runs in, if any.
+    netns: Option<String>,
 }
 
 impl Client {
@@ -183,12 +213,23 @@ impl Client {
             pin: relay.pin.clone(),
             bind: None,
             tmp: Arc::new(tmp),
+            netns: None,
         }
     }
 
     /// Makes this client connect from another loopback address (e.g. 127.0.0.2).
     pub fn bind(mut self, ip: &str) -> Client {
         self.bind = Some(ip.to_string());
+        self
+    }
+
+    /// Runs this client inside network namespace `ns`, reaching the relay at `relay_ip`
+    /// (the relay's port stays) or at `ip:port` when a port is given.
+    pub fn in_netns(mut self, ns: &str, relay_ip: &str) -> Client {
+        let port = self.relay_addr.rsplit(':').next().unwrap_or_default().to_string();
+        self.relay_addr =
+            if relay_ip.contains(':') { relay_ip.to_string() } else { format!("{relay_ip}:{port}") };
+        self.netns = Some(ns.to_string());
         self
     }
 
@@ -199,7 +240,7 @@ impl Client {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(bin_path("clinicmeet-cli"));
+        let mut cmd = netns_command(self.netns.as_deref(), bin_path("clinicmeet-cli"));
         cmd.arg("--relay")
             .arg(&self.relay_addr)
             .arg("--pin")

@@ -106,6 +106,8 @@ pub struct Counters {
     pub dropped_muted: u64,
     pub retransmitted: u64,
     pub nack_misses: u64,
+    /// Sequence numbers the relay NACKed to publishers (lost between them and the relay).
+    pub upstream_nacks: u64,
     pub plis_sent: u64,
     pub malformed: u64,
 }
@@ -116,7 +118,30 @@ struct Encoding {
     seq: SeqUnwrapper,
     cache: PacketCache,
     last_pli: Option<u64>,
+    /// Highest original sequence received (extended).
+    highest: Option<u64>,
+    /// Packets lost between the publisher and the relay, being NACKed upstream.
+    missing: std::collections::VecDeque<Missing>,
 }
+
+/// A video packet lost upstream: the relay asks the publisher for it again (its
+/// subscribers' NACKs for it can only be answered once it is in the cache).
+#[derive(Debug, Clone, Copy)]
+struct Missing {
+    ext: u64,
+    since: u64,
+    last_nack: u64,
+    tries: u8,
+}
+
+/// Upstream NACK tuning: retry interval, tries, and how long a gap is worth chasing.
+pub const UPSTREAM_NACK_RETRY_US: u64 = 120_000;
+const UPSTREAM_NACK_TRIES: u8 = 3;
+const UPSTREAM_NACK_GIVE_UP_US: u64 = 600_000;
+/// A gap wider than this is a restart or an outage: not NACKed.
+const UPSTREAM_MAX_GAP: u64 = 64;
+/// Missing packets tracked per encoding at most.
+const UPSTREAM_MAX_MISSING: usize = 256;
 
 #[derive(Debug)]
 struct Subscription {
@@ -240,6 +265,8 @@ impl Sfu {
                         seq: SeqUnwrapper::default(),
                         cache: PacketCache::default(),
                         last_pli: None,
+                        highest: None,
+                        missing: std::collections::VecDeque::new(),
                     })
                     .collect();
                 self.flows.insert((conn, flow), Role::Publish(track_id));
@@ -359,6 +386,13 @@ impl Sfu {
         let ext = e.seq.unwrap(view.sequence);
         if video {
             e.cache.insert(ext, packet.clone());
+            let lost = Self::track_upstream(e, ext, now);
+            if !lost.is_empty() {
+                self.counters.upstream_nacks += lost.len() as u64;
+                let nack = RtcpPacket::Nack(rtcp::Nack { sender_ssrc: RELAY_SSRC, media_ssrc: e.ssrc, lost });
+                let data = Self::prefixed(&mut self.arena, t.flow, &nack.to_bytes());
+                out.push(Transmit { conn: t.conn, class: Class::Audio, data, forwarded: false });
+            }
         }
         let single = t.encodings.len() == 1;
         // Without a layer extension, any packet may start a single-encoding stream.
@@ -402,6 +436,62 @@ impl Sfu {
         }
         if let Some(k) = want_keyframe {
             Self::keyframe(&mut self.counters, &mut self.arena, t, k, now, out);
+        }
+    }
+
+    /// Notes an upstream packet; returns the sequence numbers to NACK now (a new gap).
+    fn track_upstream(e: &mut Encoding, ext: u64, now: u64) -> Vec<u16> {
+        let mut lost = Vec::new();
+        match e.highest {
+            Some(h) if ext > h => {
+                let gap = ext - h - 1;
+                if gap > 0 && gap <= UPSTREAM_MAX_GAP {
+                    for m in h + 1..ext {
+                        if e.missing.len() >= UPSTREAM_MAX_MISSING {
+                            e.missing.pop_front();
+                        }
+                        e.missing.push_back(Missing { ext: m, since: now, last_nack: now, tries: 1 });
+                        lost.push(m as u16);
+                    }
+                }
+                e.highest = Some(ext);
+            }
+            Some(_) => e.missing.retain(|m| m.ext != ext),
+            None => e.highest = Some(ext),
+        }
+        lost
+    }
+
+    /// Timers: repeats upstream NACKs for packets still missing. Call every ~100 ms.
+    pub fn tick(&mut self, now: u64, out: &mut Vec<Transmit>) {
+        for t in self.tracks.values_mut().filter(|t| t.kind != TrackKind::Audio) {
+            for e in &mut t.encodings {
+                if e.missing.is_empty() {
+                    continue;
+                }
+                e.missing.retain(|m| {
+                    now.saturating_sub(m.since) < UPSTREAM_NACK_GIVE_UP_US && m.tries < UPSTREAM_NACK_TRIES
+                        || now.saturating_sub(m.last_nack) < UPSTREAM_NACK_RETRY_US
+                });
+                let mut lost = Vec::new();
+                for m in e.missing.iter_mut() {
+                    if now.saturating_sub(m.last_nack) >= UPSTREAM_NACK_RETRY_US
+                        && m.tries < UPSTREAM_NACK_TRIES
+                        && now.saturating_sub(m.since) < UPSTREAM_NACK_GIVE_UP_US
+                    {
+                        m.last_nack = now;
+                        m.tries += 1;
+                        lost.push(m.ext as u16);
+                    }
+                }
+                if lost.is_empty() {
+                    continue;
+                }
+                self.counters.upstream_nacks += lost.len() as u64;
+                let nack = RtcpPacket::Nack(rtcp::Nack { sender_ssrc: RELAY_SSRC, media_ssrc: e.ssrc, lost });
+                let data = Self::prefixed(&mut self.arena, t.flow, &nack.to_bytes());
+                out.push(Transmit { conn: t.conn, class: Class::Audio, data, forwarded: false });
+            }
         }
     }
 

@@ -306,3 +306,43 @@ fn garbage_never_panics() {
     }
     assert!(sfu.counters().malformed > 0);
 }
+
+/// NACKs the relay sent to the publisher, as (media SSRC, lost numbers).
+fn upstream_nacks(out: &[Transmit]) -> Vec<(u32, Vec<u16>)> {
+    out.iter()
+        .filter(|t| t.conn == PUB)
+        .filter_map(|t| datagram::decode(&t.data).map(|(_, p)| p.to_vec()))
+        .flat_map(|p| rtcp::parse_compound(&p).unwrap_or_default())
+        .filter_map(|p| match p {
+            RtcpPacket::Nack(n) => Some((n.media_ssrc, n.lost)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn upstream_loss_is_nacked_to_the_publisher_and_the_retransmission_fills_the_gap() {
+    let (mut sfu, _, _) = video_setup(vec![(1000, 1)]);
+    let mut out = Vec::new();
+    sfu.datagram(0, PUB, rtp(1000, 500, layer(true, true, 0, 0, 1)), &mut out);
+    sfu.datagram(1_000, PUB, rtp(1000, 503, layer(false, false, 0, 0, 1)), &mut out);
+    assert_eq!(upstream_nacks(&out), vec![(1000, vec![501, 502])], "a gap is NACKed at once");
+    let first = rtp_to(&out, SUB, SUB_FLOW)[0].seq;
+    // Retried after the retry interval, at most a few times, only for what is still missing.
+    out.clear();
+    sfu.datagram(50_000, PUB, rtp(1000, 501, layer(false, false, 0, 0, 1)), &mut out);
+    let re = rtp_to(&out, SUB, SUB_FLOW);
+    assert_eq!(re.len(), 1);
+    assert_eq!(re[0].seq, first.wrapping_add(1), "the late packet gets the number kept for it");
+    out.clear();
+    sfu.tick(60_000, &mut out);
+    assert!(upstream_nacks(&out).is_empty(), "not yet");
+    sfu.tick(1_000 + UPSTREAM_NACK_RETRY_US, &mut out);
+    assert_eq!(upstream_nacks(&out), vec![(1000, vec![502])]);
+    out.clear();
+    for i in 2..20 {
+        sfu.tick(1_000 + i * UPSTREAM_NACK_RETRY_US, &mut out);
+    }
+    assert_eq!(upstream_nacks(&out).len(), 1, "three tries in all");
+    assert_eq!(sfu.counters().upstream_nacks, 4);
+}

@@ -166,11 +166,28 @@ pub struct VideoReceiveStream {
     rx: VideoReceiver,
     dec: H264Decoder,
     pub decoded: u64,
+    /// Annex B of the assembled frames (as received, before decoding), when recording.
+    recorded: Option<Vec<u8>>,
 }
 
 impl VideoReceiveStream {
     pub fn new(cfg: VideoReceiverConfig) -> Result<Self> {
-        Ok(VideoReceiveStream { rx: VideoReceiver::new(cfg), dec: H264Decoder::new()?, decoded: 0 })
+        Ok(VideoReceiveStream {
+            rx: VideoReceiver::new(cfg),
+            dec: H264Decoder::new()?,
+            decoded: 0,
+            recorded: None,
+        })
+    }
+
+    /// Starts (or stops) keeping the Annex B bytes of every assembled frame.
+    pub fn set_recording(&mut self, on: bool) {
+        self.recorded = on.then(Vec::new);
+    }
+
+    /// The Annex B bytes assembled since the last call (empty when not recording).
+    pub fn take_recorded(&mut self) -> Vec<u8> {
+        self.recorded.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// A received RTP packet.
@@ -185,6 +202,9 @@ impl VideoReceiveStream {
         let mut out = Vec::new();
         while let Some(ev) = self.rx.poll(now_us) {
             let ReceiverEvent::Frame(f) = ev else { continue };
+            if let Some(rec) = self.recorded.as_mut() {
+                rec.extend_from_slice(&crate::codec::h264::annex_b(f.nals.iter().map(|n| n.as_slice())));
+            }
             match self.dec.decode_nals(f.nals.iter().map(|n| n.as_slice())) {
                 DecodeOutcome::Frame(mut pic) => {
                     pic.capture_us = f.capture_us.unwrap_or(0);

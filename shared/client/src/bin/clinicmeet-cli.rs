@@ -46,6 +46,9 @@ struct Cli {
     /// Local IP address to bind (e.g. 127.0.0.2).
     #[arg(long, env = "CLINICMEET_BIND", global = true)]
     bind: Option<IpAddr>,
+    /// Turn QUIC path-MTU discovery off (media packets stay sized from the base datagram size).
+    #[arg(long, env = "CLINICMEET_NO_MTU_DISCOVERY", global = true)]
+    no_mtu_discovery: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -145,18 +148,61 @@ struct MediaArgs {
     /// Test hook: keep sending audio after a host mute.
     #[arg(long, hide = true)]
     ignore_host_mute: bool,
+    /// Bitrate of the low-resolution simulcast encoding of the camera (0 = no simulcast).
+    #[arg(long, default_value_t = 150_000)]
+    simulcast_low_bps: u32,
+    /// Temporal layers of the camera encodings (1-3).
+    #[arg(long, default_value_t = 2)]
+    temporal_layers: u8,
+    /// Publish this Y4M recording (4:2:0) as the camera, looping.
+    #[arg(long)]
+    video_file: Option<PathBuf>,
+    /// Publish this WAV recording (16-bit PCM, 48 kHz) as the microphone, looping.
+    #[arg(long)]
+    audio_file: Option<PathBuf>,
+    /// Write the H.264 (Annex B) of the first remote camera track, as received.
+    #[arg(long)]
+    record_video: Option<PathBuf>,
+    /// Receive at most N remote cameras: those of the N most recent active speakers.
+    #[arg(long)]
+    max_video: Option<usize>,
 }
 
 fn media_config(a: &MediaArgs) -> anyhow::Result<Option<MediaConfig>> {
+    use clinicmeet_media::capture::file::{WavAudio, WavMicrophone, Y4mCamera, Y4mVideo};
     use clinicmeet_media::capture::synthetic::{SyntheticCamera, SyntheticMicrophone, SyntheticSound};
     use clinicmeet_media::capture::{Pacing, VideoFormat};
-    let Some(kind) = a.publish.as_deref() else {
-        // Receive only.
-        return Ok(Some(MediaConfig { psnr_every: a.psnr_every, ..MediaConfig::default() }));
+    let files = a.video_file.is_some() || a.audio_file.is_some();
+    let kind = match a.publish.as_deref() {
+        None if !files => {
+            // Receive only.
+            return Ok(Some(MediaConfig {
+                psnr_every: a.psnr_every,
+                record_video: a.record_video.clone(),
+                video_policy: video_policy(a),
+                ..MediaConfig::default()
+            }));
+        }
+        None => "file",
+        Some(k) => k,
     };
-    if kind != "synthetic" {
+    if kind != "synthetic" && kind != "file" {
         anyhow::bail!("--publish supports `synthetic` (no camera or microphone on this build)");
     }
+    // Recordings are read (and checked) once; every (re)publish loops them from the start.
+    let video_file = match &a.video_file {
+        Some(p) => Some(Arc::new(Y4mVideo::parse(
+            &std::fs::read(p).map_err(|e| anyhow::anyhow!("--video-file {}: {e}", p.display()))?,
+        )?)),
+        None => None,
+    };
+    let audio_file = match &a.audio_file {
+        Some(p) => Some(Arc::new(WavAudio::parse(
+            &std::fs::read(p).map_err(|e| anyhow::anyhow!("--audio-file {}: {e}", p.display()))?,
+        )?)),
+        None => None,
+    };
+    let synthetic = kind == "synthetic";
     let (w, h) = a
         .video_size
         .split_once('x')
@@ -164,17 +210,33 @@ fn media_config(a: &MediaArgs) -> anyhow::Result<Option<MediaConfig>> {
         .ok_or_else(|| anyhow::anyhow!("--video-size must be WIDTHxHEIGHT"))?;
     let fmt = VideoFormat { width: w, height: h, fps: a.fps };
     let tone = a.tone_hz;
-    Ok(Some(MediaConfig {
-        camera: Some(Arc::new(move || {
+    let camera: Option<clinicmeet_client::media::VideoSourceFactory> = match video_file {
+        Some(v) => Some(Arc::new(move || {
+            Ok(Box::new(Y4mCamera::from_video((*v).clone(), Pacing::RealTime))
+                as Box<dyn clinicmeet_media::capture::VideoSource>)
+        })),
+        None if synthetic => Some(Arc::new(move || {
             Ok(Box::new(SyntheticCamera::new(fmt, Pacing::RealTime)?)
                 as Box<dyn clinicmeet_media::capture::VideoSource>)
         })),
-        microphone: Some(Arc::new(move || {
+        None => None,
+    };
+    let microphone: Option<clinicmeet_client::media::AudioSourceFactory> = match audio_file {
+        Some(w) => Some(Arc::new(move || {
+            Ok(Box::new(WavMicrophone::from_audio((*w).clone(), Pacing::RealTime))
+                as Box<dyn clinicmeet_media::capture::AudioSource>)
+        })),
+        None if synthetic => Some(Arc::new(move || {
             Ok(Box::new(SyntheticMicrophone::new(
                 SyntheticSound::Tone { freq_hz: tone, amplitude: 0.3 },
                 Pacing::RealTime,
             )) as Box<dyn clinicmeet_media::capture::AudioSource>)
         })),
+        None => None,
+    };
+    Ok(Some(MediaConfig {
+        camera,
+        microphone,
         screen: Some(Arc::new(|| {
             let fmt = VideoFormat { width: 1280, height: 720, fps: 5 };
             Ok(Box::new(SyntheticCamera::new(fmt, Pacing::RealTime)?)
@@ -184,7 +246,18 @@ fn media_config(a: &MediaArgs) -> anyhow::Result<Option<MediaConfig>> {
         keyframe_interval_secs: a.keyframe_interval_secs,
         ignore_host_mute: a.ignore_host_mute,
         psnr_every: a.psnr_every,
+        simulcast_low_bps: (a.simulcast_low_bps > 0).then_some(a.simulcast_low_bps),
+        temporal_layers: a.temporal_layers.clamp(1, 3),
+        record_video: a.record_video.clone(),
+        video_policy: video_policy(a),
     }))
+}
+
+fn video_policy(a: &MediaArgs) -> clinicmeet_client::media::VideoPolicy {
+    match a.max_video {
+        Some(n) => clinicmeet_client::media::VideoPolicy::LastN(n),
+        None => clinicmeet_client::media::VideoPolicy::All,
+    }
 }
 
 /// Writes mixed audio to a WAV file (header sizes updated every second).
@@ -302,6 +375,7 @@ async fn connect(cli: &Cli) -> anyhow::Result<(Session, Events, tokio::task::Joi
     let mut cfg = SessionConfig::new(relay, data_dir(cli));
     cfg.pin = cli.pin.clone();
     cfg.bind = cli.bind;
+    cfg.mtu_discovery = !cli.no_mtu_discovery;
     cfg.client_name = format!("clinicmeet-cli/{}", env!("CARGO_PKG_VERSION"));
     let Connected { session, events, driver } = Session::connect(cfg).await?;
     // The one task this binary spawns for the session: its driver.

@@ -2,6 +2,11 @@
 //! packets, congestion window) and RTCP receiver reports, picks the video
 //! encoder bitrate and, below a threshold, a lower resolution. Fed every ~500 ms.
 
+/// Loss above this (per sample) backs off even without queueing.
+pub const HEAVY_LOSS: f64 = 0.25;
+/// Loss above this holds the rate instead of probing upward.
+pub const HOLD_LOSS: f64 = 0.12;
+
 /// One observation of the path, cumulative counters as quinn reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct PathSample {
@@ -68,12 +73,13 @@ impl BandwidthController {
         if let Some(f) = s.rr_fraction_lost {
             loss = loss.max(f64::from(f) / 256.0);
         }
+        // Random loss is not congestion (the congestion controller is BBR, and
+        // video is protected by NACK): only queueing delay or very heavy loss backs
+        // off; moderate loss holds the rate.
         let queueing = s.rtt_us > self.min_rtt_us.saturating_mul(2).saturating_add(100_000);
-        if loss > 0.10 || queueing {
+        if loss > HEAVY_LOSS || queueing {
             self.target *= 0.7;
-        } else if loss > 0.05 {
-            self.target *= 0.92;
-        } else if loss < 0.02 {
+        } else if loss < HOLD_LOSS {
             self.target *= 1.08;
         }
         // Never ask for more than the congestion window carries per RTT.
@@ -129,10 +135,19 @@ mod tests {
         let mut c = BandwidthController::new(cfg());
         let mut cum = (0, 0);
         run(&mut c, 2, 0, 0, 20_000, &mut cum);
-        run(&mut c, 3, 1_000_000, 20, 20_000, &mut cum);
+        run(&mut c, 3, 1_000_000, 40, 20_000, &mut cum);
         let d = c.decision();
         assert!(d.bitrate_bps < 300_000 && d.low_resolution, "{d:?}");
         run(&mut c, 30, 3_000_000, 0, 20_000, &mut cum);
+        assert_eq!(c.decision(), Decision { bitrate_bps: 800_000, low_resolution: false });
+    }
+
+    #[test]
+    fn random_loss_is_not_congestion() {
+        // 5 % loss each way, plus reordering that QUIC counts as loss: keep the rate.
+        let mut c = BandwidthController::new(cfg());
+        let mut cum = (0, 0);
+        run(&mut c, 20, 0, 10, 100_000, &mut cum);
         assert_eq!(c.decision(), Decision { bitrate_bps: 800_000, low_resolution: false });
     }
 

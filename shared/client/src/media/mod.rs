@@ -14,6 +14,7 @@
 //! [`MediaEngine::stats`].
 
 pub mod bwe;
+pub mod select;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -45,6 +46,8 @@ use tokio::sync::mpsc;
 use crate::event::ClientEvent;
 use crate::session::Session;
 use bwe::{BandwidthController, BweConfig, PathSample};
+use select::SpeakerTracker;
+pub use select::VideoPolicy;
 pub use stats::TrackStats;
 
 /// Makes a fresh video source (called on every (re)publish).
@@ -68,6 +71,15 @@ pub struct MediaConfig {
     pub ignore_host_mute: bool,
     /// Compute PSNR against the regenerated synthetic pattern (every Nth frame; 0 = never).
     pub psnr_every: u64,
+    /// Camera: also send a low-resolution simulcast encoding (about 320x180) at this
+    /// bitrate, so the relay can switch a slow subscriber to it (`None`: one encoding).
+    pub simulcast_low_bps: Option<u32>,
+    /// Camera: temporal layers (2: the relay can drop every other frame for a slow subscriber).
+    pub temporal_layers: u8,
+    /// Write the H.264 of the first remote camera track, as received (Annex B), to this file.
+    pub record_video: Option<std::path::PathBuf>,
+    /// Which remote cameras to receive (change later with [`MediaEngine::set_video_policy`]).
+    pub video_policy: VideoPolicy,
 }
 
 impl Default for MediaConfig {
@@ -80,6 +92,10 @@ impl Default for MediaConfig {
             keyframe_interval_secs: 4,
             ignore_host_mute: false,
             psnr_every: 0,
+            simulcast_low_bps: Some(150_000),
+            temporal_layers: 2,
+            record_video: None,
+            video_policy: VideoPolicy::All,
         }
     }
 }
@@ -107,6 +123,7 @@ enum Cmd {
     Event(ClientEvent),
     LocalMedia(MediaState),
     Screen(bool),
+    Policy(VideoPolicy),
 }
 
 /// Handle on the media engine; cheap to clone.
@@ -123,6 +140,8 @@ struct Shared {
     video_out: smpsc::SyncSender<RemoteVideoFrame>,
     audio_out: smpsc::SyncSender<Vec<f32>>,
     stop: AtomicBool,
+    /// A remote video track is being recorded (`MediaConfig::record_video`).
+    recording: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -165,6 +184,7 @@ impl MediaEngine {
             video_out,
             audio_out,
             stop: AtomicBool::new(false),
+            recording: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let engine = MediaEngine { tx, shared: shared.clone() };
@@ -193,6 +213,11 @@ impl MediaEngine {
         let _ = self.tx.send(Cmd::Screen(on));
     }
 
+    /// Which remote cameras to receive: all, the participants shown, or the last N speakers.
+    pub fn set_video_policy(&self, policy: VideoPolicy) {
+        let _ = self.tx.send(Cmd::Policy(policy));
+    }
+
     /// Receive statistics of every remote track.
     pub fn stats(&self) -> Vec<TrackStats> {
         let now = unix_time_us();
@@ -215,6 +240,9 @@ struct Control {
     host_muted: bool,
     published: Vec<Published>,
     subscribed: HashMap<TrackId, Subscribed>,
+    /// Remote tracks announced (subscribed or not), for the video policy.
+    known: HashMap<TrackId, TrackInfo>,
+    speakers: SpeakerTracker,
 }
 
 async fn control_loop(
@@ -232,9 +260,25 @@ async fn control_loop(
         host_muted: false,
         published: Vec::new(),
         subscribed: HashMap::new(),
+        known: HashMap::new(),
+        speakers: SpeakerTracker::default(),
     };
-    while let Some(cmd) = rx.recv().await {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        let cmd = tokio::select! {
+            c = rx.recv() => match c { Some(c) => c, None => break },
+            _ = tick.tick() => {
+                if c.config.video_policy != VideoPolicy::All {
+                    c.apply_policy().await;
+                }
+                continue;
+            }
+        };
         match cmd {
+            Cmd::Policy(p) => {
+                c.config.video_policy = p;
+                c.apply_policy().await;
+            }
             Cmd::Event(ev) => c.on_event(ev).await,
             Cmd::LocalMedia(m) => {
                 if m.audio {
@@ -257,12 +301,22 @@ impl Control {
                 self.local = e.you.media;
                 self.stop_all();
                 self.publish_all().await;
+                self.known.clear();
                 for t in e.tracks {
-                    self.subscribe(t).await;
+                    self.known.insert(t.track_id, t.clone());
+                    if self.video_wanted(&t) {
+                        self.subscribe(t).await;
+                    }
                 }
             }
-            ClientEvent::TrackPublished { track } => self.subscribe(track).await,
+            ClientEvent::TrackPublished { track } => {
+                self.known.insert(track.track_id, track.clone());
+                if self.video_wanted(&track) {
+                    self.subscribe(track).await;
+                }
+            }
             ClientEvent::TrackUnpublished { track_id } => {
+                self.known.remove(&track_id);
                 if let Some(s) = self.subscribed.remove(&track_id) {
                     s.stop.store(true, Ordering::Relaxed);
                     self.forget_flow(s.flow_id);
@@ -297,6 +351,71 @@ impl Control {
             | ClientEvent::Denied
             | ClientEvent::MeetingEnded { .. } => self.stop_all(),
             _ => {}
+        }
+    }
+
+    /// Does the video policy let this track in now? (Audio and screen always.)
+    fn video_wanted(&mut self, t: &TrackInfo) -> bool {
+        if t.spec.kind != TrackKind::Video || self.config.video_policy == VideoPolicy::All {
+            return true;
+        }
+        let cands = self.video_candidates();
+        self.speakers.wanted(&self.config.video_policy, &cands).contains(&t.participant_id)
+    }
+
+    fn video_candidates(&self) -> Vec<ParticipantId> {
+        let mut v: Vec<ParticipantId> = self
+            .known
+            .values()
+            .filter(|t| t.spec.kind == TrackKind::Video && Some(t.participant_id) != self.me)
+            .map(|t| t.participant_id)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Re-reads the speakers' audio levels and (un)subscribes cameras to follow the policy.
+    async fn apply_policy(&mut self) {
+        let now = unix_time_us();
+        let levels: Vec<(ParticipantId, clinicmeet_media::rtp::ext::AudioLevel)> = self
+            .shared
+            .audio_rx
+            .lock()
+            .map(|m| {
+                m.values()
+                    .filter_map(|a| {
+                        let a = a.lock().ok()?;
+                        let pid = a.stats.lock().ok()?.participant_id;
+                        Some((pid, a.stream.last_level?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (pid, l) in levels {
+            self.speakers.on_level(pid, l, now);
+        }
+        let cands = self.video_candidates();
+        let wanted = self.speakers.wanted(&self.config.video_policy, &cands);
+        let videos: Vec<TrackInfo> =
+            self.known.values().filter(|t| t.spec.kind == TrackKind::Video).cloned().collect();
+        for t in videos {
+            let want = wanted.contains(&t.participant_id);
+            let have = self.subscribed.contains_key(&t.track_id);
+            if want && !have {
+                self.subscribe(t).await;
+            } else if !want && have {
+                if let Some(s) = self.subscribed.remove(&t.track_id) {
+                    s.stop.store(true, Ordering::Relaxed);
+                    self.forget_flow(s.flow_id);
+                    if let Ok(mut st) = self.shared.stats.lock() {
+                        st.remove(&t.track_id);
+                    }
+                    if let Err(e) = self.session.unsubscribe(t.track_id).await {
+                        tracing::debug!(error = %e, "unsubscribe failed");
+                    }
+                }
+            }
         }
     }
 
@@ -428,22 +547,39 @@ impl Control {
         let mut source = factory().map_err(anyhow_lite::err)?;
         let fmt = source.format();
         let ssrc: u32 = rand::random::<u32>() & !1;
-        let spec = TrackSpec {
-            kind,
-            codec: Codec::H264,
-            encodings: vec![EncodingSpec {
+        let camera = kind == TrackKind::Video;
+        // Simulcast only for the camera, and only when the picture is wider than the low layer.
+        let low_bps = self.config.simulcast_low_bps.filter(|_| camera && fmt.width > 360);
+        let layers = if camera { self.config.temporal_layers.clamp(1, 3) } else { 1 };
+        let mut encodings = Vec::new();
+        if let Some(low) = low_bps {
+            let (mut w, mut h) = (fmt.width, fmt.height);
+            while w > 360 && h > 32 {
+                w = w.div_ceil(2);
+                h = h.div_ceil(2);
+            }
+            encodings.push(EncodingSpec {
                 ssrc,
-                width: fmt.width,
-                height: fmt.height,
-                max_bitrate_bps: self.config.video_bitrate_bps,
-                temporal_layers: 1,
-            }],
-        };
+                width: w,
+                height: h,
+                max_bitrate_bps: low,
+                temporal_layers: layers,
+            });
+        }
+        encodings.push(EncodingSpec {
+            ssrc: ssrc.wrapping_add(encodings.len() as u32),
+            width: fmt.width,
+            height: fmt.height,
+            max_bitrate_bps: self.config.video_bitrate_bps,
+            temporal_layers: layers,
+        });
+        let main_id = (encodings.len() - 1) as u8;
+        let spec = TrackSpec { kind, codec: Codec::H264, encodings };
         let (track_id, flow_id) = self.session.publish(spec).await.map_err(anyhow_lite::err)?;
         let conn = self.session.connection().ok_or_else(|| anyhow_lite::msg("not connected"))?;
         let mut h264 = H264Config::for_format(fmt, self.config.video_bitrate_bps);
         h264.keyframe_interval = self.config.keyframe_interval_secs * fmt.fps;
-        h264.temporal_layers = 1;
+        h264.temporal_layers = layers;
         h264.screen_content = kind == TrackKind::Screen;
         let max_packet = conn
             .max_datagram_size()
@@ -451,7 +587,7 @@ impl Control {
             .unwrap_or(1_100);
         let sender = VideoSender::new(VideoSenderConfig {
             main: h264,
-            low_bitrate_bps: None,
+            low_bitrate_bps: low_bps,
             ssrc,
             max_packet_size: max_packet,
         })
@@ -503,7 +639,7 @@ impl Control {
                         });
                         if d.bitrate_bps.abs_diff(current_bps) > current_bps / 20 {
                             current_bps = d.bitrate_bps;
-                            let _ = s.set_bitrate(0, current_bps);
+                            let _ = s.set_bitrate(main_id, current_bps);
                         }
                     }
                     match s.send_frame(&frame, now) {
@@ -520,9 +656,18 @@ impl Control {
                     if now.saturating_sub(last_sr) >= 1_000_000 {
                         last_sr = now;
                         let rtp_now = clinicmeet_media::rtp::h264::video_rtp_timestamp(now);
-                        let sr = rtcp::sender_report(ssrc, now, rtp_now, packets, octets);
-                        let bytes = RtcpPacket::SenderReport(sr).to_bytes();
-                        let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &bytes)));
+                        // One per encoding: the relay forwards each to the subscribers of it.
+                        for id in 0..=main_id {
+                            let sr = rtcp::sender_report(
+                                ssrc.wrapping_add(u32::from(id)),
+                                now,
+                                rtp_now,
+                                packets,
+                                octets,
+                            );
+                            let bytes = RtcpPacket::SenderReport(sr).to_bytes();
+                            let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &bytes)));
+                        }
                     }
                 }
             })
@@ -567,8 +712,14 @@ impl Control {
                     r.insert(flow_id, Route::SubVideo(tx));
                 }
                 let (st, shared, psnr_every) = (stop.clone(), self.shared.clone(), self.config.psnr_every);
+                let record = self
+                    .config
+                    .record_video
+                    .clone()
+                    .filter(|_| track.spec.kind == TrackKind::Video)
+                    .filter(|_| !self.shared.recording.swap(true, Ordering::Relaxed));
                 let _ = std::thread::Builder::new().name("video-recv".into()).spawn(move || {
-                    video_receive_loop(track, flow_id, conn, rx, stats, shared, st, psnr_every)
+                    video_receive_loop(track, flow_id, conn, rx, stats, shared, st, psnr_every, record)
                 });
             }
         }
@@ -586,8 +737,17 @@ fn video_receive_loop(
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     psnr_every: u64,
+    record: Option<std::path::PathBuf>,
 ) {
     let Ok(mut stream) = VideoReceiveStream::new(VideoReceiverConfig::default()) else { return };
+    let mut recorder = record.and_then(|p| match std::fs::File::create(&p) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create the video recording");
+            None
+        }
+    });
+    stream.set_recording(recorder.is_some());
     let my_ssrc: u32 = rand::random();
     let mut media_ssrc: Option<u32> = None;
     let mut pli_limit = RateLimiter::new(300_000);
@@ -624,7 +784,18 @@ fn video_receive_loop(
             Err(smpsc::RecvTimeoutError::Disconnected) => break,
         }
         let now = unix_time_us();
-        for d in stream.poll_frames(now) {
+        let decoded = stream.poll_frames(now);
+        if let Some(f) = recorder.as_mut() {
+            let bytes = stream.take_recorded();
+            if !bytes.is_empty() {
+                use std::io::Write;
+                if let Err(e) = f.write_all(&bytes).and_then(|()| f.flush()) {
+                    tracing::warn!(error = %e, "video recording stopped");
+                    recorder = None;
+                }
+            }
+        }
+        for d in decoded {
             let psnr = if psnr_every > 0 { synthetic_psnr(&d.frame, psnr_every, &mut synth) } else { None };
             if let Ok(mut s) = stats.lock() {
                 s.on_frame(now, d.capture_us, psnr, &stream.stats());
@@ -738,9 +909,13 @@ fn on_datagram(shared: &Shared, conn: &quinn::Connection, d: &[u8]) {
                             let _ = conn.send_datagram(Bytes::from(datagram::encode(flow, &r)));
                         }
                     }
-                    RtcpPacket::Pli(_) => {
+                    RtcpPacket::Pli(p) => {
+                        // Only the encoding asked for: a subscriber switching to the low
+                        // layer must not cost everyone else a keyframe.
                         if let Ok(mut s) = sender.lock() {
-                            s.on_pli(None);
+                            let known =
+                                s.ssrc_of(0) == Some(p.media_ssrc) || s.ssrc_of(1) == Some(p.media_ssrc);
+                            s.on_pli(known.then_some(p.media_ssrc));
                         }
                     }
                     _ => {}
@@ -771,9 +946,13 @@ fn playout_loop(shared: Arc<Shared>) {
             if !a.started {
                 continue;
             }
+            let before = a.stream.jitter_buffer().stats();
             let samples = a.stream.pull(now);
+            let after = a.stream.jitter_buffer().stats();
+            // A frame neither played nor recovered by FEC is concealment (a gap).
+            let concealed = after.played == before.played && after.fec_recovered == before.fec_recovered;
             if let Ok(mut st) = a.stats.lock() {
-                st.on_audio(now, &samples);
+                st.on_audio(now, &samples, concealed);
             }
             pcm.push(samples);
         }

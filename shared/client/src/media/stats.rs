@@ -10,6 +10,8 @@ use serde::Serialize;
 /// A gap between decoded frames longer than this counts as a freeze.
 pub const FREEZE_US: u64 = 500_000;
 const WINDOW_US: u64 = 1_000_000;
+/// Audio concealment longer than this counts as a gap.
+pub const AUDIO_GAP_MS: u64 = 100;
 
 /// Statistics of one remote track; [`TrackStats::snapshot`] gives the values of the last second.
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +36,13 @@ pub struct TrackStats {
     pub tone_hz: Option<f64>,
     /// Time from subscribing to the first decoded frame (ms).
     pub first_frame_ms: Option<u64>,
+    /// Video: longest time between two decoded frames ending in the last second (ms).
+    /// Audio: longest run of concealed (lost or late) 20 ms frames in the last second (ms).
+    pub max_gap_ms: u64,
+    /// Audio: concealed 20 ms frames so far (lost or late packets not recovered by FEC).
+    pub concealed_frames: u64,
+    /// Audio: runs of concealment longer than 100 ms so far.
+    pub audio_gaps: u64,
     #[serde(skip)]
     created_us: u64,
     #[serde(skip)]
@@ -48,6 +57,10 @@ pub struct TrackStats {
     last_frame_us: Option<u64>,
     #[serde(skip)]
     audio: VecDeque<f32>,
+    #[serde(skip)]
+    gaps: VecDeque<(u64, u64)>,
+    #[serde(skip)]
+    concealed_run: u64,
 }
 
 impl TrackStats {
@@ -68,6 +81,9 @@ impl TrackStats {
             psnr_db: None,
             tone_hz: None,
             first_frame_ms: None,
+            max_gap_ms: 0,
+            concealed_frames: 0,
+            audio_gaps: 0,
             created_us: clinicmeet_media::unix_time_us(),
             frame_times: VecDeque::new(),
             packet_bytes: VecDeque::new(),
@@ -75,6 +91,8 @@ impl TrackStats {
             psnrs: VecDeque::new(),
             last_frame_us: None,
             audio: VecDeque::new(),
+            gaps: VecDeque::new(),
+            concealed_run: 0,
         }
     }
 
@@ -89,8 +107,13 @@ impl TrackStats {
         if self.first_frame_ms.is_none() {
             self.first_frame_ms = Some(now_us.saturating_sub(self.created_us) / 1000);
         }
-        if self.last_frame_us.is_some_and(|l| now_us.saturating_sub(l) > FREEZE_US) {
-            self.freezes += 1;
+        if let Some(l) = self.last_frame_us {
+            let gap = now_us.saturating_sub(l);
+            if gap > FREEZE_US {
+                self.freezes += 1;
+            }
+            self.gaps.push_back((now_us, gap));
+            trim(&mut self.gaps, now_us, |e| e.0);
         }
         self.last_frame_us = Some(now_us);
         self.frame_times.push_back(now_us);
@@ -107,8 +130,20 @@ impl TrackStats {
         self.packets_lost = rx.nacks_sent.saturating_sub(rx.recovered);
     }
 
-    /// 20 ms of decoded audio of this track.
-    pub fn on_audio(&mut self, now_us: u64, samples: &[f32]) {
+    /// 20 ms of decoded audio of this track; `concealed` when it is loss concealment
+    /// (the packet was lost or late and FEC could not recover it).
+    pub fn on_audio(&mut self, now_us: u64, samples: &[f32], concealed: bool) {
+        if concealed {
+            self.concealed_frames += 1;
+            self.concealed_run += 1;
+            if self.concealed_run * 20 == AUDIO_GAP_MS + 20 {
+                self.audio_gaps += 1;
+            }
+        } else if self.concealed_run > 0 {
+            self.gaps.push_back((now_us, self.concealed_run * 20_000));
+            trim(&mut self.gaps, now_us, |e| e.0);
+            self.concealed_run = 0;
+        }
         self.frames_decoded += 1;
         self.frame_times.push_back(now_us);
         trim(&mut self.frame_times, now_us, |t| *t);
@@ -124,6 +159,13 @@ impl TrackStats {
         trim(&mut self.packet_bytes, now_us, |e| e.0);
         trim(&mut self.latencies, now_us, |e| e.0);
         trim(&mut self.psnrs, now_us, |e| e.0);
+        trim(&mut self.gaps, now_us, |e| e.0);
+        let ongoing = if self.kind == TrackKind::Audio {
+            self.concealed_run * 20_000
+        } else {
+            self.last_frame_us.map_or(0, |l| now_us.saturating_sub(l))
+        };
+        self.max_gap_ms = self.gaps.iter().map(|e| e.1).max().unwrap_or(0).max(ongoing) / 1000;
         if self.kind != TrackKind::Audio
             && self.last_frame_us.is_some_and(|l| now_us.saturating_sub(l) > FREEZE_US)
         {
@@ -196,11 +238,36 @@ mod tests {
             let now = 1_000_000 + i * 33_333;
             st.on_frame(now, Some(now - 40_000), None, &rx);
         }
+        assert_eq!(st.snapshot(1_990_000).max_gap_ms, 33);
         let s = st.snapshot(1_990_000);
         assert!((s.latency_ms_p95.unwrap() - 40.0).abs() < 0.01, "{:?}", s.latency_ms_p95);
         assert_eq!((s.fps, s.freezes), (30.0, 0));
         st.on_frame(3_000_000, Some(2_950_000), None, &rx);
         let s = st.snapshot(3_000_000);
         assert_eq!((s.fps, s.freezes), (1.0, 1));
+        assert_eq!(s.max_gap_ms, 1033);
+    }
+
+    #[test]
+    fn audio_gaps_are_runs_of_concealment() {
+        let mut st = TrackStats::new(TrackId::nil(), TrackId::nil(), TrackKind::Audio);
+        let pcm = [0.0f32; 960];
+        let mut now = 0;
+        let mut feed = |st: &mut TrackStats, n: usize, concealed: bool| {
+            for _ in 0..n {
+                now += 20_000;
+                st.on_audio(now, &pcm, concealed);
+            }
+            now
+        };
+        feed(&mut st, 10, false);
+        feed(&mut st, 3, true);
+        let t = feed(&mut st, 10, false);
+        let s = st.snapshot(t);
+        assert_eq!((s.max_gap_ms, s.audio_gaps, s.concealed_frames), (60, 0, 3));
+        feed(&mut st, 6, true);
+        let t = feed(&mut st, 1, false);
+        let s = st.snapshot(t);
+        assert_eq!((s.max_gap_ms, s.audio_gaps, s.concealed_frames), (120, 1, 9));
     }
 }

@@ -11,6 +11,8 @@
 pub mod audio_device;
 #[cfg(feature = "devices")]
 pub mod camera;
+/// Y4M and WAV recordings as camera and microphone (looping).
+pub mod file;
 #[cfg(feature = "devices")]
 pub mod screen;
 pub mod synthetic;
