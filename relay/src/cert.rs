@@ -187,9 +187,10 @@ pub fn quic_server_config(
     ));
     transport.max_concurrent_bidi_streams(4u32.into());
     transport.max_concurrent_uni_streams(0u32.into());
-    // BBR: paces to the measured bottleneck bandwidth and does not read random
-    // loss as congestion (NewReno/Cubic would halve the window at 5 % loss).
-    transport.congestion_controller_factory(std::sync::Arc::new(quinn::congestion::BbrConfig::default()));
+    // Delay-based (crate::cc): ignores random loss, closes on queueing delay.
+    // NewReno/Cubic halve the window at 5 % loss, and quinn's BBR stays in loss
+    // recovery (window capped at the bytes in flight) on such a path.
+    transport.congestion_controller_factory(std::sync::Arc::new(crate::cc::DelayBasedFactory));
     transport.datagram_send_buffer_size(media.datagram_send_buffer);
     transport.datagram_receive_buffer_size(Some(DATAGRAM_RECEIVE_BUFFER));
     if !media.mtu_discovery {

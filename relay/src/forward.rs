@@ -25,9 +25,9 @@ use crate::sfu::{Class, ConnId, MediaCmd, Sfu, Transmit};
 /// Channel depth between connection tasks and the forwarding thread.
 pub const CHANNEL_DEPTH: usize = 16 * 1024;
 /// Base-layer video is queued only while fewer bytes than this wait.
-pub const VIDEO_QUEUE_LIMIT: usize = 64 * 1024;
+pub const VIDEO_QUEUE_LIMIT: usize = 128 * 1024;
 /// Droppable (top temporal layer) video only while fewer than this wait.
-pub const DROPPABLE_QUEUE_LIMIT: usize = 16 * 1024;
+pub const DROPPABLE_QUEUE_LIMIT: usize = 48 * 1024;
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// Timer resolution of the forwarding core (upstream NACK retries).
 const TICK_EVERY: Duration = Duration::from_millis(20);
@@ -137,6 +137,9 @@ impl Forwarder {
         m.received_packets.store(c.received, std::sync::atomic::Ordering::Relaxed);
         m.retransmitted_packets.store(c.retransmitted, std::sync::atomic::Ordering::Relaxed);
         m.plis_sent.store(c.plis_sent, std::sync::atomic::Ordering::Relaxed);
+        m.nack_misses.store(c.nack_misses, std::sync::atomic::Ordering::Relaxed);
+        m.upstream_nacks.store(c.upstream_nacks, std::sync::atomic::Ordering::Relaxed);
+        m.dropped_thinning.store(c.dropped_thinning, std::sync::atomic::Ordering::Relaxed);
         if self.batch.is_empty() {
             return;
         }

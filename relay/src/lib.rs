@@ -10,6 +10,7 @@
 //! * [`server`], [`http`]: quinn endpoint and the operators' HTTP port.
 //! * [`cert`], [`keys`], [`config`]: identity, secrets and configuration.
 
+pub mod cc;
 pub mod cert;
 pub mod config;
 pub mod error;

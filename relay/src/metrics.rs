@@ -44,6 +44,9 @@ pub struct MediaMetrics {
     pub retransmitted_packets: AtomicU64,
     pub refused_datagrams: AtomicU64,
     pub plis_sent: AtomicU64,
+    pub nack_misses: AtomicU64,
+    pub upstream_nacks: AtomicU64,
+    pub dropped_thinning: AtomicU64,
     delay: [AtomicU64; DELAY_BUCKETS],
     delay_sum_us: AtomicU64,
 }
@@ -57,6 +60,9 @@ impl Default for MediaMetrics {
             retransmitted_packets: AtomicU64::new(0),
             refused_datagrams: AtomicU64::new(0),
             plis_sent: AtomicU64::new(0),
+            nack_misses: AtomicU64::new(0),
+            upstream_nacks: AtomicU64::new(0),
+            dropped_thinning: AtomicU64::new(0),
             delay: std::array::from_fn(|_| AtomicU64::new(0)),
             delay_sum_us: AtomicU64::new(0),
         }
@@ -136,7 +142,7 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let m = &self.media;
-        let rows: [(&str, &str, &str, u64); 14] = [
+        let rows: [(&str, &str, &str, u64); 17] = [
             (
                 "clinicmeet_meetings_active",
                 "gauge",
@@ -195,6 +201,24 @@ impl Metrics {
                 "counter",
                 "Keyframe requests sent to publishers",
                 m.plis_sent.load(Relaxed),
+            ),
+            (
+                "clinicmeet_media_nack_misses_total",
+                "counter",
+                "NACKed packets not in the cache (lost before the relay)",
+                m.nack_misses.load(Relaxed),
+            ),
+            (
+                "clinicmeet_media_upstream_nacks_total",
+                "counter",
+                "Packets the relay NACKed to publishers",
+                m.upstream_nacks.load(Relaxed),
+            ),
+            (
+                "clinicmeet_media_dropped_thinning_total",
+                "counter",
+                "Video packets dropped to thin slow subscribers",
+                m.dropped_thinning.load(Relaxed),
             ),
         ];
         let mut s = String::new();

@@ -41,6 +41,22 @@ fn clinic_in(net: &Net, relay_args: &[&str]) -> (Relay, Client, String) {
     (relay, doctor, access)
 }
 
+/// The relay's `clinicmeet_media_*` counters (fetched inside its namespace).
+fn relay_metrics(net: &Net, relay: &Relay) -> String {
+    let Some(http) = &relay.http else { return String::new() };
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &net.relay_ns, "curl", "-s", &format!("http://{http}/metrics")])
+        .output();
+    out.map(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with("clinicmeet_media_") && !l.contains("bucket"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+    .unwrap_or_default()
+}
+
 fn client_in(net: &Net, relay: &Relay, i: usize, name: &str) -> Client {
     let l = &net.clients[i];
     Client::new(relay, name).in_netns(&l.ns, &l.relay_ip)
@@ -117,7 +133,7 @@ fn lossy_jittery_links_keep_video_and_audio_flowing() {
     };
     // 5 % loss, 40 ms ± 10 ms delay on every client link, both directions: with
     // tc netem where the kernel has it, else the user-space link emulator.
-    let (relay, doctor, code) = clinic_in(&net, &[]);
+    let (relay, doctor, code) = clinic_in(&net, &["--http-listen", "127.0.0.1:0"]);
     let imp = Impairment { loss: 0.05, delay: Duration::from_millis(40), jitter: Duration::from_millis(10) };
     let mut emulators = Vec::new();
     let kernel_netem = net.has_netem() && std::env::var("CLINICMEET_USERSPACE_NETEM").is_err();
@@ -204,6 +220,16 @@ fn lossy_jittery_links_keep_video_and_audio_flowing() {
     }
     for (i, e) in emulators.iter().enumerate() {
         eprintln!("FIGURE link {i}: {e}");
+    }
+    eprintln!("relay media counters:\n{}", relay_metrics(&net, &relay));
+    if !failures.is_empty() {
+        let log = sessions[0].log();
+        let tail: Vec<&str> = log.lines().filter(|l| l.contains("bandwidth estimate")).collect();
+        eprintln!(
+            "{}: bandwidth estimates:\n{}",
+            sessions[0].name,
+            tail[tail.len().saturating_sub(20)..].join("\n")
+        );
     }
     assert!(failures.is_empty(), "impaired call failed:\n{}", failures.join("\n"));
 }

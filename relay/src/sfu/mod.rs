@@ -136,6 +136,8 @@ struct Missing {
 
 /// Upstream NACK tuning: retry interval, tries, and how long a gap is worth chasing.
 pub const UPSTREAM_NACK_RETRY_US: u64 = 120_000;
+/// A gap may be reordering: the first NACK waits this long for the packet.
+pub const UPSTREAM_REORDER_WAIT_US: u64 = 30_000;
 const UPSTREAM_NACK_TRIES: u8 = 3;
 const UPSTREAM_NACK_GIVE_UP_US: u64 = 600_000;
 /// A gap wider than this is a restart or an outage: not NACKed.
@@ -439,9 +441,10 @@ impl Sfu {
         }
     }
 
-    /// Notes an upstream packet; returns the sequence numbers to NACK now (a new gap).
+    /// Notes an upstream packet: a new gap is NACKed from [`Sfu::tick`] once it outlasts
+    /// reordering. (Returns what to NACK at once: nothing, kept for a zero reorder wait.)
     fn track_upstream(e: &mut Encoding, ext: u64, now: u64) -> Vec<u16> {
-        let mut lost = Vec::new();
+        let lost = Vec::new();
         match e.highest {
             Some(h) if ext > h => {
                 let gap = ext - h - 1;
@@ -450,8 +453,7 @@ impl Sfu {
                         if e.missing.len() >= UPSTREAM_MAX_MISSING {
                             e.missing.pop_front();
                         }
-                        e.missing.push_back(Missing { ext: m, since: now, last_nack: now, tries: 1 });
-                        lost.push(m as u16);
+                        e.missing.push_back(Missing { ext: m, since: now, last_nack: now, tries: 0 });
                     }
                 }
                 e.highest = Some(ext);
@@ -475,7 +477,8 @@ impl Sfu {
                 });
                 let mut lost = Vec::new();
                 for m in e.missing.iter_mut() {
-                    if now.saturating_sub(m.last_nack) >= UPSTREAM_NACK_RETRY_US
+                    let wait = if m.tries == 0 { UPSTREAM_REORDER_WAIT_US } else { UPSTREAM_NACK_RETRY_US };
+                    if now.saturating_sub(m.last_nack) >= wait
                         && m.tries < UPSTREAM_NACK_TRIES
                         && now.saturating_sub(m.since) < UPSTREAM_NACK_GIVE_UP_US
                     {

@@ -40,6 +40,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// quinn's datagram send queue (oldest dropped when full).
 const DATAGRAM_SEND_BUFFER: usize = 512 * 1024;
+/// Packets acknowledged after one before quinn declares it lost (reordering tolerance).
+const PACKET_REORDER_THRESHOLD: u32 = 16;
+/// A packet unacknowledged for this many RTTs while later ones are acknowledged is lost
+/// (quinn's default 9/8 reads 10 ms of jitter on an 80 ms path as heavy loss).
+const REORDER_TIME_THRESHOLD: f32 = 2.0;
 /// quinn's datagram receive queue.
 const DATAGRAM_RECEIVE_BUFFER: usize = 2 * 1024 * 1024;
 
@@ -188,6 +193,10 @@ impl Session {
         transport.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
         transport.datagram_send_buffer_size(DATAGRAM_SEND_BUFFER);
         transport.datagram_receive_buffer_size(Some(DATAGRAM_RECEIVE_BUFFER));
+        // Networks with jitter reorder packets: with the default threshold of 3 quinn
+        // declares many reordered packets lost, which would read as heavy loss.
+        transport.packet_threshold(PACKET_REORDER_THRESHOLD);
+        transport.time_threshold(REORDER_TIME_THRESHOLD);
         if !config.mtu_discovery {
             transport.mtu_discovery_config(None);
         }

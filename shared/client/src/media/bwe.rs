@@ -3,9 +3,9 @@
 //! encoder bitrate and, below a threshold, a lower resolution. Fed every ~500 ms.
 
 /// Loss above this (per sample) backs off even without queueing.
-pub const HEAVY_LOSS: f64 = 0.25;
+pub const HEAVY_LOSS: f64 = 0.4;
 /// Loss above this holds the rate instead of probing upward.
-pub const HOLD_LOSS: f64 = 0.12;
+pub const HOLD_LOSS: f64 = 0.2;
 
 /// One observation of the path, cumulative counters as quinn reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -135,7 +135,7 @@ mod tests {
         let mut c = BandwidthController::new(cfg());
         let mut cum = (0, 0);
         run(&mut c, 2, 0, 0, 20_000, &mut cum);
-        run(&mut c, 3, 1_000_000, 40, 20_000, &mut cum);
+        run(&mut c, 3, 1_000_000, 60, 20_000, &mut cum);
         let d = c.decision();
         assert!(d.bitrate_bps < 300_000 && d.low_resolution, "{d:?}");
         run(&mut c, 30, 3_000_000, 0, 20_000, &mut cum);

@@ -637,6 +637,14 @@ impl Control {
                             cwnd: st.path.cwnd,
                             rr_fraction_lost: None,
                         });
+                        tracing::info!(
+                            rtt_us = st.path.rtt.as_micros() as u64,
+                            cwnd = st.path.cwnd,
+                            lost = st.path.lost_packets,
+                            sent = st.path.sent_packets,
+                            target_bps = d.bitrate_bps,
+                            "bandwidth estimate"
+                        );
                         if d.bitrate_bps.abs_diff(current_bps) > current_bps / 20 {
                             current_bps = d.bitrate_bps;
                             let _ = s.set_bitrate(main_id, current_bps);
@@ -739,7 +747,14 @@ fn video_receive_loop(
     psnr_every: u64,
     record: Option<std::path::PathBuf>,
 ) {
-    let Ok(mut stream) = VideoReceiveStream::new(VideoReceiverConfig::default()) else { return };
+    // Wait out network reordering (tens of ms of jitter) before NACKing, and give a
+    // relay that is itself recovering a packet from the publisher time to answer.
+    let cfg = VideoReceiverConfig {
+        reorder_wait_us: 40_000,
+        nack_retry_us: 90_000,
+        ..VideoReceiverConfig::default()
+    };
+    let Ok(mut stream) = VideoReceiveStream::new(cfg) else { return };
     let mut recorder = record.and_then(|p| match std::fs::File::create(&p) {
         Ok(f) => Some(f),
         Err(e) => {
