@@ -19,7 +19,7 @@ use quinn::congestion::{Controller, ControllerFactory};
 use quinn_proto::RttEstimator;
 
 /// Queueing delay the controller aims to stay under.
-pub const TARGET_QUEUE_DELAY: Duration = Duration::from_millis(50);
+pub const TARGET_QUEUE_DELAY: Duration = Duration::from_millis(40);
 /// Smallest window (enough for audio and feedback through any congestion).
 pub const MIN_WINDOW: u64 = 16 * 1024;
 const MAX_WINDOW: u64 = 32 * 1024 * 1024;

@@ -86,11 +86,17 @@ fn published_recordings_arrive_and_are_recorded() {
     let nals = split_annex_b(&bytes);
     let mut dec = H264Decoder::new().unwrap();
     let mut decoded = Vec::new();
-    // Feed access units NAL by NAL group: the decoder takes a frame's NALs at once;
-    // giving them one at a time works for single-slice frames plus parameter sets.
+    // Access units: parameter sets, SEI and prefix NALs go with the next slice
+    // (the sender encodes one slice per picture).
+    let mut unit: Vec<&[u8]> = Vec::new();
     for nal in &nals {
-        if let DecodeOutcome::Frame(pic) = dec.decode_nals([*nal]) {
-            decoded.push(pic);
+        unit.push(nal);
+        let kind = nal.first().map(|b| b & 0x1f);
+        if matches!(kind, Some(1) | Some(5)) {
+            if let DecodeOutcome::Frame(pic) = dec.decode_nals(unit.iter().copied()) {
+                decoded.push(pic);
+            }
+            unit.clear();
         }
     }
     assert!(decoded.len() >= 30, "only {} pictures decoded from {} NAL units", decoded.len(), nals.len());

@@ -417,7 +417,10 @@ impl Sfu {
                 Some(s.rw.start(enc8, ext))
             } else if s.rw.is_started() && s.rw.encoding() == enc8 {
                 if first_of_frame {
-                    s.thin_frame = video && s.level >= 1;
+                    // Level 1 drops the top temporal layer; level 2 moves to the low
+                    // encoding and keeps its full frame rate (a single encoding keeps
+                    // dropping the top layer instead).
+                    s.thin_frame = video && (s.level == 1 || (s.level >= 2 && single));
                 }
                 let drop = s.thin_frame && droppable;
                 if drop {

@@ -15,6 +15,9 @@ pub const QUEUE_HIGH: usize = 24 * 1024;
 pub const QUEUE_LOW: usize = 4 * 1024;
 const UP_EVERY_US: u64 = 500_000;
 const DOWN_AFTER_US: u64 = 3_000_000;
+/// Leaving the low encoding costs a keyframe burst of the high one: wait longer
+/// (a bottleneck that just cleared often has not, and flapping hurts audio).
+const DOWN_FROM_LOW_ENCODING_US: u64 = 10_000_000;
 
 /// One look at a connection.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,7 +52,8 @@ impl Pressure {
             }
         } else if s.queued_bytes <= QUEUE_LOW {
             let since = *self.clear_since.get_or_insert(now_us);
-            if self.level > 0 && now_us.saturating_sub(since) >= DOWN_AFTER_US {
+            let wait = if self.level >= MAX_LEVEL { DOWN_FROM_LOW_ENCODING_US } else { DOWN_AFTER_US };
+            if self.level > 0 && now_us.saturating_sub(since) >= wait {
                 self.level -= 1;
                 self.clear_since = Some(now_us);
             }
@@ -74,10 +78,10 @@ mod tests {
         assert_eq!(p.sample(600_000, Sample { queued_bytes: 0, video_refused: 3 }), 2);
         assert_eq!(p.sample(1_200_000, busy), 2, "capped");
         assert_eq!(p.sample(1_300_000, clear), 2);
-        assert_eq!(p.sample(4_200_000, clear), 2, "not clear for 3 s yet");
-        assert_eq!(p.sample(4_300_000, clear), 1);
-        assert_eq!(p.sample(5_000_000, Sample { queued_bytes: 10_000, video_refused: 0 }), 1, "in between");
-        assert_eq!(p.sample(7_000_000, clear), 1);
-        assert_eq!(p.sample(10_000_000, clear), 0);
+        assert_eq!(p.sample(4_300_000, clear), 2, "the low encoding is left only after 10 s clear");
+        assert_eq!(p.sample(11_300_000, clear), 1);
+        assert_eq!(p.sample(12_000_000, Sample { queued_bytes: 10_000, video_refused: 0 }), 1, "in between");
+        assert_eq!(p.sample(14_000_000, clear), 1);
+        assert_eq!(p.sample(17_000_000, clear), 0, "lower levels clear after 3 s");
     }
 }
