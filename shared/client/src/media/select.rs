@@ -67,7 +67,7 @@ impl SpeakerTracker {
                     })
                     .collect();
                 // Most recent speaker first; never-heard participants by arrival order.
-                v.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+                v.sort_by_key(|e| std::cmp::Reverse((e.0, e.1)));
                 v.into_iter().take(*n).map(|e| e.2).collect()
             }
         }
