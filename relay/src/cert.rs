@@ -191,6 +191,10 @@ pub fn quic_server_config(
     // NewReno/Cubic halve the window at 5 % loss, and quinn's BBR stays in loss
     // recovery (window capped at the bytes in flight) on such a path.
     transport.congestion_controller_factory(std::sync::Arc::new(crate::cc::DelayBasedFactory));
+    // Jitter reorders packets; quinn's defaults (3 packets, 9/8 RTT) would declare
+    // many of them lost (and count spurious persistent congestion).
+    transport.packet_threshold(16);
+    transport.time_threshold(2.0);
     transport.datagram_send_buffer_size(media.datagram_send_buffer);
     transport.datagram_receive_buffer_size(Some(DATAGRAM_RECEIVE_BUFFER));
     if !media.mtu_discovery {
