@@ -4,7 +4,7 @@
 
 #![cfg(all(feature = "devices", target_os = "linux"))]
 
-use std::path::Path;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,29 +30,26 @@ impl Drop for Xvfb {
     }
 }
 
+/// Starts a private Xvfb. `-displayfd` lets Xvfb pick a free display number itself
+/// (no race with other X servers started at the same time) and print it once it
+/// accepts connections.
 fn start_xvfb() -> Result<(Xvfb, String), String> {
-    let n = (90..140)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
-        .ok_or("no free X display number")?;
-    let display = format!(":{n}");
-    let child = Command::new("Xvfb")
-        .args([display.as_str(), "-screen", "0", "1280x720x24", "-nolisten", "tcp", "-br"])
-        .stdout(Stdio::null())
+    let mut child = Command::new("Xvfb")
+        .args(["-displayfd", "1", "-screen", "0", "1280x720x24", "-nolisten", "tcp", "-br"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot run Xvfb: {e}"))?;
+    let stdout = child.stdout.take();
     let xvfb = Xvfb(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-        if Instant::now() > deadline {
-            return Err("Xvfb did not start within 10 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let mut line = String::new();
+    if let Some(out) = stdout {
+        BufReader::new(out).read_line(&mut line).map_err(|e| format!("reading Xvfb's display: {e}"))?;
     }
-    Ok((xvfb, display))
+    let n: u32 =
+        line.trim().parse().map_err(|_| format!("Xvfb printed {line:?} instead of a display number"))?;
+    Ok((xvfb, format!(":{n}")))
 }
 
 #[test]
