@@ -356,8 +356,8 @@ mod tests {
         };
         let p = Preview::start(&choice, &taps);
         std::thread::sleep(Duration::from_millis(700));
-        p.stop();
         let batch = taps.slots.take_batch();
+        p.stop();
         assert_eq!(u16::from_le_bytes([batch[4], batch[5]]), 1, "one fresh local frame");
         // 640x360 scaled into 160x160: 160x90.
         assert_eq!(
