@@ -34,7 +34,8 @@ const COMMANDS: &[&str] = &[
     "typing",
     "chat_history",
     "subscribe",
-    "subscribe_frames",
+    "next_frames",
+    "set_video_size",
 ];
 
 fn main() {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use clinicmeet_protocol::{MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity};
 use serde_json::Value;
-use tauri::ipc::{Channel, InvokeResponseBody};
+use tauri::ipc::{Channel, Response};
 use tauri::State;
 use uuid::Uuid;
 
@@ -19,8 +19,6 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The UI's event channel (replaced when the page subscribes again, e.g. after a reload).
     pub events: Arc<Mutex<Option<Channel<Value>>>>,
-    /// The UI's frame channel: raw binary messages (see `crate::frames`).
-    pub frames: Arc<Mutex<Option<Channel<InvokeResponseBody>>>>,
     /// How the app was opened (invite link, environment); the code is handed out once.
     pub launch: Mutex<Invite>,
 }
@@ -34,9 +32,25 @@ pub fn subscribe(state: State<'_, AppState>, channel: Channel<Value>) {
     *lock(&state.events) = Some(channel);
 }
 
+/// Longest wait of one `next_frames` poll.
+const FRAME_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The newest frame of every participant that changed since the last call, as one
+/// raw binary batch (`crate::frames`); waits up to a second for one. The UI keeps
+/// exactly one call in flight, so a busy web view skips frames instead of queueing them.
 #[tauri::command]
-pub fn subscribe_frames(state: State<'_, AppState>, channel: Channel<InvokeResponseBody>) {
-    *lock(&state.frames) = Some(channel);
+pub async fn next_frames(state: State<'_, AppState>) -> Result<Response> {
+    let slots = state.engine.frames();
+    Ok(Response::new(slots.next_batch(FRAME_POLL).await))
+}
+
+/// A tile of `participant` (or `local`) is `width`×`height` device pixels: its frames
+/// are scaled to fit that in Rust.
+#[tauri::command]
+pub fn set_video_size(state: State<'_, AppState>, participant: String, width: u16, height: u16) {
+    if participant.len() <= 64 {
+        state.engine.frames().set_size(&participant, width, height);
+    }
 }
 
 /// The relay to pre-fill (invite link or environment) and the invite's meeting code (once).

@@ -4,7 +4,8 @@
 //! * [`commands`]: one Tauri command per UI `Engine` method.
 //! * [`launch`]: `clinicmeet://join/CODE?relay=…&pin=…` invite links and `CLINICMEET_RELAY`/`CLINICMEET_PIN`.
 //! * [`pin`]: relay key pins as typed (base64 or hex).
-//! * [`frames`]: the binary frame format for video to the web view (the seam for media).
+//! * [`frames`]: video to the web view: scaling to the tile, latest-frame-wins slots, the binary format.
+//! * [`engine::media`]: the client media engine in the app (sources, remote video pump, speaker, preview).
 //! * [`error`]: the error the UI receives.
 
 pub mod commands;
@@ -97,7 +98,6 @@ pub fn run() {
             app.manage(AppState {
                 engine: Arc::new(Engine::new(data_dir, sink)),
                 events,
-                frames: Arc::new(Mutex::new(None)),
                 launch: Mutex::new(initial_launch(&args)),
             });
             // macOS delivers links as events (also the first one); Linux/Windows as arguments.
@@ -111,7 +111,8 @@ pub fn run() {
         })
         .invoke_handler(tauri::generate_handler![
             commands::subscribe,
-            commands::subscribe_frames,
+            commands::next_frames,
+            commands::set_video_size,
             commands::launch_info,
             commands::saved_relay,
             commands::connect,

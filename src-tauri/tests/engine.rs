@@ -1,10 +1,13 @@
 //! The app's engine (what the Tauri commands call) against a real relay process
 //! and a real `clinicmeet-cli` participant: pin refusal saves nothing, enrollment
-//! is remembered, meetings, chat both ways, removal — as UI events.
+//! is remembered, meetings, chat both ways, removal — as UI events; media both
+//! ways with the synthetic devices (the app's frames for the web view carry the
+//! guest's embedded frame numbers; the guest decodes the app's video).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clinicmeet_app::engine::devices::{DeviceInfo, DeviceKind, DeviceList, SYNTHETIC_ID};
 use clinicmeet_app::engine::{Engine, EventSink, JoinOptions};
 use clinicmeet_app::launch::RelayConfig;
 use clinicmeet_e2e::{Client, Relay};
@@ -152,4 +155,131 @@ fn staff_meeting_with_a_cli_guest() {
     events.wait("meeting ended", |v| v["type"] == "meeting_ended");
     let again = rt.block_on(engine.list_meetings()).unwrap();
     assert!(again.iter().all(|m| m["meeting"]["id"] != meeting_id.to_string()), "{again:?}");
+}
+
+/// The newest frame of `participant` in one `next_frames` batch: (width, height, I420).
+fn frame_of(batch: &[u8], participant: &str) -> Option<(u32, u32, Vec<u8>)> {
+    let count = u16::from_le_bytes([batch[4], batch[5]]) as usize;
+    let mut at = 6;
+    for _ in 0..count {
+        let len = u32::from_le_bytes(batch[at..at + 4].try_into().ok()?) as usize;
+        let m = &batch[at + 4..at + 4 + len];
+        at += 4 + len;
+        let (w, h, id_len) =
+            (u16::from_le_bytes([m[4], m[5]]), u16::from_le_bytes([m[6], m[7]]), m[8] as usize);
+        if &m[9..9 + id_len] == participant.as_bytes() {
+            return Some((w.into(), h.into(), m[9 + id_len..].to_vec()));
+        }
+    }
+    None
+}
+
+fn embedded_frame_no(w: u32, h: u32, i420: Vec<u8>) -> Option<u64> {
+    use clinicmeet_media::frame::VideoFrame;
+    let (wu, hu) = (w as usize, h as usize);
+    let c = wu.div_ceil(2) * hu.div_ceil(2);
+    let f = VideoFrame::from_planes(
+        w,
+        h,
+        i420[..wu * hu].to_vec(),
+        wu,
+        i420[wu * hu..wu * hu + c].to_vec(),
+        i420[wu * hu + c..].to_vec(),
+        wu.div_ceil(2),
+    )
+    .ok()?;
+    clinicmeet_media::capture::synthetic::decode_embedded(&f).map(|d| d.0)
+}
+
+#[test]
+fn media_both_ways_with_the_synthetic_devices() {
+    let relay = Relay::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let (_, enrollment) = relay.staff_add("Dr. Ada");
+    let cfg = RelayConfig { address: relay.addr.clone(), pin: relay.pin.clone() };
+    let events = Events::default();
+    let engine = Engine::new(dir.path(), events.sink());
+    let synthetic =
+        |kind| DeviceInfo { id: SYNTHETIC_ID.into(), label: "test".into(), kind, is_default: true };
+    engine.set_devices(DeviceList {
+        cameras: vec![synthetic(DeviceKind::Camera)],
+        microphones: vec![synthetic(DeviceKind::Microphone)],
+        ..DeviceList::default()
+    });
+    rt.block_on(engine.connect(cfg)).unwrap();
+    rt.block_on(engine.enroll(&enrollment, "Room 1")).unwrap();
+
+    // Device check: the test pattern in the self tile, the tone on the meter.
+    engine.start_preview().unwrap();
+    events.wait("local preview", |v| {
+        v["type"] == "video" && v["participant_id"] == "local" && v["available"] == true
+    });
+    events.wait("mic level", |v| v["type"] == "audio_level" && v["level"].as_f64().unwrap_or(0.0) > 0.2);
+
+    let spec = MeetingSpec {
+        title: "Media".into(),
+        description: None,
+        kind: MeetingKind::Video,
+        patient_reference: None,
+        schedule: None,
+        settings: MeetingSettings::default(),
+    };
+    let code = rt.block_on(engine.create_meeting(spec)).unwrap()["access_code"].as_str().unwrap().to_string();
+    let joined = rt
+        .block_on(engine.join(&code, "Dr. Ada", JoinOptions { camera: true, mic: true, chat_only: false }))
+        .unwrap();
+    assert_eq!(
+        joined["join"]["you"]["media"],
+        serde_json::json!({"audio": true, "video": true, "screen": false})
+    );
+
+    let guest = Client::new(&relay, "Pat Guest");
+    let mut g = guest.join(&code, &["--publish", "synthetic"]);
+    let me = g.expect_event("joined", STEP);
+    let guest_id = clinicmeet_e2e::my_id(&me);
+
+    // The guest's video reaches the app's frame slots, scaled, frame numbers readable and advancing.
+    events.wait("guest video available", |v| {
+        v["type"] == "video" && v["participant_id"] == guest_id.as_str() && v["available"] == true
+    });
+    engine.frames().set_size(&guest_id, 320, 320);
+    let deadline = Instant::now() + STEP;
+    let mut numbers = Vec::new();
+    while numbers.len() < 2 {
+        assert!(Instant::now() < deadline, "no readable frames of the guest; got {numbers:?}");
+        let batch = rt.block_on(engine.frames().next_batch(Duration::from_secs(1)));
+        if let Some((w, h, i420)) = frame_of(&batch, &guest_id) {
+            if (w, h) == (320, 180) {
+                if let Some(n) = embedded_frame_no(w, h, i420) {
+                    numbers.push((Instant::now(), n));
+                    std::thread::sleep(Duration::from_millis(1000));
+                }
+            }
+        }
+    }
+    let (a, b) = (numbers[0], numbers[1]);
+    let rate = (b.1 as f64 - a.1 as f64) / (b.0 - a.0).as_secs_f64();
+    assert!(rate > 15.0, "the guest's frame numbers advanced {rate:.1}/s in the app");
+
+    // The app's test pattern and tone reach the guest.
+    let stats = g.expect("the app's video decoded by the guest", STEP, |v| {
+        v["event"] == "stats" && v["kind"] == "video" && v["fps"].as_f64().unwrap_or(0.0) >= 15.0
+    });
+    assert!(stats["frames_decoded"].as_u64().unwrap_or(0) > 0, "{stats}");
+    g.expect("the app's audio decoded by the guest", STEP, |v| {
+        v["event"] == "stats" && v["kind"] == "audio" && v["packets_received"].as_u64().unwrap_or(0) > 0
+    });
+
+    // Camera off: the guest stops receiving the app's video.
+    rt.block_on(engine.update_media(clinicmeet_protocol::MediaState {
+        audio: true,
+        video: false,
+        screen: false,
+    }))
+    .unwrap();
+    g.expect("the app's video stopped", STEP, |v| {
+        v["event"] == "stats" && v["kind"] == "video" && v["fps"].as_f64() == Some(0.0)
+    });
+    g.leave();
 }

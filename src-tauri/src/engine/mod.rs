@@ -8,6 +8,7 @@
 
 pub mod devices;
 pub mod map;
+pub mod media;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,10 +25,12 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::error::{AppError, Result};
+use crate::frames::FrameSlots;
 use crate::launch::{self, RelayConfig};
 use crate::pin;
 use devices::{DeviceKind, DeviceList, Devices};
 use map::{Mapper, PendingChat};
+use media::{AppMedia, Choice, Preview, Taps};
 
 /// Where the UI's events go (a Tauri channel in the app, a vector in tests).
 pub type EventSink = Arc<dyn Fn(Value) + Send + Sync>;
@@ -58,6 +61,7 @@ struct Live {
     forwarder: JoinHandle<()>,
     /// Closed for good (denied, removed, ended, refused): reconnect before the next call.
     dead: Arc<AtomicBool>,
+    media: AppMedia,
 }
 
 impl Live {
@@ -68,6 +72,7 @@ impl Live {
     fn close(self) {
         self.forwarder.abort();
         self.session.close();
+        drop(self.media);
     }
 }
 
@@ -83,6 +88,11 @@ pub struct Engine {
     mapper: Arc<Mutex<Mapper>>,
     inner: tokio::sync::Mutex<Inner>,
     devices: Mutex<Devices>,
+    /// Frames on their way to the web view (`next_frames`).
+    slots: Arc<FrameSlots>,
+    /// The devices the next publish uses (set at join).
+    choice: Arc<Mutex<Choice>>,
+    preview: Mutex<Option<Preview>>,
 }
 
 fn now_ms() -> i64 {
@@ -104,7 +114,19 @@ impl Engine {
             mapper: Arc::new(Mutex::new(Mapper::default())),
             inner: tokio::sync::Mutex::new(Inner::default()),
             devices: Mutex::new(Devices::default()),
+            slots: Arc::new(FrameSlots::default()),
+            choice: Arc::new(Mutex::new(Choice::default())),
+            preview: Mutex::new(None),
         }
+    }
+
+    /// Video frames for the web view.
+    pub fn frames(&self) -> Arc<FrameSlots> {
+        self.slots.clone()
+    }
+
+    fn taps(&self) -> Taps {
+        Taps { slots: self.slots.clone(), sink: self.sink.clone() }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -179,9 +201,12 @@ impl Engine {
         let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
         let dead = Arc::new(AtomicBool::new(false));
         let (sink, mapper, dead2) = (self.sink.clone(), self.mapper.clone(), dead.clone());
+        let media = AppMedia::start(session.clone(), self.choice.clone(), self.taps());
+        let media_engine = media.engine().clone();
         let forwarder = tokio::spawn(async move {
             let mut ready = Some(ready_tx);
             while let Some(ev) = events.recv().await {
+                media_engine.on_event(&ev);
                 match &ev {
                     ClientEvent::Connection { state: ConnectionState::Connected, .. } => {
                         if let Some(tx) = ready.take() {
@@ -214,7 +239,7 @@ impl Engine {
                 }
             }
         });
-        let live = Live { session, driver, forwarder, dead };
+        let live = Live { session, driver, forwarder, dead, media };
         match tokio::time::timeout(HELLO_TIMEOUT, ready_rx).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => {
@@ -289,13 +314,24 @@ impl Engine {
         if name.trim().is_empty() {
             return Err(AppError::invalid_input("Enter your name."));
         }
+        self.stop_preview();
         let media = {
-            let devices = lock(&self.devices);
-            MediaState {
-                audio: options.mic && !options.chat_only && devices.has(DeviceKind::Microphone),
-                video: options.camera && !options.chat_only && devices.has(DeviceKind::Camera),
+            let mut devices = lock(&self.devices);
+            // Publish the devices that exist (unless chat-only), on or off as asked:
+            // the user can turn them on later in the call.
+            let publish = !options.chat_only;
+            let choice = Choice {
+                camera: devices.chosen(DeviceKind::Camera).filter(|_| publish),
+                microphone: devices.chosen(DeviceKind::Microphone).filter(|_| publish),
+                speaker: devices.chosen(DeviceKind::Speaker),
+            };
+            let media = MediaState {
+                audio: options.mic && choice.microphone.is_some(),
+                video: options.camera && choice.camera.is_some(),
                 screen: false,
-            }
+            };
+            *lock(&self.choice) = choice;
+            media
         };
         match self.session().await?.join(&code, name.trim(), media).await? {
             JoinOutcome::Joined(state) => {
@@ -399,34 +435,66 @@ impl Engine {
 
     pub async fn update_media(&self, media: MediaState) -> Result<()> {
         {
-            let d = lock(&self.devices);
-            if media.video && !d.has(DeviceKind::Camera) {
-                return Err(AppError::no_device("No camera found."));
+            let c = lock(&self.choice);
+            if media.video && c.camera.is_none() {
+                return Err(AppError::no_device("No camera in this call."));
             }
-            if media.audio && !d.has(DeviceKind::Microphone) {
-                return Err(AppError::no_device("No microphone found."));
+            if media.audio && c.microphone.is_none() {
+                return Err(AppError::no_device("No microphone in this call."));
             }
         }
         if media.screen {
             return Err(AppError::no_device("Screen sharing is not available in this version yet."));
         }
-        Ok(self.session().await?.update_media(media).await?)
+        self.session().await?.update_media(media).await?;
+        if let Some(live) = &self.inner.lock().await.live {
+            live.media.engine().set_local_media(media);
+        }
+        Ok(())
     }
 
     pub fn list_devices(&self) -> DeviceList {
         lock(&self.devices).enumerate()
     }
 
+    /// Uses `list` instead of scanning (kiosk setups with fixed devices; tests with the
+    /// synthetic devices). The next `list_devices` scans again.
+    pub fn set_devices(&self, list: DeviceList) -> DeviceList {
+        lock(&self.devices).set_found(list)
+    }
+
+    /// Frames shown per participant so far (for measurements).
+    pub fn frame_stats(&self) -> std::collections::HashMap<String, crate::frames::SlotStats> {
+        self.slots.stats()
+    }
+
     pub fn select_device(&self, kind: DeviceKind, id: &str) -> Result<()> {
         lock(&self.devices).select(kind, id)
     }
 
-    /// Device check: with no camera there is nothing to preview (the UI says so).
+    /// Device check: the chosen camera's picture (`local` frames) and the chosen
+    /// microphone's level (`audio_level` events) until [`Engine::stop_preview`] or
+    /// the join. With neither device there is nothing to preview (the UI says so).
     pub fn start_preview(&self) -> Result<()> {
+        self.stop_preview();
+        let choice = {
+            let mut d = lock(&self.devices);
+            Choice {
+                camera: d.chosen(DeviceKind::Camera),
+                microphone: d.chosen(DeviceKind::Microphone),
+                speaker: None,
+            }
+        };
+        *lock(&self.preview) = Some(Preview::start(&choice, &self.taps()));
         Ok(())
     }
 
-    pub fn stop_preview(&self) {}
+    pub fn stop_preview(&self) {
+        let p = lock(&self.preview).take();
+        if let Some(p) = p {
+            p.stop();
+        }
+    }
 
     // ------------------------------------------------------------------- chat
 

@@ -31,6 +31,24 @@ export function initials(name: string): string {
 export function VideoTile(props: TileProps): JSX.Element {
   const app = useApp();
   const [canvas, setCanvas] = createSignal<HTMLCanvasElement>();
+  const [box, setBox] = createSignal<HTMLElement>();
+
+  // Tell the engine the tile's size in device pixels: video is scaled to it before it gets here.
+  createEffect(() => {
+    const el = box();
+    const id = props.frameId;
+    const engine = app.engine;
+    if (!el || !engine.setVideoSize || typeof ResizeObserver === "undefined") return;
+    const report = (): void => {
+      const r = el.getBoundingClientRect();
+      const dpr = window.devicePixelRatio || 1;
+      if (r.width > 0 && r.height > 0) engine.setVideoSize?.(id, r.width * dpr, r.height * dpr);
+    };
+    const ro = new ResizeObserver(report);
+    ro.observe(el);
+    report();
+    onCleanup(() => ro.disconnect());
+  });
 
   // Memos: participant updates (levels, names) must not restart the renderer.
   const frameId = createMemo(() => props.frameId);
@@ -61,6 +79,7 @@ export function VideoTile(props: TileProps): JSX.Element {
 
   return (
     <figure
+      ref={setBox}
       class={`tile tile-${props.variant ?? "grid"}`}
       classList={{ "tile-speaking": !!props.speaking, "tile-self": !!props.self, "tile-offline": props.connected === false }}
       aria-label={props.label ?? `${props.name}${props.self ? " (you)" : ""}${props.audio ? "" : ", microphone off"}${props.video ? "" : ", camera off"}`}

@@ -257,6 +257,9 @@ export interface Engine {
   launchRelay?(): Promise<RelayConfig | null>;
   /** An invite link (`clinicmeet://join/CODE?relay=…&pin=…`) was opened while the app runs. */
   onInvite?(listener: (invite: { code: string | null; relay: RelayConfig | null }) => void): Unsubscribe;
+  /** A tile of `participantId` (or `local`) is this many device pixels: engines that
+   * scale video before handing it over send frames that fit it. */
+  setVideoSize?(participantId: string, width: number, height: number): void;
 }
 
 /** Words for people for any error the engine throws. */

@@ -1,6 +1,9 @@
 // The desktop app's engine: every call is a Tauri command into the Rust shell
 // (`src-tauri/src/commands.rs`, which wraps `shared/client`); events arrive on
-// one ordered `Channel` as `EngineEvent` JSON, frames on another as raw bytes.
+// one ordered `Channel` as `EngineEvent` JSON. Frames come by long poll: one
+// `next_frames` call in flight returns a raw binary batch of the newest frame of
+// each participant (scaled to its tile in Rust), so a busy page skips frames
+// instead of queueing them (`src-tauri/src/frames.rs`).
 
 import { Channel, invoke, isTauri } from "@tauri-apps/api/core";
 import {
@@ -72,23 +75,64 @@ export function decodeFrame(buf: ArrayBuffer): VideoFrame | null {
   return { participantId, width, height, data: new Uint8Array(buf, 9 + idLen, planes) };
 }
 
+const BATCH_MAGIC = 0x31424d43; // "CMB1" little endian
+
+/** Splits one `next_frames` batch into frame messages; stops at the first malformed entry. */
+export function decodeBatch(buf: ArrayBuffer): VideoFrame[] {
+  if (buf.byteLength < 6) return [];
+  const view = new DataView(buf);
+  if (view.getUint32(0, true) !== BATCH_MAGIC) return [];
+  const count = view.getUint16(4, true);
+  const out: VideoFrame[] = [];
+  let at = 6;
+  for (let i = 0; i < count && at + 4 <= buf.byteLength; i++) {
+    const len = view.getUint32(at, true);
+    at += 4;
+    if (at + len > buf.byteLength) break;
+    const f = decodeFrame(buf.slice(at, at + len));
+    if (f) out.push(f);
+    at += len;
+  }
+  return out;
+}
+
 export class TauriEngine implements Engine {
   private listeners = new Set<EngineListener>();
   private frameListeners = new Set<FrameListener>();
   private inviteListeners = new Set<(invite: InviteEvent) => void>();
   private subscribed: Promise<void>;
+  private polling = false;
 
   constructor() {
     const events = new Channel<EngineEvent | InviteEvent>((e) => {
       if (e.type === "invite") for (const l of this.inviteListeners) l(e);
       else this.emit(e);
     });
-    const frames = new Channel<ArrayBuffer>((buf) => {
-      if (!(buf instanceof ArrayBuffer)) return;
-      const f = decodeFrame(buf);
-      if (f) for (const l of this.frameListeners) l(f);
-    });
-    this.subscribed = Promise.all([invoke("subscribe", { channel: events }), invoke("subscribe_frames", { channel: frames })]).then(() => undefined);
+    this.subscribed = invoke("subscribe", { channel: events }).then(() => undefined);
+  }
+
+  /** One frame poll in flight for as long as anyone listens. */
+  private async pollFrames(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    await this.subscribed.catch(() => undefined);
+    while (this.frameListeners.size > 0) {
+      try {
+        const buf = await invoke<ArrayBuffer>("next_frames");
+        if (buf instanceof ArrayBuffer) {
+          for (const f of decodeBatch(buf)) for (const l of this.frameListeners) l(f);
+        }
+      } catch {
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    this.polling = false;
+  }
+
+  setVideoSize(participantId: string, width: number, height: number): void {
+    const w = Math.max(16, Math.min(3840, Math.round(width)));
+    const h = Math.max(16, Math.min(2160, Math.round(height)));
+    invoke("set_video_size", { participant: participantId, width: w, height: h }).catch(() => undefined);
   }
 
   static available(): boolean {
@@ -238,6 +282,7 @@ export class TauriEngine implements Engine {
   }
   subscribeFrames(listener: FrameListener): Unsubscribe {
     this.frameListeners.add(listener);
+    void this.pollFrames();
     return () => this.frameListeners.delete(listener);
   }
 }

@@ -60,6 +60,8 @@ export function DeviceCheck(props: { code: string; displayName: string }): JSX.E
     try {
       await app.engine.selectDevice(kind, id);
       void refetch();
+      // The preview follows the pick (camera picture, microphone meter).
+      if (kind !== "speaker") await app.engine.startPreview();
     } catch (err) {
       setError(errorText(err));
     }
