@@ -171,7 +171,7 @@ impl AudioSource for LocalAudio {
         let f = self.inner.read_frame()?;
         self.peak = self.peak.max(meter_level(&f));
         self.n += 1;
-        if self.n % 10 == 0 {
+        if self.n.is_multiple_of(10) {
             let level = (self.peak * 100.0).round() / 100.0;
             (self.taps.sink)(json!({"type": "audio_level", "participant_id": LOCAL, "level": level}));
             self.peak = 0.0;
