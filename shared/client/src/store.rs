@@ -448,21 +448,7 @@ impl Store {
     /// Stores a message received from the relay. Returns `false` when it was
     /// already stored (same client message id or same sequence number).
     pub fn insert_chat(&self, m: &ChatMessage) -> Result<bool> {
-        let n = self.conn.execute(
-            "INSERT OR IGNORE INTO chat(meeting_id, seq, staff_only, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                m.meeting_id.to_string(),
-                m.seq as i64,
-                m.staff_only,
-                m.client_msg_id.to_string(),
-                m.sender_id.to_string(),
-                m.sender_name,
-                m.sender_verified,
-                m.text,
-                m.sent_at
-            ],
-        )?;
+        let n = insert_chat_row(&self.conn, m)?;
         Ok(n == 1)
     }
 
@@ -601,21 +587,7 @@ impl Store {
     /// outbox entry sent, in one transaction.
     pub fn outbox_accepted(&mut self, m: &ChatMessage) -> Result<bool> {
         let tx = self.conn.transaction()?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO chat(meeting_id, seq, staff_only, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                m.meeting_id.to_string(),
-                m.seq as i64,
-                m.staff_only,
-                m.client_msg_id.to_string(),
-                m.sender_id.to_string(),
-                m.sender_name,
-                m.sender_verified,
-                m.text,
-                m.sent_at
-            ],
-        )? == 1;
+        let inserted = insert_chat_row(&tx, m)? == 1;
         tx.execute(
             "UPDATE outbox SET state = 'sent', attempts = attempts + 1, last_error = NULL WHERE client_msg_id = ?1",
             [m.client_msg_id.to_string()],
@@ -717,6 +689,26 @@ impl Store {
 }
 
 const MEETING_COLS: &str = "meeting_id, relay, title, access_code, kind, status, role, patient_reference, participant_id, resume_token, last_seen_at";
+
+/// Inserts one accepted chat message unless it is already stored (same client
+/// message id or sequence number); returns the number of rows inserted (0 or 1).
+fn insert_chat_row(conn: &Connection, m: &ChatMessage) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT OR IGNORE INTO chat(meeting_id, seq, staff_only, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            m.meeting_id.to_string(),
+            m.seq as i64,
+            m.staff_only,
+            m.client_msg_id.to_string(),
+            m.sender_id.to_string(),
+            m.sender_name,
+            m.sender_verified,
+            m.text,
+            m.sent_at
+        ],
+    )
+}
 
 fn meeting_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MeetingRecord> {
     Ok(MeetingRecord {
