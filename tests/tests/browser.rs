@@ -156,6 +156,7 @@ fn guest_relay() -> (Clinic, u16) {
 }
 
 #[test]
+#[ignore = "needs the relay built with --features clinicmeet-relay/browser-guests (not yet verified)"]
 fn browser_guest_joins_a_call_with_desktop_clients() {
     let (clinic, port) = guest_relay();
     let dir = tempfile::tempdir().unwrap();
@@ -239,6 +240,7 @@ fn browser_guest_joins_a_call_with_desktop_clients() {
 }
 
 #[test]
+#[ignore = "needs the relay built with --features clinicmeet-relay/browser-guests (not yet verified)"]
 fn browser_without_h264_gets_a_clear_message() {
     let (clinic, port) = guest_relay();
     let (_, code) = clinic.doctor.create(&[]);
