@@ -146,7 +146,10 @@ fn serve(s: Settings) -> anyhow::Result<()> {
                 let local = listener.local_addr()?;
                 let web = clinicmeet_relay::web::WebConfig {
                     guest_dir: s.guest_dir.clone().unwrap_or_else(clinicmeet_relay::web::default_guest_dir),
-                    rtc: clinicmeet_relay::web::peer::RtcConfig { bind: s.webrtc_bind, public_ip: s.public_ip },
+                    rtc: clinicmeet_relay::web::peer::RtcConfig {
+                        bind: s.webrtc_bind,
+                        public_ip: s.public_ip,
+                    },
                 };
                 tracing::info!(guest_dir = %web.guest_dir.display(), "guest page");
                 tokio::spawn(clinicmeet_relay::web::serve(

@@ -195,14 +195,16 @@ fn browser_guest_joins_a_call_with_desktop_clients() {
     eprintln!("browser stats: {stats}");
     let videos: Vec<&Value> =
         stats["tracks"].as_array().unwrap().iter().filter(|t| t["kind"] == "video").collect();
-    let decoding: Vec<f64> =
-        videos.iter().filter_map(|t| t["fps"].as_f64()).filter(|f| *f > 0.0).collect();
+    let decoding: Vec<f64> = videos.iter().filter_map(|t| t["fps"].as_f64()).filter(|f| *f > 0.0).collect();
     assert_eq!(decoding.len(), 2, "browser decodes both desktop videos: {stats}");
     for fps in &decoding {
         assert!(*fps >= 25.0, "browser decodes {fps} fps: {stats}");
     }
     let shown = stats["shown"].as_array().unwrap();
-    assert!(shown.iter().filter(|v| v["w"].as_u64().unwrap_or(0) > 0).count() >= 2, "tiles show video: {stats}");
+    assert!(
+        shown.iter().filter(|v| v["w"].as_u64().unwrap_or(0) > 0).count() >= 2,
+        "tiles show video: {stats}"
+    );
 
     for s in [&mut host, &mut colleague] {
         s.drain(Duration::from_millis(300));

@@ -134,7 +134,12 @@ async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Option<He
     Ok(Some(Head { method, path, headers }))
 }
 
-async fn respond<S: AsyncWrite + Unpin>(s: &mut S, status: &str, ctype: &str, body: &[u8]) -> std::io::Result<()> {
+async fn respond<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    status: &str,
+    ctype: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\n\
          X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nConnection: keep-alive\r\n\r\n",

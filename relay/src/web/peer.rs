@@ -45,9 +45,9 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::Track;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::media_stream::Track;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState,
@@ -78,7 +78,10 @@ pub enum PeerEvent {
     Connected,
     Failed,
     /// The browser sends a track.
-    Track { kind: TrackKind, ssrc: u32 },
+    Track {
+        kind: TrackKind,
+        ssrc: u32,
+    },
 }
 
 #[derive(Debug)]
@@ -316,10 +319,16 @@ impl Peer {
             return Err(PeerError::Sdp("the browser offers no H.264 video"));
         }
         let mut me = MediaEngine::default();
-        me.register_codec(RTCRtpCodecParameters { rtp_codec: opus(), payload_type: 111 }, RtpCodecKind::Audio)
-            .map_err(rtc_err)?;
-        me.register_codec(RTCRtpCodecParameters { rtp_codec: h264(), payload_type: 102 }, RtpCodecKind::Video)
-            .map_err(rtc_err)?;
+        me.register_codec(
+            RTCRtpCodecParameters { rtp_codec: opus(), payload_type: 111 },
+            RtpCodecKind::Audio,
+        )
+        .map_err(rtc_err)?;
+        me.register_codec(
+            RTCRtpCodecParameters { rtp_codec: h264(), payload_type: 102 },
+            RtpCodecKind::Video,
+        )
+        .map_err(rtc_err)?;
         let registry = register_default_interceptors(Registry::new(), &mut me).map_err(rtc_err)?;
         let registry = registry.with(
             Slot::from(14_000usize),
@@ -335,7 +344,13 @@ impl Peer {
         let routes = Arc::new(Mutex::new(Routes::default()));
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (g_tx, mut g_rx) = mpsc::unbounded_channel();
-        let handler = Arc::new(Handler { conn, events: ev_tx, gathered: g_tx, routes: routes.clone(), fwd: fwd.clone() });
+        let handler = Arc::new(Handler {
+            conn,
+            events: ev_tx,
+            gathered: g_tx,
+            routes: routes.clone(),
+            fwd: fwd.clone(),
+        });
         let pc = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
             .with_media_engine(me)
@@ -350,7 +365,10 @@ impl Peer {
 
         // Receivers for the browser's own microphone and camera.
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
-            let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            };
             pc.add_transceiver_from_kind(kind, Some(init)).await.map_err(rtc_err)?;
         }
         // Send slots.
@@ -366,7 +384,10 @@ impl Peer {
                     id.clone(),
                     kind,
                     vec![RTCRtpEncodingParameters {
-                        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                        rtp_coding_parameters: RTCRtpCodingParameters {
+                            ssrc: Some(ssrc),
+                            ..Default::default()
+                        },
                         codec,
                         ..Default::default()
                     }],
@@ -387,7 +408,9 @@ impl Peer {
         let sections = wrtp::media_sections(&local.sdp);
         let mut ready = Vec::new();
         for (id, mut s) in slots {
-            let Some(sec) = sections.iter().find(|m| m.track.as_deref() == Some(id.as_str())) else { continue };
+            let Some(sec) = sections.iter().find(|m| m.track.as_deref() == Some(id.as_str())) else {
+                continue;
+            };
             let codec = if s.kind == 0 { "opus" } else { "H264" };
             let Some(pt) = sec.payload_type_of(codec) else { continue };
             s.mid = sec.mid.clone();
@@ -464,7 +487,12 @@ impl Peer {
         slot.flow = Some((flow, out_ssrc));
         let mid = slot.mid.clone();
         r.sub_flows.insert(flow, i);
-        Some(SlotInfo { mid, kind: info.spec.kind, track_id: info.track_id, participant_id: info.participant_id })
+        Some(SlotInfo {
+            mid,
+            kind: info.spec.kind,
+            track_id: info.track_id,
+            participant_id: info.participant_id,
+        })
     }
 
     /// Frees the slot of a flow; returns its mid.

@@ -213,7 +213,10 @@ mod tests {
                    a=rtpmap:96 VP8/90000\r\na=rtpmap:106 H264/90000\r\n";
         let m = media_sections(sdp);
         assert_eq!(m.len(), 2);
-        assert_eq!((m[0].mid.as_str(), m[0].payload_type_of("opus"), m[0].ssrcs.clone()), ("0", Some(111), vec![55]));
+        assert_eq!(
+            (m[0].mid.as_str(), m[0].payload_type_of("opus"), m[0].ssrcs.clone()),
+            ("0", Some(111), vec![55])
+        );
         assert_eq!(m[1].track.as_deref(), Some("slot-v0"));
         assert_eq!(m[1].payload_type_of("h264"), Some(106));
         assert!(media_sections("garbage\nm=\na=rtpmap:x").len() == 1);
