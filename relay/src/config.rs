@@ -325,7 +325,7 @@ mod tests {
         ])
         .unwrap();
         let s = resolve(cli.opts).unwrap();
-        assert_eq!(s.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(s.listen, "127.0.0.1:9000".parse::<SocketAddr>().unwrap());
         assert_eq!(s.hub.chat_rate, 7.0);
         assert_eq!(s.hub.resume_grace_ms, 5000);
         assert_eq!(s.hub.code_guard.per_ip, 10);
