@@ -2,7 +2,7 @@
 // the code and a name, device check with preview, waiting room, video grid, chat,
 // mute / camera / leave. Talks to the relay through BrowserEngine (WebSocket + WebRTC).
 
-import { createSignal, For, onCleanup, onMount, Show, type JSX } from "solid-js";
+import { createEffect, createSignal, For, onCleanup, onMount, Show, type JSX } from "solid-js";
 import { render } from "solid-js/web";
 import { BrowserEngine, GuestError, hasH264, openDevices, type GuestEvent } from "./engine/browser";
 import type { ChatMessage, ParticipantId, ParticipantInfo } from "./engine/types";
@@ -22,7 +22,8 @@ function Video(props: { stream: MediaStream | null; muted?: boolean; label: stri
   const attach = () => {
     if (el && el.srcObject !== props.stream) el.srcObject = props.stream;
   };
-  onMount(attach);
+  // Re-attach whenever the stream changes (remote tracks arrive after the tile exists).
+  createEffect(attach);
   return (
     <video
       ref={(v) => {
@@ -223,7 +224,7 @@ function Guest(): JSX.Element {
               <For each={participants()}>
                 {(p) => (
                   <figure data-testid="tile" data-participant={p.id} style={{ margin: 0 }}>
-                    <Video stream={videos()[p.id] ?? null} label={p.display_name} testid="remote-video" />
+                    <Video stream={videos()[p.id] ?? null} muted label={p.display_name} testid="remote-video" />
                     <figcaption>{p.display_name}{p.media.audio ? "" : " (muted)"}</figcaption>
                   </figure>
                 )}
