@@ -11,7 +11,8 @@ packages=(
   libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins
   # network-impairment tests (namespaces, netem) and UI tests under a virtual display.
   iproute2 xvfb xauth
-  # UI screenshots of the demo build (ui/scripts/screenshot.mjs drives it with playwright-core).
+  # UI screenshots of the demo build (ui/scripts/screenshot.mjs drives it with playwright-core) and
+  # the browser-guest test (tests/tests/browser.rs drives tests/browser/guest.mjs the same way).
   chromium
   # Desktop app (Tauri 2, src-tauri/): WebKitGTK 4.1 web view, SVG icons, tray/app indicator,
   # libxdo for menu accelerators, OpenSSL headers for tauri-cli; `file` for the bundler.

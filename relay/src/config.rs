@@ -75,6 +75,21 @@ pub struct Opts {
     /// Operators' HTTP address for /health and /metrics (off unless given).
     #[arg(long, global = true, env = "CLINICMEET_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+    /// HTTPS address for browser guests: the guest page and its WebSocket (off unless given;
+    /// 0.0.0.0:443 or :8443 in production, with the clinic's certificate).
+    #[arg(long, global = true, env = "CLINICMEET_HTTPS_LISTEN")]
+    pub https_listen: Option<SocketAddr>,
+    /// Directory with the built guest page (`guest.html` + assets) [default: `guest/` next to
+    /// the binary if present, else `ui/dist`].
+    #[arg(long, global = true, env = "CLINICMEET_GUEST_DIR")]
+    pub guest_dir: Option<PathBuf>,
+    /// Local address WebRTC media binds (one UDP port per browser guest) [default: 0.0.0.0,
+    /// i.e. every non-loopback interface].
+    #[arg(long, global = true, env = "CLINICMEET_WEBRTC_BIND")]
+    pub webrtc_bind: Option<std::net::IpAddr>,
+    /// Public address advertised to browsers instead of the local one (1:1 NAT).
+    #[arg(long, global = true, env = "CLINICMEET_PUBLIC_IP")]
+    pub public_ip: Option<std::net::IpAddr>,
     /// PEM certificate chain provided by the clinic (with --key).
     #[arg(long, global = true, env = "CLINICMEET_CERT", requires = "key")]
     pub cert: Option<PathBuf>,
@@ -155,6 +170,10 @@ impl Opts {
             listen: self.listen.or(other.listen),
             data_dir: self.data_dir.or(other.data_dir),
             http_listen: self.http_listen.or(other.http_listen),
+            https_listen: self.https_listen.or(other.https_listen),
+            guest_dir: self.guest_dir.or(other.guest_dir),
+            webrtc_bind: self.webrtc_bind.or(other.webrtc_bind),
+            public_ip: self.public_ip.or(other.public_ip),
             cert: self.cert.or(other.cert),
             key: self.key.or(other.key),
             public_name: self.public_name.or(other.public_name),
@@ -188,6 +207,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub http_listen: Option<SocketAddr>,
+    pub https_listen: Option<SocketAddr>,
+    pub guest_dir: Option<PathBuf>,
+    pub webrtc_bind: std::net::IpAddr,
+    pub public_ip: Option<std::net::IpAddr>,
     pub cert: Option<(PathBuf, PathBuf)>,
     pub public_names: Vec<String>,
     pub keep_alive: Duration,
@@ -268,6 +291,10 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         listen: o.listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 4433))),
         data_dir: o.data_dir.unwrap_or_else(|| PathBuf::from("./clinicmeet-data")),
         http_listen: o.http_listen,
+        https_listen: o.https_listen,
+        guest_dir: o.guest_dir,
+        webrtc_bind: o.webrtc_bind.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+        public_ip: o.public_ip,
         cert,
         public_names: o.public_name.unwrap_or_default(),
         keep_alive: Duration::from_secs(o.keep_alive_secs.unwrap_or(5).clamp(1, idle)),
@@ -298,7 +325,7 @@ mod tests {
         ])
         .unwrap();
         let s = resolve(cli.opts).unwrap();
-        assert_eq!(s.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(s.listen, "127.0.0.1:9000".parse::<SocketAddr>().unwrap());
         assert_eq!(s.hub.chat_rate, 7.0);
         assert_eq!(s.hub.resume_grace_ms, 5000);
         assert_eq!(s.hub.code_guard.per_ip, 10);

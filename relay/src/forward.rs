@@ -41,6 +41,9 @@ pub enum FwdIn {
     Datagram { conn: ConnId, data: Bytes, at: Instant },
     /// From the hub.
     Cmd(MediaCmd),
+    /// A browser (WebRTC) connection: its datagrams (flow id + RTP/RTCP, as for
+    /// QUIC) go to its peer task, which translates them (`crate::web`).
+    AttachWeb { conn: ConnId, tx: tokio::sync::mpsc::Sender<Bytes> },
 }
 
 pub type FwdSender = SyncSender<FwdIn>;
@@ -56,6 +59,7 @@ pub fn run_forwarder(rx: Receiver<FwdIn>, metrics: Arc<Metrics>, send_buffer: us
     let mut fwd = Forwarder {
         sfu: Sfu::new(),
         conns: HashMap::new(),
+        web: HashMap::new(),
         metrics,
         send_buffer,
         start: Instant::now(),
@@ -93,6 +97,8 @@ pub fn run_forwarder(rx: Receiver<FwdIn>, metrics: Arc<Metrics>, send_buffer: us
 struct Forwarder {
     sfu: Sfu,
     conns: HashMap<ConnId, ConnIo>,
+    /// Browser connections (second transport kind).
+    web: HashMap<ConnId, tokio::sync::mpsc::Sender<Bytes>>,
     metrics: Arc<Metrics>,
     send_buffer: usize,
     start: Instant,
@@ -115,9 +121,14 @@ impl Forwarder {
                     .insert(conn, ConnIo { connection, pressure: Pressure::default(), refused_video: 0 });
                 return;
             }
+            FwdIn::AttachWeb { conn, tx } => {
+                self.web.insert(conn, tx);
+                return;
+            }
             FwdIn::Cmd(cmd) => {
                 if let MediaCmd::ConnClosed { conn } = &cmd {
                     self.conns.remove(conn);
+                    self.web.remove(conn);
                 }
                 self.sfu.command(now, cmd, &mut self.out);
                 Instant::now()
@@ -145,6 +156,17 @@ impl Forwarder {
         }
         self.batch.sort_by_key(|(t, _)| t.class);
         for (t, at) in self.batch.drain(..) {
+            if let Some(web) = self.web.get(&t.conn) {
+                let (len, forwarded) = (t.data.len(), t.forwarded);
+                if web.try_send(t.data).is_err() {
+                    m.refused_datagrams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                } else if forwarded {
+                    m.forwarded_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    m.forwarded_bytes.fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+                    m.delay(at.elapsed().as_micros() as u64);
+                }
+                continue;
+            }
             let Some(io) = self.conns.get_mut(&t.conn) else { continue };
             let space = io.connection.datagram_send_buffer_space();
             let queued = self.send_buffer.saturating_sub(space);

@@ -25,6 +25,8 @@ pub mod room;
 pub mod server;
 pub mod sfu;
 pub mod store;
+#[cfg(feature = "browser-guests")]
+pub mod web;
 
 pub use clinicmeet_protocol::TrackId;
 pub use error::RelayError;

@@ -20,6 +20,7 @@ struct ReadyLine<'a> {
     quic: String,
     pin: &'a str,
     http: Option<String>,
+    https: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -136,6 +137,37 @@ fn serve(s: Settings) -> anyhow::Result<()> {
         std::thread::Builder::new()
             .name("forward".into())
             .spawn(move || clinicmeet_relay::forward::run_forwarder(media_rx, fwd_metrics, send_buffer))?;
+        #[cfg(feature = "browser-guests")]
+        let https_addr = match s.https_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding HTTPS {addr}"))?;
+                let local = listener.local_addr()?;
+                let web = clinicmeet_relay::web::WebConfig {
+                    guest_dir: s.guest_dir.clone().unwrap_or_else(clinicmeet_relay::web::default_guest_dir),
+                    rtc: clinicmeet_relay::web::peer::RtcConfig {
+                        bind: s.webrtc_bind,
+                        public_ip: s.public_ip,
+                    },
+                };
+                tracing::info!(guest_dir = %web.guest_dir.display(), "guest page");
+                tokio::spawn(clinicmeet_relay::web::serve(
+                    listener,
+                    clinicmeet_relay::web::tls_config(&id)?,
+                    Arc::new(web),
+                    tx.clone(),
+                    media_tx.clone(),
+                ));
+                Some(local)
+            }
+            None => None,
+        };
+        #[cfg(not(feature = "browser-guests"))]
+        let https_addr: Option<std::net::SocketAddr> = match s.https_listen {
+            Some(_) => bail!("--https-listen needs a relay built with the browser-guests feature"),
+            None => None,
+        };
         let hub_media = media_tx.clone();
         let hub_thread = std::thread::Builder::new()
             .name("hub".into())
@@ -146,6 +178,7 @@ fn serve(s: Settings) -> anyhow::Result<()> {
             quic: quic_addr.to_string(),
             pin: &pin,
             http: http_addr.map(|a| a.to_string()),
+            https: https_addr.map(|a| a.to_string()),
         };
         let ready = serde_json::to_string(&ready)?;
         {

@@ -1,0 +1,390 @@
+//! Browser guests: an HTTPS listener that serves the guest page and a
+//! WebSocket for its signaling, plus WebRTC media ([`peer`]).
+//!
+//! * Same certificate as QUIC (the clinic's, or the self-signed one — which
+//!   browsers accept only after a warning; see the README).
+//! * `GET /` (and `/join`, `/guest.html`) serves `guest.html` from the guest
+//!   directory (`--guest-dir`, the `ui/` build output `ui/dist` by default, or
+//!   `guest/` next to the relay binary when that exists); other paths serve
+//!   files under it. Nothing is embedded in the binary, so the page can be
+//!   rebuilt or rebranded without rebuilding the relay.
+//! * `GET /ws` upgrades to a WebSocket: text messages are the control
+//!   protocol's JSON (`ClientMessage` in, `ServerMessage` out), exactly as on a
+//!   QUIC control stream, through the same hub — a guest is just another
+//!   session, and every waiting-room rule, limit and host action applies. Two
+//!   extra message shapes carry WebRTC signaling and never reach the hub:
+//!   `{"webrtc":{"offer":SDP}}` from the browser, and `{"webrtc":{"answer":SDP}}`,
+//!   `{"webrtc":{"slot":{mid,kind,track_id,participant_id}}}`,
+//!   `{"webrtc":{"unslot":{mid,track_id}}}`, `{"webrtc":{"error":TEXT}}` to it.
+
+pub mod bridge;
+pub mod peer;
+pub mod rtp;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::time::Duration;
+
+use clinicmeet_protocol::{limits::MAX_FRAME_LEN, ServerMessage, TrackId};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::cert::Identity;
+use crate::error::RelayError;
+use crate::forward::{FwdIn, FwdSender};
+use crate::server::{ConnOut, HubIn};
+use bridge::{Action, Bridge};
+use peer::{Peer, PeerEvent, RtcConfig};
+
+/// Browser connections get ids from here up (QUIC connections count from 1).
+const WEB_CONN_BASE: u64 = 1 << 48;
+static NEXT_WEB_CONN: AtomicU64 = AtomicU64::new(WEB_CONN_BASE);
+/// Per-guest queue between the forwarding thread and its peer.
+const MEDIA_QUEUE: usize = 1024;
+const MAX_HEAD: usize = 16 * 1024;
+
+/// The browser side's settings.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub guest_dir: PathBuf,
+    pub rtc: RtcConfig,
+}
+
+/// TLS for the HTTPS listener, from the relay's identity.
+pub fn tls_config(id: &Identity) -> Result<Arc<rustls::ServerConfig>, RelayError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RelayError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(id.chain.clone(), id.key.clone_key())
+        .map_err(|e| RelayError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
+}
+
+/// The default guest directory: `guest/` next to the binary, else `ui/dist`.
+pub fn default_guest_dir() -> PathBuf {
+    let beside = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("guest")));
+    match beside {
+        Some(d) if d.join("guest.html").is_file() => d,
+        _ => PathBuf::from("ui/dist"),
+    }
+}
+
+/// Accepts HTTPS connections until the listener fails.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    cfg: Arc<WebConfig>,
+    hub: std_mpsc::Sender<HubIn>,
+    fwd: FwdSender,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let Ok((tcp, addr)) = listener.accept().await else { continue };
+        let (acceptor, cfg, hub, fwd) = (acceptor.clone(), cfg.clone(), hub.clone(), fwd.clone());
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                _ => return,
+            };
+            if let Err(err) = http(stream, addr, cfg, hub, fwd).await {
+                tracing::debug!(%addr, %err, "https connection ended");
+            }
+        });
+    }
+}
+
+struct Head {
+    method: String,
+    path: String,
+    headers: HashMap<String, String>,
+}
+
+async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Option<Head>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 || buf.len() > MAX_HEAD {
+            return Ok(None);
+        }
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines = text.split("\r\n");
+    let mut first = lines.next().unwrap_or_default().split_whitespace();
+    let method = first.next().unwrap_or_default().to_string();
+    let path = first.next().unwrap_or_default().to_string();
+    let headers = lines
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Ok(Some(Head { method, path, headers }))
+}
+
+async fn respond<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    status: &str,
+    ctype: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\n\
+         X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nConnection: keep-alive\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body).await?;
+    s.flush().await
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or_default() {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" | "map" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Maps a request path to a file under `root`; `None` for anything that escapes it.
+pub fn static_path(root: &Path, request: &str) -> Option<PathBuf> {
+    let path = request.split(['?', '#']).next().unwrap_or_default();
+    let rel = match path {
+        "/" | "/join" | "/guest" => "guest.html",
+        p => p.strip_prefix('/')?,
+    };
+    let rel = Path::new(rel);
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    Some(root.join(rel))
+}
+
+async fn http<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    mut s: S,
+    addr: SocketAddr,
+    cfg: Arc<WebConfig>,
+    hub: std_mpsc::Sender<HubIn>,
+    fwd: FwdSender,
+) -> anyhow::Result<()> {
+    loop {
+        let head = match tokio::time::timeout(Duration::from_secs(30), read_head(&mut s)).await {
+            Ok(Ok(Some(h))) => h,
+            _ => return Ok(()),
+        };
+        let upgrade = head.headers.get("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+        if head.method == "GET" && head.path.split('?').next() == Some("/ws") && upgrade {
+            let Some(key) = head.headers.get("sec-websocket-key") else {
+                respond(&mut s, "400 Bad Request", "text/plain", b"missing websocket key\n").await?;
+                return Ok(());
+            };
+            let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+            let resp = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: {accept}\r\n\r\n"
+            );
+            s.write_all(resp.as_bytes()).await?;
+            s.flush().await?;
+            let ws = WebSocketStream::from_raw_socket(s, Role::Server, None).await;
+            session(ws, addr, cfg, hub, fwd).await;
+            return Ok(());
+        }
+        if head.method != "GET" && head.method != "HEAD" {
+            respond(&mut s, "405 Method Not Allowed", "text/plain", b"method not allowed\n").await?;
+            continue;
+        }
+        let file = static_path(&cfg.guest_dir, &head.path);
+        let body = match &file {
+            Some(p) => tokio::fs::read(p).await.ok(),
+            None => None,
+        };
+        match (file, body) {
+            (Some(p), Some(b)) => {
+                let b = if head.method == "HEAD" { Vec::new() } else { b };
+                respond(&mut s, "200 OK", content_type(&p), &b).await?
+            }
+            _ => respond(&mut s, "404 Not Found", "text/plain", b"not found\n").await?,
+        }
+    }
+}
+
+fn rtc_msg(v: serde_json::Value) -> Message {
+    Message::text(serde_json::json!({ "webrtc": v }).to_string())
+}
+
+async fn session<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    ws: WebSocketStream<S>,
+    addr: SocketAddr,
+    cfg: Arc<WebConfig>,
+    hub: std_mpsc::Sender<HubIn>,
+    fwd: FwdSender,
+) {
+    let conn = NEXT_WEB_CONN.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::unbounded_channel::<ConnOut>();
+    if hub.send(HubIn::Connected { conn, addr, tx }).is_err() {
+        return;
+    }
+    tracing::debug!(conn, %addr, "guest websocket");
+    let (mut sink, mut stream) = ws.split();
+    let mut bridge = Bridge::new();
+    let mut peer: Option<Arc<Peer>> = None;
+    let mut peer_events: Option<mpsc::UnboundedReceiver<PeerEvent>> = None;
+    let mut flows: HashMap<TrackId, u64> = HashMap::new();
+    loop {
+        let mut actions = Vec::new();
+        tokio::select! {
+            m = stream.next() => match m {
+                Some(Ok(Message::Text(text))) => {
+                    let text = text.as_str();
+                    if text.len() > MAX_FRAME_LEN {
+                        let _ = hub.send(HubIn::Oversized { conn, len: text.len() });
+                        break;
+                    }
+                    let v: Option<serde_json::Value> = serde_json::from_str(text).ok();
+                    if let Some(offer) = v.as_ref().and_then(|v| v.get("webrtc")).and_then(|w| w.get("offer")) {
+                        let Some(offer) = offer.as_str() else { continue };
+                        if peer.is_some() {
+                            let _ = sink.send(rtc_msg(serde_json::json!({"error": "already connected"}))).await;
+                            continue;
+                        }
+                        match Peer::answer(conn, offer.to_string(), &cfg.rtc, fwd.clone()).await {
+                            Ok((p, answer, events)) => {
+                                let p = Arc::new(p);
+                                let (mtx, mrx) = mpsc::channel(MEDIA_QUEUE);
+                                let _ = fwd.send(FwdIn::AttachWeb { conn, tx: mtx });
+                                let p2 = p.clone();
+                                tokio::spawn(async move { p2.run_outbound(mrx).await });
+                                peer = Some(p);
+                                peer_events = Some(events);
+                                let _ = sink.send(rtc_msg(serde_json::json!({"answer": answer}))).await;
+                            }
+                            Err(err) => {
+                                tracing::info!(conn, %err, "guest media refused");
+                                let _ = sink.send(rtc_msg(serde_json::json!({"error": err.to_string()}))).await;
+                            }
+                        }
+                        continue;
+                    }
+                    if v.as_ref().and_then(|v| v.get("type")).and_then(|t| t.as_str()) == Some("leave") {
+                        actions.extend(bridge.left());
+                    }
+                    if hub.send(HubIn::Frame { conn, body: text.as_bytes().to_vec() }).is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => break,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            out = rx.recv() => match out {
+                Some(ConnOut::Frame(bytes)) => {
+                    let body = bytes.get(4..).unwrap_or_default();
+                    let forward = match serde_json::from_slice::<ServerMessage>(body) {
+                        Ok(msg) => {
+                            let (forward, a) = bridge.server(&msg);
+                            actions.extend(a);
+                            forward
+                        }
+                        Err(_) => true,
+                    };
+                    if forward {
+                        let text = String::from_utf8_lossy(body).into_owned();
+                        if sink.send(Message::text(text)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Some(ConnOut::Close) | None => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
+            },
+            ev = async {
+                match peer_events.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match ev {
+                Some(PeerEvent::Connected) => {
+                    if let Some(p) = &peer {
+                        let (a, v) = p.slot_counts();
+                        actions.extend(bridge.media_ready(a, v));
+                    }
+                }
+                Some(PeerEvent::Track { kind, ssrc }) => actions.extend(bridge.browser_track(kind, ssrc)),
+                Some(PeerEvent::Failed) | None => {
+                    peer_events = None;
+                }
+            },
+        }
+        for a in actions {
+            match a {
+                Action::Request(cm) => {
+                    if let Ok(body) = serde_json::to_vec(&cm) {
+                        let _ = hub.send(HubIn::Frame { conn, body });
+                    }
+                }
+                Action::Published { ssrc, flow } => {
+                    if let Some(p) = &peer {
+                        p.published(ssrc, flow);
+                    }
+                }
+                Action::Subscribed { info, flow } => {
+                    let slot = peer.as_ref().and_then(|p| p.attach(&info, flow));
+                    if let Some(slot) = slot {
+                        flows.insert(info.track_id, flow);
+                        let _ = sink.send(rtc_msg(serde_json::json!({ "slot": slot }))).await;
+                    }
+                }
+                Action::Gone { track_id } => {
+                    let flow = flows.remove(&track_id);
+                    let mid = flow.and_then(|f| peer.as_ref().and_then(|p| p.detach_flow(f)));
+                    if let Some(mid) = mid {
+                        let _ = sink
+                            .send(rtc_msg(serde_json::json!({"unslot": {"mid": mid, "track_id": track_id}})))
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+    let _ = hub.send(HubIn::Closed { conn });
+    if let Some(p) = peer {
+        p.close().await;
+    }
+    tracing::debug!(conn, "guest websocket closed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_paths_stay_inside_the_root() {
+        let root = Path::new("/srv/guest");
+        assert_eq!(static_path(root, "/"), Some(root.join("guest.html")));
+        assert_eq!(static_path(root, "/join?x=1#ABCD"), Some(root.join("guest.html")));
+        assert_eq!(static_path(root, "/assets/a.js"), Some(root.join("assets/a.js")));
+        assert_eq!(static_path(root, "/../etc/passwd"), None);
+        assert_eq!(static_path(root, "/assets/../../x"), None);
+        assert_eq!(static_path(root, "//etc/passwd"), None);
+    }
+}

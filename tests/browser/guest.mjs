@@ -1,0 +1,141 @@
+// Drives Debian's Chromium (headless, fake camera/microphone) as a browser guest of a
+// ClinicMeet relay, for tests/tests/browser.rs. Prints JSON lines on stdout; reads
+// commands from stdin (one JSON object per line):
+//   {"cmd":"stats","secs":5}          → {"event":"stats","tracks":[{id,kind,framesDecoded,fps,...}]}
+//   {"cmd":"chat","text":"…"}         → {"event":"chat_sent"}
+//   {"cmd":"wait_chat","text":"…"}    → {"event":"chat_seen"}
+//   {"cmd":"screenshot","path":"…"}   → {"event":"screenshot"}
+//   {"cmd":"wait_ended"}              → {"event":"ended","text":"…"}
+//   {"cmd":"quit"}
+// Env: GUEST_URL (https://host:port/#CODE), GUEST_NAME, CHROMIUM, FAKE_AUDIO (wav), NO_H264=1.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { createRequire } from "node:module";
+
+const require = createRequire(process.env.PLAYWRIGHT_FROM ?? import.meta.url);
+const { chromium } = require("playwright-core");
+
+const out = (v) => process.stdout.write(JSON.stringify(v) + "\n");
+const url = process.env.GUEST_URL;
+const name = process.env.GUEST_NAME ?? "Browser Guest";
+
+const args = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--no-first-run",
+  "--disable-sync",
+  "--ignore-certificate-errors",
+  "--use-fake-ui-for-media-stream",
+  "--use-fake-device-for-media-stream=fps=30",
+  "--autoplay-policy=no-user-gesture-required",
+];
+if (process.env.FAKE_AUDIO) args.push(`--use-file-for-fake-audio-capture=${process.env.FAKE_AUDIO}`);
+if (process.env.NO_H264) args.push("--disable-features=WebRtcH264WithOpenH264FFmpeg", "--disable-h264");
+
+const profile = mkdtempSync(join(tmpdir(), "clinicmeet-guest-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args,
+  ignoreHTTPSErrors: true,
+  viewport: { width: 1280, height: 800 },
+});
+const page = context.pages()[0] ?? (await context.newPage());
+page.on("console", (m) => process.stderr.write(`[page ${m.type()}] ${m.text()}\n`));
+page.on("pageerror", (e) => process.stderr.write(`[page error] ${e}\n`));
+
+if (process.env.NO_H264) {
+  // A browser without H.264: hide it from the capability list before the page loads.
+  await page.addInitScript(() => {
+    const orig = RTCRtpSender.getCapabilities.bind(RTCRtpSender);
+    RTCRtpSender.getCapabilities = (kind) => {
+      const c = orig(kind);
+      if (c && kind === "video") c.codecs = c.codecs.filter((x) => !/h264/i.test(x.mimeType));
+      return c;
+    };
+  });
+}
+
+await page.goto(url);
+await page.getByTestId("name").fill(name);
+if (process.env.NO_H264) {
+  const text = await page.getByTestId("media-error").textContent({ timeout: 10000 });
+  out({ event: "media_error", text });
+}
+await page.getByTestId("join").click();
+const first = await Promise.race([
+  page.getByTestId("waiting").waitFor({ timeout: 20000 }).then(() => "waiting"),
+  page.getByTestId("meeting").waitFor({ timeout: 20000 }).then(() => "meeting"),
+]);
+out({ event: first });
+if (first === "waiting") {
+  await page.getByTestId("meeting").waitFor({ timeout: 60000 });
+  out({ event: "meeting" });
+}
+
+async function inboundVideo() {
+  return page.evaluate(async () => {
+    const pc = window.clinicmeetGuest?.peer;
+    if (!pc) return [];
+    const r = await pc.getStats();
+    const v = [];
+    r.forEach((s) => {
+      if (s.type === "inbound-rtp") {
+        v.push({ id: s.id, kind: s.kind, mid: s.mid, framesDecoded: s.framesDecoded ?? 0, packetsReceived: s.packetsReceived ?? 0,
+          nackCount: s.nackCount ?? 0, pliCount: s.pliCount ?? 0, bytesReceived: s.bytesReceived ?? 0,
+          width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, t: s.timestamp });
+      }
+    });
+    return v;
+  });
+}
+
+const rl = createInterface({ input: process.stdin });
+for await (const line of rl) {
+  let c;
+  try {
+    c = JSON.parse(line);
+  } catch {
+    continue;
+  }
+  try {
+    if (c.cmd === "stats") {
+      const a = await inboundVideo();
+      await page.waitForTimeout((c.secs ?? 5) * 1000);
+      const b = await inboundVideo();
+      const tracks = b.map((x) => {
+        const y = a.find((z) => z.id === x.id);
+        const dt = y ? (x.t - y.t) / 1000 : 0;
+        return { ...x, fps: y && dt > 0 ? (x.framesDecoded - y.framesDecoded) / dt : 0, bytesPerSec: y && dt > 0 ? (x.bytesReceived - y.bytesReceived) / dt : 0 };
+      });
+      const shown = await page.evaluate(() =>
+        [...document.querySelectorAll("[data-testid=remote-video]")].map((v) => ({ w: v.videoWidth, h: v.videoHeight, playing: !v.paused })),
+      );
+      out({ event: "stats", tracks, shown });
+    } else if (c.cmd === "chat") {
+      await page.getByTestId("chat-input").fill(c.text);
+      await page.getByTestId("chat-send").click();
+      await page.getByTestId("chat").getByText(c.text).waitFor({ timeout: 10000 });
+      out({ event: "chat_sent" });
+    } else if (c.cmd === "wait_chat") {
+      await page.getByTestId("chat").getByText(c.text).waitFor({ timeout: 20000 });
+      out({ event: "chat_seen" });
+    } else if (c.cmd === "screenshot") {
+      await page.screenshot({ path: c.path });
+      out({ event: "screenshot" });
+    } else if (c.cmd === "wait_ended") {
+      await page.getByTestId("ended").waitFor({ timeout: 20000 });
+      out({ event: "ended", text: await page.getByTestId("ended").textContent() });
+    } else if (c.cmd === "quit") {
+      break;
+    }
+  } catch (e) {
+    out({ event: "error", cmd: c.cmd, error: String(e) });
+  }
+}
+await context.close();
+process.exit(0);

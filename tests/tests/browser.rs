@@ -1,0 +1,252 @@
+//! Browser guests over WebRTC: Debian's headless Chromium (fake camera and a tone file as
+//! microphone), driven by `tests/browser/guest.mjs` (playwright-core, no browser download),
+//! joins a meeting through the relay's HTTPS guest page next to two `clinicmeet-cli`
+//! clients publishing synthetic media over QUIC.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+use clinicmeet_e2e::*;
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// target/<profile>/.. : where artifacts (screenshots) go.
+fn artifacts() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.ancestors().nth(3).expect("target dir").join("e2e-artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// 16-bit mono 48 kHz WAV of a sine tone (the browser's fake microphone).
+fn write_tone(path: &Path, hz: f64, secs: u32) {
+    let rate = 48_000u32;
+    let n = rate * secs;
+    let mut data = Vec::with_capacity(n as usize * 2);
+    for i in 0..n {
+        let s = (2.0 * std::f64::consts::PI * hz * f64::from(i) / f64::from(rate)).sin() * 0.3;
+        data.extend_from_slice(&((s * 32767.0) as i16).to_le_bytes());
+    }
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&rate.to_le_bytes());
+    w.extend_from_slice(&(rate * 2).to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    w.extend_from_slice(&data);
+    std::fs::write(path, w).unwrap();
+}
+
+/// The Chromium guest process.
+struct Browser {
+    child: Child,
+    stdin: ChildStdin,
+    events: Receiver<Value>,
+}
+
+impl Browser {
+    fn start(url: &str, name: &str, env: &[(&str, &str)], log: &Path) -> Browser {
+        let ui = workspace().join("ui");
+        let mut cmd = Command::new("node");
+        cmd.arg(workspace().join("tests/browser/guest.mjs"))
+            .env("GUEST_URL", url)
+            .env("GUEST_NAME", name)
+            .env("PLAYWRIGHT_FROM", ui.join("package.json"))
+            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn node (tests/browser/guest.mjs)");
+        let stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Browser { child, stdin, events: rx }
+    }
+
+    fn cmd(&mut self, v: Value) {
+        writeln!(self.stdin, "{v}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn expect(&mut self, event: &str, timeout: Duration, log: &Path) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) if v["event"] == event => return v,
+                Ok(v) if v["event"] == "error" => {
+                    panic!("browser: {v}\n{}", std::fs::read_to_string(log).unwrap_or_default())
+                }
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "browser: no {event} within {timeout:?}\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "{{\"cmd\":\"quit\"}}");
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn steady_stats(s: &Session, pid: &str, kind: &str) -> Vec<Value> {
+    s.seen
+        .iter()
+        .filter(|v| v["event"] == "stats" && v["participant_id"] == pid && v["kind"] == kind)
+        .skip(3)
+        .cloned()
+        .collect()
+}
+
+fn guest_relay() -> (Clinic, u16) {
+    let port = free_tcp_port();
+    let https = format!("127.0.0.1:{port}");
+    let dist = workspace().join("ui/dist");
+    assert!(dist.join("guest.html").is_file(), "build the guest page first: cd ui && npm run build");
+    let clinic = Clinic::new(&[
+        "--https-listen",
+        &https,
+        "--guest-dir",
+        dist.to_str().unwrap(),
+        "--webrtc-bind",
+        "127.0.0.1",
+    ]);
+    (clinic, port)
+}
+
+#[test]
+fn browser_guest_joins_a_call_with_desktop_clients() {
+    let (clinic, port) = guest_relay();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, code) = clinic.doctor.create(&["--waiting-room"]);
+    let publish = |tone: &str| -> Vec<String> {
+        ["--publish", "synthetic", "--tone-hz", tone, "--video-size", "640x360", "--fps", "30"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let refs = |v: &[String]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let a = refs(&publish("440"));
+    let mut host = clinic.doctor.join(&code, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    host.expect_event("joined", STEP);
+    let nurse = clinic.staff("Nurse Joy");
+    let b = refs(&publish("660"));
+    let mut colleague = nurse.join(&code, &b.iter().map(String::as_str).collect::<Vec<_>>());
+    colleague.expect_event("joined", STEP);
+
+    let wav = dir.path().join("tone.wav");
+    write_tone(&wav, 523.0, 10);
+    let log = artifacts().join("browser-guest.log");
+    let url = format!("https://127.0.0.1:{port}/#{code}");
+    let mut browser = Browser::start(&url, "Pat Browser", &[("FAKE_AUDIO", wav.to_str().unwrap())], &log);
+
+    // Waiting room, then the host admits.
+    browser.expect("waiting", Duration::from_secs(60), &log);
+    let pid = waiting_id(&mut host, "Pat Browser");
+    host.send(&format!("/admit {pid}"));
+    browser.expect("meeting", STEP, &log);
+
+    // Media flows both ways; measure after things settle.
+    std::thread::sleep(Duration::from_secs(8));
+    browser.cmd(json!({"cmd": "stats", "secs": 5}));
+    let stats = browser.expect("stats", Duration::from_secs(30), &log);
+    eprintln!("browser stats: {stats}");
+    let videos: Vec<&Value> =
+        stats["tracks"].as_array().unwrap().iter().filter(|t| t["kind"] == "video").collect();
+    let decoding: Vec<f64> = videos.iter().filter_map(|t| t["fps"].as_f64()).filter(|f| *f > 0.0).collect();
+    assert_eq!(decoding.len(), 2, "browser decodes both desktop videos: {stats}");
+    for fps in &decoding {
+        assert!(*fps >= 25.0, "browser decodes {fps} fps: {stats}");
+    }
+    let shown = stats["shown"].as_array().unwrap();
+    assert!(
+        shown.iter().filter(|v| v["w"].as_u64().unwrap_or(0) > 0).count() >= 2,
+        "tiles show video: {stats}"
+    );
+
+    for s in [&mut host, &mut colleague] {
+        s.drain(Duration::from_millis(300));
+        let video = steady_stats(s, &pid, "video");
+        let fps = median(video.iter().filter_map(|v| v["fps"].as_f64()).collect());
+        eprintln!("{} ← browser: video fps median {fps:.1} over {} lines", s.name, video.len());
+        assert!(video.len() >= 4, "{}: too few video stats from the browser", s.name);
+        assert!(fps >= 25.0, "{}: browser video at {fps} fps", s.name);
+        let audio = steady_stats(s, &pid, "audio");
+        let hz = median(audio.iter().filter_map(|v| v["tone_hz"].as_f64()).collect());
+        eprintln!("{} ← browser: tone {hz:.1} Hz", s.name);
+        assert!((hz - 523.0).abs() < 8.0, "{}: heard {hz} Hz from the browser", s.name);
+    }
+
+    // Chat both ways.
+    browser.cmd(json!({"cmd": "chat", "text": "Hello from the browser"}));
+    browser.expect("chat_sent", STEP, &log);
+    host.expect("browser chat", STEP, |v| {
+        v["event"] == "chat" && find_str(v, "text") == Some("Hello from the browser")
+    });
+    host.send("Hello browser, can you hear me?");
+    browser.cmd(json!({"cmd": "wait_chat", "text": "Hello browser, can you hear me?"}));
+    browser.expect("chat_seen", Duration::from_secs(30), &log);
+
+    let shot = artifacts().join("browser-guest.png");
+    browser.cmd(json!({"cmd": "screenshot", "path": shot.to_str().unwrap()}));
+    browser.expect("screenshot", STEP, &log);
+    eprintln!("screenshot: {}", shot.display());
+
+    // The host removes the guest.
+    host.send(&format!("/remove {pid}"));
+    browser.cmd(json!({"cmd": "wait_ended"}));
+    let ended = browser.expect("ended", Duration::from_secs(30), &log);
+    assert!(ended["text"].as_str().unwrap_or_default().contains("removed"), "{ended}");
+}
+
+#[test]
+fn browser_without_h264_gets_a_clear_message() {
+    let (clinic, port) = guest_relay();
+    let (_, code) = clinic.doctor.create(&[]);
+    let log = artifacts().join("browser-no-h264.log");
+    let url = format!("https://127.0.0.1:{port}/#{code}");
+    let mut browser = Browser::start(&url, "No Codec", &[("NO_H264", "1")], &log);
+    let v = browser.expect("media_error", Duration::from_secs(60), &log);
+    assert!(v["text"].as_str().unwrap_or_default().contains("H.264"), "{v}");
+}
