@@ -24,7 +24,10 @@ export CLINICMEET_REQUIRE_NETNS="${CLINICMEET_REQUIRE_NETNS:-1}"
 # One build for everything, including the desktop app the end-to-end tests start
 # (tests/tests/desktop_app.rs drives its real window under a private Xvfb).
 cargo build --workspace --all-targets --locked
-cargo test --workspace --locked --no-fail-fast
+# One test at a time: end-to-end tests run real media (encoders, decoders, a
+# browser) against frame-rate bars, and two of them side by side on two cores
+# measure the machine rather than the product.
+cargo test --workspace --locked --no-fail-fast -- --test-threads=1
 
 # UI: type check and unit tests (Vitest).
 (cd ui && npm run typecheck && npm test)
