@@ -11,6 +11,8 @@ packages=(
   libasound2-dev pulseaudio pulseaudio-utils libasound2-plugins
   # network-impairment tests (namespaces, netem) and UI tests under a virtual display.
   iproute2 xvfb xauth
+  # browser_net test: a firewall rule in the browser's namespace blocks UDP (nft; iptables as fallback).
+  nftables
   # UI screenshots of the demo build (ui/scripts/screenshot.mjs drives it with playwright-core) and
   # the browser-guest test (tests/tests/browser.rs drives tests/browser/guest.mjs the same way).
   chromium

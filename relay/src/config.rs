@@ -83,10 +83,18 @@ pub struct Opts {
     /// the binary if present, else `ui/dist`].
     #[arg(long, global = true, env = "CLINICMEET_GUEST_DIR")]
     pub guest_dir: Option<PathBuf>,
-    /// Local address WebRTC media binds (one UDP port per browser guest) [default: 0.0.0.0,
-    /// i.e. every non-loopback interface].
+    /// Local address WebRTC media binds [default: 0.0.0.0, i.e. every non-loopback
+    /// interface is offered to browsers].
     #[arg(long, global = true, env = "CLINICMEET_WEBRTC_BIND")]
     pub webrtc_bind: Option<std::net::IpAddr>,
+    /// The one UDP port all browser guests' media uses (ICE, DTLS-SRTP); 0 picks a free
+    /// port at start [default: 3478].
+    #[arg(long, global = true, env = "CLINICMEET_WEBRTC_UDP")]
+    pub webrtc_udp: Option<u16>,
+    /// ICE over TCP on the HTTPS port, for networks that block UDP (`true`/`false`)
+    /// [default: true].
+    #[arg(long, global = true, env = "CLINICMEET_WEBRTC_TCP")]
+    pub webrtc_tcp: Option<bool>,
     /// Public address advertised to browsers instead of the local one (1:1 NAT).
     #[arg(long, global = true, env = "CLINICMEET_PUBLIC_IP")]
     pub public_ip: Option<std::net::IpAddr>,
@@ -173,6 +181,8 @@ impl Opts {
             https_listen: self.https_listen.or(other.https_listen),
             guest_dir: self.guest_dir.or(other.guest_dir),
             webrtc_bind: self.webrtc_bind.or(other.webrtc_bind),
+            webrtc_udp: self.webrtc_udp.or(other.webrtc_udp),
+            webrtc_tcp: self.webrtc_tcp.or(other.webrtc_tcp),
             public_ip: self.public_ip.or(other.public_ip),
             cert: self.cert.or(other.cert),
             key: self.key.or(other.key),
@@ -201,6 +211,10 @@ impl Opts {
     }
 }
 
+/// Default shared WebRTC UDP port: the STUN/TURN port, which restrictive networks
+/// open for calls more often than arbitrary UDP ports.
+pub const DEFAULT_WEBRTC_UDP: u16 = 3478;
+
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -210,6 +224,8 @@ pub struct Settings {
     pub https_listen: Option<SocketAddr>,
     pub guest_dir: Option<PathBuf>,
     pub webrtc_bind: std::net::IpAddr,
+    pub webrtc_udp: u16,
+    pub webrtc_tcp: bool,
     pub public_ip: Option<std::net::IpAddr>,
     pub cert: Option<(PathBuf, PathBuf)>,
     pub public_names: Vec<String>,
@@ -294,6 +310,8 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         https_listen: o.https_listen,
         guest_dir: o.guest_dir,
         webrtc_bind: o.webrtc_bind.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+        webrtc_udp: o.webrtc_udp.unwrap_or(DEFAULT_WEBRTC_UDP),
+        webrtc_tcp: o.webrtc_tcp.unwrap_or(true),
         public_ip: o.public_ip,
         cert,
         public_names: o.public_name.unwrap_or_default(),

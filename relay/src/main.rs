@@ -21,6 +21,9 @@ struct ReadyLine<'a> {
     pin: &'a str,
     http: Option<String>,
     https: Option<String>,
+    /// The shared WebRTC UDP address (browser guests), when HTTPS is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webrtc_udp: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -138,20 +141,29 @@ fn serve(s: Settings) -> anyhow::Result<()> {
             .name("forward".into())
             .spawn(move || clinicmeet_relay::forward::run_forwarder(media_rx, fwd_metrics, send_buffer))?;
         #[cfg(feature = "browser-guests")]
-        let https_addr = match s.https_listen {
+        let (https_addr, webrtc_udp) = match s.https_listen {
             Some(addr) => {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
                     .with_context(|| format!("binding HTTPS {addr}"))?;
                 let local = listener.local_addr()?;
+                let udp = std::net::SocketAddr::new(s.webrtc_bind, s.webrtc_udp);
+                let mux = clinicmeet_relay::web::mux::IceMux::bind(udp, s.webrtc_tcp.then_some(local.port()))
+                    .with_context(|| format!("binding the WebRTC UDP port {udp}"))?;
                 let web = clinicmeet_relay::web::WebConfig {
                     guest_dir: s.guest_dir.clone().unwrap_or_else(clinicmeet_relay::web::default_guest_dir),
                     rtc: clinicmeet_relay::web::peer::RtcConfig {
                         bind: s.webrtc_bind,
                         public_ip: s.public_ip,
+                        mux: mux.clone(),
                     },
                 };
-                tracing::info!(guest_dir = %web.guest_dir.display(), "guest page");
+                tracing::info!(
+                    guest_dir = %web.guest_dir.display(),
+                    webrtc_udp = %mux.udp_addr(),
+                    ice_tcp = ?mux.tcp_port(),
+                    "guest page"
+                );
                 tokio::spawn(clinicmeet_relay::web::serve(
                     listener,
                     clinicmeet_relay::web::tls_config(&id)?,
@@ -159,15 +171,16 @@ fn serve(s: Settings) -> anyhow::Result<()> {
                     tx.clone(),
                     media_tx.clone(),
                 ));
-                Some(local)
+                (Some(local), Some(mux.udp_addr()))
             }
-            None => None,
+            None => (None, None),
         };
         #[cfg(not(feature = "browser-guests"))]
-        let https_addr: Option<std::net::SocketAddr> = match s.https_listen {
-            Some(_) => bail!("--https-listen needs a relay built with the browser-guests feature"),
-            None => None,
-        };
+        let (https_addr, webrtc_udp): (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>) =
+            match s.https_listen {
+                Some(_) => bail!("--https-listen needs a relay built with the browser-guests feature"),
+                None => (None, None),
+            };
         let hub_media = media_tx.clone();
         let hub_thread = std::thread::Builder::new()
             .name("hub".into())
@@ -179,6 +192,7 @@ fn serve(s: Settings) -> anyhow::Result<()> {
             pin: &pin,
             http: http_addr.map(|a| a.to_string()),
             https: https_addr.map(|a| a.to_string()),
+            webrtc_udp: webrtc_udp.map(|a| a.to_string()),
         };
         let ready = serde_json::to_string(&ready)?;
         {

@@ -6,7 +6,9 @@
 //   {"cmd":"wait_chat","text":"…"}    → {"event":"chat_seen"}
 //   {"cmd":"screenshot","path":"…"}   → {"event":"screenshot"}
 //   {"cmd":"wait_ended"}              → {"event":"ended","text":"…"}
+//   {"cmd":"wait_connected"}         → {"event":"connected","transport":{protocol,local,remote}}
 //   {"cmd":"quit"}
+// `stats` also carries `transport`: the selected ICE candidate pair (protocol udp/tcp).
 // Env: GUEST_URL (https://host:port/#CODE), GUEST_NAME, CHROMIUM, FAKE_AUDIO (wav), NO_H264=1.
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -94,6 +96,42 @@ async function inboundVideo() {
   });
 }
 
+// The selected ICE candidate pair of the guest's peer connection.
+async function transport() {
+  return page.evaluate(async () => {
+    const pc = window.clinicmeetGuest?.peer;
+    if (!pc) return null;
+    const r = await pc.getStats();
+    let pair = null;
+    r.forEach((s) => {
+      if (s.type === "transport" && s.selectedCandidatePairId) pair = r.get(s.selectedCandidatePairId);
+    });
+    if (!pair) r.forEach((s) => { if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s; });
+    if (!pair) return { state: pc.connectionState };
+    const l = r.get(pair.localCandidateId) ?? {};
+    const m = r.get(pair.remoteCandidateId) ?? {};
+    return { state: pc.connectionState, protocol: l.protocol, local: `${l.address}:${l.port}`, localType: l.candidateType,
+      remote: `${m.address}:${m.port}`, remoteProtocol: m.protocol, rtt: pair.currentRoundTripTime };
+  });
+}
+
+// What the browser sends: feedback it got for its own tracks.
+async function outbound() {
+  return page.evaluate(async () => {
+    const pc = window.clinicmeetGuest?.peer;
+    if (!pc) return [];
+    const r = await pc.getStats();
+    const v = [];
+    r.forEach((s) => {
+      if (s.type === "outbound-rtp") {
+        v.push({ kind: s.kind, nackCount: s.nackCount ?? 0, pliCount: s.pliCount ?? 0, firCount: s.firCount ?? 0,
+          retransmittedPacketsSent: s.retransmittedPacketsSent ?? 0, packetsSent: s.packetsSent ?? 0, framesEncoded: s.framesEncoded ?? 0 });
+      }
+    });
+    return v;
+  });
+}
+
 const rl = createInterface({ input: process.stdin });
 for await (const line of rl) {
   let c;
@@ -115,7 +153,7 @@ for await (const line of rl) {
       const shown = await page.evaluate(() =>
         [...document.querySelectorAll("[data-testid=remote-video]")].map((v) => ({ w: v.videoWidth, h: v.videoHeight, playing: !v.paused })),
       );
-      out({ event: "stats", tracks, shown });
+      out({ event: "stats", tracks, shown, transport: await transport(), outbound: await outbound() });
     } else if (c.cmd === "chat") {
       await page.getByTestId("chat-input").fill(c.text);
       await page.getByTestId("chat-send").click();
@@ -130,6 +168,9 @@ for await (const line of rl) {
     } else if (c.cmd === "wait_ended") {
       await page.getByTestId("ended").waitFor({ timeout: 20000 });
       out({ event: "ended", text: await page.getByTestId("ended").textContent() });
+    } else if (c.cmd === "wait_connected") {
+      await page.waitForFunction(() => window.clinicmeetGuest?.peer?.connectionState === "connected", null, { timeout: 60000, polling: 50 });
+      out({ event: "connected", transport: await transport() });
     } else if (c.cmd === "quit") {
       break;
     }

@@ -113,13 +113,29 @@ impl LinkEmulator {
         to_client: Impairment,
         seed: u64,
     ) -> std::io::Result<LinkEmulator> {
+        let listen = SocketAddr::from(([0, 0, 0, 0], 0));
+        let relay = SocketAddr::from(([127, 0, 0, 1], relay_port));
+        LinkEmulator::start_between(ns, listen, relay, to_relay, to_client, seed)
+    }
+
+    /// Starts a forwarder in namespace `ns` that clients reach at `listen` (e.g. the
+    /// address a relay advertises) and that forwards to the relay at `relay`.
+    pub fn start_between(
+        ns: &str,
+        listen: SocketAddr,
+        relay: SocketAddr,
+        to_relay: Impairment,
+        to_client: Impairment,
+        seed: u64,
+    ) -> std::io::Result<LinkEmulator> {
         // Sockets are created on a thread that entered the namespace; they stay in it.
         let ns_owned = ns.to_string();
         let (outer, inner) = thread::spawn(move || -> std::io::Result<(UdpSocket, UdpSocket)> {
             enter_netns(&ns_owned)?;
-            let outer = UdpSocket::bind("0.0.0.0:0")?;
-            let inner = UdpSocket::bind("127.0.0.1:0")?;
-            inner.connect(("127.0.0.1", relay_port))?;
+            let outer = UdpSocket::bind(listen)?;
+            let local = if relay.ip().is_loopback() { "127.0.0.1:0" } else { "0.0.0.0:0" };
+            let inner = UdpSocket::bind(local)?;
+            inner.connect(relay)?;
             Ok((outer, inner))
         })
         .join()

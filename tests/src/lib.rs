@@ -16,6 +16,7 @@ use serde_json::Value;
 
 pub use serde_json::json;
 
+pub mod browser;
 pub mod impair;
 pub mod netns;
 

@@ -175,6 +175,81 @@ impl Net {
         let _ = ns_run(ns, &["tc", "qdisc", "del", "dev", dev, "root"]);
     }
 
+    /// Drops every UDP datagram in and out of a client's namespace except DNS-free
+    /// loopback traffic (a guest Wi-Fi that blocks UDP), with `nft`, else `iptables`.
+    /// `Err` says why neither works.
+    pub fn block_udp(&self, client: usize) -> Result<String, String> {
+        let ns = &self.clients[client].ns;
+        let nft = ns_run(ns, &["nft", "add", "table", "inet", "cmblock"])
+            .and_then(|()| {
+                ns_run(
+                    ns,
+                    &[
+                        "nft",
+                        "add",
+                        "chain",
+                        "inet",
+                        "cmblock",
+                        "out",
+                        "{ type filter hook output priority 0 ; }",
+                    ],
+                )
+            })
+            .and_then(|()| {
+                ns_run(
+                    ns,
+                    &[
+                        "nft",
+                        "add",
+                        "chain",
+                        "inet",
+                        "cmblock",
+                        "in",
+                        "{ type filter hook input priority 0 ; }",
+                    ],
+                )
+            })
+            .and_then(|()| {
+                ns_run(
+                    ns,
+                    &[
+                        "nft", "add", "rule", "inet", "cmblock", "out", "oifname", "!=", "lo", "meta",
+                        "l4proto", "udp", "drop",
+                    ],
+                )
+            })
+            .and_then(|()| {
+                ns_run(
+                    ns,
+                    &[
+                        "nft", "add", "rule", "inet", "cmblock", "in", "iifname", "!=", "lo", "meta",
+                        "l4proto", "udp", "drop",
+                    ],
+                )
+            });
+        match nft {
+            Ok(()) => Ok("nft".into()),
+            Err(nft_err) => {
+                ns_run(ns, &["iptables", "-A", "OUTPUT", "!", "-o", "lo", "-p", "udp", "-j", "DROP"])
+                    .and_then(|()| {
+                        ns_run(ns, &["iptables", "-A", "INPUT", "!", "-i", "lo", "-p", "udp", "-j", "DROP"])
+                    })
+                    .map(|()| "iptables".into())
+                    .map_err(|ipt_err| format!("cannot block UDP: {nft_err}; {ipt_err}"))
+            }
+        }
+    }
+
+    /// The firewall counters of a client's namespace (for reports).
+    pub fn firewall_stats(&self, client: usize) -> String {
+        let ns = &self.clients[client].ns;
+        Command::new("ip")
+            .args(["netns", "exec", ns, "nft", "list", "table", "inet", "cmblock"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
     /// `tc -s qdisc` of one direction (for reports).
     pub fn qdisc_stats(&self, client: usize, dir: Dir) -> String {
         let (ns, dev) = self.end(client, dir);

@@ -18,6 +18,8 @@
 //!   `{"webrtc":{"unslot":{mid,track_id}}}`, `{"webrtc":{"error":TEXT}}` to it.
 
 pub mod bridge;
+pub mod ice;
+pub mod mux;
 pub mod peer;
 pub mod rtp;
 
@@ -80,7 +82,9 @@ pub fn default_guest_dir() -> PathBuf {
     }
 }
 
-/// Accepts HTTPS connections until the listener fails.
+/// Accepts HTTPS connections until the listener fails. When ICE over TCP is on,
+/// connections whose first byte is not a TLS handshake are ICE-TCP connections of
+/// browser guests (RFC 6544) and go to the shared ICE mux instead.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -94,6 +98,20 @@ pub async fn serve(
         let (acceptor, cfg, hub, fwd) = (acceptor.clone(), cfg.clone(), hub.clone(), fwd.clone());
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
+            if cfg.rtc.mux.tcp_port().is_some() {
+                let mut first = [0u8; 1];
+                let peeked = tokio::time::timeout(Duration::from_secs(10), tcp.peek(&mut first)).await;
+                if !matches!(peeked, Ok(Ok(1))) {
+                    return;
+                }
+                let [b] = first;
+                if ice::is_ice_tcp_first_byte(b) {
+                    if let Err(err) = cfg.rtc.mux.accept_tcp(tcp, addr).await {
+                        tracing::debug!(%addr, %err, "ICE-TCP connection refused");
+                    }
+                    return;
+                }
+            }
             let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 _ => return,

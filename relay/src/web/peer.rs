@@ -53,6 +53,7 @@ use webrtc::peer_connection::{
     Registry, SettingEngineBuilder,
 };
 
+use super::ice::{self, Advertised};
 use super::rtp::{self as wrtp, InboundVideo, Kind};
 use crate::forward::{FwdIn, FwdSender};
 use crate::sfu::{ConnId, RELAY_SSRC};
@@ -65,10 +66,13 @@ pub const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;prof
 /// How the relay's WebRTC side is set up.
 #[derive(Debug, Clone)]
 pub struct RtcConfig {
-    /// Address the per-peer UDP sockets bind (port 0: ephemeral per peer).
+    /// Local address(es) advertised in host candidates (unspecified: every
+    /// non-loopback interface).
     pub bind: IpAddr,
-    /// Advertised instead of the bound address (1:1 NAT), if set.
+    /// Advertised instead of the local addresses (1:1 NAT), if set.
     pub public_ip: Option<IpAddr>,
+    /// The shared UDP port (and ICE-TCP port) all peer connections use.
+    pub mux: super::mux::IceMux,
 }
 
 /// What a peer tells its session.
@@ -139,6 +143,8 @@ pub struct Peer {
     pc: Arc<dyn PeerConnection>,
     routes: Arc<Mutex<Routes>>,
     closed: Arc<std::sync::atomic::AtomicBool>,
+    /// This connection's place on the shared ports (released on drop).
+    _lease: super::mux::Lease,
 }
 
 struct Handler {
@@ -333,13 +339,17 @@ impl Peer {
             Slot::from(14_000usize),
             KeyframeRequests { reads: VecDeque::new(), writes: VecDeque::new() },
         );
-        let mut se = SettingEngineBuilder::new().with_lite(true).with_include_loopback_candidate(true);
-        if let Some(ip) = cfg.public_ip {
-            se = se.with_nat_1to1_ips(
-                vec![ip.to_string()],
-                rtc::peer_connection::transport::RTCIceCandidateType::Host,
-            );
-        }
+        // ICE through the shared ports: the lease's ufrag routes the browser's checks
+        // to this connection (see `mux`); the public address is put into the answer's
+        // candidates by `ice::advertise`, not by the crate's 1:1 NAT setting, so the
+        // crate's own candidates keep the local addresses its sockets report.
+        let lease = cfg.mux.lease();
+        let (ufrag, pwd) = lease.credentials();
+        let se = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_include_loopback_candidate(true)
+            .with_ice_credentials(ufrag, pwd)
+            .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled);
         let routes = Arc::new(Mutex::new(Routes::default()));
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let (g_tx, mut g_rx) = mpsc::unbounded_channel();
@@ -356,7 +366,12 @@ impl Peer {
             .with_setting_engine(se.build())
             .with_interceptor_registry(registry)
             .with_handler(handler)
+            .with_runtime(lease.runtime())
             .with_udp_addrs(vec![SocketAddr::new(cfg.bind, 0)])
+            .with_tcp_addrs(match cfg.mux.tcp_port() {
+                Some(_) => vec![SocketAddr::new(cfg.bind, 0)],
+                None => vec![],
+            })
             .build()
             .await
             .map_err(rtc_err)?;
@@ -402,6 +417,12 @@ impl Peer {
         pc.set_local_description(answer).await.map_err(rtc_err)?;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), g_rx.recv()).await;
         let local = pc.local_description().await.ok_or(PeerError::Sdp("no local description"))?;
+        let advertised = Advertised {
+            udp_port: cfg.mux.udp_addr().port(),
+            tcp_port: cfg.mux.tcp_port(),
+            public_ip: cfg.public_ip,
+        };
+        let answer_sdp = ice::advertise(&local.sdp, &advertised);
 
         // Which mid carries which slot, with which payload type.
         let sections = wrtp::media_sections(&local.sdp);
@@ -453,7 +474,7 @@ impl Peer {
         if let Ok(mut r) = routes.lock() {
             r.slots = ready;
         }
-        Ok((Peer { pc, routes, closed }, local.sdp, ev_rx))
+        Ok((Peer { pc, routes, closed, _lease: lease }, answer_sdp, ev_rx))
     }
 
     /// Free slots per kind (audio, video).
