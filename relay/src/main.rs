@@ -150,6 +150,10 @@ fn serve(s: Settings) -> anyhow::Result<()> {
                         bind: s.webrtc_bind,
                         public_ip: s.public_ip,
                     },
+                    invite: clinicmeet_relay::web::InviteInfo {
+                        quic_port: quic_addr.port(),
+                        pin: pin.clone(),
+                    },
                 };
                 tracing::info!(guest_dir = %web.guest_dir.display(), "guest page");
                 tokio::spawn(clinicmeet_relay::web::serve(

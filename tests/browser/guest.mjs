@@ -1,6 +1,9 @@
 // Drives Debian's Chromium (headless, fake camera/microphone) as a browser guest of a
-// ClinicMeet relay, for tests/tests/browser.rs. Prints JSON lines on stdout; reads
-// commands from stdin (one JSON object per line):
+// ClinicMeet relay, for tests/tests/browser.rs. The page is the desktop app's UI over the
+// browser engine: invite landing → "Join in this browser" → join form (code from the
+// link, name) → device check → waiting room / meeting. Prints JSON lines on stdout
+// ({"event":"invite","app_link":…,"code":…,"relay":…,"pin":…} first); reads commands
+// from stdin (one JSON object per line):
 //   {"cmd":"stats","secs":5}          → {"event":"stats","tracks":[{id,kind,framesDecoded,fps,...}]}
 //   {"cmd":"chat","text":"…"}         → {"event":"chat_sent"}
 //   {"cmd":"wait_chat","text":"…"}    → {"event":"chat_seen"}
@@ -61,7 +64,22 @@ if (process.env.NO_H264) {
 }
 
 await page.goto(url);
+// The invite link's landing page: the desktop app's deep link, or join here.
+await page.getByTestId("invite").waitFor({ timeout: 20000 });
+// The relay's address and pin come from /invite-info; wait until the link carries them.
+await page.waitForFunction(() => /[?]relay=/.test(document.querySelector("[data-testid=open-app]")?.getAttribute("href") ?? ""), null, { timeout: 10000 }).catch(() => undefined);
+const link = new URL((await page.getByTestId("open-app").getAttribute("href")) ?? "");
+out({
+  event: "invite",
+  app_link: link.href,
+  code: decodeURIComponent(link.pathname.replace(/^\/+/, "")),
+  relay: link.searchParams.get("relay"),
+  pin: link.searchParams.get("pin"),
+});
+await page.getByTestId("join-browser").click();
 await page.getByTestId("name").fill(name);
+await page.getByTestId("continue").click();
+// Device check: preview and mic meter; a browser without H.264 is told so here.
 if (process.env.NO_H264) {
   const text = await page.getByTestId("media-error").textContent({ timeout: 10000 });
   out({ event: "media_error", text });
@@ -94,6 +112,12 @@ async function inboundVideo() {
   });
 }
 
+/** The chat is a side panel, closed at first (as in the desktop app). */
+async function openChat() {
+  if (!(await page.getByTestId("chat").isVisible())) await page.getByTestId("toggle-chat").click();
+  await page.getByTestId("chat-input").waitFor({ timeout: 5000 });
+}
+
 const rl = createInterface({ input: process.stdin });
 for await (const line of rl) {
   let c;
@@ -117,11 +141,13 @@ for await (const line of rl) {
       );
       out({ event: "stats", tracks, shown });
     } else if (c.cmd === "chat") {
+      await openChat();
       await page.getByTestId("chat-input").fill(c.text);
       await page.getByTestId("chat-send").click();
       await page.getByTestId("chat").getByText(c.text).waitFor({ timeout: 10000 });
       out({ event: "chat_sent" });
     } else if (c.cmd === "wait_chat") {
+      await openChat();
       await page.getByTestId("chat").getByText(c.text).waitFor({ timeout: 20000 });
       out({ event: "chat_seen" });
     } else if (c.cmd === "screenshot") {

@@ -181,6 +181,14 @@ fn browser_guest_joins_a_call_with_desktop_clients() {
     let url = format!("https://127.0.0.1:{port}/#{code}");
     let mut browser = Browser::start(&url, "Pat Browser", &[("FAKE_AUDIO", wav.to_str().unwrap())], &log);
 
+    // The invite link opens a landing page whose "Open in ClinicMeet" is the app's deep
+    // link with this relay's QUIC address and key pin (from /invite-info).
+    let invite = browser.expect("invite", Duration::from_secs(60), &log);
+    eprintln!("invite page: {invite}");
+    assert_eq!(invite["code"], code.as_str(), "{invite}");
+    assert_eq!(invite["relay"], clinic.relay.addr.as_str(), "{invite}");
+    assert_eq!(invite["pin"], clinic.relay.pin.as_str(), "{invite}");
+
     // Waiting room, then the host admits.
     browser.expect("waiting", Duration::from_secs(60), &log);
     let pid = waiting_id(&mut host, "Pat Browser");
