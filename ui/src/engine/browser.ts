@@ -81,6 +81,7 @@ export class BrowserEngine implements Engine {
   private answerWaiter: ((sdp: string) => void) | null = null;
   private local: MediaStream | null = null;
   private acquiring: Promise<EngineError | null> | null = null;
+  private acquiringKey = "";
   private slots = new SlotTable();
   private remoteVideo = new Map<string, MediaStream>();
   private players = new Map<string, HTMLAudioElement>();
@@ -129,7 +130,8 @@ export class BrowserEngine implements Engine {
   }
 
   connect(_relay?: RelayConfig): Promise<HelloInfo> {
-    if (this.ws?.readyState === WebSocket.OPEN && this.opening) return this.opening;
+    // Open or opening: the same hello.
+    if (this.opening && this.ws && this.ws.readyState <= WebSocket.OPEN) return this.opening;
     this.opening = this.open().catch((e: unknown) => {
       this.opening = null;
       throw e;
@@ -404,9 +406,7 @@ export class BrowserEngine implements Engine {
 
   async startPreview(): Promise<void> {
     if (this.inCall) return;
-    // A fresh preview with the selected devices.
-    this.stopLocal();
-    this.acquiring = null;
+    // Opens the selected devices (again, if the pick changed since).
     const error = await this.ensureLocal();
     if (error) throw error;
   }
@@ -422,15 +422,24 @@ export class BrowserEngine implements Engine {
     return mid === null ? null : (this.remoteVideo.get(mid) ?? null);
   }
 
-  /** Opens camera and microphone once (shared by the device list and the preview). */
+  /** Opens camera and microphone once per device pick (shared by the device list and the
+   * preview, which ask at the same time); what it could not open comes back as an error. */
   private ensureLocal(): Promise<EngineError | null> {
-    if (!this.acquiring) {
-      this.acquiring = this.acquire(true, true).then(({ stream, error }) => {
-        if (stream) this.setLocal(stream);
+    const key = `${this.selected.camera ?? ""}|${this.selected.microphone ?? ""}`;
+    if (this.acquiring && this.acquiringKey === key) return this.acquiring;
+    this.stopLocal();
+    const attempt = this.acquire(true, true).then(({ stream, error }) => {
+      if (this.acquiring !== attempt) {
+        // Superseded (another pick, or stopped) while the browser asked.
+        for (const t of stream?.getTracks() ?? []) t.stop();
         return error;
-      });
-    }
-    return this.acquiring;
+      }
+      if (stream) this.setLocal(stream);
+      return error;
+    });
+    this.acquiring = attempt;
+    this.acquiringKey = key;
+    return attempt;
   }
 
   private setLocal(stream: MediaStream): void {
