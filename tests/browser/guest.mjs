@@ -4,7 +4,8 @@
 // link, name) → device check → waiting room / meeting. Prints JSON lines on stdout
 // ({"event":"invite","app_link":…,"code":…,"relay":…,"pin":…} first); reads commands
 // from stdin (one JSON object per line):
-//   {"cmd":"stats","secs":5}          → {"event":"stats","tracks":[{id,kind,framesDecoded,fps,...}]}
+//   {"cmd":"stats","secs":5}          → {"event":"stats","tracks":[{id,kind,framesDecoded,fps,...}],
+//                                        "sent":[{kind,framesEncoded,fps,codec,...}],"shown":[{w,h,playing}]}
 //   {"cmd":"chat","text":"…"}         → {"event":"chat_sent"}
 //   {"cmd":"wait_chat","text":"…"}    → {"event":"chat_seen"}
 //   {"cmd":"screenshot","path":"…"}   → {"event":"screenshot"}
@@ -95,7 +96,7 @@ if (first === "waiting") {
   out({ event: "meeting" });
 }
 
-async function inboundVideo() {
+async function rtpStats() {
   return page.evaluate(async () => {
     const pc = window.clinicmeetGuest?.peer;
     if (!pc) return [];
@@ -106,6 +107,10 @@ async function inboundVideo() {
         v.push({ id: s.id, kind: s.kind, mid: s.mid, framesDecoded: s.framesDecoded ?? 0, packetsReceived: s.packetsReceived ?? 0,
           nackCount: s.nackCount ?? 0, pliCount: s.pliCount ?? 0, bytesReceived: s.bytesReceived ?? 0,
           width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, t: s.timestamp });
+      } else if (s.type === "outbound-rtp") {
+        v.push({ id: s.id, kind: s.kind, mid: s.mid, outbound: true, framesEncoded: s.framesEncoded ?? 0, packetsSent: s.packetsSent ?? 0,
+          nackCount: s.nackCount ?? 0, pliCount: s.pliCount ?? 0, bytesSent: s.bytesSent ?? 0, encoder: s.encoderImplementation ?? "",
+          codec: r.get(s.codecId)?.mimeType ?? "", width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, t: s.timestamp });
       }
     });
     return v;
@@ -128,18 +133,24 @@ for await (const line of rl) {
   }
   try {
     if (c.cmd === "stats") {
-      const a = await inboundVideo();
+      const a = await rtpStats();
       await page.waitForTimeout((c.secs ?? 5) * 1000);
-      const b = await inboundVideo();
-      const tracks = b.map((x) => {
+      const b = await rtpStats();
+      const rate = (x, field) => {
         const y = a.find((z) => z.id === x.id);
         const dt = y ? (x.t - y.t) / 1000 : 0;
-        return { ...x, fps: y && dt > 0 ? (x.framesDecoded - y.framesDecoded) / dt : 0, bytesPerSec: y && dt > 0 ? (x.bytesReceived - y.bytesReceived) / dt : 0 };
-      });
+        return y && dt > 0 ? (x[field] - y[field]) / dt : 0;
+      };
+      const tracks = b.filter((x) => !x.outbound).map((x) => ({ ...x, fps: rate(x, "framesDecoded"), bytesPerSec: rate(x, "bytesReceived") }));
+      const sent = b.filter((x) => x.outbound).map((x) => ({ ...x, fps: rate(x, "framesEncoded"), bytesPerSec: rate(x, "bytesSent") }));
       const shown = await page.evaluate(() =>
         [...document.querySelectorAll("[data-testid=remote-video]")].map((v) => ({ w: v.videoWidth, h: v.videoHeight, playing: !v.paused })),
       );
-      out({ event: "stats", tracks, shown });
+      // What the page sends from: the senders' tracks.
+      const senders = await page.evaluate(() =>
+        (window.clinicmeetGuest?.peer?.getSenders() ?? []).map((x) => ({ kind: x.track?.kind ?? null, state: x.track?.readyState ?? null, enabled: x.track?.enabled ?? null })),
+      );
+      out({ event: "stats", tracks, sent, senders, shown });
     } else if (c.cmd === "chat") {
       await openChat();
       await page.getByTestId("chat-input").fill(c.text);

@@ -126,7 +126,7 @@ describe("browser engine: receive slots", () => {
 });
 
 describe("browser engine: media helpers", () => {
-  it("offers H.264 packetization-mode 1 only, constrained baseline first", () => {
+  it("offers H.264 packetization-mode 1 constrained baseline only (any mode-1 H.264 if that is missing)", () => {
     const codecs = [
       { mimeType: "video/VP8" },
       { mimeType: "video/H264", sdpFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640c1f" },
@@ -134,8 +134,8 @@ describe("browser engine: media helpers", () => {
       { mimeType: "video/H264", sdpFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f" },
       { mimeType: "video/rtx", sdpFmtpLine: "apt=96" },
     ];
-    expect(h264Codecs(codecs).map((c) => c.sdpFmtpLine)).toEqual([
-      "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+    expect(h264Codecs(codecs).map((c) => c.sdpFmtpLine)).toEqual(["level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"]);
+    expect(h264Codecs(codecs.filter((c) => !/42e01f/.test(c.sdpFmtpLine ?? ""))).map((c) => c.sdpFmtpLine)).toEqual([
       "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640c1f",
     ]);
     expect(h264Codecs([{ mimeType: "video/VP8" }, { mimeType: "video/AV1" }])).toEqual([]);

@@ -208,11 +208,13 @@ export interface CodecCapability {
   sdpFmtpLine?: string;
 }
 
-/** H.264 with packetization-mode 1, constrained baseline first (what desktop clients send and decode). */
+/** H.264 with packetization-mode 1 as desktop clients send and decode it: constrained
+ * baseline (`profile-level-id=42e0xx`) only, when the browser has it (offering higher profiles
+ * too lets the relay's answer pick one the desktop decoder cannot read); else any mode-1 H.264. */
 export function h264Codecs<C extends CodecCapability>(codecs: readonly C[]): C[] {
   const h264 = codecs.filter((c) => c.mimeType.toLowerCase() === "video/h264" && /packetization-mode=1/.test(c.sdpFmtpLine ?? ""));
-  const baseline = (c: C) => /profile-level-id=42e0/i.test(c.sdpFmtpLine ?? "");
-  return [...h264.filter(baseline), ...h264.filter((c) => !baseline(c))];
+  const baseline = h264.filter((c) => /profile-level-id=42e0/i.test(c.sdpFmtpLine ?? ""));
+  return baseline.length > 0 ? baseline : h264;
 }
 
 export const NO_H264_MESSAGE =

@@ -167,7 +167,14 @@ export function DeviceCheck(props: { code: string; displayName: string }): JSX.E
               </div>
             </Show>
             <div class="dc-actions">
-              <button type="button" class="btn btn-primary btn-large" data-testid="join" disabled={busy()} onClick={() => void join(false)}>
+              <button
+                type="button"
+                class="btn btn-primary btn-large"
+                data-testid="join"
+                // Until the devices are known, joining would go without camera and microphone.
+                disabled={busy() || devices.loading}
+                onClick={() => void join(false)}
+              >
                 {busy() ? "Joining…" : "Join meeting"}
               </button>
               <button type="button" class="btn btn-secondary" disabled={busy()} onClick={() => void join(true)}>
