@@ -11,7 +11,9 @@
 //   {"cmd":"screenshot","path":"…"}   → {"event":"screenshot"}
 //   {"cmd":"wait_ended"}              → {"event":"ended","text":"…"}
 //   {"cmd":"quit"}
-// Env: GUEST_URL (https://host:port/#CODE), GUEST_NAME, CHROMIUM, FAKE_AUDIO (wav), NO_H264=1.
+// Env: GUEST_URL (https://host:port/#CODE), GUEST_NAME, CHROMIUM, FAKE_AUDIO (wav), NO_H264=1,
+// DENY_CAMERA=1 (the camera permission refused), SHOT_DIR (screenshots of the screens before
+// the meeting: guest-invite.png, guest-device-check.png, guest-waiting.png).
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,6 +66,19 @@ if (process.env.NO_H264) {
   });
 }
 
+if (process.env.DENY_CAMERA) {
+  // The user refuses the camera (the microphone is allowed).
+  await page.addInitScript(() => {
+    const md = navigator.mediaDevices;
+    const orig = md.getUserMedia.bind(md);
+    md.getUserMedia = (c) => (c && c.video ? Promise.reject(new DOMException("Permission denied", "NotAllowedError")) : orig(c));
+  });
+}
+
+const shot = async (file) => {
+  if (process.env.SHOT_DIR) await page.screenshot({ path: join(process.env.SHOT_DIR, file) });
+};
+
 await page.goto(url);
 // The invite link's landing page: the desktop app's deep link, or join here.
 await page.getByTestId("invite").waitFor({ timeout: 20000 });
@@ -77,6 +92,7 @@ out({
   relay: link.searchParams.get("relay"),
   pin: link.searchParams.get("pin"),
 });
+await shot("guest-invite.png");
 await page.getByTestId("join-browser").click();
 await page.getByTestId("name").fill(name);
 await page.getByTestId("continue").click();
@@ -85,11 +101,22 @@ if (process.env.NO_H264) {
   const text = await page.getByTestId("media-error").textContent({ timeout: 10000 });
   out({ event: "media_error", text });
 }
+if (process.env.DENY_CAMERA) {
+  const text = await page.getByTestId("device-error").textContent({ timeout: 10000 });
+  out({ event: "device_error", text });
+}
+// The join button waits for the device list; the preview needs a moment to show.
+await page.getByTestId("join").waitFor();
+await page.waitForFunction(() => !document.querySelector("[data-testid=join]")?.hasAttribute("disabled"), null, { timeout: 10000 }).catch(() => undefined);
+await page.waitForTimeout(500);
+await shot("guest-device-check.png");
 await page.getByTestId("join").click();
 const first = await Promise.race([
   page.getByTestId("waiting").waitFor({ timeout: 20000 }).then(() => "waiting"),
   page.getByTestId("meeting").waitFor({ timeout: 20000 }).then(() => "meeting"),
 ]);
+// (Before telling the test, which then admits at once.)
+if (first === "waiting") await shot("guest-waiting.png");
 out({ event: first });
 if (first === "waiting") {
   await page.getByTestId("meeting").waitFor({ timeout: 60000 });
