@@ -70,6 +70,8 @@ function uuid(): string {
 }
 
 export class BrowserEngine implements Engine {
+  /** Not on the guest page yet (getDisplayMedia in place of the camera track would do it). */
+  readonly canShareScreen = false;
   private ws: WebSocket | null = null;
   private opening: Promise<HelloInfo> | null = null;
   private closingOnPurpose = false;

@@ -259,6 +259,8 @@ export interface Engine {
    * MediaStream for `participantId` (or `local`) instead of frames: tiles then show a
    * `<video>`. Valid while the last `video` event for that participant said `available`. */
   videoStream?(participantId: string): MediaStream | null;
+  /** False when this engine cannot share the screen (the control is hidden); default true. */
+  readonly canShareScreen?: boolean;
   /** Why others may not see or hear this device even though its devices work (e.g. a
    * browser without H.264), shown before joining; null when all is well. */
   mediaWarning?(): string | null;

@@ -177,6 +177,7 @@ export function Meeting(props: { session: MeetingSession }): JSX.Element {
 }
 
 function InMeeting(props: { session: MeetingSession }): JSX.Element {
+  const app = useApp();
   const s = props.session;
   const ps = s.participants;
   const v = useVersion(s);
@@ -222,7 +223,7 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
   };
   const isConsult = () => meeting()?.kind === "consultation";
   const audioOnly = () => meeting()?.kind === "audio_only";
-  const screenAllowed = () => meeting()?.settings.allow_screen_share ?? false;
+  const screenAllowed = () => (app.engine.canShareScreen ?? true) && (meeting()?.settings.allow_screen_share ?? false);
   const elapsed = createMemo(() => formatElapsed(meeting()?.started_at ?? null, now()));
 
   const toggle = (p: "chat" | "participants") => setPanel(panel() === p ? null : p);
