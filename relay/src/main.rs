@@ -157,6 +157,10 @@ fn serve(s: Settings) -> anyhow::Result<()> {
                         public_ip: s.public_ip,
                         mux: mux.clone(),
                     },
+                    invite: clinicmeet_relay::web::InviteInfo {
+                        quic_port: quic_addr.port(),
+                        pin: pin.clone(),
+                    },
                 };
                 tracing::info!(
                     guest_dir = %web.guest_dir.display(),

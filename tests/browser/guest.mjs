@@ -1,7 +1,11 @@
 // Drives Debian's Chromium (headless, fake camera/microphone) as a browser guest of a
-// ClinicMeet relay, for tests/tests/browser.rs. Prints JSON lines on stdout; reads
-// commands from stdin (one JSON object per line):
-//   {"cmd":"stats","secs":5}          → {"event":"stats","tracks":[{id,kind,framesDecoded,fps,...}]}
+// ClinicMeet relay, for tests/tests/browser.rs. The page is the desktop app's UI over the
+// browser engine: invite landing → "Join in this browser" → join form (code from the
+// link, name) → device check → waiting room / meeting. Prints JSON lines on stdout
+// ({"event":"invite","app_link":…,"code":…,"relay":…,"pin":…} first); reads commands
+// from stdin (one JSON object per line):
+//   {"cmd":"stats","secs":5}          → {"event":"stats","tracks":[{id,kind,framesDecoded,fps,...}],
+//                                        "sent":[{kind,framesEncoded,fps,codec,...}],"shown":[{w,h,playing}]}
 //   {"cmd":"chat","text":"…"}         → {"event":"chat_sent"}
 //   {"cmd":"wait_chat","text":"…"}    → {"event":"chat_seen"}
 //   {"cmd":"screenshot","path":"…"}   → {"event":"screenshot"}
@@ -9,7 +13,9 @@
 //   {"cmd":"wait_connected"}         → {"event":"connected","transport":{protocol,local,remote}}
 //   {"cmd":"quit"}
 // `stats` also carries `transport`: the selected ICE candidate pair (protocol udp/tcp).
-// Env: GUEST_URL (https://host:port/#CODE), GUEST_NAME, CHROMIUM, FAKE_AUDIO (wav), NO_H264=1.
+// Env: GUEST_URL (https://host:port/#CODE), GUEST_NAME, CHROMIUM, FAKE_AUDIO (wav), NO_H264=1,
+// DENY_CAMERA=1 (the camera permission refused), SHOT_DIR (screenshots of the screens before
+// the meeting: guest-invite.png, guest-device-check.png, guest-waiting.png).
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,24 +68,64 @@ if (process.env.NO_H264) {
   });
 }
 
+if (process.env.DENY_CAMERA) {
+  // The user refuses the camera (the microphone is allowed).
+  await page.addInitScript(() => {
+    const md = navigator.mediaDevices;
+    const orig = md.getUserMedia.bind(md);
+    md.getUserMedia = (c) => (c && c.video ? Promise.reject(new DOMException("Permission denied", "NotAllowedError")) : orig(c));
+  });
+}
+
+const shot = async (file) => {
+  if (process.env.SHOT_DIR) await page.screenshot({ path: join(process.env.SHOT_DIR, file) });
+};
+
 await page.goto(url);
+// The invite link's landing page: the desktop app's deep link, or join here.
+await page.getByTestId("invite").waitFor({ timeout: 20000 });
+// The relay's address and pin come from /invite-info; wait until the link carries them.
+await page.waitForFunction(() => /[?]relay=/.test(document.querySelector("[data-testid=open-app]")?.getAttribute("href") ?? ""), null, { timeout: 10000 }).catch(() => undefined);
+const link = new URL((await page.getByTestId("open-app").getAttribute("href")) ?? "");
+out({
+  event: "invite",
+  app_link: link.href,
+  code: decodeURIComponent(link.pathname.replace(/^\/+/, "")),
+  relay: link.searchParams.get("relay"),
+  pin: link.searchParams.get("pin"),
+});
+await shot("guest-invite.png");
+await page.getByTestId("join-browser").click();
 await page.getByTestId("name").fill(name);
+await page.getByTestId("continue").click();
+// Device check: preview and mic meter; a browser without H.264 is told so here.
 if (process.env.NO_H264) {
   const text = await page.getByTestId("media-error").textContent({ timeout: 10000 });
   out({ event: "media_error", text });
 }
+if (process.env.DENY_CAMERA) {
+  const text = await page.getByTestId("device-error").textContent({ timeout: 10000 });
+  out({ event: "device_error", text });
+}
+// The join button waits for the device list; the preview needs a moment to show.
+await page.getByTestId("join").waitFor();
+await page.waitForFunction(() => !document.querySelector("[data-testid=join]")?.hasAttribute("disabled"), null, { timeout: 10000 }).catch(() => undefined);
+await page.waitForTimeout(500);
+await shot("guest-device-check.png");
 await page.getByTestId("join").click();
 const first = await Promise.race([
   page.getByTestId("waiting").waitFor({ timeout: 20000 }).then(() => "waiting"),
   page.getByTestId("meeting").waitFor({ timeout: 20000 }).then(() => "meeting"),
 ]);
+// (Before telling the test, which then admits at once.)
+if (first === "waiting") await shot("guest-waiting.png");
 out({ event: first });
 if (first === "waiting") {
   await page.getByTestId("meeting").waitFor({ timeout: 60000 });
   out({ event: "meeting" });
 }
 
-async function inboundVideo() {
+async function rtpStats() {
   return page.evaluate(async () => {
     const pc = window.clinicmeetGuest?.peer;
     if (!pc) return [];
@@ -90,6 +136,10 @@ async function inboundVideo() {
         v.push({ id: s.id, kind: s.kind, mid: s.mid, framesDecoded: s.framesDecoded ?? 0, packetsReceived: s.packetsReceived ?? 0,
           nackCount: s.nackCount ?? 0, pliCount: s.pliCount ?? 0, bytesReceived: s.bytesReceived ?? 0,
           width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, t: s.timestamp });
+      } else if (s.type === "outbound-rtp") {
+        v.push({ id: s.id, kind: s.kind, mid: s.mid, outbound: true, framesEncoded: s.framesEncoded ?? 0, packetsSent: s.packetsSent ?? 0,
+          nackCount: s.nackCount ?? 0, pliCount: s.pliCount ?? 0, bytesSent: s.bytesSent ?? 0, encoder: s.encoderImplementation ?? "",
+          codec: r.get(s.codecId)?.mimeType ?? "", width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, t: s.timestamp });
       }
     });
     return v;
@@ -132,6 +182,12 @@ async function outbound() {
   });
 }
 
+/** The chat is a side panel, closed at first (as in the desktop app). */
+async function openChat() {
+  if (!(await page.getByTestId("chat").isVisible())) await page.getByTestId("toggle-chat").click();
+  await page.getByTestId("chat-input").waitFor({ timeout: 5000 });
+}
+
 const rl = createInterface({ input: process.stdin });
 for await (const line of rl) {
   let c;
@@ -142,24 +198,32 @@ for await (const line of rl) {
   }
   try {
     if (c.cmd === "stats") {
-      const a = await inboundVideo();
+      const a = await rtpStats();
       await page.waitForTimeout((c.secs ?? 5) * 1000);
-      const b = await inboundVideo();
-      const tracks = b.map((x) => {
+      const b = await rtpStats();
+      const rate = (x, field) => {
         const y = a.find((z) => z.id === x.id);
         const dt = y ? (x.t - y.t) / 1000 : 0;
-        return { ...x, fps: y && dt > 0 ? (x.framesDecoded - y.framesDecoded) / dt : 0, bytesPerSec: y && dt > 0 ? (x.bytesReceived - y.bytesReceived) / dt : 0 };
-      });
+        return y && dt > 0 ? (x[field] - y[field]) / dt : 0;
+      };
+      const tracks = b.filter((x) => !x.outbound).map((x) => ({ ...x, fps: rate(x, "framesDecoded"), bytesPerSec: rate(x, "bytesReceived") }));
+      const sent = b.filter((x) => x.outbound).map((x) => ({ ...x, fps: rate(x, "framesEncoded"), bytesPerSec: rate(x, "bytesSent") }));
       const shown = await page.evaluate(() =>
         [...document.querySelectorAll("[data-testid=remote-video]")].map((v) => ({ w: v.videoWidth, h: v.videoHeight, playing: !v.paused })),
       );
-      out({ event: "stats", tracks, shown, transport: await transport(), outbound: await outbound() });
+      // What the page sends from: the senders' tracks.
+      const senders = await page.evaluate(() =>
+        (window.clinicmeetGuest?.peer?.getSenders() ?? []).map((x) => ({ kind: x.track?.kind ?? null, state: x.track?.readyState ?? null, enabled: x.track?.enabled ?? null })),
+      );
+      out({ event: "stats", tracks, sent, senders, shown, transport: await transport(), outbound: await outbound() });
     } else if (c.cmd === "chat") {
+      await openChat();
       await page.getByTestId("chat-input").fill(c.text);
       await page.getByTestId("chat-send").click();
       await page.getByTestId("chat").getByText(c.text).waitFor({ timeout: 10000 });
       out({ event: "chat_sent" });
     } else if (c.cmd === "wait_chat") {
+      await openChat();
       await page.getByTestId("chat").getByText(c.text).waitFor({ timeout: 20000 });
       out({ event: "chat_seen" });
     } else if (c.cmd === "screenshot") {

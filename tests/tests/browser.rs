@@ -33,7 +33,21 @@ fn browser_guest_joins_a_call_with_desktop_clients() {
     write_tone(&wav, 523.0, 10);
     let log = artifacts().join("browser-guest.log");
     let url = format!("https://127.0.0.1:{port}/#{code}");
-    let mut browser = Browser::start(&url, "Pat Browser", &[("FAKE_AUDIO", wav.to_str().unwrap())], &log);
+    let shots = artifacts();
+    let mut browser = Browser::start(
+        &url,
+        "Pat Browser",
+        &[("FAKE_AUDIO", wav.to_str().unwrap()), ("SHOT_DIR", shots.to_str().unwrap())],
+        &log,
+    );
+
+    // The invite link opens a landing page whose "Open in ClinicMeet" is the app's deep
+    // link with this relay's QUIC address and key pin (from /invite-info).
+    let invite = browser.expect("invite", Duration::from_secs(60), &log);
+    eprintln!("invite page: {invite}");
+    assert_eq!(invite["code"], code.as_str(), "{invite}");
+    assert_eq!(invite["relay"], clinic.relay.addr.as_str(), "{invite}");
+    assert_eq!(invite["pin"], clinic.relay.pin.as_str(), "{invite}");
 
     // Waiting room, then the host admits.
     browser.expect("waiting", Duration::from_secs(60), &log);
@@ -103,4 +117,25 @@ fn browser_without_h264_gets_a_clear_message() {
     let mut browser = Browser::start(&url, "No Codec", &[("NO_H264", "1")], &log);
     let v = browser.expect("media_error", Duration::from_secs(60), &log);
     assert!(v["text"].as_str().unwrap_or_default().contains("H.264"), "{v}");
+}
+
+#[test]
+fn browser_with_the_camera_denied_is_told_so_and_joins_with_sound() {
+    let (clinic, port) = guest_relay();
+    let (_, code) = clinic.doctor.create(&[]);
+    let mut host = clinic.doctor.join(&code, &[]);
+    host.expect_event("joined", STEP);
+    let log = artifacts().join("browser-camera-denied.log");
+    // The `/join#CODE` form of the invite link.
+    let url = format!("https://127.0.0.1:{port}/join#{code}");
+    let mut browser = Browser::start(&url, "Denied Camera", &[("DENY_CAMERA", "1")], &log);
+    let v = browser.expect("device_error", Duration::from_secs(60), &log);
+    assert!(v["text"].as_str().unwrap_or_default().contains("camera was denied"), "{v}");
+    browser.expect("meeting", STEP, &log);
+    let joined = host.expect("the browser joins", STEP, |v| {
+        v["event"] == "participant_joined" && find_str(v, "display_name") == Some("Denied Camera")
+    });
+    let media = find(&joined, "media").cloned().unwrap_or_default();
+    assert_eq!(media["audio"], true, "microphone still works: {joined}");
+    assert_eq!(media["video"], false, "no camera: {joined}");
 }

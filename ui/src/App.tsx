@@ -9,8 +9,15 @@ import { Home } from "./screens/Home";
 import { DeviceCheck } from "./screens/DeviceCheck";
 import { Meeting } from "./screens/Meeting";
 import { Consultations } from "./screens/Consultations";
+import { Invite } from "./screens/Invite";
+import { errorText } from "./engine/engine";
 
-export function App(props: { engine: Engine; rendererPreference?: "webgl" | "2d" }): JSX.Element {
+/** `desktop`: the app (first run, staff home…); `browser`: the relay's guest page (invite
+ * landing, join, device check, meeting), on the page's own server. */
+export type AppMode = "desktop" | "browser";
+
+export function App(props: { engine: Engine; rendererPreference?: "webgl" | "2d"; mode?: AppMode }): JSX.Element {
+  const browser = props.mode === "browser";
   const [screen, setScreen] = createSignal<Screen | null>(null);
   const [relay, setRelay] = createSignal<RelayConfig | null>(null);
   const [staff, setStaff] = createSignal<StaffIdentity | null>(null);
@@ -20,6 +27,7 @@ export function App(props: { engine: Engine; rendererPreference?: "webgl" | "2d"
 
   const ctx: AppContext = {
     engine: props.engine,
+    browser,
     frames,
     rendererPreference: props.rendererPreference ?? "webgl",
     relay,
@@ -42,7 +50,24 @@ export function App(props: { engine: Engine; rendererPreference?: "webgl" | "2d"
   });
   onCleanup(() => offInvite?.());
 
+  /** Browser guest page: connect to the page's own server, then the join form. */
+  const enterBrowser = async (): Promise<void> => {
+    const saved = await props.engine.savedRelay();
+    setRelay(saved);
+    try {
+      if (saved) await props.engine.connect(saved);
+      setScreen({ name: "home" });
+    } catch (err) {
+      setScreen({ name: "offline", message: errorText(err) });
+    }
+  };
+
   onMount(async () => {
+    if (browser) {
+      if (inviteCode) setScreen({ name: "invite", code: inviteCode });
+      else await enterBrowser();
+      return;
+    }
     const saved = await props.engine.savedRelay();
     const offered = (await props.engine.launchRelay?.()) ?? null;
     if (!saved || (offered && offered.address !== saved.address)) {
@@ -69,6 +94,22 @@ export function App(props: { engine: Engine; rendererPreference?: "webgl" | "2d"
           <Switch>
             <Match when={s().name === "first_run"}>
               <FirstRun />
+            </Match>
+            <Match when={(() => { const x = s(); return x.name === "invite" ? x : null; })()} keyed>
+              {(x) => <Invite code={x.code} onJoinHere={enterBrowser} />}
+            </Match>
+            <Match when={(() => { const x = s(); return x.name === "offline" ? x : null; })()} keyed>
+              {(x) => (
+                <main class="page page-narrow">
+                  <section class="card waiting-card" role="alert">
+                    <h1>Cannot reach the clinic</h1>
+                    <p class="lead">{x.message}</p>
+                    <button type="button" class="btn btn-primary btn-large" onClick={() => void enterBrowser()}>
+                      Try again
+                    </button>
+                  </section>
+                </main>
+              )}
             </Match>
             <Match when={s().name === "home"}>
               <Home />

@@ -8,6 +8,10 @@ import type { MeetingSession } from "./state/session";
 
 export type Screen =
   | { name: "first_run" }
+  /** Browser guest page: an invite link's landing (open the app, or join here). */
+  | { name: "invite"; code: string }
+  /** Browser guest page: the relay cannot be reached. */
+  | { name: "offline"; message: string }
   | { name: "home" }
   | { name: "device_check"; code: string; displayName: string }
   | { name: "meeting"; session: MeetingSession }
@@ -15,6 +19,8 @@ export type Screen =
 
 export interface AppContext {
   engine: Engine;
+  /** The relay's guest page in a plain browser (no server set-up, no staff features). */
+  browser: boolean;
   frames: FrameStore;
   rendererPreference: "webgl" | "2d";
   relay: Accessor<RelayConfig | null>;

@@ -8,6 +8,10 @@
 //!   `guest/` next to the relay binary when that exists); other paths serve
 //!   files under it. Nothing is embedded in the binary, so the page can be
 //!   rebuilt or rebranded without rebuilding the relay.
+//! * `GET /invite-info` answers `{"quic_port":N,"pin":"sha256/…"}`: what the invite
+//!   landing page needs to build the desktop app's deep link
+//!   (`clinicmeet://join/CODE?relay=HOST:N&pin=…`; the code itself stays in the
+//!   page's `#` fragment and never reaches the server).
 //! * `GET /ws` upgrades to a WebSocket: text messages are the control
 //!   protocol's JSON (`ClientMessage` in, `ServerMessage` out), exactly as on a
 //!   QUIC control stream, through the same hub — a guest is just another
@@ -58,6 +62,17 @@ const MAX_HEAD: usize = 16 * 1024;
 pub struct WebConfig {
     pub guest_dir: PathBuf,
     pub rtc: RtcConfig,
+    /// For the invite page's "Open in ClinicMeet" link.
+    pub invite: InviteInfo,
+}
+
+/// What `GET /invite-info` tells the invite page about the relay's QUIC side.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InviteInfo {
+    /// The QUIC port desktop apps connect to (on the host the page was loaded from).
+    pub quic_port: u16,
+    /// `sha256/<base64>` of the certificate's public key (the app pins it).
+    pub pin: String,
 }
 
 /// TLS for the HTTPS listener, from the relay's identity.
@@ -227,6 +242,12 @@ async fn http<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         }
         if head.method != "GET" && head.method != "HEAD" {
             respond(&mut s, "405 Method Not Allowed", "text/plain", b"method not allowed\n").await?;
+            continue;
+        }
+        if head.path.split('?').next() == Some("/invite-info") {
+            let body = serde_json::to_vec(&cfg.invite)?;
+            let body = if head.method == "HEAD" { Vec::new() } else { body };
+            respond(&mut s, "200 OK", "application/json", &body).await?;
             continue;
         }
         let file = static_path(&cfg.guest_dir, &head.path);

@@ -25,9 +25,11 @@ export function AppHeader(): JSX.Element {
             </span>
           )}
         </Show>
-        <button type="button" class="btn btn-ghost btn-small" onClick={() => app.go({ name: "first_run" })}>
-          Server settings
-        </button>
+        <Show when={!app.browser}>
+          <button type="button" class="btn btn-ghost btn-small" onClick={() => app.go({ name: "first_run" })}>
+            Server settings
+          </button>
+        </Show>
       </div>
     </header>
   );

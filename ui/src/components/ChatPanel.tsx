@@ -94,7 +94,7 @@ export function ChatPanel(props: { session: MeetingSession; onClose: () => void 
   };
 
   return (
-    <aside class="side-panel chat-panel" aria-label="Chat">
+    <aside class="side-panel chat-panel" aria-label="Chat" data-testid="chat">
       <header class="panel-head">
         <h2>Chat</h2>
         <button type="button" class="btn btn-ghost btn-icon" onClick={props.onClose} aria-label="Close chat" title="Close chat">
@@ -157,6 +157,7 @@ export function ChatPanel(props: { session: MeetingSession; onClose: () => void 
         </label>
         <textarea
           id="chat-input"
+          data-testid="chat-input"
           rows={2}
           maxLength={8000}
           placeholder={stream() === "notes" ? "Staff-only note…" : "Write a message…"}
@@ -174,7 +175,7 @@ export function ChatPanel(props: { session: MeetingSession; onClose: () => void 
             }
           }}
         />
-        <button type="submit" class="btn btn-primary" disabled={!draft().trim()}>
+        <button type="submit" class="btn btn-primary" disabled={!draft().trim()} data-testid="chat-send">
           Send
         </button>
       </form>

@@ -1,5 +1,7 @@
-// One participant's tile: a canvas drawing their I420 frames (latest wins), or
-// their initials when no video arrives; name, verified mark and media badges.
+// One participant's tile: their video, or their initials when no video arrives;
+// name, verified mark and media badges. The video comes one of two ways, as the
+// engine delivers it: I420 frames drawn on a canvas (desktop: decoded in Rust,
+// latest wins), or a MediaStream in a <video> (browser guest: `engine.videoStream`).
 
 import { createEffect, createMemo, createSignal, onCleanup, Show, type JSX } from "solid-js";
 import { useApp } from "../appContext";
@@ -31,6 +33,9 @@ export function initials(name: string): string {
 export function VideoTile(props: TileProps): JSX.Element {
   const app = useApp();
   const [canvas, setCanvas] = createSignal<HTMLCanvasElement>();
+  const [videoEl, setVideoEl] = createSignal<HTMLVideoElement>();
+  /** The engine hands over MediaStreams rather than frames. */
+  const streams = app.engine.videoStream !== undefined;
   const [box, setBox] = createSignal<HTMLElement>();
 
   // Tell the engine the tile's size in device pixels: video is scaled to it before it gets here.
@@ -54,10 +59,19 @@ export function VideoTile(props: TileProps): JSX.Element {
   const frameId = createMemo(() => props.frameId);
   const show = createMemo(() => props.video && props.videoAvailable);
 
+  // Streams: looked up when the tile's video (re)appears; the engine announces a new
+  // stream with `video` unavailable → available, which toggles `show`.
+  const stream = createMemo(() => (streams && show() ? (app.engine.videoStream?.(frameId()) ?? null) : null));
+  createEffect(() => {
+    const v = videoEl();
+    const s = stream();
+    if (v && v.srcObject !== s) v.srcObject = s;
+  });
+
   createEffect(() => {
     const id = frameId();
     const c = canvas();
-    if (!c || !show()) return;
+    if (streams || !c || !show()) return;
     // One renderer per canvas element (the canvas is recreated when video comes back).
     const renderer: FrameRenderer | null = createRenderer(c, app.rendererPreference);
     c.dataset.renderer = renderer?.kind ?? "none";
@@ -86,7 +100,18 @@ export function VideoTile(props: TileProps): JSX.Element {
       data-participant={props.frameId}
     >
       <Show when={show()} fallback={<div class="tile-avatar" aria-hidden="true">{initials(props.name)}</div>}>
-        <canvas ref={setCanvas} class="tile-canvas" classList={{ mirror: !!props.self }} />
+        <Show when={streams} fallback={<canvas ref={setCanvas} class="tile-canvas" classList={{ mirror: !!props.self }} />}>
+          {/* Muted: the engine plays the sound (desktop: in Rust; browser: its own audio elements). */}
+          <video
+            ref={setVideoEl}
+            class="tile-canvas"
+            classList={{ mirror: !!props.self }}
+            data-testid={props.self ? "local-video" : "remote-video"}
+            autoplay
+            playsinline
+            muted
+          />
+        </Show>
       </Show>
       <Show when={props.connected === false}>
         <div class="tile-overlay">Reconnecting…</div>

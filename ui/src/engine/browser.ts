@@ -1,233 +1,665 @@
-// BrowserEngine: a guest in a plain browser. The control protocol as JSON over a
-// WebSocket to the relay (`wss://<relay>/ws`, the same messages as the QUIC control
-// stream), media over one RTCPeerConnection: microphone and camera sent (H.264
-// constrained baseline + Opus, no transcoding on the relay), remote tracks arrive on
-// pre-negotiated receive slots that the relay names (`mid → track`) over the
-// WebSocket. Publishing and subscribing are done by the relay for the guest.
+// BrowserEngine: a guest in a plain browser, behind the same `Engine` interface as
+// the desktop app, so the guest page is the desktop app's screens. The control
+// protocol goes as JSON over a WebSocket to the relay (`wss://<relay>/ws`, the same
+// messages as on the QUIC control stream); media over one RTCPeerConnection: the
+// camera and microphone are sent (H.264 constrained baseline + Opus, passed through
+// the relay without transcoding), others' tracks arrive on pre-negotiated receive
+// slots that the relay names (`mid → participant`) over the WebSocket. Video reaches
+// the tiles as MediaStreams (`videoStream`), audio plays from here.
+//
+// The pure parts (message reading, event mapping, slot table, codec choice, error
+// words) are in `browserSignal.ts`.
 
-import type { ChatMessage, ErrorBody, JoinState, MediaState, MeetingInfo, ParticipantId, ParticipantInfo } from "./types";
+import {
+  EngineError,
+  LOCAL_PARTICIPANT,
+  errorText,
+  type ConsultationEnded,
+  type ConsultationRecord,
+  type CreatedMeeting,
+  type DashboardMeeting,
+  type DeviceInfo,
+  type DeviceKind,
+  type DeviceList,
+  type Engine,
+  type EngineEvent,
+  type EngineListener,
+  type FrameListener,
+  type HelloInfo,
+  type JoinOptions,
+  type JoinOutcome,
+  type RelayConfig,
+  type Unsubscribe,
+} from "./engine";
+import {
+  NO_H264_MESSAGE,
+  SLOTS,
+  SlotTable,
+  deviceError,
+  engineEvents,
+  h264Codecs,
+  joinOutcome,
+  levelFromBytes,
+  parseIncoming,
+  qualityOf,
+  type RtcSignal,
+  type SlotChange,
+} from "./browserSignal";
+import type { ChatMessage, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity, Uuid } from "./types";
 
-/** Receive slots per kind; must match the relay's `peer::SLOTS`. */
-export const SLOTS = 6;
-
-export type GuestEvent =
-  | { type: "joined"; join: JoinState }
-  | { type: "waiting"; meeting: MeetingInfo }
-  | { type: "admitted"; join: JoinState }
-  | { type: "denied" }
-  | { type: "removed" }
-  | { type: "meeting_ended" }
-  | { type: "participants"; participants: ParticipantInfo[] }
-  | { type: "chat"; message: ChatMessage }
-  | { type: "typing"; participant_id: ParticipantId; typing: boolean }
-  | { type: "muted_by" }
-  | { type: "remote"; participant_id: ParticipantId; kind: "audio" | "video"; stream: MediaStream | null }
-  | { type: "media_error"; message: string }
-  | { type: "closed" };
-
-export class GuestError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
-}
+export { SLOTS };
 
 /** Whether this browser can send and receive H.264 packetization-mode 1. */
 export function hasH264(): boolean {
   const caps = typeof RTCRtpSender !== "undefined" ? RTCRtpSender.getCapabilities?.("video") : null;
-  return !!caps?.codecs.some((c) => c.mimeType.toLowerCase() === "video/h264" && /packetization-mode=1/.test(c.sdpFmtpLine ?? ""));
+  return h264Codecs(caps?.codecs ?? []).length > 0;
 }
 
-/** Opens camera and microphone; a clear message when denied or missing. */
-export async function openDevices(camera: boolean, mic: boolean): Promise<MediaStream> {
-  if (!navigator.mediaDevices?.getUserMedia) {
-    throw new GuestError("no_device", "This page needs a secure (https) connection to use the camera and microphone.");
-  }
-  try {
-    return await navigator.mediaDevices.getUserMedia({ audio: mic, video: camera ? { width: 640, height: 360, frameRate: 30 } : false });
-  } catch (e) {
-    const name = e instanceof DOMException ? e.name : "";
-    if (name === "NotAllowedError" || name === "SecurityError") {
-      throw new GuestError("denied", "Camera or microphone access was denied. Allow it in the browser's address bar and try again.");
-    }
-    if (name === "NotFoundError" || name === "OverconstrainedError") {
-      throw new GuestError("no_device", "No camera or microphone was found. Connect one, or join without it.");
-    }
-    throw new GuestError("no_device", `The camera or microphone could not be opened (${name || String(e)}).`);
-  }
+const STAFF_ONLY = "This needs the ClinicMeet app on an enrolled staff device; the browser page is for guests.";
+const VIDEO_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } };
+
+type Pending = { resolve: (v: Record<string, unknown> & { type: string }) => void; reject: (e: EngineError) => void };
+
+function uuid(): string {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = ((b[6] ?? 0) & 0x0f) | 0x40;
+  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-type Pending = { resolve: (v: any) => void; reject: (e: GuestError) => void };
-
-export class BrowserEngine {
+export class BrowserEngine implements Engine {
+  /** Not on the guest page yet (getDisplayMedia in place of the camera track would do it). */
+  readonly canShareScreen = false;
   private ws: WebSocket | null = null;
+  private opening: Promise<HelloInfo> | null = null;
+  private closingOnPurpose = false;
   private nextId = 1;
   private pending = new Map<number, Pending>();
-  private listeners = new Set<(e: GuestEvent) => void>();
+  private listeners = new Set<EngineListener>();
   private pc: RTCPeerConnection | null = null;
+  private remoteReady = false;
+  private answerWaiter: ((sdp: string) => void) | null = null;
   private local: MediaStream | null = null;
-  private participants = new Map<ParticipantId, ParticipantInfo>();
-  private slots = new Map<string, { participant_id: ParticipantId; kind: "audio" | "video" }>();
-  private answer: ((sdp: string) => void) | null = null;
-  me: ParticipantId | null = null;
-  media: MediaState = { audio: true, video: true, screen: false };
+  private acquiring: Promise<EngineError | null> | null = null;
+  private acquiringKey = "";
+  private slots = new SlotTable();
+  private remoteVideo = new Map<string, MediaStream>();
+  private players = new Map<string, HTMLAudioElement>();
+  private selected: Record<DeviceKind, string | null> = { camera: null, microphone: null, speaker: null };
+  private meter: { ctx: AudioContext; timer: ReturnType<typeof setInterval> } | null = null;
+  private statsTimer: ReturnType<typeof setInterval> | null = null;
+  private lastLoss: { lost: number; received: number } | null = null;
+  /** Joining, waiting or in the meeting: the local devices belong to the call, not the preview. */
+  private inCall = false;
+  private chatOnly = false;
+  private media: MediaState = { audio: false, video: false, screen: false };
+  private outbox = new Map<Uuid, { text: string; staff_only: boolean }>();
 
-  constructor(private readonly url: string) {}
+  constructor(private readonly url: string = BrowserEngine.defaultUrl()) {}
 
-  on(listener: (e: GuestEvent) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  static defaultUrl(): string {
+    return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
   }
 
-  private emit(e: GuestEvent): void {
-    for (const l of this.listeners) l(e);
-  }
-
+  /** The peer connection (for the end-to-end test's `getStats`). */
   get peer(): RTCPeerConnection | null {
     return this.pc;
   }
 
-  async connect(): Promise<void> {
-    const ws = new WebSocket(this.url);
-    this.ws = ws;
-    await new Promise<void>((resolve, reject) => {
-      ws.onopen = () => resolve();
-      ws.onerror = () => reject(new GuestError("unreachable", "Could not reach the clinic's server."));
-    });
-    ws.onmessage = (m) => this.onMessage(String(m.data));
-    ws.onclose = () => {
-      for (const p of this.pending.values()) p.reject(new GuestError("closed", "The connection closed."));
-      this.pending.clear();
-      this.emit({ type: "closed" });
-    };
-    await this.request({ type: "hello", min_version: 1, max_version: 1, client: "clinicmeet-guest/0.1" });
+  // --- events ----------------------------------------------------------------
+
+  subscribe(listener: EngineListener): Unsubscribe {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
-  request(body: Record<string, unknown>): Promise<any> {
+  subscribeFrames(_listener: FrameListener): Unsubscribe {
+    // The browser decodes video itself: tiles take `videoStream` instead of frames.
+    return () => undefined;
+  }
+
+  private emit(e: EngineEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+
+  // --- relay -----------------------------------------------------------------
+
+  async savedRelay(): Promise<RelayConfig | null> {
+    // The page's own server; the browser checks its certificate.
+    return { address: location.host, pin: "" };
+  }
+
+  connect(_relay?: RelayConfig): Promise<HelloInfo> {
+    // Open or opening: the same hello.
+    if (this.opening && this.ws && this.ws.readyState <= WebSocket.OPEN) return this.opening;
+    this.opening = this.open().catch((e: unknown) => {
+      this.opening = null;
+      throw e;
+    });
+    return this.opening;
+  }
+
+  private async open(): Promise<HelloInfo> {
+    this.emit({ type: "connection", state: "connecting" });
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    this.closingOnPurpose = false;
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new EngineError("unreachable", "Could not reach the clinic's server. Check your connection and reload the page."));
+    });
+    ws.onmessage = (m) => this.onMessage(String(m.data));
+    ws.onclose = () => this.onClose(ws);
+    const r = await this.request({ type: "hello", min_version: 1, max_version: 1, client: "clinicmeet-guest/0.1" });
+    this.emit({ type: "connection", state: "connected" });
+    return { server: typeof r.server === "string" ? r.server : "", version: typeof r.version === "number" ? r.version : 1, staff: null };
+  }
+
+  private onClose(ws: WebSocket): void {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    this.opening = null;
+    for (const p of this.pending.values()) p.reject(new EngineError("not_connected", "The connection to the clinic's server closed."));
+    this.pending.clear();
+    const lost = !this.closingOnPurpose && this.inCall;
+    this.stopMedia();
+    if (this.inCall) this.stopLocal();
+    this.inCall = false;
+    this.emit(
+      lost
+        ? { type: "connection", state: "disconnected", detail: "The connection to the clinic was lost. Reload the page to join again." }
+        : { type: "connection", state: "disconnected" },
+    );
+  }
+
+  async disconnect(): Promise<void> {
+    this.closingOnPurpose = true;
+    this.ws?.close();
+  }
+
+  private request(body: Record<string, unknown>): Promise<Record<string, unknown> & { type: string }> {
     const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(new GuestError("not_connected", "Not connected."));
+    if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.reject(new EngineError("not_connected", "Not connected to the clinic's server."));
     const id = this.nextId++;
     ws.send(JSON.stringify({ id, ...body }));
     return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
   }
 
   private onMessage(text: string): void {
-    let msg: any;
-    try {
-      msg = JSON.parse(text);
-    } catch {
-      return;
+    const msg = parseIncoming(text);
+    if (!msg) return;
+    switch (msg.kind) {
+      case "rtc":
+        return this.onRtc(msg.signal);
+      case "reply":
+      case "error": {
+        if (msg.id === null) return;
+        const p = this.pending.get(msg.id);
+        if (!p) return;
+        this.pending.delete(msg.id);
+        if (msg.kind === "reply") p.resolve(msg.response);
+        else p.reject(EngineError.fromBody(msg.error));
+        return;
+      }
+      case "event":
+        for (const e of engineEvents(msg.event)) this.onEvent(e);
     }
-    if (msg.webrtc) return this.onRtc(msg.webrtc);
-    if (msg.kind === "reply" || msg.kind === "error") {
-      const p = this.pending.get(msg.id);
-      if (!p) return;
-      this.pending.delete(msg.id);
-      if (msg.kind === "reply") p.resolve(msg.response);
-      else p.reject(new GuestError((msg.error as ErrorBody).code, (msg.error as ErrorBody).message));
-      return;
-    }
-    if (msg.kind === "event") this.onEvent(msg.event);
   }
 
-  private setParticipants(list: ParticipantInfo[]): void {
-    this.participants = new Map(list.map((p) => [p.id, p]));
-    this.emit({ type: "participants", participants: [...this.participants.values()] });
-  }
-
-  private onEvent(ev: any): void {
-    switch (ev.type) {
-      case "admitted": {
-        const join = ev as JoinState;
-        this.me = join.you.id;
-        this.setParticipants(join.participants);
-        this.emit({ type: "admitted", join });
+  private onEvent(e: EngineEvent): void {
+    switch (e.type) {
+      case "admitted":
         void this.startMedia();
         break;
-      }
       case "denied":
-        return this.emit({ type: "denied" });
       case "removed":
-        this.stopMedia();
-        return this.emit({ type: "removed" });
       case "meeting_ended":
         this.stopMedia();
-        return this.emit({ type: "meeting_ended" });
-      case "participant_joined":
-        this.participants.set(ev.participant.id, ev.participant);
-        return this.emit({ type: "participants", participants: [...this.participants.values()] });
+        this.stopLocal();
+        this.inCall = false;
+        break;
       case "participant_left":
-        this.participants.delete(ev.participant_id);
-        return this.emit({ type: "participants", participants: [...this.participants.values()] });
-      case "media_changed": {
-        const p = this.participants.get(ev.participant_id);
-        if (p) p.media = ev.media;
-        return this.emit({ type: "participants", participants: [...this.participants.values()] });
-      }
+        for (const c of this.slots.forget(e.participant_id)) this.applySlot(c);
+        break;
       case "muted_by":
         this.media = { ...this.media, audio: false };
         for (const t of this.local?.getAudioTracks() ?? []) t.enabled = false;
-        return this.emit({ type: "muted_by" });
-      case "chat":
-        return this.emit({ type: "chat", message: ev.message });
-      case "typing":
-        return this.emit({ type: "typing", participant_id: ev.participant_id, typing: ev.typing });
+        break;
+    }
+    this.emit(e);
+  }
+
+  // --- staff-only parts: not for a browser guest ------------------------------
+
+  enroll(_code: string, _deviceName: string): Promise<StaffIdentity> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  createMeeting(_spec: MeetingSpec): Promise<CreatedMeeting> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  listMeetings(): Promise<DashboardMeeting[]> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  startConsultation(): Promise<void> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  endConsultation(_notes: string): Promise<ConsultationEnded> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  saveConsultationNotes(_meetingId: MeetingId, _notes: string): Promise<void> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  consultations(): Promise<ConsultationRecord[]> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+
+  // --- meetings ----------------------------------------------------------------
+
+  async join(accessCode: string, displayName: string, options: JoinOptions): Promise<JoinOutcome> {
+    await this.connect();
+    this.inCall = true;
+    this.chatOnly = options.chatOnly;
+    try {
+      if (options.chatOnly) {
+        this.stopLocal();
+      } else {
+        if (!this.local) await this.ensureLocal();
+        if (!options.camera) this.dropTrack("video");
+        for (const t of this.local?.getAudioTracks() ?? []) t.enabled = options.mic;
+      }
+      this.media = {
+        audio: options.mic && !options.chatOnly && this.hasTrack("audio"),
+        video: options.camera && !options.chatOnly && this.hasTrack("video"),
+        screen: false,
+      };
+      // Known before the join state arrives, so one's own tile shows the camera at once.
+      this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: this.media.video });
+      const r = await this.request({ type: "join", access_code: accessCode, display_name: displayName, media: this.media });
+      const outcome = joinOutcome(r);
+      if (outcome.state === "joined") void this.startMedia();
+      return outcome;
+    } catch (e) {
+      this.inCall = false;
+      throw e;
     }
   }
 
-  private onRtc(w: any): void {
-    if (typeof w.answer === "string") {
-      this.answer?.(w.answer);
-      this.answer = null;
-    } else if (w.slot) {
-      const { mid, kind, participant_id } = w.slot;
-      const k: "audio" | "video" = kind === "audio" ? "audio" : "video";
-      this.slots.set(mid, { participant_id, kind: k });
-      const tr = this.pc?.getTransceivers().find((t) => t.mid === mid);
-      if (tr) this.emit({ type: "remote", participant_id, kind: k, stream: new MediaStream([tr.receiver.track]) });
-    } else if (w.unslot) {
-      const s = this.slots.get(w.unslot.mid);
-      this.slots.delete(w.unslot.mid);
-      if (s) this.emit({ type: "remote", participant_id: s.participant_id, kind: s.kind, stream: null });
-    } else if (typeof w.error === "string") {
-      this.emit({ type: "media_error", message: w.error });
+  async leave(): Promise<void> {
+    await this.request({ type: "leave" }).catch(() => undefined);
+    this.inCall = false;
+    this.stopMedia();
+    this.stopLocal();
+    this.closingOnPurpose = true;
+    this.ws?.close();
+  }
+
+  // --- moderation (the relay decides who may) ------------------------------------
+
+  async admit(participantId: ParticipantId): Promise<void> {
+    await this.request({ type: "admit", participant_id: participantId });
+  }
+  async deny(participantId: ParticipantId): Promise<void> {
+    await this.request({ type: "deny", participant_id: participantId });
+  }
+  async mute(participantId: ParticipantId): Promise<void> {
+    await this.request({ type: "mute", participant_id: participantId });
+  }
+  async remove(participantId: ParticipantId): Promise<void> {
+    await this.request({ type: "remove", participant_id: participantId });
+  }
+  async promote(participantId: ParticipantId): Promise<void> {
+    await this.request({ type: "promote", participant_id: participantId });
+  }
+  async demote(participantId: ParticipantId): Promise<void> {
+    await this.request({ type: "demote", participant_id: participantId });
+  }
+  async setLocked(locked: boolean): Promise<void> {
+    await this.request({ type: "set_locked", locked });
+  }
+  async endMeeting(): Promise<void> {
+    await this.request({ type: "end_meeting" });
+  }
+
+  // --- chat ------------------------------------------------------------------------
+
+  async sendChat(text: string, staffOnly: boolean): Promise<Uuid> {
+    const id = uuid();
+    this.outbox.set(id, { text, staff_only: staffOnly });
+    this.emit({ type: "chat_status", client_msg_id: id, status: "sending", pending: { text, staff_only: staffOnly, created_at: Date.now() } });
+    void this.deliver(id);
+    return id;
+  }
+
+  async retryChat(clientMsgId: Uuid): Promise<void> {
+    if (!this.outbox.has(clientMsgId)) return;
+    this.emit({ type: "chat_status", client_msg_id: clientMsgId, status: "sending" });
+    await this.deliver(clientMsgId);
+  }
+
+  private async deliver(id: Uuid): Promise<void> {
+    const m = this.outbox.get(id);
+    if (!m) return;
+    try {
+      const r = await this.request({ type: "send_chat", client_msg_id: id, text: m.text, staff_only: m.staff_only });
+      this.outbox.delete(id);
+      this.emit({ type: "chat_status", client_msg_id: id, status: "sent", message: r.message as ChatMessage });
+    } catch (e) {
+      this.emit({ type: "chat_status", client_msg_id: id, status: "failed", error: errorText(e) });
     }
   }
 
-  /** Joins; media starts once in the meeting (at once, or when admitted). */
-  async join(code: string, name: string, local: MediaStream | null): Promise<"joined" | "waiting"> {
-    this.local = local;
-    this.media = { audio: !!local?.getAudioTracks().length, video: !!local?.getVideoTracks().length, screen: false };
-    const r = await this.request({ type: "join", access_code: code, display_name: name, media: this.media });
-    if (r.type === "joined") {
-      const join = r as JoinState;
-      this.me = join.you.id;
-      this.setParticipants(join.participants);
-      this.emit({ type: "joined", join });
+  async typing(typing: boolean): Promise<void> {
+    await this.request({ type: "typing", typing });
+  }
+
+  async chatHistory(_meetingId: MeetingId): Promise<ChatMessage[]> {
+    const r = await this.request({ type: "chat_history", since_seq: 0, limit: 500 });
+    return Array.isArray(r.messages) ? (r.messages as ChatMessage[]) : [];
+  }
+
+  // --- devices -----------------------------------------------------------------------
+
+  mediaWarning(): string | null {
+    return hasH264() ? null : NO_H264_MESSAGE;
+  }
+
+  async listDevices(): Promise<DeviceList> {
+    // Labels and ids are only given once the page may use the devices.
+    await this.ensureLocal();
+    const all = navigator.mediaDevices?.enumerateDevices ? await navigator.mediaDevices.enumerateDevices() : [];
+    const pick = (kind: MediaDeviceKind, as: DeviceKind, noun: string): DeviceInfo[] =>
+      all
+        .filter((d) => d.kind === kind)
+        .map((d, i) => ({ id: d.deviceId, label: d.label || `${noun} ${i + 1}`, kind: as, is_default: d.deviceId === "default" || i === 0 }));
+    const cameras = pick("videoinput", "camera", "Camera");
+    const microphones = pick("audioinput", "microphone", "Microphone");
+    let speakers = pick("audiooutput", "speaker", "Speaker");
+    // Browsers that do not list outputs play through the system's default one.
+    if (speakers.length === 0) speakers = [{ id: "default", label: "System default output", kind: "speaker", is_default: true }];
+    const current = (kind: "audio" | "video") => this.local?.getTracks().find((t) => t.kind === kind)?.getSettings().deviceId ?? null;
+    return {
+      cameras,
+      microphones,
+      speakers,
+      selected: {
+        camera: current("video") ?? this.selected.camera ?? cameras[0]?.id ?? null,
+        microphone: current("audio") ?? this.selected.microphone ?? microphones[0]?.id ?? null,
+        speaker: this.selected.speaker ?? speakers[0]?.id ?? null,
+      },
+    };
+  }
+
+  async selectDevice(kind: DeviceKind, deviceId: string): Promise<void> {
+    this.selected[kind] = deviceId;
+    if (kind === "speaker") {
+      for (const a of this.players.values()) await this.setSink(a);
+      return;
+    }
+    if (!this.inCall) return; // the device check restarts its preview
+    const mediaKind = kind === "camera" ? "video" : "audio";
+    if (!this.hasTrack(mediaKind)) return;
+    const { stream, error } = await this.acquire(mediaKind === "video", mediaKind === "audio");
+    if (error) throw error;
+    const track = stream?.getTracks()[0];
+    if (track) await this.useTrack(track);
+  }
+
+  async startPreview(): Promise<void> {
+    if (this.inCall) return;
+    // Opens the selected devices (again, if the pick changed since).
+    const error = await this.ensureLocal();
+    if (error) throw error;
+  }
+
+  async stopPreview(): Promise<void> {
+    // The call keeps the devices the preview opened.
+    if (!this.inCall) this.stopLocal();
+  }
+
+  videoStream(participantId: string): MediaStream | null {
+    if (participantId === LOCAL_PARTICIPANT) return this.local && this.hasTrack("video") ? this.local : null;
+    const mid = this.slots.midOf(participantId, "video");
+    return mid === null ? null : (this.remoteVideo.get(mid) ?? null);
+  }
+
+  /** Opens camera and microphone once per device pick (shared by the device list and the
+   * preview, which ask at the same time); what it could not open comes back as an error. */
+  private ensureLocal(): Promise<EngineError | null> {
+    const key = `${this.selected.camera ?? ""}|${this.selected.microphone ?? ""}`;
+    if (this.acquiring && this.acquiringKey === key) return this.acquiring;
+    this.stopLocal();
+    const attempt = this.acquire(true, true).then(({ stream, error }) => {
+      if (this.acquiring !== attempt) {
+        // Superseded (another pick, or stopped) while the browser asked.
+        for (const t of stream?.getTracks() ?? []) t.stop();
+        return error;
+      }
+      if (stream) this.setLocal(stream);
+      return error;
+    });
+    this.acquiring = attempt;
+    this.acquiringKey = key;
+    return attempt;
+  }
+
+  private setLocal(stream: MediaStream): void {
+    this.local = stream;
+    this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: this.hasTrack("video") });
+    this.startMeter();
+  }
+
+  /** Opens what it can of camera / microphone; says clearly what failed. */
+  private async acquire(camera: boolean, mic: boolean): Promise<{ stream: MediaStream | null; error: EngineError | null }> {
+    const what = camera && mic ? "camera and microphone" : camera ? "camera" : "microphone";
+    if (!navigator.mediaDevices?.getUserMedia) return { stream: null, error: deviceError("NoSecureContext", what) };
+    const constraints = (v: boolean, a: boolean): MediaStreamConstraints => ({
+      video: v ? { ...VIDEO_CONSTRAINTS, ...(this.selected.camera ? { deviceId: { exact: this.selected.camera } } : {}) } : false,
+      audio: a ? (this.selected.microphone ? { deviceId: { exact: this.selected.microphone } } : true) : false,
+    });
+    const name = (e: unknown) => (e instanceof DOMException || e instanceof Error ? e.name : "");
+    try {
+      return { stream: await navigator.mediaDevices.getUserMedia(constraints(camera, mic)), error: null };
+    } catch (e) {
+      if (!(camera && mic)) return { stream: null, error: deviceError(name(e), what) };
+    }
+    // One of the two failed: keep the other.
+    const tracks: MediaStreamTrack[] = [];
+    const failed: { kind: "camera" | "microphone"; name: string }[] = [];
+    for (const [kind, v, a] of [["camera", true, false], ["microphone", false, true]] as const) {
+      try {
+        tracks.push(...(await navigator.mediaDevices.getUserMedia(constraints(v, a))).getTracks());
+      } catch (e) {
+        failed.push({ kind, name: name(e) });
+      }
+    }
+    const [first] = failed;
+    const error = first ? deviceError(first.name, failed.length === 2 && failed[1]?.name === first.name ? "camera and microphone" : first.kind) : null;
+    return { stream: tracks.length > 0 ? new MediaStream(tracks) : null, error };
+  }
+
+  private hasTrack(kind: "audio" | "video"): boolean {
+    return !!this.local?.getTracks().some((t) => t.kind === kind && t.readyState === "live");
+  }
+
+  /** Stops and forgets one kind of local track (the camera light goes off). */
+  private dropTrack(kind: "audio" | "video"): void {
+    for (const t of this.local?.getTracks() ?? []) {
+      if (t.kind !== kind) continue;
+      t.stop();
+      this.local?.removeTrack(t);
+    }
+    if (kind === "video") this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: false });
+  }
+
+  /** Puts a new local track in place of the old one of its kind, also on the wire. */
+  private async useTrack(track: MediaStreamTrack): Promise<void> {
+    const kind = track.kind as "audio" | "video";
+    for (const t of this.local?.getTracks() ?? []) {
+      if (t.kind === kind && t !== track) {
+        t.stop();
+        this.local?.removeTrack(t);
+      }
+    }
+    if (!this.local) this.local = new MediaStream();
+    this.local.addTrack(track);
+    await this.sender(kind)?.replaceTrack(track);
+    if (kind === "video") {
+      // A new stream object so tiles re-attach.
+      this.local = new MediaStream(this.local.getTracks());
+      this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: false });
+      this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: true });
+    } else this.startMeter();
+  }
+
+  /** The sender of one's own audio or video (the first two transceivers). */
+  private sender(kind: "audio" | "video"): RTCRtpSender | null {
+    return this.pc?.getTransceivers().find((t) => t.direction === "sendonly" && t.receiver.track.kind === kind)?.sender ?? null;
+  }
+
+  private stopLocal(): void {
+    for (const t of this.local?.getTracks() ?? []) t.stop();
+    const had = this.local !== null;
+    this.local = null;
+    this.acquiring = null;
+    this.stopMeter();
+    if (had) this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: false });
+  }
+
+  /** Local microphone level for the meter and the speaking highlight. */
+  private startMeter(): void {
+    this.stopMeter();
+    const track = this.local?.getAudioTracks()[0];
+    if (!track || typeof AudioContext === "undefined") return;
+    try {
+      const ctx = new AudioContext();
+      const analyser = ctx.createAnalyser();
+      analyser.fftSize = 512;
+      ctx.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+      const buf = new Uint8Array(analyser.fftSize);
+      const timer = setInterval(() => {
+        analyser.getByteTimeDomainData(buf);
+        const level = track.enabled && track.readyState === "live" ? levelFromBytes(buf) : 0;
+        this.emit({ type: "audio_level", participant_id: LOCAL_PARTICIPANT, level });
+      }, 100);
+      void ctx.resume().catch(() => undefined);
+      this.meter = { ctx, timer };
+    } catch {
+      // No audio processing here: the meter stays still, the call works.
+    }
+  }
+
+  private stopMeter(): void {
+    if (!this.meter) return;
+    clearInterval(this.meter.timer);
+    void this.meter.ctx.close().catch(() => undefined);
+    this.meter = null;
+  }
+
+  async updateMedia(media: MediaState): Promise<void> {
+    if (media.screen) throw new EngineError("invalid_input", "Screen sharing is not available on the browser page. Use the ClinicMeet app to share your screen.");
+    if (media.video && !this.hasTrack("video")) {
+      const { stream, error } = await this.acquire(true, false);
+      const track = stream?.getVideoTracks()[0];
+      if (!track) throw error ?? deviceError("NotFoundError", "camera");
+      await this.useTrack(track);
+    }
+    if (!media.video && this.hasTrack("video")) {
+      this.dropTrack("video");
+      await this.sender("video")?.replaceTrack(null);
+    }
+    if (media.audio && !this.hasTrack("audio")) {
+      const { stream, error } = await this.acquire(false, true);
+      const track = stream?.getAudioTracks()[0];
+      if (!track) throw error ?? deviceError("NotFoundError", "microphone");
+      await this.useTrack(track);
+    }
+    for (const t of this.local?.getAudioTracks() ?? []) t.enabled = media.audio;
+    this.media = { ...media };
+    await this.request({ type: "update_media", media: this.media });
+    if (this.chatOnly && (media.audio || media.video)) {
+      this.chatOnly = false;
       void this.startMedia();
-      return "joined";
     }
-    this.emit({ type: "waiting", meeting: r.meeting });
-    return "waiting";
+  }
+
+  // --- WebRTC ---------------------------------------------------------------------------
+
+  private onRtc(signal: RtcSignal): void {
+    switch (signal.type) {
+      case "answer":
+        this.answerWaiter?.(signal.sdp);
+        this.answerWaiter = null;
+        return;
+      case "error":
+        this.emit({ type: "media_error", message: signal.message });
+        return;
+      default:
+        for (const c of this.slots.apply(signal)) this.applySlot(c);
+    }
+  }
+
+  /** A slot change as the page must show or play it (once the answer is in). */
+  private applySlot(c: SlotChange): void {
+    if (c.available) {
+      if (!this.remoteReady) return; // announced again when the connection is set up
+      const tr = this.pc?.getTransceivers().find((t) => t.mid === c.mid);
+      if (!tr) return;
+      const stream = new MediaStream([tr.receiver.track]);
+      if (c.kind === "video") {
+        this.remoteVideo.set(c.mid, stream);
+        this.emit({ type: "video", participant_id: c.participant_id, available: true });
+      } else this.play(c.mid, stream);
+      return;
+    }
+    if (c.kind === "video") {
+      if (this.remoteVideo.delete(c.mid)) this.emit({ type: "video", participant_id: c.participant_id, available: false });
+    } else this.silence(c.mid);
+  }
+
+  private play(mid: string, stream: MediaStream): void {
+    this.silence(mid);
+    const a = new Audio();
+    a.autoplay = true;
+    a.srcObject = stream;
+    void this.setSink(a);
+    void a.play().catch(() => undefined);
+    this.players.set(mid, a);
+  }
+
+  private silence(mid: string): void {
+    const a = this.players.get(mid);
+    if (!a) return;
+    a.pause();
+    a.srcObject = null;
+    this.players.delete(mid);
+  }
+
+  private async setSink(a: HTMLAudioElement): Promise<void> {
+    const id = this.selected.speaker;
+    const withSink = a as HTMLAudioElement & { setSinkId?: (id: string) => Promise<void> };
+    if (id && id !== "default" && withSink.setSinkId) await withSink.setSinkId(id).catch(() => undefined);
   }
 
   private async startMedia(): Promise<void> {
-    if (this.pc) return;
+    if (this.pc || this.chatOnly) return;
     if (!hasH264()) {
-      this.emit({ type: "media_error", message: "This browser cannot send or receive H.264 video. Please use a current Chrome, Edge, Safari or Firefox." });
+      this.emit({ type: "media_error", message: NO_H264_MESSAGE });
       return;
     }
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     this.pc = pc;
-    const h264 = (RTCRtpSender.getCapabilities("video")?.codecs ?? []).filter(
-      (c) => c.mimeType.toLowerCase() === "video/h264" && /packetization-mode=1/.test(c.sdpFmtpLine ?? "") && /profile-level-id=42e01f/.test(c.sdpFmtpLine ?? ""),
-    );
+    this.remoteReady = false;
+    const h264 = h264Codecs(RTCRtpSender.getCapabilities("video")?.codecs ?? []);
     const preferH264 = (t: RTCRtpTransceiver) => {
       if (h264.length && t.setCodecPreferences) t.setCodecPreferences(h264);
     };
     const mic = this.local?.getAudioTracks()[0] ?? null;
     const cam = this.local?.getVideoTracks()[0] ?? null;
-    pc.addTransceiver(mic ?? "audio", { direction: "sendonly", ...(this.local ? { streams: [this.local] } : {}) });
-    preferH264(pc.addTransceiver(cam ?? "video", { direction: "sendonly", ...(this.local ? { streams: [this.local] } : {}) }));
+    const streams = this.local ? { streams: [this.local] } : {};
+    pc.addTransceiver(mic ?? "audio", { direction: "sendonly", ...streams });
+    preferH264(pc.addTransceiver(cam ?? "video", { direction: "sendonly", ...streams }));
     for (let i = 0; i < SLOTS; i++) pc.addTransceiver("audio", { direction: "recvonly" });
     for (let i = 0; i < SLOTS; i++) preferH264(pc.addTransceiver("video", { direction: "recvonly" }));
     await pc.setLocalDescription(await pc.createOffer());
@@ -242,45 +674,58 @@ export class BrowserEngine {
         }
       });
     });
-    const answer = new Promise<string>((resolve) => (this.answer = resolve));
+    if (this.pc !== pc) return;
+    const answer = new Promise<string>((resolve) => (this.answerWaiter = resolve));
     this.ws?.send(JSON.stringify({ webrtc: { offer: pc.localDescription?.sdp ?? "" } }));
-    await pc.setRemoteDescription({ type: "answer", sdp: await answer });
+    const sdp = await answer;
+    if (this.pc !== pc) return;
+    await pc.setRemoteDescription({ type: "answer", sdp });
+    this.remoteReady = true;
+    for (const c of this.slots.all()) this.applySlot(c);
+    this.startStats(pc);
+  }
+
+  /** Remote speaking levels and the connection quality, from `getStats`. */
+  private startStats(pc: RTCPeerConnection): void {
+    let tick = 0;
+    this.statsTimer = setInterval(() => {
+      tick += 1;
+      void pc.getStats().then((report) => {
+        let rtt: number | null = null;
+        let lost = 0;
+        let received = 0;
+        report.forEach((s: Record<string, unknown>) => {
+          if (s.type === "inbound-rtp") {
+            lost += typeof s.packetsLost === "number" ? s.packetsLost : 0;
+            received += typeof s.packetsReceived === "number" ? s.packetsReceived : 0;
+            const slot = typeof s.mid === "string" ? this.slots.at(s.mid) : null;
+            if (s.kind === "audio" && slot && typeof s.audioLevel === "number") {
+              this.emit({ type: "audio_level", participant_id: slot.participant_id, level: Math.min(1, s.audioLevel * 3) });
+            }
+          } else if (s.type === "candidate-pair" && s.nominated && typeof s.currentRoundTripTime === "number") {
+            rtt = s.currentRoundTripTime * 1000;
+          }
+        });
+        if (tick % 4 !== 0 || rtt === null) return;
+        const prev = this.lastLoss;
+        this.lastLoss = { lost, received };
+        const dl = prev ? lost - prev.lost : 0;
+        const dr = prev ? received - prev.received : 0;
+        const loss = dl + dr > 0 ? Math.max(0, dl) / (dl + dr) : 0;
+        this.emit({ type: "quality", quality: qualityOf(rtt, loss), rtt_ms: Math.round(rtt), loss });
+      });
+    }, 250);
   }
 
   private stopMedia(): void {
+    if (this.statsTimer) clearInterval(this.statsTimer);
+    this.statsTimer = null;
+    this.lastLoss = null;
+    for (const c of this.slots.all()) this.applySlot({ ...c, available: false });
+    this.slots.clear();
     this.pc?.close();
     this.pc = null;
-    for (const t of this.local?.getTracks() ?? []) t.stop();
-  }
-
-  async setMedia(media: Partial<MediaState>): Promise<void> {
-    this.media = { ...this.media, ...media };
-    for (const t of this.local?.getAudioTracks() ?? []) t.enabled = this.media.audio;
-    for (const t of this.local?.getVideoTracks() ?? []) t.enabled = this.media.video;
-    await this.request({ type: "update_media", media: this.media });
-  }
-
-  async sendChat(text: string): Promise<ChatMessage> {
-    const r = await this.request({ type: "send_chat", client_msg_id: crypto.randomUUID(), text, staff_only: false });
-    return r.message as ChatMessage;
-  }
-
-  async chatHistory(): Promise<ChatMessage[]> {
-    const r = await this.request({ type: "chat_history", since_seq: 0, limit: 200 });
-    return (r.messages ?? []) as ChatMessage[];
-  }
-
-  async typing(typing: boolean): Promise<void> {
-    await this.request({ type: "typing", typing });
-  }
-
-  async leave(): Promise<void> {
-    await this.request({ type: "leave" }).catch(() => undefined);
-    this.stopMedia();
-    this.ws?.close();
-  }
-
-  participantList(): ParticipantInfo[] {
-    return [...this.participants.values()];
+    this.remoteReady = false;
+    this.answerWaiter = null;
   }
 }

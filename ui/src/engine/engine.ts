@@ -1,6 +1,8 @@
-// The interface every screen talks to. Two implementations:
+// The interface every screen talks to. Three implementations:
 //  - `DemoEngine` (demo.ts): in memory, a simulated relay, runs in a plain browser;
-//  - `TauriEngine` (tauri.ts): commands into the Rust shell over `shared/client`, events/frames back.
+//  - `TauriEngine` (tauri.ts): commands into the Rust shell over `shared/client`, events/frames back;
+//  - `BrowserEngine` (browser.ts): a guest in a plain browser (the relay's guest page),
+//    WebSocket signaling + getUserMedia + RTCPeerConnection; video as MediaStreams.
 // The UI never talks to the relay or to devices directly.
 
 import { describeError } from "./types";
@@ -186,7 +188,9 @@ export type EngineEvent =
   /** Frames started or stopped arriving for a participant (or `local`). */
   | { type: "video"; participant_id: ParticipantId; available: boolean }
   /** Audio level 0..1 for a participant (or `local`), a few times per second. */
-  | { type: "audio_level"; participant_id: ParticipantId; level: number };
+  | { type: "audio_level"; participant_id: ParticipantId; level: number }
+  /** Media could not be set up (e.g. the browser lacks H.264); the meeting goes on without it. */
+  | { type: "media_error"; message: string };
 
 export type EngineListener = (event: EngineEvent) => void;
 export type FrameListener = (frame: VideoFrame) => void;
@@ -251,6 +255,15 @@ export interface Engine {
   subscribe(listener: EngineListener): Unsubscribe;
   /** Raw frames; only the newest frame per participant matters (latest wins). */
   subscribeFrames(listener: FrameListener): Unsubscribe;
+  /** Engines whose video the web view decodes itself (the browser guest) hand each tile a
+   * MediaStream for `participantId` (or `local`) instead of frames: tiles then show a
+   * `<video>`. Valid while the last `video` event for that participant said `available`. */
+  videoStream?(participantId: string): MediaStream | null;
+  /** False when this engine cannot share the screen (the control is hidden); default true. */
+  readonly canShareScreen?: boolean;
+  /** Why others may not see or hear this device even though its devices work (e.g. a
+   * browser without H.264), shown before joining; null when all is well. */
+  mediaWarning?(): string | null;
 
   // --- desktop shell only (optional) -----------------------------------------
   /** The relay an invite link or the environment names, to pre-fill the first-run screen. */

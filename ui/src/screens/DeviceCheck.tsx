@@ -41,6 +41,7 @@ export function DeviceCheck(props: { code: string; displayName: string }): JSX.E
   const [busy, setBusy] = createSignal(false);
   const [error, setError] = createSignal<string | null>(null);
 
+  const warning = app.engine.mediaWarning?.() ?? null;
   const hasCamera = () => (devices()?.cameras.length ?? 0) > 0;
   const hasMic = () => (devices()?.microphones.length ?? 0) > 0;
 
@@ -153,14 +154,27 @@ export function DeviceCheck(props: { code: string; displayName: string }): JSX.E
                 </>
               )}
             </Show>
+            <Show when={warning}>
+              <div class="alert alert-warn" role="alert" data-testid="media-error">
+                <Icon name="warning" size={20} />
+                <span>{warning}</span>
+              </div>
+            </Show>
             <Show when={error()}>
-              <div class="alert alert-warn" role="alert">
+              <div class="alert alert-warn" role="alert" data-testid="device-error">
                 <Icon name="warning" size={20} />
                 <span>{error()}</span>
               </div>
             </Show>
             <div class="dc-actions">
-              <button type="button" class="btn btn-primary btn-large" disabled={busy()} onClick={() => void join(false)}>
+              <button
+                type="button"
+                class="btn btn-primary btn-large"
+                data-testid="join"
+                // Until the devices are known, joining would go without camera and microphone.
+                disabled={busy() || devices.loading}
+                onClick={() => void join(false)}
+              >
                 {busy() ? "Joining…" : "Join meeting"}
               </button>
               <button type="button" class="btn btn-secondary" disabled={busy()} onClick={() => void join(true)}>

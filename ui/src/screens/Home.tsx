@@ -215,7 +215,7 @@ export function Home(): JSX.Element {
               <CodeField id="join-code" value={code()} onInput={setCode} />
               <div class="field">
                 <label for="join-name">Your name</label>
-                <input id="join-name" type="text" autocomplete="name" maxLength={64} value={name()} onInput={(e) => setName(e.currentTarget.value)} required />
+                <input id="join-name" data-testid="name" type="text" autocomplete="name" maxLength={64} value={name()} onInput={(e) => setName(e.currentTarget.value)} required />
                 <p class="hint">Shown to the others in the meeting.</p>
               </div>
               <Show when={joinError()}>
@@ -224,7 +224,7 @@ export function Home(): JSX.Element {
                   <span>{joinError()}</span>
                 </div>
               </Show>
-              <button type="submit" class="btn btn-primary btn-large">
+              <button type="submit" class="btn btn-primary btn-large" data-testid="continue">
                 Continue
               </button>
             </form>

@@ -139,7 +139,7 @@ function Over(props: { session: MeetingSession }): JSX.Element {
   };
   return (
     <main class="page page-narrow" aria-labelledby="over-title">
-      <section class="card waiting-card" role="status">
+      <section class="card waiting-card" role="status" data-testid="ended">
         <h1 id="over-title">{text()[0]}</h1>
         <p class="lead">{text()[1]}</p>
         <button type="button" class="btn btn-primary btn-large" onClick={() => app.go({ name: "home" })}>
@@ -177,6 +177,7 @@ export function Meeting(props: { session: MeetingSession }): JSX.Element {
 }
 
 function InMeeting(props: { session: MeetingSession }): JSX.Element {
+  const app = useApp();
   const s = props.session;
   const ps = s.participants;
   const v = useVersion(s);
@@ -222,7 +223,7 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
   };
   const isConsult = () => meeting()?.kind === "consultation";
   const audioOnly = () => meeting()?.kind === "audio_only";
-  const screenAllowed = () => meeting()?.settings.allow_screen_share ?? false;
+  const screenAllowed = () => (app.engine.canShareScreen ?? true) && (meeting()?.settings.allow_screen_share ?? false);
   const elapsed = createMemo(() => formatElapsed(meeting()?.started_at ?? null, now()));
 
   const toggle = (p: "chat" | "participants") => setPanel(panel() === p ? null : p);
@@ -244,7 +245,7 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
   });
 
   return (
-    <div class="meeting" classList={{ "with-panel": panel() !== null }}>
+    <div class="meeting" classList={{ "with-panel": panel() !== null }} data-testid="meeting">
       <header class="meeting-header">
         <div class="mh-left">
           <h1 class="mh-title">{meeting()?.title}</h1>
@@ -355,7 +356,7 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
           </Show>
         </div>
         <div class="controls-group">
-          <button type="button" class="ctl" classList={{ "ctl-active": panel() === "chat" }} aria-pressed={panel() === "chat"} onClick={() => toggle("chat")} title="Chat">
+          <button type="button" class="ctl" classList={{ "ctl-active": panel() === "chat" }} aria-pressed={panel() === "chat"} onClick={() => toggle("chat")} title="Chat" data-testid="toggle-chat">
             <Icon name="chat" />
             <span>Chat</span>
             <Show when={unread() > 0 && panel() !== "chat"}>

@@ -7,7 +7,7 @@ export function WaitingRoom(props: { session: MeetingSession; onLeave: () => voi
   const consult = () => props.session.meeting?.kind === "consultation";
   return (
     <main class="page page-narrow waiting" aria-labelledby="wait-title">
-      <section class="card waiting-card" role="status" aria-live="polite">
+      <section class="card waiting-card" role="status" aria-live="polite" data-testid="waiting">
         <div class="pulse" aria-hidden="true">
           <Icon name="clock" size={40} />
         </div>

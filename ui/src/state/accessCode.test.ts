@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ALPHABET, codeHint, inviteLink, normalizeCodeInput, parseAccessCode } from "./accessCode";
+import { ALPHABET, codeHint, deepLink, inviteLink, normalizeCodeInput, parseAccessCode } from "./accessCode";
 
 describe("access code input", () => {
   it("upper-cases and inserts the dash after four characters", () => {
@@ -56,5 +56,14 @@ describe("access code input", () => {
   it("builds the invite link with the code in the fragment", () => {
     expect(inviteLink("relay.clinic.example:4433", "ABCD-EFGH")).toBe("https://relay.clinic.example:4433/#ABCD-EFGH");
     expect(inviteLink("https://relay.example/", "ABCD-EFGH")).toBe("https://relay.example/#ABCD-EFGH");
+  });
+
+  it("builds the desktop app's deep link as src-tauri parses it", () => {
+    const pin = "sha256/AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    expect(deepLink("ABCD-EFGH", { address: "relay.clinic.example:4433", pin })).toBe(
+      "clinicmeet://join/ABCD-EFGH?relay=relay.clinic.example%3A4433&pin=sha256%2FAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8%3D",
+    );
+    expect(decodeURIComponent(new URL(deepLink("ABCD-EFGH", { address: "h:9", pin })).searchParams.get("pin") ?? "")).toBe(pin);
+    expect(deepLink("ABCD-EFGH", null)).toBe("clinicmeet://join/ABCD-EFGH");
   });
 });

@@ -82,8 +82,11 @@ export function inviteLink(relayAddress: string, code: string): string {
   return `https://${host}/#${code}`;
 }
 
-/** The deep link registered by the desktop app. */
-export function deepLink(relayAddress: string, code: string): string {
-  const host = relayAddress.replace(/^[a-z]+:\/\//i, "").replace(/\/.*$/, "");
-  return `clinicmeet://join/${host}#${code}`;
+/** The deep link the desktop app registers: `clinicmeet://join/CODE[?relay=HOST:PORT&pin=PIN]`
+ * (read by `src-tauri/src/launch.rs`); without a relay the app uses the one it is set up with. */
+export function deepLink(code: string, relay?: { address: string; pin: string } | null): string {
+  const base = `clinicmeet://join/${encodeURIComponent(code)}`;
+  if (!relay || !relay.address || !relay.pin) return base;
+  const host = relay.address.replace(/^[a-z]+:\/\//i, "").replace(/\/.*$/, "");
+  return `${base}?relay=${encodeURIComponent(host)}&pin=${encodeURIComponent(relay.pin)}`;
 }

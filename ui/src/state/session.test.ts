@@ -34,6 +34,19 @@ describe("meeting session over the demo engine", () => {
     return session;
   }
 
+  it("shows media problems and a connection gone for good in the meeting", async () => {
+    const session = await hostedSession();
+    session.handle({ type: "media_error", message: "This browser cannot send or receive H.264 video." });
+    expect(session.error).toMatch(/H\.264/);
+    session.clearNotice();
+    // A plain disconnect (e.g. leaving) says nothing; one with a reason does.
+    session.handle({ type: "connection", state: "disconnected" });
+    expect(session.error).toBeNull();
+    session.handle({ type: "connection", state: "disconnected", detail: "The connection to the clinic was lost." });
+    expect(session.error).toBe("The connection to the clinic was lost.");
+    expect(session.connection).toBe("disconnected");
+  });
+
   it("refuses a relay whose key hash differs from the pin", async () => {
     const p = engine.connect({ address: DEMO_RELAY, pin: "00".repeat(32) });
     const check = expect(p).rejects.toMatchObject({ code: "pin_mismatch" });

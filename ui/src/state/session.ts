@@ -94,6 +94,8 @@ export class MeetingSession extends Observable {
       case "connection": {
         const was = this.connection;
         this.connection = event.state;
+        // A connection that is gone for good (no resume): say so in the meeting.
+        if (event.state === "disconnected" && event.detail && this.phase === "in_meeting") this.error = event.detail;
         this.changed();
         if (was === "reconnecting" && event.state === "connected" && this.phase === "in_meeting") void this.loadHistory();
         break;
@@ -124,6 +126,10 @@ export class MeetingSession extends Observable {
         break;
       case "muted_by":
         this.notice = "The host muted your microphone.";
+        this.changed();
+        break;
+      case "media_error":
+        this.error = event.message;
         this.changed();
         break;
       case "chat":
