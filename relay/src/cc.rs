@@ -20,8 +20,10 @@ use quinn_proto::RttEstimator;
 
 /// Queueing delay the controller aims to stay under.
 pub const TARGET_QUEUE_DELAY: Duration = Duration::from_millis(40);
-/// Smallest window (enough for audio and feedback through any congestion).
-pub const MIN_WINDOW: u64 = 16 * 1024;
+/// Smallest window: four full datagrams, enough for audio and feedback through any
+/// congestion. Larger would overfill slow links: at 1 Mbit/s, 16 KiB in flight is
+/// 130 ms of queue in front of the next audio packet.
+pub const MIN_WINDOW: u64 = 4 * 1200;
 const MAX_WINDOW: u64 = 32 * 1024 * 1024;
 const INITIAL_WINDOW: u64 = 256 * 1024;
 

@@ -190,8 +190,9 @@ fn lossy_jittery_links_keep_video_and_audio_flowing() {
                     let f = video_fig(&steady);
                     let last = steady.last().unwrap();
                     eprintln!(
-                        "FIGURE lossy {} ← {pid}: video fps mean {:.1} min {:.0}, longest gap {:.0} ms, {:.0} kbit/s, lost {} recovered {}",
-                        s.name, f.fps_mean, f.fps_min, f.max_gap_ms, f.kbps, last["packets_lost"], last["packets_recovered"]
+                        "FIGURE lossy {} ← {pid}: video fps mean {:.1} min {:.0}, longest gap {:.0} ms, {:.0} kbit/s, lost {} recovered {}, frames skipped {}, keyframe requests {}",
+                        s.name, f.fps_mean, f.fps_min, f.max_gap_ms, f.kbps, last["packets_lost"], last["packets_recovered"],
+                        last["frames_skipped"], last["keyframe_requests"]
                     );
                     if f.fps_mean < 25.0 || f.max_gap_ms > 500.0 {
                         failures.push(format!("{} ← {pid}: video {f:?}", s.name));

@@ -142,3 +142,44 @@ pub(crate) fn sleep_until_us(due_us: u64) {
         std::thread::sleep(std::time::Duration::from_micros(due_us - now));
     }
 }
+
+/// A camera whose pictures reach the application `delay` after their capture
+/// time, as with a slow capture pipeline (some USB cameras and capture cards
+/// lag by 100 ms or more). Frames keep their true capture times. Used to check
+/// that receivers keep lip sync when one stream's path is slower.
+pub struct Delayed<S> {
+    inner: S,
+    delay: std::time::Duration,
+}
+
+impl<S: VideoSource> Delayed<S> {
+    pub fn new(inner: S, delay: std::time::Duration) -> Self {
+        Delayed { inner, delay }
+    }
+}
+
+impl<S: VideoSource> VideoSource for Delayed<S> {
+    fn format(&self) -> VideoFormat {
+        self.inner.format()
+    }
+
+    fn next_frame(&mut self) -> Result<VideoFrame> {
+        let f = self.inner.next_frame()?;
+        let due = f.capture_us.saturating_add(self.delay.as_micros() as u64);
+        let now = crate::unix_time_us();
+        if due > now {
+            std::thread::sleep(std::time::Duration::from_micros(due - now));
+        }
+        Ok(f)
+    }
+}
+
+impl VideoSource for Box<dyn VideoSource> {
+    fn format(&self) -> VideoFormat {
+        (**self).format()
+    }
+
+    fn next_frame(&mut self) -> Result<VideoFrame> {
+        (**self).next_frame()
+    }
+}
