@@ -361,6 +361,12 @@ impl Session {
         if let Some(v) = self.seen.iter().find(|v| pred(v)).cloned() {
             return v;
         }
+        self.expect_next(what, timeout, pred)
+    }
+
+    /// Like [`Session::expect`], but only an event not seen yet counts (for a state
+    /// that changes back, e.g. locked → unlocked, where an earlier event would match).
+    pub fn expect_next(&mut self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let start = self.seen.len();
         let deadline = Instant::now() + timeout;
         loop {

@@ -62,7 +62,7 @@ fn join_errors_are_distinct_and_clear() {
     let (ok, out) = clinic.guest("Late").run(&["join", &code2]);
     assert!(!ok && out.iter().any(|v| is_error(v, "meeting_locked")), "{out:?}");
     host2.send("/unlock");
-    host2.expect("meeting unlocked", STEP, |v| {
+    host2.expect_next("meeting unlocked", STEP, |v| {
         v["event"] != "joined" && find(v, "locked") == Some(&json!(false))
     });
     let mut late = clinic.guest("Late").join(&code2, &[]);
