@@ -127,7 +127,7 @@ impl LipSync {
         self.lateness.clear();
         if p90 > LATE_TOLERANCE_US {
             self.audio_delay_us = (self.audio_delay_us + AUDIO_DELAY_STEP_US).min(MAX_AUDIO_DELAY_US);
-        } else if p90 < -AUDIO_DELAY_STEP_US - LATE_TOLERANCE_US {
+        } else if p90 < -(AUDIO_DELAY_STEP_US as i64) - LATE_TOLERANCE_US {
             // Video is comfortably early: give back audio delay (frames are held instead).
             self.audio_delay_us = self.audio_delay_us.saturating_sub(AUDIO_DELAY_STEP_US);
         }

@@ -228,7 +228,7 @@ fn media_config(a: &MediaArgs) -> anyhow::Result<Option<MediaConfig>> {
     };
     let camera: Option<clinicmeet_client::media::VideoSourceFactory> = match camera {
         Some(f) if !delay.is_zero() => Some(Arc::new(move || {
-            Ok(Box::new(clinicmeet_media::capture::Delayed::new(f()?, delay))
+            Ok(Box::new(clinicmeet_media::capture::Delayed::new(f()?, delay)?)
                 as Box<dyn clinicmeet_media::capture::VideoSource>)
         })),
         other => other,
