@@ -173,7 +173,7 @@ mod tests {
             // Audio captured at t plays at t + latency + the sync delay.
             s.on_audio_played(audio_rtp(t), local(t + audio_latency + delay));
             delay = s.audio_delay_us(local(t + audio_latency + delay));
-            if (t - t0) % 40_000 == 0 {
+            if (t - t0).is_multiple_of(40_000) {
                 let decoded = local(t + video_latency);
                 let shown = s.video_due_us(video_rtp(t), decoded);
                 let audio_played = local(t + audio_latency + delay);
