@@ -20,8 +20,11 @@ use quinn_proto::RttEstimator;
 
 /// Queueing delay the controller aims to stay under.
 pub const TARGET_QUEUE_DELAY: Duration = Duration::from_millis(40);
-/// Smallest window (enough for audio and feedback through any congestion).
-pub const MIN_WINDOW: u64 = 16 * 1024;
+/// Smallest window: eight full datagrams, enough for audio and feedback through any
+/// congestion. Larger would overfill slow links (at 1 Mbit/s, 16 KiB in flight is
+/// 130 ms of queue in front of the next audio packet); smaller starved subscribers
+/// on 90 ms paths (four datagrams: 430 kbit/s at most).
+pub const MIN_WINDOW: u64 = 8 * 1200;
 const MAX_WINDOW: u64 = 32 * 1024 * 1024;
 const INITIAL_WINDOW: u64 = 256 * 1024;
 
@@ -32,9 +35,22 @@ pub struct DelayWindow {
 }
 
 impl DelayWindow {
-    /// `bytes` were acknowledged while the smoothed RTT was `srtt` and the minimum `min_rtt`.
-    pub fn on_ack(&mut self, bytes: u64, srtt: Duration, min_rtt: Duration, app_limited: bool) {
-        let queue = srtt.saturating_sub(min_rtt).as_secs_f64();
+    /// `bytes` were acknowledged while the smoothed RTT was `srtt`, the minimum
+    /// `min_rtt`, and the RTT varied by about `jitter` (see [`Jitter`]).
+    ///
+    /// Jitter alone puts the smoothed RTT well above the minimum (the minimum is
+    /// the luckiest sample: with 10 ms of jitter each way, about 50 ms below the
+    /// mean), which is no queue at all; so the queue is what the smoothed RTT
+    /// exceeds the minimum by beyond that variation.
+    pub fn on_ack(
+        &mut self,
+        bytes: u64,
+        srtt: Duration,
+        min_rtt: Duration,
+        jitter: Duration,
+        app_limited: bool,
+    ) {
+        let queue = srtt.saturating_sub(min_rtt).saturating_sub(jitter).as_secs_f64();
         let target = TARGET_QUEUE_DELAY.as_secs_f64();
         let off_target = (target - queue) / target; // 1 = empty queue, < 0 = over target
         if off_target >= 0.0 {
@@ -54,15 +70,35 @@ impl DelayWindow {
     }
 }
 
+/// How much the RTT varies, from what quinn shows: `conservative()` is the
+/// larger of the smoothed and the latest sample, so its excess over the smoothed
+/// RTT is the latest sample's upward deviation. Its mean is about 0.4 σ for
+/// normal jitter; eight times it (≈ 3.2 σ, like the 4 × mean deviation of a
+/// retransmission timer) covers how far the minimum sits below the mean.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Jitter {
+    mean_excess_us: f64,
+}
+
+impl Jitter {
+    pub fn on_sample(&mut self, smoothed: Duration, conservative: Duration) -> Duration {
+        let excess = conservative.saturating_sub(smoothed).as_micros() as f64;
+        self.mean_excess_us += (excess - self.mean_excess_us) / 8.0;
+        Duration::from_micros((self.mean_excess_us * 8.0) as u64)
+    }
+}
+
 /// quinn controller over [`DelayWindow`].
 #[derive(Debug, Clone)]
 pub struct DelayBased {
     w: DelayWindow,
+    jitter: Jitter,
 }
 
 impl Controller for DelayBased {
     fn on_ack(&mut self, _now: Instant, _sent: Instant, bytes: u64, app_limited: bool, rtt: &RttEstimator) {
-        self.w.on_ack(bytes, rtt.get(), rtt.min(), app_limited);
+        let jitter = self.jitter.on_sample(rtt.get(), rtt.conservative());
+        self.w.on_ack(bytes, rtt.get(), rtt.min(), jitter, app_limited);
     }
 
     fn on_congestion_event(&mut self, _now: Instant, _sent: Instant, persistent: bool, _lost_bytes: u64) {
@@ -97,7 +133,7 @@ pub struct DelayBasedFactory;
 
 impl ControllerFactory for DelayBasedFactory {
     fn build(self: Arc<Self>, _now: Instant, _mtu: u16) -> Box<dyn Controller> {
-        Box::new(DelayBased { w: DelayWindow { window: INITIAL_WINDOW } })
+        Box::new(DelayBased { w: DelayWindow { window: INITIAL_WINDOW }, jitter: Jitter::default() })
     }
 }
 
@@ -109,9 +145,9 @@ mod tests {
 
     #[test]
     fn grows_with_an_empty_queue_and_ignores_loss() {
-        let mut c = DelayBased { w: DelayWindow { window: INITIAL_WINDOW } };
+        let mut c = DelayBased { w: DelayWindow { window: INITIAL_WINDOW }, jitter: Jitter::default() };
         for _ in 0..100 {
-            c.w.on_ack(10_000, MS(85), MS(80), false);
+            c.w.on_ack(10_000, MS(85), MS(80), MS(1), false);
         }
         assert!(c.window() > INITIAL_WINDOW + 500_000, "{}", c.window());
         let before = c.window();
@@ -125,12 +161,24 @@ mod tests {
     fn shrinks_when_the_bottleneck_queue_fills() {
         let mut w = DelayWindow { window: 1_000_000 };
         for _ in 0..100 {
-            w.on_ack(10_000, MS(200), MS(80), false);
+            w.on_ack(10_000, MS(200), MS(80), MS(20), false);
         }
         assert_eq!(w.window, MIN_WINDOW);
+        // Jitter is not a queue: the mean RTT 50 ms above the luckiest sample, with a
+        // matching variation, still grows the window.
+        let mut w = DelayWindow { window: 100_000 };
+        w.on_ack(10_000, MS(130), MS(80), MS(45), false);
+        assert!(w.window > 100_000);
+        // The jitter estimate: latest samples 0 or 20 ms above the smoothed RTT.
+        let mut j = Jitter::default();
+        let mut est = Duration::ZERO;
+        for i in 0..100 {
+            est = j.on_sample(MS(100), MS(100 + 20 * (i % 2)));
+        }
+        assert!((75..=85).contains(&est.as_millis()), "{est:?}");
         // Application-limited: an empty queue does not inflate the window.
         let mut w = DelayWindow { window: 100_000 };
-        w.on_ack(10_000, MS(80), MS(80), true);
+        w.on_ack(10_000, MS(80), MS(80), MS(1), true);
         assert_eq!(w.window, 100_000);
     }
 }

@@ -5,13 +5,15 @@
 //! It sends with cloned `quinn::Connection` handles.
 //!
 //! Send order and queue discipline: each drained batch is sent audio first,
-//! then base-layer video, then droppable video. Before queueing, the datagram
-//! send buffer is checked (quinn drops the oldest queued datagram when full,
-//! which could be audio): audio needs only room for itself, video must leave
-//! the queue short. Refused video and long queues raise the connection's
-//! thinning level ([`Pressure`]).
+//! then base-layer video, then droppable video. Audio goes straight into
+//! quinn's datagram queue when it has room (quinn drops the oldest queued
+//! datagram when full, which could be audio). Video waits in the connection's
+//! own [`SendQueue`] and is handed to quinn only while quinn's queue is short,
+//! so audio never queues behind a video burst. Refused video and long queues
+//! raise the connection's thinning level ([`Pressure`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,17 +22,16 @@ use bytes::Bytes;
 
 use crate::metrics::Metrics;
 use crate::sfu::pressure::{Pressure, Sample};
+use crate::sfu::send_queue::SendQueue;
 use crate::sfu::{Class, ConnId, MediaCmd, Sfu, Transmit};
 
 /// Channel depth between connection tasks and the forwarding thread.
 pub const CHANNEL_DEPTH: usize = 16 * 1024;
-/// Base-layer video is queued only while fewer bytes than this wait.
-pub const VIDEO_QUEUE_LIMIT: usize = 128 * 1024;
-/// Droppable (top temporal layer) video only while fewer than this wait.
-pub const DROPPABLE_QUEUE_LIMIT: usize = 48 * 1024;
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// Timer resolution of the forwarding core (upstream NACK retries).
 const TICK_EVERY: Duration = Duration::from_millis(20);
+/// How soon the forwarder looks again at quinn's queues while video waits in its own.
+const FEED_EVERY: Duration = Duration::from_millis(2);
 const MAX_BATCH: usize = 256;
 
 /// What the forwarding thread is told.
@@ -52,6 +53,61 @@ struct ConnIo {
     connection: quinn::Connection,
     pressure: Pressure,
     refused_video: u64,
+    /// Video waiting for room in quinn's queue.
+    queue: SendQueue<Queued>,
+    /// quinn's UDP bytes sent at the last sample.
+    sent_bytes: u64,
+}
+
+/// A video datagram waiting in a [`SendQueue`].
+struct Queued {
+    data: Bytes,
+    /// Counted as forwarded (not a retransmission or feedback) when sent.
+    forwarded: bool,
+    /// When its source datagram arrived (forwarding delay).
+    at: Instant,
+}
+
+impl ConnIo {
+    fn new(connection: quinn::Connection) -> ConnIo {
+        ConnIo {
+            connection,
+            pressure: Pressure::default(),
+            refused_video: 0,
+            queue: SendQueue::default(),
+            sent_bytes: 0,
+        }
+    }
+
+    /// Bytes waiting in quinn's datagram queue.
+    fn quinn_queued(&self, send_buffer: usize) -> usize {
+        send_buffer.saturating_sub(self.connection.datagram_send_buffer_space())
+    }
+
+    /// Hands queued video to quinn while its queue is short.
+    fn feed(&mut self, send_buffer: usize, m: &crate::metrics::MediaMetrics) {
+        while let Some(q) = self.queue.pop(self.quinn_queued(send_buffer)) {
+            send(&self.connection, q, m);
+        }
+    }
+}
+
+/// One datagram into quinn's queue, counted.
+fn send(connection: &quinn::Connection, q: Queued, m: &crate::metrics::MediaMetrics) {
+    let len = q.data.len();
+    match connection.send_datagram(q.data) {
+        Ok(()) if q.forwarded => {
+            m.forwarded_packets.fetch_add(1, Relaxed);
+            m.forwarded_bytes.fetch_add(len as u64, Relaxed);
+            m.delay(q.at.elapsed().as_micros() as u64);
+        }
+        Ok(()) => {}
+        Err(err) => {
+            // Too large for this path (the publisher ignored max_datagram_size), or closed.
+            m.refused_datagrams.fetch_add(1, Relaxed);
+            tracing::debug!(len, max = ?connection.max_datagram_size(), %err, "datagram not sent");
+        }
+    }
 }
 
 /// Runs until every sender is gone. Call on a dedicated thread.
@@ -65,11 +121,13 @@ pub fn run_forwarder(rx: Receiver<FwdIn>, metrics: Arc<Metrics>, send_buffer: us
         start: Instant::now(),
         out: Vec::with_capacity(1024),
         batch: Vec::with_capacity(4096),
+        waiting: Vec::new(),
     };
     let mut last_sample = Instant::now();
     let mut last_tick = Instant::now();
     loop {
-        match rx.recv_timeout(TICK_EVERY) {
+        let wait = if fwd.waiting.is_empty() { TICK_EVERY } else { FEED_EVERY };
+        match rx.recv_timeout(wait) {
             Ok(input) => {
                 fwd.input(input);
                 for _ in 0..MAX_BATCH {
@@ -83,13 +141,15 @@ pub fn run_forwarder(rx: Receiver<FwdIn>, metrics: Arc<Metrics>, send_buffer: us
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        fwd.feed();
         if last_tick.elapsed() >= TICK_EVERY {
             last_tick = Instant::now();
             fwd.tick();
         }
-        if last_sample.elapsed() >= SAMPLE_EVERY {
+        let since_sample = last_sample.elapsed();
+        if since_sample >= SAMPLE_EVERY {
             last_sample = Instant::now();
-            fwd.sample();
+            fwd.sample(since_sample);
         }
     }
 }
@@ -105,6 +165,8 @@ struct Forwarder {
     out: Vec<Transmit>,
     /// Datagrams of the current batch with their arrival time.
     batch: Vec<(Transmit, Instant)>,
+    /// Connections with video in their own queue.
+    waiting: Vec<ConnId>,
 }
 
 impl Forwarder {
@@ -117,8 +179,7 @@ impl Forwarder {
         let at = match input {
             FwdIn::Attach { conn, connection } => {
                 tracing::debug!(conn, max_datagram = ?connection.max_datagram_size(), "media connection");
-                self.conns
-                    .insert(conn, ConnIo { connection, pressure: Pressure::default(), refused_video: 0 });
+                self.conns.insert(conn, ConnIo::new(connection));
                 return;
             }
             FwdIn::AttachWeb { conn, tx } => {
@@ -145,12 +206,12 @@ impl Forwarder {
     fn flush(&mut self) {
         let c = self.sfu.counters();
         let m = &self.metrics.media;
-        m.received_packets.store(c.received, std::sync::atomic::Ordering::Relaxed);
-        m.retransmitted_packets.store(c.retransmitted, std::sync::atomic::Ordering::Relaxed);
-        m.plis_sent.store(c.plis_sent, std::sync::atomic::Ordering::Relaxed);
-        m.nack_misses.store(c.nack_misses, std::sync::atomic::Ordering::Relaxed);
-        m.upstream_nacks.store(c.upstream_nacks, std::sync::atomic::Ordering::Relaxed);
-        m.dropped_thinning.store(c.dropped_thinning, std::sync::atomic::Ordering::Relaxed);
+        m.received_packets.store(c.received, Relaxed);
+        m.retransmitted_packets.store(c.retransmitted, Relaxed);
+        m.plis_sent.store(c.plis_sent, Relaxed);
+        m.nack_misses.store(c.nack_misses, Relaxed);
+        m.upstream_nacks.store(c.upstream_nacks, Relaxed);
+        m.dropped_thinning.store(c.dropped_thinning, Relaxed);
         if self.batch.is_empty() {
             return;
         }
@@ -159,45 +220,45 @@ impl Forwarder {
             if let Some(web) = self.web.get(&t.conn) {
                 let (len, forwarded) = (t.data.len(), t.forwarded);
                 if web.try_send(t.data).is_err() {
-                    m.refused_datagrams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    m.refused_datagrams.fetch_add(1, Relaxed);
                 } else if forwarded {
-                    m.forwarded_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    m.forwarded_bytes.fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+                    m.forwarded_packets.fetch_add(1, Relaxed);
+                    m.forwarded_bytes.fetch_add(len as u64, Relaxed);
                     m.delay(at.elapsed().as_micros() as u64);
                 }
                 continue;
             }
             let Some(io) = self.conns.get_mut(&t.conn) else { continue };
-            let space = io.connection.datagram_send_buffer_space();
-            let queued = self.send_buffer.saturating_sub(space);
             let len = t.data.len();
-            let fits = match t.class {
-                Class::Audio => space >= len,
-                Class::Video => queued + len <= VIDEO_QUEUE_LIMIT,
-                Class::VideoDroppable => queued + len <= DROPPABLE_QUEUE_LIMIT,
-            };
-            if !fits {
-                m.refused_datagrams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if t.class != Class::Audio {
-                    io.refused_video += 1;
+            let q = Queued { data: t.data, forwarded: t.forwarded, at };
+            if t.class == Class::Audio {
+                if io.connection.datagram_send_buffer_space() >= len {
+                    send(&io.connection, q, m);
+                } else {
+                    m.refused_datagrams.fetch_add(1, Relaxed);
                 }
                 continue;
             }
-            let forwarded = t.forwarded;
-            match io.connection.send_datagram(t.data) {
-                Ok(()) if forwarded => {
-                    m.forwarded_packets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    m.forwarded_bytes.fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
-                    m.delay(at.elapsed().as_micros() as u64);
-                }
-                Ok(()) => {}
-                Err(err) => {
-                    // Too large for this path (the publisher ignored max_datagram_size), or closed.
-                    m.refused_datagrams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::debug!(conn = t.conn, len, max = ?io.connection.max_datagram_size(), %err, "datagram not sent");
-                }
+            if io.queue.is_empty() {
+                self.waiting.push(t.conn);
+            }
+            if io.queue.push(t.class, len, q).is_err() {
+                m.refused_datagrams.fetch_add(1, Relaxed);
+                io.refused_video += 1;
             }
         }
+        self.feed();
+    }
+
+    /// Hands waiting video to quinn on every connection that has some.
+    fn feed(&mut self) {
+        let m = &self.metrics.media;
+        let (conns, send_buffer) = (&mut self.conns, self.send_buffer);
+        self.waiting.retain(|conn| {
+            let Some(io) = conns.get_mut(conn) else { return false };
+            io.feed(send_buffer, m);
+            !io.queue.is_empty()
+        });
     }
 
     /// Looks at every connection's queue and sets its thinning level.
@@ -212,10 +273,14 @@ impl Forwarder {
         }
     }
 
-    fn sample(&mut self) {
+    fn sample(&mut self, since_last: Duration) {
         let now = self.now_us();
+        let elapsed = since_last.as_micros() as u64;
         for (conn, io) in &mut self.conns {
-            let queued = self.send_buffer.saturating_sub(io.connection.datagram_send_buffer_space());
+            let sent = io.connection.stats().udp_tx.bytes;
+            io.queue.set_rate(sent.saturating_sub(io.sent_bytes), elapsed);
+            io.sent_bytes = sent;
+            let queued = io.quinn_queued(self.send_buffer) + io.queue.bytes();
             let level =
                 io.pressure.sample(now, Sample { queued_bytes: queued, video_refused: io.refused_video });
             io.refused_video = 0;

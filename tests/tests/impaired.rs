@@ -127,7 +127,7 @@ fn joined_id(s: &mut Session) -> String {
 }
 
 #[test]
-#[ignore = "not yet met: 27-29 fps but some ~1 s freezes and rare 140 ms audio gaps; run with --ignored (figures in relay/README.md)"]
+#[ignore = "not yet met: 28.6-29.9 fps and audio within 100 ms, but a 570-650 ms freeze on some tracks when a frame is given up; run with --ignored (figures in relay/README.md)"]
 fn lossy_jittery_links_keep_video_and_audio_flowing() {
     let Some(net) = Net::setup_or_skip("lossy_jittery_links_keep_video_and_audio_flowing", 3) else {
         return;
@@ -181,7 +181,12 @@ fn lossy_jittery_links_keep_video_and_audio_flowing() {
         for ((pid, kind), lines) in &by {
             let steady = after_first_second(lines);
             if steady.len() < 10 {
-                failures.push(format!("{} ← {pid} {kind}: only {} steady stats lines", s.name, steady.len()));
+                failures.push(format!(
+                    "{} ← {pid} {kind}: only {} steady stats lines; last: {}",
+                    s.name,
+                    steady.len(),
+                    lines.last().map(|v| v.to_string()).unwrap_or_default()
+                ));
                 continue;
             }
             match kind.as_str() {
@@ -190,8 +195,9 @@ fn lossy_jittery_links_keep_video_and_audio_flowing() {
                     let f = video_fig(&steady);
                     let last = steady.last().unwrap();
                     eprintln!(
-                        "FIGURE lossy {} ← {pid}: video fps mean {:.1} min {:.0}, longest gap {:.0} ms, {:.0} kbit/s, lost {} recovered {}",
-                        s.name, f.fps_mean, f.fps_min, f.max_gap_ms, f.kbps, last["packets_lost"], last["packets_recovered"]
+                        "FIGURE lossy {} ← {pid}: video fps mean {:.1} min {:.0}, longest gap {:.0} ms, {:.0} kbit/s, lost {} recovered {}, frames skipped {}, keyframe requests {}",
+                        s.name, f.fps_mean, f.fps_min, f.max_gap_ms, f.kbps, last["packets_lost"], last["packets_recovered"],
+                        last["frames_skipped"], last["keyframe_requests"]
                     );
                     if f.fps_mean < 25.0 || f.max_gap_ms > 500.0 {
                         failures.push(format!("{} ← {pid}: video {f:?}", s.name));
@@ -236,7 +242,7 @@ fn lossy_jittery_links_keep_video_and_audio_flowing() {
 }
 
 #[test]
-#[ignore = "flaky (3 of 5 runs on a loaded machine): the capped subscriber sometimes has one 180-200 ms audio gap when video bursts fill the 1 Mbit/s bottleneck queue; run with --ignored (figures in relay/README.md)"]
+#[ignore = "passed 3 of 3 runs since the relay queues video itself (audio never waits behind it); kept out of CI until it has a longer record; run with --ignored (figures in relay/README.md)"]
 fn one_capped_subscriber_is_thinned_without_slowing_the_others() {
     let Some(net) = Net::setup_or_skip("one_capped_subscriber_is_thinned_without_slowing_the_others", 3)
     else {

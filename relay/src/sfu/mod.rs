@@ -18,6 +18,7 @@
 pub mod cache;
 pub mod pressure;
 pub mod rewrite;
+pub mod send_queue;
 
 use std::collections::HashMap;
 

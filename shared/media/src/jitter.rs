@@ -95,6 +95,8 @@ pub struct AudioJitterBuffer {
     transits: VecDeque<i64>,
     min_transit: i64,
     target_us: u64,
+    /// Extra delay for lip sync (added to the jitter target).
+    sync_delay_us: u64,
     stats: JitterStats,
 }
 
@@ -113,6 +115,7 @@ impl AudioJitterBuffer {
             transits: VecDeque::new(),
             min_transit: 0,
             target_us: cfg.initial_delay_us.clamp(cfg.min_delay_us, cfg.max_delay_us),
+            sync_delay_us: 0,
             stats: JitterStats::default(),
         }
     }
@@ -124,6 +127,21 @@ impl AudioJitterBuffer {
     /// Current target buffering delay beyond the fastest path (µs).
     pub fn target_delay_us(&self) -> u64 {
         self.target_us
+    }
+
+    /// Delays playout by `us` beyond the jitter target, so late video can keep up
+    /// (lip sync). A larger value stretches (concealment frames), a smaller one
+    /// accelerates, like a change of the jitter target.
+    pub fn set_sync_delay_us(&mut self, us: u64) {
+        self.sync_delay_us = us;
+    }
+
+    /// RTP timestamp of the slot played last (lost slots included), if any.
+    pub fn played_rtp_timestamp(&self) -> Option<u32> {
+        let base = self.ts_base?;
+        let played = self.last_played_us?;
+        let ticks = played * i64::from(self.cfg.clock_rate.max(1)) / 1_000_000;
+        Some(base.wrapping_add(ticks as u32))
     }
 
     /// Packets waiting.
@@ -187,7 +205,7 @@ impl AudioJitterBuffer {
             return JitterOutput::Idle;
         }
         // Sender time that should be playing now.
-        let due = now_us as i64 - self.min_transit - self.target_us as i64;
+        let due = now_us as i64 - self.min_transit - (self.target_us + self.sync_delay_us) as i64;
         let next = match self.next_seq {
             Some(n) => n,
             None => match self.packets.keys().next() {
@@ -282,6 +300,36 @@ mod tests {
         assert_eq!(jb.stats().concealed + jb.stats().fec_recovered + jb.stats().late, 0);
         assert!(played.len() > 90);
         assert_eq!(jb.target_delay_us(), 20_000);
+    }
+
+    #[test]
+    fn sync_delay_shifts_playout_and_the_played_timestamp_says_where() {
+        let mut jb = AudioJitterBuffer::new(JitterConfig::default());
+        let mut behind = Vec::new();
+        let mut stretch = 0;
+        for t in 0..200u64 {
+            let now = t * 20_000;
+            let (s, ts, p) = pkt(t as u16);
+            jb.insert(s, ts, &p, now + 5_000);
+            if t == 100 {
+                jb.set_sync_delay_us(40_000);
+            }
+            match jb.pull(now + 10_000) {
+                JitterOutput::Packet(p) => {
+                    behind.push((t, t - u64::from(p[0])));
+                    assert_eq!(jb.played_rtp_timestamp(), Some(u32::from(p[0]) * 960));
+                }
+                JitterOutput::Dtx if t >= 100 => stretch += 1,
+                other => assert!(t < 100, "{other:?} at {t}"),
+            }
+        }
+        let before = behind.iter().rev().find(|(t, _)| *t < 100).unwrap().1;
+        let after = behind.last().unwrap().1;
+        // 40 ms more delay: playout moves back by one or two 20 ms frames (the slot
+        // tolerance is half a frame either way), each a stretch frame, never a loss.
+        assert!((1..=2).contains(&stretch), "{stretch}");
+        assert_eq!(after - before, stretch, "{behind:?}");
+        assert_eq!(jb.stats().concealed, 0);
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod mixer;
 pub mod pipeline;
 pub mod processing;
 pub mod rtp;
+pub mod sync;
 pub mod video_receiver;
 
 pub use error::MediaError;

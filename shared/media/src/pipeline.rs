@@ -247,11 +247,20 @@ impl VideoReceiveStream {
 pub struct AudioSender {
     enc: OpusEncoder,
     rtp: OpusRtpSender,
+    packets: u32,
+    octets: u32,
+    last_capture_us: u64,
 }
 
 impl AudioSender {
     pub fn new(cfg: OpusConfig, ssrc: u32) -> Result<Self> {
-        Ok(AudioSender { enc: OpusEncoder::new(cfg)?, rtp: OpusRtpSender::new(ssrc, 0, 0) })
+        Ok(AudioSender {
+            enc: OpusEncoder::new(cfg)?,
+            rtp: OpusRtpSender::new(ssrc, 0, 0),
+            packets: 0,
+            octets: 0,
+            last_capture_us: 0,
+        })
     }
 
     /// Encodes 20 ms; `None` while in DTX (nothing to send).
@@ -259,7 +268,25 @@ impl AudioSender {
         let dbov = frame.level_dbov();
         let packet = self.enc.encode(frame)?;
         let level = AudioLevel::from_dbov(dbov, dbov > -50.0);
-        Ok(self.rtp.packetize(packet.as_deref(), level, frame.capture_us).map(|p| p.to_bytes()))
+        self.last_capture_us = frame.capture_us;
+        let bytes = self.rtp.packetize(packet.as_deref(), level, frame.capture_us).map(|p| p.to_bytes());
+        if let Some(b) = &bytes {
+            self.packets = self.packets.wrapping_add(1);
+            self.octets = self.octets.wrapping_add(b.len() as u32);
+        }
+        Ok(bytes)
+    }
+
+    /// A sender report tying the last frame's RTP timestamp to its capture time
+    /// (the receiver's lip sync maps audio onto the sender clock with it).
+    pub fn sender_report(&self) -> crate::rtp::rtcp::SenderReport {
+        crate::rtp::rtcp::sender_report(
+            self.rtp.ssrc,
+            self.last_capture_us,
+            self.rtp.last_timestamp(),
+            self.packets,
+            self.octets,
+        )
     }
 
     pub fn encoder(&mut self) -> &mut OpusEncoder {
@@ -304,6 +331,10 @@ impl AudioReceiveStream {
 
     pub fn jitter_buffer(&self) -> &AudioJitterBuffer {
         &self.jb
+    }
+
+    pub fn jitter_buffer_mut(&mut self) -> &mut AudioJitterBuffer {
+        &mut self.jb
     }
 }
 

@@ -250,7 +250,7 @@ impl VideoReceiver {
         self.waiting_since_us.get_or_insert(now_us);
         let Some(p) = self.packets.get(&ext) else { return };
         match p.layer {
-            Some(l) if l.keyframe && l.start_of_frame => self.set_anchor(ext),
+            Some(l) if l.keyframe && l.start_of_frame => self.set_anchor(ext, now_us),
             Some(l) if l.keyframe => {
                 // Walk back towards the keyframe's first packet.
                 let mut s = ext;
@@ -272,16 +272,25 @@ impl VideoReceiver {
             }
             Some(_) => {}
             // Without the layer extension, start at the first recognisable frame start.
-            None if self.is_frame_start(ext) => self.set_anchor(ext),
+            None if self.is_frame_start(ext) => self.set_anchor(ext, now_us),
             None => {}
         }
     }
 
-    fn set_anchor(&mut self, ext: u64) {
+    fn set_anchor(&mut self, ext: u64, now_us: u64) {
         self.next = Some(ext);
         self.waiting_since_us = None;
         self.missing.retain(|&s, _| s > ext);
         self.packets.retain(|&s, _| s >= ext);
+        // A start that arrived late (reordered or retransmitted) leaves holes between
+        // it and the newest packet that were never counted missing: count them now,
+        // or a lost one would stall the stream with nothing ever NACKed.
+        let highest = self.highest.unwrap_or(ext);
+        for s in ext + 1..highest {
+            if !self.packets.contains_key(&s) {
+                self.missing.entry(s).or_insert(Missing { since_us: now_us, last_nack_us: None, tries: 0 });
+            }
+        }
     }
 
     /// Sequence numbers to NACK now: gaps older than the reorder wait, and
@@ -597,6 +606,30 @@ mod tests {
             matches!(r.poll(62_000), Some(ReceiverEvent::Frame(f)) if f.keyframe && f.nals == vec![nal.clone()])
         );
         assert!(!r.take_keyframe_request());
+    }
+
+    /// Reordering at the start: a keyframe's later packet first, then its start;
+    /// the packet in between was lost and must be NACKed, not waited for forever.
+    #[test]
+    fn a_late_keyframe_start_still_nacks_the_holes_before_the_newest_packet() {
+        let nal: Vec<u8> = std::iter::once(0x65).chain(0..250).collect();
+        let payloads = h264::packetize([nal.as_slice()], 60).unwrap();
+        let pkts: Vec<_> = payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| pkt(200 + i as u16, 0, i == 0, i == 4, p))
+            .collect();
+        let mut r = VideoReceiver::new(VideoReceiverConfig::default());
+        feed(&mut r, &pkts[3], 0); // 203 first (walks back: 202 missing)
+        feed(&mut r, &pkts[0], 1_000); // the start, late
+        feed(&mut r, &pkts[2], 2_000); // 202 arrives; 201 is lost
+        feed(&mut r, &pkts[4], 3_000);
+        assert_eq!(r.poll(3_000), None);
+        assert_eq!(r.nack_list(50_000), vec![201]);
+        feed(&mut r, &pkts[1], 60_000);
+        assert!(
+            matches!(r.poll(60_000), Some(ReceiverEvent::Frame(f)) if f.keyframe && f.nals == vec![nal.clone()])
+        );
     }
 
     #[test]

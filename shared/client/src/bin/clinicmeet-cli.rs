@@ -166,6 +166,10 @@ struct MediaArgs {
     /// Receive at most N remote cameras: those of the N most recent active speakers.
     #[arg(long)]
     max_video: Option<usize>,
+    /// Camera pictures reach the encoder this many ms after capture (a slow capture
+    /// pipeline; receivers must keep lip sync).
+    #[arg(long, default_value_t = 0)]
+    video_delay_ms: u64,
 }
 
 fn media_config(a: &MediaArgs) -> anyhow::Result<Option<MediaConfig>> {
@@ -210,6 +214,7 @@ fn media_config(a: &MediaArgs) -> anyhow::Result<Option<MediaConfig>> {
         .ok_or_else(|| anyhow::anyhow!("--video-size must be WIDTHxHEIGHT"))?;
     let fmt = VideoFormat { width: w, height: h, fps: a.fps };
     let tone = a.tone_hz;
+    let delay = std::time::Duration::from_millis(a.video_delay_ms);
     let camera: Option<clinicmeet_client::media::VideoSourceFactory> = match video_file {
         Some(v) => Some(Arc::new(move || {
             Ok(Box::new(Y4mCamera::from_video((*v).clone(), Pacing::RealTime))
@@ -220,6 +225,13 @@ fn media_config(a: &MediaArgs) -> anyhow::Result<Option<MediaConfig>> {
                 as Box<dyn clinicmeet_media::capture::VideoSource>)
         })),
         None => None,
+    };
+    let camera: Option<clinicmeet_client::media::VideoSourceFactory> = match camera {
+        Some(f) if !delay.is_zero() => Some(Arc::new(move || {
+            Ok(Box::new(clinicmeet_media::capture::Delayed::new(f()?, delay)?)
+                as Box<dyn clinicmeet_media::capture::VideoSource>)
+        })),
+        other => other,
     };
     let microphone: Option<clinicmeet_client::media::AudioSourceFactory> = match audio_file {
         Some(w) => Some(Arc::new(move || {

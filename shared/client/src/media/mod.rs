@@ -13,6 +13,7 @@
 //! [`MediaEngine::set_local_media`]; read per-track receive statistics with
 //! [`MediaEngine::stats`].
 
+pub mod av_sync;
 pub mod bwe;
 pub mod select;
 pub mod stats;
@@ -45,6 +46,7 @@ use tokio::sync::mpsc;
 
 use crate::event::ClientEvent;
 use crate::session::Session;
+use av_sync::{AvSync, HeldFrames, SharedSync};
 use bwe::{BandwidthController, BweConfig, PathSample};
 use select::SpeakerTracker;
 pub use select::VideoPolicy;
@@ -137,6 +139,8 @@ struct Shared {
     stats: Mutex<HashMap<TrackId, Arc<Mutex<TrackStats>>>>,
     routes: Mutex<HashMap<u64, Route>>,
     audio_rx: Mutex<HashMap<TrackId, Arc<Mutex<AudioRx>>>>,
+    /// Lip sync per remote participant (its audio and camera tracks).
+    syncs: Mutex<HashMap<ParticipantId, SharedSync>>,
     video_out: smpsc::SyncSender<RemoteVideoFrame>,
     audio_out: smpsc::SyncSender<Vec<f32>>,
     stop: AtomicBool,
@@ -156,6 +160,15 @@ struct AudioRx {
     stream: AudioReceiveStream,
     stats: Arc<Mutex<TrackStats>>,
     started: bool,
+    sync: SharedSync,
+}
+
+impl Shared {
+    /// The participant's lip-sync state (created on first use).
+    fn sync_for(&self, participant: ParticipantId) -> SharedSync {
+        let Ok(mut m) = self.syncs.lock() else { return SharedSync::default() };
+        m.entry(participant).or_insert_with(|| Arc::new(Mutex::new(AvSync::default()))).clone()
+    }
 }
 
 /// A track this client sends.
@@ -181,6 +194,7 @@ impl MediaEngine {
             stats: Mutex::new(HashMap::new()),
             routes: Mutex::new(HashMap::new()),
             audio_rx: Mutex::new(HashMap::new()),
+            syncs: Mutex::new(HashMap::new()),
             video_out,
             audio_out,
             stop: AtomicBool::new(false),
@@ -520,6 +534,7 @@ impl Control {
         std::thread::Builder::new()
             .name("audio-send".into())
             .spawn(move || {
+                let mut frames = 0u64;
                 while !st.load(Ordering::Relaxed) && !global.stop.load(Ordering::Relaxed) {
                     let Ok(frame) = source.read_frame() else { break };
                     if !en.load(Ordering::Relaxed) {
@@ -531,6 +546,12 @@ impl Control {
                         }
                         Ok(None) => {}
                         Err(e) => tracing::warn!(error = %e, "audio encode failed"),
+                    }
+                    // A sender report every second (lip sync at the receivers).
+                    frames += 1;
+                    if frames % 50 == 1 {
+                        let sr = RtcpPacket::SenderReport(sender.sender_report()).to_bytes();
+                        let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &sr)));
                     }
                 }
             })
@@ -706,7 +727,8 @@ impl Control {
         match track.spec.kind {
             TrackKind::Audio => {
                 let Ok(stream) = AudioReceiveStream::new(JitterConfig::default()) else { return };
-                let rx = Arc::new(Mutex::new(AudioRx { stream, stats, started: false }));
+                let sync = self.shared.sync_for(track.participant_id);
+                let rx = Arc::new(Mutex::new(AudioRx { stream, stats, started: false, sync }));
                 if let Ok(mut a) = self.shared.audio_rx.lock() {
                     a.insert(track.track_id, rx.clone());
                 }
@@ -767,16 +789,29 @@ fn video_receive_loop(
     let mut media_ssrc: Option<u32> = None;
     let mut pli_limit = RateLimiter::new(300_000);
     let mut synth: Option<clinicmeet_media::capture::synthetic::SyntheticCamera> = None;
+    // The camera is shown in step with the participant's audio; a screen share is not.
+    let sync = (track.spec.kind == TrackKind::Video).then(|| shared.sync_for(track.participant_id));
+    let on_rtcp = |pkt: &[u8]| {
+        if let Some(Ok(mut s)) = sync.as_ref().map(|s| s.lock()) {
+            s.on_rtcp(false, pkt);
+        }
+    };
+    let mut held = HeldFrames::default();
     let send = |pkt: RtcpPacket| {
         let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &pkt.to_bytes())));
     };
     while !stop.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
         let now = unix_time_us();
-        let wait = stream.poll_timeout().map_or(10_000, |t| t.saturating_sub(now).clamp(1_000, 10_000));
+        let next = match (stream.poll_timeout(), held.next_due_us()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let wait = next.map_or(10_000, |t| t.saturating_sub(now).clamp(1_000, 10_000));
         match rx.recv_timeout(Duration::from_micros(wait)) {
             Ok(pkt) => {
                 let now = unix_time_us();
                 if is_rtcp(&pkt) {
+                    on_rtcp(&pkt);
                     continue;
                 }
                 if let Ok(v) = RtpView::parse(&pkt) {
@@ -787,7 +822,9 @@ fn video_receive_loop(
                 }
                 let _ = stream.on_packet(&pkt, now);
                 while let Ok(p) = rx.try_recv() {
-                    if !is_rtcp(&p) {
+                    if is_rtcp(&p) {
+                        on_rtcp(&p);
+                    } else {
                         if let Ok(mut s) = stats.lock() {
                             s.on_packet(p.len(), now);
                         }
@@ -811,9 +848,20 @@ fn video_receive_loop(
             }
         }
         for d in decoded {
+            let due = sync
+                .as_ref()
+                .and_then(|s| s.lock().ok())
+                .map_or(now, |mut s| s.video_due_us(d.rtp_timestamp, now));
+            held.push(due, d);
+        }
+        while let Some(d) = held.pop_due(now) {
             let psnr = if psnr_every > 0 { synthetic_psnr(&d.frame, psnr_every, &mut synth) } else { None };
+            let skew = sync.as_ref().and_then(|s| s.lock().ok()).and_then(|s| s.skew_us(d.capture_us?, now));
             if let Ok(mut s) = stats.lock() {
                 s.on_frame(now, d.capture_us, psnr, &stream.stats());
+                if let Some(skew) = skew {
+                    s.on_av_skew(now, skew);
+                }
             }
             let frame = Arc::new(d.frame);
             let _ = shared.video_out.try_send(RemoteVideoFrame {
@@ -897,11 +945,17 @@ fn on_datagram(shared: &Shared, conn: &quinn::Connection, d: &[u8]) {
             let _ = tx.send(pkt.to_vec());
         }
         Some(Route::SubAudio(rx)) => {
-            if is_rtcp(pkt) {
-                return;
-            }
             let now = unix_time_us();
             if let Ok(mut a) = rx.lock() {
+                if is_rtcp(pkt) {
+                    if let Ok(mut sync) = a.sync.lock() {
+                        sync.on_rtcp(true, pkt);
+                    }
+                    return;
+                }
+                if let (Ok(v), Ok(mut sync)) = (RtpView::parse(pkt), a.sync.lock()) {
+                    sync.on_audio_packet(&v);
+                }
                 if let Ok(mut s) = a.stats.lock() {
                     s.on_packet(pkt.len(), now);
                 }
@@ -964,6 +1018,13 @@ fn playout_loop(shared: Arc<Shared>) {
             let before = a.stream.jitter_buffer().stats();
             let samples = a.stream.pull(now);
             let after = a.stream.jitter_buffer().stats();
+            // A slot was played (not a stretch): that is where playout stands.
+            let slots = |s: &clinicmeet_media::jitter::JitterStats| s.played + s.fec_recovered + s.concealed;
+            let played_rtp = a.stream.jitter_buffer().played_rtp_timestamp();
+            if let Some(rtp) = played_rtp.filter(|_| slots(&after) > slots(&before)) {
+                let delay = a.sync.lock().map(|mut s| s.on_audio_played(rtp, now)).unwrap_or(0);
+                a.stream.jitter_buffer_mut().set_sync_delay_us(delay);
+            }
             // A frame neither played nor recovered by FEC is concealment (a gap).
             let concealed = after.played == before.played && after.fec_recovered == before.fec_recovered;
             if let Ok(mut st) = a.stats.lock() {

@@ -26,6 +26,11 @@ pub struct TrackStats {
     pub packets_received: u64,
     pub packets_lost: u64,
     pub packets_recovered: u64,
+    /// Video: frames abandoned after their packets stayed missing (each needs a keyframe
+    /// unless it was of the top temporal layer).
+    pub frames_skipped: u64,
+    /// Video: keyframe requests (PLI) the receiver raised.
+    pub keyframe_requests: u64,
     /// Received bits per second over the last second.
     pub bitrate_bps: u64,
     pub latency_ms_p50: Option<f64>,
@@ -43,6 +48,12 @@ pub struct TrackStats {
     pub concealed_frames: u64,
     /// Audio: runs of concealment longer than 100 ms so far.
     pub audio_gaps: u64,
+    /// Camera video: median lip-sync skew of the frames shown in the last second
+    /// (capture-to-display minus the participant's audio capture-to-playout, ms;
+    /// positive = video behind audio).
+    pub av_skew_ms: Option<f64>,
+    /// The skew farthest from zero in the last second (ms, signed).
+    pub av_skew_ms_worst: Option<f64>,
     #[serde(skip)]
     created_us: u64,
     #[serde(skip)]
@@ -61,6 +72,8 @@ pub struct TrackStats {
     gaps: VecDeque<(u64, u64)>,
     #[serde(skip)]
     concealed_run: u64,
+    #[serde(skip)]
+    skews: VecDeque<(u64, i64)>,
 }
 
 impl TrackStats {
@@ -75,6 +88,8 @@ impl TrackStats {
             packets_received: 0,
             packets_lost: 0,
             packets_recovered: 0,
+            frames_skipped: 0,
+            keyframe_requests: 0,
             bitrate_bps: 0,
             latency_ms_p50: None,
             latency_ms_p95: None,
@@ -93,6 +108,9 @@ impl TrackStats {
             audio: VecDeque::new(),
             gaps: VecDeque::new(),
             concealed_run: 0,
+            av_skew_ms: None,
+            av_skew_ms_worst: None,
+            skews: VecDeque::new(),
         }
     }
 
@@ -127,7 +145,15 @@ impl TrackStats {
             trim(&mut self.psnrs, now_us, |e| e.0);
         }
         self.packets_recovered = rx.recovered;
+        self.frames_skipped = rx.frames_skipped;
+        self.keyframe_requests = rx.keyframe_requests;
         self.packets_lost = rx.nacks_sent.saturating_sub(rx.recovered);
+    }
+
+    /// Lip-sync skew of a frame shown at `now_us` (µs, see [`TrackStats::av_skew_ms`]).
+    pub fn on_av_skew(&mut self, now_us: u64, skew_us: i64) {
+        self.skews.push_back((now_us, skew_us));
+        trim(&mut self.skews, now_us, |e| e.0);
     }
 
     /// 20 ms of decoded audio of this track; `concealed` when it is loss concealment
@@ -160,6 +186,11 @@ impl TrackStats {
         trim(&mut self.latencies, now_us, |e| e.0);
         trim(&mut self.psnrs, now_us, |e| e.0);
         trim(&mut self.gaps, now_us, |e| e.0);
+        trim(&mut self.skews, now_us, |e| e.0);
+        let mut skews: Vec<i64> = self.skews.iter().map(|e| e.1).collect();
+        skews.sort_unstable();
+        self.av_skew_ms = skews.get(skews.len() / 2).map(|v| *v as f64 / 1000.0);
+        self.av_skew_ms_worst = skews.iter().copied().max_by_key(|v| v.abs()).map(|v| v as f64 / 1000.0);
         let ongoing = if self.kind == TrackKind::Audio {
             self.concealed_run * 20_000
         } else {

@@ -142,3 +142,56 @@ pub(crate) fn sleep_until_us(due_us: u64) {
         std::thread::sleep(std::time::Duration::from_micros(due_us - now));
     }
 }
+
+/// A camera whose pictures reach the application `delay` after their capture
+/// time, as with a slow capture pipeline (some USB cameras and capture cards
+/// lag by 100 ms or more). Frames keep their true capture times and their rate:
+/// the inner source runs on its own thread, and each frame is handed out once
+/// it is `delay` old. Used to check that receivers keep lip sync when one
+/// stream's path is slower.
+pub struct Delayed {
+    frames: std::sync::mpsc::Receiver<Result<VideoFrame>>,
+    format: VideoFormat,
+    delay: std::time::Duration,
+}
+
+impl Delayed {
+    pub fn new(mut inner: Box<dyn VideoSource>, delay: std::time::Duration) -> Result<Self> {
+        let format = inner.format();
+        // Enough for the delay at 60 fps; the thread ends when this side is dropped.
+        let (tx, frames) = std::sync::mpsc::sync_channel(64);
+        std::thread::Builder::new()
+            .name("delayed-camera".into())
+            .spawn(move || loop {
+                let f = inner.next_frame();
+                let failed = f.is_err();
+                if tx.send(f).is_err() || failed {
+                    break;
+                }
+            })
+            .map_err(|e| crate::MediaError::Device {
+                kind: DeviceKind::Camera,
+                detail: format!("cannot start the delayed camera: {e}"),
+            })?;
+        Ok(Delayed { frames, format, delay })
+    }
+}
+
+impl VideoSource for Delayed {
+    fn format(&self) -> VideoFormat {
+        self.format
+    }
+
+    fn next_frame(&mut self) -> Result<VideoFrame> {
+        let f = self.frames.recv().map_err(|_| crate::MediaError::Device {
+            kind: DeviceKind::Camera,
+            detail: "the delayed camera stopped".into(),
+        })??;
+        let due = f.capture_us.saturating_add(self.delay.as_micros() as u64);
+        let now = crate::unix_time_us();
+        if due > now {
+            std::thread::sleep(std::time::Duration::from_micros(due - now));
+        }
+        Ok(f)
+    }
+}

@@ -32,6 +32,11 @@ impl OpusRtpSender {
         }
     }
 
+    /// RTP timestamp of the frame packetized last (sent or in DTX).
+    pub fn last_timestamp(&self) -> u32 {
+        self.timestamp.wrapping_sub(AUDIO_FRAME_SAMPLES as u32)
+    }
+
     /// One 20 ms frame: `packet` is `None` when the encoder is in DTX (nothing is sent,
     /// but the RTP clock advances). `level` goes in the RFC 6464 extension.
     pub fn packetize(
