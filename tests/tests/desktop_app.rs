@@ -490,6 +490,12 @@ fn desktop_app_meeting_with_cli_participant() {
     );
     assert!(n >= 10, "the frame number was readable in only {n} samples (last {last})");
     assert!(rate >= 20.0, "the frame number advanced {rate:.1}/s, want >= 20 (last {last})");
+    // Its tone makes it the active speaker: its tile is highlighted (the host's mic is off).
+    d.wait(
+        "the guest's tile highlighted as the active speaker",
+        "return !!document.querySelector('figure.tile.tile-speaking:not(.tile-self)');",
+        json!([]),
+    );
 
     // Chat both ways.
     d.click("button.ctl[title=Chat]", "");

@@ -201,6 +201,9 @@ impl AppMedia {
         let st = stop.clone();
         let _ =
             std::thread::Builder::new().name("app-audio".into()).spawn(move || play_audio(audio, choice, st));
+        let (st, e) = (stop.clone(), engine.clone());
+        let _ =
+            std::thread::Builder::new().name("app-levels".into()).spawn(move || remote_levels(e, taps, st));
         AppMedia { engine, stop }
     }
 
@@ -213,6 +216,18 @@ impl Drop for AppMedia {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.engine.stop();
+    }
+}
+
+/// Remote participants' audio levels as `audio_level` events, five times a second
+/// (the speaking highlight and active speaker).
+fn remote_levels(engine: MediaEngine, taps: Taps, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        for (id, level) in engine.audio_levels() {
+            let level = (f64::from(level) * 100.0).round() / 100.0;
+            (taps.sink)(json!({"type": "audio_level", "participant_id": id.to_string(), "level": level}));
+        }
     }
 }
 

@@ -161,6 +161,9 @@ struct AudioRx {
     stats: Arc<Mutex<TrackStats>>,
     started: bool,
     sync: SharedSync,
+    participant_id: ParticipantId,
+    /// Loudest played frame since [`MediaEngine::audio_levels`] last read it (0..1).
+    peak: f32,
 }
 
 impl Shared {
@@ -238,6 +241,24 @@ impl MediaEngine {
         let map =
             self.shared.stats.lock().map(|m| m.values().cloned().collect::<Vec<_>>()).unwrap_or_default();
         map.iter().filter_map(|s| s.lock().ok().map(|mut s| s.snapshot(now))).collect()
+    }
+
+    /// How loud each remote participant has been since the last call, 0 (silent)
+    /// to 1, from the audio as played (−60 dBov and below is 0): for the speaking
+    /// highlight. Call a few times per second.
+    pub fn audio_levels(&self) -> Vec<(ParticipantId, f32)> {
+        let streams: Vec<_> =
+            self.shared.audio_rx.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        let mut out: Vec<(ParticipantId, f32)> = Vec::new();
+        for s in streams {
+            let Ok(mut a) = s.lock() else { continue };
+            let level = std::mem::take(&mut a.peak);
+            match out.iter_mut().find(|(p, _)| *p == a.participant_id) {
+                Some((_, l)) => *l = l.max(level),
+                None => out.push((a.participant_id, level)),
+            }
+        }
+        out
     }
 
     pub fn stop(&self) {
@@ -728,7 +749,14 @@ impl Control {
             TrackKind::Audio => {
                 let Ok(stream) = AudioReceiveStream::new(JitterConfig::default()) else { return };
                 let sync = self.shared.sync_for(track.participant_id);
-                let rx = Arc::new(Mutex::new(AudioRx { stream, stats, started: false, sync }));
+                let rx = Arc::new(Mutex::new(AudioRx {
+                    stream,
+                    stats,
+                    started: false,
+                    sync,
+                    participant_id: track.participant_id,
+                    peak: 0.0,
+                }));
                 if let Ok(mut a) = self.shared.audio_rx.lock() {
                     a.insert(track.track_id, rx.clone());
                 }
@@ -1030,6 +1058,7 @@ fn playout_loop(shared: Arc<Shared>) {
             if let Ok(mut st) = a.stats.lock() {
                 st.on_audio(now, &samples, concealed);
             }
+            a.peak = a.peak.max(played_level(&samples));
             pcm.push(samples);
         }
         let mixed = if pcm.is_empty() {
@@ -1038,6 +1067,29 @@ fn playout_loop(shared: Arc<Shared>) {
             mixer.mix(pcm.iter().map(|v| v.as_slice()))
         };
         let _ = shared.audio_out.try_send(mixed);
+    }
+}
+
+/// Loudness of 20 ms of played audio, 0 (−60 dBov or quieter) to 1 (full scale).
+fn played_level(samples: &[f32]) -> f32 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let mean_square = samples.iter().map(|s| s * s).sum::<f32>() / samples.len() as f32;
+    let dbov = 10.0 * mean_square.max(1e-12).log10();
+    ((dbov + 60.0) / 60.0).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod level_tests {
+    #[test]
+    fn played_level_follows_loudness() {
+        let tone: Vec<f32> = (0..960).map(|i| (i as f32 * 0.0576).sin() * 0.3).collect();
+        let l = super::played_level(&tone);
+        // 0.3 amplitude sine: RMS 0.21, about −13.5 dBov.
+        assert!((l - (60.0 - 13.5) / 60.0).abs() < 0.02, "{l}");
+        assert_eq!(super::played_level(&[0.0; 960]), 0.0);
+        assert_eq!(super::played_level(&[]), 0.0);
     }
 }
 
