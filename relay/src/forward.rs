@@ -55,8 +55,6 @@ struct ConnIo {
     refused_video: u64,
     /// Video waiting for room in quinn's queue.
     queue: SendQueue<Queued>,
-    /// quinn's UDP bytes sent at the last sample.
-    sent_bytes: u64,
 }
 
 /// A video datagram waiting in a [`SendQueue`].
@@ -70,13 +68,7 @@ struct Queued {
 
 impl ConnIo {
     fn new(connection: quinn::Connection) -> ConnIo {
-        ConnIo {
-            connection,
-            pressure: Pressure::default(),
-            refused_video: 0,
-            queue: SendQueue::default(),
-            sent_bytes: 0,
-        }
+        ConnIo { connection, pressure: Pressure::default(), refused_video: 0, queue: SendQueue::default() }
     }
 
     /// Bytes waiting in quinn's datagram queue.
@@ -146,10 +138,9 @@ pub fn run_forwarder(rx: Receiver<FwdIn>, metrics: Arc<Metrics>, send_buffer: us
             last_tick = Instant::now();
             fwd.tick();
         }
-        let since_sample = last_sample.elapsed();
-        if since_sample >= SAMPLE_EVERY {
+        if last_sample.elapsed() >= SAMPLE_EVERY {
             last_sample = Instant::now();
-            fwd.sample(since_sample);
+            fwd.sample();
         }
     }
 }
@@ -273,13 +264,11 @@ impl Forwarder {
         }
     }
 
-    fn sample(&mut self, since_last: Duration) {
+    fn sample(&mut self) {
         let now = self.now_us();
-        let elapsed = since_last.as_micros() as u64;
         for (conn, io) in &mut self.conns {
-            let sent = io.connection.stats().udp_tx.bytes;
-            io.queue.set_rate(sent.saturating_sub(io.sent_bytes), elapsed);
-            io.sent_bytes = sent;
+            let path = io.connection.stats().path;
+            io.queue.set_capacity(path.cwnd, path.rtt.as_micros() as u64);
             let queued = io.quinn_queued(self.send_buffer) + io.queue.bytes();
             let level =
                 io.pressure.sample(now, Sample { queued_bytes: queued, video_refused: io.refused_video });

@@ -7,10 +7,11 @@
 //! quinn only while quinn's own queue is short; audio skips this queue and goes
 //! straight to quinn, so it is never more than a short queue behind.
 //!
-//! "Short" follows the connection's send rate: about [`FEED_AHEAD_US`] of data
-//! at the rate quinn actually sent over the last sample, at least
-//! [`MIN_FEED_BYTES`]. A fast connection gets a deep enough quinn queue not to
-//! idle between two forwarder wake-ups; a slow one keeps audio close to the front.
+//! "Short" follows what the connection can send: about [`FEED_AHEAD_US`] of data
+//! at its congestion window per round trip, at least [`MIN_FEED_BYTES`]. An
+//! uncongested connection (large window) takes a keyframe burst at once, so
+//! video waits here only where there is a bottleneck; a slow one keeps audio
+//! close to the front.
 //!
 //! Pure data structure: no clocks and no sockets (the forwarder supplies both).
 
@@ -82,13 +83,11 @@ impl<T> SendQueue<T> {
         self.items.is_empty()
     }
 
-    /// quinn sent `sent_bytes` in the last `elapsed_us`: resize how far ahead it is fed.
-    pub fn set_rate(&mut self, sent_bytes: u64, elapsed_us: u64) {
-        if elapsed_us == 0 {
-            return;
-        }
-        let ahead = sent_bytes.saturating_mul(FEED_AHEAD_US) / elapsed_us;
-        self.feed_bytes = (ahead as usize).clamp(MIN_FEED_BYTES, MAX_FEED_BYTES);
+    /// The connection may have `window` bytes in flight per `rtt_us`: resize how
+    /// far ahead quinn is fed.
+    pub fn set_capacity(&mut self, window: u64, rtt_us: u64) {
+        let ahead = window.saturating_mul(FEED_AHEAD_US) / rtt_us.max(1);
+        self.feed_bytes = usize::try_from(ahead).unwrap_or(usize::MAX).clamp(MIN_FEED_BYTES, MAX_FEED_BYTES);
     }
 
     /// Bytes quinn's queue may hold before more video is handed to it.
@@ -117,15 +116,18 @@ mod tests {
     }
 
     #[test]
-    fn the_feed_depth_follows_the_send_rate() {
+    fn the_feed_depth_follows_the_window() {
         let mut q: SendQueue<u32> = SendQueue::default();
-        // 1 Mbit/s = 125 kB/s: 20 ms of it is 2.5 kB, under the floor.
-        q.set_rate(12_500, 100_000);
+        // A bottleneck: 9.6 kB per 80 ms round trip = 120 kB/s; 20 ms of it is 2.4 kB, under the floor.
+        q.set_capacity(9_600, 80_000);
         assert_eq!(q.feed_bytes(), MIN_FEED_BYTES);
-        // 50 Mbit/s: 125 kB in 20 ms.
-        q.set_rate(625_000, 100_000);
+        // 250 kB per 40 ms = 50 Mbit/s: 125 kB in 20 ms.
+        q.set_capacity(250_000, 40_000);
         assert_eq!(q.feed_bytes(), 125_000);
-        q.set_rate(1 << 40, 100_000);
+        // Loopback: a large window and a tiny RTT; and a zero RTT does not divide by zero.
+        q.set_capacity(1 << 20, 200);
+        assert_eq!(q.feed_bytes(), MAX_FEED_BYTES);
+        q.set_capacity(1 << 20, 0);
         assert_eq!(q.feed_bytes(), MAX_FEED_BYTES);
     }
 
