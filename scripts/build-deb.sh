@@ -52,7 +52,7 @@ Version: $version
 Architecture: $arch
 Maintainer: ClinicMeet <noreply@clinicmeet.invalid>
 Installed-Size: $size
-Depends: libwebkit2gtk-4.1-0, libgtk-3-0
+Depends: libwebkit2gtk-4.1-0, libgtk-3-0, libasound2
 Section: net
 Priority: optional
 Description: Secure video meetings for clinics
