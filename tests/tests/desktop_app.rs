@@ -60,9 +60,15 @@ struct Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if self.group {
-            let _ = Command::new("kill").arg("-TERM").arg(format!("-{}", self.child.id())).status();
-            std::thread::sleep(Duration::from_millis(300));
-            let _ = Command::new("kill").arg("-KILL").arg(format!("-{}", self.child.id())).status();
+            // killpg(2) directly: procps `kill -TERM -<pgid>` on this machine signalled
+            // pid -1 (every process) for some group ids, killing the caller's shell too.
+            let pgid = self.child.id() as libc::pid_t;
+            if pgid > 1 {
+                // SAFETY: plain syscalls on a process group this test created.
+                unsafe { libc::killpg(pgid, libc::SIGTERM) };
+                std::thread::sleep(Duration::from_millis(300));
+                unsafe { libc::killpg(pgid, libc::SIGKILL) };
+            }
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
