@@ -28,8 +28,9 @@ use crate::sfu::{Class, ConnId, MediaCmd, Sfu, Transmit};
 /// Channel depth between connection tasks and the forwarding thread.
 pub const CHANNEL_DEPTH: usize = 16 * 1024;
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
-/// Timer resolution of the forwarding core (upstream NACK retries).
-const TICK_EVERY: Duration = Duration::from_millis(20);
+/// Timer resolution of the forwarding core (upstream NACK retries, deferred PLIs):
+/// every millisecond here is a millisecond more of a lost packet's recovery.
+const TICK_EVERY: Duration = Duration::from_millis(5);
 /// How soon the forwarder looks again at quinn's queues while video waits in its own.
 const FEED_EVERY: Duration = Duration::from_millis(2);
 const MAX_BATCH: usize = 256;
@@ -269,6 +270,7 @@ impl Forwarder {
         for (conn, io) in &mut self.conns {
             let path = io.connection.stats().path;
             io.queue.set_capacity(path.cwnd, path.rtt.as_micros() as u64);
+            self.sfu.set_rtt(*conn, path.rtt.as_micros() as u64);
             let queued = io.quinn_queued(self.send_buffer) + io.queue.bytes();
             let level =
                 io.pressure.sample(now, Sample { queued_bytes: queued, video_refused: io.refused_video });
