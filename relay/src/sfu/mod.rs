@@ -168,6 +168,8 @@ struct Subscription {
     level: u8,
     /// Dropping the current frame (decided at its first packet).
     thin_frame: bool,
+    /// The connection's own send queue is backlogged: top-layer frames are left out.
+    backlogged: bool,
     /// Recent retransmissions (rewritten number, time): on a congested connection
     /// a NACK's copy is answered once, not twice.
     recent_rtx: [(u16, u64); RECENT_RTX],
@@ -243,6 +245,7 @@ pub struct Sfu {
     tracks: HashMap<TrackId, Track>,
     flows: HashMap<(ConnId, FlowId), Role>,
     levels: HashMap<ConnId, u8>,
+    backlogged: std::collections::HashSet<ConnId>,
     arena: BytesMut,
     next_seq_seed: u16,
     counters: Counters,
@@ -262,6 +265,7 @@ impl Sfu {
             tracks: HashMap::new(),
             flows: HashMap::new(),
             levels: HashMap::new(),
+            backlogged: std::collections::HashSet::new(),
             arena: BytesMut::with_capacity(ARENA),
             next_seq_seed: 0x3a5c,
             counters: Counters::default(),
@@ -279,6 +283,21 @@ impl Sfu {
 
     pub fn track_count(&self) -> usize {
         self.tracks.len()
+    }
+
+    /// Marks a subscriber connection's own send queue backlogged (or clear): while it
+    /// is, whole top-temporal-layer frames are left out for it before they are numbered,
+    /// so what its queue refuses is never a hole the subscriber waits for.
+    pub fn set_backlogged(&mut self, conn: ConnId, on: bool) {
+        let changed = if on { self.backlogged.insert(conn) } else { self.backlogged.remove(&conn) };
+        if !changed {
+            return;
+        }
+        for t in self.tracks.values_mut() {
+            for s in t.subs.iter_mut().filter(|s| s.conn == conn) {
+                s.backlogged = on;
+            }
+        }
     }
 
     /// Sets a subscriber connection's thinning level (see [`pressure`]).
@@ -356,6 +375,7 @@ impl Sfu {
                     rw: SeqRewriter::new(self.next_seq_seed),
                     level,
                     thin_frame: false,
+                    backlogged: self.backlogged.contains(&conn),
                     recent_rtx: [(0, 0); RECENT_RTX],
                     recent_next: 0,
                 };
@@ -384,6 +404,7 @@ impl Sfu {
                 }
                 self.flows.retain(|(c, _), _| *c != conn);
                 self.levels.remove(&conn);
+                self.backlogged.remove(&conn);
             }
         }
     }
@@ -478,7 +499,7 @@ impl Sfu {
                     // Level 1 drops the top temporal layer; level 2 moves to the low
                     // encoding and keeps its full frame rate (a single encoding keeps
                     // dropping the top layer instead).
-                    s.thin_frame = video && (s.level == 1 || (s.level >= 2 && single));
+                    s.thin_frame = video && (s.level == 1 || (s.level >= 2 && single) || s.backlogged);
                 }
                 let drop = s.thin_frame && droppable;
                 if drop {
