@@ -625,8 +625,8 @@ impl Control {
         h264.screen_content = kind == TrackKind::Screen;
         let max_packet = conn
             .max_datagram_size()
-            .map(|m| m.saturating_sub(datagram::flow_id_len(flow_id) + 8).min(1_200))
-            .unwrap_or(1_100);
+            .map(|m| m.saturating_sub(datagram::flow_id_len(flow_id) + 8).min(MAX_RTP_PACKET))
+            .unwrap_or(MAX_RTP_PACKET);
         let sender = VideoSender::new(VideoSenderConfig {
             main: h264,
             low_bitrate_bps: low_bps,
@@ -784,6 +784,13 @@ impl Control {
         self.subscribed.insert(track_id, Subscribed { flow_id, stop });
     }
 }
+
+/// Largest video RTP packet, whatever this connection's path MTU: the relay forwards
+/// the same packet to every subscriber, and a subscriber's QUIC path may be at the
+/// 1200-byte minimum MTU (about 1160 bytes of datagram) — quinn's black-hole
+/// detection drops a connection to it under random loss (5 % is enough, quinn issue
+/// #2212), after which every larger packet would be refused for that subscriber.
+const MAX_RTP_PACKET: usize = 1_100;
 
 /// Copies of each NACK a subscriber sends (see `video_receive_loop`).
 const NACK_COPIES: usize = 2;
