@@ -140,7 +140,6 @@ fn save_logs(test: &str, relay: &Relay, sessions: &[Session]) {
 }
 
 #[test]
-#[ignore = "not yet met: 28.6-29.9 fps and audio within 100 ms, but a 570-650 ms freeze on some tracks when a frame is given up; run with --ignored (figures in relay/README.md)"]
 fn lossy_jittery_links_keep_video_and_audio_flowing() {
     let Some(net) = Net::setup_or_skip("lossy_jittery_links_keep_video_and_audio_flowing", 3) else {
         return;
@@ -256,7 +255,6 @@ fn lossy_jittery_links_keep_video_and_audio_flowing() {
 }
 
 #[test]
-#[ignore = "passed 3 of 3 runs since the relay queues video itself (audio never waits behind it); kept out of CI until it has a longer record; run with --ignored (figures in relay/README.md)"]
 fn one_capped_subscriber_is_thinned_without_slowing_the_others() {
     let Some(net) = Net::setup_or_skip("one_capped_subscriber_is_thinned_without_slowing_the_others", 3)
     else {
