@@ -22,14 +22,15 @@ use bytes::Bytes;
 
 use crate::metrics::Metrics;
 use crate::sfu::pressure::{Pressure, Sample};
-use crate::sfu::send_queue::SendQueue;
+use crate::sfu::send_queue::{SendQueue, BACKLOG_HIGH, BACKLOG_LOW};
 use crate::sfu::{Class, ConnId, MediaCmd, Sfu, Transmit};
 
 /// Channel depth between connection tasks and the forwarding thread.
 pub const CHANNEL_DEPTH: usize = 16 * 1024;
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
-/// Timer resolution of the forwarding core (upstream NACK retries).
-const TICK_EVERY: Duration = Duration::from_millis(20);
+/// Timer resolution of the forwarding core (upstream NACK retries, deferred PLIs):
+/// every millisecond here is a millisecond more of a lost packet's recovery.
+const TICK_EVERY: Duration = Duration::from_millis(5);
 /// How soon the forwarder looks again at quinn's queues while video waits in its own.
 const FEED_EVERY: Duration = Duration::from_millis(2);
 const MAX_BATCH: usize = 256;
@@ -55,6 +56,8 @@ struct ConnIo {
     refused_video: u64,
     /// Video waiting for room in quinn's queue.
     queue: SendQueue<Queued>,
+    /// Told to the forwarding core (see [`Sfu::set_backlogged`]).
+    backlogged: bool,
 }
 
 /// A video datagram waiting in a [`SendQueue`].
@@ -68,7 +71,13 @@ struct Queued {
 
 impl ConnIo {
     fn new(connection: quinn::Connection) -> ConnIo {
-        ConnIo { connection, pressure: Pressure::default(), refused_video: 0, queue: SendQueue::default() }
+        ConnIo {
+            connection,
+            pressure: Pressure::default(),
+            refused_video: 0,
+            queue: SendQueue::default(),
+            backlogged: false,
+        }
     }
 
     /// Bytes waiting in quinn's datagram queue.
@@ -226,6 +235,7 @@ impl Forwarder {
                 if io.connection.datagram_send_buffer_space() >= len {
                     send(&io.connection, q, m);
                 } else {
+                    tracing::debug!(conn = t.conn, "audio or feedback refused: quinn's queue is full");
                     m.refused_datagrams.fetch_add(1, Relaxed);
                 }
                 continue;
@@ -241,13 +251,20 @@ impl Forwarder {
         self.feed();
     }
 
-    /// Hands waiting video to quinn on every connection that has some.
+    /// Hands waiting video to quinn on every connection that has some, and tells
+    /// the forwarding core which connections are backlogged.
     fn feed(&mut self) {
         let m = &self.metrics.media;
-        let (conns, send_buffer) = (&mut self.conns, self.send_buffer);
+        let (conns, send_buffer, sfu) = (&mut self.conns, self.send_buffer, &mut self.sfu);
         self.waiting.retain(|conn| {
             let Some(io) = conns.get_mut(conn) else { return false };
             io.feed(send_buffer, m);
+            let bytes = io.queue.bytes();
+            if bytes > BACKLOG_HIGH && !io.backlogged || bytes < BACKLOG_LOW && io.backlogged {
+                io.backlogged = !io.backlogged;
+                tracing::debug!(conn, bytes, on = io.backlogged, "subscriber backlog");
+                sfu.set_backlogged(*conn, io.backlogged);
+            }
             !io.queue.is_empty()
         });
     }
@@ -269,9 +286,22 @@ impl Forwarder {
         for (conn, io) in &mut self.conns {
             let path = io.connection.stats().path;
             io.queue.set_capacity(path.cwnd, path.rtt.as_micros() as u64);
+            self.sfu.set_rtt(*conn, path.rtt.as_micros() as u64);
             let queued = io.quinn_queued(self.send_buffer) + io.queue.bytes();
+            let before = io.pressure.level();
             let level =
                 io.pressure.sample(now, Sample { queued_bytes: queued, video_refused: io.refused_video });
+            if level != before || io.refused_video > 0 {
+                tracing::debug!(
+                    conn,
+                    level,
+                    queued,
+                    refused = io.refused_video,
+                    cwnd = path.cwnd,
+                    rtt_ms = path.rtt.as_millis() as u64,
+                    "subscriber pressure"
+                );
+            }
             io.refused_video = 0;
             self.sfu.set_level(*conn, level);
         }

@@ -34,8 +34,14 @@ use rewrite::SeqRewriter;
 
 pub type ConnId = u64;
 
-/// Shortest interval between two PLIs to a publisher for one encoding.
-pub const PLI_INTERVAL_US: u64 = 500_000;
+/// Shortest interval between two PLIs to a publisher for one encoding. A request
+/// inside it is not dropped: it waits (see [`Encoding::pli_wanted`]) and is sent when
+/// the interval is over, unless a keyframe arrives first.
+pub const PLI_INTERVAL_US: u64 = 300_000;
+/// Copies of each NACK the relay sends: a lost NACK (or its one retransmission)
+/// costs a whole round trip, two copies cost a few dozen bytes (and, when both
+/// arrive, buy a second retransmission).
+pub const NACK_COPIES: usize = 2;
 /// SSRC the relay uses as the sender of its RTCP feedback.
 pub const RELAY_SSRC: u32 = 0x5246_4c59;
 /// Most sequence numbers answered from one NACK packet.
@@ -119,6 +125,9 @@ struct Encoding {
     seq: SeqUnwrapper,
     cache: PacketCache,
     last_pli: Option<u64>,
+    /// A keyframe was asked for at this time and no keyframe has arrived since:
+    /// the PLI goes out as soon as the rate limit allows.
+    pli_wanted: Option<u64>,
     /// Highest original sequence received (extended).
     highest: Option<u64>,
     /// Packets lost between the publisher and the relay, being NACKed upstream.
@@ -135,11 +144,14 @@ struct Missing {
     tries: u8,
 }
 
-/// Upstream NACK tuning: retry interval, tries, and how long a gap is worth chasing.
+/// Upstream NACK retry interval while the publisher's round-trip time is unknown;
+/// once known, a retry follows one RTT plus [`UPSTREAM_RETRY_MARGIN_US`].
 pub const UPSTREAM_NACK_RETRY_US: u64 = 120_000;
+/// Slack over the RTT before a NACK counts as unanswered (jitter of the path).
+pub const UPSTREAM_RETRY_MARGIN_US: u64 = 20_000;
 /// A gap may be reordering: the first NACK waits this long for the packet.
 pub const UPSTREAM_REORDER_WAIT_US: u64 = 30_000;
-const UPSTREAM_NACK_TRIES: u8 = 3;
+const UPSTREAM_NACK_TRIES: u8 = 6;
 const UPSTREAM_NACK_GIVE_UP_US: u64 = 600_000;
 /// A gap wider than this is a restart or an outage: not NACKed.
 const UPSTREAM_MAX_GAP: u64 = 64;
@@ -156,12 +168,40 @@ struct Subscription {
     level: u8,
     /// Dropping the current frame (decided at its first packet).
     thin_frame: bool,
+    /// The connection's own send queue is backlogged: top-layer frames are left out.
+    backlogged: bool,
+    /// Recent retransmissions (rewritten number, time): on a congested connection
+    /// a NACK's copy is answered once, not twice.
+    recent_rtx: [(u16, u64); RECENT_RTX],
+    recent_next: usize,
+}
+
+/// Retransmissions remembered per subscription (see [`Subscription::recent_rtx`]).
+const RECENT_RTX: usize = 32;
+/// A second request for the same packet within this time is a NACK's copy.
+const RTX_COPY_WINDOW_US: u64 = 20_000;
+
+impl Subscription {
+    /// Whether to resend `seq` now: always on an uncongested connection (each copy
+    /// of a NACK buys a retransmission), once per copy window under pressure.
+    fn rtx_allowed(&mut self, seq: u16, now: u64) -> bool {
+        if self.level > 0
+            && self.recent_rtx.iter().any(|&(s, t)| s == seq && now.saturating_sub(t) < RTX_COPY_WINDOW_US)
+        {
+            return false;
+        }
+        self.recent_rtx[self.recent_next % RECENT_RTX] = (seq, now);
+        self.recent_next = self.recent_next.wrapping_add(1);
+        true
+    }
 }
 
 #[derive(Debug)]
 struct Track {
     conn: ConnId,
     flow: FlowId,
+    /// Round-trip time of the publisher's connection (upstream NACK retries).
+    rtt_us: Option<u64>,
     kind: TrackKind,
     enabled: bool,
     encodings: Vec<Encoding>,
@@ -205,6 +245,7 @@ pub struct Sfu {
     tracks: HashMap<TrackId, Track>,
     flows: HashMap<(ConnId, FlowId), Role>,
     levels: HashMap<ConnId, u8>,
+    backlogged: std::collections::HashSet<ConnId>,
     arena: BytesMut,
     next_seq_seed: u16,
     counters: Counters,
@@ -224,6 +265,7 @@ impl Sfu {
             tracks: HashMap::new(),
             flows: HashMap::new(),
             levels: HashMap::new(),
+            backlogged: std::collections::HashSet::new(),
             arena: BytesMut::with_capacity(ARENA),
             next_seq_seed: 0x3a5c,
             counters: Counters::default(),
@@ -243,6 +285,21 @@ impl Sfu {
         self.tracks.len()
     }
 
+    /// Marks a subscriber connection's own send queue backlogged (or clear): while it
+    /// is, whole top-temporal-layer frames are left out for it before they are numbered,
+    /// so what its queue refuses is never a hole the subscriber waits for.
+    pub fn set_backlogged(&mut self, conn: ConnId, on: bool) {
+        let changed = if on { self.backlogged.insert(conn) } else { self.backlogged.remove(&conn) };
+        if !changed {
+            return;
+        }
+        for t in self.tracks.values_mut() {
+            for s in t.subs.iter_mut().filter(|s| s.conn == conn) {
+                s.backlogged = on;
+            }
+        }
+    }
+
     /// Sets a subscriber connection's thinning level (see [`pressure`]).
     pub fn set_level(&mut self, conn: ConnId, level: u8) {
         let old = self.levels.insert(conn, level);
@@ -253,6 +310,13 @@ impl Sfu {
             for s in t.subs.iter_mut().filter(|s| s.conn == conn) {
                 s.level = level;
             }
+        }
+    }
+
+    /// The measured round-trip time of a connection (sets its tracks' upstream NACK timers).
+    pub fn set_rtt(&mut self, conn: ConnId, rtt_us: u64) {
+        for t in self.tracks.values_mut().filter(|t| t.conn == conn) {
+            t.rtt_us = Some(rtt_us);
         }
     }
 
@@ -268,13 +332,16 @@ impl Sfu {
                         seq: SeqUnwrapper::default(),
                         cache: PacketCache::default(),
                         last_pli: None,
+                        pli_wanted: None,
                         highest: None,
                         missing: std::collections::VecDeque::new(),
                     })
                     .collect();
                 self.flows.insert((conn, flow), Role::Publish(track_id));
-                self.tracks
-                    .insert(track_id, Track { conn, flow, kind, enabled, encodings, subs: Vec::new() });
+                self.tracks.insert(
+                    track_id,
+                    Track { conn, flow, rtt_us: None, kind, enabled, encodings, subs: Vec::new() },
+                );
             }
             MediaCmd::RemoveTrack { track_id } => self.remove_track(track_id),
             MediaCmd::SetEnabled { track_id, enabled } => {
@@ -308,6 +375,9 @@ impl Sfu {
                     rw: SeqRewriter::new(self.next_seq_seed),
                     level,
                     thin_frame: false,
+                    backlogged: self.backlogged.contains(&conn),
+                    recent_rtx: [(0, 0); RECENT_RTX],
+                    recent_next: 0,
                 };
                 let enc = t.target(&sub);
                 t.subs.push(sub);
@@ -334,6 +404,7 @@ impl Sfu {
                 }
                 self.flows.retain(|(c, _), _| *c != conn);
                 self.levels.remove(&conn);
+                self.backlogged.remove(&conn);
             }
         }
     }
@@ -397,6 +468,13 @@ impl Sfu {
                 out.push(Transmit { conn: t.conn, class: Class::Audio, data, forwarded: false });
             }
         }
+        if layer.is_some_and(|l| l.keyframe && l.start_of_frame) {
+            // Whoever asked for a keyframe before now gets this one.
+            if e.pli_wanted.take().is_some() {
+                tracing::debug!(ssrc = view.ssrc, "keyframe answers a waiting request");
+            }
+            tracing::debug!(ssrc = view.ssrc, seq = view.sequence, "keyframe from publisher");
+        }
         let single = t.encodings.len() == 1;
         // Without a layer extension, any packet may start a single-encoding stream.
         let starts = layer.map_or(single || !video, |l| l.keyframe && l.start_of_frame) || !video;
@@ -421,7 +499,7 @@ impl Sfu {
                     // Level 1 drops the top temporal layer; level 2 moves to the low
                     // encoding and keeps its full frame rate (a single encoding keeps
                     // dropping the top layer instead).
-                    s.thin_frame = video && (s.level == 1 || (s.level >= 2 && single));
+                    s.thin_frame = video && (s.level == 1 || (s.level >= 2 && single) || s.backlogged);
                 }
                 let drop = s.thin_frame && droppable;
                 if drop {
@@ -462,42 +540,82 @@ impl Sfu {
                 }
                 e.highest = Some(ext);
             }
-            Some(_) => e.missing.retain(|m| m.ext != ext),
+            Some(_) => e.missing.retain(|m| {
+                if m.ext == ext {
+                    tracing::debug!(
+                        ssrc = e.ssrc,
+                        seq = ext as u16,
+                        tries = m.tries,
+                        age_ms = now.saturating_sub(m.since) / 1000,
+                        "upstream packet recovered"
+                    );
+                }
+                m.ext != ext
+            }),
             None => e.highest = Some(ext),
         }
         lost
     }
 
-    /// Timers: repeats upstream NACKs for packets still missing. Call every ~100 ms.
+    /// Timers: repeats upstream NACKs for packets still missing (a packet given up
+    /// costs the subscribers a keyframe, so one is asked for at once) and sends PLIs
+    /// that waited for the rate limit. Call every few milliseconds.
     pub fn tick(&mut self, now: u64, out: &mut Vec<Transmit>) {
         for t in self.tracks.values_mut().filter(|t| t.kind != TrackKind::Audio) {
-            for e in &mut t.encodings {
-                if e.missing.is_empty() {
-                    continue;
-                }
-                e.missing.retain(|m| {
-                    now.saturating_sub(m.since) < UPSTREAM_NACK_GIVE_UP_US && m.tries < UPSTREAM_NACK_TRIES
-                        || now.saturating_sub(m.last_nack) < UPSTREAM_NACK_RETRY_US
-                });
+            let retry = t
+                .rtt_us
+                .map_or(UPSTREAM_NACK_RETRY_US, |r| (r + UPSTREAM_RETRY_MARGIN_US).clamp(40_000, 300_000));
+            for enc in 0..t.encodings.len() {
+                let Some(e) = t.encodings.get_mut(enc) else { continue };
+                let mut given_up = false;
                 let mut lost = Vec::new();
-                for m in e.missing.iter_mut() {
-                    let wait = if m.tries == 0 { UPSTREAM_REORDER_WAIT_US } else { UPSTREAM_NACK_RETRY_US };
-                    if now.saturating_sub(m.last_nack) >= wait
-                        && m.tries < UPSTREAM_NACK_TRIES
-                        && now.saturating_sub(m.since) < UPSTREAM_NACK_GIVE_UP_US
-                    {
-                        m.last_nack = now;
-                        m.tries += 1;
-                        lost.push(m.ext as u16);
+                if !e.missing.is_empty() {
+                    e.missing.retain(|m| {
+                        let keep = now.saturating_sub(m.since) < UPSTREAM_NACK_GIVE_UP_US
+                            && m.tries < UPSTREAM_NACK_TRIES
+                            || now.saturating_sub(m.last_nack) < retry;
+                        if !keep {
+                            given_up = true;
+                            tracing::debug!(
+                                ssrc = e.ssrc,
+                                seq = m.ext as u16,
+                                tries = m.tries,
+                                "upstream packet given up"
+                            );
+                        }
+                        keep
+                    });
+                    for m in e.missing.iter_mut() {
+                        let wait = if m.tries == 0 { UPSTREAM_REORDER_WAIT_US } else { retry };
+                        if now.saturating_sub(m.last_nack) >= wait
+                            && m.tries < UPSTREAM_NACK_TRIES
+                            && now.saturating_sub(m.since) < UPSTREAM_NACK_GIVE_UP_US
+                        {
+                            m.last_nack = now;
+                            m.tries += 1;
+                            lost.push(m.ext as u16);
+                        }
                     }
                 }
-                if lost.is_empty() {
-                    continue;
+                let wanted = given_up || e.pli_wanted.is_some();
+                if !lost.is_empty() {
+                    self.counters.upstream_nacks += lost.len() as u64;
+                    tracing::debug!(ssrc = e.ssrc, seqs = ?lost, "upstream nack");
+                    let nack =
+                        RtcpPacket::Nack(rtcp::Nack { sender_ssrc: RELAY_SSRC, media_ssrc: e.ssrc, lost });
+                    let data = Self::prefixed(&mut self.arena, t.flow, &nack.to_bytes());
+                    for _ in 0..NACK_COPIES {
+                        out.push(Transmit {
+                            conn: t.conn,
+                            class: Class::Audio,
+                            data: data.clone(),
+                            forwarded: false,
+                        });
+                    }
                 }
-                self.counters.upstream_nacks += lost.len() as u64;
-                let nack = RtcpPacket::Nack(rtcp::Nack { sender_ssrc: RELAY_SSRC, media_ssrc: e.ssrc, lost });
-                let data = Self::prefixed(&mut self.arena, t.flow, &nack.to_bytes());
-                out.push(Transmit { conn: t.conn, class: Class::Audio, data, forwarded: false });
+                if wanted {
+                    Self::keyframe(&mut self.counters, &mut self.arena, t, enc as u8, now, out);
+                }
             }
         }
     }
@@ -521,7 +639,8 @@ impl Sfu {
         arena.split().freeze()
     }
 
-    /// A rate-limited PLI to the publisher for encoding `enc`.
+    /// A keyframe request for encoding `enc`: a PLI to the publisher now, or as soon
+    /// as the rate limit allows (a keyframe arriving meanwhile answers it).
     fn keyframe(
         counters: &mut Counters,
         arena: &mut BytesMut,
@@ -532,10 +651,13 @@ impl Sfu {
     ) {
         let (conn, flow) = (t.conn, t.flow);
         let Some(e) = t.encodings.get_mut(usize::from(enc)) else { return };
+        e.pli_wanted.get_or_insert(now);
         if e.last_pli.is_some_and(|last| now.saturating_sub(last) < PLI_INTERVAL_US) {
-            return;
+            return; // sent from `tick` when the interval is over, unless a keyframe comes first
         }
+        tracing::debug!(ssrc = e.ssrc, "pli to publisher");
         e.last_pli = Some(now);
+        e.pli_wanted = None;
         counters.plis_sent += 1;
         let pli = RtcpPacket::Pli(Pli { sender_ssrc: RELAY_SSRC, media_ssrc: e.ssrc }).to_bytes();
         out.push(Transmit {
@@ -598,6 +720,9 @@ impl Sfu {
             match p {
                 RtcpPacket::Nack(n) => {
                     for &seq in n.lost.iter().take(MAX_NACK_ITEMS) {
+                        if !t.subs[si].rtx_allowed(seq, now) {
+                            continue;
+                        }
                         let s = &t.subs[si];
                         let cached =
                             s.rw.original(seq)
@@ -608,12 +733,16 @@ impl Sfu {
                                 self.counters.retransmitted += 1;
                                 out.push(Transmit { conn, class: Class::Video, data: d, forwarded: false });
                             }
-                            None => self.counters.nack_misses += 1,
+                            None => {
+                                tracing::debug!(conn, seq, "nack cache miss");
+                                self.counters.nack_misses += 1
+                            }
                         }
                     }
                 }
                 RtcpPacket::Pli(_) if t.is_video() => {
                     let s = &t.subs[si];
+                    tracing::debug!(conn, "pli from subscriber");
                     let enc = if s.rw.is_started() { s.rw.encoding() } else { t.target(s) };
                     Self::keyframe(&mut self.counters, &mut self.arena, t, enc, now, out);
                 }

@@ -15,9 +15,14 @@ pub const QUEUE_HIGH: usize = 24 * 1024;
 pub const QUEUE_LOW: usize = 4 * 1024;
 const UP_EVERY_US: u64 = 500_000;
 const DOWN_AFTER_US: u64 = 3_000_000;
-/// Leaving the low encoding costs a keyframe burst of the high one: wait longer
-/// (a bottleneck that just cleared often has not, and flapping hurts audio).
-const DOWN_FROM_LOW_ENCODING_US: u64 = 10_000_000;
+/// Leaving the low encoding costs a keyframe burst of the high one through the
+/// bottleneck (a dip in frame rate, up to ~100 ms of audio concealment): wait
+/// longer, since a bottleneck that forced the low encoding is usually the access
+/// link and lasts; each probe that fails (back on the low encoding within
+/// [`FAILED_PROBE_US`]) doubles the wait, up to [`DOWN_FROM_LOW_ENCODING_MAX_US`].
+const DOWN_FROM_LOW_ENCODING_US: u64 = 20_000_000;
+const DOWN_FROM_LOW_ENCODING_MAX_US: u64 = 160_000_000;
+const FAILED_PROBE_US: u64 = 5_000_000;
 
 /// One look at a connection.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,11 +38,24 @@ pub struct Pressure {
     level: u8,
     last_up: Option<u64>,
     clear_since: Option<u64>,
+    /// When the connection last left the low encoding (a probe upward).
+    left_low_at: Option<u64>,
+    /// Current wait before leaving the low encoding (0 = the initial one).
+    low_wait_us: u64,
 }
 
 impl Pressure {
     pub fn level(&self) -> u8 {
         self.level
+    }
+
+    /// How long the connection must be clear before it leaves the low encoding.
+    pub fn low_wait(&self) -> u64 {
+        if self.low_wait_us == 0 {
+            DOWN_FROM_LOW_ENCODING_US
+        } else {
+            self.low_wait_us
+        }
     }
 
     /// Feeds one sample; returns the new level.
@@ -49,11 +67,19 @@ impl Pressure {
             {
                 self.level += 1;
                 self.last_up = Some(now_us);
+                if self.level == MAX_LEVEL
+                    && self.left_low_at.is_some_and(|t| now_us.saturating_sub(t) < FAILED_PROBE_US)
+                {
+                    self.low_wait_us = (self.low_wait()).saturating_mul(2).min(DOWN_FROM_LOW_ENCODING_MAX_US);
+                }
             }
         } else if s.queued_bytes <= QUEUE_LOW {
             let since = *self.clear_since.get_or_insert(now_us);
-            let wait = if self.level >= MAX_LEVEL { DOWN_FROM_LOW_ENCODING_US } else { DOWN_AFTER_US };
+            let wait = if self.level >= MAX_LEVEL { self.low_wait() } else { DOWN_AFTER_US };
             if self.level > 0 && now_us.saturating_sub(since) >= wait {
+                if self.level == MAX_LEVEL {
+                    self.left_low_at = Some(now_us);
+                }
                 self.level -= 1;
                 self.clear_since = Some(now_us);
             }
@@ -78,10 +104,28 @@ mod tests {
         assert_eq!(p.sample(600_000, Sample { queued_bytes: 0, video_refused: 3 }), 2);
         assert_eq!(p.sample(1_200_000, busy), 2, "capped");
         assert_eq!(p.sample(1_300_000, clear), 2);
-        assert_eq!(p.sample(4_300_000, clear), 2, "the low encoding is left only after 10 s clear");
-        assert_eq!(p.sample(11_300_000, clear), 1);
-        assert_eq!(p.sample(12_000_000, Sample { queued_bytes: 10_000, video_refused: 0 }), 1, "in between");
-        assert_eq!(p.sample(14_000_000, clear), 1);
-        assert_eq!(p.sample(17_000_000, clear), 0, "lower levels clear after 3 s");
+        assert_eq!(p.sample(11_300_000, clear), 2, "the low encoding is left only after 20 s clear");
+        assert_eq!(p.sample(21_300_000, clear), 1);
+        assert_eq!(p.sample(22_000_000, Sample { queued_bytes: 10_000, video_refused: 0 }), 1, "in between");
+        assert_eq!(p.sample(24_000_000, clear), 1);
+        assert_eq!(p.sample(27_000_000, clear), 0, "lower levels clear after 3 s");
+    }
+
+    #[test]
+    fn a_failed_probe_doubles_the_wait_on_the_low_encoding() {
+        let mut p = Pressure::default();
+        let busy = Sample { queued_bytes: 40_000, video_refused: 0 };
+        let clear = Sample::default();
+        p.sample(0, busy);
+        p.sample(500_000, busy);
+        assert_eq!(p.sample(1_000_000, clear), 2);
+        assert_eq!(p.sample(21_000_000, clear), 1, "probe upward");
+        // Congested again at once: back to the low encoding, and the next probe waits 40 s.
+        p.sample(21_500_000, busy);
+        assert_eq!(p.sample(22_000_000, busy), 2);
+        assert_eq!(p.low_wait(), 2 * DOWN_FROM_LOW_ENCODING_US);
+        assert_eq!(p.sample(22_100_000, clear), 2);
+        assert_eq!(p.sample(52_100_000, clear), 2);
+        assert_eq!(p.sample(62_100_000, clear), 1);
     }
 }

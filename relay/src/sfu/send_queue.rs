@@ -29,6 +29,12 @@ pub const FEED_AHEAD_US: u64 = 20_000;
 pub const VIDEO_QUEUE_LIMIT: usize = 128 * 1024;
 /// Droppable (top temporal layer) video only while fewer than this wait.
 pub const DROPPABLE_QUEUE_LIMIT: usize = 32 * 1024;
+/// Above this many waiting bytes the connection is backlogged: the forwarding core
+/// leaves out whole top-layer frames before numbering them (a refused datagram
+/// leaves a hole the subscriber NACKs, and its retransmission waits behind the
+/// same queue), until fewer than [`BACKLOG_LOW`] wait.
+pub const BACKLOG_HIGH: usize = 16 * 1024;
+pub const BACKLOG_LOW: usize = 4 * 1024;
 
 /// Video waiting for room in one connection's QUIC queue, oldest first.
 #[derive(Debug)]
@@ -85,8 +91,13 @@ impl<T> SendQueue<T> {
 
     /// The connection may have `window` bytes in flight per `rtt_us`: resize how
     /// far ahead quinn is fed.
+    ///
+    /// Never more than one window: a round trip under [`FEED_AHEAD_US`] (a short path
+    /// whose bottleneck queue has just drained) says nothing about the path's rate,
+    /// and whatever quinn holds beyond its window waits in quinn's first-in-first-out
+    /// queue, where a keyframe burst would hold audio back for its whole length.
     pub fn set_capacity(&mut self, window: u64, rtt_us: u64) {
-        let ahead = window.saturating_mul(FEED_AHEAD_US) / rtt_us.max(1);
+        let ahead = window.saturating_mul(FEED_AHEAD_US) / rtt_us.max(FEED_AHEAD_US);
         self.feed_bytes = usize::try_from(ahead).unwrap_or(usize::MAX).clamp(MIN_FEED_BYTES, MAX_FEED_BYTES);
     }
 
@@ -129,6 +140,9 @@ mod tests {
         assert_eq!(q.feed_bytes(), MAX_FEED_BYTES);
         q.set_capacity(1 << 20, 0);
         assert_eq!(q.feed_bytes(), MAX_FEED_BYTES);
+        // A drained bottleneck on a short path: a small window, a near-zero RTT.
+        q.set_capacity(9_600, 100);
+        assert_eq!(q.feed_bytes(), 9_600, "at most one window ahead");
     }
 
     #[test]

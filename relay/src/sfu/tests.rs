@@ -175,23 +175,34 @@ fn subscriber_plis_become_one_rate_limited_pli_per_track() {
         MediaCmd::Subscribe { conn: SUB2, flow: 5, track_id: id, max_encoding: None },
         &mut out,
     );
-    assert!(plis(&out).is_empty(), "second subscriber within 500 ms: no second PLI");
+    assert!(plis(&out).is_empty(), "second subscriber within the interval: no second PLI yet");
     let pli = |flow| {
         Bytes::from(datagram::encode(
             flow,
             &RtcpPacket::Pli(Pli { sender_ssrc: 1, media_ssrc: 1000 }).to_bytes(),
         ))
     };
-    for t in [100_000u64, 200_000, 300_000] {
+    for t in [100_000u64, 200_000, 250_000] {
         sfu.datagram(t, SUB, pli(SUB_FLOW), &mut out);
         sfu.datagram(t, SUB2, pli(5), &mut out);
+        sfu.tick(t + 1, &mut out);
     }
     assert!(plis(&out).is_empty());
-    sfu.datagram(500_000, SUB, pli(SUB_FLOW), &mut out);
-    sfu.datagram(500_001, SUB2, pli(5), &mut out);
-    assert_eq!(plis(&out), vec![1000], "one PLI per 500 ms however many subscribers ask");
+    // The waiting requests go out together as one PLI when the interval is over.
+    sfu.tick(PLI_INTERVAL_US - 1, &mut out);
+    assert!(plis(&out).is_empty());
+    sfu.tick(PLI_INTERVAL_US, &mut out);
+    assert_eq!(plis(&out), vec![1000], "one PLI per interval however many subscribers ask");
+    sfu.tick(PLI_INTERVAL_US + 1_000, &mut out);
+    assert_eq!(plis(&out).len(), 1, "nothing waits any more");
+    // A keyframe arriving answers a request made before it: no PLI follows.
+    out.clear();
+    sfu.datagram(400_000, SUB2, pli(5), &mut out);
+    sfu.datagram(450_000, PUB, rtp(1000, 1, layer(true, true, 0, 0, 1)), &mut out);
+    sfu.tick(2 * PLI_INTERVAL_US + 1, &mut out);
+    assert!(plis(&out).is_empty(), "the keyframe that came answered it");
     sfu.datagram(1_000_000, SUB2, pli(5), &mut out);
-    assert_eq!(plis(&out).len(), 2);
+    assert_eq!(plis(&out).len(), 1, "outside the interval a request goes out at once");
 }
 
 #[test]
@@ -328,7 +339,11 @@ fn upstream_loss_is_nacked_to_the_publisher_and_the_retransmission_fills_the_gap
     sfu.datagram(1_000, PUB, rtp(1000, 503, layer(false, false, 0, 0, 1)), &mut out);
     assert!(upstream_nacks(&out).is_empty(), "it may be reordering");
     sfu.tick(1_000 + UPSTREAM_REORDER_WAIT_US, &mut out);
-    assert_eq!(upstream_nacks(&out), vec![(1000, vec![501, 502])], "a gap outlasting reordering is NACKed");
+    assert_eq!(
+        upstream_nacks(&out),
+        vec![(1000, vec![501, 502]); NACK_COPIES],
+        "a gap outlasting reordering is NACKed"
+    );
     let first = rtp_to(&out, SUB, SUB_FLOW)[0].seq;
     // Retried after the retry interval, at most a few times, only for what is still missing.
     out.clear();
@@ -340,11 +355,52 @@ fn upstream_loss_is_nacked_to_the_publisher_and_the_retransmission_fills_the_gap
     sfu.tick(60_000, &mut out);
     assert!(upstream_nacks(&out).is_empty(), "not yet");
     sfu.tick(1_000 + UPSTREAM_REORDER_WAIT_US + UPSTREAM_NACK_RETRY_US, &mut out);
-    assert_eq!(upstream_nacks(&out), vec![(1000, vec![502])]);
+    assert_eq!(upstream_nacks(&out), vec![(1000, vec![502]); NACK_COPIES]);
     out.clear();
     for i in 2..20 {
         sfu.tick(1_000 + UPSTREAM_REORDER_WAIT_US + i * UPSTREAM_NACK_RETRY_US, &mut out);
     }
-    assert_eq!(upstream_nacks(&out).len(), 1, "three tries in all");
-    assert_eq!(sfu.counters().upstream_nacks, 4);
+    // Retries at 271, 391 and 511 ms; the next would be past the 600 ms give-up.
+    assert_eq!(upstream_nacks(&out).len(), 3 * NACK_COPIES, "retried until the give-up deadline");
+    assert_eq!(sfu.counters().upstream_nacks, 6);
+    assert_eq!(plis(&out), vec![1000], "a packet given up costs a keyframe: asked for at once");
+}
+
+#[test]
+fn upstream_nack_retries_follow_the_publishers_round_trip_time() {
+    let (mut sfu, _, _) = video_setup(vec![(1000, 1)]);
+    sfu.set_rtt(PUB, 60_000);
+    let mut out = Vec::new();
+    sfu.datagram(0, PUB, rtp(1000, 500, layer(true, true, 0, 0, 1)), &mut out);
+    sfu.datagram(0, PUB, rtp(1000, 502, layer(false, false, 0, 0, 1)), &mut out);
+    sfu.tick(UPSTREAM_REORDER_WAIT_US, &mut out);
+    out.clear();
+    let retry = 60_000 + UPSTREAM_RETRY_MARGIN_US;
+    sfu.tick(UPSTREAM_REORDER_WAIT_US + retry - 1, &mut out);
+    assert!(upstream_nacks(&out).is_empty());
+    sfu.tick(UPSTREAM_REORDER_WAIT_US + retry, &mut out);
+    assert_eq!(upstream_nacks(&out), vec![(1000, vec![501]); NACK_COPIES], "one RTT and a margin later");
+}
+
+#[test]
+fn a_nacks_copy_buys_a_second_retransmission_only_on_an_uncongested_connection() {
+    let (mut sfu, _, _) = video_setup(vec![(1000, 1)]);
+    let mut out = Vec::new();
+    sfu.datagram(0, PUB, rtp(1000, 500, layer(true, true, 0, 0, 1)), &mut out);
+    let first = rtp_to(&out, SUB, SUB_FLOW)[0].seq;
+    let nack = Bytes::from(datagram::encode(
+        SUB_FLOW,
+        &RtcpPacket::Nack(Nack { sender_ssrc: 9, media_ssrc: 1000, lost: vec![first] }).to_bytes(),
+    ));
+    out.clear();
+    sfu.datagram(10_000, SUB, nack.clone(), &mut out);
+    sfu.datagram(10_001, SUB, nack.clone(), &mut out);
+    assert_eq!(rtp_to(&out, SUB, SUB_FLOW).len(), 2, "uncongested: both copies answered");
+    sfu.set_level(SUB, 1);
+    out.clear();
+    sfu.datagram(100_000, SUB, nack.clone(), &mut out);
+    sfu.datagram(100_001, SUB, nack.clone(), &mut out);
+    assert_eq!(rtp_to(&out, SUB, SUB_FLOW).len(), 1, "congested: the copy is not answered again");
+    sfu.datagram(200_000, SUB, nack, &mut out);
+    assert_eq!(rtp_to(&out, SUB, SUB_FLOW).len(), 2, "a later retry is answered");
 }

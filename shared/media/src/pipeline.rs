@@ -158,6 +158,8 @@ pub struct DecodedVideo {
     pub rtp_timestamp: u32,
     /// Sender's capture time from the RTP extension (Unix µs).
     pub capture_us: Option<u64>,
+    /// An IDR picture (decoding restarted here).
+    pub keyframe: bool,
 }
 
 /// Video receive stream: frame assembly, NACK generation and decoding for one SSRC.
@@ -168,6 +170,8 @@ pub struct VideoReceiveStream {
     pub decoded: u64,
     /// Annex B of the assembled frames (as received, before decoding), when recording.
     recorded: Option<Vec<u8>>,
+    /// Frames abandoned since the last [`take_skips`](Self::take_skips) (for logs).
+    skips: Vec<ReceiverEvent>,
 }
 
 impl VideoReceiveStream {
@@ -177,6 +181,7 @@ impl VideoReceiveStream {
             dec: H264Decoder::new()?,
             decoded: 0,
             recorded: None,
+            skips: Vec::new(),
         })
     }
 
@@ -201,7 +206,15 @@ impl VideoReceiveStream {
     pub fn poll_frames(&mut self, now_us: u64) -> Vec<DecodedVideo> {
         let mut out = Vec::new();
         while let Some(ev) = self.rx.poll(now_us) {
-            let ReceiverEvent::Frame(f) = ev else { continue };
+            let f = match ev {
+                ReceiverEvent::Frame(f) => f,
+                skipped => {
+                    if self.skips.len() < 64 {
+                        self.skips.push(skipped);
+                    }
+                    continue;
+                }
+            };
             if let Some(rec) = self.recorded.as_mut() {
                 rec.extend_from_slice(&crate::codec::h264::annex_b(f.nals.iter().map(|n| n.as_slice())));
             }
@@ -213,6 +226,7 @@ impl VideoReceiveStream {
                         frame: pic,
                         rtp_timestamp: f.rtp_timestamp,
                         capture_us: f.capture_us,
+                        keyframe: f.keyframe,
                     });
                 }
                 DecodeOutcome::NeedsKeyframe => self.rx.request_keyframe(),
@@ -220,6 +234,11 @@ impl VideoReceiveStream {
             }
         }
         out
+    }
+
+    /// Frames the receiver abandoned since the last call ([`ReceiverEvent::Skipped`]).
+    pub fn take_skips(&mut self) -> Vec<ReceiverEvent> {
+        std::mem::take(&mut self.skips)
     }
 
     /// Sequence numbers to NACK now.

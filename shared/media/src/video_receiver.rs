@@ -131,10 +131,10 @@ impl VideoReceiver {
     }
 
     /// Current wait before a gap is NACKed: the configured value, raised to 1.25× the
-    /// longest reordering seen (at most 100 ms) so reordering networks do not cause
-    /// needless retransmissions.
+    /// longest reordering seen (at most 60 ms: a needless retransmission costs one
+    /// packet, a late NACK delays every recovery and can cost a keyframe).
     pub fn reorder_wait_us(&self) -> u64 {
-        self.cfg.reorder_wait_us.max((self.observed_reorder_us * 5 / 4).min(100_000))
+        self.cfg.reorder_wait_us.max((self.observed_reorder_us * 5 / 4).min(60_000))
     }
 
     /// Sets the NACK retry interval from the measured round-trip time.

@@ -345,7 +345,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
+            // CLINICMEET_LOG first (a test harness that sets RUST_LOG can still be overridden).
+            tracing_subscriber::EnvFilter::try_from_env("CLINICMEET_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,clinicmeet_client=info")),
         )
         .init();

@@ -625,8 +625,8 @@ impl Control {
         h264.screen_content = kind == TrackKind::Screen;
         let max_packet = conn
             .max_datagram_size()
-            .map(|m| m.saturating_sub(datagram::flow_id_len(flow_id) + 8).min(1_200))
-            .unwrap_or(1_100);
+            .map(|m| m.saturating_sub(datagram::flow_id_len(flow_id) + 8).min(MAX_RTP_PACKET))
+            .unwrap_or(MAX_RTP_PACKET);
         let sender = VideoSender::new(VideoSenderConfig {
             main: h264,
             low_bitrate_bps: low_bps,
@@ -785,6 +785,16 @@ impl Control {
     }
 }
 
+/// Largest video RTP packet, whatever this connection's path MTU: the relay forwards
+/// the same packet to every subscriber, and a subscriber's QUIC path may be at the
+/// 1200-byte minimum MTU (about 1160 bytes of datagram) — quinn's black-hole
+/// detection drops a connection to it under random loss (5 % is enough, quinn issue
+/// #2212), after which every larger packet would be refused for that subscriber.
+const MAX_RTP_PACKET: usize = 1_100;
+
+/// Copies of each NACK a subscriber sends (see `video_receive_loop`).
+const NACK_COPIES: usize = 2;
+
 #[allow(clippy::too_many_arguments)]
 fn video_receive_loop(
     track: TrackInfo,
@@ -825,6 +835,7 @@ fn video_receive_loop(
         }
     };
     let mut held = HeldFrames::default();
+    let mut last_shown: Option<u64> = None;
     let send = |pkt: RtcpPacket| {
         let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &pkt.to_bytes())));
     };
@@ -882,7 +893,19 @@ fn video_receive_loop(
                 .map_or(now, |mut s| s.video_due_us(d.rtp_timestamp, now));
             held.push(due, d);
         }
+        for sk in stream.take_skips() {
+            tracing::debug!(track = %track.track_id, event = ?sk, "video frame given up");
+        }
         while let Some(d) = held.pop_due(now) {
+            if let Some(prev) = last_shown.replace(now) {
+                let gap = now.saturating_sub(prev);
+                if gap > 250_000 {
+                    tracing::debug!(track = %track.track_id, gap_ms = gap / 1000, keyframe = d.keyframe, "video freeze ended");
+                }
+            }
+            if d.keyframe {
+                tracing::debug!(track = %track.track_id, "keyframe shown");
+            }
             let psnr = if psnr_every > 0 { synthetic_psnr(&d.frame, psnr_every, &mut synth) } else { None };
             let skew = sync.as_ref().and_then(|s| s.lock().ok()).and_then(|s| s.skew_us(d.capture_us?, now));
             if let Ok(mut s) = stats.lock() {
@@ -903,9 +926,17 @@ fn video_receive_loop(
         let Some(ms) = media_ssrc else { continue };
         let lost = stream.nack_list(now);
         if !lost.is_empty() {
-            send(RtcpPacket::Nack(Nack { sender_ssrc: my_ssrc, media_ssrc: ms, lost }));
+            tracing::debug!(track = %track.track_id, seqs = ?lost, "nack");
+            // Twice: a lost NACK (or its one retransmission) costs a round trip and,
+            // two hops from the publisher, often the frame; a copy costs a few bytes.
+            let nack = RtcpPacket::Nack(Nack { sender_ssrc: my_ssrc, media_ssrc: ms, lost });
+            let bytes = Bytes::from(datagram::encode(flow_id, &nack.to_bytes()));
+            for _ in 0..NACK_COPIES {
+                let _ = conn.send_datagram(bytes.clone());
+            }
         }
         if stream.take_keyframe_request() && pli_limit.allow(now) {
+            tracing::debug!(track = %track.track_id, "pli");
             send(RtcpPacket::Pli(Pli { sender_ssrc: my_ssrc, media_ssrc: ms }));
         }
     }
@@ -1012,6 +1043,7 @@ fn on_datagram(shared: &Shared, conn: &quinn::Connection, d: &[u8]) {
                         if let Ok(mut s) = sender.lock() {
                             let known =
                                 s.ssrc_of(0) == Some(p.media_ssrc) || s.ssrc_of(1) == Some(p.media_ssrc);
+                            tracing::debug!(ssrc = p.media_ssrc, known, "pli received");
                             s.on_pli(known.then_some(p.media_ssrc));
                         }
                     }
