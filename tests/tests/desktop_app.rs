@@ -9,8 +9,11 @@
 //!   and the app lists none → join → a CLI participant publishing the synthetic
 //!   camera joins with the code read from the app's screen → its video shows in
 //!   its tile: the frame number embedded in the picture, read back from the tile
-//!   canvas's pixels, advances by at least 20 per second → chat both ways → the
-//!   host removes the CLI participant from the participants panel.
+//!   canvas's pixels, advances by at least 20 per second → the CLI shares its
+//!   (synthetic) screen: a stage tile with its name shows that picture (its frame
+//!   number read back too), the cameras move to a strip, and it goes when the share
+//!   stops → chat both ways → the host removes the CLI participant from the
+//!   participants panel.
 //!   Screenshot: `$CARGO_TARGET_DIR/e2e-artifacts/meeting.png`.
 //! * `desktop_app_four_remote_streams` (ignored; a measurement, run by hand): four
 //!   CLI publishers at 360p30; prints frames drawn per second per tile and the CPU
@@ -503,6 +506,32 @@ fn desktop_app_meeting_with_cli_participant() {
         json!([]),
     );
 
+    // A screen share from the CLI (its synthetic 1280x720 screen at 5 fps) fills the
+    // stage, captioned with the sharer's name; the cameras move to a strip.
+    g.send("/screen on");
+    let screen = "figure.tile-screen canvas";
+    d.wait(
+        "the guest's screen share on the stage",
+        "const f = document.querySelector('figure.tile-screen'); const c = f && f.querySelector('canvas');
+         return !!c && f.innerText.includes('Pat Guest') && Number(c.dataset.framesDrawn || 0) >= 3;",
+        json!([]),
+    );
+    // It is the shared screen's picture: its own embedded frame number reads back and advances.
+    let (rate, n, last) = frame_number_rate(d, screen, Duration::from_secs(3));
+    eprintln!(
+        "screen share: embedded frame number advances {rate:.1}/s over {n} readable samples; last {last}"
+    );
+    assert!(n >= 5 && rate >= 2.0, "screen share frame number: {rate:.1}/s over {n} samples (last {last})");
+    let strip = d.js("return document.querySelectorAll('.stage-strip figure.tile').length", json!([]));
+    assert_eq!(strip, json!(2), "both cameras in the strip beside the shared screen");
+    d.screenshot("screen-share.png");
+    g.send("/screen off");
+    d.wait(
+        "the screen share gone from the stage",
+        "return !document.querySelector('figure.tile-screen') && !!document.querySelector('.stage-one figure.tile-main');",
+        json!([]),
+    );
+
     // Chat both ways.
     d.click("button.ctl[title=Chat]", "");
     d.type_into("#chat-input", "Hello from the app");
@@ -559,15 +588,23 @@ fn desktop_app_four_remote_streams() {
         json!([]),
     );
     std::thread::sleep(Duration::from_secs(3));
-    let drawn = "return [...document.querySelectorAll('figure.tile:not(.tile-self) canvas')].map(c => [Number(c.dataset.framesDrawn || 0), c.width, c.height]);";
+    let drawn = "return [...document.querySelectorAll('figure.tile:not(.tile-self) canvas')].map(c => [Number(c.dataset.framesDrawn || 0), c.width, c.height, Number(c.dataset.framesReceived || 0), Number(c.dataset.drawMs || 0), c.dataset.renderer || '']);";
     let (a, cpu_a, t_a) = (d.js(drawn, json!([])), cpu_by_name(app.driver_pid), Instant::now());
     std::thread::sleep(Duration::from_secs(10));
     let (b, cpu_b, secs) = (d.js(drawn, json!([])), cpu_by_name(app.driver_pid), t_a.elapsed().as_secs_f64());
     let empty = vec![];
     let (a, b) = (a.as_array().unwrap_or(&empty), b.as_array().unwrap_or(&empty));
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let fps = (y[0].as_f64().unwrap_or(0.0) - x[0].as_f64().unwrap_or(0.0)) / secs;
-        eprintln!("tile {i}: {fps:.1} frames drawn/s at {}x{}", y[1], y[2]);
+        let delta = |k: usize| y[k].as_f64().unwrap_or(0.0) - x[k].as_f64().unwrap_or(0.0);
+        let fps = delta(0) / secs;
+        eprintln!(
+            "tile {i}: {fps:.1} frames drawn/s at {}x{} ({}); {:.1} received/s; {:.2} ms per draw",
+            y[1],
+            y[2],
+            y[5].as_str().unwrap_or(""),
+            delta(3) / secs,
+            delta(4) / delta(0).max(1.0),
+        );
     }
     for (name, t) in &cpu_b {
         let used = t - cpu_a.get(name).copied().unwrap_or(0.0);
