@@ -393,7 +393,7 @@ impl DesktopApp {
             .env("CLINICMEET_RELAY", &relay.addr)
             .env("CLINICMEET_PIN", &relay.pin)
             .env_remove("CLINICMEET_SYNTHETIC_DEVICES")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,clinicmeet_app=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

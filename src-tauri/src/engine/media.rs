@@ -222,9 +222,22 @@ impl Drop for AppMedia {
 
 /// Remote participants' audio levels as `audio_level` events, five times a second
 /// (the speaking highlight and active speaker).
+/// Every 10 s it also logs (debug) the video path's counters: decoded pictures per
+/// second per track, and per tile the frames scaled, sent to the page, and replaced
+/// unsent (a measurement aid: `RUST_LOG=clinicmeet_app=debug`).
 fn remote_levels(engine: MediaEngine, taps: Taps, stop: Arc<AtomicBool>) {
+    let mut tick = 0u64;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
+        tick += 1;
+        if tick.is_multiple_of(50) && tracing::enabled!(tracing::Level::DEBUG) {
+            for st in engine.stats().iter().filter(|s| s.kind != TrackKind::Audio) {
+                tracing::debug!(participant = %st.participant_id, kind = ?st.kind, fps = st.fps, decoded = st.frames_decoded, "video track");
+            }
+            for (id, st) in taps.slots.stats() {
+                tracing::debug!(tile = %id, produced = st.produced, sent = st.delivered, replaced = st.replaced, "frames to the page");
+            }
+        }
         for (id, level) in engine.audio_levels() {
             let level = (f64::from(level) * 100.0).round() / 100.0;
             (taps.sink)(json!({"type": "audio_level", "participant_id": id.to_string(), "level": level}));
