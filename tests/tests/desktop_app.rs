@@ -322,6 +322,33 @@ fn frame_number_rate(d: &Driver, css: &str, dur: Duration) -> (f64, usize, Value
     (rate, samples.len(), last)
 }
 
+/// CPU seconds (user + system) of the threads of the processes in a process group
+/// named `process`, by thread name (tokio workers and decoder threads summed by name).
+fn cpu_by_thread(pgid: u32, process: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some((name, f)) = parse_stat(&stat) else { continue };
+        if name != process || f.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(pgid) {
+            continue;
+        }
+        for t in std::fs::read_dir(e.path().join("task")).into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else { continue };
+            let Some((thread, f)) = parse_stat(&stat) else { continue };
+            let v = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            *out.entry(thread).or_insert(0.0) += (v(11) + v(12)) / 100.0;
+        }
+    }
+    out
+}
+
+/// `(comm, fields after it)` of a /proc stat line.
+fn parse_stat(stat: &str) -> Option<(String, Vec<&str>)> {
+    let close = stat.rfind(')')?;
+    let name = stat[stat.find('(').map_or(0, |i| i + 1)..close].to_string();
+    Some((name, stat.get(close + 2..)?.split_whitespace().collect()))
+}
+
 /// CPU seconds (user + system) of every process in a process group, by command name.
 fn cpu_by_name(pgid: u32) -> std::collections::BTreeMap<String, f64> {
     let tick = 100.0; // USER_HZ on Linux
@@ -563,7 +590,8 @@ fn desktop_app_meeting_with_cli_participant() {
 }
 
 /// A measurement, not a pass/fail test: four CLI publishers at 360p30; frames the
-/// app's tiles draw per second and the CPU of the app and its web process.
+/// app's tiles receive and draw per second, time spent drawing, the CPU of the app and
+/// its web process, and their busiest threads.
 /// Run: `cargo test -p clinicmeet-e2e --test desktop_app -- --ignored --nocapture four`.
 #[test]
 #[ignore = "measurement; run by hand"]
@@ -589,9 +617,16 @@ fn desktop_app_four_remote_streams() {
     );
     std::thread::sleep(Duration::from_secs(3));
     let drawn = "return [...document.querySelectorAll('figure.tile:not(.tile-self) canvas')].map(c => [Number(c.dataset.framesDrawn || 0), c.width, c.height, Number(c.dataset.framesReceived || 0), Number(c.dataset.drawMs || 0), c.dataset.renderer || '']);";
-    let (a, cpu_a, t_a) = (d.js(drawn, json!([])), cpu_by_name(app.driver_pid), Instant::now());
+    let threads = |pid| (cpu_by_thread(pid, "clinicmeet-app"), cpu_by_thread(pid, "WebKitWebProces"));
+    let (a, cpu_a, thr_a, t_a) =
+        (d.js(drawn, json!([])), cpu_by_name(app.driver_pid), threads(app.driver_pid), Instant::now());
     std::thread::sleep(Duration::from_secs(10));
-    let (b, cpu_b, secs) = (d.js(drawn, json!([])), cpu_by_name(app.driver_pid), t_a.elapsed().as_secs_f64());
+    let (b, cpu_b, thr_b, secs) = (
+        d.js(drawn, json!([])),
+        cpu_by_name(app.driver_pid),
+        threads(app.driver_pid),
+        t_a.elapsed().as_secs_f64(),
+    );
     let empty = vec![];
     let (a, b) = (a.as_array().unwrap_or(&empty), b.as_array().unwrap_or(&empty));
     for (i, (x, y)) in a.iter().zip(b).enumerate() {
@@ -609,6 +644,15 @@ fn desktop_app_four_remote_streams() {
     for (name, t) in &cpu_b {
         let used = t - cpu_a.get(name).copied().unwrap_or(0.0);
         eprintln!("cpu {name}: {:.0}% of one core", used / secs * 100.0);
+    }
+    for (process, (before, after)) in [("app", (&thr_a.0, &thr_b.0)), ("web", (&thr_a.1, &thr_b.1))] {
+        let mut busy: Vec<(String, f64)> = after
+            .iter()
+            .map(|(n, t)| (n.clone(), (t - before.get(n).copied().unwrap_or(0.0)) / secs))
+            .collect();
+        busy.sort_by(|x, y| y.1.total_cmp(&x.1));
+        let top: Vec<String> = busy.iter().take(6).map(|(n, c)| format!("{n} {:.0}%", c * 100.0)).collect();
+        eprintln!("threads {process}: {}", top.join(", "));
     }
     d.screenshot("meeting-four-streams.png");
     let rate = frame_number_rate(d, "figure.tile:not(.tile-self) canvas", Duration::from_secs(3));

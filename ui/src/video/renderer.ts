@@ -44,6 +44,8 @@ function compile(gl: WebGLRenderingContext, type: number, src: string): WebGLSha
 class WebGlRenderer implements FrameRenderer {
   readonly kind = "webgl" as const;
   private textures: WebGLTexture[] = [];
+  /** Size the textures were allocated with: same size → update in place (texSubImage2D). */
+  private allocated = { width: 0, height: 0 };
   private program: WebGLProgram;
   private buffer: WebGLBuffer;
 
@@ -94,11 +96,14 @@ class WebGlRenderer implements FrameRenderer {
       [p.u, p.chromaWidth, p.chromaHeight],
       [p.v, p.chromaWidth, p.chromaHeight],
     ];
+    const realloc = this.allocated.width !== frame.width || this.allocated.height !== frame.height;
     planes.forEach(([data, w, h], i) => {
       gl.activeTexture(gl.TEXTURE0 + i);
       gl.bindTexture(gl.TEXTURE_2D, this.textures[i] ?? null);
-      gl.texImage2D(gl.TEXTURE_2D, 0, gl.LUMINANCE, w, h, 0, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
+      if (realloc) gl.texImage2D(gl.TEXTURE_2D, 0, gl.LUMINANCE, w, h, 0, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
+      else gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, w, h, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
     });
+    this.allocated = { width: frame.width, height: frame.height };
     gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
   }
 
