@@ -616,7 +616,7 @@ fn desktop_app_four_remote_streams() {
         json!([]),
     );
     std::thread::sleep(Duration::from_secs(3));
-    let drawn = "return [...document.querySelectorAll('figure.tile:not(.tile-self) canvas')].map(c => [Number(c.dataset.framesDrawn || 0), c.width, c.height, Number(c.dataset.framesReceived || 0), Number(c.dataset.drawMs || 0), c.dataset.renderer || '']);";
+    let drawn = "return [...document.querySelectorAll('figure.tile:not(.tile-self) canvas')].map(c => [Number(c.dataset.framesDrawn || 0), c.width, c.height, Number(c.dataset.framesReceived || 0), Number(c.dataset.drawMs || 0), c.dataset.renderer || '', c.closest('figure').dataset.participant]);";
     let threads = |pid| (cpu_by_thread(pid, "clinicmeet-app"), cpu_by_thread(pid, "WebKitWebProces"));
     let (a, cpu_a, thr_a, t_a) =
         (d.js(drawn, json!([])), cpu_by_name(app.driver_pid), threads(app.driver_pid), Instant::now());
@@ -629,7 +629,14 @@ fn desktop_app_four_remote_streams() {
     );
     let empty = vec![];
     let (a, b) = (a.as_array().unwrap_or(&empty), b.as_array().unwrap_or(&empty));
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+    for (i, y) in b.iter().enumerate() {
+        // Match tiles by participant: a tile whose video stalled for 2 s was rebuilt
+        // (its counters restarted) and is reported as such, not as a negative rate.
+        let Some(x) = a.iter().find(|x| x[6] == y[6]) else { continue };
+        if y[0].as_f64() < x[0].as_f64() {
+            eprintln!("tile {i}: its video stalled and the tile was rebuilt during the window");
+            continue;
+        }
         let delta = |k: usize| y[k].as_f64().unwrap_or(0.0) - x[k].as_f64().unwrap_or(0.0);
         let fps = delta(0) / secs;
         eprintln!(
