@@ -34,7 +34,7 @@ const COMMANDS: &[&str] = &[
     "typing",
     "chat_history",
     "subscribe",
-    "next_frames",
+    "frame_socket",
     "set_video_size",
 ];
 

@@ -5,13 +5,14 @@ use std::sync::{Arc, Mutex};
 
 use clinicmeet_protocol::{MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity};
 use serde_json::Value;
-use tauri::ipc::{Channel, Response};
+use tauri::ipc::Channel;
 use tauri::State;
 use uuid::Uuid;
 
 use crate::engine::devices::{self, DeviceList};
 use crate::engine::{Engine, HelloInfo, JoinOptions};
 use crate::error::Result;
+use crate::frame_socket::FrameSocket;
 use crate::launch::{Invite, RelayConfig};
 
 /// Everything the commands share.
@@ -21,6 +22,8 @@ pub struct AppState {
     pub events: Arc<Mutex<Option<Channel<Value>>>>,
     /// How the app was opened (invite link, environment); the code is handed out once.
     pub launch: Mutex<Invite>,
+    /// Where the page fetches video frames.
+    pub frame_socket: Arc<FrameSocket>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -32,23 +35,17 @@ pub fn subscribe(state: State<'_, AppState>, channel: Channel<Value>) {
     *lock(&state.events) = Some(channel);
 }
 
-/// Longest wait of one `next_frames` poll.
-const FRAME_POLL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The newest frame of every participant that changed since the last call, as one
-/// raw binary batch (`crate::frames`); waits up to a second for one. The UI keeps
-/// exactly one call in flight, so a busy web view skips frames instead of queueing them.
+/// The URL of the frame socket (`crate::frame_socket`), token included.
 #[tauri::command]
-pub async fn next_frames(state: State<'_, AppState>) -> Result<Response> {
-    let slots = state.engine.frames();
-    Ok(Response::new(slots.next_batch(FRAME_POLL).await))
+pub fn frame_socket(state: State<'_, AppState>) -> String {
+    state.frame_socket.url()
 }
 
-/// A tile of `participant` (or `local`) is `width`×`height` device pixels: its frames
-/// are scaled to fit that in Rust.
+/// A tile of `participant` (or `local`, or `screen:<id>`) is `width`×`height` device
+/// pixels: its frames are scaled to fit that in Rust (0×0: out of view, none sent).
 #[tauri::command]
 pub fn set_video_size(state: State<'_, AppState>, participant: String, width: u16, height: u16) {
-    if participant.len() <= 64 {
+    if participant.len() <= 80 {
         state.engine.frames().set_size(&participant, width, height);
     }
 }

@@ -1,28 +1,20 @@
 //! Video frames to the web view: scaled to the tile in Rust, sent as raw I420.
 //!
-//! Path: the UI long-polls the `next_frames` command; it answers with ONE raw
-//! binary body (`tauri::ipc::Response`, no JSON, no base64) holding the newest
-//! frame of every participant that changed since the last poll, or an empty
-//! batch after a second. One poll in flight at a time gives backpressure for
-//! free: while the web view is busy, newer frames replace older ones here
-//! ("latest frame wins") instead of queueing in the IPC layer.
+//! [`FrameSlots`] holds the newest unsent frame of each tile (latest frame wins);
+//! [`crate::frame_socket`] sends them to the page as credit allows.
 //!
 //! Frame layout (little endian): `u32 magic "CMF1"`, `u16 width`, `u16 height`,
-//! `u8 id_len`, `id_len` bytes of the participant id (UTF-8; `local` for the
-//! own camera), then Y (w×h), U and V ((w+1)/2 × (h+1)/2 each).
-//! Batch layout: `u32 magic "CMB1"`, `u16 count`, then per frame `u32 len` and
-//! the frame. `ui/src/engine/tauri.ts` (`decodeBatch`, `decodeFrame`) reads them.
+//! `u8 id_len`, `id_len` bytes of the frame id (UTF-8: a participant id, `local`
+//! for the own camera, `screen:<participant id>` for a screen share), then Y (w×h),
+//! U and V ((w+1)/2 × (h+1)/2 each). `ui/src/engine/tauri.ts` (`decodeFrame`) reads it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use clinicmeet_media::frame::VideoFrame;
 
 /// `CMF1`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"CMF1");
-/// `CMB1`.
-pub const BATCH_MAGIC: u32 = u32::from_le_bytes(*b"CMB1");
 
 /// Largest picture sent for a tile whose size the UI has not told yet.
 pub const DEFAULT_BOX: (u16, u16) = (640, 360);
@@ -139,16 +131,19 @@ pub fn encode_scaled(participant: &str, frame: &VideoFrame, bx: (u16, u16)) -> O
 pub struct SlotStats {
     /// Frames scaled and stored.
     pub produced: u64,
-    /// Frames the web view fetched.
+    /// Frames sent to the web view.
     pub delivered: u64,
-    /// Frames replaced by a newer one before the web view fetched them.
+    /// Frames replaced by a newer one before they were sent.
     pub replaced: u64,
 }
 
 #[derive(Default)]
 struct Slots {
-    fresh: HashMap<String, Vec<u8>>,
-    sizes: HashMap<String, (u16, u16)>,
+    /// Newest unsent frame per id, with the order in which ids got one (oldest first out).
+    fresh: HashMap<String, (u64, Vec<u8>)>,
+    seq: u64,
+    /// Tile sizes; `None`: the tile is out of view.
+    sizes: HashMap<String, Option<(u16, u16)>>,
     stats: HashMap<String, SlotStats>,
 }
 
@@ -165,22 +160,39 @@ impl FrameSlots {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The box frames of `participant` are scaled into.
-    pub fn target(&self, participant: &str) -> (u16, u16) {
-        self.lock().sizes.get(participant).copied().unwrap_or(DEFAULT_BOX)
+    /// The box frames of `participant` are scaled into; `None` while its tile is out of
+    /// view (its frames are skipped).
+    pub fn target(&self, participant: &str) -> Option<(u16, u16)> {
+        self.lock().sizes.get(participant).copied().unwrap_or(Some(DEFAULT_BOX))
     }
 
-    /// The web view's tile of `participant` is `width`×`height` device pixels.
+    /// The web view's tile of `participant` is `width`×`height` device pixels (0×0: out of view).
     pub fn set_size(&self, participant: &str, width: u16, height: u16) {
-        let bx = (width.clamp(16, 3840), height.clamp(16, 2160));
-        self.lock().sizes.insert(participant.to_string(), bx);
+        let bx = (width > 0 && height > 0).then(|| (width.clamp(16, 3840), height.clamp(16, 2160)));
+        let mut s = self.lock();
+        s.sizes.insert(participant.to_string(), bx);
+        if bx.is_none() {
+            s.fresh.remove(participant);
+        }
     }
 
-    /// Stores the newest frame of `participant` (replacing an unfetched older one).
+    /// Stores the newest frame of `participant` (replacing an unsent older one, which
+    /// keeps its place in the sending order).
     pub fn put(&self, participant: &str, message: Vec<u8>) {
         {
             let mut s = self.lock();
-            let replaced = s.fresh.insert(participant.to_string(), message).is_some();
+            let seq = s.seq;
+            let replaced = match s.fresh.get_mut(participant) {
+                Some(slot) => {
+                    slot.1 = message;
+                    true
+                }
+                None => {
+                    s.fresh.insert(participant.to_string(), (seq, message));
+                    s.seq += 1;
+                    false
+                }
+            };
             let st = s.stats.entry(participant.to_string()).or_default();
             st.produced += 1;
             if replaced {
@@ -195,28 +207,19 @@ impl FrameSlots {
         self.lock().fresh.remove(participant);
     }
 
-    /// Every fresh frame as one batch message (possibly empty), marking them fetched.
-    pub fn take_batch(&self) -> Vec<u8> {
+    /// The unsent frame that has waited longest (every tile gets its turn), marking it sent.
+    pub fn take_one(&self) -> Option<Vec<u8>> {
         let mut s = self.lock();
-        let frames: Vec<(String, Vec<u8>)> = s.fresh.drain().collect();
-        let mut out = Vec::with_capacity(6 + frames.iter().map(|(_, f)| f.len() + 4).sum::<usize>());
-        out.extend_from_slice(&BATCH_MAGIC.to_le_bytes());
-        out.extend_from_slice(&(frames.len().min(u16::MAX as usize) as u16).to_le_bytes());
-        for (id, f) in frames.into_iter().take(u16::MAX as usize) {
-            out.extend_from_slice(&(f.len() as u32).to_le_bytes());
-            out.extend_from_slice(&f);
-            s.stats.entry(id).or_default().delivered += 1;
-        }
-        out
+        let id = s.fresh.iter().min_by_key(|(_, (seq, _))| *seq).map(|(id, _)| id.clone())?;
+        let (_, frame) = s.fresh.remove(&id)?;
+        s.stats.entry(id).or_default().delivered += 1;
+        Some(frame)
     }
 
-    /// Waits up to `timeout` for a fresh frame, then returns the batch.
-    pub async fn next_batch(&self, timeout: Duration) -> Vec<u8> {
-        let empty = self.lock().fresh.is_empty();
-        if empty {
-            let _ = tokio::time::timeout(timeout, self.notify.notified()).await;
-        }
-        self.take_batch()
+    /// Resolves once a frame was stored after the last call (or at once if one was
+    /// stored while nobody waited).
+    pub async fn fresh_frame(&self) {
+        self.notify.notified().await
     }
 
     /// Counters per participant id.
@@ -276,18 +279,44 @@ mod tests {
         assert_eq!(decode_embedded(&f).map(|d| d.0), Some(1234));
     }
 
+    /// What scaling costs: `cargo test -p clinicmeet-app --lib scale_cost -- --ignored --nocapture`.
     #[test]
-    fn latest_frame_wins() {
+    #[ignore = "measurement"]
+    fn scale_cost() {
+        use clinicmeet_media::capture::synthetic::SyntheticCamera;
+        use clinicmeet_media::capture::{Pacing, VideoFormat};
+        let cam = SyntheticCamera::new(VideoFormat::P360, Pacing::Virtual { start_us: 0 }).unwrap();
+        let src = cam.render(1, 0);
+        let t = std::time::Instant::now();
+        for _ in 0..200 {
+            std::hint::black_box(encode_scaled("p", &src, (386, 216)));
+        }
+        eprintln!("640x360 -> 386x216: {:.0} µs per frame", t.elapsed().as_secs_f64() / 200.0 * 1e6);
+    }
+
+    #[test]
+    fn latest_frame_wins_and_every_tile_gets_its_turn() {
         let slots = FrameSlots::default();
         slots.put("a", encode("a", 2, 2, &[1; 6]).unwrap());
-        slots.put("a", encode("a", 2, 2, &[2; 6]).unwrap());
         slots.put("b", encode("b", 2, 2, &[3; 6]).unwrap());
-        let b = slots.take_batch();
-        assert_eq!(&b[..4], b"CMB1");
-        assert_eq!(u16::from_le_bytes([b[4], b[5]]), 2);
-        assert!(b.windows(7).any(|w| w == [b'a', 2, 2, 2, 2, 2, 2]));
-        assert!(!b.windows(7).any(|w| w == [b'a', 1, 1, 1, 1, 1, 1]));
-        assert_eq!(slots.stats()["a"], SlotStats { produced: 2, delivered: 1, replaced: 1 });
-        assert_eq!(slots.take_batch(), [b'C', b'M', b'B', b'1', 0, 0]);
+        slots.put("a", encode("a", 2, 2, &[2; 6]).unwrap());
+        // `a` waited longest (its place kept), with its newest picture.
+        assert_eq!(slots.take_one().unwrap(), encode("a", 2, 2, &[2; 6]).unwrap());
+        slots.put("a", encode("a", 2, 2, &[4; 6]).unwrap());
+        assert_eq!(slots.take_one().unwrap(), encode("b", 2, 2, &[3; 6]).unwrap());
+        assert_eq!(slots.take_one().unwrap(), encode("a", 2, 2, &[4; 6]).unwrap());
+        assert_eq!(slots.take_one(), None);
+        assert_eq!(slots.stats()["a"], SlotStats { produced: 3, delivered: 2, replaced: 1 });
+    }
+
+    #[test]
+    fn a_tile_out_of_view_gets_nothing() {
+        let slots = FrameSlots::default();
+        assert_eq!(slots.target("a"), Some(DEFAULT_BOX));
+        slots.put("a", encode("a", 2, 2, &[1; 6]).unwrap());
+        slots.set_size("a", 0, 0);
+        assert_eq!((slots.target("a"), slots.take_one()), (None, None));
+        slots.set_size("a", 8000, 2);
+        assert_eq!(slots.target("a"), Some((3840, 16)));
     }
 }

@@ -5,12 +5,14 @@
 //! * [`launch`]: `clinicmeet://join/CODE?relay=…&pin=…` invite links and `CLINICMEET_RELAY`/`CLINICMEET_PIN`.
 //! * [`pin`]: relay key pins as typed (base64 or hex).
 //! * [`frames`]: video to the web view: scaling to the tile, latest-frame-wins slots, the binary format.
+//! * [`frame_socket`]: the loopback WebSocket (per-run token, credit from the page) the frames travel on.
 //! * [`engine::media`]: the client media engine in the app (sources, remote video pump, speaker, preview).
 //! * [`error`]: the error the UI receives.
 
 pub mod commands;
 pub mod engine;
 pub mod error;
+pub mod frame_socket;
 pub mod frames;
 pub mod launch;
 pub mod pin;
@@ -55,6 +57,27 @@ fn on_invite(app: &tauri::AppHandle, link: &str) {
     }
 }
 
+/// Adds `origin` to the CSP's `connect-src` (the only place the page may connect to
+/// besides Tauri's IPC).
+fn allow_connect(csp: &mut Option<tauri::utils::config::Csp>, origin: &str) {
+    use tauri::utils::config::{Csp, CspDirectiveSources};
+    let Some(policy) = csp.take() else { return };
+    let mut map: std::collections::HashMap<String, CspDirectiveSources> = match policy {
+        Csp::DirectiveMap(m) => m,
+        // The config spells it as a map; a policy string is parsed into one.
+        Csp::Policy(p) => p
+            .split(';')
+            .filter_map(|d| {
+                let mut words = d.split_whitespace();
+                let name = words.next()?.to_string();
+                Some((name, CspDirectiveSources::List(words.map(str::to_string).collect())))
+            })
+            .collect(),
+    };
+    map.entry("connect-src".into()).or_insert_with(|| CspDirectiveSources::List(Vec::new())).push(origin);
+    *csp = Some(Csp::DirectiveMap(map));
+}
+
 /// Runs the app (the binary's `main`).
 pub fn run() {
     tracing_subscriber::fmt()
@@ -66,6 +89,16 @@ pub fn run() {
         .init();
 
     let args: Vec<String> = std::env::args().collect();
+    // The frame socket is bound first so the page's CSP can name exactly its origin.
+    let (frame_socket, frame_listener) = match frame_socket::FrameSocket::bind() {
+        Ok((s, l)) => (Arc::new(s), l),
+        Err(e) => {
+            eprintln!("clinicmeet-app: cannot listen on 127.0.0.1 for video frames: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut context = tauri::generate_context!();
+    allow_connect(&mut context.config_mut().app.security.csp, &frame_socket.origin());
     let mut builder = tauri::Builder::default();
     // One window per user: a second start (e.g. an invite link clicked while the app
     // runs) hands its link to the first. Tests run instances side by side.
@@ -95,11 +128,9 @@ pub fn run() {
                     let _ = ch.send(v);
                 }
             });
-            app.manage(AppState {
-                engine: Arc::new(Engine::new(data_dir, sink)),
-                events,
-                launch: Mutex::new(initial_launch(&args)),
-            });
+            let engine = Arc::new(Engine::new(data_dir, sink));
+            tauri::async_runtime::spawn(frame_socket.clone().serve(frame_listener, engine.frames()));
+            app.manage(AppState { engine, events, launch: Mutex::new(initial_launch(&args)), frame_socket });
             // macOS delivers links as events (also the first one); Linux/Windows as arguments.
             let handle = app.handle().clone();
             app.deep_link().on_open_url(move |event| {
@@ -111,7 +142,7 @@ pub fn run() {
         })
         .invoke_handler(tauri::generate_handler![
             commands::subscribe,
-            commands::next_frames,
+            commands::frame_socket,
             commands::set_video_size,
             commands::launch_info,
             commands::saved_relay,
@@ -144,7 +175,7 @@ pub fn run() {
             commands::typing,
             commands::chat_history,
         ])
-        .run(tauri::generate_context!());
+        .run(context);
     if let Err(e) = result {
         eprintln!("clinicmeet-app: {e}");
         std::process::exit(1);
@@ -164,5 +195,15 @@ mod tests {
         assert_eq!(inv.code.as_deref(), Some("ABCD-EFGH"));
         assert_eq!(inv.relay.map(|r| r.address), Some("h:9".to_string()));
         assert_eq!(initial_launch(&["x".to_string(), "clinicmeet://bogus".to_string()]).code, None);
+    }
+
+    #[test]
+    fn the_frame_socket_origin_is_the_only_connect_source_added() {
+        let context: tauri::Context<tauri::Wry> = tauri::generate_context!();
+        let mut csp = context.config().app.security.csp.clone();
+        allow_connect(&mut csp, "ws://127.0.0.1:4321");
+        let text = csp.unwrap().to_string();
+        let connect = text.split(';').map(str::trim).find(|d| d.starts_with("connect-src")).unwrap();
+        assert_eq!(connect, "connect-src ipc: http://ipc.localhost ws://127.0.0.1:4321");
     }
 }

@@ -9,8 +9,11 @@
 //!   and the app lists none → join → a CLI participant publishing the synthetic
 //!   camera joins with the code read from the app's screen → its video shows in
 //!   its tile: the frame number embedded in the picture, read back from the tile
-//!   canvas's pixels, advances by at least 20 per second → chat both ways → the
-//!   host removes the CLI participant from the participants panel.
+//!   canvas's pixels, advances by at least 20 per second → the CLI shares its
+//!   (synthetic) screen: a stage tile with its name shows that picture (its frame
+//!   number read back too), the cameras move to a strip, and it goes when the share
+//!   stops → chat both ways → the host removes the CLI participant from the
+//!   participants panel.
 //!   Screenshot: `$CARGO_TARGET_DIR/e2e-artifacts/meeting.png`.
 //! * `desktop_app_four_remote_streams` (ignored; a measurement, run by hand): four
 //!   CLI publishers at 360p30; prints frames drawn per second per tile and the CPU
@@ -319,6 +322,33 @@ fn frame_number_rate(d: &Driver, css: &str, dur: Duration) -> (f64, usize, Value
     (rate, samples.len(), last)
 }
 
+/// CPU seconds (user + system) of the threads of the processes in a process group
+/// named `process`, by thread name (tokio workers and decoder threads summed by name).
+fn cpu_by_thread(pgid: u32, process: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some((name, f)) = parse_stat(&stat) else { continue };
+        if name != process || f.get(2).and_then(|g| g.parse::<u32>().ok()) != Some(pgid) {
+            continue;
+        }
+        for t in std::fs::read_dir(e.path().join("task")).into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else { continue };
+            let Some((thread, f)) = parse_stat(&stat) else { continue };
+            let v = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            *out.entry(thread).or_insert(0.0) += (v(11) + v(12)) / 100.0;
+        }
+    }
+    out
+}
+
+/// `(comm, fields after it)` of a /proc stat line.
+fn parse_stat(stat: &str) -> Option<(String, Vec<&str>)> {
+    let close = stat.rfind(')')?;
+    let name = stat[stat.find('(').map_or(0, |i| i + 1)..close].to_string();
+    Some((name, stat.get(close + 2..)?.split_whitespace().collect()))
+}
+
 /// CPU seconds (user + system) of every process in a process group, by command name.
 fn cpu_by_name(pgid: u32) -> std::collections::BTreeMap<String, f64> {
     let tick = 100.0; // USER_HZ on Linux
@@ -390,7 +420,7 @@ impl DesktopApp {
             .env("CLINICMEET_RELAY", &relay.addr)
             .env("CLINICMEET_PIN", &relay.pin)
             .env_remove("CLINICMEET_SYNTHETIC_DEVICES")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,clinicmeet_app=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -503,6 +533,32 @@ fn desktop_app_meeting_with_cli_participant() {
         json!([]),
     );
 
+    // A screen share from the CLI (its synthetic 1280x720 screen at 5 fps) fills the
+    // stage, captioned with the sharer's name; the cameras move to a strip.
+    g.send("/screen on");
+    let screen = "figure.tile-screen canvas";
+    d.wait(
+        "the guest's screen share on the stage",
+        "const f = document.querySelector('figure.tile-screen'); const c = f && f.querySelector('canvas');
+         return !!c && f.innerText.includes('Pat Guest') && Number(c.dataset.framesDrawn || 0) >= 3;",
+        json!([]),
+    );
+    // It is the shared screen's picture: its own embedded frame number reads back and advances.
+    let (rate, n, last) = frame_number_rate(d, screen, Duration::from_secs(3));
+    eprintln!(
+        "screen share: embedded frame number advances {rate:.1}/s over {n} readable samples; last {last}"
+    );
+    assert!(n >= 5 && rate >= 2.0, "screen share frame number: {rate:.1}/s over {n} samples (last {last})");
+    let strip = d.js("return document.querySelectorAll('.stage-strip figure.tile').length", json!([]));
+    assert_eq!(strip, json!(2), "both cameras in the strip beside the shared screen");
+    d.screenshot("screen-share.png");
+    g.send("/screen off");
+    d.wait(
+        "the screen share gone from the stage",
+        "return !document.querySelector('figure.tile-screen') && !!document.querySelector('.stage-one figure.tile-main');",
+        json!([]),
+    );
+
     // Chat both ways.
     d.click("button.ctl[title=Chat]", "");
     d.type_into("#chat-input", "Hello from the app");
@@ -534,7 +590,8 @@ fn desktop_app_meeting_with_cli_participant() {
 }
 
 /// A measurement, not a pass/fail test: four CLI publishers at 360p30; frames the
-/// app's tiles draw per second and the CPU of the app and its web process.
+/// app's tiles receive and draw per second, time spent drawing, the CPU of the app and
+/// its web process, and their busiest threads.
 /// Run: `cargo test -p clinicmeet-e2e --test desktop_app -- --ignored --nocapture four`.
 #[test]
 #[ignore = "measurement; run by hand"]
@@ -559,19 +616,50 @@ fn desktop_app_four_remote_streams() {
         json!([]),
     );
     std::thread::sleep(Duration::from_secs(3));
-    let drawn = "return [...document.querySelectorAll('figure.tile:not(.tile-self) canvas')].map(c => [Number(c.dataset.framesDrawn || 0), c.width, c.height]);";
-    let (a, cpu_a, t_a) = (d.js(drawn, json!([])), cpu_by_name(app.driver_pid), Instant::now());
+    let drawn = "return [...document.querySelectorAll('figure.tile:not(.tile-self) canvas')].map(c => [Number(c.dataset.framesDrawn || 0), c.width, c.height, Number(c.dataset.framesReceived || 0), Number(c.dataset.drawMs || 0), c.dataset.renderer || '', c.closest('figure').dataset.participant]);";
+    let threads = |pid| (cpu_by_thread(pid, "clinicmeet-app"), cpu_by_thread(pid, "WebKitWebProces"));
+    let (a, cpu_a, thr_a, t_a) =
+        (d.js(drawn, json!([])), cpu_by_name(app.driver_pid), threads(app.driver_pid), Instant::now());
     std::thread::sleep(Duration::from_secs(10));
-    let (b, cpu_b, secs) = (d.js(drawn, json!([])), cpu_by_name(app.driver_pid), t_a.elapsed().as_secs_f64());
+    let (b, cpu_b, thr_b, secs) = (
+        d.js(drawn, json!([])),
+        cpu_by_name(app.driver_pid),
+        threads(app.driver_pid),
+        t_a.elapsed().as_secs_f64(),
+    );
     let empty = vec![];
     let (a, b) = (a.as_array().unwrap_or(&empty), b.as_array().unwrap_or(&empty));
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let fps = (y[0].as_f64().unwrap_or(0.0) - x[0].as_f64().unwrap_or(0.0)) / secs;
-        eprintln!("tile {i}: {fps:.1} frames drawn/s at {}x{}", y[1], y[2]);
+    for (i, y) in b.iter().enumerate() {
+        // Match tiles by participant: a tile whose video stalled for 2 s was rebuilt
+        // (its counters restarted) and is reported as such, not as a negative rate.
+        let Some(x) = a.iter().find(|x| x[6] == y[6]) else { continue };
+        if y[0].as_f64() < x[0].as_f64() {
+            eprintln!("tile {i}: its video stalled and the tile was rebuilt during the window");
+            continue;
+        }
+        let delta = |k: usize| y[k].as_f64().unwrap_or(0.0) - x[k].as_f64().unwrap_or(0.0);
+        let fps = delta(0) / secs;
+        eprintln!(
+            "tile {i}: {fps:.1} frames drawn/s at {}x{} ({}); {:.1} received/s; {:.2} ms per draw",
+            y[1],
+            y[2],
+            y[5].as_str().unwrap_or(""),
+            delta(3) / secs,
+            delta(4) / delta(0).max(1.0),
+        );
     }
     for (name, t) in &cpu_b {
         let used = t - cpu_a.get(name).copied().unwrap_or(0.0);
         eprintln!("cpu {name}: {:.0}% of one core", used / secs * 100.0);
+    }
+    for (process, (before, after)) in [("app", (&thr_a.0, &thr_b.0)), ("web", (&thr_a.1, &thr_b.1))] {
+        let mut busy: Vec<(String, f64)> = after
+            .iter()
+            .map(|(n, t)| (n.clone(), (t - before.get(n).copied().unwrap_or(0.0)) / secs))
+            .collect();
+        busy.sort_by(|x, y| y.1.total_cmp(&x.1));
+        let top: Vec<String> = busy.iter().take(6).map(|(n, c)| format!("{n} {:.0}%", c * 100.0)).collect();
+        eprintln!("threads {process}: {}", top.join(", "));
     }
     d.screenshot("meeting-four-streams.png");
     let rate = frame_number_rate(d, "figure.tile:not(.tile-self) canvas", Duration::from_secs(3));

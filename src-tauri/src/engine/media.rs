@@ -127,12 +127,13 @@ impl VideoSource for LocalVideo {
 
     fn next_frame(&mut self) -> MediaResult<VideoFrame> {
         let f = self.inner.next_frame()?;
-        if let Some(m) = frames::encode_scaled(LOCAL, &f, self.taps.slots.target(LOCAL)) {
+        let target = self.taps.slots.target(LOCAL);
+        if let Some(m) = target.and_then(|bx| frames::encode_scaled(LOCAL, &f, bx)) {
             self.taps.slots.put(LOCAL, m);
-            if !self.announced {
-                self.announced = true;
-                (self.taps.sink)(json!({"type": "video", "participant_id": LOCAL, "available": true}));
-            }
+        }
+        if !self.announced {
+            self.announced = true;
+            (self.taps.sink)(json!({"type": "video", "participant_id": LOCAL, "available": true}));
         }
         Ok(f)
     }
@@ -221,9 +222,22 @@ impl Drop for AppMedia {
 
 /// Remote participants' audio levels as `audio_level` events, five times a second
 /// (the speaking highlight and active speaker).
+/// Every 10 s it also logs (debug) the video path's counters: decoded pictures per
+/// second per track, and per tile the frames scaled, sent to the page, and replaced
+/// unsent (a measurement aid: `RUST_LOG=clinicmeet_app=debug`).
 fn remote_levels(engine: MediaEngine, taps: Taps, stop: Arc<AtomicBool>) {
+    let mut tick = 0u64;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
+        tick += 1;
+        if tick.is_multiple_of(50) && tracing::enabled!(tracing::Level::DEBUG) {
+            for st in engine.stats().iter().filter(|s| s.kind != TrackKind::Audio) {
+                tracing::debug!(participant = %st.participant_id, kind = ?st.kind, fps = st.fps, decoded = st.frames_decoded, "video track");
+            }
+            for (id, st) in taps.slots.stats() {
+                tracing::debug!(tile = %id, produced = st.produced, sent = st.delivered, replaced = st.replaced, "frames to the page");
+            }
+        }
         for (id, level) in engine.audio_levels() {
             let level = (f64::from(level) * 100.0).round() / 100.0;
             (taps.sink)(json!({"type": "audio_level", "participant_id": id.to_string(), "level": level}));
@@ -231,26 +245,45 @@ fn remote_levels(engine: MediaEngine, taps: Taps, stop: Arc<AtomicBool>) {
     }
 }
 
-/// Remote pictures → newest per participant → scaled → [`FrameSlots`].
+/// The frame id of `participant`'s screen share (`screen:<participant id>`).
+pub fn screen_frame_id(participant: &str) -> String {
+    format!("screen:{participant}")
+}
+
+/// Remote pictures → newest per tile → scaled → [`FrameSlots`]. Cameras are
+/// framed under the participant id with `video` events, screen shares under
+/// [`screen_frame_id`] with `screen` events (both say when frames start and stop).
 fn video_pump(rx: std::sync::mpsc::Receiver<RemoteVideoFrame>, taps: Taps, stop: Arc<AtomicBool>) {
-    let mut seen: HashMap<String, Instant> = HashMap::new();
+    // Frame id → (participant id, is a screen share, last frame seen).
+    let mut seen: HashMap<String, (String, bool, Instant)> = HashMap::new();
     let mut newest: HashMap<String, RemoteVideoFrame> = HashMap::new();
+    let announce = |participant: &str, screen: bool, available: bool| {
+        let kind = if screen { "screen" } else { "video" };
+        (taps.sink)(json!({"type": kind, "participant_id": participant, "available": available}));
+    };
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(Duration::from_millis(250)) {
             Ok(f) => {
                 newest.clear();
-                // Latest frame wins: take everything queued, keep the newest of each.
+                // Latest frame wins: take everything queued, keep the newest of each tile.
                 for f in std::iter::once(f).chain(rx.try_iter()) {
-                    if f.kind == TrackKind::Video {
-                        newest.insert(f.participant_id.to_string(), f);
-                    }
+                    let id = match f.kind {
+                        TrackKind::Video => f.participant_id.to_string(),
+                        TrackKind::Screen => screen_frame_id(&f.participant_id.to_string()),
+                        TrackKind::Audio => continue,
+                    };
+                    newest.insert(id, f);
                 }
                 for (id, f) in newest.drain() {
-                    if let Some(m) = frames::encode_scaled(&id, &f.frame, taps.slots.target(&id)) {
+                    if let Some(m) =
+                        taps.slots.target(&id).and_then(|bx| frames::encode_scaled(&id, &f.frame, bx))
+                    {
                         taps.slots.put(&id, m);
                     }
-                    if seen.insert(id.clone(), Instant::now()).is_none() {
-                        (taps.sink)(json!({"type": "video", "participant_id": id, "available": true}));
+                    let screen = f.kind == TrackKind::Screen;
+                    let participant = f.participant_id.to_string();
+                    if seen.insert(id, (participant.clone(), screen, Instant::now())).is_none() {
+                        announce(&participant, screen, true);
                     }
                 }
             }
@@ -258,11 +291,12 @@ fn video_pump(rx: std::sync::mpsc::Receiver<RemoteVideoFrame>, taps: Taps, stop:
             Err(RecvTimeoutError::Disconnected) => break,
         }
         let gone: Vec<String> =
-            seen.iter().filter(|(_, t)| t.elapsed() > VIDEO_GONE_AFTER).map(|(id, _)| id.clone()).collect();
+            seen.iter().filter(|(_, s)| s.2.elapsed() > VIDEO_GONE_AFTER).map(|(id, _)| id.clone()).collect();
         for id in gone {
-            seen.remove(&id);
-            taps.slots.forget(&id);
-            (taps.sink)(json!({"type": "video", "participant_id": id, "available": false}));
+            if let Some((participant, screen, _)) = seen.remove(&id) {
+                taps.slots.forget(&id);
+                announce(&participant, screen, false);
+            }
         }
     }
 }
@@ -371,14 +405,14 @@ mod tests {
         };
         let p = Preview::start(&choice, &taps);
         std::thread::sleep(Duration::from_millis(700));
-        let batch = taps.slots.take_batch();
+        let frame = taps.slots.take_one().expect("a fresh local frame");
         p.stop();
-        assert_eq!(u16::from_le_bytes([batch[4], batch[5]]), 1, "one fresh local frame");
         // 640x360 scaled into 160x160: 160x90.
         assert_eq!(
-            (u16::from_le_bytes([batch[14], batch[15]]), u16::from_le_bytes([batch[16], batch[17]])),
+            (u16::from_le_bytes([frame[4], frame[5]]), u16::from_le_bytes([frame[6], frame[7]])),
             (160, 90)
         );
+        assert_eq!(&frame[9..14], b"local");
         assert!(taps.slots.stats()[LOCAL].produced >= 10);
         let ev = lock(&events).clone();
         assert!(ev.iter().any(|e| e["type"] == "video" && e["available"] == true));

@@ -19,7 +19,9 @@ export interface TileProps {
   speaking?: boolean;
   connected?: boolean;
   self?: boolean;
-  variant?: "grid" | "main" | "pip" | "preview";
+  /** A screen share: no media badges, the picture is shown whole (letterboxed). */
+  screen?: boolean;
+  variant?: "grid" | "main" | "pip" | "preview" | "strip" | "screen";
   label?: string;
 }
 
@@ -38,21 +40,39 @@ export function VideoTile(props: TileProps): JSX.Element {
   const streams = app.engine.videoStream !== undefined;
   const [box, setBox] = createSignal<HTMLElement>();
 
-  // Tell the engine the tile's size in device pixels: video is scaled to it before it gets here.
+  // Tell the engine the tile's size in device pixels: video is scaled to it before it
+  // gets here. A tile scrolled out of view (e.g. in the camera strip) reports 0×0:
+  // none of its frames are scaled or sent until it shows again.
   createEffect(() => {
     const el = box();
     const id = props.frameId;
     const engine = app.engine;
     if (!el || !engine.setVideoSize || typeof ResizeObserver === "undefined") return;
+    let visible = true;
     const report = (): void => {
       const r = el.getBoundingClientRect();
       const dpr = window.devicePixelRatio || 1;
-      if (r.width > 0 && r.height > 0) engine.setVideoSize?.(id, r.width * dpr, r.height * dpr);
+      if (!visible) engine.setVideoSize?.(id, 0, 0);
+      else if (r.width > 0 && r.height > 0) engine.setVideoSize?.(id, r.width * dpr, r.height * dpr);
     };
     const ro = new ResizeObserver(report);
     ro.observe(el);
+    let io: IntersectionObserver | undefined;
+    if (typeof IntersectionObserver !== "undefined") {
+      io = new IntersectionObserver((entries) => {
+        const e = entries[entries.length - 1];
+        if (e && e.isIntersecting !== visible) {
+          visible = e.isIntersecting;
+          report();
+        }
+      });
+      io.observe(el);
+    }
     report();
-    onCleanup(() => ro.disconnect());
+    onCleanup(() => {
+      ro.disconnect();
+      io?.disconnect();
+    });
   });
 
   // Memos: participant updates (levels, names) must not restart the renderer.
@@ -76,11 +96,17 @@ export function VideoTile(props: TileProps): JSX.Element {
     const renderer: FrameRenderer | null = createRenderer(c, app.rendererPreference);
     c.dataset.renderer = renderer?.kind ?? "none";
     let drawn = 0;
+    let drawMs = 0;
     const off = app.frames.register(id, (f) => {
       try {
+        const t0 = performance.now();
         renderer?.draw(f);
+        drawMs += performance.now() - t0;
         drawn += 1;
+        // Read by the end-to-end tests and measurements.
         c.dataset.framesDrawn = String(drawn);
+        c.dataset.drawMs = drawMs.toFixed(1);
+        c.dataset.framesReceived = String(app.frames.stats.get(id)?.received ?? 0);
       } catch {
         // A malformed frame is skipped; the next one may be fine.
       }
@@ -117,13 +143,13 @@ export function VideoTile(props: TileProps): JSX.Element {
         <div class="tile-overlay">Reconnecting…</div>
       </Show>
       <figcaption class="tile-caption">
-        <Show when={!props.audio}>
+        <Show when={!props.audio && !props.screen}>
           <span class="badge badge-muted" title="Microphone off">
             <Icon name="micOff" size={16} />
             <span class="sr-only">Microphone off</span>
           </span>
         </Show>
-        <Show when={!props.video}>
+        <Show when={!props.video && !props.screen}>
           <span class="badge badge-muted" title="Camera off">
             <Icon name="cameraOff" size={16} />
             <span class="sr-only">Camera off</span>

@@ -145,6 +145,11 @@ export interface VideoFrame {
   data: Uint8Array;
 }
 
+/** The frame id of a participant's screen share. */
+export function screenFrameId(participantId: ParticipantId): string {
+  return `screen:${participantId}`;
+}
+
 /** Participant id used for this device's own camera (preview and picture-in-picture). */
 export const LOCAL_PARTICIPANT = "local" as const;
 
@@ -187,6 +192,9 @@ export type EngineEvent =
   | { type: "typing"; participant_id: ParticipantId; typing: boolean }
   /** Frames started or stopped arriving for a participant (or `local`). */
   | { type: "video"; participant_id: ParticipantId; available: boolean }
+  /** Frames of a remote participant's screen share started or stopped arriving
+   * (drawn from frames with the id `screen:<participant id>`, see `screenFrameId`). */
+  | { type: "screen"; participant_id: ParticipantId; available: boolean }
   /** Audio level 0..1 for a participant (or `local`), a few times per second. */
   | { type: "audio_level"; participant_id: ParticipantId; level: number }
   /** Media could not be set up (e.g. the browser lacks H.264); the meeting goes on without it. */

@@ -1,9 +1,10 @@
 // The desktop app's engine: every call is a Tauri command into the Rust shell
 // (`src-tauri/src/commands.rs`, which wraps `shared/client`); events arrive on
-// one ordered `Channel` as `EngineEvent` JSON. Frames come by long poll: one
-// `next_frames` call in flight returns a raw binary batch of the newest frame of
-// each participant (scaled to its tile in Rust), so a busy page skips frames
-// instead of queueing them (`src-tauri/src/frames.rs`).
+// one ordered `Channel` as `EngineEvent` JSON. Frames come over a loopback
+// WebSocket the shell serves (`src-tauri/src/frame_socket.rs`; URL with a per-run
+// token from the `frame_socket` command): one binary message per frame, scaled to
+// its tile in Rust, sent only against credit this page grants (a small window,
+// then one per frame taken), so a busy page skips frames instead of queueing them.
 
 import { Channel, invoke, isTauri } from "@tauri-apps/api/core";
 import {
@@ -75,33 +76,16 @@ export function decodeFrame(buf: ArrayBuffer): VideoFrame | null {
   return { participantId, width, height, data: new Uint8Array(buf, 9 + idLen, planes) };
 }
 
-const BATCH_MAGIC = 0x31424d43; // "CMB1" little endian
-
-/** Splits one `next_frames` batch into frame messages; stops at the first malformed entry. */
-export function decodeBatch(buf: ArrayBuffer): VideoFrame[] {
-  if (buf.byteLength < 6) return [];
-  const view = new DataView(buf);
-  if (view.getUint32(0, true) !== BATCH_MAGIC) return [];
-  const count = view.getUint16(4, true);
-  const out: VideoFrame[] = [];
-  let at = 6;
-  for (let i = 0; i < count && at + 4 <= buf.byteLength; i++) {
-    const len = view.getUint32(at, true);
-    at += 4;
-    if (at + len > buf.byteLength) break;
-    const f = decodeFrame(buf.slice(at, at + len));
-    if (f) out.push(f);
-    at += len;
-  }
-  return out;
-}
+/** Frames the page lets the shell have in flight on the frame socket. */
+export const FRAME_WINDOW = 8;
 
 export class TauriEngine implements Engine {
   private listeners = new Set<EngineListener>();
   private frameListeners = new Set<FrameListener>();
   private inviteListeners = new Set<(invite: InviteEvent) => void>();
   private subscribed: Promise<void>;
-  private polling = false;
+  private socket: WebSocket | null = null;
+  private reconnect: ReturnType<typeof setTimeout> | null = null;
 
   constructor() {
     const events = new Channel<EngineEvent | InviteEvent>((e) => {
@@ -111,27 +95,48 @@ export class TauriEngine implements Engine {
     this.subscribed = invoke("subscribe", { channel: events }).then(() => undefined);
   }
 
-  /** One frame poll in flight for as long as anyone listens. */
-  private async pollFrames(): Promise<void> {
-    if (this.polling) return;
-    this.polling = true;
-    await this.subscribed.catch(() => undefined);
-    while (this.frameListeners.size > 0) {
-      try {
-        const buf = await invoke<ArrayBuffer>("next_frames");
-        if (buf instanceof ArrayBuffer) {
-          for (const f of decodeBatch(buf)) for (const l of this.frameListeners) l(f);
-        }
-      } catch {
-        await new Promise((r) => setTimeout(r, 500));
-      }
+  /** One frame socket open for as long as anyone listens; reopened if it drops. */
+  private async openFrames(): Promise<void> {
+    if (this.socket || this.reconnect || this.frameListeners.size === 0) return;
+    let url: string;
+    try {
+      await this.subscribed;
+      url = await invoke<string>("frame_socket");
+    } catch {
+      this.retryFrames();
+      return;
     }
-    this.polling = false;
+    if (this.socket || this.frameListeners.size === 0) return;
+    const ws = new WebSocket(url);
+    ws.binaryType = "arraybuffer";
+    this.socket = ws;
+    ws.onopen = () => ws.send(String(FRAME_WINDOW));
+    ws.onmessage = (ev: MessageEvent<unknown>) => {
+      if (ev.data instanceof ArrayBuffer) {
+        const f = decodeFrame(ev.data);
+        if (f) for (const l of this.frameListeners) l(f);
+      }
+      ws.send("1");
+    };
+    ws.onclose = () => {
+      if (this.socket === ws) this.socket = null;
+      this.retryFrames();
+    };
+  }
+
+  private retryFrames(): void {
+    if (this.reconnect || this.frameListeners.size === 0) return;
+    this.reconnect = setTimeout(() => {
+      this.reconnect = null;
+      void this.openFrames();
+    }, 500);
   }
 
   setVideoSize(participantId: string, width: number, height: number): void {
-    const w = Math.max(16, Math.min(3840, Math.round(width)));
-    const h = Math.max(16, Math.min(2160, Math.round(height)));
+    // 0×0: the tile is out of view (no frames for it); otherwise 16..4K.
+    const hidden = width <= 0 || height <= 0;
+    const w = hidden ? 0 : Math.max(16, Math.min(3840, Math.round(width)));
+    const h = hidden ? 0 : Math.max(16, Math.min(2160, Math.round(height)));
     invoke("set_video_size", { participant: participantId, width: w, height: h }).catch(() => undefined);
   }
 
@@ -282,7 +287,10 @@ export class TauriEngine implements Engine {
   }
   subscribeFrames(listener: FrameListener): Unsubscribe {
     this.frameListeners.add(listener);
-    void this.pollFrames();
-    return () => this.frameListeners.delete(listener);
+    void this.openFrames();
+    return () => {
+      this.frameListeners.delete(listener);
+      if (this.frameListeners.size === 0) this.socket?.close();
+    };
   }
 }

@@ -5,7 +5,7 @@
 
 import { createMemo, createSignal, For, Match, onCleanup, onMount, Show, Switch, type JSX } from "solid-js";
 import { useApp } from "../appContext";
-import { LOCAL_PARTICIPANT } from "../engine/engine";
+import { LOCAL_PARTICIPANT, screenFrameId } from "../engine/engine";
 import type { MeetingSession } from "../state/session";
 import { formatElapsed } from "../state/timer";
 import { ChatPanel } from "../components/ChatPanel";
@@ -40,7 +40,7 @@ function Quality(props: { session: MeetingSession }): JSX.Element {
 }
 
 /** One tile, looked up by id so state updates flow in without recreating the canvas. */
-function Tile(props: { session: MeetingSession; id: string; speaker: string | null; variant: "grid" | "main" | "pip" }): JSX.Element {
+function Tile(props: { session: MeetingSession; id: string; speaker: string | null; variant: "grid" | "main" | "pip" | "strip" }): JSX.Element {
   const ps = props.session.participants;
   const p = useSelect(ps, () => ps.get(props.id));
   return (
@@ -51,12 +51,34 @@ function Tile(props: { session: MeetingSession; id: string; speaker: string | nu
           name={q().display_name}
           verified={q().verified_staff}
           audio={q().media.audio}
-          video={q().media.video || q().media.screen}
+          video={q().media.video}
           videoAvailable={q().videoAvailable}
           speaking={props.speaker === q().id}
           connected={q().connected}
           self={q().self}
           variant={props.variant}
+        />
+      )}
+    </Show>
+  );
+}
+
+/** A remote participant's screen share, large on the stage. */
+function ScreenTile(props: { session: MeetingSession; id: string }): JSX.Element {
+  const ps = props.session.participants;
+  const p = useSelect(ps, () => ps.get(props.id));
+  return (
+    <Show when={p()}>
+      {(q) => (
+        <VideoTile
+          frameId={screenFrameId(q().id)}
+          name={`${q().display_name} is sharing their screen`}
+          label={`Screen shared by ${q().display_name}`}
+          audio
+          video
+          videoAvailable
+          screen
+          variant="screen"
         />
       )}
     </Show>
@@ -90,9 +112,23 @@ function Stage(props: { session: MeetingSession }): JSX.Element {
     return ps.activeSpeaker(now());
   };
   const cols = () => Math.ceil(Math.sqrt(Math.max(1, ids().length)));
+  const sharer = createMemo(() => {
+    v();
+    return ps.sharer()?.id ?? null;
+  });
   return (
     <section class="stage" aria-label="Video">
       <Switch>
+        <Match when={sharer()}>
+          {(id) => (
+            <div class="stage-share">
+              <ScreenTile session={s} id={id()} />
+              <div class="stage-strip" aria-label="Cameras">
+                <For each={ids()}>{(p) => <Tile session={s} id={p} speaker={speaker()} variant="strip" />}</For>
+              </div>
+            </div>
+          )}
+        </Match>
         <Match when={remoteIds().length === 0}>
           <div class="stage-alone">
             <Show when={selfId()}>{(me) => <Tile session={s} id={me()} speaker={speaker()} variant="main" />}</Show>

@@ -92,6 +92,22 @@ describe("participant state", () => {
     expect(s.get("b")?.videoAvailable).toBe(false);
   });
 
+  it("a remote screen share takes the stage while shared and its frames arrive", () => {
+    const s = new ParticipantsState();
+    s.load(joinState());
+    expect(s.sharer()).toBeNull();
+    s.apply({ type: "media_changed", participant_id: "b", media: { audio: true, video: true, screen: true } }, 0);
+    expect(s.sharer()).toBeNull();
+    s.apply({ type: "screen", participant_id: "b", available: true }, 0);
+    expect(s.sharer()?.id).toBe("b");
+    expect(s.get("b")?.videoAvailable).toBe(false);
+    // Stopping the share (media state) removes it at once, before its frames time out.
+    s.apply({ type: "media_changed", participant_id: "b", media: { audio: true, video: true, screen: false } }, 0);
+    expect(s.sharer()).toBeNull();
+    s.apply({ type: "screen", participant_id: "b", available: false }, 0);
+    expect(s.get("b")?.screenAvailable).toBe(false);
+  });
+
   it("local video that started during the device check shows on our own tile after joining", () => {
     const s = new ParticipantsState();
     s.apply({ type: "video", participant_id: "local", available: true }, 0);

@@ -17,6 +17,8 @@ export interface Participant extends ParticipantInfo {
   self: boolean;
   /** Frames are arriving for this participant. */
   videoAvailable: boolean;
+  /** Frames of their screen share are arriving. */
+  screenAvailable: boolean;
   /** Last audio level 0..1. */
   level: number;
 }
@@ -28,6 +30,7 @@ export class ParticipantsState extends Observable {
   private lastLoud = new Map<ParticipantId, number>();
   private speaker: ParticipantId | null = null;
   private videoIds = new Set<ParticipantId>();
+  private screenIds = new Set<ParticipantId>();
 
   /** Replaces everything with a join/admit/resume snapshot. */
   load(join: JoinState): void {
@@ -48,6 +51,7 @@ export class ParticipantsState extends Observable {
     this.speaker = null;
     this.lastLoud.clear();
     this.videoIds.clear();
+    this.screenIds.clear();
     this.changed();
   }
 
@@ -58,6 +62,7 @@ export class ParticipantsState extends Observable {
       media: { ...p.media },
       self: id === this.selfId,
       videoAvailable: this.videoIds.has(id) || (id === this.selfId && this.videoIds.has(LOCAL_PARTICIPANT)),
+      screenAvailable: this.screenIds.has(id),
       level: this.people.get(id)?.level ?? 0,
     });
   }
@@ -115,6 +120,13 @@ export class ParticipantsState extends Observable {
         });
         return true;
       }
+      case "screen":
+        if (event.available) this.screenIds.add(event.participant_id);
+        else this.screenIds.delete(event.participant_id);
+        this.patch(event.participant_id, (p) => {
+          p.screenAvailable = event.available;
+        });
+        return true;
       case "audio_level":
         this.level(this.resolve(event.participant_id), event.level, now);
         return true;
@@ -201,6 +213,12 @@ export class ParticipantsState extends Observable {
       if (a.self !== b.self) return a.self ? -1 : 1;
       return a.joined_at - b.joined_at || a.display_name.localeCompare(b.display_name);
     });
+  }
+
+  /** The participant whose screen share fills the stage: someone sharing (by their
+   * media state) whose frames arrive; the earliest to join if several share. */
+  sharer(): Participant | null {
+    return this.list().find((p) => !p.self && p.media.screen && p.screenAvailable) ?? null;
   }
 
   /** Everyone but self, by join time. */

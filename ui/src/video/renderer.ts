@@ -41,9 +41,18 @@ function compile(gl: WebGLRenderingContext, type: number, src: string): WebGLSha
   return s;
 }
 
+/** Texture sets per tile (see `WebGlRenderer.textures`). With one set every upload waited
+ * for the previous frame's (software) drawing; figures for 1, 2 and 3 in src-tauri/README.md. */
+const TEXTURE_SETS = 3;
+
 class WebGlRenderer implements FrameRenderer {
   readonly kind = "webgl" as const;
+  /** `TEXTURE_SETS` sets of Y, U, V textures used in turn: uploading into a set the
+   * last frames did not use does not wait for their drawing to finish. */
   private textures: WebGLTexture[] = [];
+  /** Size each set was allocated with: same size → update in place (texSubImage2D). */
+  private allocated = Array.from({ length: TEXTURE_SETS }, () => ({ width: 0, height: 0 }));
+  private set = 0;
   private program: WebGLProgram;
   private buffer: WebGLBuffer;
 
@@ -67,18 +76,17 @@ class WebGlRenderer implements FrameRenderer {
     gl.enableVertexAttribArray(loc);
     gl.vertexAttribPointer(loc, 2, gl.FLOAT, false, 0, 0);
     gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
-    ["u_y", "u_u", "u_v"].forEach((name, i) => {
+    ["u_y", "u_u", "u_v"].forEach((name, i) => gl.uniform1i(gl.getUniformLocation(program, name), i));
+    for (let k = 0; k < 3 * TEXTURE_SETS; k++) {
       const t = gl.createTexture();
       if (!t) throw new Error("createTexture failed");
-      gl.activeTexture(gl.TEXTURE0 + i);
       gl.bindTexture(gl.TEXTURE_2D, t);
       gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR);
       gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.LINEAR);
       gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
       gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
-      gl.uniform1i(gl.getUniformLocation(program, name), i);
       this.textures.push(t);
-    });
+    }
   }
 
   draw(frame: VideoFrame): void {
@@ -94,11 +102,16 @@ class WebGlRenderer implements FrameRenderer {
       [p.u, p.chromaWidth, p.chromaHeight],
       [p.v, p.chromaWidth, p.chromaHeight],
     ];
+    this.set = (this.set + 1) % TEXTURE_SETS;
+    const size = this.allocated[this.set] ?? { width: 0, height: 0 };
+    const realloc = size.width !== frame.width || size.height !== frame.height;
     planes.forEach(([data, w, h], i) => {
       gl.activeTexture(gl.TEXTURE0 + i);
-      gl.bindTexture(gl.TEXTURE_2D, this.textures[i] ?? null);
-      gl.texImage2D(gl.TEXTURE_2D, 0, gl.LUMINANCE, w, h, 0, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
+      gl.bindTexture(gl.TEXTURE_2D, this.textures[this.set * 3 + i] ?? null);
+      if (realloc) gl.texImage2D(gl.TEXTURE_2D, 0, gl.LUMINANCE, w, h, 0, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
+      else gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, w, h, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
     });
+    this.allocated[this.set] = { width: frame.width, height: frame.height };
     gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
   }
 
