@@ -559,6 +559,19 @@ fn desktop_app_meeting_with_cli_participant() {
         json!([]),
     );
 
+    // The app shares its own screen (the Xvfb display it runs on, captured in Rust):
+    // the CLI decodes a screen track from the host, and it stops when the host stops.
+    d.click("button.ctl[title='Share screen']", "");
+    let shared = g.expect("the app's screen share decoded by the CLI", STEP, |v| {
+        v["event"] == "stats" && v["kind"] == "screen" && v["frames_decoded"].as_u64() >= Some(3)
+    });
+    eprintln!("app screen share at the CLI: {shared}");
+    d.click("button.ctl[title='Stop sharing']", "");
+    let host_id = shared["participant_id"].clone();
+    g.expect_next("the app's screen share stopped", STEP, |v| {
+        v["event"] == "media_changed" && v["media"]["screen"] == false && v["participant_id"] == host_id
+    });
+
     // Chat both ways.
     d.click("button.ctl[title=Chat]", "");
     d.type_into("#chat-input", "Hello from the app");

@@ -95,6 +95,16 @@ pub fn camera_factory(choice: Arc<Mutex<Choice>>, taps: Taps) -> VideoSourceFact
     })
 }
 
+/// Frames per second of a shared screen: documents, results and slides, not motion.
+pub const SCREEN_FPS: u32 = 10;
+
+/// Opens the screen to share (the default screen of the display the app runs on).
+/// Fails with [`MediaError::DeviceNotFound`] where capture is unavailable (Wayland
+/// without X11, Windows and macOS for now).
+pub fn open_screen() -> MediaResult<Box<dyn VideoSource>> {
+    Ok(Box::new(clinicmeet_media::capture::screen::ScreenCapture::open(None, SCREEN_FPS)?))
+}
+
 /// The microphone factory the media engine calls on (re)publish.
 pub fn microphone_factory(choice: Arc<Mutex<Choice>>, taps: Taps) -> AudioSourceFactory {
     Arc::new(move || {
@@ -193,6 +203,7 @@ impl AppMedia {
         let config = MediaConfig {
             camera: Some(camera_factory(choice.clone(), taps.clone())),
             microphone: Some(microphone_factory(choice.clone(), taps.clone())),
+            screen: Some(Arc::new(open_screen)),
             ..MediaConfig::default()
         };
         let (engine, MediaOutputs { video, audio }) = MediaEngine::start(session, config);

@@ -444,11 +444,16 @@ impl Engine {
             }
         }
         if media.screen {
-            return Err(AppError::no_device("Screen sharing is not available in this version yet."));
+            // Open the screen once now: a clear message instead of a share that never starts.
+            media::open_screen()
+                .map_err(|e| AppError::no_device(format!("Your screen cannot be shared here: {e}")))?;
         }
         self.session().await?.update_media(media).await?;
         if let Some(live) = &self.inner.lock().await.live {
-            live.media.engine().set_local_media(media);
+            let engine = live.media.engine();
+            engine.set_local_media(media);
+            // Publishes or unpublishes the screen track (nothing when unchanged).
+            engine.set_screen(media.screen);
         }
         Ok(())
     }
