@@ -944,7 +944,9 @@ impl Room {
             if p.media != media {
                 p.media = media;
                 self.write_participant(pid, &mut out);
-                self.to_present(Some(pid), &Event::MediaChanged { participant_id: pid, media }, &mut out);
+                // To the sender too: every client's view of itself follows what the relay
+                // accepted (its own mic/camera/share buttons, and its media engine).
+                self.to_present(None, &Event::MediaChanged { participant_id: pid, media }, &mut out);
             }
         }
         Ok(Outcome { reply: (), effects: out })

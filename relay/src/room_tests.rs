@@ -550,6 +550,7 @@ fn media_rules() {
     let fx =
         room.update_media(T0, h, MediaState { audio: true, video: false, screen: false }).unwrap().effects;
     assert!(matches!(events_to(&fx, g)[..], [Event::MediaChanged { .. }]));
+    assert!(matches!(events_to(&fx, h)[..], [Event::MediaChanged { .. }]), "the sender learns it too");
     let fx = room.typing(T0, g, true).unwrap().effects;
     assert!(matches!(events_to(&fx, h)[..], [Event::Typing { typing: true, .. }]));
 }

@@ -81,7 +81,7 @@ impl Drop for Proc {
 /// Starts a private Xvfb and returns it with its display name (`:N`).
 fn start_xvfb() -> (Proc, String) {
     let mut child = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

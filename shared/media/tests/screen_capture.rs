@@ -30,12 +30,14 @@ impl Drop for Xvfb {
     }
 }
 
-/// Starts a private Xvfb. `-displayfd` lets Xvfb pick a free display number itself
+/// Starts a private Xvfb (`-noreset`: by default an X server resets when its last
+/// client disconnects, and a connection made during the reset is refused, which made
+/// "list the screens, then open one" flaky). `-displayfd` lets Xvfb pick a free display number itself
 /// (no race with other X servers started at the same time) and print it once it
 /// accepts connections.
 fn start_xvfb() -> Result<(Xvfb, String), String> {
     let mut child = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-screen", "0", "1280x720x24", "-nolisten", "tcp", "-br"])
+        .args(["-displayfd", "1", "-screen", "0", "1280x720x24", "-nolisten", "tcp", "-br", "-noreset"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
