@@ -592,6 +592,9 @@ fn desktop_app_meeting_with_cli_participant() {
     // The host removes the CLI participant from the participants panel.
     d.click("button.ctl[title=Participants]", "");
     d.click("button[aria-label='Remove Pat Guest from the meeting']", "");
+    // The CLI's tone updates its audio level five times a second; the pending
+    // confirmation must outlive those updates (its row once was rebuilt on each).
+    std::thread::sleep(Duration::from_secs(1));
     d.click("button[aria-label='Confirm: remove Pat Guest']", "");
     g.expect_event("removed", STEP);
     d.wait(

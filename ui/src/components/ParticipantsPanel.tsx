@@ -2,11 +2,10 @@
 // host actions (mute, remove, make moderator).
 
 import { createSignal, For, Show, type JSX } from "solid-js";
-import type { Participant } from "../state/participants";
 import type { MeetingSession } from "../state/session";
 import type { Role } from "../engine/types";
 import { Icon } from "./Icon";
-import { useSelect } from "./reactive";
+import { useIds, useSelect } from "./reactive";
 import { initials } from "./VideoTile";
 
 const ROLE_LABEL: Record<Role, string> = { host: "Host", moderator: "Moderator", staff: "Staff", guest: "Guest" };
@@ -53,107 +52,115 @@ export function WaitingList(props: { session: MeetingSession }): JSX.Element {
   );
 }
 
-function Row(props: { p: Participant; session: MeetingSession; canModerate: boolean; isHost: boolean }): JSX.Element {
-  const p = () => props.p;
+/** One participant's row, keyed by id: it stays while the participant's state object is
+ * replaced (audio levels do that several times a second), so a pending "Confirm remove"
+ * or a focused button survives updates. */
+function Row(props: { id: string; session: MeetingSession; canModerate: boolean; isHost: boolean }): JSX.Element {
+  const ps = props.session.participants;
+  const current = useSelect(ps, () => ps.get(props.id));
   const act = props.session.act.bind(props.session);
   // Two-step removal (no native confirm dialog: web views may block it).
   const [confirming, setConfirming] = createSignal(false);
   return (
-    <li class="person" classList={{ "person-offline": !p().connected }}>
-      <span class="avatar" aria-hidden="true">
-        {initials(p().display_name)}
-      </span>
-      <span class="person-main">
-        <span class="person-name">
-          {p().display_name}
-          {p().self ? " (you)" : ""}
-          <Show when={p().verified_staff}>
-            <span class="verified" title="Verified clinic staff">
-              <Icon name="verified" size={14} />
-              <span class="sr-only">verified staff</span>
+    <Show when={current()}>
+      {(p) => (
+        <li class="person" classList={{ "person-offline": !p().connected }}>
+          <span class="avatar" aria-hidden="true">
+            {initials(p().display_name)}
+          </span>
+          <span class="person-main">
+            <span class="person-name">
+              {p().display_name}
+              {p().self ? " (you)" : ""}
+              <Show when={p().verified_staff}>
+                <span class="verified" title="Verified clinic staff">
+                  <Icon name="verified" size={14} />
+                  <span class="sr-only">verified staff</span>
+                </span>
+              </Show>
+            </span>
+            <span class="person-role">
+              {ROLE_LABEL[p().role]}
+              {p().connected ? "" : " · reconnecting"}
+            </span>
+          </span>
+          <span class="media-icons">
+            <span title={p().media.audio ? "Microphone on" : "Microphone off"} classList={{ off: !p().media.audio }}>
+              <Icon name={p().media.audio ? "mic" : "micOff"} size={18} />
+              <span class="sr-only">{p().media.audio ? "Microphone on" : "Microphone off"}</span>
+            </span>
+            <span title={p().media.video ? "Camera on" : "Camera off"} classList={{ off: !p().media.video }}>
+              <Icon name={p().media.video ? "camera" : "cameraOff"} size={18} />
+              <span class="sr-only">{p().media.video ? "Camera on" : "Camera off"}</span>
+            </span>
+            <Show when={p().media.screen}>
+              <span title="Sharing screen">
+                <Icon name="screen" size={18} />
+                <span class="sr-only">Sharing screen</span>
+              </span>
+            </Show>
+          </span>
+          <Show when={!p().self && props.canModerate && p().role !== "host"}>
+            <span class="person-actions">
+              <Show when={p().media.audio}>
+                <button type="button" class="btn btn-small btn-secondary" onClick={() => void act((e) => e.mute(p().id))} aria-label={`Mute ${p().display_name}`}>
+                  Mute
+                </button>
+              </Show>
+              <Show when={props.isHost}>
+                <Show
+                  when={p().role === "moderator"}
+                  fallback={
+                    <button type="button" class="btn btn-small btn-secondary" onClick={() => void act((e) => e.promote(p().id))} aria-label={`Make ${p().display_name} a moderator`}>
+                      Make moderator
+                    </button>
+                  }
+                >
+                  <button type="button" class="btn btn-small btn-secondary" onClick={() => void act((e) => e.demote(p().id))} aria-label={`Remove moderator rights from ${p().display_name}`}>
+                    Remove moderator
+                  </button>
+                </Show>
+              </Show>
+              <Show
+                when={confirming()}
+                fallback={
+                  <button type="button" class="btn btn-small btn-danger-outline" onClick={() => setConfirming(true)} aria-label={`Remove ${p().display_name} from the meeting`}>
+                    Remove
+                  </button>
+                }
+              >
+                <button
+                  type="button"
+                  class="btn btn-small btn-danger"
+                  onClick={() => {
+                    setConfirming(false);
+                    void act((e) => e.remove(p().id));
+                  }}
+                  aria-label={`Confirm: remove ${p().display_name}`}
+                >
+                  Confirm remove
+                </button>
+                <button type="button" class="btn btn-small btn-ghost" onClick={() => setConfirming(false)}>
+                  Cancel
+                </button>
+              </Show>
             </span>
           </Show>
-        </span>
-        <span class="person-role">
-          {ROLE_LABEL[p().role]}
-          {p().connected ? "" : " · reconnecting"}
-        </span>
-      </span>
-      <span class="media-icons">
-        <span title={p().media.audio ? "Microphone on" : "Microphone off"} classList={{ off: !p().media.audio }}>
-          <Icon name={p().media.audio ? "mic" : "micOff"} size={18} />
-          <span class="sr-only">{p().media.audio ? "Microphone on" : "Microphone off"}</span>
-        </span>
-        <span title={p().media.video ? "Camera on" : "Camera off"} classList={{ off: !p().media.video }}>
-          <Icon name={p().media.video ? "camera" : "cameraOff"} size={18} />
-          <span class="sr-only">{p().media.video ? "Camera on" : "Camera off"}</span>
-        </span>
-        <Show when={p().media.screen}>
-          <span title="Sharing screen">
-            <Icon name="screen" size={18} />
-            <span class="sr-only">Sharing screen</span>
-          </span>
-        </Show>
-      </span>
-      <Show when={!p().self && props.canModerate && p().role !== "host"}>
-        <span class="person-actions">
-          <Show when={p().media.audio}>
-            <button type="button" class="btn btn-small btn-secondary" onClick={() => void act((e) => e.mute(p().id))} aria-label={`Mute ${p().display_name}`}>
-              Mute
-            </button>
-          </Show>
-          <Show when={props.isHost}>
-            <Show
-              when={p().role === "moderator"}
-              fallback={
-                <button type="button" class="btn btn-small btn-secondary" onClick={() => void act((e) => e.promote(p().id))} aria-label={`Make ${p().display_name} a moderator`}>
-                  Make moderator
-                </button>
-              }
-            >
-              <button type="button" class="btn btn-small btn-secondary" onClick={() => void act((e) => e.demote(p().id))} aria-label={`Remove moderator rights from ${p().display_name}`}>
-                Remove moderator
-              </button>
-            </Show>
-          </Show>
-          <Show
-            when={confirming()}
-            fallback={
-              <button type="button" class="btn btn-small btn-danger-outline" onClick={() => setConfirming(true)} aria-label={`Remove ${p().display_name} from the meeting`}>
-                Remove
-              </button>
-            }
-          >
-            <button
-              type="button"
-              class="btn btn-small btn-danger"
-              onClick={() => {
-                setConfirming(false);
-                void act((e) => e.remove(p().id));
-              }}
-              aria-label={`Confirm: remove ${p().display_name}`}
-            >
-              Confirm remove
-            </button>
-            <button type="button" class="btn btn-small btn-ghost" onClick={() => setConfirming(false)}>
-              Cancel
-            </button>
-          </Show>
-        </span>
-      </Show>
-    </li>
+        </li>
+      )}
+    </Show>
   );
 }
 
 export function ParticipantsPanel(props: { session: MeetingSession; onClose: () => void }): JSX.Element {
   const ps = props.session.participants;
-  const list = useSelect(ps, () => ps.list());
+  const ids = useIds(ps, () => ps.list().map((p) => p.id));
   const canModerate = useSelect(ps, () => ps.canModerate);
   const isHost = useSelect(ps, () => ps.isHost);
   return (
     <aside class="side-panel" aria-label="Participants">
       <header class="panel-head">
-        <h2>Participants ({list().length})</h2>
+        <h2>Participants ({ids().length})</h2>
         <button type="button" class="btn btn-ghost btn-icon" onClick={props.onClose} aria-label="Close participants" title="Close participants">
           <Icon name="close" />
         </button>
@@ -163,7 +170,7 @@ export function ParticipantsPanel(props: { session: MeetingSession; onClose: () 
           <WaitingList session={props.session} />
         </Show>
         <ul class="people" aria-label="In the meeting">
-          <For each={list()}>{(p) => <Row p={p} session={props.session} canModerate={canModerate()} isHost={isHost()} />}</For>
+          <For each={ids()}>{(id) => <Row id={id} session={props.session} canModerate={canModerate()} isHost={isHost()} />}</For>
         </ul>
       </div>
     </aside>

@@ -12,7 +12,7 @@ import { ChatPanel } from "../components/ChatPanel";
 import { CopyButton } from "../components/CopyButton";
 import { Icon } from "../components/Icon";
 import { ParticipantsPanel, WaitingList } from "../components/ParticipantsPanel";
-import { useNow, useSelect, useVersion } from "../components/reactive";
+import { sameIds, useIds, useNow, useSelect, useVersion } from "../components/reactive";
 import { VideoTile } from "../components/VideoTile";
 import { WaitingRoom } from "./WaitingRoom";
 import { ConsultationEndDialog } from "./ConsultationEnd";
@@ -85,23 +85,12 @@ function ScreenTile(props: { session: MeetingSession; id: string }): JSX.Element
   );
 }
 
-function sameIds(a: string[], b: string[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
 function Stage(props: { session: MeetingSession }): JSX.Element {
   const s = props.session;
   const ps = s.participants;
   const v = useVersion(ps);
   const now = useNow(500);
-  const ids = createMemo(
-    () => {
-      v();
-      return ps.list().map((p) => p.id);
-    },
-    [],
-    { equals: sameIds },
-  );
+  const ids = useIds(ps, () => ps.list().map((p) => p.id));
   const selfId = createMemo(() => {
     v();
     return ps.self?.id ?? null;
