@@ -139,7 +139,12 @@ async fn chat_rate_limit_says_when_to_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn figures_chat_latency_and_memory_per_participant() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = start(dir.path(), &["--chat-rate", "1000", "--chat-burst", "1000"]);
+    // 200 messages as fast as the relay answers: above the default request budget
+    // (50/s, burst 200) as well as the chat one.
+    let relay = start(
+        dir.path(),
+        &["--chat-rate", "1000", "--chat-burst", "1000", "--request-rate", "1000", "--request-burst", "1000"],
+    );
     let mut host = staff_client(&relay, "Dr Ada").await;
     let mut big = spec(MeetingKind::Video, false);
     big.settings.max_participants = 500;
@@ -165,7 +170,9 @@ async fn figures_chat_latency_and_memory_per_participant() {
             })
             .await;
         rtt.push(t.elapsed());
-        assert!(r.is_ok());
+        if let Err(e) = r {
+            panic!("message {i} refused: {e:?}");
+        }
         loop {
             match other.next().await {
                 Some(ServerMessage::Event { event: Event::Chat { .. } }) => break,
