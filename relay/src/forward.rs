@@ -212,6 +212,8 @@ impl Forwarder {
         m.nack_misses.store(c.nack_misses, Relaxed);
         m.upstream_nacks.store(c.upstream_nacks, Relaxed);
         m.dropped_thinning.store(c.dropped_thinning, Relaxed);
+        m.reports_sent.store(c.reports_sent, Relaxed);
+        m.reports_received.store(c.reports_received, Relaxed);
         if self.batch.is_empty() {
             return;
         }

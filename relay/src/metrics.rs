@@ -47,6 +47,8 @@ pub struct MediaMetrics {
     pub nack_misses: AtomicU64,
     pub upstream_nacks: AtomicU64,
     pub dropped_thinning: AtomicU64,
+    pub reports_sent: AtomicU64,
+    pub reports_received: AtomicU64,
     delay: [AtomicU64; DELAY_BUCKETS],
     delay_sum_us: AtomicU64,
 }
@@ -63,6 +65,8 @@ impl Default for MediaMetrics {
             nack_misses: AtomicU64::new(0),
             upstream_nacks: AtomicU64::new(0),
             dropped_thinning: AtomicU64::new(0),
+            reports_sent: AtomicU64::new(0),
+            reports_received: AtomicU64::new(0),
             delay: std::array::from_fn(|_| AtomicU64::new(0)),
             delay_sum_us: AtomicU64::new(0),
         }
@@ -142,7 +146,7 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let m = &self.media;
-        let rows: [(&str, &str, &str, u64); 17] = [
+        let rows: [(&str, &str, &str, u64); 19] = [
             (
                 "clinicmeet_meetings_active",
                 "gauge",
@@ -219,6 +223,18 @@ impl Metrics {
                 "counter",
                 "Video packets dropped to thin slow subscribers",
                 m.dropped_thinning.load(Relaxed),
+            ),
+            (
+                "clinicmeet_media_receiver_reports_sent_total",
+                "counter",
+                "RTCP receiver reports the relay sent to publishers",
+                m.reports_sent.load(Relaxed),
+            ),
+            (
+                "clinicmeet_media_receiver_reports_received_total",
+                "counter",
+                "RTCP receiver reports from subscribers (terminated at the relay)",
+                m.reports_received.load(Relaxed),
             ),
         ];
         let mut s = String::new();

@@ -193,6 +193,7 @@ impl Drop for Relay {
 }
 
 /// One user's headless client: its own data directory and display name.
+#[derive(Clone)]
 pub struct Client {
     pub name: String,
     pub data_dir: PathBuf,
@@ -202,6 +203,8 @@ pub struct Client {
     tmp: Arc<tempfile::TempDir>,
     /// Network namespace the client runs in, if any.
     netns: Option<String>,
+    /// Extra environment of its processes.
+    env: Vec<(String, String)>,
 }
 
 impl Client {
@@ -215,7 +218,14 @@ impl Client {
             bind: None,
             tmp: Arc::new(tmp),
             netns: None,
+            env: Vec::new(),
         }
+    }
+
+    /// Sets an environment variable for this client's processes.
+    pub fn env(mut self, key: &str, value: &str) -> Client {
+        self.env.push((key.to_string(), value.to_string()));
+        self
     }
 
     /// Makes this client connect from another loopback address (e.g. 127.0.0.2).
@@ -254,6 +264,7 @@ impl Client {
             cmd.arg("--bind").arg(ip);
         }
         cmd.env("RUST_LOG", "info");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

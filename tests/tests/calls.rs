@@ -84,6 +84,9 @@ fn three_clients_see_and_hear_each_other() {
                     assert!(fps >= 28.0, "{}: fps {fps}", s.name);
                     assert!(psnr >= 30.0, "{}: psnr {psnr}", s.name);
                     assert!(p95_med < 150.0, "{}: latency p95 {p95_med}", s.name);
+                    // One host, one clock: no offset is applied to the capture times.
+                    let offsets = nums(&steady, "clock_offset_ms");
+                    assert!(offsets.iter().all(|o| *o == 0.0), "{}: clock offsets {offsets:?}", s.name);
                     let skew = median(nums(&steady, "av_skew_ms"));
                     eprintln!("{} ← {pid}: lip sync skew median {skew:.1} ms", s.name);
                     assert!(skew.abs() <= 45.0, "{}: audio/video skew {skew} ms", s.name);
@@ -278,5 +281,45 @@ fn lip_sync_holds_with_a_slow_camera() {
     assert!(median(nums(&steady, "fps")) >= 28.0, "video kept its frame rate: {steady:?}");
     let gaps = audio.last().unwrap()["audio_gaps"].as_u64().unwrap_or(u64::MAX);
     assert_eq!(gaps, 0, "delaying the audio must not cause gaps over 100 ms");
+    doctor.leave();
+}
+
+/// Glass-to-glass latency across hosts: the doctor's media clock runs 7 s ahead
+/// (as on a machine whose clock is wrong). Its capture times, moved by the clock
+/// offset from its RTCP sender reports, still give the true latency.
+#[test]
+fn latency_across_clocks_uses_the_sender_report_offset() {
+    let clinic = Clinic::new(&[]);
+    let (_, code) = clinic.doctor.create(&[]);
+    let skewed = clinic.doctor.clone().env("CLINICMEET_CLOCK_SKEW_MS", "7000");
+    let mut doctor = skewed.join(&code, &as_refs(&publish_args("440")));
+    let doctor_id = my_id(&doctor.expect_event("joined", STEP));
+    let guest = clinic.guest("Guest");
+    let mut s = guest.join(&code, &[]);
+    s.expect_event("joined", STEP);
+    let v = wait_stats(&mut s, &doctor_id, "video", "the doctor's video at 25 fps", |v| {
+        v["fps"].as_f64().unwrap_or(0.0) >= 25.0
+    });
+    eprintln!("first steady line: {v}");
+    std::thread::sleep(Duration::from_secs(6));
+    s.drain(Duration::from_millis(200));
+    let tracks = stats_by_track(&s);
+    let video = tracks
+        .values()
+        .find(|l| l[0]["kind"] == "video" && l[0]["participant_id"] == doctor_id.as_str())
+        .expect("the doctor's camera");
+    let steady: Vec<Value> = video.iter().skip(video.len().saturating_sub(5)).cloned().collect();
+    let offsets = nums(&steady, "clock_offset_ms");
+    let p95 = nums(&steady, "latency_ms_p95");
+    eprintln!("skewed sender: clock offsets {offsets:?} ms, latency p95 {p95:?} ms");
+    assert_eq!(offsets.len(), steady.len());
+    for o in &offsets {
+        // Loopback: the estimate is off by at most about a round trip.
+        assert!((o + 7000.0).abs() <= 20.0, "clock offset {o} ms, the sender is 7000 ms ahead");
+    }
+    assert!(p95.len() >= 4, "latency measured: {steady:?}");
+    for l in &p95 {
+        assert!(*l > 0.0 && *l < 150.0, "latency p95 {l} ms");
+    }
     doctor.leave();
 }

@@ -240,7 +240,21 @@ fn lossy_jittery_links_keep_video_and_audio_flowing() {
     for (i, e) in emulators.iter().enumerate() {
         eprintln!("FIGURE link {i}: {e}");
     }
-    eprintln!("relay media counters:\n{}", relay_metrics(&net, &relay));
+    let counters = relay_metrics(&net, &relay);
+    eprintln!("relay media counters:\n{counters}");
+    // Receiver reports flow both ways: the relay reports each of the 6 published
+    // tracks once a second, and the 12 subscriptions report to it.
+    let counter = |name: &str| -> u64 {
+        counters.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0)
+    };
+    for (name, least) in [
+        ("clinicmeet_media_receiver_reports_sent_total", 60),
+        ("clinicmeet_media_receiver_reports_received_total", 120),
+    ] {
+        if counter(name) < least {
+            failures.push(format!("{name} = {} (expected at least {least})", counter(name)));
+        }
+    }
     save_logs("lossy", &relay, &sessions);
     if !failures.is_empty() {
         let log = sessions[0].log();

@@ -10,7 +10,10 @@
 //!   track's first encoding and the sequence ([`rewrite::SeqRewriter`]); they
 //!   start and switch encodings only at a keyframe's first packet.
 //! * Feedback is terminated here: NACKs are answered from the cache, PLIs
-//!   become one rate-limited PLI per track encoding to the publisher.
+//!   become one rate-limited PLI per track encoding to the publisher,
+//!   subscribers' receiver reports stop here, and the relay sends publishers its
+//!   own receiver reports of what reached it (loss and jitter of their uplink,
+//!   LSR/DLSR for their round trip), once a second per track.
 //! * Thinning follows the subscriber connection's level ([`pressure`]): 1 drops
 //!   the top temporal layer (decided per frame), 2 also moves to the lowest
 //!   encoding. Audio is never thinned.
@@ -24,7 +27,7 @@ use std::collections::HashMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use clinicmeet_media::rtp::ext::{id as ext_id, VideoLayer};
-use clinicmeet_media::rtp::rtcp::{self, Pli, RtcpPacket, SenderReport};
+use clinicmeet_media::rtp::rtcp::{self, Pli, ReceiverReporter, RtcpPacket, SenderReport};
 use clinicmeet_media::rtp::{is_rtcp, RtpView, SeqUnwrapper};
 use clinicmeet_protocol::datagram;
 use clinicmeet_protocol::{FlowId, TrackId, TrackKind};
@@ -116,6 +119,9 @@ pub struct Counters {
     /// Sequence numbers the relay NACKed to publishers (lost between them and the relay).
     pub upstream_nacks: u64,
     pub plis_sent: u64,
+    /// Receiver reports sent to publishers / received from subscribers (and kept here).
+    pub reports_sent: u64,
+    pub reports_received: u64,
     pub malformed: u64,
 }
 
@@ -206,6 +212,8 @@ struct Track {
     enabled: bool,
     encodings: Vec<Encoding>,
     subs: Vec<Subscription>,
+    /// The relay's receiver reports to the publisher.
+    reporter: ReceiverReporter,
 }
 
 impl Track {
@@ -338,9 +346,11 @@ impl Sfu {
                     })
                     .collect();
                 self.flows.insert((conn, flow), Role::Publish(track_id));
+                let rate = if kind == TrackKind::Audio { 48_000 } else { 90_000 };
+                let reporter = ReceiverReporter::new(RELAY_SSRC, rate);
                 self.tracks.insert(
                     track_id,
-                    Track { conn, flow, rtt_us: None, kind, enabled, encodings, subs: Vec::new() },
+                    Track { conn, flow, rtt_us: None, kind, enabled, encodings, subs: Vec::new(), reporter },
                 );
             }
             MediaCmd::RemoveTrack { track_id } => self.remove_track(track_id),
@@ -431,7 +441,7 @@ impl Sfu {
         };
         let rtcp = is_rtcp(packet);
         match role {
-            Role::Publish(id) if rtcp => self.publisher_rtcp(id, packet, out),
+            Role::Publish(id) if rtcp => self.publisher_rtcp(now, id, packet, out),
             Role::Publish(id) => self.publisher_rtp(now, id, data.slice(offset..), out),
             Role::Subscribe(id) if rtcp => self.subscriber_rtcp(now, id, conn, packet, out),
             Role::Subscribe(_) => self.counters.malformed += 1,
@@ -449,6 +459,7 @@ impl Sfu {
             return;
         };
         self.counters.received += 1;
+        t.reporter.on_rtp(view.ssrc, view.sequence, view.timestamp, now);
         if !t.enabled {
             self.counters.dropped_muted += 1;
             return;
@@ -558,9 +569,18 @@ impl Sfu {
     }
 
     /// Timers: repeats upstream NACKs for packets still missing (a packet given up
-    /// costs the subscribers a keyframe, so one is asked for at once) and sends PLIs
-    /// that waited for the rate limit. Call every few milliseconds.
+    /// costs the subscribers a keyframe, so one is asked for at once), sends PLIs
+    /// that waited for the rate limit and the receiver reports that are due. Call
+    /// every few milliseconds.
     pub fn tick(&mut self, now: u64, out: &mut Vec<Transmit>) {
+        for t in self.tracks.values_mut() {
+            if let Some(rr) = t.reporter.poll(now) {
+                self.counters.reports_sent += 1;
+                let data =
+                    Self::prefixed(&mut self.arena, t.flow, &RtcpPacket::ReceiverReport(rr).to_bytes());
+                out.push(Transmit { conn: t.conn, class: Class::Audio, data, forwarded: false });
+            }
+        }
         for t in self.tracks.values_mut().filter(|t| t.kind != TrackKind::Audio) {
             let retry = t
                 .rtt_us
@@ -680,9 +700,10 @@ impl Sfu {
         arena.split().freeze()
     }
 
-    /// Sender reports go on to subscriptions receiving that encoding, SSRC rewritten.
-    fn publisher_rtcp(&mut self, id: TrackId, packet: &[u8], out: &mut Vec<Transmit>) {
-        let Some(t) = self.tracks.get(&id) else { return };
+    /// Sender reports go on to subscriptions receiving that encoding, SSRC rewritten
+    /// (and feed the relay's own receiver reports).
+    fn publisher_rtcp(&mut self, now: u64, id: TrackId, packet: &[u8], out: &mut Vec<Transmit>) {
+        let Some(t) = self.tracks.get_mut(&id) else { return };
         let Ok(packets) = rtcp::parse_compound(packet) else {
             self.counters.malformed += 1;
             return;
@@ -690,6 +711,7 @@ impl Sfu {
         for p in packets {
             let RtcpPacket::SenderReport(sr) = p else { continue };
             let Some(enc) = t.encoding_of(sr.ssrc) else { continue };
+            t.reporter.on_sender_report(&sr, now);
             let rewritten =
                 RtcpPacket::SenderReport(SenderReport { ssrc: t.out_ssrc(), reports: Vec::new(), ..sr })
                     .to_bytes();
@@ -745,6 +767,13 @@ impl Sfu {
                     tracing::debug!(conn, "pli from subscriber");
                     let enc = if s.rw.is_started() { s.rw.encoding() } else { t.target(s) };
                     Self::keyframe(&mut self.counters, &mut self.arena, t, enc, now, out);
+                }
+                RtcpPacket::ReceiverReport(rr) => {
+                    // Terminated: the publisher hears the relay's reports, not each subscriber's.
+                    self.counters.reports_received += 1;
+                    if let Some(worst) = rr.reports.iter().map(|b| b.fraction_lost).max().filter(|f| *f > 0) {
+                        tracing::debug!(conn, fraction_lost = worst, "subscriber reports loss");
+                    }
                 }
                 _ => {}
             }

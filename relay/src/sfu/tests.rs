@@ -404,3 +404,66 @@ fn a_nacks_copy_buys_a_second_retransmission_only_on_an_uncongested_connection()
     sfu.datagram(200_000, SUB, nack, &mut out);
     assert_eq!(rtp_to(&out, SUB, SUB_FLOW).len(), 2, "a later retry is answered");
 }
+
+/// Receiver reports the relay sent to the publisher.
+fn reports_to_publisher(out: &[Transmit]) -> Vec<rtcp::ReceiverReport> {
+    out.iter()
+        .filter(|t| t.conn == PUB)
+        .filter_map(|t| datagram::decode(&t.data).map(|(_, p)| p.to_vec()))
+        .flat_map(|p| rtcp::parse_compound(&p).unwrap_or_default())
+        .filter_map(|p| match p {
+            RtcpPacket::ReceiverReport(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_relay_reports_uplink_loss_to_the_publisher_and_keeps_subscriber_reports() {
+    let (mut sfu, _, _) = video_setup(vec![(1000, 1)]);
+    let mut out = Vec::new();
+    let sr = RtcpPacket::SenderReport(rtcp::sender_report(1000, 1_763_900_000_000_000, 0, 0, 0));
+    sfu.datagram(0, PUB, Bytes::from(datagram::encode(PUB_FLOW, &sr.to_bytes())), &mut out);
+    // 100 packets from the publisher, every tenth lost on the way (not recovered).
+    for seq in 0..100u16 {
+        if seq % 10 != 5 {
+            sfu.datagram(
+                u64::from(seq) * 1_000,
+                PUB,
+                rtp(1000, seq, layer(seq == 0, seq == 0, 0, 0, 1)),
+                &mut out,
+            );
+        }
+    }
+    out.clear();
+    sfu.tick(150_000, &mut out);
+    let rr = reports_to_publisher(&out);
+    assert_eq!(rr.len(), 1, "one report per track");
+    assert_eq!(rr[0].ssrc, RELAY_SSRC);
+    let b = &rr[0].reports[0];
+    assert_eq!((b.ssrc, b.cumulative_lost), (1000, 10));
+    assert!((24..=27).contains(&b.fraction_lost), "fraction lost {}", b.fraction_lost);
+    assert_eq!(b.last_sr, rtcp::ntp_mid32(ntp_of(&sr)), "LSR echoes the publisher's sender report");
+    assert_eq!(b.delay_since_last_sr, (150_000u64 * 65_536 / 1_000_000) as u32);
+    out.clear();
+    sfu.tick(600_000, &mut out);
+    assert!(reports_to_publisher(&out).is_empty(), "once a second");
+
+    // A subscriber's report stops at the relay.
+    let sub_rr = RtcpPacket::ReceiverReport(rtcp::ReceiverReport {
+        ssrc: 9,
+        reports: vec![rtcp::ReportBlock { ssrc: 1000, fraction_lost: 40, ..Default::default() }],
+    });
+    out.clear();
+    sfu.datagram(700_000, SUB, Bytes::from(datagram::encode(SUB_FLOW, &sub_rr.to_bytes())), &mut out);
+    assert!(out.is_empty(), "not forwarded: {out:?}");
+    assert_eq!(sfu.counters().reports_received, 1);
+    assert_eq!(sfu.counters().reports_sent, 1);
+}
+
+fn ntp_of(p: &RtcpPacket) -> u64 {
+    match p {
+        RtcpPacket::SenderReport(sr) => sr.ntp_time,
+        _ => 0,
+    }
+}

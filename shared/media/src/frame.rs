@@ -18,7 +18,7 @@ pub struct VideoFrame {
     pub y_stride: usize,
     /// Stride of both chroma planes.
     pub uv_stride: usize,
-    /// Capture time in microseconds since the Unix epoch.
+    /// Capture time on the media clock ([`crate::clock::now_us`], µs).
     pub capture_us: u64,
     /// Frame counter of the source (0, 1, 2, ...).
     pub frame_no: u64,
@@ -197,7 +197,7 @@ pub fn chroma_size(width: u32, height: u32) -> (usize, usize) {
 pub struct AudioFrame {
     /// Exactly [`AUDIO_FRAME_SAMPLES`] (960) samples.
     pub samples: Vec<f32>,
-    /// Capture time of the first sample, microseconds since the Unix epoch.
+    /// Capture time of the first sample on the media clock ([`crate::clock::now_us`], µs).
     pub capture_us: u64,
 }
 

@@ -5,12 +5,14 @@
 //! * [`capture`]: the source/sink traits, device enumeration types and synthetic
 //!   sources (test pattern camera with embedded frame number and capture time,
 //!   tone / speech-like microphone).
+//! * [`clock`]: the media clock, monotonic and Unix-aligned at process start.
 //! * [`error`]: the crate's one error type, [`MediaError`].
 //!
 //! Everything that handles packets or timing is sans-IO: plain structs fed
 //! with input and an explicit `now`, so tests run on a virtual clock.
 
 pub mod capture;
+pub mod clock;
 pub mod codec;
 pub mod convert;
 pub mod error;
@@ -34,11 +36,3 @@ pub const AUDIO_FRAME_MS: u32 = 20;
 pub const AUDIO_FRAME_SAMPLES: usize = 960;
 /// RTP clock rate of video (RFC 6184).
 pub const VIDEO_CLOCK_RATE: u32 = 90_000;
-
-/// Wall-clock time in microseconds since the Unix epoch (0 if the clock is before 1970).
-pub fn unix_time_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}

@@ -156,7 +156,7 @@ impl VideoSender {
 pub struct DecodedVideo {
     pub frame: VideoFrame,
     pub rtp_timestamp: u32,
-    /// Sender's capture time from the RTP extension (Unix µs).
+    /// Capture time from the RTP extension, on the sender's media clock (µs).
     pub capture_us: Option<u64>,
     /// An IDR picture (decoding restarted here).
     pub keyframe: bool,
@@ -296,13 +296,17 @@ impl AudioSender {
         Ok(bytes)
     }
 
-    /// A sender report tying the last frame's RTP timestamp to its capture time
-    /// (the receiver's lip sync maps audio onto the sender clock with it).
-    pub fn sender_report(&self) -> crate::rtp::rtcp::SenderReport {
+    /// A sender report for `now_us` (when it is sent, RFC 3550 §6.4.1): the RTP
+    /// timestamp is the last frame's, advanced by the time since its capture. The
+    /// receiver's lip sync maps audio onto the sender clock with it, and its
+    /// clock-offset estimate reads the send time.
+    pub fn sender_report(&self, now_us: u64) -> crate::rtp::rtcp::SenderReport {
+        let since = now_us.saturating_sub(self.last_capture_us);
+        let ticks = (since * u64::from(crate::AUDIO_SAMPLE_RATE) / 1_000_000) as u32;
         crate::rtp::rtcp::sender_report(
             self.rtp.ssrc,
-            self.last_capture_us,
-            self.rtp.last_timestamp(),
+            now_us,
+            self.rtp.last_timestamp().wrapping_add(ticks),
             self.packets,
             self.octets,
         )

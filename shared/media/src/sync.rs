@@ -12,7 +12,12 @@
 //! decoding), the audio is delayed instead, in small steps so the listener
 //! hears no gap.
 //!
+//! [`ClockOffset`] estimates how far the sender's clock is from ours, from the
+//! same reports, for glass-to-glass latency across hosts.
+//!
 //! Sans-IO: every call takes the local time in µs.
+
+use std::collections::VecDeque;
 
 /// Maps one stream's RTP timestamps onto its sender's wall clock (µs) from the
 /// latest sender report.
@@ -135,6 +140,64 @@ impl LipSync {
     }
 }
 
+/// Sender reports kept for the offset estimate.
+const OFFSET_WINDOW_US: u64 = 30_000_000;
+/// Measurement slack beyond the round trip (scheduling, the relay's forwarding).
+const OFFSET_MARGIN_US: i64 = 2_000;
+
+/// How far a sender's clock is from the local one (local minus sender, µs),
+/// from its RTCP sender reports.
+///
+/// A report stamped `s` on the sender's clock arrives at local time
+/// `a = s + offset + delay`, with `delay >= 0`. The smallest `a - s` of the last
+/// 30 s is `offset` plus the quickest delay; that delay (publisher → relay →
+/// here) is taken as one local round trip to the relay (two hops of about half a
+/// round trip each). Within that uncertainty the clocks are taken to agree and
+/// the offset is 0: on one host the capture times are then used as they are
+/// (exact), and across hosts only an offset beyond what the path explains is
+/// corrected, to within about half a round trip.
+#[derive(Debug, Clone, Default)]
+pub struct ClockOffset {
+    /// (arrival, arrival minus sender time) of recent reports.
+    reports: VecDeque<(u64, i64)>,
+    rtt_us: u64,
+    offset_us: i64,
+}
+
+impl ClockOffset {
+    /// A sender report stamped `sender_us` arrived at local time `arrival_us`.
+    pub fn on_sender_report(&mut self, sender_us: u64, arrival_us: u64) {
+        while self.reports.front().is_some_and(|(t, _)| arrival_us.saturating_sub(*t) > OFFSET_WINDOW_US) {
+            self.reports.pop_front();
+        }
+        self.reports.push_back((arrival_us, arrival_us as i64 - sender_us as i64));
+        self.update();
+    }
+
+    /// The local round trip to the relay.
+    pub fn set_rtt(&mut self, rtt_us: u64) {
+        self.rtt_us = rtt_us;
+        self.update();
+    }
+
+    fn update(&mut self) {
+        let Some(quickest) = self.reports.iter().map(|(_, d)| *d).min() else { return };
+        let path = self.rtt_us.min(i64::MAX as u64) as i64;
+        let estimate = quickest - path;
+        self.offset_us = if estimate.abs() <= path + OFFSET_MARGIN_US { 0 } else { estimate };
+    }
+
+    /// Local minus sender clock, µs (0 while the clocks agree or nothing is known).
+    pub fn offset_us(&self) -> i64 {
+        self.offset_us
+    }
+
+    /// A sender-clock time on the local clock.
+    pub fn to_local_us(&self, sender_us: u64) -> u64 {
+        (sender_us as i64).saturating_add(self.offset_us).max(0) as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +268,57 @@ mod tests {
         s.on_audio_played(1000, 50_000);
         assert_eq!(s.video_due_us(90_000, 60_000), 60_000);
         assert_eq!(s.audio_delay_us(60_000), 0);
+    }
+
+    #[test]
+    fn clocks_of_one_host_are_left_alone() {
+        let mut c = ClockOffset::default();
+        c.set_rtt(400);
+        // Same clock, 0.3-3 ms from sender to here.
+        for (i, delay) in [3_000u64, 300, 1_200, 800].into_iter().enumerate() {
+            let sent = 10_000_000 + i as u64 * 1_000_000;
+            c.on_sender_report(sent, sent + delay);
+        }
+        assert_eq!(c.offset_us(), 0);
+        assert_eq!(c.to_local_us(12_345_678), 12_345_678);
+    }
+
+    #[test]
+    fn a_sender_clock_ten_seconds_ahead_is_corrected_to_within_half_a_round_trip() {
+        let mut c = ClockOffset::default();
+        c.set_rtt(40_000);
+        let skew: i64 = 10_000_000; // the sender's clock reads 10 s more
+                                    // True path 15-40 ms (queueing varies); the quickest is 15 ms.
+        for (i, delay) in [40_000i64, 15_000, 22_000, 31_000].into_iter().enumerate() {
+            let local = 100_000_000 + i as i64 * 1_000_000;
+            c.on_sender_report((local - delay + skew) as u64, local as u64);
+        }
+        let err = c.offset_us() + skew;
+        assert!(err.abs() <= 25_000, "offset {} (error {err} µs)", c.offset_us());
+        // A capture 10 s "in the future" on the sender's clock is about now here.
+        let local_capture = c.to_local_us(200_000_000 + skew as u64) as i64;
+        assert!((local_capture - 200_000_000).abs() <= 25_000);
+    }
+
+    #[test]
+    fn a_sender_clock_set_back_is_followed_once_older_reports_age_out() {
+        let mut c = ClockOffset::default();
+        c.set_rtt(1_000);
+        for i in 0..5u64 {
+            let local = 1_000_000 + i * 1_000_000;
+            c.on_sender_report(local - 1_000, local);
+        }
+        assert_eq!(c.offset_us(), 0);
+        // The sender's clock is set 5 s back: its reports now look 5 s slow.
+        let mut offsets = Vec::new();
+        for i in 5..45u64 {
+            let local = 1_000_000 + i * 1_000_000;
+            c.on_sender_report(local - 1_000 - 5_000_000, local);
+            offsets.push(c.offset_us());
+        }
+        // The quickest report of the window still speaks for the old clock...
+        assert_eq!(offsets[10], 0);
+        // ...until it is 30 s old.
+        assert!((offsets.last().unwrap() - 5_000_000).abs() < 2_000, "{offsets:?}");
     }
 }

@@ -45,7 +45,7 @@ pub struct AssembledFrame {
     /// NAL units without start codes.
     pub nals: Vec<Vec<u8>>,
     pub rtp_timestamp: u32,
-    /// Sender's capture time (Unix µs) from the capture time extension, if present.
+    /// Capture time from the capture time extension, on the sender's media clock (µs), if present.
     pub capture_us: Option<u64>,
     pub keyframe: bool,
     pub temporal_id: u8,

@@ -8,21 +8,34 @@
 //! sender's capture time (abs-capture-time extension), so at the moment a frame
 //! is shown its capture-to-display latency can be compared with the audio's
 //! capture-to-playout latency. Their difference is the skew reported in the
-//! stats (`av_skew_ms`), exact when sender and receiver share a clock.
+//! stats (`av_skew_ms`); the two clocks' offset cancels out of it.
+//!
+//! The same sender reports give the sender's clock offset ([`ClockOffset`]),
+//! which puts its capture times on the local clock for glass-to-glass latency.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use clinicmeet_media::pipeline::DecodedVideo;
 use clinicmeet_media::rtp::ext::unix_us_from_ntp;
-use clinicmeet_media::rtp::rtcp::{self, RtcpPacket};
+use clinicmeet_media::rtp::rtcp::SenderReport;
 use clinicmeet_media::rtp::RtpView;
-use clinicmeet_media::sync::LipSync;
+use clinicmeet_media::sync::{ClockOffset, LipSync};
 
-/// Lip-sync state of one remote participant.
+/// Which of a participant's streams an RTCP packet came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStream {
+    Audio,
+    Camera,
+    /// A screen share: not lip-synced, but its reports still tell the clock offset.
+    Screen,
+}
+
+/// Lip-sync and clock state of one remote participant.
 #[derive(Debug, Default)]
 pub struct AvSync {
     lip: LipSync,
+    clock: ClockOffset,
     /// An audio packet's (RTP timestamp, capture time in Unix µs).
     audio_anchor: Option<(u32, u64)>,
     /// Capture-to-playout time of the audio playing now (µs).
@@ -32,19 +45,27 @@ pub struct AvSync {
 pub type SharedSync = Arc<Mutex<AvSync>>;
 
 impl AvSync {
-    /// RTCP from the participant's audio (`audio`) or camera flow: sender reports.
-    pub fn on_rtcp(&mut self, audio: bool, packet: &[u8]) {
-        let Ok(packets) = rtcp::parse_compound(packet) else { return };
-        for p in packets {
-            if let RtcpPacket::SenderReport(sr) = p {
-                let at = unix_us_from_ntp(sr.ntp_time);
-                if audio {
-                    self.lip.on_audio_sender_report(at, sr.rtp_time);
-                } else {
-                    self.lip.on_video_sender_report(at, sr.rtp_time);
-                }
-            }
+    /// A sender report from one of the participant's streams, arrived at local time
+    /// `arrival_us`; `rtt_us` is the local round trip to the relay.
+    pub fn on_sender_report(&mut self, stream: SyncStream, sr: &SenderReport, arrival_us: u64, rtt_us: u64) {
+        let at = unix_us_from_ntp(sr.ntp_time);
+        self.clock.set_rtt(rtt_us);
+        self.clock.on_sender_report(at, arrival_us);
+        match stream {
+            SyncStream::Audio => self.lip.on_audio_sender_report(at, sr.rtp_time),
+            SyncStream::Camera => self.lip.on_video_sender_report(at, sr.rtp_time),
+            SyncStream::Screen => {}
         }
+    }
+
+    /// A capture time on the sender's clock, on the local clock.
+    pub fn local_capture_us(&self, sender_capture_us: u64) -> u64 {
+        self.clock.to_local_us(sender_capture_us)
+    }
+
+    /// Local minus sender clock (µs) as applied to capture times.
+    pub fn clock_offset_us(&self) -> i64 {
+        self.clock.offset_us()
     }
 
     /// A received audio RTP packet (for measuring: its capture time).

@@ -15,6 +15,7 @@
 
 pub mod av_sync;
 pub mod bwe;
+pub mod feedback;
 pub mod select;
 pub mod stats;
 
@@ -27,6 +28,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clinicmeet_media::capture::synthetic::{decode_embedded, SyntheticCamera};
 use clinicmeet_media::capture::{AudioSource, Pacing, VideoFormat, VideoSource};
+use clinicmeet_media::clock::now_us;
 use clinicmeet_media::codec::h264::H264Config;
 use clinicmeet_media::codec::opus::OpusConfig;
 use clinicmeet_media::frame::VideoFrame;
@@ -38,7 +40,7 @@ use clinicmeet_media::pipeline::{
 use clinicmeet_media::rtp::rtcp::{self, Nack, Pli, RtcpPacket};
 use clinicmeet_media::rtp::{is_rtcp, RtpView};
 use clinicmeet_media::video_receiver::{RateLimiter, VideoReceiverConfig};
-use clinicmeet_media::{unix_time_us, AUDIO_FRAME_SAMPLES};
+use clinicmeet_media::AUDIO_FRAME_SAMPLES;
 use clinicmeet_protocol::{
     datagram, Codec, EncodingSpec, MediaState, ParticipantId, TrackId, TrackInfo, TrackKind, TrackSpec,
 };
@@ -46,8 +48,9 @@ use tokio::sync::mpsc;
 
 use crate::event::ClientEvent;
 use crate::session::Session;
-use av_sync::{AvSync, HeldFrames, SharedSync};
+use av_sync::{AvSync, HeldFrames, SharedSync, SyncStream};
 use bwe::{BandwidthController, BweConfig, PathSample};
+use feedback::{opus_expected_loss_pct, ReceiverReporter, UplinkFeedback};
 use select::SpeakerTracker;
 pub use select::VideoPolicy;
 pub use stats::TrackStats;
@@ -109,7 +112,8 @@ pub struct RemoteVideoFrame {
     pub participant_id: ParticipantId,
     pub kind: TrackKind,
     pub frame: Arc<VideoFrame>,
-    /// Sender capture time (Unix µs) from the RTP extension.
+    /// Capture time from the RTP extension, on the local media clock
+    /// (`clinicmeet_media::clock`; the sender's clock offset applied).
     pub capture_us: Option<u64>,
 }
 
@@ -150,17 +154,21 @@ struct Shared {
 
 #[derive(Clone)]
 enum Route {
-    PubVideo(Arc<Mutex<VideoSender>>),
-    PubAudio,
+    PubVideo(Arc<Mutex<VideoSender>>, SharedFeedback),
+    PubAudio { ssrc: u32, feedback: SharedFeedback },
     SubVideo(smpsc::Sender<Vec<u8>>),
     SubAudio(Arc<Mutex<AudioRx>>),
 }
+
+/// The relay's reports on one published track, read by its send thread.
+type SharedFeedback = Arc<Mutex<UplinkFeedback>>;
 
 struct AudioRx {
     stream: AudioReceiveStream,
     stats: Arc<Mutex<TrackStats>>,
     started: bool,
     sync: SharedSync,
+    reports: ReceiverReporter,
     participant_id: ParticipantId,
     /// Loudest played frame since [`MediaEngine::audio_levels`] last read it (0..1).
     peak: f32,
@@ -237,7 +245,7 @@ impl MediaEngine {
 
     /// Receive statistics of every remote track.
     pub fn stats(&self) -> Vec<TrackStats> {
-        let now = unix_time_us();
+        let now = now_us();
         let map =
             self.shared.stats.lock().map(|m| m.values().cloned().collect::<Vec<_>>()).unwrap_or_default();
         map.iter().filter_map(|s| s.lock().ok().map(|mut s| s.snapshot(now))).collect()
@@ -365,7 +373,7 @@ impl Control {
             }
             ClientEvent::KeyframeRequest { track_id } => {
                 for p in self.published.iter().filter(|p| p.track_id == track_id) {
-                    if let Some(Route::PubVideo(s)) = self.route(p.flow_id) {
+                    if let Some(Route::PubVideo(s, _)) = self.route(p.flow_id) {
                         if let Ok(mut s) = s.lock() {
                             s.on_pli(None);
                         }
@@ -412,7 +420,7 @@ impl Control {
 
     /// Re-reads the speakers' audio levels and (un)subscribes cameras to follow the policy.
     async fn apply_policy(&mut self) {
-        let now = unix_time_us();
+        let now = now_us();
         let levels: Vec<(ParticipantId, clinicmeet_media::rtp::ext::AudioLevel)> = self
             .shared
             .audio_rx
@@ -548,14 +556,16 @@ impl Control {
         let mut sender = AudioSender::new(OpusConfig::default(), ssrc).map_err(anyhow_lite::err)?;
         let stop = Arc::new(AtomicBool::new(false));
         let enabled = Arc::new(AtomicBool::new(true));
+        let feedback = SharedFeedback::default();
         if let Ok(mut r) = self.shared.routes.lock() {
-            r.insert(flow_id, Route::PubAudio);
+            r.insert(flow_id, Route::PubAudio { ssrc, feedback: feedback.clone() });
         }
         let (st, en, global) = (stop.clone(), enabled.clone(), self.shared.clone());
         std::thread::Builder::new()
             .name("audio-send".into())
             .spawn(move || {
                 let mut frames = 0u64;
+                let mut expected_loss = OpusConfig::default().expected_loss_pct;
                 while !st.load(Ordering::Relaxed) && !global.stop.load(Ordering::Relaxed) {
                     let Ok(frame) = source.read_frame() else { break };
                     if !en.load(Ordering::Relaxed) {
@@ -571,8 +581,17 @@ impl Control {
                     // A sender report every second (lip sync at the receivers).
                     frames += 1;
                     if frames % 50 == 1 {
-                        let sr = RtcpPacket::SenderReport(sender.sender_report()).to_bytes();
+                        let sr = RtcpPacket::SenderReport(sender.sender_report(now_us())).to_bytes();
                         let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &sr)));
+                        // FEC sized to the loss the relay reports.
+                        let lost = feedback.lock().ok().and_then(|mut f| f.take_fraction_lost());
+                        if let Some(pct) = lost.map(opus_expected_loss_pct) {
+                            if pct != expected_loss {
+                                tracing::debug!(pct, "opus expected loss");
+                                expected_loss = pct;
+                                let _ = sender.encoder().set_expected_loss(pct);
+                            }
+                        }
                     }
                 }
             })
@@ -637,8 +656,9 @@ impl Control {
         let sender = Arc::new(Mutex::new(sender));
         let stop = Arc::new(AtomicBool::new(false));
         let enabled = Arc::new(AtomicBool::new(true));
+        let feedback = SharedFeedback::default();
         if let Ok(mut r) = self.shared.routes.lock() {
-            r.insert(flow_id, Route::PubVideo(sender.clone()));
+            r.insert(flow_id, Route::PubVideo(sender.clone(), feedback.clone()));
         }
         let (st, en, global) = (stop.clone(), enabled.clone(), self.shared.clone());
         let max_bps = self.config.video_bitrate_bps;
@@ -662,7 +682,7 @@ impl Control {
                         was_enabled = false;
                         continue;
                     }
-                    let now = unix_time_us();
+                    let now = now_us();
                     let Ok(mut s) = sender.lock() else { break };
                     if !was_enabled {
                         s.on_pli(None);
@@ -677,7 +697,7 @@ impl Control {
                             lost_packets: st.path.lost_packets,
                             sent_packets: st.path.sent_packets,
                             cwnd: st.path.cwnd,
-                            rr_fraction_lost: None,
+                            rr_fraction_lost: feedback.lock().ok().and_then(|mut f| f.take_fraction_lost()),
                         });
                         tracing::info!(
                             rtt_us = st.path.rtt.as_micros() as u64,
@@ -705,6 +725,8 @@ impl Control {
                     drop(s);
                     if now.saturating_sub(last_sr) >= 1_000_000 {
                         last_sr = now;
+                        // Stamped when sent (after this frame's encoding), RFC 3550 §6.4.1.
+                        let now = now_us();
                         let rtp_now = clinicmeet_media::rtp::h264::video_rtp_timestamp(now);
                         // One per encoding: the relay forwards each to the subscribers of it.
                         for id in 0..=main_id {
@@ -754,6 +776,7 @@ impl Control {
                     stats,
                     started: false,
                     sync,
+                    reports: ReceiverReporter::new(rand::random(), 48_000),
                     participant_id: track.participant_id,
                     peak: 0.0,
                 }));
@@ -827,11 +850,21 @@ fn video_receive_loop(
     let mut media_ssrc: Option<u32> = None;
     let mut pli_limit = RateLimiter::new(300_000);
     let mut synth: Option<clinicmeet_media::capture::synthetic::SyntheticCamera> = None;
-    // The camera is shown in step with the participant's audio; a screen share is not.
-    let sync = (track.spec.kind == TrackKind::Video).then(|| shared.sync_for(track.participant_id));
-    let on_rtcp = |pkt: &[u8]| {
-        if let Some(Ok(mut s)) = sync.as_ref().map(|s| s.lock()) {
-            s.on_rtcp(false, pkt);
+    // The camera is shown in step with the participant's audio; a screen share is
+    // not, but its sender reports still tell the participant's clock offset.
+    let camera = track.spec.kind == TrackKind::Video;
+    let av = shared.sync_for(track.participant_id);
+    let sync = camera.then(|| av.clone());
+    let stream_kind = if camera { SyncStream::Camera } else { SyncStream::Screen };
+    let mut reports = ReceiverReporter::new(my_ssrc, 90_000);
+    let on_rtcp = |pkt: &[u8], now: u64, reports: &mut ReceiverReporter| {
+        for p in rtcp::parse_compound(pkt).unwrap_or_default() {
+            if let RtcpPacket::SenderReport(sr) = p {
+                reports.on_sender_report(&sr, now);
+                if let Ok(mut s) = av.lock() {
+                    s.on_sender_report(stream_kind, &sr, now, conn.rtt().as_micros() as u64);
+                }
+            }
         }
     };
     let mut held = HeldFrames::default();
@@ -840,7 +873,7 @@ fn video_receive_loop(
         let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &pkt.to_bytes())));
     };
     while !stop.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
-        let now = unix_time_us();
+        let now = now_us();
         let next = match (stream.poll_timeout(), held.next_due_us()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -848,13 +881,14 @@ fn video_receive_loop(
         let wait = next.map_or(10_000, |t| t.saturating_sub(now).clamp(1_000, 10_000));
         match rx.recv_timeout(Duration::from_micros(wait)) {
             Ok(pkt) => {
-                let now = unix_time_us();
+                let now = now_us();
                 if is_rtcp(&pkt) {
-                    on_rtcp(&pkt);
+                    on_rtcp(&pkt, now, &mut reports);
                     continue;
                 }
                 if let Ok(v) = RtpView::parse(&pkt) {
                     media_ssrc.get_or_insert(v.ssrc);
+                    reports.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
                     if let Ok(mut s) = stats.lock() {
                         s.on_packet(pkt.len(), now);
                     }
@@ -862,8 +896,11 @@ fn video_receive_loop(
                 let _ = stream.on_packet(&pkt, now);
                 while let Ok(p) = rx.try_recv() {
                     if is_rtcp(&p) {
-                        on_rtcp(&p);
+                        on_rtcp(&p, now, &mut reports);
                     } else {
+                        if let Ok(v) = RtpView::parse(&p) {
+                            reports.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
+                        }
                         if let Ok(mut s) = stats.lock() {
                             s.on_packet(p.len(), now);
                         }
@@ -874,7 +911,7 @@ fn video_receive_loop(
             Err(smpsc::RecvTimeoutError::Timeout) => {}
             Err(smpsc::RecvTimeoutError::Disconnected) => break,
         }
-        let now = unix_time_us();
+        let now = now_us();
         let decoded = stream.poll_frames(now);
         if let Some(f) = recorder.as_mut() {
             let bytes = stream.take_recorded();
@@ -908,8 +945,13 @@ fn video_receive_loop(
             }
             let psnr = if psnr_every > 0 { synthetic_psnr(&d.frame, psnr_every, &mut synth) } else { None };
             let skew = sync.as_ref().and_then(|s| s.lock().ok()).and_then(|s| s.skew_us(d.capture_us?, now));
+            let (capture_us, offset_us) = av
+                .lock()
+                .map(|a| (d.capture_us.map(|c| a.local_capture_us(c)), a.clock_offset_us()))
+                .unwrap_or((None, 0));
             if let Ok(mut s) = stats.lock() {
-                s.on_frame(now, d.capture_us, psnr, &stream.stats());
+                s.on_frame(now, capture_us, psnr, &stream.stats());
+                s.set_clock_offset_us(offset_us);
                 if let Some(skew) = skew {
                     s.on_av_skew(now, skew);
                 }
@@ -920,10 +962,13 @@ fn video_receive_loop(
                 participant_id: track.participant_id,
                 kind: track.spec.kind,
                 frame,
-                capture_us: d.capture_us,
+                capture_us,
             });
         }
         let Some(ms) = media_ssrc else { continue };
+        if let Some(rr) = reports.poll(now) {
+            send(RtcpPacket::ReceiverReport(rr));
+        }
         let lost = stream.nack_list(now);
         if !lost.is_empty() {
             tracing::debug!(track = %track.track_id, seqs = ?lost, "nack");
@@ -1004,16 +1049,33 @@ fn on_datagram(shared: &Shared, conn: &quinn::Connection, d: &[u8]) {
             let _ = tx.send(pkt.to_vec());
         }
         Some(Route::SubAudio(rx)) => {
-            let now = unix_time_us();
+            let now = now_us();
             if let Ok(mut a) = rx.lock() {
                 if is_rtcp(pkt) {
-                    if let Ok(mut sync) = a.sync.lock() {
-                        sync.on_rtcp(true, pkt);
+                    for p in rtcp::parse_compound(pkt).unwrap_or_default() {
+                        if let RtcpPacket::SenderReport(sr) = p {
+                            a.reports.on_sender_report(&sr, now);
+                            if let Ok(mut sync) = a.sync.lock() {
+                                sync.on_sender_report(
+                                    SyncStream::Audio,
+                                    &sr,
+                                    now,
+                                    conn.rtt().as_micros() as u64,
+                                );
+                            }
+                        }
                     }
                     return;
                 }
-                if let (Ok(v), Ok(mut sync)) = (RtpView::parse(pkt), a.sync.lock()) {
-                    sync.on_audio_packet(&v);
+                if let Ok(v) = RtpView::parse(pkt) {
+                    a.reports.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
+                    if let Ok(mut sync) = a.sync.lock() {
+                        sync.on_audio_packet(&v);
+                    }
+                }
+                if let Some(rr) = a.reports.poll(now) {
+                    let rr = RtcpPacket::ReceiverReport(rr).to_bytes();
+                    let _ = conn.send_datagram(Bytes::from(datagram::encode(flow, &rr)));
                 }
                 if let Ok(mut s) = a.stats.lock() {
                     s.on_packet(pkt.len(), now);
@@ -1022,12 +1084,18 @@ fn on_datagram(shared: &Shared, conn: &quinn::Connection, d: &[u8]) {
                 let _ = a.stream.on_packet(pkt, now);
             }
         }
-        Some(Route::PubVideo(sender)) => {
+        Some(Route::PubVideo(sender, feedback)) => {
             if !is_rtcp(pkt) {
                 return;
             }
             let Ok(packets) = rtcp::parse_compound(pkt) else { return };
-            let now = unix_time_us();
+            let now = now_us();
+            // The sender's lock is released before the feedback's is taken: the send
+            // thread takes them in the other order.
+            let ours = sender.lock().map(|s| [s.ssrc_of(0), s.ssrc_of(1)]).unwrap_or_default();
+            if let Ok(mut f) = feedback.lock() {
+                f.on_rtcp(&packets, |ssrc| ours.contains(&Some(ssrc)), now);
+            }
             for p in packets {
                 match p {
                     RtcpPacket::Nack(n) => {
@@ -1051,7 +1119,16 @@ fn on_datagram(shared: &Shared, conn: &quinn::Connection, d: &[u8]) {
                 }
             }
         }
-        Some(Route::PubAudio) | None => {}
+        Some(Route::PubAudio { ssrc, feedback }) => {
+            if !is_rtcp(pkt) {
+                return;
+            }
+            let Ok(packets) = rtcp::parse_compound(pkt) else { return };
+            if let Ok(mut f) = feedback.lock() {
+                f.on_rtcp(&packets, |s| s == ssrc, now_us());
+            }
+        }
+        None => {}
     }
 }
 
@@ -1066,7 +1143,7 @@ fn playout_loop(shared: Arc<Shared>) {
         if let Some(d) = due.checked_duration_since(std::time::Instant::now()) {
             std::thread::sleep(d);
         }
-        let now = unix_time_us();
+        let now = now_us();
         let streams: Vec<_> =
             shared.audio_rx.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
         let mut pcm: Vec<Vec<f32>> = Vec::with_capacity(streams.len());

@@ -33,8 +33,14 @@ pub struct TrackStats {
     pub keyframe_requests: u64,
     /// Received bits per second over the last second.
     pub bitrate_bps: u64,
+    /// Video: glass-to-glass latency of the frames shown in the last second (capture
+    /// time from the RTP extension, on the local clock after `clock_offset_ms`).
     pub latency_ms_p50: Option<f64>,
     pub latency_ms_p95: Option<f64>,
+    /// Video: local minus sender clock (ms) applied to the sender's capture times, from
+    /// its RTCP sender reports; 0 while the clocks agree within the path's round trip
+    /// (one host).
+    pub clock_offset_ms: f64,
     /// Mean PSNR (dB) of the synthetic frames checked in the last second.
     pub psnr_db: Option<f64>,
     /// Audio: dominant frequency of the last second (zero crossings).
@@ -93,13 +99,14 @@ impl TrackStats {
             bitrate_bps: 0,
             latency_ms_p50: None,
             latency_ms_p95: None,
+            clock_offset_ms: 0.0,
             psnr_db: None,
             tone_hz: None,
             first_frame_ms: None,
             max_gap_ms: 0,
             concealed_frames: 0,
             audio_gaps: 0,
-            created_us: clinicmeet_media::unix_time_us(),
+            created_us: clinicmeet_media::clock::now_us(),
             frame_times: VecDeque::new(),
             packet_bytes: VecDeque::new(),
             latencies: VecDeque::new(),
@@ -148,6 +155,11 @@ impl TrackStats {
         self.frames_skipped = rx.frames_skipped;
         self.keyframe_requests = rx.keyframe_requests;
         self.packets_lost = rx.nacks_sent.saturating_sub(rx.recovered);
+    }
+
+    /// The sender's clock offset in use (µs, see [`TrackStats::clock_offset_ms`]).
+    pub fn set_clock_offset_us(&mut self, offset_us: i64) {
+        self.clock_offset_ms = offset_us as f64 / 1000.0;
     }
 
     /// Lip-sync skew of a frame shown at `now_us` (µs, see [`TrackStats::av_skew_ms`]).

@@ -322,7 +322,7 @@ where
                 ring.samples.drain(..excess);
                 ring.overruns += excess as u64;
             }
-            ring.newest_us = crate::unix_time_us().saturating_sub(latency_us);
+            ring.newest_us = crate::clock::now_us().saturating_sub(latency_us);
             ring.callbacks += 1;
             drop(ring);
             data_shared.1.notify_all();

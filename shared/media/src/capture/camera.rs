@@ -258,7 +258,7 @@ fn capture_thread(
                 detail: format!("capture from {name}: {e}"),
             })
             .and_then(|buf| {
-                let capture_us = crate::unix_time_us();
+                let capture_us = crate::clock::now_us();
                 let res = buf.resolution();
                 let pixel = CameraPixel::from_nokhwa(buf.source_frame_format());
                 let mut frame = camera_buffer_to_i420(pixel, res.width(), res.height(), buf.buffer())?;

@@ -7,7 +7,8 @@
 
 use std::path::Path;
 
-use super::{sleep_until_us, AudioSource, Pacing, VideoFormat, VideoSource};
+use super::{AudioSource, Pacing, VideoFormat, VideoSource};
+use crate::clock::sleep_until_us;
 use crate::error::{MediaError, Result};
 use crate::frame::{chroma_size, AudioFrame, VideoFrame};
 use crate::{AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE};
@@ -137,9 +138,9 @@ impl VideoSource for Y4mCamera {
         let capture_us = match self.pacing {
             Pacing::Virtual { start_us } => start_us + n * interval,
             Pacing::RealTime => {
-                let start = *self.start_us.get_or_insert_with(crate::unix_time_us);
+                let start = *self.start_us.get_or_insert_with(crate::clock::now_us);
                 sleep_until_us(start + n * interval);
-                crate::unix_time_us()
+                crate::clock::now_us()
             }
         };
         let len = self.video.frames.len() as u64;
@@ -243,7 +244,7 @@ impl AudioSource for WavMicrophone {
         let capture_us = match self.pacing {
             Pacing::Virtual { start_us } => start_us + offset_us,
             Pacing::RealTime => {
-                let start = *self.start_us.get_or_insert_with(crate::unix_time_us);
+                let start = *self.start_us.get_or_insert_with(crate::clock::now_us);
                 sleep_until_us(start + offset_us + 20_000);
                 start + offset_us
             }

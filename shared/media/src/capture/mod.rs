@@ -73,7 +73,7 @@ impl VideoFormat {
 /// How a synthetic source paces its frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pacing {
-    /// Sleep until each frame is due; capture times from the wall clock.
+    /// Sleep until each frame is due; capture times from the media clock ([`crate::clock`]).
     RealTime,
     /// Return immediately; frame `n` has capture time `start_us + n * interval`.
     Virtual { start_us: u64 },
@@ -135,14 +135,6 @@ impl AudioSink for NullAudioSink {
     }
 }
 
-/// Sleeps until `due_us` (Unix-epoch microseconds) in real-time pacing.
-pub(crate) fn sleep_until_us(due_us: u64) {
-    let now = crate::unix_time_us();
-    if due_us > now {
-        std::thread::sleep(std::time::Duration::from_micros(due_us - now));
-    }
-}
-
 /// A camera whose pictures reach the application `delay` after their capture
 /// time, as with a slow capture pipeline (some USB cameras and capture cards
 /// lag by 100 ms or more). Frames keep their true capture times and their rate:
@@ -188,10 +180,7 @@ impl VideoSource for Delayed {
             detail: "the delayed camera stopped".into(),
         })??;
         let due = f.capture_us.saturating_add(self.delay.as_micros() as u64);
-        let now = crate::unix_time_us();
-        if due > now {
-            std::thread::sleep(std::time::Duration::from_micros(due - now));
-        }
+        crate::clock::sleep_until_us(due);
         Ok(f)
     }
 }

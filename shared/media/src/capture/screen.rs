@@ -200,7 +200,7 @@ mod x11 {
                 .map_err(|e| dev(format!("GetImage request: {e}")))?
                 .reply()
                 .map_err(|e| dev(format!("GetImage: {e}")))?;
-            let capture_us = crate::unix_time_us();
+            let capture_us = crate::clock::now_us();
             let img = RawImage {
                 format: self.pixel,
                 width: u32::from(self.width),
@@ -222,12 +222,12 @@ mod x11 {
         }
 
         fn next_frame(&mut self) -> Result<VideoFrame> {
-            let now = crate::unix_time_us();
+            let now = crate::clock::now_us();
             if self.next_due_us == 0 {
                 self.next_due_us = now;
             }
             if self.next_due_us > now {
-                crate::capture::sleep_until_us(self.next_due_us);
+                crate::clock::sleep_until_us(self.next_due_us);
             }
             // After a stall, restart the schedule from now instead of bursting to catch up.
             self.next_due_us = self.next_due_us.max(now) + self.format().frame_interval_us();

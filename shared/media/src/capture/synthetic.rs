@@ -5,7 +5,8 @@
 //! picture, so a receiver can measure loss and glass-to-glass latency from
 //! pixels alone ([`decode_embedded`]), even after lossy H.264 at low bitrates.
 
-use super::{sleep_until_us, AudioSource, Pacing, VideoFormat, VideoSource};
+use super::{AudioSource, Pacing, VideoFormat, VideoSource};
+use crate::clock::sleep_until_us;
 use crate::error::{MediaError, Result};
 use crate::frame::{AudioFrame, VideoFrame};
 use crate::{AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE};
@@ -224,10 +225,10 @@ impl VideoSource for SyntheticCamera {
         let capture_us = match self.pacing {
             Pacing::Virtual { start_us } => start_us + n * 1_000_000 / u64::from(self.format.fps),
             Pacing::RealTime => {
-                let start = *self.start_us.get_or_insert_with(crate::unix_time_us);
+                let start = *self.start_us.get_or_insert_with(crate::clock::now_us);
                 let due = start + n * interval;
                 sleep_until_us(due);
-                crate::unix_time_us()
+                crate::clock::now_us()
             }
         };
         Ok(self.render(n, capture_us))
@@ -352,7 +353,7 @@ impl AudioSource for SyntheticMicrophone {
         let capture_us = match self.pacing {
             Pacing::Virtual { start_us } => start_us + offset_us,
             Pacing::RealTime => {
-                let start = *self.start_us.get_or_insert_with(crate::unix_time_us);
+                let start = *self.start_us.get_or_insert_with(crate::clock::now_us);
                 // The frame is complete 20 ms after its first sample.
                 sleep_until_us(start + offset_us + 20_000);
                 start + offset_us

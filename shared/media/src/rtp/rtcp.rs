@@ -2,7 +2,7 @@
 //! compound parsing that never panics, and the timing helpers built on them
 //! (RTP ↔ sender wall clock mapping, round-trip time, reception statistics).
 
-use super::ext::{ntp_from_unix_us, unix_us_from_ntp};
+use super::ext::ntp_from_unix_us;
 use crate::error::{MediaError, Result};
 
 pub const PT_SR: u8 = 200;
@@ -306,46 +306,26 @@ pub fn rtt_us(block: &ReportBlock, arrival_ntp: u64) -> Option<u64> {
     Some(u64::from(rtt) * 1_000_000 / 65_536)
 }
 
-/// What a receiver remembers of a sender's last SR: maps RTP timestamps to the
-/// sender's wall clock (lip sync, cross-host latency) and fills LSR/DLSR.
+/// What a receiver remembers of a sender's last SR: what it needs to fill the
+/// LSR / DLSR fields that let the sender measure its round trip. (Mapping RTP
+/// timestamps onto the sender's clock is [`crate::sync::RtpClock`]; the clock
+/// offset is [`crate::sync::ClockOffset`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SenderClock {
-    pub clock_rate: u32,
-    /// Sender wall clock of the SR, Unix µs.
-    pub sr_unix_us: u64,
-    pub sr_rtp: u32,
-    /// Middle 32 bits of the SR's NTP time (for LSR).
+pub struct LastSr {
+    /// Middle 32 bits of the SR's NTP time.
     pub lsr: u32,
-    /// Local (receiver) time the SR arrived, µs on the receiver's clock.
-    pub arrival_local_us: u64,
+    /// Local time the SR arrived (µs, any local clock).
+    pub arrival_us: u64,
 }
 
-impl SenderClock {
-    pub fn from_sr(sr: &SenderReport, clock_rate: u32, arrival_local_us: u64) -> Self {
-        SenderClock {
-            clock_rate: clock_rate.max(1),
-            sr_unix_us: unix_us_from_ntp(sr.ntp_time),
-            sr_rtp: sr.rtp_time,
-            lsr: ntp_mid32(sr.ntp_time),
-            arrival_local_us,
-        }
+impl LastSr {
+    pub fn new(sr: &SenderReport, arrival_us: u64) -> Self {
+        LastSr { lsr: ntp_mid32(sr.ntp_time), arrival_us }
     }
 
-    /// Sender wall-clock time (Unix µs) of an RTP timestamp within ±half the RTP wrap of the SR.
-    pub fn sender_time_us(&self, rtp: u32) -> i64 {
-        let d = i64::from(rtp.wrapping_sub(self.sr_rtp) as i32);
-        self.sr_unix_us as i64 + d * 1_000_000 / i64::from(self.clock_rate)
-    }
-
-    /// Receiver clock minus sender clock (µs), given the round-trip time: the SR took
-    /// about `rtt/2` to arrive.
-    pub fn clock_offset_us(&self, rtt_us: u64) -> i64 {
-        self.arrival_local_us as i64 - self.sr_unix_us as i64 - (rtt_us / 2) as i64
-    }
-
-    /// LSR and DLSR for a report block sent at local time `now_local_us`.
-    pub fn lsr_dlsr(&self, now_local_us: u64) -> (u32, u32) {
-        let d = now_local_us.saturating_sub(self.arrival_local_us);
+    /// LSR and DLSR for a report block sent at local time `now_us`.
+    pub fn lsr_dlsr(&self, now_us: u64) -> (u32, u32) {
+        let d = now_us.saturating_sub(self.arrival_us);
         (self.lsr, (d * 65_536 / 1_000_000) as u32)
     }
 }
@@ -416,7 +396,7 @@ impl ReceptionStats {
     }
 
     /// A report block; resets the "fraction lost" interval.
-    pub fn report_block(&mut self, sender: Option<&SenderClock>, now_local_us: u64) -> ReportBlock {
+    pub fn report_block(&mut self, sender: Option<&LastSr>, now_local_us: u64) -> ReportBlock {
         let expected = self.base_seq.map_or(0, |b| self.highest + 1 - b);
         let exp_int = expected - self.expected_prior;
         let rec_int = self.received - self.received_prior;
@@ -436,6 +416,65 @@ impl ReceptionStats {
             last_sr,
             delay_since_last_sr,
         }
+    }
+}
+
+/// How often receivers report.
+pub const REPORT_INTERVAL_US: u64 = 1_000_000;
+/// Sources one reporter follows at most (a track's simulcast encodings).
+const MAX_SOURCES: usize = 4;
+
+/// One receiver's reports for the streams it receives on one flow (a track's
+/// encodings): feed it every RTP packet and sender report, and poll it for a
+/// receiver report once per [`REPORT_INTERVAL_US`]. Sans-IO.
+#[derive(Debug, Clone)]
+pub struct ReceiverReporter {
+    /// The reporter's own SSRC (the report's sender).
+    ssrc: u32,
+    clock_rate: u32,
+    sources: Vec<(ReceptionStats, Option<LastSr>)>,
+    last_report_us: Option<u64>,
+}
+
+impl ReceiverReporter {
+    pub fn new(ssrc: u32, clock_rate: u32) -> Self {
+        ReceiverReporter { ssrc, clock_rate, sources: Vec::new(), last_report_us: None }
+    }
+
+    fn source(&mut self, ssrc: u32) -> Option<&mut (ReceptionStats, Option<LastSr>)> {
+        match self.sources.iter().position(|(s, _)| s.ssrc == ssrc) {
+            Some(i) => self.sources.get_mut(i),
+            None if self.sources.len() < MAX_SOURCES => {
+                self.sources.push((ReceptionStats::new(ssrc, self.clock_rate), None));
+                self.sources.last_mut()
+            }
+            None => None,
+        }
+    }
+
+    /// An RTP packet of source `ssrc` arrived at local time `now_us`.
+    pub fn on_rtp(&mut self, ssrc: u32, seq: u16, rtp_ts: u32, now_us: u64) {
+        if let Some((stats, _)) = self.source(ssrc) {
+            stats.on_packet(seq, rtp_ts, now_us);
+        }
+    }
+
+    /// A sender report arrived at local time `now_us`.
+    pub fn on_sender_report(&mut self, sr: &SenderReport, now_us: u64) {
+        if let Some((_, last)) = self.source(sr.ssrc) {
+            *last = Some(LastSr::new(sr, now_us));
+        }
+    }
+
+    /// A receiver report when one is due (and something was received).
+    pub fn poll(&mut self, now_us: u64) -> Option<ReceiverReport> {
+        if self.sources.is_empty() || self.last_report_us.is_some_and(|t| now_us < t + REPORT_INTERVAL_US) {
+            return None;
+        }
+        self.last_report_us = Some(now_us);
+        let reports =
+            self.sources.iter_mut().map(|(stats, last)| stats.report_block(last.as_ref(), now_us)).collect();
+        Some(ReceiverReport { ssrc: self.ssrc, reports })
     }
 }
 
@@ -484,17 +523,48 @@ mod tests {
     }
 
     #[test]
-    fn sender_clock_maps_rtp_to_wall_clock_and_rtt() {
+    fn lsr_and_dlsr_give_the_sender_its_round_trip() {
         let sr = sender_report(1, 1_763_900_000_000_000, 90_000, 0, 0);
-        let clock = SenderClock::from_sr(&sr, 90_000, 5_000_000);
-        assert_eq!(clock.sender_time_us(90_000 + 9_000), 1_763_900_000_100_000);
-        assert_eq!(clock.sender_time_us(90_000 - 90_000), 1_763_899_999_000_000);
+        let last = LastSr::new(&sr, 5_000_000);
         // The receiver reports 30 ms after the SR arrived; the report takes 20 ms back.
-        let (lsr, dlsr) = clock.lsr_dlsr(5_030_000);
+        let (lsr, dlsr) = last.lsr_dlsr(5_030_000);
         let block = ReportBlock { last_sr: lsr, delay_since_last_sr: dlsr, ..Default::default() };
         // SR took 20 ms to arrive, report 20 ms back: sender sees it 70 ms after the SR.
         let rtt = rtt_us(&block, ntp_from_unix_us(1_763_900_000_070_000)).unwrap();
         assert!((39_900..=40_100).contains(&rtt), "{rtt}");
+    }
+
+    #[test]
+    fn reporter_reports_each_source_once_a_second() {
+        let mut r = ReceiverReporter::new(77, 90_000);
+        assert!(r.poll(0).is_none(), "nothing received, nothing to report");
+        let sr = sender_report(5, 1_763_900_000_000_000, 0, 0, 0);
+        r.on_sender_report(&sr, 100_000);
+        // Source 5 loses one packet in ten; source 6 loses none.
+        for seq in 0..100u16 {
+            if seq % 10 != 3 {
+                r.on_rtp(5, seq, u32::from(seq) * 3000, 100_000 + u64::from(seq) * 1000);
+            }
+            r.on_rtp(6, seq, u32::from(seq) * 3000, 100_000 + u64::from(seq) * 1000);
+        }
+        let rr = r.poll(300_000).expect("first report at once");
+        assert_eq!(rr.ssrc, 77);
+        let b5 = rr.reports.iter().find(|b| b.ssrc == 5).unwrap();
+        let b6 = rr.reports.iter().find(|b| b.ssrc == 6).unwrap();
+        assert_eq!(b5.cumulative_lost, 10);
+        assert!((24..=27).contains(&b5.fraction_lost), "{}", b5.fraction_lost);
+        assert_eq!(b6.fraction_lost, 0);
+        assert_eq!(b5.last_sr, ntp_mid32(sr.ntp_time));
+        assert_eq!(b5.delay_since_last_sr, (200_000u64 * 65_536 / 1_000_000) as u32);
+        assert_eq!(b6.last_sr, 0, "no SR of source 6 yet");
+        assert!(r.poll(1_200_000).is_none(), "not before a second has passed");
+        let again = r.poll(1_300_000).expect("a second later");
+        assert!(again.reports.iter().all(|b| b.fraction_lost == 0), "no new loss in the interval");
+        // A packet of a fifth source is not followed (a track has at most four).
+        for ssrc in 7..10 {
+            r.on_rtp(ssrc, 0, 0, 1_400_000);
+        }
+        assert_eq!(r.poll(2_400_000).unwrap().reports.len(), 4);
     }
 
     #[test]
