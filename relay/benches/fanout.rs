@@ -8,7 +8,8 @@
 //! RSS per subscriber.
 //!
 //! `cargo bench -p clinicmeet-relay --bench fanout` (add `--profile dev` to skip the
-//! release build). `FANOUT_N=1,10` and `FANOUT_SECS=5` override the defaults.
+//! release build). `FANOUT_N=1,10` and `FANOUT_SECS=5` override the defaults;
+//! `FANOUT_RELAY=PATH` measures another relay binary.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -36,8 +37,10 @@ const AUDIO_SSRC: u32 = 0x2000;
 const ON: MediaState = MediaState { audio: true, video: true, screen: false };
 
 fn start_relay(dir: &std::path::Path) -> Relay {
+    // FANOUT_RELAY: another relay binary (an A/B comparison of two builds).
+    let bin = std::env::var("FANOUT_RELAY").unwrap_or_else(|_| common::bin().to_string());
     let mut child = Command::new("taskset")
-        .args(["-c", "0", common::bin()])
+        .args(["-c", "0", &bin])
         .args(["--data-dir", dir.to_str().unwrap_or("."), "--listen", "127.0.0.1:0"])
         .args(["--http-listen", "127.0.0.1:0", "--sqlite-sync", "normal", "--max-connections", "5000"])
         .env("CLINICMEET_LOG", "warn")
