@@ -8,14 +8,17 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clinicmeet/target}"
 
+bin="$CARGO_TARGET_DIR/debug"
 if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
+  # A relay server needs neither the UI nor WebKit: build the relay alone.
   echo "run: no display, starting the relay only" >&2
   exec cargo run --locked --bin clinicmeet-relay -- "$@"
 fi
 
 (cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
-cargo build --locked -p clinicmeet-relay -p clinicmeet-app
-bin="$CARGO_TARGET_DIR/debug"
+# The whole workspace, as scripts/test.sh builds it: the same feature set, so
+# the two share every compiled dependency (`-p` builds resolve features apart).
+cargo build --locked --workspace
 
 log="$(mktemp -t clinicmeet-relay.XXXXXX)"
 "$bin/clinicmeet-relay" "$@" >"$log" 2>&1 &

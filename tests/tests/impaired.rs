@@ -126,7 +126,8 @@ fn joined_id(s: &mut Session) -> String {
     my_id(&s.expect_event("joined", STEP))
 }
 
-/// With `CLINICMEET_IMPAIRED_LOG_DIR` set, keeps the relay's and clients' logs there
+/// With `CLINICMEET_IMPAIRED_LOG_DIR` set, keeps the relay's and clients' logs (and the
+/// clients' output lines, `.jsonl`) there
 /// (set `CLINICMEET_LOG`, e.g. `info,clinicmeet_client=debug,clinicmeet_relay::sfu=debug`,
 /// for the timeline of every NACK, PLI and freeze).
 fn save_logs(test: &str, relay: &Relay, sessions: &[Session]) {
@@ -136,6 +137,8 @@ fn save_logs(test: &str, relay: &Relay, sessions: &[Session]) {
     let _ = std::fs::write(dir.join(format!("{test}-relay.log")), relay.log());
     for (i, s) in sessions.iter().enumerate() {
         let _ = std::fs::write(dir.join(format!("{test}-client{i}.log")), s.log());
+        let lines: Vec<String> = s.seen.iter().map(|v| v.to_string()).collect();
+        let _ = std::fs::write(dir.join(format!("{test}-client{i}.jsonl")), lines.join("\n"));
     }
 }
 

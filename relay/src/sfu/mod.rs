@@ -751,6 +751,7 @@ impl Sfu {
                                 .and_then(|(enc, ext)| t.encodings.get(usize::from(enc))?.cache.get(ext));
                         match cached {
                             Some(pkt) => {
+                                tracing::trace!(conn, seq, "retransmission");
                                 let d = Self::rewrite(&mut self.arena, s.flow, pkt, seq, out_ssrc);
                                 self.counters.retransmitted += 1;
                                 out.push(Transmit { conn, class: Class::Video, data: d, forwarded: false });

@@ -23,7 +23,8 @@ pub struct JitterConfig {
     pub margin_us: u64,
     /// Packets in the jitter measurement window (250 = 5 s).
     pub window: usize,
-    /// Delay used until enough packets were seen.
+    /// Delay used until enough packets were seen, and the least target during the
+    /// first second.
     pub initial_delay_us: u64,
     /// RTP clock rate of the stream.
     pub clock_rate: u32,
@@ -78,6 +79,9 @@ pub struct JitterStats {
     pub late: u64,
     /// Frames dropped to bring the delay down.
     pub accelerated: u64,
+    /// Lost frames whose time passed while the buffer waited for them (not
+    /// concealed again afterwards).
+    pub skipped: u64,
     pub duplicates: u64,
 }
 
@@ -101,6 +105,8 @@ pub struct AudioJitterBuffer {
 }
 
 const FRAME_US: i64 = 20_000;
+/// Packets (1 s) during which the initial delay stays the least target.
+const WARM_UP_PACKETS: usize = 50;
 
 impl AudioJitterBuffer {
     pub fn new(cfg: JitterConfig) -> Self {
@@ -169,16 +175,30 @@ impl AudioJitterBuffer {
     pub fn insert(&mut self, seq: u16, rtp_ts: u32, payload: &[u8], now_us: u64) {
         self.stats.received += 1;
         let ext = self.seq.unwrap(seq);
-        if self.next_seq.is_some_and(|n| ext < n) {
-            self.stats.late += 1;
-            return;
-        }
         if self.packets.contains_key(&ext) {
             self.stats.duplicates += 1;
             return;
         }
         let sender_us = self.sender_us(rtp_ts);
-        let transit = now_us as i64 - sender_us;
+        // A late packet counts for the jitter estimate too: it is the very evidence
+        // that the target is too small (left out, the buffer would never grow).
+        self.measure(now_us as i64 - sender_us);
+        if self.next_seq.is_some_and(|n| ext < n) {
+            self.stats.late += 1;
+            return;
+        }
+        self.packets.insert(ext, Buffered { payload: payload.to_vec(), sender_us });
+        if self.packets.len() > 500 {
+            // Something is badly off (stalled playout): keep the newest.
+            if let Some((&first, _)) = self.packets.iter().next() {
+                self.packets.remove(&first);
+            }
+        }
+    }
+
+    /// One packet's transit (local arrival minus sender time): updates the fastest
+    /// path and the target (largest excess over it in the window, plus the margin).
+    fn measure(&mut self, transit: i64) {
         self.transits.push_back(transit);
         while self.transits.len() > self.cfg.window.max(1) {
             self.transits.pop_front();
@@ -187,15 +207,13 @@ impl AudioJitterBuffer {
         if self.transits.len() >= 10 {
             let max_excess =
                 self.transits.iter().map(|t| t - self.min_transit).max().unwrap_or(0).max(0) as u64;
-            self.target_us =
-                (max_excess + self.cfg.margin_us).clamp(self.cfg.min_delay_us, self.cfg.max_delay_us);
-        }
-        self.packets.insert(ext, Buffered { payload: payload.to_vec(), sender_us });
-        if self.packets.len() > 500 {
-            // Something is badly off (stalled playout): keep the newest.
-            if let Some((&first, _)) = self.packets.iter().next() {
-                self.packets.remove(&first);
+            let mut target = max_excess + self.cfg.margin_us;
+            if self.transits.len() < WARM_UP_PACKETS {
+                // A few packets say little about the path's tail: keep the initial delay
+                // as a floor for the first second.
+                target = target.max(self.cfg.initial_delay_us);
             }
+            self.target_us = target.clamp(self.cfg.min_delay_us, self.cfg.max_delay_us);
         }
     }
 
@@ -247,15 +265,26 @@ impl AudioJitterBuffer {
                 self.stats.dtx += 1;
                 return JitterOutput::Dtx;
             };
-            if due - expected < -FRAME_US / 2 && due - later_us < -FRAME_US / 2 {
+            // Sequence numbers run on through DTX, so the missing ones sit 20 ms apart
+            // before the later packet.
+            let slot_us = |seq: u64| later_us - FRAME_US * (later_seq - seq) as i64;
+            if due - expected < -FRAME_US / 2 && due - slot_us(next) < -FRAME_US / 2 {
                 // The missing packet is not due yet; it may still arrive.
                 self.stats.dtx += 1;
                 return JitterOutput::Dtx;
             }
-            // Declared lost.
-            self.next_seq = Some(next + 1);
-            self.last_played_us = Some(expected.max(later_us - FRAME_US * (later_seq - next) as i64));
-            if later_seq == next + 1 {
+            // Declared lost. Missing slots whose time passed while the buffer waited
+            // (several packets lost or late in a row) were already filled by that wait:
+            // skip them rather than conceal them again after the fact, which would
+            // lengthen the gap and push playout back.
+            let mut lost = next;
+            while lost + 1 < later_seq && due - slot_us(lost) > FRAME_US / 2 {
+                lost += 1;
+                self.stats.skipped += 1;
+            }
+            self.next_seq = Some(lost + 1);
+            self.last_played_us = Some(expected.max(slot_us(lost)));
+            if later_seq == lost + 1 {
                 self.stats.fec_recovered += 1;
                 return JitterOutput::FecRecovery(self.packets[&later_seq].payload.clone());
             }
@@ -351,5 +380,41 @@ mod tests {
         assert_eq!(fec, 2, "{out:?}");
         assert_eq!(jb.stats().concealed, 1);
         assert_eq!(jb.stats().late, 0);
+    }
+
+    #[test]
+    fn late_packets_teach_the_buffer_the_jitter_it_missed() {
+        // A calm first second (the target settles at its minimum), then every third
+        // packet takes 100 ms longer and arrives after the next ones were due. Each
+        // late packet shows the target is too small: after the first few the buffer
+        // must have grown, not go on concealing every third frame.
+        let mut jb = AudioJitterBuffer::new(JitterConfig::default());
+        let mut in_flight: Vec<(u64, u16)> = (0..400u16)
+            .map(|i| {
+                let extra = if i >= 50 && i % 3 == 1 { 100_000 } else { 0 };
+                (u64::from(i) * 20_000 + 5_000 + extra, i)
+            })
+            .collect();
+        in_flight.sort();
+        let mut arrivals = in_flight.into_iter().peekable();
+        let mut lost_after_start = 0;
+        for tick in 0..420u64 {
+            let now = tick * 20_000 + 10_000;
+            while let Some(&(at, i)) = arrivals.peek() {
+                if at > now {
+                    break;
+                }
+                let (s, ts, p) = pkt(i);
+                jb.insert(s, ts, &p, at);
+                arrivals.next();
+            }
+            if matches!(jb.pull(now), JitterOutput::Conceal | JitterOutput::FecRecovery(_)) && tick >= 150 {
+                lost_after_start += 1;
+            }
+        }
+        let st = jb.stats();
+        assert!(st.late <= 4, "late packets kept coming: {st:?}");
+        assert_eq!(lost_after_start, 0, "still concealing after 3 s: {st:?}");
+        assert!(jb.target_delay_us() >= 100_000, "target {} µs", jb.target_delay_us());
     }
 }

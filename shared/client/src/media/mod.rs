@@ -880,31 +880,25 @@ fn video_receive_loop(
         };
         let wait = next.map_or(10_000, |t| t.saturating_sub(now).clamp(1_000, 10_000));
         match rx.recv_timeout(Duration::from_micros(wait)) {
-            Ok(pkt) => {
+            Ok(first) => {
                 let now = now_us();
-                if is_rtcp(&pkt) {
-                    on_rtcp(&pkt, now, &mut reports);
-                    continue;
-                }
-                if let Ok(v) = RtpView::parse(&pkt) {
-                    media_ssrc.get_or_insert(v.ssrc);
-                    reports.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
+                for pkt in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+                    if is_rtcp(&pkt) {
+                        on_rtcp(&pkt, now, &mut reports);
+                        continue;
+                    }
+                    let seq = RtpView::parse(&pkt).ok().map(|v| {
+                        media_ssrc.get_or_insert(v.ssrc);
+                        reports.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
+                        v.sequence
+                    });
                     if let Ok(mut s) = stats.lock() {
                         s.on_packet(pkt.len(), now);
                     }
-                }
-                let _ = stream.on_packet(&pkt, now);
-                while let Ok(p) = rx.try_recv() {
-                    if is_rtcp(&p) {
-                        on_rtcp(&p, now, &mut reports);
-                    } else {
-                        if let Ok(v) = RtpView::parse(&p) {
-                            reports.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
-                        }
-                        if let Ok(mut s) = stats.lock() {
-                            s.on_packet(p.len(), now);
-                        }
-                        let _ = stream.on_packet(&p, now);
+                    let late = stream.stats().too_late;
+                    let _ = stream.on_packet(&pkt, now);
+                    if stream.stats().too_late > late {
+                        tracing::trace!(track = %track.track_id, ?seq, "packet too late for its frame");
                     }
                 }
             }
