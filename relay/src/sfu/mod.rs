@@ -41,10 +41,11 @@ pub type ConnId = u64;
 /// inside it is not dropped: it waits (see [`Encoding::pli_wanted`]) and is sent when
 /// the interval is over, unless a keyframe arrives first.
 pub const PLI_INTERVAL_US: u64 = 300_000;
-/// Copies of each NACK the relay sends: a lost NACK (or its one retransmission)
-/// costs a whole round trip, two copies cost a few dozen bytes (and, when both
-/// arrive, buy a second retransmission).
-pub const NACK_COPIES: usize = 2;
+/// The relay sends each upstream NACK twice, the copy this long after it: a lost
+/// NACK (or its one retransmission) costs a whole round trip, a copy a few dozen
+/// bytes (and, when both arrive, a second retransmission). Handed to quinn
+/// together they would travel in one QUIC packet and be lost together.
+pub const NACK_COPY_DELAY_US: u64 = 15_000;
 /// SSRC the relay uses as the sender of its RTCP feedback.
 pub const RELAY_SSRC: u32 = 0x5246_4c59;
 /// Most sequence numbers answered from one NACK packet.
@@ -148,6 +149,8 @@ struct Missing {
     since: u64,
     last_nack: u64,
     tries: u8,
+    /// When the copy of the last NACK for it goes out.
+    copy_due: Option<u64>,
 }
 
 /// Upstream NACK retry interval while the publisher's round-trip time is unknown;
@@ -546,7 +549,13 @@ impl Sfu {
                         if e.missing.len() >= UPSTREAM_MAX_MISSING {
                             e.missing.pop_front();
                         }
-                        e.missing.push_back(Missing { ext: m, since: now, last_nack: now, tries: 0 });
+                        e.missing.push_back(Missing {
+                            ext: m,
+                            since: now,
+                            last_nack: now,
+                            tries: 0,
+                            copy_due: None,
+                        });
                     }
                 }
                 e.highest = Some(ext);
@@ -589,6 +598,7 @@ impl Sfu {
                 let Some(e) = t.encodings.get_mut(enc) else { continue };
                 let mut given_up = false;
                 let mut lost = Vec::new();
+                let mut copies = Vec::new();
                 if !e.missing.is_empty() {
                     e.missing.retain(|m| {
                         let keep = now.saturating_sub(m.since) < UPSTREAM_NACK_GIVE_UP_US
@@ -606,6 +616,10 @@ impl Sfu {
                         keep
                     });
                     for m in e.missing.iter_mut() {
+                        if m.copy_due.is_some_and(|t| now >= t) {
+                            m.copy_due = None;
+                            copies.push(m.ext as u16);
+                        }
                         let wait = if m.tries == 0 { UPSTREAM_REORDER_WAIT_US } else { retry };
                         if now.saturating_sub(m.last_nack) >= wait
                             && m.tries < UPSTREAM_NACK_TRIES
@@ -613,6 +627,7 @@ impl Sfu {
                         {
                             m.last_nack = now;
                             m.tries += 1;
+                            m.copy_due = Some(now + NACK_COPY_DELAY_US);
                             lost.push(m.ext as u16);
                         }
                     }
@@ -621,17 +636,15 @@ impl Sfu {
                 if !lost.is_empty() {
                     self.counters.upstream_nacks += lost.len() as u64;
                     tracing::debug!(ssrc = e.ssrc, seqs = ?lost, "upstream nack");
-                    let nack =
-                        RtcpPacket::Nack(rtcp::Nack { sender_ssrc: RELAY_SSRC, media_ssrc: e.ssrc, lost });
+                }
+                for seqs in [lost, copies].into_iter().filter(|l| !l.is_empty()) {
+                    let nack = RtcpPacket::Nack(rtcp::Nack {
+                        sender_ssrc: RELAY_SSRC,
+                        media_ssrc: e.ssrc,
+                        lost: seqs,
+                    });
                     let data = Self::prefixed(&mut self.arena, t.flow, &nack.to_bytes());
-                    for _ in 0..NACK_COPIES {
-                        out.push(Transmit {
-                            conn: t.conn,
-                            class: Class::Audio,
-                            data: data.clone(),
-                            forwarded: false,
-                        });
-                    }
+                    out.push(Transmit { conn: t.conn, class: Class::Audio, data, forwarded: false });
                 }
                 if wanted {
                     Self::keyframe(&mut self.counters, &mut self.arena, t, enc as u8, now, out);

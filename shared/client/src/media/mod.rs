@@ -815,8 +815,10 @@ impl Control {
 /// #2212), after which every larger packet would be refused for that subscriber.
 const MAX_RTP_PACKET: usize = 1_100;
 
-/// Copies of each NACK a subscriber sends (see `video_receive_loop`).
-const NACK_COPIES: usize = 2;
+/// A subscriber sends each NACK twice (see `video_receive_loop`), the copy this
+/// long after it: datagrams handed to quinn together travel in one QUIC packet and
+/// are lost together, so an immediate copy would protect nothing.
+const NACK_COPY_DELAY_US: u64 = 15_000;
 
 #[allow(clippy::too_many_arguments)]
 fn video_receive_loop(
@@ -868,16 +870,17 @@ fn video_receive_loop(
         }
     };
     let mut held = HeldFrames::default();
+    let mut nack_copies: std::collections::VecDeque<(u64, Bytes)> = std::collections::VecDeque::new();
     let mut last_shown: Option<u64> = None;
     let send = |pkt: RtcpPacket| {
         let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &pkt.to_bytes())));
     };
     while !stop.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
         let now = now_us();
-        let next = match (stream.poll_timeout(), held.next_due_us()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let next = [stream.poll_timeout(), held.next_due_us(), nack_copies.front().map(|c| c.0)]
+            .into_iter()
+            .flatten()
+            .min();
         let wait = next.map_or(10_000, |t| t.saturating_sub(now).clamp(1_000, 10_000));
         match rx.recv_timeout(Duration::from_micros(wait)) {
             Ok(first) => {
@@ -970,8 +973,12 @@ fn video_receive_loop(
             // two hops from the publisher, often the frame; a copy costs a few bytes.
             let nack = RtcpPacket::Nack(Nack { sender_ssrc: my_ssrc, media_ssrc: ms, lost });
             let bytes = Bytes::from(datagram::encode(flow_id, &nack.to_bytes()));
-            for _ in 0..NACK_COPIES {
-                let _ = conn.send_datagram(bytes.clone());
+            let _ = conn.send_datagram(bytes.clone());
+            nack_copies.push_back((now + NACK_COPY_DELAY_US, bytes));
+        }
+        while nack_copies.front().is_some_and(|c| c.0 <= now) {
+            if let Some((_, copy)) = nack_copies.pop_front() {
+                let _ = conn.send_datagram(copy);
             }
         }
         if stream.take_keyframe_request() && pli_limit.allow(now) {
@@ -1095,6 +1102,7 @@ fn on_datagram(shared: &Shared, conn: &quinn::Connection, d: &[u8]) {
                     RtcpPacket::Nack(n) => {
                         let resend =
                             sender.lock().map(|s| s.on_nack(n.media_ssrc, &n.lost, now)).unwrap_or_default();
+                        tracing::trace!(ssrc = n.media_ssrc, lost = ?n.lost, resent = resend.len(), "nack received");
                         for r in resend {
                             let _ = conn.send_datagram(Bytes::from(datagram::encode(flow, &r)));
                         }
