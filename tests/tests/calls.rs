@@ -28,6 +28,14 @@ fn stats_by_track(s: &Session) -> HashMap<String, Vec<Value>> {
     m
 }
 
+/// The stats lines of `participant`'s track of `kind`, in order.
+fn track_lines<'a>(tracks: &'a HashMap<String, Vec<Value>>, participant: &str, kind: &str) -> &'a [Value] {
+    tracks
+        .values()
+        .find(|l| l[0]["kind"] == kind && l[0]["participant_id"] == participant)
+        .unwrap_or_else(|| panic!("no {kind} track of {participant}: {tracks:?}"))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
@@ -258,14 +266,8 @@ fn lip_sync_holds_with_a_slow_camera() {
     std::thread::sleep(Duration::from_secs(16));
     s.drain(Duration::from_millis(200));
     let tracks = stats_by_track(&s);
-    let video = tracks
-        .values()
-        .find(|l| l[0]["kind"] == "video" && l[0]["participant_id"] == doctor_id.as_str())
-        .expect("the doctor's camera");
-    let audio = tracks
-        .values()
-        .find(|l| l[0]["kind"] == "audio" && l[0]["participant_id"] == doctor_id.as_str())
-        .expect("the doctor's microphone");
+    let video = track_lines(&tracks, &doctor_id, "video");
+    let audio = track_lines(&tracks, &doctor_id, "audio");
     // Sync converges in 20 ms steps every 500 ms: judge the last 6 s.
     let steady: Vec<Value> = video.iter().skip(video.len().saturating_sub(6)).cloned().collect();
     let skews = nums(&steady, "av_skew_ms");
@@ -304,10 +306,7 @@ fn latency_across_clocks_uses_the_sender_report_offset() {
     std::thread::sleep(Duration::from_secs(6));
     s.drain(Duration::from_millis(200));
     let tracks = stats_by_track(&s);
-    let video = tracks
-        .values()
-        .find(|l| l[0]["kind"] == "video" && l[0]["participant_id"] == doctor_id.as_str())
-        .expect("the doctor's camera");
+    let video = track_lines(&tracks, &doctor_id, "video");
     let steady: Vec<Value> = video.iter().skip(video.len().saturating_sub(5)).cloned().collect();
     let offsets = nums(&steady, "clock_offset_ms");
     let p95 = nums(&steady, "latency_ms_p95");
