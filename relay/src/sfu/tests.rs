@@ -60,12 +60,17 @@ fn rtp_to(out: &[Transmit], conn: ConnId, flow: FlowId) -> Vec<Rx> {
         .collect()
 }
 
-/// PLIs sent to the publisher, by media SSRC.
-fn plis(out: &[Transmit]) -> Vec<u32> {
+/// Every RTCP packet the relay sent to the publisher.
+fn rtcp_to_publisher(out: &[Transmit]) -> impl Iterator<Item = RtcpPacket> + '_ {
     out.iter()
         .filter(|t| t.conn == PUB)
         .filter_map(|t| datagram::decode(&t.data).map(|(_, p)| p.to_vec()))
         .flat_map(|p| rtcp::parse_compound(&p).unwrap_or_default())
+}
+
+/// PLIs sent to the publisher, by media SSRC.
+fn plis(out: &[Transmit]) -> Vec<u32> {
+    rtcp_to_publisher(out)
         .filter_map(|p| match p {
             RtcpPacket::Pli(p) => Some(p.media_ssrc),
             _ => None,
@@ -320,10 +325,7 @@ fn garbage_never_panics() {
 
 /// NACKs the relay sent to the publisher, as (media SSRC, lost numbers).
 fn upstream_nacks(out: &[Transmit]) -> Vec<(u32, Vec<u16>)> {
-    out.iter()
-        .filter(|t| t.conn == PUB)
-        .filter_map(|t| datagram::decode(&t.data).map(|(_, p)| p.to_vec()))
-        .flat_map(|p| rtcp::parse_compound(&p).unwrap_or_default())
+    rtcp_to_publisher(out)
         .filter_map(|p| match p {
             RtcpPacket::Nack(n) => Some((n.media_ssrc, n.lost)),
             _ => None,
@@ -414,10 +416,7 @@ fn a_nacks_copy_buys_a_second_retransmission_only_on_an_uncongested_connection()
 
 /// Receiver reports the relay sent to the publisher.
 fn reports_to_publisher(out: &[Transmit]) -> Vec<rtcp::ReceiverReport> {
-    out.iter()
-        .filter(|t| t.conn == PUB)
-        .filter_map(|t| datagram::decode(&t.data).map(|(_, p)| p.to_vec()))
-        .flat_map(|p| rtcp::parse_compound(&p).unwrap_or_default())
+    rtcp_to_publisher(out)
         .filter_map(|p| match p {
             RtcpPacket::ReceiverReport(r) => Some(r),
             _ => None,
