@@ -18,16 +18,34 @@ export CLINICMEET_REQUIRE_PULSE="${CLINICMEET_REQUIRE_PULSE:-1}"
 # and tc qdiscs themselves; CI runs as root, so a missing capability is a failure.
 export CLINICMEET_REQUIRE_NETNS="${CLINICMEET_REQUIRE_NETNS:-1}"
 
+# Test-only tools: rustfmt and clippy from rustup, cargo-deny (licence and ban policy, deny.toml).
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+if ! cargo deny --version >/dev/null 2>&1; then
+  echo "test: installing cargo-deny (cargo install, about five minutes)"
+  cargo install cargo-deny --version '^0.20' --locked --no-default-features
+fi
+
+# Cheap checks first: formatting, licences and banned crates.
+cargo fmt --all --check
+cargo deny --log-level error check licenses bans
+
 # UI first: the desktop app (src-tauri/) embeds the production build of ui/ (ui/dist).
 (cd ui && npm ci --no-audit --no-fund && npm run build)
 
 # One build for everything, including the desktop app the end-to-end tests start
 # (tests/tests/desktop_app.rs drives its real window under a private Xvfb).
 cargo build --workspace --all-targets --locked
-# One test at a time: end-to-end tests run real media (encoders, decoders, a
-# browser) against frame-rate bars, and two of them side by side on two cores
-# measure the machine rather than the product.
-cargo test --workspace --locked --no-fail-fast -- --test-threads=1
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# UI: type check and unit tests (Vitest).
+# Fast tests: unit tests of every crate (threads in parallel), doc tests, and the
+# UI's type check and unit tests (Vitest).
+cargo test --workspace --locked --no-fail-fast --lib --bins
+cargo test --workspace --locked --no-fail-fast --doc
 (cd ui && npm run typecheck && npm test)
+
+# Then the integration and end-to-end tests, one at a time: they run real media
+# (encoders, decoders, a browser) against frame-rate bars, and two of them side by
+# side on two cores measure the machine rather than the product.
+cargo test --workspace --locked --no-fail-fast --test '*' -- --test-threads=1

@@ -92,6 +92,7 @@ impl Ord for Pending {
 type Queue = Arc<(Mutex<BinaryHeap<Pending>>, Condvar)>;
 
 /// Enters network namespace `ns` on the calling thread only.
+#[allow(unsafe_code)] // setns(2)
 fn enter_netns(ns: &str) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let f = std::fs::File::open(format!("/var/run/netns/{ns}"))?;
@@ -202,6 +203,7 @@ impl LinkEmulator {
     }
 }
 
+#[allow(unsafe_code)] // setsockopt(2)
 fn set_buffers(s: &UdpSocket) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let size: libc::c_int = 4 * 1024 * 1024;

@@ -61,6 +61,7 @@ struct Proc {
 }
 
 impl Drop for Proc {
+    #[allow(unsafe_code)] // killpg(2)
     fn drop(&mut self) {
         if self.group {
             // killpg(2) directly: procps `kill -TERM -<pgid>` on this machine signalled
@@ -70,6 +71,7 @@ impl Drop for Proc {
                 // SAFETY: plain syscalls on a process group this test created.
                 unsafe { libc::killpg(pgid, libc::SIGTERM) };
                 std::thread::sleep(Duration::from_millis(300));
+                // SAFETY: as above.
                 unsafe { libc::killpg(pgid, libc::SIGKILL) };
             }
         }

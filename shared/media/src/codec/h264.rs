@@ -4,6 +4,7 @@
 //! The encoder talks to openh264 through `openh264-sys2` directly because the
 //! safe wrapper fixes the temporal layer count to 1; everything unsafe is kept
 //! in this file.
+#![allow(unsafe_code)] // FFI to openh264; each block states its SAFETY argument.
 
 use std::os::raw::{c_int, c_void};
 
