@@ -257,7 +257,7 @@ pub struct Core {
     sync: Option<SyncCursor>,
     outbox: VecDeque<OutItem>,
     paused_until: Option<Instant>,
-    /// Own messages allowed in flight: drops to 1 on a rate limit, doubles on each acknowledgement.
+    /// Outputs not yet taken by the driver.
     out: VecDeque<Output>,
 }
 
