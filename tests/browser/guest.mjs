@@ -138,7 +138,8 @@ async function rtpStats() {
           width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, t: s.timestamp });
       } else if (s.type === "outbound-rtp") {
         v.push({ id: s.id, kind: s.kind, mid: s.mid, outbound: true, framesEncoded: s.framesEncoded ?? 0, packetsSent: s.packetsSent ?? 0,
-          nackCount: s.nackCount ?? 0, pliCount: s.pliCount ?? 0, bytesSent: s.bytesSent ?? 0, encoder: s.encoderImplementation ?? "",
+          nackCount: s.nackCount ?? 0, pliCount: s.pliCount ?? 0, firCount: s.firCount ?? 0,
+          retransmittedPacketsSent: s.retransmittedPacketsSent ?? 0, bytesSent: s.bytesSent ?? 0, encoder: s.encoderImplementation ?? "",
           codec: r.get(s.codecId)?.mimeType ?? "", width: s.frameWidth ?? 0, height: s.frameHeight ?? 0, t: s.timestamp });
       }
     });
@@ -167,19 +168,7 @@ async function transport() {
 
 // What the browser sends: feedback it got for its own tracks.
 async function outbound() {
-  return page.evaluate(async () => {
-    const pc = window.clinicmeetGuest?.peer;
-    if (!pc) return [];
-    const r = await pc.getStats();
-    const v = [];
-    r.forEach((s) => {
-      if (s.type === "outbound-rtp") {
-        v.push({ kind: s.kind, nackCount: s.nackCount ?? 0, pliCount: s.pliCount ?? 0, firCount: s.firCount ?? 0,
-          retransmittedPacketsSent: s.retransmittedPacketsSent ?? 0, packetsSent: s.packetsSent ?? 0, framesEncoded: s.framesEncoded ?? 0 });
-      }
-    });
-    return v;
-  });
+  return (await rtpStats()).filter((x) => x.outbound);
 }
 
 /** The chat is a side panel, closed at first (as in the desktop app). */

@@ -180,53 +180,21 @@ impl Net {
     /// `Err` says why neither works.
     pub fn block_udp(&self, client: usize) -> Result<String, String> {
         let ns = &self.clients[client].ns;
-        let nft = ns_run(ns, &["nft", "add", "table", "inet", "cmblock"])
-            .and_then(|()| {
-                ns_run(
-                    ns,
-                    &[
-                        "nft",
-                        "add",
-                        "chain",
-                        "inet",
-                        "cmblock",
-                        "out",
-                        "{ type filter hook output priority 0 ; }",
-                    ],
-                )
-            })
-            .and_then(|()| {
-                ns_run(
-                    ns,
-                    &[
-                        "nft",
-                        "add",
-                        "chain",
-                        "inet",
-                        "cmblock",
-                        "in",
-                        "{ type filter hook input priority 0 ; }",
-                    ],
-                )
-            })
-            .and_then(|()| {
-                ns_run(
-                    ns,
-                    &[
-                        "nft", "add", "rule", "inet", "cmblock", "out", "oifname", "!=", "lo", "meta",
-                        "l4proto", "udp", "drop",
-                    ],
-                )
-            })
-            .and_then(|()| {
-                ns_run(
-                    ns,
-                    &[
-                        "nft", "add", "rule", "inet", "cmblock", "in", "iifname", "!=", "lo", "meta",
-                        "l4proto", "udp", "drop",
-                    ],
-                )
-            });
+        let nft = ns_run(ns, &["nft", "add", "table", "inet", "cmblock"]).and_then(|()| {
+            [("out", "output", "oifname"), ("in", "input", "iifname")].iter().try_for_each(
+                |(chain, hook, iface)| {
+                    let spec = format!("{{ type filter hook {hook} priority 0 ; }}");
+                    ns_run(ns, &["nft", "add", "chain", "inet", "cmblock", chain, &spec])?;
+                    ns_run(
+                        ns,
+                        &[
+                            "nft", "add", "rule", "inet", "cmblock", chain, iface, "!=", "lo", "meta",
+                            "l4proto", "udp", "drop",
+                        ],
+                    )
+                },
+            )
+        });
         match nft {
             Ok(()) => Ok("nft".into()),
             Err(nft_err) => {

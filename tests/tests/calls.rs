@@ -169,20 +169,35 @@ fn mid_call_joiner_gets_a_picture_within_a_second() {
     assert!(ms < 1_000, "first picture after {ms} ms");
 }
 
+/// The doctor hosting; "Rebel" publishing (and, through a test flag, ignoring host
+/// mutes); "Viewer" receiving, with stats lines every 500 ms.
+struct RebelCall {
+    clinic: Clinic,
+    host: Session,
+    r: Session,
+    r_id: String,
+    v: Session,
+}
+
+impl RebelCall {
+    fn start() -> RebelCall {
+        let clinic = Clinic::new(&[]);
+        let (_, code) = clinic.doctor.create(&[]);
+        let mut host = clinic.doctor.join(&code, &["--stats-interval-ms", "500"]);
+        host.expect_event("joined", STEP);
+        let mut args = publish_args("660");
+        args.push("--ignore-host-mute".into());
+        let mut r = clinic.guest("Rebel").join(&code, &as_refs(&args));
+        let r_id = my_id(&r.expect_event("joined", STEP));
+        let mut v = clinic.guest("Viewer").join(&code, &["--stats-interval-ms", "500"]);
+        v.expect_event("joined", STEP);
+        RebelCall { clinic, host, r, r_id, v }
+    }
+}
+
 #[test]
 fn camera_off_and_screen_share_follow_forwarding() {
-    let clinic = Clinic::new(&[]);
-    let (_, code) = clinic.doctor.create(&[]);
-    let mut host = clinic.doctor.join(&code, &["--stats-interval-ms", "500"]);
-    host.expect_event("joined", STEP);
-    let rebel = clinic.guest("Rebel");
-    let mut args = publish_args("660");
-    args.push("--ignore-host-mute".into());
-    let mut r = rebel.join(&code, &as_refs(&args));
-    let r_id = my_id(&r.expect_event("joined", STEP));
-    let viewer = clinic.guest("Viewer");
-    let mut v = viewer.join(&code, &["--stats-interval-ms", "500"]);
-    v.expect_event("joined", STEP);
+    let RebelCall { clinic: _clinic, mut host, mut r, r_id, mut v } = RebelCall::start();
     wait_stats(&mut v, &r_id, "video", "video flowing", |s| s["fps"].as_f64() > Some(20.0));
     wait_stats(&mut v, &r_id, "audio", "audio flowing", |s| s["bitrate_bps"].as_u64() > Some(10_000));
 
@@ -217,22 +232,9 @@ fn camera_off_and_screen_share_follow_forwarding() {
     });
 }
 
-/// Alone this passed 5 of 5 runs; combined after a camera off/on sequence the relay kept
-/// forwarding the muted audio in 2 of 4 runs (reported to the relay side).
 #[test]
 fn host_mute_stops_forwarding_even_if_the_client_keeps_sending() {
-    let clinic = Clinic::new(&[]);
-    let (_, code) = clinic.doctor.create(&[]);
-    let mut host = clinic.doctor.join(&code, &["--stats-interval-ms", "500"]);
-    host.expect_event("joined", STEP);
-    let rebel = clinic.guest("Rebel");
-    let mut args = publish_args("660");
-    args.push("--ignore-host-mute".into());
-    let mut r = rebel.join(&code, &as_refs(&args));
-    let r_id = my_id(&r.expect_event("joined", STEP));
-    let viewer = clinic.guest("Viewer");
-    let mut v = viewer.join(&code, &["--stats-interval-ms", "500"]);
-    v.expect_event("joined", STEP);
+    let RebelCall { clinic: _clinic, mut host, mut r, r_id, mut v } = RebelCall::start();
     wait_stats(&mut v, &r_id, "audio", "audio flowing", |s| s["bitrate_bps"].as_u64() > Some(10_000));
 
     // Host mute: the rebel keeps sending (hidden test flag), the relay must not forward it.

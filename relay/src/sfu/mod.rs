@@ -655,21 +655,13 @@ impl Sfu {
 
     /// Copies `packet` behind `flow`'s prefix with a new sequence number and SSRC.
     fn rewrite(arena: &mut BytesMut, flow: FlowId, packet: &[u8], seq: u16, ssrc: u32) -> Bytes {
-        let plen = datagram::flow_id_len(flow);
-        let need = plen + packet.len();
-        if arena.capacity() < need {
-            arena.reserve(ARENA.max(need));
-        }
-        let mut prefix = [0u8; 8];
-        let n = datagram::write_flow_id(flow, &mut prefix);
-        arena.put_slice(&prefix[..n]);
-        arena.put_slice(packet);
-        // The packet parsed as RTP, so its fixed header is there.
-        if let Some(h) = arena.get_mut(n..n + 12) {
-            h[2..4].copy_from_slice(&seq.to_be_bytes());
-            h[8..12].copy_from_slice(&ssrc.to_be_bytes());
-        }
-        arena.split().freeze()
+        Self::prefixed_with(arena, flow, packet, |h| {
+            // The packet parsed as RTP, so its fixed header is there.
+            if let Some(h) = h.get_mut(..12) {
+                h[2..4].copy_from_slice(&seq.to_be_bytes());
+                h[8..12].copy_from_slice(&ssrc.to_be_bytes());
+            }
+        })
     }
 
     /// A keyframe request for encoding `enc`: a PLI to the publisher now, or as soon
@@ -701,7 +693,19 @@ impl Sfu {
         });
     }
 
+    /// Copies `packet` behind `flow`'s prefix, unchanged.
     fn prefixed(arena: &mut BytesMut, flow: FlowId, packet: &[u8]) -> Bytes {
+        Self::prefixed_with(arena, flow, packet, |_| {})
+    }
+
+    /// Copies `packet` behind `flow`'s prefix into the arena, lets `patch` edit the
+    /// copy of the packet, and cuts it off as one datagram.
+    fn prefixed_with(
+        arena: &mut BytesMut,
+        flow: FlowId,
+        packet: &[u8],
+        patch: impl FnOnce(&mut [u8]),
+    ) -> Bytes {
         let need = datagram::flow_id_len(flow) + packet.len();
         if arena.capacity() < need {
             arena.reserve(ARENA.max(need));
@@ -710,6 +714,9 @@ impl Sfu {
         let n = datagram::write_flow_id(flow, &mut prefix);
         arena.put_slice(&prefix[..n]);
         arena.put_slice(packet);
+        if let Some(copy) = arena.get_mut(n..) {
+            patch(copy);
+        }
         arena.split().freeze()
     }
 

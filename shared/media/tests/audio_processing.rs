@@ -21,8 +21,9 @@
 //! simultaneous far-end tones the canceller did not converge (ERLE ~2.5 dB).
 
 use clinicmeet_media::processing::{AudioProcessor, NoiseSuppressionLevel, ProcessingConfig};
-use rustfft::num_complex::Complex;
-use rustfft::FftPlanner;
+
+mod common;
+use common::hann_spectrum;
 
 const SR: usize = 48_000;
 const FRAME: usize = 960;
@@ -156,15 +157,7 @@ fn db(ratio: f64) -> f64 {
 /// Power in 120 Hz–4 kHz with 400–480 Hz (the far-end tone) cut out.
 fn speech_band_power(x: &[f64]) -> f64 {
     let n = x.len();
-    let mut buf: Vec<Complex<f64>> = x
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let w = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos();
-            Complex::new(v * w, 0.0)
-        })
-        .collect();
-    FftPlanner::new().plan_fft_forward(n).process(&mut buf);
+    let buf = hann_spectrum(x);
     let hz = |k: usize| k as f64 * SR as f64 / n as f64;
     (1..n / 2)
         .filter(|&k| (120.0..4000.0).contains(&hz(k)) && !(400.0..480.0).contains(&hz(k)))

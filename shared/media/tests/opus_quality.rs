@@ -4,26 +4,9 @@ use clinicmeet_media::capture::synthetic::{SyntheticMicrophone, SyntheticSound};
 use clinicmeet_media::capture::{AudioSource, Pacing};
 use clinicmeet_media::codec::opus::{OpusConfig, OpusDecoder, OpusEncoder};
 use rand::{Rng, SeedableRng};
-use rustfft::num_complex::Complex;
 
-/// Dominant frequency (Hz) by FFT with a Hann window and parabolic interpolation of the peak.
-fn dominant_frequency(samples: &[f32], rate: f32) -> f32 {
-    let n = samples.len();
-    let mut buf: Vec<Complex<f32>> = samples
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| {
-            let w = 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / (n - 1) as f32).cos();
-            Complex::new(s * w, 0.0)
-        })
-        .collect();
-    rustfft::FftPlanner::new().plan_fft_forward(n).process(&mut buf);
-    let mags: Vec<f32> = buf[..n / 2].iter().map(|c| c.norm().max(1e-12).ln()).collect();
-    let k = (1..mags.len() - 1).max_by(|&a, &b| mags[a].total_cmp(&mags[b])).unwrap();
-    let (a, b, c) = (mags[k - 1], mags[k], mags[k + 1]);
-    let delta = 0.5 * (a - c) / (a - 2.0 * b + c);
-    (k as f32 + delta) * rate / n as f32
-}
+mod common;
+use common::dominant_hz;
 
 fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
     let (mut sig, mut noise) = (0f64, 0f64);
@@ -45,7 +28,7 @@ fn tone_440_comes_back_at_440() {
         out.extend(dec.decode(&pkt).unwrap());
     }
     // Skip the codec's start-up, then analyse 65,536 samples (1.37 s, 0.73 Hz bins).
-    let f = dominant_frequency(&out[4_800..4_800 + 65_536], 48_000.0);
+    let f = dominant_hz(&out[4_800..4_800 + 65_536], 48_000.0);
     assert!((f - 440.0).abs() <= 2.0, "measured {f} Hz");
     // And a different tone is not mistaken for 440.
     let mut mic = SyntheticMicrophone::tone(523.25);
@@ -54,7 +37,7 @@ fn tone_440_comes_back_at_440() {
         let pkt = enc.encode(&mic.read_frame().unwrap()).unwrap().unwrap();
         out.extend(dec.decode(&pkt).unwrap());
     }
-    let f = dominant_frequency(&out[4_800..4_800 + 65_536], 48_000.0);
+    let f = dominant_hz(&out[4_800..4_800 + 65_536], 48_000.0);
     assert!((f - 523.25).abs() <= 2.0, "measured {f} Hz");
 }
 

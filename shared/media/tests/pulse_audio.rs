@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use clinicmeet_media::capture::audio_device::{self, AudioDeviceOptions, Microphone, Speaker};
 use clinicmeet_media::capture::{AudioSink, AudioSource};
 use clinicmeet_media::AudioFrame;
-use rustfft::num_complex::Complex;
-use rustfft::FftPlanner;
+
+mod common;
+use common::dominant_hz;
 
 const TONE_HZ: f64 = 440.0;
 
@@ -83,26 +84,6 @@ fn pactl(socket: &Path, args: &[&str]) -> Result<(), String> {
         return Err(format!("pactl {args:?}: {}", String::from_utf8_lossy(&out.stderr)));
     }
     Ok(())
-}
-
-/// Frequency of the strongest component, from a Hann-windowed FFT with parabolic
-/// interpolation of the peak.
-fn dominant_hz(x: &[f32], rate: f64) -> f64 {
-    let n = x.len();
-    let mut buf: Vec<Complex<f64>> = x
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let w = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos();
-            Complex::new(f64::from(*v) * w, 0.0)
-        })
-        .collect();
-    FftPlanner::new().plan_fft_forward(n).process(&mut buf);
-    let mag: Vec<f64> = buf[..n / 2].iter().map(|c| c.norm()).collect();
-    let k = (1..n / 2 - 1).max_by(|&a, &b| mag[a].total_cmp(&mag[b])).unwrap_or(1);
-    let (a, b, c) = (mag[k - 1].ln(), mag[k].ln(), mag[k + 1].ln());
-    let offset = 0.5 * (a - c) / (a - 2.0 * b + c);
-    (k as f64 + offset) * rate / n as f64
 }
 
 /// Plays the tone through our speaker while recording through our microphone; returns

@@ -236,27 +236,19 @@ impl Microphone {
     }
 
     pub fn open_with(id: Option<&str>, opts: &AudioDeviceOptions) -> Result<Self> {
-        let kind = DeviceKind::Microphone;
-        let (device, info) = find_device(kind, id)?;
-        let (config, format) = choose_config(&device, kind, opts)?;
-        let channels = usize::from(config.channels.max(1));
-        let device_rate = config.sample_rate;
-        let shared: Shared = Arc::new((Mutex::new(Ring::default()), Condvar::new()));
-        let cap = device_rate as usize * RING_MAX_SECONDS;
-        let stream = match format {
-            SampleFormat::F32 => build_input::<f32>(&device, config, channels, cap, &shared),
-            SampleFormat::I16 => build_input::<i16>(&device, config, channels, cap, &shared),
-            SampleFormat::I32 => build_input::<i32>(&device, config, channels, cap, &shared),
-            SampleFormat::U8 => build_input::<u8>(&device, config, channels, cap, &shared),
-            SampleFormat::F64 => build_input::<f64>(&device, config, channels, cap, &shared),
-            other => {
-                return Err(MediaError::UnsupportedFormat(format!("microphone sample format {other:?}")))
-            }
-        }
-        .map_err(|e| MediaError::Device { kind, detail: format!("cannot open {}: {e}", info.name) })?;
-        stream
-            .play()
-            .map_err(|e| MediaError::Device { kind, detail: format!("cannot start {}: {e}", info.name) })?;
+        let (stream, shared, info, device_rate) =
+            start_stream(DeviceKind::Microphone, id, opts, |device, config, format, shared| {
+                let channels = usize::from(config.channels.max(1));
+                let cap = config.sample_rate as usize * RING_MAX_SECONDS;
+                Some(match format {
+                    SampleFormat::F32 => build_input::<f32>(device, config, channels, cap, shared),
+                    SampleFormat::I16 => build_input::<i16>(device, config, channels, cap, shared),
+                    SampleFormat::I32 => build_input::<i32>(device, config, channels, cap, shared),
+                    SampleFormat::U8 => build_input::<u8>(device, config, channels, cap, shared),
+                    SampleFormat::F64 => build_input::<f64>(device, config, channels, cap, shared),
+                    _ => return None,
+                })
+            })?;
         let resampler = if device_rate == AUDIO_SAMPLE_RATE {
             None
         } else {
@@ -286,6 +278,72 @@ impl Microphone {
     pub fn overruns(&self) -> u64 {
         lock(&self.shared).overruns
     }
+}
+
+/// Opens device `id` of `kind` (or the default one), builds its stream with
+/// `build` for the chosen sample format (`None`: a format we cannot handle) and
+/// starts it. Returns the stream, the ring its callback shares, the device and
+/// the rate it runs at.
+fn start_stream(
+    kind: DeviceKind,
+    id: Option<&str>,
+    opts: &AudioDeviceOptions,
+    build: impl FnOnce(
+        &cpal::Device,
+        cpal::StreamConfig,
+        SampleFormat,
+        &Shared,
+    ) -> Option<std::result::Result<cpal::Stream, cpal::Error>>,
+) -> Result<(cpal::Stream, Shared, DeviceInfo, u32)> {
+    let (device, info) = find_device(kind, id)?;
+    let (config, format) = choose_config(&device, kind, opts)?;
+    let device_rate = config.sample_rate;
+    let shared: Shared = Arc::new((Mutex::new(Ring::default()), Condvar::new()));
+    let stream = build(&device, config, format, &shared)
+        .ok_or_else(|| MediaError::UnsupportedFormat(format!("{kind} sample format {format:?}")))?
+        .map_err(|e| MediaError::Device { kind, detail: format!("cannot open {}: {e}", info.name) })?;
+    stream
+        .play()
+        .map_err(|e| MediaError::Device { kind, detail: format!("cannot start {}: {e}", info.name) })?;
+    Ok((stream, shared, info, device_rate))
+}
+
+/// Waits on the ring until `ready`, a stream error or `timeout` (then the
+/// error says `stalled(ring)`), and returns it locked.
+fn wait_ring<'a>(
+    shared: &'a Shared,
+    kind: DeviceKind,
+    name: &str,
+    timeout: Duration,
+    ready: impl Fn(&Ring) -> bool,
+    stalled: impl Fn(&Ring) -> String,
+) -> Result<std::sync::MutexGuard<'a, Ring>> {
+    let deadline = Instant::now() + timeout;
+    let mut ring = lock(shared);
+    while !ready(&ring) {
+        if let Some(e) = ring.error.take() {
+            return Err(MediaError::Device { kind, detail: format!("{name}: {e}") });
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(MediaError::Device { kind, detail: stalled(&ring) });
+        }
+        ring = shared.1.wait_timeout(ring, deadline - now).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+    }
+    Ok(ring)
+}
+
+/// Resamples `input` into `out` (mono); returns the samples written.
+fn resample(r: &mut Fft<f32>, input: &[f32], out: &mut [f32]) -> Result<usize> {
+    let (n_in, n_out) = (input.len(), out.len());
+    let input = InterleavedSlice::new(input, 1, n_in)
+        .map_err(|e| MediaError::Processing(format!("resampler input: {e}")))?;
+    let mut output = InterleavedSlice::new_mut(out, 1, n_out)
+        .map_err(|e| MediaError::Processing(format!("resampler output: {e}")))?;
+    let (_, written) = r
+        .process_into_buffer(&input, &mut output, None)
+        .map_err(|e| MediaError::Processing(format!("resampling: {e}")))?;
+    Ok(written)
 }
 
 fn new_resampler(from: u32, to: u32, fixed: FixedSync) -> Result<Fft<f32>> {
@@ -339,34 +397,21 @@ impl AudioSource for Microphone {
     fn read_frame(&mut self) -> Result<AudioFrame> {
         let need = self.resampler.as_ref().map_or(AUDIO_FRAME_SAMPLES, |r| r.input_frames_next());
         let timeout = if self.first { FIRST_FRAME_TIMEOUT } else { FRAME_TIMEOUT };
-        let deadline = Instant::now() + timeout;
-        let mut ring = lock(&self.shared);
-        while ring.samples.len() < need {
-            if let Some(e) = ring.error.take() {
-                return Err(MediaError::Device {
-                    kind: DeviceKind::Microphone,
-                    detail: format!("{}: {e}", self.info.name),
-                });
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(MediaError::Device {
-                    kind: DeviceKind::Microphone,
-                    detail: format!(
-                        "{} delivered no audio for {} ms ({} callbacks so far)",
-                        self.info.name,
-                        timeout.as_millis(),
-                        ring.callbacks
-                    ),
-                });
-            }
-            ring = self
-                .shared
-                .1
-                .wait_timeout(ring, deadline - now)
-                .map(|r| r.0)
-                .unwrap_or_else(|p| p.into_inner().0);
-        }
+        let name = &self.info.name;
+        let mut ring = wait_ring(
+            &self.shared,
+            DeviceKind::Microphone,
+            name,
+            timeout,
+            |ring| ring.samples.len() >= need,
+            |ring| {
+                format!(
+                    "{name} delivered no audio for {} ms ({} callbacks so far)",
+                    timeout.as_millis(),
+                    ring.callbacks
+                )
+            },
+        )?;
         // Capture time of the first sample we take: newest minus what is queued.
         let queued_us = ring.samples.len() as u64 * 1_000_000 / u64::from(self.device_rate.max(1));
         let capture_us = ring.newest_us.saturating_sub(queued_us);
@@ -378,12 +423,7 @@ impl AudioSource for Microphone {
             None => std::mem::take(&mut self.inbuf),
             Some(r) => {
                 let mut out = vec![0.0f32; AUDIO_FRAME_SAMPLES];
-                let input = InterleavedSlice::new(&self.inbuf[..], 1, need)
-                    .map_err(|e| MediaError::Processing(format!("resampler input: {e}")))?;
-                let mut output = InterleavedSlice::new_mut(&mut out[..], 1, AUDIO_FRAME_SAMPLES)
-                    .map_err(|e| MediaError::Processing(format!("resampler output: {e}")))?;
-                r.process_into_buffer(&input, &mut output, None)
-                    .map_err(|e| MediaError::Processing(format!("resampling: {e}")))?;
+                resample(r, &self.inbuf, &mut out)?;
                 out
             }
         };
@@ -420,24 +460,18 @@ impl Speaker {
     }
 
     pub fn open_with(id: Option<&str>, opts: &AudioDeviceOptions) -> Result<Self> {
-        let kind = DeviceKind::Speaker;
-        let (device, info) = find_device(kind, id)?;
-        let (config, format) = choose_config(&device, kind, opts)?;
-        let channels = usize::from(config.channels.max(1));
-        let device_rate = config.sample_rate;
-        let shared: Shared = Arc::new((Mutex::new(Ring::default()), Condvar::new()));
-        let stream = match format {
-            SampleFormat::F32 => build_output::<f32>(&device, config, channels, &shared),
-            SampleFormat::I16 => build_output::<i16>(&device, config, channels, &shared),
-            SampleFormat::I32 => build_output::<i32>(&device, config, channels, &shared),
-            SampleFormat::U8 => build_output::<u8>(&device, config, channels, &shared),
-            SampleFormat::F64 => build_output::<f64>(&device, config, channels, &shared),
-            other => return Err(MediaError::UnsupportedFormat(format!("speaker sample format {other:?}"))),
-        }
-        .map_err(|e| MediaError::Device { kind, detail: format!("cannot open {}: {e}", info.name) })?;
-        stream
-            .play()
-            .map_err(|e| MediaError::Device { kind, detail: format!("cannot start {}: {e}", info.name) })?;
+        let (stream, shared, info, device_rate) =
+            start_stream(DeviceKind::Speaker, id, opts, |device, config, format, shared| {
+                let channels = usize::from(config.channels.max(1));
+                Some(match format {
+                    SampleFormat::F32 => build_output::<f32>(device, config, channels, shared),
+                    SampleFormat::I16 => build_output::<i16>(device, config, channels, shared),
+                    SampleFormat::I32 => build_output::<i32>(device, config, channels, shared),
+                    SampleFormat::U8 => build_output::<u8>(device, config, channels, shared),
+                    SampleFormat::F64 => build_output::<f64>(device, config, channels, shared),
+                    _ => return None,
+                })
+            })?;
         let resampler = if device_rate == AUDIO_SAMPLE_RATE {
             None
         } else {
@@ -506,43 +540,22 @@ impl AudioSink for Speaker {
             Some(r) => {
                 let n_in = frame.samples.len().min(r.input_frames_next());
                 let mut out = vec![0.0f32; r.output_frames_max()];
-                let cap = out.len();
-                let input = InterleavedSlice::new(&frame.samples[..n_in], 1, n_in)
-                    .map_err(|e| MediaError::Processing(format!("resampler input: {e}")))?;
-                let mut output = InterleavedSlice::new_mut(&mut out[..], 1, cap)
-                    .map_err(|e| MediaError::Processing(format!("resampler output: {e}")))?;
-                let (_, written) = r
-                    .process_into_buffer(&input, &mut output, None)
-                    .map_err(|e| MediaError::Processing(format!("resampling: {e}")))?;
+                let written = resample(r, &frame.samples[..n_in], &mut out)?;
                 out.truncate(written);
                 out
             }
         };
-        let mut ring = lock(&self.shared);
         // Some servers start calling back only 1–2 s after the stream starts.
-        let timeout = if ring.callbacks == 0 { FIRST_FRAME_TIMEOUT } else { FRAME_TIMEOUT };
-        let deadline = Instant::now() + timeout;
-        while ring.samples.len() > self.max_queued {
-            if let Some(e) = ring.error.take() {
-                return Err(MediaError::Device {
-                    kind: DeviceKind::Speaker,
-                    detail: format!("{}: {e}", self.info.name),
-                });
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(MediaError::Device {
-                    kind: DeviceKind::Speaker,
-                    detail: format!("{} stopped consuming audio", self.info.name),
-                });
-            }
-            ring = self
-                .shared
-                .1
-                .wait_timeout(ring, deadline - now)
-                .map(|r| r.0)
-                .unwrap_or_else(|p| p.into_inner().0);
-        }
+        let timeout = if lock(&self.shared).callbacks == 0 { FIRST_FRAME_TIMEOUT } else { FRAME_TIMEOUT };
+        let (name, max_queued) = (&self.info.name, self.max_queued);
+        let mut ring = wait_ring(
+            &self.shared,
+            DeviceKind::Speaker,
+            name,
+            timeout,
+            |ring| ring.samples.len() <= max_queued,
+            |_| format!("{name} stopped consuming audio"),
+        )?;
         ring.samples.extend(samples);
         Ok(())
     }

@@ -8,7 +8,6 @@
 use std::path::Path;
 
 use super::{AudioSource, Pacing, VideoFormat, VideoSource};
-use crate::clock::sleep_until_us;
 use crate::error::{MediaError, Result};
 use crate::frame::{chroma_size, AudioFrame, VideoFrame};
 use crate::{AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE};
@@ -135,14 +134,7 @@ impl VideoSource for Y4mCamera {
         let n = self.next_no;
         self.next_no += 1;
         let interval = self.video.format.frame_interval_us();
-        let capture_us = match self.pacing {
-            Pacing::Virtual { start_us } => start_us + n * interval,
-            Pacing::RealTime => {
-                let start = *self.start_us.get_or_insert_with(crate::clock::now_us);
-                sleep_until_us(start + n * interval);
-                crate::clock::now_us()
-            }
-        };
+        let capture_us = self.pacing.video_capture_us(&mut self.start_us, n * interval);
         let len = self.video.frames.len() as u64;
         let src = self.video.frames.get((n % len.max(1)) as usize).ok_or(MediaError::EndOfStream)?;
         let mut f = src.clone();
@@ -241,14 +233,7 @@ impl WavMicrophone {
 impl AudioSource for WavMicrophone {
     fn read_frame(&mut self) -> Result<AudioFrame> {
         let offset_us = self.pos * 1_000_000 / u64::from(AUDIO_SAMPLE_RATE);
-        let capture_us = match self.pacing {
-            Pacing::Virtual { start_us } => start_us + offset_us,
-            Pacing::RealTime => {
-                let start = *self.start_us.get_or_insert_with(crate::clock::now_us);
-                sleep_until_us(start + offset_us + 20_000);
-                start + offset_us
-            }
-        };
+        let capture_us = self.pacing.audio_capture_us(&mut self.start_us, offset_us);
         let len = self.audio.samples.len() as u64;
         let samples = (0..AUDIO_FRAME_SAMPLES as u64)
             .map(|i| self.audio.samples.get(((self.pos + i) % len.max(1)) as usize).copied().unwrap_or(0.0))

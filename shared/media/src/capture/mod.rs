@@ -79,6 +79,35 @@ pub enum Pacing {
     Virtual { start_us: u64 },
 }
 
+impl Pacing {
+    /// Capture time of the video frame due `offset_us` after the stream's first
+    /// frame; in real time, sleeps until it is due (`start` remembers the first).
+    pub fn video_capture_us(self, start: &mut Option<u64>, offset_us: u64) -> u64 {
+        match self {
+            Pacing::Virtual { start_us } => start_us + offset_us,
+            Pacing::RealTime => {
+                let start = *start.get_or_insert_with(crate::clock::now_us);
+                crate::clock::sleep_until_us(start + offset_us);
+                crate::clock::now_us()
+            }
+        }
+    }
+
+    /// Capture time (of its first sample) of the 20 ms audio frame starting
+    /// `offset_us` after the stream's first; in real time, sleeps until the
+    /// frame is complete, 20 ms after its first sample.
+    pub fn audio_capture_us(self, start: &mut Option<u64>, offset_us: u64) -> u64 {
+        match self {
+            Pacing::Virtual { start_us } => start_us + offset_us,
+            Pacing::RealTime => {
+                let start = *start.get_or_insert_with(crate::clock::now_us);
+                crate::clock::sleep_until_us(start + offset_us + 20_000);
+                start + offset_us
+            }
+        }
+    }
+}
+
 /// A source of I420 video frames (camera, screen, synthetic pattern, file).
 pub trait VideoSource: Send {
     /// The format frames are delivered in.

@@ -6,7 +6,6 @@
 //! pixels alone ([`decode_embedded`]), even after lossy H.264 at low bitrates.
 
 use super::{AudioSource, Pacing, VideoFormat, VideoSource};
-use crate::clock::sleep_until_us;
 use crate::error::{MediaError, Result};
 use crate::frame::{AudioFrame, VideoFrame};
 use crate::{AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE};
@@ -222,15 +221,12 @@ impl VideoSource for SyntheticCamera {
         let interval = self.format.frame_interval_us();
         let n = self.next_no;
         self.next_no += 1;
-        let capture_us = match self.pacing {
-            Pacing::Virtual { start_us } => start_us + n * 1_000_000 / u64::from(self.format.fps),
-            Pacing::RealTime => {
-                let start = *self.start_us.get_or_insert_with(crate::clock::now_us);
-                let due = start + n * interval;
-                sleep_until_us(due);
-                crate::clock::now_us()
-            }
+        let offset_us = match self.pacing {
+            // Exact for any frame rate (the interval is rounded down).
+            Pacing::Virtual { .. } => n * 1_000_000 / u64::from(self.format.fps),
+            Pacing::RealTime => n * interval,
         };
+        let capture_us = self.pacing.video_capture_us(&mut self.start_us, offset_us);
         Ok(self.render(n, capture_us))
     }
 }
@@ -350,15 +346,7 @@ impl SyntheticMicrophone {
 impl AudioSource for SyntheticMicrophone {
     fn read_frame(&mut self) -> Result<AudioFrame> {
         let offset_us = self.pos * 1_000_000 / u64::from(AUDIO_SAMPLE_RATE);
-        let capture_us = match self.pacing {
-            Pacing::Virtual { start_us } => start_us + offset_us,
-            Pacing::RealTime => {
-                let start = *self.start_us.get_or_insert_with(crate::clock::now_us);
-                // The frame is complete 20 ms after its first sample.
-                sleep_until_us(start + offset_us + 20_000);
-                start + offset_us
-            }
-        };
+        let capture_us = self.pacing.audio_capture_us(&mut self.start_us, offset_us);
         let samples = self.generate();
         Ok(AudioFrame { samples, capture_us })
     }
