@@ -10,7 +10,7 @@ import type { MeetingSession } from "../state/session";
 import { formatElapsed } from "../state/timer";
 import { ChatPanel } from "../components/ChatPanel";
 import { CopyButton } from "../components/CopyButton";
-import { Icon } from "../components/Icon";
+import { Icon, type IconName } from "../components/Icon";
 import { ParticipantsPanel, WaitingList } from "../components/ParticipantsPanel";
 import { sameIds, useIds, useNow, useSelect, useVersion } from "../components/reactive";
 import { VideoTile } from "../components/VideoTile";
@@ -201,6 +201,26 @@ export function Meeting(props: { session: MeetingSession }): JSX.Element {
   );
 }
 
+/** The microphone or camera control: pressed while on, crossed out while off; its label
+ * says what a press does; Ctrl + `shortcutKey` does the same. `icon` and `label`: [on, off]. */
+function MediaToggle(props: { on: boolean; onToggle: () => void; icon: [IconName, IconName]; label: [string, string]; shortcutKey: string }): JSX.Element {
+  const label = () => (props.on ? props.label[0] : props.label[1]);
+  return (
+    <button
+      type="button"
+      class="ctl"
+      classList={{ "ctl-off": !props.on }}
+      aria-pressed={props.on}
+      onClick={() => props.onToggle()}
+      title={`${label()} (Ctrl+${props.shortcutKey})`}
+      aria-keyshortcuts={`Control+${props.shortcutKey}`}
+    >
+      <Icon name={props.on ? props.icon[0] : props.icon[1]} />
+      <span>{label()}</span>
+    </button>
+  );
+}
+
 function InMeeting(props: { session: MeetingSession }): JSX.Element {
   const app = useApp();
   const s = props.session;
@@ -347,31 +367,9 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
 
       <nav class="controls" aria-label="Meeting controls">
         <div class="controls-group">
-          <button
-            type="button"
-            class="ctl"
-            classList={{ "ctl-off": !media().audio }}
-            aria-pressed={media().audio}
-            onClick={() => void s.toggleMic()}
-            title={`${media().audio ? "Mute" : "Unmute"} (Ctrl+D)`}
-            aria-keyshortcuts="Control+D"
-          >
-            <Icon name={media().audio ? "mic" : "micOff"} />
-            <span>{media().audio ? "Mute" : "Unmute"}</span>
-          </button>
+          <MediaToggle on={media().audio} onToggle={() => void s.toggleMic()} icon={["mic", "micOff"]} label={["Mute", "Unmute"]} shortcutKey="D" />
           <Show when={!audioOnly()}>
-            <button
-              type="button"
-              class="ctl"
-              classList={{ "ctl-off": !media().video }}
-              aria-pressed={media().video}
-              onClick={() => void s.toggleCamera()}
-              title={`${media().video ? "Stop camera" : "Start camera"} (Ctrl+E)`}
-              aria-keyshortcuts="Control+E"
-            >
-              <Icon name={media().video ? "camera" : "cameraOff"} />
-              <span>{media().video ? "Stop camera" : "Start camera"}</span>
-            </button>
+            <MediaToggle on={media().video} onToggle={() => void s.toggleCamera()} icon={["camera", "cameraOff"]} label={["Stop camera", "Start camera"]} shortcutKey="E" />
           </Show>
           <Show when={screenAllowed() && !audioOnly()}>
             <button type="button" class="ctl" classList={{ "ctl-active": media().screen }} aria-pressed={media().screen} onClick={() => void s.toggleScreen()} title={media().screen ? "Stop sharing" : "Share screen"}>
