@@ -3,9 +3,10 @@
 // participants panels, host controls, banners. Also the waiting room and the
 // "meeting is over" states of the same session.
 
-import { createMemo, createSignal, For, Match, onCleanup, onMount, Show, Switch, type JSX } from "solid-js";
+import { createMemo, createSignal, For, Match, onCleanup, onMount, Show, Switch, type Accessor, type JSX } from "solid-js";
 import { useApp } from "../appContext";
 import { LOCAL_PARTICIPANT, screenFrameId } from "../engine/engine";
+import type { Participant } from "../state/participants";
 import type { MeetingSession } from "../state/session";
 import { formatElapsed } from "../state/timer";
 import { ChatPanel } from "../components/ChatPanel";
@@ -39,12 +40,18 @@ function Quality(props: { session: MeetingSession }): JSX.Element {
   );
 }
 
-/** One tile, looked up by id so state updates flow in without recreating the canvas. */
-function Tile(props: { session: MeetingSession; id: string; speaker: string | null; variant: "grid" | "main" | "pip" | "strip" }): JSX.Element {
+/** What `children` renders of participant `id` while they are in the meeting, looked up by id
+ * so state updates flow in without recreating the canvas. */
+function WithParticipant(props: { session: MeetingSession; id: string; children: (p: Accessor<Participant>) => JSX.Element }): JSX.Element {
   const ps = props.session.participants;
   const p = useSelect(ps, () => ps.get(props.id));
+  return <Show when={p()}>{(q) => props.children(q)}</Show>;
+}
+
+/** One participant's tile. */
+function Tile(props: { session: MeetingSession; id: string; speaker: string | null; variant: "grid" | "main" | "pip" | "strip" }): JSX.Element {
   return (
-    <Show when={p()}>
+    <WithParticipant session={props.session} id={props.id}>
       {(q) => (
         <VideoTile
           frameId={q().self ? LOCAL_PARTICIPANT : q().id}
@@ -59,16 +66,14 @@ function Tile(props: { session: MeetingSession; id: string; speaker: string | nu
           variant={props.variant}
         />
       )}
-    </Show>
+    </WithParticipant>
   );
 }
 
 /** A remote participant's screen share, large on the stage. */
 function ScreenTile(props: { session: MeetingSession; id: string }): JSX.Element {
-  const ps = props.session.participants;
-  const p = useSelect(ps, () => ps.get(props.id));
   return (
-    <Show when={p()}>
+    <WithParticipant session={props.session} id={props.id}>
       {(q) => (
         <VideoTile
           frameId={screenFrameId(q().id)}
@@ -81,7 +86,7 @@ function ScreenTile(props: { session: MeetingSession; id: string }): JSX.Element
           variant="screen"
         />
       )}
-    </Show>
+    </WithParticipant>
   );
 }
 
