@@ -14,7 +14,7 @@ export default defineConfig({
   },
   server: { port: 5173, strictPort: false },
   test: {
-    include: ["src/**/*.test.ts"],
+    include: ["src/**/*.test.ts", "src/**/*.test.tsx"],
     environment: "node",
   },
 });

@@ -45,6 +45,7 @@ import {
   type RtcSignal,
   type SlotChange,
 } from "./browserSignal";
+import { Listeners } from "./listeners";
 import type { ChatMessage, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity, Uuid } from "./types";
 
 export { SLOTS };
@@ -77,7 +78,7 @@ export class BrowserEngine implements Engine {
   private closingOnPurpose = false;
   private nextId = 1;
   private pending = new Map<number, Pending>();
-  private listeners = new Set<EngineListener>();
+  private listeners = new Listeners<EngineEvent>();
   private pc: RTCPeerConnection | null = null;
   private remoteReady = false;
   private answerWaiter: ((sdp: string) => void) | null = null;
@@ -111,8 +112,7 @@ export class BrowserEngine implements Engine {
   // --- events ----------------------------------------------------------------
 
   subscribe(listener: EngineListener): Unsubscribe {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   subscribeFrames(_listener: FrameListener): Unsubscribe {
@@ -121,7 +121,7 @@ export class BrowserEngine implements Engine {
   }
 
   private emit(e: EngineEvent): void {
-    for (const l of this.listeners) l(e);
+    this.listeners.emit(e);
   }
 
   // --- relay -----------------------------------------------------------------

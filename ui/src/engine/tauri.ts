@@ -26,6 +26,7 @@ import {
   type Unsubscribe,
   type VideoFrame,
 } from "./engine";
+import { Listeners } from "./listeners";
 import type { ChatMessage, ErrorCode, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity, Uuid } from "./types";
 
 /** What the shell was opened with: an invite link and/or a relay to pre-fill. */
@@ -80,16 +81,16 @@ export function decodeFrame(buf: ArrayBuffer): VideoFrame | null {
 export const FRAME_WINDOW = 8;
 
 export class TauriEngine implements Engine {
-  private listeners = new Set<EngineListener>();
-  private frameListeners = new Set<FrameListener>();
-  private inviteListeners = new Set<(invite: InviteEvent) => void>();
+  private listeners = new Listeners<EngineEvent>();
+  private frameListeners = new Listeners<VideoFrame>();
+  private inviteListeners = new Listeners<InviteEvent>();
   private subscribed: Promise<void>;
   private socket: WebSocket | null = null;
   private reconnect: ReturnType<typeof setTimeout> | null = null;
 
   constructor() {
     const events = new Channel<EngineEvent | InviteEvent>((e) => {
-      if (e.type === "invite") for (const l of this.inviteListeners) l(e);
+      if (e.type === "invite") this.inviteListeners.emit(e);
       else this.emit(e);
     });
     this.subscribed = invoke("subscribe", { channel: events }).then(() => undefined);
@@ -114,7 +115,7 @@ export class TauriEngine implements Engine {
     ws.onmessage = (ev: MessageEvent<unknown>) => {
       if (ev.data instanceof ArrayBuffer) {
         const f = decodeFrame(ev.data);
-        if (f) for (const l of this.frameListeners) l(f);
+        if (f) this.frameListeners.emit(f);
       }
       ws.send("1");
     };
@@ -145,7 +146,7 @@ export class TauriEngine implements Engine {
   }
 
   private emit(e: EngineEvent): void {
-    for (const l of this.listeners) l(e);
+    this.listeners.emit(e);
   }
 
   private async call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
@@ -168,8 +169,7 @@ export class TauriEngine implements Engine {
   }
 
   onInvite(listener: (invite: InviteEvent) => void): Unsubscribe {
-    this.inviteListeners.add(listener);
-    return () => this.inviteListeners.delete(listener);
+    return this.inviteListeners.add(listener);
   }
 
   // --- relay -----------------------------------------------------------------
@@ -282,14 +282,13 @@ export class TauriEngine implements Engine {
 
   // --- events ----------------------------------------------------------------
   subscribe(listener: EngineListener): Unsubscribe {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
   subscribeFrames(listener: FrameListener): Unsubscribe {
-    this.frameListeners.add(listener);
+    const remove = this.frameListeners.add(listener);
     void this.openFrames();
     return () => {
-      this.frameListeners.delete(listener);
+      remove();
       if (this.frameListeners.size === 0) this.socket?.close();
     };
   }

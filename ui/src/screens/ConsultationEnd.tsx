@@ -1,10 +1,10 @@
 // Ending a consultation: the doctor writes the notes, then it ends for everyone.
 
-import { createSignal, Show, type JSX } from "solid-js";
+import { createSignal, type JSX } from "solid-js";
 import { useApp } from "../appContext";
 import { errorText } from "../engine/engine";
 import type { MeetingSession } from "../state/session";
-import { Icon } from "../components/Icon";
+import { Field, FormError } from "../components/Form";
 import { formatDuration, durationSecs } from "../state/timer";
 
 export function ConsultationEndDialog(props: { session: MeetingSession; onCancel: () => void }): JSX.Element {
@@ -37,17 +37,10 @@ export function ConsultationEndDialog(props: { session: MeetingSession; onCancel
           <dt>Duration so far</dt>
           <dd>{formatDuration(durationSecs(m()?.started_at ?? null, Date.now()))}</dd>
         </dl>
-        <div class="field">
-          <label for="ce-notes">Consultation notes</label>
+        <Field id="ce-notes" label="Consultation notes" hintId="ce-hint" hint="Kept on this device with the consultation. You can edit them later.">
           <textarea id="ce-notes" rows={8} value={notes()} onInput={(e) => setNotes(e.currentTarget.value)} aria-describedby="ce-hint" />
-          <p id="ce-hint" class="hint">Kept on this device with the consultation. You can edit them later.</p>
-        </div>
-        <Show when={error()}>
-          <div class="alert alert-warn" role="alert">
-            <Icon name="warning" size={20} />
-            <span>{error()}</span>
-          </div>
-        </Show>
+        </Field>
+        <FormError message={error()} />
         <div class="row row-end">
           <button type="button" class="btn btn-ghost" onClick={props.onCancel}>
             Keep going

@@ -7,6 +7,7 @@ import { errorText, type ConsultationRecord } from "../engine/engine";
 import type { ChatMessage } from "../engine/types";
 import { formatDuration } from "../state/timer";
 import { AppHeader } from "../components/AppHeader";
+import { Field } from "../components/Form";
 import { Icon } from "../components/Icon";
 
 function fmt(ms: number | null): string {
@@ -53,10 +54,9 @@ function Detail(props: { record: ConsultationRecord; onSaved: () => void }): JSX
         </dd>
       </dl>
       <form class="form" onSubmit={save}>
-        <div class="field">
-          <label for="cd-notes">Notes</label>
+        <Field id="cd-notes" label="Notes">
           <textarea id="cd-notes" rows={6} value={notes()} onInput={(e) => setNotes(e.currentTarget.value)} />
-        </div>
+        </Field>
         <div class="row">
           <button type="submit" class="btn btn-primary">
             Save notes

@@ -6,6 +6,7 @@ import { useApp } from "../appContext";
 import { errorText, LOCAL_PARTICIPANT, type DeviceInfo, type DeviceKind } from "../engine/engine";
 import { MeetingSession } from "../state/session";
 import { AppHeader } from "../components/AppHeader";
+import { FormError } from "../components/Form";
 import { Icon } from "../components/Icon";
 import { MicMeter } from "../components/MicMeter";
 import { VideoTile } from "../components/VideoTile";
@@ -154,18 +155,8 @@ export function DeviceCheck(props: { code: string; displayName: string }): JSX.E
                 </>
               )}
             </Show>
-            <Show when={warning}>
-              <div class="alert alert-warn" role="alert" data-testid="media-error">
-                <Icon name="warning" size={20} />
-                <span>{warning}</span>
-              </div>
-            </Show>
-            <Show when={error()}>
-              <div class="alert alert-warn" role="alert" data-testid="device-error">
-                <Icon name="warning" size={20} />
-                <span>{error()}</span>
-              </div>
-            </Show>
+            <FormError message={warning} testId="media-error" />
+            <FormError message={error()} testId="device-error" />
             <div class="dc-actions">
               <button
                 type="button"

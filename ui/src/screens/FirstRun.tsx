@@ -5,6 +5,7 @@ import { createSignal, Match, Show, Switch, type JSX } from "solid-js";
 import { useApp } from "../appContext";
 import { EngineError, errorText } from "../engine/engine";
 import { Icon } from "../components/Icon";
+import { Field, FormError, SubmitButton } from "../components/Form";
 
 export function FirstRun(): JSX.Element {
   const app = useApp();
@@ -70,12 +71,10 @@ export function FirstRun(): JSX.Element {
             <h1 id="first-run-title">Connect to your clinic</h1>
             <p class="lead">Enter the server address and key fingerprint from your clinic's administrator or from your invite.</p>
             <form onSubmit={connect} class="form">
-              <div class="field">
-                <label for="relay-address">Server address</label>
+              <Field id="relay-address" label="Server address">
                 <input id="relay-address" type="text" autocomplete="off" spellcheck={false} placeholder="relay.clinic.example:4433" value={address()} onInput={(e) => setAddress(e.currentTarget.value)} required />
-              </div>
-              <div class="field">
-                <label for="relay-pin">Key fingerprint (SHA-256)</label>
+              </Field>
+              <Field id="relay-pin" label="Key fingerprint (SHA-256)" hintId="relay-pin-hint" hint="The server proves its identity with this fingerprint. It stays valid when the certificate is renewed.">
                 <input
                   id="relay-pin"
                   class="mono"
@@ -89,10 +88,7 @@ export function FirstRun(): JSX.Element {
                   aria-invalid={mismatch() !== null}
                   required
                 />
-                <p id="relay-pin-hint" class="hint">
-                  The server proves its identity with this fingerprint. It stays valid when the certificate is renewed.
-                </p>
-              </div>
+              </Field>
               <Show when={mismatch()}>
                 <div class="alert alert-danger" role="alert">
                   <Icon name="warning" size={24} />
@@ -106,15 +102,8 @@ export function FirstRun(): JSX.Element {
                   </div>
                 </div>
               </Show>
-              <Show when={error()}>
-                <div class="alert alert-warn" role="alert">
-                  <Icon name="warning" size={20} />
-                  <span>{error()}</span>
-                </div>
-              </Show>
-              <button type="submit" class="btn btn-primary btn-large" disabled={busy()}>
-                {busy() ? "Connecting…" : "Connect"}
-              </button>
+              <FormError message={error()} />
+              <SubmitButton busy={busy()} label="Connect" busyLabel="Connecting…" />
             </form>
           </section>
         </Match>
@@ -128,23 +117,14 @@ export function FirstRun(): JSX.Element {
               <form class="choice" onSubmit={enroll}>
                 <h2>Clinic staff</h2>
                 <p>Enroll this device once with the one-time code from your administrator.</p>
-                <div class="field">
-                  <label for="enroll-code">One-time enrollment code</label>
+                <Field id="enroll-code" label="One-time enrollment code">
                   <input id="enroll-code" class="mono" type="text" autocomplete="one-time-code" spellcheck={false} value={code()} onInput={(e) => setCode(e.currentTarget.value)} required />
-                </div>
-                <div class="field">
-                  <label for="device-name">Name of this device</label>
+                </Field>
+                <Field id="device-name" label="Name of this device">
                   <input id="device-name" type="text" value={deviceName()} onInput={(e) => setDeviceName(e.currentTarget.value)} required />
-                </div>
-                <Show when={error()}>
-                  <div class="alert alert-warn" role="alert">
-                    <Icon name="warning" size={20} />
-                    <span>{error()}</span>
-                  </div>
-                </Show>
-                <button type="submit" class="btn btn-primary btn-large" disabled={busy()}>
-                  {busy() ? "Enrolling…" : "Enroll this device"}
-                </button>
+                </Field>
+                <FormError message={error()} />
+                <SubmitButton busy={busy()} label="Enroll this device" busyLabel="Enrolling…" />
               </form>
               <div class="choice">
                 <h2>Patient or guest</h2>

@@ -12,6 +12,7 @@ import { CodeField } from "../components/CodeField";
 import { CopyButton } from "../components/CopyButton";
 import { Icon } from "../components/Icon";
 import { AppHeader } from "../components/AppHeader";
+import { Field, FormError, SubmitButton } from "../components/Form";
 
 const KIND_LABEL: Record<MeetingKind, string> = { video: "Video", audio_only: "Audio only", consultation: "Consultation" };
 
@@ -87,30 +88,32 @@ function CreateMeeting(props: { onCreated: (c: CreatedMeeting) => void }): JSX.E
           )}
         </For>
       </fieldset>
-      <div class="field">
-        <label for="m-title">Title</label>
+      <Field id="m-title" label="Title">
         <input id="m-title" type="text" maxLength={MAX_TITLE_CHARS} value={title()} onInput={(e) => setTitle(e.currentTarget.value)} required placeholder={kind() === "consultation" ? "Follow-up consultation" : "Team meeting"} />
-      </div>
+      </Field>
       <Show when={kind() === "consultation"}>
-        <div class="field">
-          <label for="m-patient">Patient reference</label>
+        <Field id="m-patient" label="Patient reference" hintId="m-patient-hint" hint="The clinic's reference (e.g. record number), not the patient's name. Only staff see it.">
           <input id="m-patient" type="text" maxLength={MAX_PATIENT_REFERENCE_CHARS} value={patientRef()} onInput={(e) => setPatientRef(e.currentTarget.value)} required aria-describedby="m-patient-hint" />
-          <p id="m-patient-hint" class="hint">The clinic's reference (e.g. record number), not the patient's name. Only staff see it.</p>
-        </div>
+        </Field>
       </Show>
-      <div class="field">
-        <label for="m-desc">Description <span class="optional">(optional)</span></label>
+      <Field
+        id="m-desc"
+        label={
+          <>
+            Description <span class="optional">(optional)</span>
+          </>
+        }
+      >
         <textarea id="m-desc" rows={2} value={description()} onInput={(e) => setDescription(e.currentTarget.value)} />
-      </div>
+      </Field>
       <div class="check">
         <input id="m-sched" type="checkbox" checked={scheduled()} onChange={(e) => setScheduled(e.currentTarget.checked)} />
         <label for="m-sched">Schedule for later</label>
       </div>
       <Show when={scheduled()}>
-        <div class="field">
-          <label for="m-when">Start</label>
+        <Field id="m-when" label="Start">
           <input id="m-when" type="datetime-local" value={when()} onInput={(e) => setWhen(e.currentTarget.value)} required />
-        </div>
+        </Field>
       </Show>
       <fieldset class="settings">
         <legend>Settings</legend>
@@ -118,8 +121,7 @@ function CreateMeeting(props: { onCreated: (c: CreatedMeeting) => void }): JSX.E
         {toggle("mute_on_join", "Mute on join", "Microphones start muted")}
         {toggle("allow_screen_share", "Allow screen share", "")}
         {toggle("allow_recording", "Allow recording", "Everyone is told the meeting may be recorded")}
-        <div class="field field-inline">
-          <label for="set-max">Max participants</label>
+        <Field id="set-max" label="Max participants" inline>
           <input
             id="set-max"
             type="number"
@@ -131,17 +133,10 @@ function CreateMeeting(props: { onCreated: (c: CreatedMeeting) => void }): JSX.E
               if (Number.isFinite(n)) set("max_participants", Math.min(MAX_MAX_PARTICIPANTS, Math.max(2, n)));
             }}
           />
-        </div>
+        </Field>
       </fieldset>
-      <Show when={error()}>
-        <div class="alert alert-warn" role="alert">
-          <Icon name="warning" size={20} />
-          <span>{error()}</span>
-        </div>
-      </Show>
-      <button type="submit" class="btn btn-primary btn-large" disabled={busy()}>
-        {busy() ? "Creating…" : "Create meeting"}
-      </button>
+      <FormError message={error()} />
+      <SubmitButton busy={busy()} label="Create meeting" busyLabel="Creating…" />
     </form>
   );
 }
@@ -213,17 +208,10 @@ export function Home(): JSX.Element {
             <h1 id="join-title">Join a meeting</h1>
             <form class="form" onSubmit={join}>
               <CodeField id="join-code" value={code()} onInput={setCode} />
-              <div class="field">
-                <label for="join-name">Your name</label>
+              <Field id="join-name" label="Your name" hint="Shown to the others in the meeting.">
                 <input id="join-name" data-testid="name" type="text" autocomplete="name" maxLength={64} value={name()} onInput={(e) => setName(e.currentTarget.value)} required />
-                <p class="hint">Shown to the others in the meeting.</p>
-              </div>
-              <Show when={joinError()}>
-                <div class="alert alert-warn" role="alert">
-                  <Icon name="warning" size={20} />
-                  <span>{joinError()}</span>
-                </div>
-              </Show>
+              </Field>
+              <FormError message={joinError()} />
               <button type="submit" class="btn btn-primary btn-large" data-testid="continue">
                 Continue
               </button>

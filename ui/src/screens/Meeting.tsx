@@ -3,14 +3,15 @@
 // participants panels, host controls, banners. Also the waiting room and the
 // "meeting is over" states of the same session.
 
-import { createMemo, createSignal, For, Match, onCleanup, onMount, Show, Switch, type JSX } from "solid-js";
+import { createMemo, createSignal, For, Match, onCleanup, onMount, Show, Switch, type Accessor, type JSX } from "solid-js";
 import { useApp } from "../appContext";
 import { LOCAL_PARTICIPANT, screenFrameId } from "../engine/engine";
+import type { Participant } from "../state/participants";
 import type { MeetingSession } from "../state/session";
 import { formatElapsed } from "../state/timer";
 import { ChatPanel } from "../components/ChatPanel";
 import { CopyButton } from "../components/CopyButton";
-import { Icon } from "../components/Icon";
+import { Icon, type IconName } from "../components/Icon";
 import { ParticipantsPanel, WaitingList } from "../components/ParticipantsPanel";
 import { sameIds, useIds, useNow, useSelect, useVersion } from "../components/reactive";
 import { VideoTile } from "../components/VideoTile";
@@ -39,12 +40,18 @@ function Quality(props: { session: MeetingSession }): JSX.Element {
   );
 }
 
-/** One tile, looked up by id so state updates flow in without recreating the canvas. */
-function Tile(props: { session: MeetingSession; id: string; speaker: string | null; variant: "grid" | "main" | "pip" | "strip" }): JSX.Element {
+/** What `children` renders of participant `id` while they are in the meeting, looked up by id
+ * so state updates flow in without recreating the canvas. */
+function WithParticipant(props: { session: MeetingSession; id: string; children: (p: Accessor<Participant>) => JSX.Element }): JSX.Element {
   const ps = props.session.participants;
   const p = useSelect(ps, () => ps.get(props.id));
+  return <Show when={p()}>{(q) => props.children(q)}</Show>;
+}
+
+/** One participant's tile. */
+function Tile(props: { session: MeetingSession; id: string; speaker: string | null; variant: "grid" | "main" | "pip" | "strip" }): JSX.Element {
   return (
-    <Show when={p()}>
+    <WithParticipant session={props.session} id={props.id}>
       {(q) => (
         <VideoTile
           frameId={q().self ? LOCAL_PARTICIPANT : q().id}
@@ -59,16 +66,14 @@ function Tile(props: { session: MeetingSession; id: string; speaker: string | nu
           variant={props.variant}
         />
       )}
-    </Show>
+    </WithParticipant>
   );
 }
 
 /** A remote participant's screen share, large on the stage. */
 function ScreenTile(props: { session: MeetingSession; id: string }): JSX.Element {
-  const ps = props.session.participants;
-  const p = useSelect(ps, () => ps.get(props.id));
   return (
-    <Show when={p()}>
+    <WithParticipant session={props.session} id={props.id}>
       {(q) => (
         <VideoTile
           frameId={screenFrameId(q().id)}
@@ -81,7 +86,7 @@ function ScreenTile(props: { session: MeetingSession; id: string }): JSX.Element
           variant="screen"
         />
       )}
-    </Show>
+    </WithParticipant>
   );
 }
 
@@ -198,6 +203,26 @@ export function Meeting(props: { session: MeetingSession }): JSX.Element {
         <Over session={s} />
       </Match>
     </Switch>
+  );
+}
+
+/** The microphone or camera control: pressed while on, crossed out while off; its label
+ * says what a press does; Ctrl + `shortcutKey` does the same. `icon` and `label`: [on, off]. */
+function MediaToggle(props: { on: boolean; onToggle: () => void; icon: [IconName, IconName]; label: [string, string]; shortcutKey: string }): JSX.Element {
+  const label = () => (props.on ? props.label[0] : props.label[1]);
+  return (
+    <button
+      type="button"
+      class="ctl"
+      classList={{ "ctl-off": !props.on }}
+      aria-pressed={props.on}
+      onClick={() => props.onToggle()}
+      title={`${label()} (Ctrl+${props.shortcutKey})`}
+      aria-keyshortcuts={`Control+${props.shortcutKey}`}
+    >
+      <Icon name={props.on ? props.icon[0] : props.icon[1]} />
+      <span>{label()}</span>
+    </button>
   );
 }
 
@@ -347,31 +372,9 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
 
       <nav class="controls" aria-label="Meeting controls">
         <div class="controls-group">
-          <button
-            type="button"
-            class="ctl"
-            classList={{ "ctl-off": !media().audio }}
-            aria-pressed={media().audio}
-            onClick={() => void s.toggleMic()}
-            title={`${media().audio ? "Mute" : "Unmute"} (Ctrl+D)`}
-            aria-keyshortcuts="Control+D"
-          >
-            <Icon name={media().audio ? "mic" : "micOff"} />
-            <span>{media().audio ? "Mute" : "Unmute"}</span>
-          </button>
+          <MediaToggle on={media().audio} onToggle={() => void s.toggleMic()} icon={["mic", "micOff"]} label={["Mute", "Unmute"]} shortcutKey="D" />
           <Show when={!audioOnly()}>
-            <button
-              type="button"
-              class="ctl"
-              classList={{ "ctl-off": !media().video }}
-              aria-pressed={media().video}
-              onClick={() => void s.toggleCamera()}
-              title={`${media().video ? "Stop camera" : "Start camera"} (Ctrl+E)`}
-              aria-keyshortcuts="Control+E"
-            >
-              <Icon name={media().video ? "camera" : "cameraOff"} />
-              <span>{media().video ? "Stop camera" : "Start camera"}</span>
-            </button>
+            <MediaToggle on={media().video} onToggle={() => void s.toggleCamera()} icon={["camera", "cameraOff"]} label={["Stop camera", "Start camera"]} shortcutKey="E" />
           </Show>
           <Show when={screenAllowed() && !audioOnly()}>
             <button type="button" class="ctl" classList={{ "ctl-active": media().screen }} aria-pressed={media().screen} onClick={() => void s.toggleScreen()} title={media().screen ? "Stop sharing" : "Share screen"}>
