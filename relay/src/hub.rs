@@ -1,7 +1,16 @@
 //! The signaling service: connections, sessions, the meeting directory, rate
-//! limits, and the glue between the wire protocol, the [`Room`] domain and the
-//! [`Store`]. Driven by plain calls with an explicit `now` (no sockets, no
+//! limits, and the glue between the wire protocol, the [`Room`] domain and
+//! storage. Driven by plain calls with an explicit `now` (no sockets, no
 //! timers): the server feeds it frames and ticks and carries out the [`Out`]s.
+//!
+//! Storage sits behind the [`HubStore`] trait rather than being turned into
+//! effects like the room's writes: the hub needs answers from several of its
+//! writes (enrolling consumes a code and returns the identity; inserting a
+//! meeting reports an access-code collision and retries) and reads the
+//! directory (codes, history), so effects would need a request/answer round
+//! trip through the driver. With the trait the hub itself does no I/O, the
+//! order of storage and replies stays the order of the code, and tests use the
+//! same SQLite schema in memory ([`crate::store::Store::open_in_memory`]).
 //!
 //! Order of outputs for one request: storage writes are committed first, then
 //! the reply goes to the requester, then events to others (and connection
@@ -30,7 +39,7 @@ use crate::media::{ConnMedia, PublishedTrack};
 use crate::metrics::Metrics;
 use crate::room::{Effect, Entry, Joiner, MeetingRecord, Room, Write};
 use crate::sfu::MediaCmd;
-use crate::store::Store;
+use crate::store::HubStore;
 
 pub type ConnId = u64;
 
@@ -107,7 +116,7 @@ const HISTORY_BYTES: usize = clinicmeet_protocol::limits::MAX_FRAME_LEN * 3 / 4;
 
 pub struct Hub {
     pub(crate) cfg: HubConfig,
-    store: Store,
+    store: Box<dyn HubStore>,
     keys: Keys,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) sessions: HashMap<ConnId, Session>,
@@ -128,7 +137,7 @@ impl Hub {
     /// Builds the service and restores meetings that had people in them.
     pub fn new(
         cfg: HubConfig,
-        store: Store,
+        store: impl Into<Box<dyn HubStore>>,
         keys: Keys,
         metrics: Arc<Metrics>,
         now: UnixMillis,
@@ -136,7 +145,7 @@ impl Hub {
         let guard = CodeGuard::new(cfg.code_guard);
         let mut hub = Hub {
             cfg,
-            store,
+            store: store.into(),
             keys,
             metrics,
             sessions: HashMap::new(),
@@ -169,8 +178,13 @@ impl Hub {
         Ok(Room::restore(record, participants, messages, now))
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn store(&self) -> &dyn HubStore {
+        &*self.store
+    }
+
+    /// Gives the storage back (to rebuild a hub from it, as after a restart).
+    pub fn into_store(self) -> Box<dyn HubStore> {
+        self.store
     }
 
     pub fn room(&self, id: MeetingId) -> Option<&Room> {
