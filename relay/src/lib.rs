@@ -6,7 +6,8 @@
 //! * [`limits`]: token buckets and the access-code guard, sans-IO.
 //! * [`hub`]: the signaling service over all meetings: sessions, requests,
 //!   replies and events, backed by [`store`].
-//! * [`store`]: SQLite (WAL, migrations).
+//! * [`tracks`]: published tracks and subscriptions, owned by the hub, sans-IO.
+//! * [`store`]: SQLite (WAL, migrations), behind [`store::HubStore`].
 //! * [`server`], [`http`]: quinn endpoint and the operators' HTTP port.
 //! * [`cert`], [`keys`], [`config`]: identity, secrets and configuration.
 
@@ -19,12 +20,12 @@ pub mod http;
 pub mod hub;
 pub mod keys;
 pub mod limits;
-pub mod media;
 pub mod metrics;
 pub mod room;
 pub mod server;
 pub mod sfu;
 pub mod store;
+pub mod tracks;
 #[cfg(feature = "browser-guests")]
 pub mod web;
 

@@ -24,6 +24,8 @@ use clinicmeet_protocol::{
 };
 use uuid::Uuid;
 
+use crate::error::refuse as err;
+
 /// A meeting as the room needs it: what participants see plus who created it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeetingRecord {
@@ -177,10 +179,6 @@ pub struct ConsultationTimes {
 }
 
 pub type RoomResult<T> = Result<Outcome<T>, ErrorBody>;
-
-fn err(code: ErrorCode, msg: &str) -> ErrorBody {
-    ErrorBody::new(code, msg)
-}
 
 /// One meeting's live state.
 #[derive(Debug, Clone)]
@@ -670,7 +668,7 @@ impl Room {
         let p =
             self.participants.get(&pid).ok_or_else(|| err(ErrorCode::InvalidState, "not in this meeting"))?;
         if !p.in_meeting() {
-            return Err(err(ErrorCode::InvalidState, "you are in the waiting room"));
+            return Err(crate::error::waiting());
         }
         if self.is_over() {
             return Err(err(ErrorCode::MeetingEnded, "this meeting has ended"));
