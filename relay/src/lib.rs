@@ -9,6 +9,7 @@
 //! * [`tracks`]: published tracks and subscriptions, owned by the hub, sans-IO.
 //! * [`store`]: SQLite (WAL, migrations), behind [`store::HubStore`].
 //! * [`server`], [`http`]: quinn endpoint and the operators' HTTP port.
+//! * [`run`]: the whole relay, embeddable: [`Relay::new`] → [`Relay::start`] → [`RelayHandle`].
 //! * [`cert`], [`keys`], [`config`]: identity, secrets and configuration.
 
 pub mod cc;
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod room;
+pub mod run;
 pub mod server;
 pub mod sfu;
 pub mod store;
@@ -31,3 +33,4 @@ pub mod web;
 
 pub use clinicmeet_protocol::TrackId;
 pub use error::RelayError;
+pub use run::{identity, Relay, RelayHandle};
