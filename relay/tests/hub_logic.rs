@@ -35,6 +35,7 @@ struct Rights {
     host_id: ParticipantId,
     moderator: ParticipantId,
     target: ParticipantId,
+    target_conn: ConnId,
     waiting_target: ParticipantId,
 }
 
@@ -66,7 +67,8 @@ fn rights_meeting() -> Rights {
         (Guest, admitted[1].0),
         (Waiting, waiting),
     ];
-    Rights { h, conns, host_id, moderator, target, waiting_target }
+    let target_conn = admitted[2].0;
+    Rights { h, conns, host_id, moderator, target, target_conn, waiting_target }
 }
 
 fn video_track() -> TrackSpec {
@@ -163,6 +165,52 @@ fn moderators_cannot_act_on_the_host_and_nobody_on_themselves() {
     }
     let err = r.h.call(host, Request::Mute { participant_id: host_id }).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidState);
+}
+
+#[test]
+fn moderator_mute_lock_remove_are_seen_by_all_and_host_end_closes_everyone() {
+    let mut r = rights_meeting();
+    let [(_, host), (_, m), (_, staff), (_, guest), (_, waiting)] = r.conns;
+    let (t, mid) = (r.target, r.moderator);
+    let target = r.target_conn;
+    let others = [host, staff, guest];
+    for c in [host, m, staff, guest, target] {
+        r.h.take_events(c);
+    }
+    r.h.call(m, Request::Mute { participant_id: t }).unwrap();
+    assert!(r.h.take_events(target).contains(&Event::MutedBy { by: mid }));
+    for c in others {
+        assert!(r.h.take_events(c).iter().any(
+            |e| matches!(e, Event::MediaChanged { participant_id, media } if *participant_id == t && !media.audio)
+        ));
+    }
+    r.h.call(m, Request::SetLocked { locked: true }).unwrap();
+    for c in others {
+        assert!(r
+            .h
+            .take_events(c)
+            .iter()
+            .any(|e| matches!(e, Event::MeetingUpdated { meeting } if meeting.locked)));
+    }
+    r.h.call(m, Request::Remove { participant_id: t }).unwrap();
+    assert_eq!(r.h.take_events(target).last(), Some(&Event::Removed));
+    assert!(r.h.closed.contains(&target));
+    for c in others {
+        assert!(r
+            .h
+            .take_events(c)
+            .contains(&Event::ParticipantLeft { participant_id: t, reason: LeaveReason::Removed }));
+    }
+    // Demoted, the moderator loses the rights at once.
+    r.h.call(host, Request::Demote { participant_id: mid }).unwrap();
+    assert!(r.h.take_events(m).contains(&Event::RoleChanged { participant_id: mid, role: Role::Guest }));
+    assert_eq!(r.h.call(m, Request::SetLocked { locked: false }).unwrap_err().code, ErrorCode::Forbidden);
+    // The host ends the meeting: everyone, waiting or not, is told and disconnected.
+    r.h.call(host, Request::EndMeeting).unwrap();
+    for c in [m, staff, guest, waiting] {
+        assert!(r.h.take_events(c).iter().any(|e| matches!(e, Event::MeetingEnded { .. })), "{c} not told");
+        assert!(r.h.closed.contains(&c));
+    }
 }
 
 // ---------------------------------------------------------------------------
