@@ -277,6 +277,23 @@ fn waiting_room_admit_deny_and_leave_while_waiting() {
     assert_eq!(h.call(host, Request::Admit { participant_id: qid }).unwrap_err().code, ErrorCode::NotFound);
 }
 
+#[test]
+fn a_locked_meeting_refuses_joins_and_an_ended_one_admits_nobody() {
+    let mut h = Harness::new(HubConfig::default(), &["Dr House"]);
+    let (host, _) = h.staff("Dr House");
+    let code = h.create(host, spec(MeetingKind::Video, false));
+    h.join(host, &code, "Dr House").unwrap();
+    h.call(host, Request::SetLocked { locked: true }).unwrap();
+    let late = h.connect(None);
+    assert_eq!(h.join(late, &code, "Late").unwrap_err().code, ErrorCode::MeetingLocked);
+    h.call(host, Request::EndMeeting).unwrap();
+    assert!(h
+        .take_events(host)
+        .contains(&Event::MeetingEnded { status: clinicmeet_protocol::MeetingStatus::Ended }));
+    assert!(h.closed.contains(&host));
+    assert_eq!(h.join(late, &code, "Late").unwrap_err().code, ErrorCode::MeetingEnded);
+}
+
 // ---------------------------------------------------------------------------
 // Host hand-over
 
