@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use clinicmeet_protocol::{ErrorBody, ErrorCode};
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RelayError {
@@ -25,4 +27,33 @@ impl RelayError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         RelayError::Io { path: path.into(), source }
     }
+}
+
+// ---------------------------------------------------------------------------
+// What clients are told when a request is refused (hub, room and tracks share these).
+
+/// A refusal with its code and a message for the user.
+pub fn refuse(code: ErrorCode, msg: &str) -> ErrorBody {
+    ErrorBody::new(code, msg)
+}
+
+/// Something went wrong on the relay (details are logged, not sent).
+pub fn internal() -> ErrorBody {
+    refuse(ErrorCode::Internal, "internal error on the relay")
+}
+
+/// A storage failure: logged, and the client gets [`internal`].
+pub fn db(err: RelayError) -> ErrorBody {
+    tracing::error!(%err, "database error");
+    internal()
+}
+
+/// The request needs a meeting and the connection is in none.
+pub fn not_joined() -> ErrorBody {
+    refuse(ErrorCode::InvalidState, "join a meeting first")
+}
+
+/// The request needs the meeting proper and the participant is in its waiting room.
+pub fn waiting() -> ErrorBody {
+    refuse(ErrorCode::InvalidState, "you are in the waiting room")
 }

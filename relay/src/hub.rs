@@ -1,7 +1,16 @@
 //! The signaling service: connections, sessions, the meeting directory, rate
-//! limits, and the glue between the wire protocol, the [`Room`] domain and the
-//! [`Store`]. Driven by plain calls with an explicit `now` (no sockets, no
+//! limits, and the glue between the wire protocol, the [`Room`] domain and
+//! storage. Driven by plain calls with an explicit `now` (no sockets, no
 //! timers): the server feeds it frames and ticks and carries out the [`Out`]s.
+//!
+//! Storage sits behind the [`HubStore`] trait rather than being turned into
+//! effects like the room's writes: the hub needs answers from several of its
+//! writes (enrolling consumes a code and returns the identity; inserting a
+//! meeting reports an access-code collision and retries) and reads the
+//! directory (codes, history), so effects would need a request/answer round
+//! trip through the driver. With the trait the hub itself does no I/O, the
+//! order of storage and replies stays the order of the code, and tests use the
+//! same SQLite schema in memory ([`crate::store::Store::open_in_memory`]).
 //!
 //! Order of outputs for one request: storage writes are committed first, then
 //! the reply goes to the requester, then events to others (and connection
@@ -24,13 +33,14 @@ use clinicmeet_protocol::{
 };
 use uuid::Uuid;
 
+use crate::error::{db, internal, not_joined, refuse as e, waiting};
 use crate::keys::{self, Keys};
 use crate::limits::{CodeGuard, CodeGuardConfig, Lockout, TokenBucket};
-use crate::media::{ConnMedia, PublishedTrack};
 use crate::metrics::Metrics;
 use crate::room::{Effect, Entry, Joiner, MeetingRecord, Room, Write};
 use crate::sfu::MediaCmd;
-use crate::store::Store;
+use crate::store::HubStore;
+use crate::tracks::{PublishedTrack, Tracks};
 
 pub type ConnId = u64;
 
@@ -95,10 +105,6 @@ pub(crate) struct Session {
 
 pub(crate) type Handled = Result<(Response, Vec<Effect>), ErrorBody>;
 
-fn e(code: ErrorCode, msg: &str) -> ErrorBody {
-    ErrorBody::new(code, msg)
-}
-
 /// Rough encoded size of a chat message, to keep history pages under the frame limit.
 fn approx_size(m: &clinicmeet_protocol::ChatMessage) -> usize {
     m.text.len() * 2 + m.sender_name.len() * 2 + 320
@@ -107,16 +113,13 @@ const HISTORY_BYTES: usize = clinicmeet_protocol::limits::MAX_FRAME_LEN * 3 / 4;
 
 pub struct Hub {
     pub(crate) cfg: HubConfig,
-    store: Store,
+    store: Box<dyn HubStore>,
     keys: Keys,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) sessions: HashMap<ConnId, Session>,
     pub(crate) rooms: HashMap<MeetingId, Room>,
-    /// Published media tracks (see [`crate::media`]).
-    pub(crate) tracks: HashMap<crate::TrackId, PublishedTrack>,
-    pub(crate) media: HashMap<ConnId, ConnMedia>,
-    /// Commands for the forwarding core produced by the current input.
-    pub(crate) pending_media: Vec<MediaCmd>,
+    /// Published media tracks and subscriptions.
+    tracks: Tracks,
     conn_of: HashMap<ParticipantId, ConnId>,
     chat_buckets: HashMap<ParticipantId, TokenBucket>,
     guard: CodeGuard,
@@ -128,15 +131,16 @@ impl Hub {
     /// Builds the service and restores meetings that had people in them.
     pub fn new(
         cfg: HubConfig,
-        store: Store,
+        store: impl Into<Box<dyn HubStore>>,
         keys: Keys,
         metrics: Arc<Metrics>,
         now: UnixMillis,
     ) -> Result<Hub, crate::error::RelayError> {
         let guard = CodeGuard::new(cfg.code_guard);
         let mut hub = Hub {
+            tracks: Tracks::new(metrics.clone(), cfg.max_forwarded_streams),
             cfg,
-            store,
+            store: store.into(),
             keys,
             metrics,
             sessions: HashMap::new(),
@@ -145,9 +149,6 @@ impl Hub {
             chat_buckets: HashMap::new(),
             guard,
             pending_close: Vec::new(),
-            tracks: HashMap::new(),
-            media: HashMap::new(),
-            pending_media: Vec::new(),
         };
         for record in hub.store.meetings_to_restore()? {
             let id = record.info.id;
@@ -169,8 +170,13 @@ impl Hub {
         Ok(Room::restore(record, participants, messages, now))
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    pub fn store(&self) -> &dyn HubStore {
+        &*self.store
+    }
+
+    /// Gives the storage back (to rebuild a hub from it, as after a restart).
+    pub fn into_store(self) -> Box<dyn HubStore> {
+        self.store
     }
 
     pub fn room(&self, id: MeetingId) -> Option<&Room> {
@@ -205,8 +211,7 @@ impl Hub {
         let mut out = Vec::new();
         let Some(sess) = self.sessions.remove(&conn) else { return out };
         self.metrics.set_connections(self.sessions.len());
-        self.media.remove(&conn);
-        self.pending_media.push(MediaCmd::ConnClosed { conn });
+        self.tracks.conn_closed(conn);
         if let Some((mid, pid)) = sess.bound {
             if self.conn_of.get(&pid) == Some(&conn) {
                 self.conn_of.remove(&pid);
@@ -305,7 +310,7 @@ impl Hub {
         match result {
             Ok((response, mut effects)) => {
                 effects.extend(self.sync_media());
-                out.extend(self.pending_media.drain(..).map(Out::Media));
+                out.extend(self.tracks.take_commands().map(Out::Media));
                 self.apply(now, Some((conn, id, response)), effects, &mut out)
             }
             Err(error) => out.push(Out::Send(conn, ServerMessage::Error { id: Some(id), error })),
@@ -318,7 +323,7 @@ impl Hub {
     /// Media follow-ups of an input: forwarding commands, then track events.
     fn media_effects(&mut self, now: UnixMillis, out: &mut Vec<Out>) {
         let effects = self.sync_media();
-        out.extend(self.pending_media.drain(..).map(Out::Media));
+        out.extend(self.tracks.take_commands().map(Out::Media));
         if !effects.is_empty() {
             self.apply(now, None, effects, out);
         }
@@ -400,7 +405,7 @@ impl Hub {
                 Effect::Write(_) => {}
                 Effect::Event { to, mut event } => {
                     if let Event::Admitted(js) = &mut event {
-                        self.fill_tracks(js);
+                        self.tracks.fill(js);
                     }
                     if let Some(&c) = self.conn_of.get(&to) {
                         out.push(Out::Send(c, ServerMessage::Event { event }));
@@ -428,13 +433,12 @@ impl Hub {
     }
 
     pub(crate) fn bound(&self, conn: ConnId) -> Result<(MeetingId, ParticipantId), ErrorBody> {
-        self.session(conn)?.bound.ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))
+        self.session(conn)?.bound.ok_or_else(not_joined)
     }
 
     fn room_of(&mut self, conn: ConnId) -> Result<(&mut Room, ParticipantId), ErrorBody> {
         let (mid, pid) = self.bound(conn)?;
-        let room =
-            self.rooms.get_mut(&mid).ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))?;
+        let room = self.rooms.get_mut(&mid).ok_or_else(not_joined)?;
         Ok((room, pid))
     }
 
@@ -498,10 +502,22 @@ impl Hub {
                 self.history(conn, meeting_id, since_seq, notes_since_seq, limit)
             }
             Request::Ping => Ok((Response::Pong { server_time: now }, Vec::new())),
-            Request::Publish { track } => self.publish(conn, track),
-            Request::Unpublish { track_id } => self.unpublish(conn, track_id),
-            Request::Subscribe { track_id, max_encoding } => self.subscribe(conn, track_id, max_encoding),
-            Request::Unsubscribe { track_id } => self.unsubscribe(conn, track_id),
+            Request::Publish { track } => {
+                let bound = self.bound(conn)?;
+                self.tracks.publish(conn, bound, self.rooms.get(&bound.0), track)
+            }
+            Request::Unpublish { track_id } => {
+                let (_, pid) = self.bound(conn)?;
+                self.tracks.unpublish(pid, &self.rooms, track_id)
+            }
+            Request::Subscribe { track_id, max_encoding } => {
+                let bound = self.bound(conn)?;
+                self.tracks.subscribe(conn, bound, self.rooms.get(&bound.0), track_id, max_encoding)
+            }
+            Request::Unsubscribe { track_id } => {
+                self.bound(conn)?;
+                self.tracks.unsubscribe(conn, track_id)
+            }
         }
     }
 
@@ -752,21 +768,10 @@ impl Hub {
         let sess = self.session(conn)?;
         let bound = sess.bound;
         let (mid, notes) = match (bound, meeting_id) {
-            (Some((mid, pid)), None) => {
-                let room =
-                    self.rooms.get(&mid).ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))?;
-                match room.participant(pid) {
-                    Some(p) if p.presence == crate::room::Presence::InMeeting => {}
-                    _ => return Err(e(ErrorCode::InvalidState, "you are in the waiting room")),
-                }
-                (mid, room.reads_notes(pid))
-            }
-            (Some((mid, pid)), Some(m)) if m == mid => {
-                let room =
-                    self.rooms.get(&mid).ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))?;
-                match room.participant(pid) {
-                    Some(p) if p.presence == crate::room::Presence::InMeeting => {}
-                    _ => return Err(e(ErrorCode::InvalidState, "you are in the waiting room")),
+            (Some((mid, pid)), m) if m.is_none_or(|m| m == mid) => {
+                let room = self.rooms.get(&mid).ok_or_else(not_joined)?;
+                if room.participant(pid).is_none_or(|p| p.presence != crate::room::Presence::InMeeting) {
+                    return Err(waiting());
                 }
                 (mid, room.reads_notes(pid))
             }
@@ -777,7 +782,7 @@ impl Hub {
                 }
                 (m, true)
             }
-            (None, None) => return Err(e(ErrorCode::InvalidState, "join a meeting first")),
+            (_, None) => return Err(not_joined()),
         };
         let (mut messages, mut more) =
             self.store.chat_history(mid, since, notes, notes_since, limit).map_err(db)?;
@@ -797,7 +802,7 @@ impl Hub {
     fn entry_response(&self, entry: Entry) -> Response {
         match entry {
             Entry::Joined(mut js) => {
-                self.fill_tracks(&mut js);
+                self.tracks.fill(&mut js);
                 Response::Joined(js)
             }
             Entry::Waiting { participant_id, resume_token, meeting } => {
@@ -807,11 +812,20 @@ impl Hub {
     }
 }
 
-fn internal() -> ErrorBody {
-    e(ErrorCode::Internal, "internal error on the relay")
-}
+impl Hub {
+    /// Media follow-ups: brings tracks in line with rooms and connections.
+    fn sync_media(&mut self) -> Vec<Effect> {
+        let sessions = &self.sessions;
+        self.tracks.sync(&self.rooms, |c| sessions.get(&c).and_then(|s| s.bound))
+    }
 
-fn db(err: crate::error::RelayError) -> ErrorBody {
-    tracing::error!(%err, "database error");
-    internal()
+    /// Subscriptions in place across the relay.
+    pub fn forwarded_streams(&self) -> usize {
+        self.tracks.forwarded_streams()
+    }
+
+    /// The published tracks (for tests and operators).
+    pub fn tracks(&self) -> impl Iterator<Item = &PublishedTrack> {
+        self.tracks.iter()
+    }
 }

@@ -6,8 +6,10 @@
 //! * [`limits`]: token buckets and the access-code guard, sans-IO.
 //! * [`hub`]: the signaling service over all meetings: sessions, requests,
 //!   replies and events, backed by [`store`].
-//! * [`store`]: SQLite (WAL, migrations).
+//! * [`tracks`]: published tracks and subscriptions, owned by the hub, sans-IO.
+//! * [`store`]: SQLite (WAL, migrations), behind [`store::HubStore`].
 //! * [`server`], [`http`]: quinn endpoint and the operators' HTTP port.
+//! * [`run`]: the whole relay, embeddable: [`Relay::new`] → [`Relay::start`] → [`RelayHandle`].
 //! * [`cert`], [`keys`], [`config`]: identity, secrets and configuration.
 
 pub mod cc;
@@ -19,14 +21,16 @@ pub mod http;
 pub mod hub;
 pub mod keys;
 pub mod limits;
-pub mod media;
 pub mod metrics;
 pub mod room;
+pub mod run;
 pub mod server;
 pub mod sfu;
 pub mod store;
+pub mod tracks;
 #[cfg(feature = "browser-guests")]
 pub mod web;
 
 pub use clinicmeet_protocol::TrackId;
 pub use error::RelayError;
+pub use run::{identity, Relay, RelayHandle};

@@ -1,17 +1,14 @@
 //! `clinicmeet-relay`: runs the relay (default), prints its pin, manages staff.
 
 use std::io::Write as _;
-use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::Parser as _;
-use clinicmeet_relay::cert::{self, Identity};
 use clinicmeet_relay::config::{self, Cli, Command, Settings, StaffCommand};
-use clinicmeet_relay::hub::Hub;
-use clinicmeet_relay::keys::{self, Keys};
-use clinicmeet_relay::metrics::Metrics;
-use clinicmeet_relay::server::{self, unix_now};
+use clinicmeet_relay::keys;
+use clinicmeet_relay::server::unix_now;
 use clinicmeet_relay::store::Store;
+use clinicmeet_relay::{identity, Relay};
 
 /// The one line `serve` prints on stdout once it listens (tests wait for it).
 #[derive(serde::Serialize)]
@@ -49,13 +46,6 @@ fn main() -> anyhow::Result<()> {
         Command::Staff(cmd) => staff(&settings, cmd),
         Command::Audit { action, limit } => audit(&settings, action.as_deref(), limit),
     }
-}
-
-fn identity(s: &Settings) -> anyhow::Result<Identity> {
-    Ok(match &s.cert {
-        Some((c, k)) => cert::load_pem(c, k)?,
-        None => cert::load_or_create(&s.data_dir, &s.public_names)?,
-    })
 }
 
 fn staff(s: &Settings, cmd: StaffCommand) -> anyhow::Result<()> {
@@ -99,104 +89,16 @@ fn audit(s: &Settings, action: Option<&str>, limit: usize) -> anyhow::Result<()>
 }
 
 fn serve(s: Settings) -> anyhow::Result<()> {
-    let id = identity(&s)?;
-    let pin = id.pin()?;
-    tracing::info!(source = %id.source.display(), fingerprint = %id.fingerprint()?, %pin, "certificate");
-    let store = Store::open(&s.db_path(), s.sqlite_sync)?;
-    let keys = Keys::load(&s.data_dir)?;
-    let metrics = Arc::new(Metrics::default());
-    let hub = Hub::new(s.hub.clone(), store, keys, metrics.clone(), unix_now())?;
-    let quic = cert::quic_server_config(&id, s.keep_alive, s.idle_timeout, s.transport)?;
-
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async move {
-        let http_addr = match s.http_listen {
-            Some(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding HTTP {addr}"))?;
-                let local = listener.local_addr()?;
-                tokio::spawn(clinicmeet_relay::http::serve(listener, metrics.clone()));
-                Some(local)
-            }
-            None => None,
-        };
-        // The stateless-reset key is kept in the data dir: after a restart, clients
-        // still holding connections to the old process get a reset at once and
-        // resume, instead of waiting out the idle timeout.
-        let reset_key = keys::load_or_create_secret(&s.data_dir.join("quic-reset-key"))?;
-        let endpoint_config =
-            quinn::EndpointConfig::new(Arc::new(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset_key)));
-        let socket =
-            std::net::UdpSocket::bind(s.listen).with_context(|| format!("binding QUIC {}", s.listen))?;
-        let endpoint =
-            quinn::Endpoint::new(endpoint_config, Some(quic), socket, Arc::new(quinn::TokioRuntime))?;
-        let quic_addr = endpoint.local_addr()?;
-
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (media_tx, media_rx) = std::sync::mpsc::sync_channel(clinicmeet_relay::forward::CHANNEL_DEPTH);
-        let fwd_metrics = metrics.clone();
-        let send_buffer = s.transport.datagram_send_buffer;
-        std::thread::Builder::new()
-            .name("forward".into())
-            .spawn(move || clinicmeet_relay::forward::run_forwarder(media_rx, fwd_metrics, send_buffer))?;
-        #[cfg(feature = "browser-guests")]
-        let (https_addr, webrtc_udp) = match s.https_listen {
-            Some(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding HTTPS {addr}"))?;
-                let local = listener.local_addr()?;
-                let udp = std::net::SocketAddr::new(s.webrtc_bind, s.webrtc_udp);
-                let mux = clinicmeet_relay::web::mux::IceMux::bind(udp, s.webrtc_tcp.then_some(local.port()))
-                    .with_context(|| format!("binding the WebRTC UDP port {udp}"))?;
-                let web = clinicmeet_relay::web::WebConfig {
-                    guest_dir: s.guest_dir.clone().unwrap_or_else(clinicmeet_relay::web::default_guest_dir),
-                    rtc: clinicmeet_relay::web::peer::RtcConfig {
-                        bind: s.webrtc_bind,
-                        public_ip: s.public_ip,
-                        mux: mux.clone(),
-                    },
-                    invite: clinicmeet_relay::web::InviteInfo {
-                        quic_port: quic_addr.port(),
-                        pin: pin.clone(),
-                    },
-                };
-                tracing::info!(
-                    guest_dir = %web.guest_dir.display(),
-                    webrtc_udp = %mux.udp_addr(),
-                    ice_tcp = ?mux.tcp_port(),
-                    "guest page"
-                );
-                tokio::spawn(clinicmeet_relay::web::serve(
-                    listener,
-                    clinicmeet_relay::web::tls_config(&id)?,
-                    Arc::new(web),
-                    tx.clone(),
-                    media_tx.clone(),
-                ));
-                (Some(local), Some(mux.udp_addr()))
-            }
-            None => (None, None),
-        };
-        #[cfg(not(feature = "browser-guests"))]
-        let (https_addr, webrtc_udp): (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>) =
-            match s.https_listen {
-                Some(_) => bail!("--https-listen needs a relay built with the browser-guests feature"),
-                None => (None, None),
-            };
-        let hub_media = media_tx.clone();
-        let hub_thread = std::thread::Builder::new()
-            .name("hub".into())
-            .spawn(move || server::run_hub(hub, rx, Some(hub_media)))?;
-
+        let relay = Relay::new(s).start().await?;
         let ready = ReadyLine {
             event: "listening",
-            quic: quic_addr.to_string(),
-            pin: &pin,
-            http: http_addr.map(|a| a.to_string()),
-            https: https_addr.map(|a| a.to_string()),
-            webrtc_udp: webrtc_udp.map(|a| a.to_string()),
+            quic: relay.quic.to_string(),
+            pin: &relay.pin,
+            http: relay.http.map(|a| a.to_string()),
+            https: relay.https.map(|a| a.to_string()),
+            webrtc_udp: relay.webrtc_udp.map(|a| a.to_string()),
         };
         let ready = serde_json::to_string(&ready)?;
         {
@@ -204,15 +106,9 @@ fn serve(s: Settings) -> anyhow::Result<()> {
             writeln!(stdout, "{ready}")?;
             stdout.flush()?;
         }
-        tracing::info!(%quic_addr, http = ?http_addr, data_dir = %s.data_dir.display(), "relay listening");
-
-        let accept = tokio::spawn(server::accept_loop(endpoint.clone(), tx, Some(media_tx)));
         shutdown_signal().await;
         tracing::info!("shutting down");
-        endpoint.close(0u32.into(), b"relay shutting down");
-        accept.abort();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), endpoint.wait_idle()).await;
-        drop(hub_thread);
+        relay.shutdown().await;
         anyhow::Ok(())
     })
 }

@@ -24,6 +24,8 @@ use clinicmeet_protocol::{
 };
 use uuid::Uuid;
 
+use crate::error::refuse as err;
+
 /// A meeting as the room needs it: what participants see plus who created it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeetingRecord {
@@ -177,10 +179,6 @@ pub struct ConsultationTimes {
 }
 
 pub type RoomResult<T> = Result<Outcome<T>, ErrorBody>;
-
-fn err(code: ErrorCode, msg: &str) -> ErrorBody {
-    ErrorBody::new(code, msg)
-}
 
 /// One meeting's live state.
 #[derive(Debug, Clone)]
@@ -670,7 +668,7 @@ impl Room {
         let p =
             self.participants.get(&pid).ok_or_else(|| err(ErrorCode::InvalidState, "not in this meeting"))?;
         if !p.in_meeting() {
-            return Err(err(ErrorCode::InvalidState, "you are in the waiting room"));
+            return Err(crate::error::waiting());
         }
         if self.is_over() {
             return Err(err(ErrorCode::MeetingEnded, "this meeting has ended"));
@@ -802,15 +800,7 @@ impl Room {
         actor: ParticipantId,
         target: ParticipantId,
     ) -> RoomResult<()> {
-        self.host(actor)?;
-        let t = self.target_in_meeting(actor, target)?;
-        if t.role == Role::Moderator {
-            return Err(err(ErrorCode::InvalidState, "already a moderator"));
-        }
-        let mut out = Vec::new();
-        self.set_role(target, Role::Moderator, &mut out);
-        self.audit(Some(target), "promote", format!("by={actor}"), &mut out);
-        Ok(Outcome { reply: (), effects: out })
+        self.change_moderator(actor, target, true)
     }
 
     pub fn demote(
@@ -819,18 +809,33 @@ impl Room {
         actor: ParticipantId,
         target: ParticipantId,
     ) -> RoomResult<()> {
+        self.change_moderator(actor, target, false)
+    }
+
+    /// Host only: makes `target` a moderator (`promote`) or returns them to their base role.
+    fn change_moderator(
+        &mut self,
+        actor: ParticipantId,
+        target: ParticipantId,
+        promote: bool,
+    ) -> RoomResult<()> {
         self.host(actor)?;
         let t = self.target_in_meeting(actor, target)?;
-        if t.role != Role::Moderator {
+        let is_moderator = t.role == Role::Moderator;
+        if promote && is_moderator {
+            return Err(err(ErrorCode::InvalidState, "already a moderator"));
+        }
+        if !promote && !is_moderator {
             return Err(err(ErrorCode::InvalidState, "not a moderator"));
         }
-        let base = t.base_role();
+        let role = if promote { Role::Moderator } else { t.base_role() };
         let mut out = Vec::new();
-        if self.reclaim == Some(target) {
+        if !promote && self.reclaim == Some(target) {
             self.reclaim = None;
         }
-        self.set_role(target, base, &mut out);
-        self.audit(Some(target), "demote", format!("by={actor}"), &mut out);
+        self.set_role(target, role, &mut out);
+        let action = if promote { "promote" } else { "demote" };
+        self.audit(Some(target), action, format!("by={actor}"), &mut out);
         Ok(Outcome { reply: (), effects: out })
     }
 

@@ -226,6 +226,16 @@ impl Store {
         Ok(store)
     }
 
+    /// A database in memory (same schema and queries, nothing on disk): for
+    /// tests that drive the [`crate::hub::Hub`] without processes or files.
+    pub fn open_in_memory() -> Result<Store, RelayError> {
+        let conn = Connection::open_in_memory()?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
     fn migrate(&mut self) -> Result<(), RelayError> {
         let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (i, sql) in MIGRATIONS.iter().enumerate() {
@@ -658,6 +668,139 @@ impl Store {
             self.conn.query_row("SELECT COUNT(*) FROM meetings WHERE status = 'active'", [], |r| r.get(0))?;
         let chat: i64 = self.conn.query_row("SELECT COUNT(*) FROM chat", [], |r| r.get(0))?;
         Ok((active, chat))
+    }
+}
+
+/// Everything the [`crate::hub::Hub`] asks of storage, and nothing else (the
+/// admin subcommands use [`Store`] directly). Each call is synchronous and a
+/// write is committed when it returns, so the hub's order "store, then reply,
+/// then events" is the order of its code. [`Store`] implements it, on a file
+/// or in memory ([`Store::open_in_memory`]).
+pub trait HubStore: Send {
+    /// Consumes an enrollment code and registers the device; `None` if the code is unknown, used or expired.
+    fn enroll(
+        &mut self,
+        code_hash: &[u8],
+        device_name: &str,
+        credential_hash: &[u8],
+        now: UnixMillis,
+    ) -> Result<Option<StaffIdentity>, RelayError>;
+    /// The staff member of a device credential (and records the device as seen).
+    fn staff_for_credential(
+        &self,
+        credential_hash: &[u8],
+        now: UnixMillis,
+    ) -> Result<Option<StaffIdentity>, RelayError>;
+    /// Inserts a meeting; `false` if its access code collides with another's.
+    fn insert_meeting(&self, m: &MeetingRecord, code_hmac: &[u8]) -> Result<bool, RelayError>;
+    fn meeting_by_code(&self, code_hmac: &[u8]) -> Result<Option<MeetingRecord>, RelayError>;
+    fn meeting(&self, id: MeetingId) -> Result<Option<MeetingRecord>, RelayError>;
+    fn open_meetings_of(&self, staff: StaffId) -> Result<Vec<MeetingRecord>, RelayError>;
+    fn meetings_to_restore(&self) -> Result<Vec<MeetingRecord>, RelayError>;
+    fn present_participants(&self, meeting: MeetingId) -> Result<Vec<Participant>, RelayError>;
+    fn staff_took_part(&self, meeting: MeetingId, staff: StaffId) -> Result<bool, RelayError>;
+    fn all_chat(&self, meeting: MeetingId) -> Result<Vec<ChatMessage>, RelayError>;
+    fn chat_history(
+        &self,
+        meeting: MeetingId,
+        since: u64,
+        notes: bool,
+        notes_since: u64,
+        limit: u32,
+    ) -> Result<(Vec<ChatMessage>, bool), RelayError>;
+    /// The room's writes, in one transaction.
+    fn apply(&mut self, writes: &[&Write], now: UnixMillis) -> Result<(), RelayError>;
+    /// An audit entry from outside a room.
+    fn audit(
+        &self,
+        now: UnixMillis,
+        meeting: Option<MeetingId>,
+        staff: Option<StaffId>,
+        action: &str,
+        source: Option<&str>,
+        detail: &str,
+    ) -> Result<(), RelayError>;
+    fn purge(&self, chat_before: UnixMillis, audit_before: UnixMillis) -> Result<(usize, usize), RelayError>;
+    /// Audit rows, oldest first (for tests and operators).
+    fn audit_rows(&self, action: Option<&str>) -> Result<Vec<AuditRow>, RelayError>;
+}
+
+impl From<Store> for Box<dyn HubStore> {
+    fn from(store: Store) -> Self {
+        Box::new(store)
+    }
+}
+
+impl HubStore for Store {
+    fn enroll(
+        &mut self,
+        code_hash: &[u8],
+        device_name: &str,
+        credential_hash: &[u8],
+        now: UnixMillis,
+    ) -> Result<Option<StaffIdentity>, RelayError> {
+        Store::enroll(self, code_hash, device_name, credential_hash, now)
+    }
+    fn staff_for_credential(
+        &self,
+        credential_hash: &[u8],
+        now: UnixMillis,
+    ) -> Result<Option<StaffIdentity>, RelayError> {
+        Store::staff_for_credential(self, credential_hash, now)
+    }
+    fn insert_meeting(&self, m: &MeetingRecord, code_hmac: &[u8]) -> Result<bool, RelayError> {
+        Store::insert_meeting(self, m, code_hmac)
+    }
+    fn meeting_by_code(&self, code_hmac: &[u8]) -> Result<Option<MeetingRecord>, RelayError> {
+        Store::meeting_by_code(self, code_hmac)
+    }
+    fn meeting(&self, id: MeetingId) -> Result<Option<MeetingRecord>, RelayError> {
+        Store::meeting(self, id)
+    }
+    fn open_meetings_of(&self, staff: StaffId) -> Result<Vec<MeetingRecord>, RelayError> {
+        Store::open_meetings_of(self, staff)
+    }
+    fn meetings_to_restore(&self) -> Result<Vec<MeetingRecord>, RelayError> {
+        Store::meetings_to_restore(self)
+    }
+    fn present_participants(&self, meeting: MeetingId) -> Result<Vec<Participant>, RelayError> {
+        Store::present_participants(self, meeting)
+    }
+    fn staff_took_part(&self, meeting: MeetingId, staff: StaffId) -> Result<bool, RelayError> {
+        Store::staff_took_part(self, meeting, staff)
+    }
+    fn all_chat(&self, meeting: MeetingId) -> Result<Vec<ChatMessage>, RelayError> {
+        Store::all_chat(self, meeting)
+    }
+    fn chat_history(
+        &self,
+        meeting: MeetingId,
+        since: u64,
+        notes: bool,
+        notes_since: u64,
+        limit: u32,
+    ) -> Result<(Vec<ChatMessage>, bool), RelayError> {
+        Store::chat_history(self, meeting, since, notes, notes_since, limit)
+    }
+    fn apply(&mut self, writes: &[&Write], now: UnixMillis) -> Result<(), RelayError> {
+        Store::apply(self, writes, now)
+    }
+    fn audit(
+        &self,
+        now: UnixMillis,
+        meeting: Option<MeetingId>,
+        staff: Option<StaffId>,
+        action: &str,
+        source: Option<&str>,
+        detail: &str,
+    ) -> Result<(), RelayError> {
+        Store::audit(self, now, meeting, staff, action, source, detail)
+    }
+    fn purge(&self, chat_before: UnixMillis, audit_before: UnixMillis) -> Result<(usize, usize), RelayError> {
+        Store::purge(self, chat_before, audit_before)
+    }
+    fn audit_rows(&self, action: Option<&str>) -> Result<Vec<AuditRow>, RelayError> {
+        Store::audit_rows(self, action)
     }
 }
 

@@ -158,8 +158,13 @@ impl Client {
 
     /// Connects from a given loopback address (127.x.y.z), to test per-address limits.
     pub async fn connect_from(relay: &Relay, ip: [u8; 4]) -> Client {
-        let ep = endpoint_at(&relay.pin, SocketAddr::from((ip, 0)));
-        let conn = ep.connect(relay.quic, "localhost").unwrap().await.unwrap();
+        Self::connect_to(relay.quic, &relay.pin, ip).await
+    }
+
+    /// Connects to a relay at `quic` with pin `pin` (a process or one started in-process).
+    pub async fn connect_to(quic: SocketAddr, pin: &str, ip: [u8; 4]) -> Client {
+        let ep = endpoint_at(pin, SocketAddr::from((ip, 0)));
+        let conn = ep.connect(quic, "localhost").unwrap().await.unwrap();
         let (send, recv) = conn.open_bi().await.unwrap();
         Client { conn, send, recv, dec: FrameDecoder::default(), next_id: 1, events: Vec::new() }
     }

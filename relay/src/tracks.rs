@@ -1,8 +1,11 @@
 //! The signaling side of media: which tracks are published in which meeting,
 //! who subscribes to them, flow id allocation, and the commands that keep the
-//! forwarding core ([`crate::sfu`]) in step. Part of [`Hub`]: sans-IO, explicit `now`.
+//! forwarding core ([`crate::sfu`]) in step. A [`Tracks`] is owned by the
+//! [`crate::hub::Hub`], which passes in the room and connection facts each
+//! call needs (so there is no cycle back to the hub). Sans-IO.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use clinicmeet_protocol::{
     Codec, ErrorBody, ErrorCode, Event, FlowId, JoinState, MediaState, MeetingId, MeetingKind,
@@ -10,8 +13,10 @@ use clinicmeet_protocol::{
 };
 use uuid::Uuid;
 
-use crate::hub::{ConnId, Hub};
-use crate::room::{Effect, Presence};
+use crate::error::refuse;
+use crate::hub::ConnId;
+use crate::metrics::Metrics;
+use crate::room::{Effect, Participant, Presence, Room};
 use crate::sfu::MediaCmd;
 
 /// Tracks one participant may publish at once.
@@ -54,50 +59,94 @@ pub fn kind_enabled(kind: TrackKind, media: MediaState, settings: &MeetingSettin
     }
 }
 
-fn e(code: ErrorCode, msg: &str) -> ErrorBody {
-    ErrorBody::new(code, msg)
-}
-
 /// Checks what a publisher announces.
 pub fn validate_spec(spec: &TrackSpec) -> Result<(), ErrorBody> {
     let audio = spec.kind == TrackKind::Audio;
     match (audio, spec.codec) {
         (true, Codec::Opus) | (false, Codec::H264) => {}
-        _ => return Err(e(ErrorCode::Malformed, "codec does not match the track kind")),
+        _ => return Err(refuse(ErrorCode::Malformed, "codec does not match the track kind")),
     }
     let n = spec.encodings.len();
     if n == 0 || (audio && n != 1) || n > MAX_ENCODINGS {
-        return Err(e(ErrorCode::Malformed, "audio has one encoding, video one to four"));
+        return Err(refuse(ErrorCode::Malformed, "audio has one encoding, video one to four"));
     }
     for (i, enc) in spec.encodings.iter().enumerate() {
         if !(1..=8).contains(&enc.temporal_layers) {
-            return Err(e(ErrorCode::Malformed, "temporal_layers must be 1 to 8"));
+            return Err(refuse(ErrorCode::Malformed, "temporal_layers must be 1 to 8"));
         }
         if spec.encodings[..i].iter().any(|o| o.ssrc == enc.ssrc) {
-            return Err(e(ErrorCode::Malformed, "encodings need distinct SSRCs"));
+            return Err(refuse(ErrorCode::Malformed, "encodings need distinct SSRCs"));
         }
     }
     Ok(())
 }
 
-impl Hub {
-    pub(crate) fn publish(&mut self, conn: ConnId, spec: TrackSpec) -> crate::hub::Handled {
-        let (mid, pid) = self.bound(conn)?;
-        validate_spec(&spec)?;
-        let room = self.rooms.get(&mid).ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))?;
-        let me = room.participant(pid).ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))?;
-        if me.presence != Presence::InMeeting {
-            return Err(e(ErrorCode::InvalidState, "you are in the waiting room"));
+/// `pid` in `room` and in the meeting proper (not its waiting room).
+pub(crate) fn present(room: Option<&Room>, pid: ParticipantId) -> Result<&Participant, ErrorBody> {
+    let room = room.ok_or_else(crate::error::not_joined)?;
+    let me = room.participant(pid).ok_or_else(crate::error::not_joined)?;
+    if me.presence != Presence::InMeeting {
+        return Err(crate::error::waiting());
+    }
+    Ok(me)
+}
+
+/// Where a connection is bound (meeting, participant), as the hub knows it.
+pub(crate) type Binding = Option<(MeetingId, ParticipantId)>;
+
+/// Published tracks, subscriptions and the forwarding commands they produce.
+pub struct Tracks {
+    tracks: HashMap<TrackId, PublishedTrack>,
+    conns: HashMap<ConnId, ConnMedia>,
+    /// Commands for the forwarding core produced by the current input.
+    pending: Vec<MediaCmd>,
+    metrics: Arc<Metrics>,
+    max_forwarded_streams: usize,
+}
+
+type Handled = Result<(Response, Vec<Effect>), ErrorBody>;
+
+impl Tracks {
+    pub fn new(metrics: Arc<Metrics>, max_forwarded_streams: usize) -> Tracks {
+        Tracks {
+            tracks: HashMap::new(),
+            conns: HashMap::new(),
+            pending: Vec::new(),
+            metrics,
+            max_forwarded_streams,
         }
+    }
+
+    /// The forwarding commands produced since the last call, in order.
+    pub fn take_commands(&mut self) -> std::vec::Drain<'_, MediaCmd> {
+        self.pending.drain(..)
+    }
+
+    /// A connection closed: its media state goes, the forwarding core is told.
+    pub fn conn_closed(&mut self, conn: ConnId) {
+        self.conns.remove(&conn);
+        self.pending.push(MediaCmd::ConnClosed { conn });
+    }
+
+    pub(crate) fn publish(
+        &mut self,
+        conn: ConnId,
+        (mid, pid): (MeetingId, ParticipantId),
+        room: Option<&Room>,
+        spec: TrackSpec,
+    ) -> Handled {
+        validate_spec(&spec)?;
+        let me = present(room, pid)?;
+        let room = room.ok_or_else(crate::error::not_joined)?;
         let settings = room.info().settings;
         if spec.kind == TrackKind::Screen && !settings.allow_screen_share {
-            return Err(e(ErrorCode::Forbidden, "screen sharing is not allowed in this meeting"));
+            return Err(refuse(ErrorCode::Forbidden, "screen sharing is not allowed in this meeting"));
         }
         if spec.kind == TrackKind::Video && room.info().kind == MeetingKind::AudioOnly {
-            return Err(e(ErrorCode::Forbidden, "this is an audio-only meeting"));
+            return Err(refuse(ErrorCode::Forbidden, "this is an audio-only meeting"));
         }
         if self.tracks.values().filter(|t| t.publisher == pid).count() >= MAX_TRACKS_PER_PARTICIPANT {
-            return Err(e(ErrorCode::RateLimited, "too many published tracks"));
+            return Err(refuse(ErrorCode::RateLimited, "too many published tracks"));
         }
         let enabled = kind_enabled(spec.kind, me.media, &settings);
         let present: Vec<ParticipantId> = room
@@ -105,10 +154,10 @@ impl Hub {
             .filter(|p| p.presence == Presence::InMeeting && p.id != pid)
             .map(|p| p.id)
             .collect();
-        let flow = self.media.entry(conn).or_default().alloc_flow();
+        let flow = self.conns.entry(conn).or_default().alloc_flow();
         let track_id = Uuid::now_v7();
         let info = TrackInfo { track_id, participant_id: pid, spec };
-        self.pending_media.push(MediaCmd::AddTrack {
+        self.pending.push(MediaCmd::AddTrack {
             track_id,
             conn,
             flow,
@@ -126,41 +175,48 @@ impl Hub {
         Ok((Response::Published { track_id, flow_id: flow }, effects))
     }
 
-    pub(crate) fn unpublish(&mut self, conn: ConnId, track_id: TrackId) -> crate::hub::Handled {
-        let (_, pid) = self.bound(conn)?;
+    pub(crate) fn unpublish(
+        &mut self,
+        pid: ParticipantId,
+        rooms: &HashMap<MeetingId, Room>,
+        track_id: TrackId,
+    ) -> Handled {
         match self.tracks.get(&track_id) {
             Some(t) if t.publisher == pid => {}
-            _ => return Err(e(ErrorCode::NotFound, "no such track of yours")),
+            _ => return Err(refuse(ErrorCode::NotFound, "no such track of yours")),
         }
         let mut effects = Vec::new();
-        self.drop_track(track_id, &mut effects);
+        self.drop_track(track_id, rooms, &mut effects);
         Ok((Response::Ok, effects))
     }
 
     pub(crate) fn subscribe(
         &mut self,
         conn: ConnId,
+        (mid, pid): (MeetingId, ParticipantId),
+        room: Option<&Room>,
         track_id: TrackId,
         max_encoding: Option<u8>,
-    ) -> crate::hub::Handled {
-        let (mid, pid) = self.bound(conn)?;
-        let room = self.rooms.get(&mid).ok_or_else(|| e(ErrorCode::InvalidState, "join a meeting first"))?;
+    ) -> Handled {
+        let room = room.ok_or_else(crate::error::not_joined)?;
         if room.participant(pid).is_none_or(|p| p.presence != Presence::InMeeting) {
-            return Err(e(ErrorCode::InvalidState, "you are in the waiting room"));
+            return Err(crate::error::waiting());
         }
         match self.tracks.get(&track_id) {
             Some(t) if t.meeting == mid && t.publisher != pid => {}
-            Some(t) if t.meeting == mid => return Err(e(ErrorCode::InvalidState, "this is your own track")),
-            _ => return Err(e(ErrorCode::NotFound, "no such track in this meeting")),
+            Some(t) if t.meeting == mid => {
+                return Err(refuse(ErrorCode::InvalidState, "this is your own track"))
+            }
+            _ => return Err(refuse(ErrorCode::NotFound, "no such track in this meeting")),
         }
-        let existing = self.media.get(&conn).and_then(|m| m.subs.get(&track_id)).copied();
-        if existing.is_none() && self.forwarded_streams() >= self.cfg.max_forwarded_streams {
-            return Err(e(
+        let existing = self.conns.get(&conn).and_then(|m| m.subs.get(&track_id)).copied();
+        if existing.is_none() && self.forwarded_streams() >= self.max_forwarded_streams {
+            return Err(refuse(
                 ErrorCode::ServerBusy,
                 "the relay forwards all the streams it can; try again later",
             ));
         }
-        let cm = self.media.entry(conn).or_default();
+        let cm = self.conns.entry(conn).or_default();
         let flow = match existing {
             Some(f) => f,
             None => {
@@ -169,34 +225,33 @@ impl Hub {
                 f
             }
         };
-        self.pending_media.push(MediaCmd::Subscribe { conn, flow, track_id, max_encoding });
+        self.pending.push(MediaCmd::Subscribe { conn, flow, track_id, max_encoding });
         self.metrics.set_forwarded_streams(self.forwarded_streams());
         Ok((Response::Subscribed { track_id, flow_id: flow }, Vec::new()))
     }
 
-    pub(crate) fn unsubscribe(&mut self, conn: ConnId, track_id: TrackId) -> crate::hub::Handled {
-        self.bound(conn)?;
-        let had = self.media.get_mut(&conn).and_then(|m| m.subs.remove(&track_id)).is_some();
+    pub(crate) fn unsubscribe(&mut self, conn: ConnId, track_id: TrackId) -> Handled {
+        let had = self.conns.get_mut(&conn).and_then(|m| m.subs.remove(&track_id)).is_some();
         if !had {
-            return Err(e(ErrorCode::NotFound, "not subscribed to that track"));
+            return Err(refuse(ErrorCode::NotFound, "not subscribed to that track"));
         }
-        self.pending_media.push(MediaCmd::Unsubscribe { conn, track_id });
+        self.pending.push(MediaCmd::Unsubscribe { conn, track_id });
         self.metrics.set_forwarded_streams(self.forwarded_streams());
         Ok((Response::Ok, Vec::new()))
     }
 
     /// Subscriptions in place across the relay.
     pub fn forwarded_streams(&self) -> usize {
-        self.media.values().map(|m| m.subs.len()).sum()
+        self.conns.values().map(|m| m.subs.len()).sum()
     }
 
-    fn drop_track(&mut self, track_id: TrackId, effects: &mut Vec<Effect>) {
+    fn drop_track(&mut self, track_id: TrackId, rooms: &HashMap<MeetingId, Room>, effects: &mut Vec<Effect>) {
         let Some(t) = self.tracks.remove(&track_id) else { return };
-        self.pending_media.push(MediaCmd::RemoveTrack { track_id });
-        for m in self.media.values_mut() {
+        self.pending.push(MediaCmd::RemoveTrack { track_id });
+        for m in self.conns.values_mut() {
             m.subs.remove(&track_id);
         }
-        if let Some(room) = self.rooms.get(&t.meeting) {
+        if let Some(room) = rooms.get(&t.meeting) {
             for p in room.participants().filter(|p| p.presence == Presence::InMeeting && p.id != t.publisher)
             {
                 effects.push(Effect::Event { to: p.id, event: Event::TrackUnpublished { track_id } });
@@ -209,14 +264,18 @@ impl Hub {
     /// Brings tracks and subscriptions in line with rooms and connections: tracks of
     /// people who left or lost their connection go, media state gates forwarding,
     /// subscriptions outside one's meeting end. Cheap enough to run after every request.
-    pub(crate) fn sync_media(&mut self) -> Vec<Effect> {
+    /// `bound` says where a connection is bound.
+    pub(crate) fn sync(
+        &mut self,
+        rooms: &HashMap<MeetingId, Room>,
+        bound: impl Fn(ConnId) -> Binding,
+    ) -> Vec<Effect> {
         let mut effects = Vec::new();
         let ids: Vec<TrackId> = self.tracks.keys().copied().collect();
         for id in ids {
             let Some(t) = self.tracks.get(&id) else { continue };
-            let bound_here =
-                self.sessions.get(&t.conn).and_then(|s| s.bound) == Some((t.meeting, t.publisher));
-            let state = self.rooms.get(&t.meeting).and_then(|r| {
+            let bound_here = bound(t.conn) == Some((t.meeting, t.publisher));
+            let state = rooms.get(&t.meeting).and_then(|r| {
                 let p = r.participant(t.publisher)?;
                 (p.presence == Presence::InMeeting && !r.is_over())
                     .then(|| kind_enabled(t.info.spec.kind, p.media, &r.info().settings))
@@ -224,29 +283,22 @@ impl Hub {
             match state {
                 Some(enabled) if bound_here => {
                     if enabled != t.enabled {
-                        self.pending_media.push(MediaCmd::SetEnabled { track_id: id, enabled });
+                        self.pending.push(MediaCmd::SetEnabled { track_id: id, enabled });
                         if let Some(t) = self.tracks.get_mut(&id) {
                             t.enabled = enabled;
                         }
                     }
                 }
-                _ => self.drop_track(id, &mut effects),
+                _ => self.drop_track(id, rooms, &mut effects),
             }
         }
         // Subscriptions of connections no longer in the track's meeting.
         let mut gone = Vec::new();
-        for (conn, m) in &self.media {
-            let bound = self.sessions.get(conn).and_then(|s| s.bound);
+        for (conn, m) in &self.conns {
+            let here = bound(*conn);
             for track_id in m.subs.keys() {
-                let ok = match (self.tracks.get(track_id), bound) {
-                    (Some(t), Some((mid, pid))) => {
-                        t.meeting == mid
-                            && self
-                                .rooms
-                                .get(&mid)
-                                .and_then(|r| r.participant(pid))
-                                .is_some_and(|p| p.presence == Presence::InMeeting)
-                    }
+                let ok = match (self.tracks.get(track_id), here) {
+                    (Some(t), Some((mid, pid))) => t.meeting == mid && present(rooms.get(&mid), pid).is_ok(),
                     _ => false,
                 };
                 if !ok {
@@ -255,17 +307,17 @@ impl Hub {
             }
         }
         for (conn, track_id) in gone {
-            if let Some(m) = self.media.get_mut(&conn) {
+            if let Some(m) = self.conns.get_mut(&conn) {
                 m.subs.remove(&track_id);
             }
-            self.pending_media.push(MediaCmd::Unsubscribe { conn, track_id });
+            self.pending.push(MediaCmd::Unsubscribe { conn, track_id });
         }
         self.metrics.set_forwarded_streams(self.forwarded_streams());
         effects
     }
 
     /// Fills `tracks` of a join state with what others publish in its meeting.
-    pub(crate) fn fill_tracks(&self, js: &mut JoinState) {
+    pub(crate) fn fill(&self, js: &mut JoinState) {
         js.tracks = self
             .tracks
             .values()
@@ -276,7 +328,7 @@ impl Hub {
     }
 
     /// The published tracks (for tests and operators).
-    pub fn tracks(&self) -> impl Iterator<Item = &PublishedTrack> {
+    pub fn iter(&self) -> impl Iterator<Item = &PublishedTrack> {
         self.tracks.values()
     }
 }
@@ -290,7 +342,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::hub::{HubConfig, Out};
+    use crate::hub::{ConnId, Hub, HubConfig, Out};
     use crate::keys::{self, Keys};
     use crate::metrics::Metrics;
     use crate::store::{Store, SyncMode};

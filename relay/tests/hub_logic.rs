@@ -1,0 +1,530 @@
+//! Meeting logic through the hub, in memory (see `harness/`): the rights
+//! table, the waiting room, host hand-over, chat order and deduplication
+//! across dropped links and a relay restart, resume by token.
+
+mod harness;
+
+use clinicmeet_protocol::{
+    Codec, EncodingSpec, ErrorCode, Event, LeaveReason, MeetingKind, ParticipantId, Request, Response, Role,
+    TrackKind, TrackSpec,
+};
+use clinicmeet_relay::hub::{ConnId, HubConfig};
+use harness::*;
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------
+// Rights table
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Actor {
+    Host,
+    Moderator,
+    Staff,
+    Guest,
+    Waiting,
+}
+use Actor::*;
+const ACTORS: [Actor; 5] = [Host, Moderator, Staff, Guest, Waiting];
+
+/// A meeting with a waiting room: the host (creator), a guest promoted to
+/// moderator, an enrolled staff member, a guest, a target guest, and two
+/// guests still waiting (one acts, one is the target of admit/deny).
+struct Rights {
+    h: Harness,
+    conns: [(Actor, ConnId); 5],
+    host_id: ParticipantId,
+    moderator: ParticipantId,
+    target: ParticipantId,
+    target_conn: ConnId,
+    waiting_target: ParticipantId,
+}
+
+fn rights_meeting() -> Rights {
+    let mut h = Harness::new(HubConfig::default(), &["Dr House", "Nurse Joy"]);
+    let (host, _) = h.staff("Dr House");
+    let (staff, _) = h.staff("Nurse Joy");
+    let code = h.create(host, spec(MeetingKind::Video, true));
+    let (host_id, _) = entered(&h.join(host, &code, "Dr House"));
+    let mut admitted = Vec::new();
+    for name in ["Mod", "Guest", "Target"] {
+        let c = h.connect(None);
+        let (pid, _) = entered(&h.join(c, &code, name));
+        h.call(host, Request::Admit { participant_id: pid }).unwrap();
+        admitted.push((c, pid));
+    }
+    let (_, j) = (staff, h.join(staff, &code, "Nurse Joy"));
+    assert!(matches!(j, Ok(Response::Joined(_))), "staff skip the waiting room");
+    let waiting = h.connect(None);
+    entered(&h.join(waiting, &code, "Waiting"));
+    let wt = h.connect(None);
+    let (waiting_target, _) = entered(&h.join(wt, &code, "Waiting target"));
+    let (moderator, target) = (admitted[0].1, admitted[2].1);
+    h.call(host, Request::Promote { participant_id: moderator }).unwrap();
+    let conns = [
+        (Host, host),
+        (Moderator, admitted[0].0),
+        (Staff, staff),
+        (Guest, admitted[1].0),
+        (Waiting, waiting),
+    ];
+    let target_conn = admitted[2].0;
+    Rights { h, conns, host_id, moderator, target, target_conn, waiting_target }
+}
+
+fn video_track() -> TrackSpec {
+    TrackSpec {
+        kind: TrackKind::Video,
+        codec: Codec::H264,
+        encodings: vec![EncodingSpec {
+            ssrc: 1,
+            width: 0,
+            height: 0,
+            max_bitrate_bps: 0,
+            temporal_layers: 1,
+        }],
+    }
+}
+
+type Expect = Option<ErrorCode>;
+const OK: Expect = None;
+const F: Expect = Some(ErrorCode::Forbidden);
+const IS: Expect = Some(ErrorCode::InvalidState);
+
+/// One row: an action and the outcome for host, moderator, staff, guest, waiting guest.
+/// Derived from `room.rs` (`moderator()`, `host()`, `actor()` and the staff-only
+/// note check) and `tracks`/`hub` (publish and history need the meeting proper).
+fn table(r: &Rights) -> Vec<(&'static str, Request, [Expect; 5])> {
+    let (t, m, w) = (r.target, r.moderator, r.waiting_target);
+    let chat =
+        |staff_only| Request::SendChat { client_msg_id: Uuid::now_v7(), text: "hi".into(), staff_only };
+    vec![
+        ("admit", Request::Admit { participant_id: w }, [OK, OK, F, F, IS]),
+        ("deny", Request::Deny { participant_id: w }, [OK, OK, F, F, IS]),
+        ("mute", Request::Mute { participant_id: t }, [OK, OK, F, F, IS]),
+        ("remove", Request::Remove { participant_id: t }, [OK, OK, F, F, IS]),
+        ("lock", Request::SetLocked { locked: true }, [OK, OK, F, F, IS]),
+        ("promote", Request::Promote { participant_id: t }, [OK, F, F, F, IS]),
+        ("demote", Request::Demote { participant_id: m }, [OK, F, F, F, IS]),
+        ("end", Request::EndMeeting, [OK, F, F, F, IS]),
+        // Not a consultation: the host passes the rights check and meets the state check.
+        ("start_consultation", Request::StartConsultation, [IS, F, F, F, IS]),
+        ("chat", chat(false), [OK, OK, OK, OK, IS]),
+        // Staff-only notes follow enrolled identity, not role (the moderator is a guest).
+        ("staff_note", chat(true), [OK, F, OK, F, IS]),
+        ("media", Request::UpdateMedia { media: ON }, [OK, OK, OK, OK, IS]),
+        ("typing", Request::Typing { typing: true }, [OK, OK, OK, OK, IS]),
+        ("publish", Request::Publish { track: video_track() }, [OK, OK, OK, OK, IS]),
+        (
+            "history",
+            Request::ChatHistory { meeting_id: None, since_seq: 0, notes_since_seq: 0, limit: 10 },
+            [OK, OK, OK, OK, IS],
+        ),
+    ]
+}
+
+#[test]
+fn rights_table_every_action_by_every_role() {
+    let rows = table(&rights_meeting()).len();
+    let mut checked = 0;
+    for row in 0..rows {
+        for (i, actor) in ACTORS.iter().enumerate() {
+            // A fresh meeting per cell, so one action's effect cannot mask another's.
+            let mut r = rights_meeting();
+            let (name, request, expect) = table(&r).swap_remove(row);
+            let conn = r.conns[i].1;
+            r.h.take_events(r.conns[0].1);
+            let got = r.h.call(conn, request).err().map(|e| e.code);
+            assert_eq!(got, expect[i], "{name} by {actor:?}");
+            if expect[i].is_some() {
+                // Refused: nothing happened for anyone.
+                let host = r.conns[0].1;
+                assert!(
+                    !r.h.take_events(host).iter().any(|e| matches!(
+                        e,
+                        Event::ParticipantLeft { .. }
+                            | Event::MeetingEnded { .. }
+                            | Event::MutedBy { .. }
+                            | Event::RoleChanged { .. }
+                            | Event::MeetingUpdated { .. }
+                    )),
+                    "{name} by {actor:?} was refused but changed something"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, rows * ACTORS.len());
+}
+
+#[test]
+fn moderators_cannot_act_on_the_host_and_nobody_on_themselves() {
+    let mut r = rights_meeting();
+    let (host, mod_conn, host_id) = (r.conns[0].1, r.conns[1].1, r.host_id);
+    for req in [Request::Mute { participant_id: host_id }, Request::Remove { participant_id: host_id }] {
+        assert_eq!(r.h.call(mod_conn, req).unwrap_err().code, ErrorCode::Forbidden);
+    }
+    let err = r.h.call(host, Request::Mute { participant_id: host_id }).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidState);
+}
+
+#[test]
+fn moderator_mute_lock_remove_are_seen_by_all_and_host_end_closes_everyone() {
+    let mut r = rights_meeting();
+    let [(_, host), (_, m), (_, staff), (_, guest), (_, waiting)] = r.conns;
+    let (t, mid) = (r.target, r.moderator);
+    let target = r.target_conn;
+    let others = [host, staff, guest];
+    for c in [host, m, staff, guest, target] {
+        r.h.take_events(c);
+    }
+    r.h.call(m, Request::Mute { participant_id: t }).unwrap();
+    assert!(r.h.take_events(target).contains(&Event::MutedBy { by: mid }));
+    for c in others {
+        assert!(r.h.take_events(c).iter().any(
+            |e| matches!(e, Event::MediaChanged { participant_id, media } if *participant_id == t && !media.audio)
+        ));
+    }
+    r.h.call(m, Request::SetLocked { locked: true }).unwrap();
+    for c in others {
+        assert!(r
+            .h
+            .take_events(c)
+            .iter()
+            .any(|e| matches!(e, Event::MeetingUpdated { meeting } if meeting.locked)));
+    }
+    r.h.call(m, Request::Remove { participant_id: t }).unwrap();
+    assert_eq!(r.h.take_events(target).last(), Some(&Event::Removed));
+    assert!(r.h.closed.contains(&target));
+    for c in others {
+        assert!(r
+            .h
+            .take_events(c)
+            .contains(&Event::ParticipantLeft { participant_id: t, reason: LeaveReason::Removed }));
+    }
+    // Demoted, the moderator loses the rights at once.
+    r.h.call(host, Request::Demote { participant_id: mid }).unwrap();
+    assert!(r.h.take_events(m).contains(&Event::RoleChanged { participant_id: mid, role: Role::Guest }));
+    assert_eq!(r.h.call(m, Request::SetLocked { locked: false }).unwrap_err().code, ErrorCode::Forbidden);
+    // The host ends the meeting: everyone, waiting or not, is told and disconnected.
+    r.h.call(host, Request::EndMeeting).unwrap();
+    for c in [m, staff, guest, waiting] {
+        assert!(r.h.take_events(c).iter().any(|e| matches!(e, Event::MeetingEnded { .. })), "{c} not told");
+        assert!(r.h.closed.contains(&c));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Waiting room
+
+#[test]
+fn waiting_room_admit_deny_and_leave_while_waiting() {
+    let mut h = Harness::new(HubConfig::default(), &["Dr House", "Nurse Joy"]);
+    let (host, _) = h.staff("Dr House");
+    let code = h.create(host, spec(MeetingKind::Video, true));
+
+    // A guest arriving before the host waits; nothing lets them in early.
+    let early = h.connect(None);
+    let (early_id, _) = entered(&h.join(early, &code, "Early"));
+    let other = h.connect(None);
+    assert!(matches!(h.join(other, &code, "Other").unwrap(), Response::Waiting { .. }));
+    assert_eq!(
+        h.call(
+            early,
+            Request::SendChat { client_msg_id: Uuid::now_v7(), text: "x".into(), staff_only: false }
+        )
+        .unwrap_err()
+        .code,
+        ErrorCode::InvalidState
+    );
+    // The host learns who waits on entering.
+    let Ok(Response::Joined(js)) = h.join(host, &code, "Dr House") else { panic!("host waits") };
+    assert_eq!(js.waiting.len(), 2);
+    // Staff skip the waiting room.
+    let (nurse, _) = h.staff("Nurse Joy");
+    let Ok(Response::Joined(js)) = h.join(nurse, &code, "Nurse Joy") else { panic!("staff wait") };
+    assert_eq!(js.you.role, Role::Staff);
+
+    h.take_events(host);
+    h.call(host, Request::Admit { participant_id: early_id }).unwrap();
+    assert!(h.take_events(early).iter().any(|e| matches!(e, Event::Admitted(_))));
+    for c in [host, nurse] {
+        assert!(h.take_events(c).iter().any(
+            |e| matches!(e, Event::ParticipantJoined { participant } if participant.display_name == "Early")
+        ));
+    }
+
+    let late = h.connect(None);
+    let (late_id, _) = entered(&h.join(late, &code, "Late"));
+    assert!(h.take_events(host).iter().any(|e| matches!(
+        e,
+        Event::WaitingRoom { waiting } if waiting.iter().any(|w| w.participant_id == late_id)
+    )));
+    h.call(host, Request::Deny { participant_id: late_id }).unwrap();
+    assert_eq!(h.take_events(late), vec![Event::Denied]);
+    assert!(h.closed.contains(&late), "a denied guest is disconnected");
+    assert!(!h.take_events(nurse).iter().any(|e| matches!(e, Event::ParticipantJoined { .. })));
+
+    // Leaving while waiting: the moderators' list empties, nobody else hears of it.
+    let quitter = h.connect(None);
+    let (qid, _) = entered(&h.join(quitter, &code, "Quitter"));
+    h.take_events(host);
+    h.call(quitter, Request::Leave).unwrap();
+    let ev = h.take_events(host);
+    assert!(ev.iter().any(
+        |e| matches!(e, Event::WaitingRoom { waiting } if waiting.iter().all(|w| w.participant_id != qid))
+    ));
+    assert!(!ev.iter().any(|e| matches!(e, Event::ParticipantLeft { .. })));
+    assert_eq!(h.call(host, Request::Admit { participant_id: qid }).unwrap_err().code, ErrorCode::NotFound);
+}
+
+#[test]
+fn a_locked_meeting_refuses_joins_and_an_ended_one_admits_nobody() {
+    let mut h = Harness::new(HubConfig::default(), &["Dr House"]);
+    let (host, _) = h.staff("Dr House");
+    let code = h.create(host, spec(MeetingKind::Video, false));
+    h.join(host, &code, "Dr House").unwrap();
+    h.call(host, Request::SetLocked { locked: true }).unwrap();
+    let late = h.connect(None);
+    assert_eq!(h.join(late, &code, "Late").unwrap_err().code, ErrorCode::MeetingLocked);
+    h.call(host, Request::EndMeeting).unwrap();
+    assert!(h
+        .take_events(host)
+        .contains(&Event::MeetingEnded { status: clinicmeet_protocol::MeetingStatus::Ended }));
+    assert!(h.closed.contains(&host));
+    assert_eq!(h.join(late, &code, "Late").unwrap_err().code, ErrorCode::MeetingEnded);
+}
+
+// ---------------------------------------------------------------------------
+// Host hand-over
+
+#[test]
+fn host_drop_hands_over_to_a_moderator_and_back_on_resume() {
+    let mut h = Harness::new(HubConfig::default(), &["Dr House", "Dr Burke"]);
+    let (host, _) = h.staff("Dr House");
+    let (colleague, _) = h.staff("Dr Burke");
+    let code = h.create(host, spec(MeetingKind::Video, true));
+    let (host_id, host_token) = entered(&h.join(host, &code, "Dr House"));
+    let (cid, _) = entered(&h.join(colleague, &code, "Dr Burke"));
+    h.call(host, Request::Promote { participant_id: cid }).unwrap();
+    h.take_events(colleague);
+
+    // The host's link drops: the moderator stands in at once and can admit.
+    h.drop_link(host);
+    let ev = h.take_events(colleague);
+    assert!(ev.contains(&Event::RoleChanged { participant_id: cid, role: Role::Host }));
+    assert!(ev.contains(&Event::RoleChanged { participant_id: host_id, role: Role::Moderator }));
+    let guest = h.connect(None);
+    let (gid, _) = entered(&h.join(guest, &code, "Walk-in"));
+    h.call(colleague, Request::Admit { participant_id: gid }).unwrap();
+    assert!(h.take_events(guest).iter().any(|e| matches!(e, Event::Admitted(_))));
+
+    // The host resumes within the grace: the role goes back.
+    h.advance(10_000);
+    let back = h.connect(None);
+    let Ok(Response::Joined(js)) = h.call(back, Request::Resume { resume_token: host_token }) else {
+        panic!("resume")
+    };
+    assert_eq!(js.you.role, Role::Host);
+    assert!(h
+        .take_events(colleague)
+        .contains(&Event::RoleChanged { participant_id: cid, role: Role::Moderator }));
+}
+
+#[test]
+fn host_gone_for_good_passes_to_moderator_or_longest_present_staff() {
+    // Host leaves with a moderator present: the moderator becomes host.
+    let mut h = Harness::new(HubConfig::default(), &["Dr House", "Dr Burke"]);
+    let (host, _) = h.staff("Dr House");
+    let code = h.create(host, spec(MeetingKind::Video, false));
+    h.join(host, &code, "Dr House").unwrap();
+    let m = h.connect(None);
+    let (mid, _) = entered(&h.join(m, &code, "Mod"));
+    h.call(host, Request::Promote { participant_id: mid }).unwrap();
+    h.call(host, Request::Leave).unwrap();
+    assert!(h.take_events(m).contains(&Event::RoleChanged { participant_id: mid, role: Role::Host }));
+
+    // Host (no moderator) disconnects and the grace runs out: the
+    // longest-present enrolled staff member becomes host; guests never do.
+    let mut h = Harness::new(HubConfig::default(), &["Dr House", "Dr Burke"]);
+    let grace = h.cfg.resume_grace_ms;
+    let (host, _) = h.staff("Dr House");
+    let code = h.create(host, spec(MeetingKind::Video, false));
+    h.join(host, &code, "Dr House").unwrap();
+    let g = h.connect(None);
+    let (gid, _) = entered(&h.join(g, &code, "Guest"));
+    let (staff, _) = h.staff("Dr Burke");
+    let (sid, _) = entered(&h.join(staff, &code, "Dr Burke"));
+    h.drop_link(host);
+    h.advance(grace / 2);
+    assert!(
+        !h.take_events(staff).iter().any(|e| matches!(e, Event::RoleChanged { .. })),
+        "not during the grace"
+    );
+    h.advance(grace);
+    let ev = h.take_events(g);
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::ParticipantLeft { reason: LeaveReason::ConnectionLost, .. })));
+    assert!(ev.contains(&Event::RoleChanged { participant_id: sid, role: Role::Host }));
+    assert!(!ev
+        .iter()
+        .any(|e| matches!(e, Event::RoleChanged { participant_id, .. } if *participant_id == gid)));
+}
+
+// ---------------------------------------------------------------------------
+// Chat: order and deduplication across dropped links and a restart; resume
+
+/// A client that keeps its own outbox like the real one: a message is resent
+/// with the same `client_msg_id` until acknowledged.
+struct Sender {
+    conn: ConnId,
+    token: String,
+    outbox: Vec<(Uuid, String)>,
+}
+
+impl Sender {
+    /// Sends the oldest unacknowledged message; true if acknowledged.
+    fn pump(&mut self, h: &mut Harness) -> bool {
+        let Some((id, text)) = self.outbox.first().cloned() else { return false };
+        let req = Request::SendChat { client_msg_id: id, text, staff_only: false };
+        match h.send(self.conn, req) {
+            Some(Ok(Response::ChatAccepted { .. })) => {
+                self.outbox.remove(0);
+                true
+            }
+            other => panic!("chat: {other:?}"),
+        }
+    }
+
+    /// The link drops; the message in flight may or may not have been accepted.
+    fn reconnect(&mut self, h: &mut Harness) {
+        if !h.closed.contains(&self.conn) {
+            h.drop_link(self.conn);
+        }
+        self.conn = h.connect(None);
+        match h.call(self.conn, Request::Resume { resume_token: self.token.clone() }) {
+            Ok(Response::Joined(js)) => self.token = js.resume_token,
+            other => panic!("resume: {other:?}"),
+        }
+    }
+}
+
+fn history(h: &mut Harness, conn: ConnId) -> Vec<clinicmeet_protocol::ChatMessage> {
+    let mut all = Vec::new();
+    loop {
+        let since = all.last().map_or(0, |m: &clinicmeet_protocol::ChatMessage| m.seq);
+        let req = Request::ChatHistory { meeting_id: None, since_seq: since, notes_since_seq: 0, limit: 500 };
+        let Ok(Response::ChatHistory { messages, more }) = h.call(conn, req) else { panic!("history") };
+        all.extend(messages);
+        if !more {
+            return all;
+        }
+    }
+}
+
+#[test]
+fn thousand_messages_keep_order_and_are_stored_once_across_drops_and_a_restart() {
+    let mut h = Harness::new(HubConfig::default(), &["Alice"]);
+    let (alice, _) = h.staff("Alice");
+    let code = h.create(alice, spec(MeetingKind::Video, false));
+    let mut senders = Vec::new();
+    for (conn, name) in [(alice, "Alice"), (h.connect(None), "Bob"), (h.connect(None), "Carol")] {
+        let (_, token) = entered(&h.join(conn, &code, name));
+        let outbox = (0..334).map(|i| (Uuid::now_v7(), format!("{}{i}", &name[..1]))).collect();
+        senders.push(Sender { conn, token, outbox });
+    }
+    senders[2].outbox.truncate(332); // 334 + 334 + 332 = 1000
+    let mut round = 0;
+    while senders.iter().any(|s| !s.outbox.is_empty()) {
+        round += 1;
+        for (i, s) in senders.iter_mut().enumerate() {
+            if s.outbox.is_empty() {
+                continue;
+            }
+            // Every 37th round one sender's link drops right after its message
+            // went out (the ack is lost): it resumes and resends the same id.
+            if round % 37 == i {
+                let (id, text) = s.outbox[0].clone();
+                let _ = h.send(s.conn, Request::SendChat { client_msg_id: id, text, staff_only: false });
+                s.reconnect(&mut h);
+            }
+            s.pump(&mut h);
+        }
+        h.advance(120); // under the chat rate limit
+        if round == 200 {
+            // Each sender's next message reaches the relay but the ack is lost as the
+            // relay restarts: storage survives, everyone resumes and resends.
+            for s in senders.iter_mut() {
+                if let Some((id, text)) = s.outbox.first().cloned() {
+                    let _ = h.send(s.conn, Request::SendChat { client_msg_id: id, text, staff_only: false });
+                }
+            }
+            h.restart();
+            for s in senders.iter_mut() {
+                s.reconnect(&mut h);
+            }
+        }
+    }
+    let logs: Vec<Vec<clinicmeet_protocol::ChatMessage>> =
+        senders.iter().map(|s| s.conn).collect::<Vec<_>>().into_iter().map(|c| history(&mut h, c)).collect();
+    let texts: Vec<&str> = logs[0].iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts.len(), 1000, "each message stored exactly once");
+    let unique: std::collections::HashSet<&str> = texts.iter().copied().collect();
+    assert_eq!(unique.len(), 1000);
+    assert!(logs[0].windows(2).all(|w| w[1].seq == w[0].seq + 1), "gapless increasing sequence");
+    for prefix in ["A", "B", "C"] {
+        let mine: Vec<u32> =
+            texts.iter().filter(|t| t.starts_with(prefix)).map(|t| t[1..].parse().unwrap()).collect();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "{prefix}'s messages out of order");
+    }
+    assert_eq!(logs[0], logs[1]);
+    assert_eq!(logs[0], logs[2]);
+}
+
+#[test]
+fn resume_resyncs_missed_chat_and_bad_or_stale_tokens_fail() {
+    let mut h = Harness::new(HubConfig::default(), &["Alice"]);
+    let grace = h.cfg.resume_grace_ms;
+    let (alice, _) = h.staff("Alice");
+    let code = h.create(alice, spec(MeetingKind::Video, false));
+    h.join(alice, &code, "Alice").unwrap();
+    let bob = h.connect(None);
+    let (bob_id, token) = entered(&h.join(bob, &code, "Bob"));
+    h.drop_link(bob);
+    assert!(h
+        .take_events(alice)
+        .contains(&Event::ConnectionChanged { participant_id: bob_id, connected: false }));
+    for i in 0..5 {
+        let req =
+            Request::SendChat { client_msg_id: Uuid::now_v7(), text: format!("m{i}"), staff_only: false };
+        h.call(alice, req).unwrap();
+    }
+    // Bob resumes with his token: same place, and the chat cursor says what he missed.
+    let bob2 = h.connect(None);
+    let Ok(Response::Joined(js)) = h.call(bob2, Request::Resume { resume_token: token.clone() }) else {
+        panic!("resume")
+    };
+    assert_eq!(js.you.id, bob_id);
+    assert_eq!(js.chat_seq, 5);
+    let missed =
+        h.call(bob2, Request::ChatHistory { meeting_id: None, since_seq: 2, notes_since_seq: 0, limit: 50 });
+    let Ok(Response::ChatHistory { messages, more: false }) = missed else { panic!("history") };
+    assert_eq!(messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
+    assert!(h
+        .take_events(alice)
+        .contains(&Event::ConnectionChanged { participant_id: bob_id, connected: true }));
+
+    // A second connection resuming the same place takes it over; the old one is closed.
+    let bob3 = h.connect(None);
+    h.call(bob3, Request::Resume { resume_token: token.clone() }).unwrap();
+    assert!(h.closed.contains(&bob2));
+
+    // A forged token, and a place whose grace ran out, do not resume.
+    let x = h.connect(None);
+    let err = h.call(x, Request::Resume { resume_token: "not-a-token".into() }).unwrap_err();
+    assert_eq!(err.code, ErrorCode::ResumeFailed);
+    h.drop_link(bob3);
+    h.advance(grace + 1);
+    let err = h.call(x, Request::Resume { resume_token: token }).unwrap_err();
+    assert_eq!(err.code, ErrorCode::ResumeFailed);
+}
