@@ -203,23 +203,36 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Ring> {
     shared.0.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A microphone delivering 20 ms frames at 48 kHz mono.
-pub struct Microphone {
+/// What a microphone and a speaker share: the running stream, the ring its
+/// callback fills or drains, the device, its rate and the resampler between
+/// that rate and 48 kHz (none when they are equal).
+struct DeviceStream {
     _stream: cpal::Stream,
     shared: Shared,
     info: DeviceInfo,
     device_rate: u32,
     resampler: Option<Fft<f32>>,
+}
+
+impl std::fmt::Debug for DeviceStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceStream")
+            .field("info", &self.info)
+            .field("device_rate", &self.device_rate)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A microphone delivering 20 ms frames at 48 kHz mono.
+pub struct Microphone {
+    dev: DeviceStream,
     inbuf: Vec<f32>,
     first: bool,
 }
 
 impl std::fmt::Debug for Microphone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Microphone")
-            .field("info", &self.info)
-            .field("device_rate", &self.device_rate)
-            .finish_non_exhaustive()
+        f.debug_struct("Microphone").field("device", &self.dev).finish_non_exhaustive()
     }
 }
 
@@ -236,54 +249,39 @@ impl Microphone {
     }
 
     pub fn open_with(id: Option<&str>, opts: &AudioDeviceOptions) -> Result<Self> {
-        let (stream, shared, info, device_rate) =
-            start_stream(DeviceKind::Microphone, id, opts, |device, config, format, shared| {
-                let channels = usize::from(config.channels.max(1));
-                let cap = config.sample_rate as usize * RING_MAX_SECONDS;
-                Some(match format {
-                    SampleFormat::F32 => build_input::<f32>(device, config, channels, cap, shared),
-                    SampleFormat::I16 => build_input::<i16>(device, config, channels, cap, shared),
-                    SampleFormat::I32 => build_input::<i32>(device, config, channels, cap, shared),
-                    SampleFormat::U8 => build_input::<u8>(device, config, channels, cap, shared),
-                    SampleFormat::F64 => build_input::<f64>(device, config, channels, cap, shared),
-                    _ => return None,
-                })
-            })?;
-        let resampler = if device_rate == AUDIO_SAMPLE_RATE {
-            None
-        } else {
-            Some(new_resampler(device_rate, AUDIO_SAMPLE_RATE, FixedSync::Output)?)
-        };
-        Ok(Microphone {
-            _stream: stream,
-            shared,
-            info,
-            device_rate,
-            resampler,
-            inbuf: Vec::new(),
-            first: true,
-        })
+        let dev = start_stream(DeviceKind::Microphone, id, opts, |device, config, format, shared| {
+            let channels = usize::from(config.channels.max(1));
+            let cap = config.sample_rate as usize * RING_MAX_SECONDS;
+            Some(match format {
+                SampleFormat::F32 => build_input::<f32>(device, config, channels, cap, shared),
+                SampleFormat::I16 => build_input::<i16>(device, config, channels, cap, shared),
+                SampleFormat::I32 => build_input::<i32>(device, config, channels, cap, shared),
+                SampleFormat::U8 => build_input::<u8>(device, config, channels, cap, shared),
+                SampleFormat::F64 => build_input::<f64>(device, config, channels, cap, shared),
+                _ => return None,
+            })
+        })?;
+        Ok(Microphone { dev, inbuf: Vec::new(), first: true })
     }
 
     pub fn info(&self) -> &DeviceInfo {
-        &self.info
+        &self.dev.info
     }
 
     /// The rate the device runs at (audio is resampled to 48 kHz when it differs).
     pub fn device_rate(&self) -> u32 {
-        self.device_rate
+        self.dev.device_rate
     }
 
     /// Samples dropped because the engine read too slowly.
     pub fn overruns(&self) -> u64 {
-        lock(&self.shared).overruns
+        lock(&self.dev.shared).overruns
     }
 }
 
 /// Opens device `id` of `kind` (or the default one), builds its stream with
-/// `build` for the chosen sample format (`None`: a format we cannot handle) and
-/// starts it. Returns the stream, the ring its callback shares, the device and
-/// the rate it runs at.
+/// `build` for the chosen sample format (`None`: a format we cannot handle),
+/// starts it, and makes the resampler from (microphone) or to (speaker) 48 kHz.
 fn start_stream(
     kind: DeviceKind,
     id: Option<&str>,
@@ -294,7 +292,7 @@ fn start_stream(
         SampleFormat,
         &Shared,
     ) -> Option<std::result::Result<cpal::Stream, cpal::Error>>,
-) -> Result<(cpal::Stream, Shared, DeviceInfo, u32)> {
+) -> Result<DeviceStream> {
     let (device, info) = find_device(kind, id)?;
     let (config, format) = choose_config(&device, kind, opts)?;
     let device_rate = config.sample_rate;
@@ -305,7 +303,12 @@ fn start_stream(
     stream
         .play()
         .map_err(|e| MediaError::Device { kind, detail: format!("cannot start {}: {e}", info.name) })?;
-    Ok((stream, shared, info, device_rate))
+    let resampler = match kind {
+        _ if device_rate == AUDIO_SAMPLE_RATE => None,
+        DeviceKind::Microphone => Some(new_resampler(device_rate, AUDIO_SAMPLE_RATE, FixedSync::Output)?),
+        _ => Some(new_resampler(AUDIO_SAMPLE_RATE, device_rate, FixedSync::Input)?),
+    };
+    Ok(DeviceStream { _stream: stream, shared, info, device_rate, resampler })
 }
 
 /// Waits on the ring until `ready`, a stream error or `timeout` (then the
@@ -395,11 +398,11 @@ where
 
 impl AudioSource for Microphone {
     fn read_frame(&mut self) -> Result<AudioFrame> {
-        let need = self.resampler.as_ref().map_or(AUDIO_FRAME_SAMPLES, |r| r.input_frames_next());
+        let need = self.dev.resampler.as_ref().map_or(AUDIO_FRAME_SAMPLES, |r| r.input_frames_next());
         let timeout = if self.first { FIRST_FRAME_TIMEOUT } else { FRAME_TIMEOUT };
-        let name = &self.info.name;
+        let name = &self.dev.info.name;
         let mut ring = wait_ring(
-            &self.shared,
+            &self.dev.shared,
             DeviceKind::Microphone,
             name,
             timeout,
@@ -413,13 +416,13 @@ impl AudioSource for Microphone {
             },
         )?;
         // Capture time of the first sample we take: newest minus what is queued.
-        let queued_us = ring.samples.len() as u64 * 1_000_000 / u64::from(self.device_rate.max(1));
+        let queued_us = ring.samples.len() as u64 * 1_000_000 / u64::from(self.dev.device_rate.max(1));
         let capture_us = ring.newest_us.saturating_sub(queued_us);
         self.inbuf.clear();
         self.inbuf.extend(ring.samples.drain(..need));
         drop(ring);
         self.first = false;
-        let samples = match self.resampler.as_mut() {
+        let samples = match self.dev.resampler.as_mut() {
             None => std::mem::take(&mut self.inbuf),
             Some(r) => {
                 let mut out = vec![0.0f32; AUDIO_FRAME_SAMPLES];
@@ -432,22 +435,10 @@ impl AudioSource for Microphone {
 }
 
 /// A speaker playing 20 ms frames at 48 kHz mono.
+#[derive(Debug)]
 pub struct Speaker {
-    _stream: cpal::Stream,
-    shared: Shared,
-    info: DeviceInfo,
-    device_rate: u32,
-    resampler: Option<Fft<f32>>,
+    dev: DeviceStream,
     max_queued: usize,
-}
-
-impl std::fmt::Debug for Speaker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Speaker")
-            .field("info", &self.info)
-            .field("device_rate", &self.device_rate)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Audio queued ahead of the device before [`Speaker::play`] blocks.
@@ -460,38 +451,32 @@ impl Speaker {
     }
 
     pub fn open_with(id: Option<&str>, opts: &AudioDeviceOptions) -> Result<Self> {
-        let (stream, shared, info, device_rate) =
-            start_stream(DeviceKind::Speaker, id, opts, |device, config, format, shared| {
-                let channels = usize::from(config.channels.max(1));
-                Some(match format {
-                    SampleFormat::F32 => build_output::<f32>(device, config, channels, shared),
-                    SampleFormat::I16 => build_output::<i16>(device, config, channels, shared),
-                    SampleFormat::I32 => build_output::<i32>(device, config, channels, shared),
-                    SampleFormat::U8 => build_output::<u8>(device, config, channels, shared),
-                    SampleFormat::F64 => build_output::<f64>(device, config, channels, shared),
-                    _ => return None,
-                })
-            })?;
-        let resampler = if device_rate == AUDIO_SAMPLE_RATE {
-            None
-        } else {
-            Some(new_resampler(AUDIO_SAMPLE_RATE, device_rate, FixedSync::Input)?)
-        };
-        let max_queued = device_rate as usize * PLAYBACK_QUEUE_MS / 1000;
-        Ok(Speaker { _stream: stream, shared, info, device_rate, resampler, max_queued })
+        let dev = start_stream(DeviceKind::Speaker, id, opts, |device, config, format, shared| {
+            let channels = usize::from(config.channels.max(1));
+            Some(match format {
+                SampleFormat::F32 => build_output::<f32>(device, config, channels, shared),
+                SampleFormat::I16 => build_output::<i16>(device, config, channels, shared),
+                SampleFormat::I32 => build_output::<i32>(device, config, channels, shared),
+                SampleFormat::U8 => build_output::<u8>(device, config, channels, shared),
+                SampleFormat::F64 => build_output::<f64>(device, config, channels, shared),
+                _ => return None,
+            })
+        })?;
+        let max_queued = dev.device_rate as usize * PLAYBACK_QUEUE_MS / 1000;
+        Ok(Speaker { dev, max_queued })
     }
 
     pub fn info(&self) -> &DeviceInfo {
-        &self.info
+        &self.dev.info
     }
 
     pub fn device_rate(&self) -> u32 {
-        self.device_rate
+        self.dev.device_rate
     }
 
     /// Device callbacks that found nothing to play (silence was played instead).
     pub fn underruns(&self) -> u64 {
-        lock(&self.shared).underruns
+        lock(&self.dev.shared).underruns
     }
 }
 
@@ -535,7 +520,7 @@ where
 
 impl AudioSink for Speaker {
     fn play(&mut self, frame: &AudioFrame) -> Result<()> {
-        let samples: Vec<f32> = match self.resampler.as_mut() {
+        let samples: Vec<f32> = match self.dev.resampler.as_mut() {
             None => frame.samples.clone(),
             Some(r) => {
                 let n_in = frame.samples.len().min(r.input_frames_next());
@@ -546,10 +531,10 @@ impl AudioSink for Speaker {
             }
         };
         // Some servers start calling back only 1–2 s after the stream starts.
-        let timeout = if lock(&self.shared).callbacks == 0 { FIRST_FRAME_TIMEOUT } else { FRAME_TIMEOUT };
-        let (name, max_queued) = (&self.info.name, self.max_queued);
+        let timeout = if lock(&self.dev.shared).callbacks == 0 { FIRST_FRAME_TIMEOUT } else { FRAME_TIMEOUT };
+        let (name, max_queued) = (&self.dev.info.name, self.max_queued);
         let mut ring = wait_ring(
-            &self.shared,
+            &self.dev.shared,
             DeviceKind::Speaker,
             name,
             timeout,
