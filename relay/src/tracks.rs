@@ -337,9 +337,7 @@ impl Tracks {
 mod tests {
     use std::sync::Arc;
 
-    use clinicmeet_protocol::{
-        ClientMessage, EncodingSpec, MeetingSpec, ParticipantId, Request, ServerMessage,
-    };
+    use clinicmeet_protocol::{ClientMessage, MeetingSpec, ParticipantId, Request, ServerMessage};
 
     use super::*;
     use crate::hub::{ConnId, Hub, HubConfig, Out};
@@ -385,18 +383,7 @@ mod tests {
     }
 
     fn spec(kind: TrackKind, ssrc: u32) -> TrackSpec {
-        let codec = if kind == TrackKind::Audio { Codec::Opus } else { Codec::H264 };
-        TrackSpec {
-            kind,
-            codec,
-            encodings: vec![EncodingSpec {
-                ssrc,
-                width: 0,
-                height: 0,
-                max_bitrate_bps: 0,
-                temporal_layers: 1,
-            }],
-        }
+        TrackSpec::single(kind, ssrc)
     }
 
     /// A hub with a host (conn 1) and a guest (conn 2) in one meeting.

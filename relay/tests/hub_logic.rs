@@ -5,8 +5,7 @@
 mod harness;
 
 use clinicmeet_protocol::{
-    Codec, EncodingSpec, ErrorCode, Event, LeaveReason, MeetingKind, ParticipantId, Request, Response, Role,
-    TrackKind, TrackSpec,
+    ErrorCode, Event, LeaveReason, MeetingKind, ParticipantId, Request, Response, Role, TrackKind, TrackSpec,
 };
 use clinicmeet_relay::hub::{ConnId, HubConfig};
 use harness::*;
@@ -72,17 +71,7 @@ fn rights_meeting() -> Rights {
 }
 
 fn video_track() -> TrackSpec {
-    TrackSpec {
-        kind: TrackKind::Video,
-        codec: Codec::H264,
-        encodings: vec![EncodingSpec {
-            ssrc: 1,
-            width: 0,
-            height: 0,
-            max_bitrate_bps: 0,
-            temporal_layers: 1,
-        }],
-    }
+    TrackSpec::single(TrackKind::Video, 1)
 }
 
 type Expect = Option<ErrorCode>;

@@ -7,8 +7,8 @@
 use std::collections::{HashMap, HashSet};
 
 use clinicmeet_protocol::{
-    ClientMessage, Codec, EncodingSpec, Event, FlowId, JoinState, ParticipantId, Request, RequestId,
-    Response, ServerMessage, TrackId, TrackInfo, TrackKind, TrackSpec,
+    ClientMessage, Event, FlowId, JoinState, ParticipantId, Request, RequestId, Response, ServerMessage,
+    TrackId, TrackInfo, TrackKind, TrackSpec,
 };
 
 /// Request ids at or above this are the relay's own (browsers count from 1).
@@ -80,18 +80,7 @@ impl Bridge {
             if !self.published.insert(ssrc) {
                 continue;
             }
-            let codec = if kind == TrackKind::Audio { Codec::Opus } else { Codec::H264 };
-            let spec = TrackSpec {
-                kind,
-                codec,
-                encodings: vec![EncodingSpec {
-                    ssrc,
-                    width: 0,
-                    height: 0,
-                    max_bitrate_bps: 0,
-                    temporal_layers: 1,
-                }],
-            };
+            let spec = TrackSpec::single(kind, ssrc);
             let (id, a) = self.request(Request::Publish { track: spec });
             self.pending_pub.insert(id, ssrc);
             out.push(a);

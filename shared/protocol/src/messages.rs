@@ -534,6 +534,16 @@ pub struct TrackSpec {
     pub encodings: Vec<EncodingSpec>,
 }
 
+impl TrackSpec {
+    /// A track of one encoding whose size and bitrate the publisher does not
+    /// announce (a browser's track): Opus for audio, H.264 for video.
+    pub fn single(kind: TrackKind, ssrc: u32) -> TrackSpec {
+        let codec = if kind == TrackKind::Audio { Codec::Opus } else { Codec::H264 };
+        let encoding = EncodingSpec { ssrc, width: 0, height: 0, max_bitrate_bps: 0, temporal_layers: 1 };
+        TrackSpec { kind, codec, encodings: vec![encoding] }
+    }
+}
+
 /// A published track as other participants see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackInfo {
