@@ -11,11 +11,13 @@
 //! (a channel of [`RemoteVideoFrame`]s and one of mixed 20 ms audio). Feed every
 //! [`ClientEvent`] to [`MediaEngine::on_event`]; set the local media state with
 //! [`MediaEngine::set_local_media`]; read per-track receive statistics with
-//! [`MediaEngine::stats`].
+//! [`MediaEngine::stats`]. Tools and tests hook into the engine with a
+//! [`MediaObserver`] ([`MediaEngine::start_with_observer`]).
 
 pub mod av_sync;
 pub mod bwe;
 pub mod feedback;
+pub mod observer;
 pub mod select;
 pub mod stats;
 
@@ -26,8 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use clinicmeet_media::capture::synthetic::{decode_embedded, SyntheticCamera};
-use clinicmeet_media::capture::{AudioSource, Pacing, VideoFormat, VideoSource};
+use clinicmeet_media::capture::{AudioSource, VideoSource};
 use clinicmeet_media::clock::now_us;
 use clinicmeet_media::codec::h264::H264Config;
 use clinicmeet_media::codec::opus::OpusConfig;
@@ -51,6 +52,7 @@ use crate::session::Session;
 use av_sync::{AvSync, HeldFrames, SharedSync, SyncStream};
 use bwe::{BandwidthController, BweConfig, PathSample};
 use feedback::{opus_expected_loss_pct, ReceiverReporter, UplinkFeedback};
+pub use observer::{MediaObserver, NoObserver, VideoTrackObserver};
 use select::SpeakerTracker;
 pub use select::VideoPolicy;
 pub use stats::TrackStats;
@@ -72,17 +74,11 @@ pub struct MediaConfig {
     pub video_bitrate_bps: u32,
     /// Periodic keyframe interval in seconds (0 = only on request).
     pub keyframe_interval_secs: u32,
-    /// Keep sending audio after a host mute (test hook: the relay must not forward it).
-    pub ignore_host_mute: bool,
-    /// Compute PSNR against the regenerated synthetic pattern (every Nth frame; 0 = never).
-    pub psnr_every: u64,
     /// Camera: also send a low-resolution simulcast encoding (about 320x180) at this
     /// bitrate, so the relay can switch a slow subscriber to it (`None`: one encoding).
     pub simulcast_low_bps: Option<u32>,
     /// Camera: temporal layers (2: the relay can drop every other frame for a slow subscriber).
     pub temporal_layers: u8,
-    /// Write the H.264 of the first remote camera track, as received (Annex B), to this file.
-    pub record_video: Option<std::path::PathBuf>,
     /// Which remote cameras to receive (change later with [`MediaEngine::set_video_policy`]).
     pub video_policy: VideoPolicy,
 }
@@ -95,11 +91,8 @@ impl Default for MediaConfig {
             screen: None,
             video_bitrate_bps: 800_000,
             keyframe_interval_secs: 4,
-            ignore_host_mute: false,
-            psnr_every: 0,
             simulcast_low_bps: Some(150_000),
             temporal_layers: 2,
-            record_video: None,
             video_policy: VideoPolicy::All,
         }
     }
@@ -148,8 +141,6 @@ struct Shared {
     video_out: smpsc::SyncSender<RemoteVideoFrame>,
     audio_out: smpsc::SyncSender<Vec<f32>>,
     stop: AtomicBool,
-    /// A remote video track is being recorded (`MediaConfig::record_video`).
-    recording: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -199,6 +190,15 @@ struct Subscribed {
 impl MediaEngine {
     /// Starts the engine (spawns its tasks on the current tokio runtime).
     pub fn start(session: Session, config: MediaConfig) -> (MediaEngine, MediaOutputs) {
+        MediaEngine::start_with_observer(session, config, Arc::new(NoObserver))
+    }
+
+    /// [`start`](Self::start), with hooks for tools and tests (see [`observer`]).
+    pub fn start_with_observer(
+        session: Session,
+        config: MediaConfig,
+        observer: Arc<dyn MediaObserver>,
+    ) -> (MediaEngine, MediaOutputs) {
         let (video_out, video) = smpsc::sync_channel(8);
         let (audio_out, audio) = smpsc::sync_channel(50);
         let shared = Arc::new(Shared {
@@ -209,7 +209,6 @@ impl MediaEngine {
             video_out,
             audio_out,
             stop: AtomicBool::new(false),
-            recording: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let engine = MediaEngine { tx, shared: shared.clone() };
@@ -219,7 +218,7 @@ impl MediaEngine {
             .name("audio-playout".into())
             .spawn(move || playout_loop(playout_shared))
             .ok();
-        tokio::spawn(control_loop(session, config, shared, rx));
+        tokio::spawn(control_loop(session, config, observer, shared, rx));
         (engine, MediaOutputs { video, audio })
     }
 
@@ -277,6 +276,7 @@ impl MediaEngine {
 struct Control {
     session: Session,
     config: MediaConfig,
+    observer: Arc<dyn MediaObserver>,
     shared: Arc<Shared>,
     me: Option<ParticipantId>,
     local: MediaState,
@@ -291,12 +291,14 @@ struct Control {
 async fn control_loop(
     session: Session,
     config: MediaConfig,
+    observer: Arc<dyn MediaObserver>,
     shared: Arc<Shared>,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
 ) {
     let mut c = Control {
         session,
         config,
+        observer,
         shared,
         me: None,
         local: MediaState { audio: true, video: true, screen: false },
@@ -475,7 +477,9 @@ impl Control {
     fn apply_enabled(&self) {
         for p in &self.published {
             let on = match p.kind {
-                TrackKind::Audio => self.local.audio || (self.host_muted && self.config.ignore_host_mute),
+                TrackKind::Audio => {
+                    self.local.audio || (self.host_muted && self.observer.should_ignore_host_mute())
+                }
                 TrackKind::Video => self.local.video,
                 TrackKind::Screen => true,
             };
@@ -792,16 +796,11 @@ impl Control {
                 if let Ok(mut r) = self.shared.routes.lock() {
                     r.insert(flow_id, Route::SubVideo(tx));
                 }
-                let (st, shared, psnr_every) = (stop.clone(), self.shared.clone(), self.config.psnr_every);
-                let record = self
-                    .config
-                    .record_video
-                    .clone()
-                    .filter(|_| track.spec.kind == TrackKind::Video)
-                    .filter(|_| !self.shared.recording.swap(true, Ordering::Relaxed));
-                let _ = std::thread::Builder::new().name("video-recv".into()).spawn(move || {
-                    video_receive_loop(track, flow_id, conn, rx, stats, shared, st, psnr_every, record)
-                });
+                let (st, shared) = (stop.clone(), self.shared.clone());
+                let observer = self.observer.on_video_track(&track);
+                let _ = std::thread::Builder::new()
+                    .name("video-recv".into())
+                    .spawn(move || video_receive_loop(track, flow_id, conn, rx, stats, shared, st, observer));
             }
         }
         self.subscribed.insert(track_id, Subscribed { flow_id, stop });
@@ -829,8 +828,7 @@ fn video_receive_loop(
     stats: Arc<Mutex<TrackStats>>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
-    psnr_every: u64,
-    record: Option<std::path::PathBuf>,
+    mut observer: Option<Box<dyn VideoTrackObserver>>,
 ) {
     // Wait out network reordering (tens of ms of jitter) before NACKing, and give a
     // relay that is itself recovering a packet from the publisher time to answer.
@@ -840,18 +838,11 @@ fn video_receive_loop(
         ..VideoReceiverConfig::default()
     };
     let Ok(mut stream) = VideoReceiveStream::new(cfg) else { return };
-    let mut recorder = record.and_then(|p| match std::fs::File::create(&p) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot create the video recording");
-            None
-        }
-    });
-    stream.set_recording(recorder.is_some());
+    let recording = observer.as_ref().is_some_and(|o| o.wants_received_video());
+    stream.set_recording(recording);
     let my_ssrc: u32 = rand::random();
     let mut media_ssrc: Option<u32> = None;
     let mut pli_limit = RateLimiter::new(300_000);
-    let mut synth: Option<clinicmeet_media::capture::synthetic::SyntheticCamera> = None;
     // The camera is shown in step with the participant's audio; a screen share is
     // not, but its sender reports still tell the participant's clock offset.
     let camera = track.spec.kind == TrackKind::Video;
@@ -910,14 +901,10 @@ fn video_receive_loop(
         }
         let now = now_us();
         let decoded = stream.poll_frames(now);
-        if let Some(f) = recorder.as_mut() {
+        if let Some(o) = observer.as_mut().filter(|_| recording) {
             let bytes = stream.take_recorded();
             if !bytes.is_empty() {
-                use std::io::Write;
-                if let Err(e) = f.write_all(&bytes).and_then(|()| f.flush()) {
-                    tracing::warn!(error = %e, "video recording stopped");
-                    recorder = None;
-                }
+                o.on_received_video(&bytes);
             }
         }
         for d in decoded {
@@ -940,7 +927,7 @@ fn video_receive_loop(
             if d.keyframe {
                 tracing::debug!(track = %track.track_id, "keyframe shown");
             }
-            let psnr = if psnr_every > 0 { synthetic_psnr(&d.frame, psnr_every, &mut synth) } else { None };
+            let psnr = observer.as_mut().and_then(|o| o.on_decoded_frame(&d.frame));
             let skew = sync.as_ref().and_then(|s| s.lock().ok()).and_then(|s| s.skew_us(d.capture_us?, now));
             let (capture_us, offset_us) = av
                 .lock()
@@ -986,25 +973,6 @@ fn video_receive_loop(
             send(RtcpPacket::Pli(Pli { sender_ssrc: my_ssrc, media_ssrc: ms }));
         }
     }
-}
-
-/// PSNR of a decoded synthetic picture against the same frame regenerated from its
-/// embedded frame number and capture time (every `every`th frame).
-fn synthetic_psnr(frame: &VideoFrame, every: u64, cam: &mut Option<SyntheticCamera>) -> Option<f64> {
-    let (no, cap) = decode_embedded(frame)?;
-    if !no.is_multiple_of(every) {
-        return None;
-    }
-    let fits = cam.as_ref().is_some_and(|c| {
-        let f = c.format();
-        (f.width, f.height) == (frame.width, frame.height)
-    });
-    if !fits {
-        let fmt = VideoFormat { width: frame.width, height: frame.height, fps: 30 };
-        *cam = SyntheticCamera::new(fmt, Pacing::Virtual { start_us: 0 }).ok();
-    }
-    let src = cam.as_ref()?.render(no, cap);
-    frame.psnr_luma(&src)
 }
 
 /// Reads media datagrams and routes them by flow id.
