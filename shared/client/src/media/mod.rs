@@ -20,6 +20,7 @@ pub mod feedback;
 pub mod observer;
 pub mod select;
 pub mod stats;
+pub mod video_feedback;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,9 +39,9 @@ use clinicmeet_media::mixer::Mixer;
 use clinicmeet_media::pipeline::{
     AudioReceiveStream, AudioSender, VideoReceiveStream, VideoSender, VideoSenderConfig,
 };
-use clinicmeet_media::rtp::rtcp::{self, Nack, Pli, RtcpPacket};
+use clinicmeet_media::rtp::rtcp::{self, RtcpPacket};
 use clinicmeet_media::rtp::{is_rtcp, RtpView};
-use clinicmeet_media::video_receiver::{RateLimiter, VideoReceiverConfig};
+use clinicmeet_media::video_receiver::VideoReceiverConfig;
 use clinicmeet_media::AUDIO_FRAME_SAMPLES;
 use clinicmeet_protocol::{
     datagram, Codec, EncodingSpec, MediaState, ParticipantId, TrackId, TrackInfo, TrackKind, TrackSpec,
@@ -56,6 +57,7 @@ pub use observer::{MediaObserver, NoObserver, VideoTrackObserver};
 use select::SpeakerTracker;
 pub use select::VideoPolicy;
 pub use stats::TrackStats;
+use video_feedback::VideoFeedback;
 
 /// Makes a fresh video source (called on every (re)publish).
 pub type VideoSourceFactory =
@@ -814,11 +816,6 @@ impl Control {
 /// #2212), after which every larger packet would be refused for that subscriber.
 const MAX_RTP_PACKET: usize = 1_100;
 
-/// A subscriber sends each NACK twice (see `video_receive_loop`), the copy this
-/// long after it: datagrams handed to quinn together travel in one QUIC packet and
-/// are lost together, so an immediate copy would protect nothing.
-const NACK_COPY_DELAY_US: u64 = 15_000;
-
 #[allow(clippy::too_many_arguments)]
 fn video_receive_loop(
     track: TrackInfo,
@@ -840,20 +837,18 @@ fn video_receive_loop(
     let Ok(mut stream) = VideoReceiveStream::new(cfg) else { return };
     let recording = observer.as_ref().is_some_and(|o| o.wants_received_video());
     stream.set_recording(recording);
-    let my_ssrc: u32 = rand::random();
-    let mut media_ssrc: Option<u32> = None;
-    let mut pli_limit = RateLimiter::new(300_000);
+    // Receiver reports, NACKs (each twice) and PLIs: `video_feedback`.
+    let mut feedback = VideoFeedback::new(rand::random());
     // The camera is shown in step with the participant's audio; a screen share is
     // not, but its sender reports still tell the participant's clock offset.
     let camera = track.spec.kind == TrackKind::Video;
     let av = shared.sync_for(track.participant_id);
     let sync = camera.then(|| av.clone());
     let stream_kind = if camera { SyncStream::Camera } else { SyncStream::Screen };
-    let mut reports = ReceiverReporter::new(my_ssrc, 90_000);
-    let on_rtcp = |pkt: &[u8], now: u64, reports: &mut ReceiverReporter| {
+    let on_rtcp = |pkt: &[u8], now: u64, feedback: &mut VideoFeedback| {
         for p in rtcp::parse_compound(pkt).unwrap_or_default() {
             if let RtcpPacket::SenderReport(sr) = p {
-                reports.on_sender_report(&sr, now);
+                feedback.on_sender_report(&sr, now);
                 if let Ok(mut s) = av.lock() {
                     s.on_sender_report(stream_kind, &sr, now, conn.rtt().as_micros() as u64);
                 }
@@ -861,29 +856,25 @@ fn video_receive_loop(
         }
     };
     let mut held = HeldFrames::default();
-    let mut nack_copies: std::collections::VecDeque<(u64, Bytes)> = std::collections::VecDeque::new();
     let mut last_shown: Option<u64> = None;
     let send = |pkt: RtcpPacket| {
         let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &pkt.to_bytes())));
     };
     while !stop.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
         let now = now_us();
-        let next = [stream.poll_timeout(), held.next_due_us(), nack_copies.front().map(|c| c.0)]
-            .into_iter()
-            .flatten()
-            .min();
+        let next =
+            [stream.poll_timeout(), held.next_due_us(), feedback.poll_timeout()].into_iter().flatten().min();
         let wait = next.map_or(10_000, |t| t.saturating_sub(now).clamp(1_000, 10_000));
         match rx.recv_timeout(Duration::from_micros(wait)) {
             Ok(first) => {
                 let now = now_us();
                 for pkt in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
                     if is_rtcp(&pkt) {
-                        on_rtcp(&pkt, now, &mut reports);
+                        on_rtcp(&pkt, now, &mut feedback);
                         continue;
                     }
                     let seq = RtpView::parse(&pkt).ok().map(|v| {
-                        media_ssrc.get_or_insert(v.ssrc);
-                        reports.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
+                        feedback.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
                         v.sequence
                     });
                     if let Ok(mut s) = stats.lock() {
@@ -949,28 +940,19 @@ fn video_receive_loop(
                 capture_us,
             });
         }
-        let Some(ms) = media_ssrc else { continue };
-        if let Some(rr) = reports.poll(now) {
-            send(RtcpPacket::ReceiverReport(rr));
+        if !feedback.has_media() {
+            continue;
         }
         let lost = stream.nack_list(now);
         if !lost.is_empty() {
             tracing::debug!(track = %track.track_id, seqs = ?lost, "nack");
-            // Twice: a lost NACK (or its one retransmission) costs a round trip and,
-            // two hops from the publisher, often the frame; a copy costs a few bytes.
-            let nack = RtcpPacket::Nack(Nack { sender_ssrc: my_ssrc, media_ssrc: ms, lost });
-            let bytes = Bytes::from(datagram::encode(flow_id, &nack.to_bytes()));
-            let _ = conn.send_datagram(bytes.clone());
-            nack_copies.push_back((now + NACK_COPY_DELAY_US, bytes));
         }
-        while nack_copies.front().is_some_and(|c| c.0 <= now) {
-            if let Some((_, copy)) = nack_copies.pop_front() {
-                let _ = conn.send_datagram(copy);
+        let keyframe_wanted = stream.take_keyframe_request();
+        for pkt in feedback.poll(now, lost, keyframe_wanted) {
+            if matches!(pkt, RtcpPacket::Pli(_)) {
+                tracing::debug!(track = %track.track_id, "pli");
             }
-        }
-        if stream.take_keyframe_request() && pli_limit.allow(now) {
-            tracing::debug!(track = %track.track_id, "pli");
-            send(RtcpPacket::Pli(Pli { sender_ssrc: my_ssrc, media_ssrc: ms }));
+            send(pkt);
         }
     }
 }
