@@ -5,7 +5,8 @@
 //! Threads: one capture/encode thread per published track, one decode thread per
 //! remote video track, one 20 ms audio playout thread (jitter buffers → mixer),
 //! and tokio tasks for signaling (publish/subscribe) and the datagram read loop.
-//! The packet logic lives in the sans-IO `clinicmeet_media::pipeline` objects.
+//! The packet logic lives in the sans-IO `clinicmeet_media::pipeline` objects, and
+//! a subscribed video track's RTCP (reports, NACKs, PLIs) in [`video_feedback`].
 //!
 //! API: [`MediaEngine::start`] returns the engine handle and [`MediaOutputs`]
 //! (a channel of [`RemoteVideoFrame`]s and one of mixed 20 ms audio). Feed every
