@@ -1,5 +1,5 @@
-//! The ClinicMeet client engine, used by the desktop app and by tests, and the
-//! headless `clinicmeet-cli`.
+//! The ClinicMeet client engine, used by the desktop app, the headless
+//! `clinicmeet-cli` (crate `shared/cli`) and tests.
 //!
 //! * [`state`]: the sans-IO session state machine (requests in flight, meeting
 //!   state, chat resync, outbox), driven with explicit `now`.

@@ -5,19 +5,23 @@
 //! Threads: one capture/encode thread per published track, one decode thread per
 //! remote video track, one 20 ms audio playout thread (jitter buffers → mixer),
 //! and tokio tasks for signaling (publish/subscribe) and the datagram read loop.
-//! The packet logic lives in the sans-IO `clinicmeet_media::pipeline` objects.
+//! The packet logic lives in the sans-IO `clinicmeet_media::pipeline` objects, and
+//! a subscribed video track's RTCP (reports, NACKs, PLIs) in [`video_feedback`].
 //!
 //! API: [`MediaEngine::start`] returns the engine handle and [`MediaOutputs`]
 //! (a channel of [`RemoteVideoFrame`]s and one of mixed 20 ms audio). Feed every
 //! [`ClientEvent`] to [`MediaEngine::on_event`]; set the local media state with
 //! [`MediaEngine::set_local_media`]; read per-track receive statistics with
-//! [`MediaEngine::stats`].
+//! [`MediaEngine::stats`]. Tools and tests hook into the engine with a
+//! [`MediaObserver`] ([`MediaEngine::start_with_observer`]).
 
 pub mod av_sync;
 pub mod bwe;
 pub mod feedback;
+pub mod observer;
 pub mod select;
 pub mod stats;
+pub mod video_feedback;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,8 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use clinicmeet_media::capture::synthetic::{decode_embedded, SyntheticCamera};
-use clinicmeet_media::capture::{AudioSource, Pacing, VideoFormat, VideoSource};
+use clinicmeet_media::capture::{AudioSource, VideoSource};
 use clinicmeet_media::clock::now_us;
 use clinicmeet_media::codec::h264::H264Config;
 use clinicmeet_media::codec::opus::OpusConfig;
@@ -37,9 +40,9 @@ use clinicmeet_media::mixer::Mixer;
 use clinicmeet_media::pipeline::{
     AudioReceiveStream, AudioSender, VideoReceiveStream, VideoSender, VideoSenderConfig,
 };
-use clinicmeet_media::rtp::rtcp::{self, Nack, Pli, RtcpPacket};
+use clinicmeet_media::rtp::rtcp::{self, RtcpPacket};
 use clinicmeet_media::rtp::{is_rtcp, RtpView};
-use clinicmeet_media::video_receiver::{RateLimiter, VideoReceiverConfig};
+use clinicmeet_media::video_receiver::VideoReceiverConfig;
 use clinicmeet_media::AUDIO_FRAME_SAMPLES;
 use clinicmeet_protocol::{
     datagram, Codec, EncodingSpec, MediaState, ParticipantId, TrackId, TrackInfo, TrackKind, TrackSpec,
@@ -51,9 +54,11 @@ use crate::session::Session;
 use av_sync::{AvSync, HeldFrames, SharedSync, SyncStream};
 use bwe::{BandwidthController, BweConfig, PathSample};
 use feedback::{opus_expected_loss_pct, ReceiverReporter, UplinkFeedback};
+pub use observer::{MediaObserver, NoObserver, VideoTrackObserver};
 use select::SpeakerTracker;
 pub use select::VideoPolicy;
 pub use stats::TrackStats;
+use video_feedback::VideoFeedback;
 
 /// Makes a fresh video source (called on every (re)publish).
 pub type VideoSourceFactory =
@@ -72,17 +77,11 @@ pub struct MediaConfig {
     pub video_bitrate_bps: u32,
     /// Periodic keyframe interval in seconds (0 = only on request).
     pub keyframe_interval_secs: u32,
-    /// Keep sending audio after a host mute (test hook: the relay must not forward it).
-    pub ignore_host_mute: bool,
-    /// Compute PSNR against the regenerated synthetic pattern (every Nth frame; 0 = never).
-    pub psnr_every: u64,
     /// Camera: also send a low-resolution simulcast encoding (about 320x180) at this
     /// bitrate, so the relay can switch a slow subscriber to it (`None`: one encoding).
     pub simulcast_low_bps: Option<u32>,
     /// Camera: temporal layers (2: the relay can drop every other frame for a slow subscriber).
     pub temporal_layers: u8,
-    /// Write the H.264 of the first remote camera track, as received (Annex B), to this file.
-    pub record_video: Option<std::path::PathBuf>,
     /// Which remote cameras to receive (change later with [`MediaEngine::set_video_policy`]).
     pub video_policy: VideoPolicy,
 }
@@ -95,11 +94,8 @@ impl Default for MediaConfig {
             screen: None,
             video_bitrate_bps: 800_000,
             keyframe_interval_secs: 4,
-            ignore_host_mute: false,
-            psnr_every: 0,
             simulcast_low_bps: Some(150_000),
             temporal_layers: 2,
-            record_video: None,
             video_policy: VideoPolicy::All,
         }
     }
@@ -148,8 +144,6 @@ struct Shared {
     video_out: smpsc::SyncSender<RemoteVideoFrame>,
     audio_out: smpsc::SyncSender<Vec<f32>>,
     stop: AtomicBool,
-    /// A remote video track is being recorded (`MediaConfig::record_video`).
-    recording: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -199,6 +193,15 @@ struct Subscribed {
 impl MediaEngine {
     /// Starts the engine (spawns its tasks on the current tokio runtime).
     pub fn start(session: Session, config: MediaConfig) -> (MediaEngine, MediaOutputs) {
+        MediaEngine::start_with_observer(session, config, Arc::new(NoObserver))
+    }
+
+    /// [`start`](Self::start), with hooks for tools and tests (see [`observer`]).
+    pub fn start_with_observer(
+        session: Session,
+        config: MediaConfig,
+        observer: Arc<dyn MediaObserver>,
+    ) -> (MediaEngine, MediaOutputs) {
         let (video_out, video) = smpsc::sync_channel(8);
         let (audio_out, audio) = smpsc::sync_channel(50);
         let shared = Arc::new(Shared {
@@ -209,7 +212,6 @@ impl MediaEngine {
             video_out,
             audio_out,
             stop: AtomicBool::new(false),
-            recording: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let engine = MediaEngine { tx, shared: shared.clone() };
@@ -219,7 +221,7 @@ impl MediaEngine {
             .name("audio-playout".into())
             .spawn(move || playout_loop(playout_shared))
             .ok();
-        tokio::spawn(control_loop(session, config, shared, rx));
+        tokio::spawn(control_loop(session, config, observer, shared, rx));
         (engine, MediaOutputs { video, audio })
     }
 
@@ -277,6 +279,7 @@ impl MediaEngine {
 struct Control {
     session: Session,
     config: MediaConfig,
+    observer: Arc<dyn MediaObserver>,
     shared: Arc<Shared>,
     me: Option<ParticipantId>,
     local: MediaState,
@@ -291,12 +294,14 @@ struct Control {
 async fn control_loop(
     session: Session,
     config: MediaConfig,
+    observer: Arc<dyn MediaObserver>,
     shared: Arc<Shared>,
     mut rx: mpsc::UnboundedReceiver<Cmd>,
 ) {
     let mut c = Control {
         session,
         config,
+        observer,
         shared,
         me: None,
         local: MediaState { audio: true, video: true, screen: false },
@@ -475,7 +480,9 @@ impl Control {
     fn apply_enabled(&self) {
         for p in &self.published {
             let on = match p.kind {
-                TrackKind::Audio => self.local.audio || (self.host_muted && self.config.ignore_host_mute),
+                TrackKind::Audio => {
+                    self.local.audio || (self.host_muted && self.observer.should_ignore_host_mute())
+                }
                 TrackKind::Video => self.local.video,
                 TrackKind::Screen => true,
             };
@@ -792,16 +799,11 @@ impl Control {
                 if let Ok(mut r) = self.shared.routes.lock() {
                     r.insert(flow_id, Route::SubVideo(tx));
                 }
-                let (st, shared, psnr_every) = (stop.clone(), self.shared.clone(), self.config.psnr_every);
-                let record = self
-                    .config
-                    .record_video
-                    .clone()
-                    .filter(|_| track.spec.kind == TrackKind::Video)
-                    .filter(|_| !self.shared.recording.swap(true, Ordering::Relaxed));
-                let _ = std::thread::Builder::new().name("video-recv".into()).spawn(move || {
-                    video_receive_loop(track, flow_id, conn, rx, stats, shared, st, psnr_every, record)
-                });
+                let (st, shared) = (stop.clone(), self.shared.clone());
+                let observer = self.observer.on_video_track(&track);
+                let _ = std::thread::Builder::new()
+                    .name("video-recv".into())
+                    .spawn(move || video_receive_loop(track, flow_id, conn, rx, stats, shared, st, observer));
             }
         }
         self.subscribed.insert(track_id, Subscribed { flow_id, stop });
@@ -815,11 +817,6 @@ impl Control {
 /// #2212), after which every larger packet would be refused for that subscriber.
 const MAX_RTP_PACKET: usize = 1_100;
 
-/// A subscriber sends each NACK twice (see `video_receive_loop`), the copy this
-/// long after it: datagrams handed to quinn together travel in one QUIC packet and
-/// are lost together, so an immediate copy would protect nothing.
-const NACK_COPY_DELAY_US: u64 = 15_000;
-
 #[allow(clippy::too_many_arguments)]
 fn video_receive_loop(
     track: TrackInfo,
@@ -829,8 +826,7 @@ fn video_receive_loop(
     stats: Arc<Mutex<TrackStats>>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
-    psnr_every: u64,
-    record: Option<std::path::PathBuf>,
+    mut observer: Option<Box<dyn VideoTrackObserver>>,
 ) {
     // Wait out network reordering (tens of ms of jitter) before NACKing, and give a
     // relay that is itself recovering a packet from the publisher time to answer.
@@ -840,29 +836,20 @@ fn video_receive_loop(
         ..VideoReceiverConfig::default()
     };
     let Ok(mut stream) = VideoReceiveStream::new(cfg) else { return };
-    let mut recorder = record.and_then(|p| match std::fs::File::create(&p) {
-        Ok(f) => Some(f),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot create the video recording");
-            None
-        }
-    });
-    stream.set_recording(recorder.is_some());
-    let my_ssrc: u32 = rand::random();
-    let mut media_ssrc: Option<u32> = None;
-    let mut pli_limit = RateLimiter::new(300_000);
-    let mut synth: Option<clinicmeet_media::capture::synthetic::SyntheticCamera> = None;
+    let recording = observer.as_ref().is_some_and(|o| o.wants_received_video());
+    stream.set_recording(recording);
+    // Receiver reports, NACKs (each twice) and PLIs: `video_feedback`.
+    let mut feedback = VideoFeedback::new(rand::random());
     // The camera is shown in step with the participant's audio; a screen share is
     // not, but its sender reports still tell the participant's clock offset.
     let camera = track.spec.kind == TrackKind::Video;
     let av = shared.sync_for(track.participant_id);
     let sync = camera.then(|| av.clone());
     let stream_kind = if camera { SyncStream::Camera } else { SyncStream::Screen };
-    let mut reports = ReceiverReporter::new(my_ssrc, 90_000);
-    let on_rtcp = |pkt: &[u8], now: u64, reports: &mut ReceiverReporter| {
+    let on_rtcp = |pkt: &[u8], now: u64, feedback: &mut VideoFeedback| {
         for p in rtcp::parse_compound(pkt).unwrap_or_default() {
             if let RtcpPacket::SenderReport(sr) = p {
-                reports.on_sender_report(&sr, now);
+                feedback.on_sender_report(&sr, now);
                 if let Ok(mut s) = av.lock() {
                     s.on_sender_report(stream_kind, &sr, now, conn.rtt().as_micros() as u64);
                 }
@@ -870,29 +857,25 @@ fn video_receive_loop(
         }
     };
     let mut held = HeldFrames::default();
-    let mut nack_copies: std::collections::VecDeque<(u64, Bytes)> = std::collections::VecDeque::new();
     let mut last_shown: Option<u64> = None;
     let send = |pkt: RtcpPacket| {
         let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &pkt.to_bytes())));
     };
     while !stop.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
         let now = now_us();
-        let next = [stream.poll_timeout(), held.next_due_us(), nack_copies.front().map(|c| c.0)]
-            .into_iter()
-            .flatten()
-            .min();
+        let next =
+            [stream.poll_timeout(), held.next_due_us(), feedback.poll_timeout()].into_iter().flatten().min();
         let wait = next.map_or(10_000, |t| t.saturating_sub(now).clamp(1_000, 10_000));
         match rx.recv_timeout(Duration::from_micros(wait)) {
             Ok(first) => {
                 let now = now_us();
                 for pkt in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
                     if is_rtcp(&pkt) {
-                        on_rtcp(&pkt, now, &mut reports);
+                        on_rtcp(&pkt, now, &mut feedback);
                         continue;
                     }
                     let seq = RtpView::parse(&pkt).ok().map(|v| {
-                        media_ssrc.get_or_insert(v.ssrc);
-                        reports.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
+                        feedback.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
                         v.sequence
                     });
                     if let Ok(mut s) = stats.lock() {
@@ -910,14 +893,10 @@ fn video_receive_loop(
         }
         let now = now_us();
         let decoded = stream.poll_frames(now);
-        if let Some(f) = recorder.as_mut() {
+        if let Some(o) = observer.as_mut().filter(|_| recording) {
             let bytes = stream.take_recorded();
             if !bytes.is_empty() {
-                use std::io::Write;
-                if let Err(e) = f.write_all(&bytes).and_then(|()| f.flush()) {
-                    tracing::warn!(error = %e, "video recording stopped");
-                    recorder = None;
-                }
+                o.on_received_video(&bytes);
             }
         }
         for d in decoded {
@@ -940,7 +919,7 @@ fn video_receive_loop(
             if d.keyframe {
                 tracing::debug!(track = %track.track_id, "keyframe shown");
             }
-            let psnr = if psnr_every > 0 { synthetic_psnr(&d.frame, psnr_every, &mut synth) } else { None };
+            let psnr = observer.as_mut().and_then(|o| o.on_decoded_frame(&d.frame));
             let skew = sync.as_ref().and_then(|s| s.lock().ok()).and_then(|s| s.skew_us(d.capture_us?, now));
             let (capture_us, offset_us) = av
                 .lock()
@@ -962,49 +941,21 @@ fn video_receive_loop(
                 capture_us,
             });
         }
-        let Some(ms) = media_ssrc else { continue };
-        if let Some(rr) = reports.poll(now) {
-            send(RtcpPacket::ReceiverReport(rr));
+        if !feedback.has_media() {
+            continue;
         }
         let lost = stream.nack_list(now);
         if !lost.is_empty() {
             tracing::debug!(track = %track.track_id, seqs = ?lost, "nack");
-            // Twice: a lost NACK (or its one retransmission) costs a round trip and,
-            // two hops from the publisher, often the frame; a copy costs a few bytes.
-            let nack = RtcpPacket::Nack(Nack { sender_ssrc: my_ssrc, media_ssrc: ms, lost });
-            let bytes = Bytes::from(datagram::encode(flow_id, &nack.to_bytes()));
-            let _ = conn.send_datagram(bytes.clone());
-            nack_copies.push_back((now + NACK_COPY_DELAY_US, bytes));
         }
-        while nack_copies.front().is_some_and(|c| c.0 <= now) {
-            if let Some((_, copy)) = nack_copies.pop_front() {
-                let _ = conn.send_datagram(copy);
+        let keyframe_wanted = stream.take_keyframe_request();
+        for pkt in feedback.poll(now, lost, keyframe_wanted) {
+            if matches!(pkt, RtcpPacket::Pli(_)) {
+                tracing::debug!(track = %track.track_id, "pli");
             }
-        }
-        if stream.take_keyframe_request() && pli_limit.allow(now) {
-            tracing::debug!(track = %track.track_id, "pli");
-            send(RtcpPacket::Pli(Pli { sender_ssrc: my_ssrc, media_ssrc: ms }));
+            send(pkt);
         }
     }
-}
-
-/// PSNR of a decoded synthetic picture against the same frame regenerated from its
-/// embedded frame number and capture time (every `every`th frame).
-fn synthetic_psnr(frame: &VideoFrame, every: u64, cam: &mut Option<SyntheticCamera>) -> Option<f64> {
-    let (no, cap) = decode_embedded(frame)?;
-    if !no.is_multiple_of(every) {
-        return None;
-    }
-    let fits = cam.as_ref().is_some_and(|c| {
-        let f = c.format();
-        (f.width, f.height) == (frame.width, frame.height)
-    });
-    if !fits {
-        let fmt = VideoFormat { width: frame.width, height: frame.height, fps: 30 };
-        *cam = SyntheticCamera::new(fmt, Pacing::Virtual { start_us: 0 }).ok();
-    }
-    let src = cam.as_ref()?.render(no, cap);
-    frame.psnr_luma(&src)
 }
 
 /// Reads media datagrams and routes them by flow id.

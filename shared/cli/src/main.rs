@@ -5,6 +5,8 @@
 //! refused (an `error` line with the relay's code precedes it); 3 denied
 //! from the waiting room; 4 removed by a moderator.
 
+mod observer;
+
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -180,12 +182,7 @@ fn media_config(a: &MediaArgs) -> anyhow::Result<Option<MediaConfig>> {
     let kind = match a.publish.as_deref() {
         None if !files => {
             // Receive only.
-            return Ok(Some(MediaConfig {
-                psnr_every: a.psnr_every,
-                record_video: a.record_video.clone(),
-                video_policy: video_policy(a),
-                ..MediaConfig::default()
-            }));
+            return Ok(Some(MediaConfig { video_policy: video_policy(a), ..MediaConfig::default() }));
         }
         None => "file",
         Some(k) => k,
@@ -256,11 +253,8 @@ fn media_config(a: &MediaArgs) -> anyhow::Result<Option<MediaConfig>> {
         })),
         video_bitrate_bps: a.video_bitrate,
         keyframe_interval_secs: a.keyframe_interval_secs,
-        ignore_host_mute: a.ignore_host_mute,
-        psnr_every: a.psnr_every,
         simulcast_low_bps: (a.simulcast_low_bps > 0).then_some(a.simulcast_low_bps),
         temporal_layers: a.temporal_layers.clamp(1, 3),
-        record_video: a.record_video.clone(),
         video_policy: video_policy(a),
     }))
 }
@@ -556,7 +550,10 @@ async fn join(
     };
 
     let engine = mcfg.filter(|_| !chat_only).map(|c| {
-        let (engine, outputs) = MediaEngine::start(session.clone(), c);
+        // The test hooks: PSNR, recording the received H.264, ignoring a host mute.
+        let hooks =
+            observer::CliObserver::new(margs.psnr_every, margs.record_video.clone(), margs.ignore_host_mute);
+        let (engine, outputs) = MediaEngine::start_with_observer(session.clone(), c, Arc::new(hooks));
         let audio = outputs.audio;
         match margs.record_audio.clone() {
             Some(p) => {
