@@ -273,22 +273,7 @@ fn record_audio(path: PathBuf, rx: std::sync::mpsc::Receiver<Vec<f32>>) {
         out(&error_line("record", "cannot create the audio file", None));
         return;
     };
-    let header = |data: u32| {
-        let mut h = Vec::with_capacity(44);
-        h.extend_from_slice(b"RIFF");
-        h.extend_from_slice(&(36 + data).to_le_bytes());
-        h.extend_from_slice(b"WAVEfmt ");
-        h.extend_from_slice(&16u32.to_le_bytes());
-        h.extend_from_slice(&1u16.to_le_bytes());
-        h.extend_from_slice(&1u16.to_le_bytes());
-        h.extend_from_slice(&48_000u32.to_le_bytes());
-        h.extend_from_slice(&96_000u32.to_le_bytes());
-        h.extend_from_slice(&2u16.to_le_bytes());
-        h.extend_from_slice(&16u16.to_le_bytes());
-        h.extend_from_slice(b"data");
-        h.extend_from_slice(&data.to_le_bytes());
-        h
-    };
+    let header = clinicmeet_media::capture::file::wav_header;
     let _ = f.write_all(&header(0));
     let mut data = 0u32;
     let mut frames = 0u64;

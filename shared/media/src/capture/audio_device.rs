@@ -236,6 +236,21 @@ impl std::fmt::Debug for Microphone {
     }
 }
 
+/// `build::<T>(args)` for the sample type `T` of a cpal sample format, or `None`
+/// for a format we cannot handle.
+macro_rules! by_sample_format {
+    ($format:expr, $build:ident($($arg:expr),*)) => {
+        match $format {
+            SampleFormat::F32 => Some($build::<f32>($($arg),*)),
+            SampleFormat::I16 => Some($build::<i16>($($arg),*)),
+            SampleFormat::I32 => Some($build::<i32>($($arg),*)),
+            SampleFormat::U8 => Some($build::<u8>($($arg),*)),
+            SampleFormat::F64 => Some($build::<f64>($($arg),*)),
+            _ => None,
+        }
+    };
+}
+
 /// Longest the capture ring may grow (1 s); older audio is dropped.
 const RING_MAX_SECONDS: usize = 1;
 /// Wait for the first capture callback: some servers take 1–2 s to start.
@@ -252,14 +267,7 @@ impl Microphone {
         let dev = start_stream(DeviceKind::Microphone, id, opts, |device, config, format, shared| {
             let channels = usize::from(config.channels.max(1));
             let cap = config.sample_rate as usize * RING_MAX_SECONDS;
-            Some(match format {
-                SampleFormat::F32 => build_input::<f32>(device, config, channels, cap, shared),
-                SampleFormat::I16 => build_input::<i16>(device, config, channels, cap, shared),
-                SampleFormat::I32 => build_input::<i32>(device, config, channels, cap, shared),
-                SampleFormat::U8 => build_input::<u8>(device, config, channels, cap, shared),
-                SampleFormat::F64 => build_input::<f64>(device, config, channels, cap, shared),
-                _ => return None,
-            })
+            by_sample_format!(format, build_input(device, config, channels, cap, shared))
         })?;
         Ok(Microphone { dev, inbuf: Vec::new(), first: true })
     }
@@ -453,14 +461,7 @@ impl Speaker {
     pub fn open_with(id: Option<&str>, opts: &AudioDeviceOptions) -> Result<Self> {
         let dev = start_stream(DeviceKind::Speaker, id, opts, |device, config, format, shared| {
             let channels = usize::from(config.channels.max(1));
-            Some(match format {
-                SampleFormat::F32 => build_output::<f32>(device, config, channels, shared),
-                SampleFormat::I16 => build_output::<i16>(device, config, channels, shared),
-                SampleFormat::I32 => build_output::<i32>(device, config, channels, shared),
-                SampleFormat::U8 => build_output::<u8>(device, config, channels, shared),
-                SampleFormat::F64 => build_output::<f64>(device, config, channels, shared),
-                _ => return None,
-            })
+            by_sample_format!(format, build_output(device, config, channels, shared))
         })?;
         let max_queued = dev.device_rate as usize * PLAYBACK_QUEUE_MS / 1000;
         Ok(Speaker { dev, max_queued })

@@ -245,8 +245,18 @@ impl AudioSource for WavMicrophone {
 
 /// A 16-bit PCM mono 48 kHz WAV file of `samples` (for tests and tools).
 pub fn wav_bytes(samples: &[f32]) -> Vec<u8> {
-    let data = (samples.len() * 2) as u32;
-    let mut h = Vec::with_capacity(44 + data as usize);
+    let mut h = wav_header((samples.len() * 2) as u32);
+    h.reserve(samples.len() * 2);
+    for s in samples {
+        h.extend_from_slice(&crate::frame::f32_to_i16(*s).to_le_bytes());
+    }
+    h
+}
+
+/// The 44-byte header of a 16-bit PCM mono 48 kHz WAV file with `data` bytes of
+/// samples (a recorder writes 0 first and rewrites it as the file grows).
+pub fn wav_header(data: u32) -> Vec<u8> {
+    let mut h = Vec::with_capacity(44);
     h.extend_from_slice(b"RIFF");
     h.extend_from_slice(&(36 + data).to_le_bytes());
     h.extend_from_slice(b"WAVEfmt ");
@@ -259,9 +269,6 @@ pub fn wav_bytes(samples: &[f32]) -> Vec<u8> {
     h.extend_from_slice(&16u16.to_le_bytes());
     h.extend_from_slice(b"data");
     h.extend_from_slice(&data.to_le_bytes());
-    for s in samples {
-        h.extend_from_slice(&crate::frame::f32_to_i16(*s).to_le_bytes());
-    }
     h
 }
 
