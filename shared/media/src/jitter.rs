@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::rtp::SeqUnwrapper;
+use clinicmeet_rtp::SeqUnwrapper;
 use crate::AUDIO_FRAME_SAMPLES;
 
 /// Jitter buffer tuning.
@@ -38,7 +38,7 @@ impl Default for JitterConfig {
             margin_us: 10_000,
             window: 250,
             initial_delay_us: 60_000,
-            clock_rate: 48_000,
+            clock_rate: clinicmeet_rtp::AUDIO_CLOCK_RATE,
         }
     }
 }

@@ -17,9 +17,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use clinicmeet_media::pipeline::DecodedVideo;
-use clinicmeet_media::rtp::ext::unix_us_from_ntp;
-use clinicmeet_media::rtp::rtcp::SenderReport;
-use clinicmeet_media::rtp::RtpView;
+use clinicmeet_rtp::ext::unix_us_from_ntp;
+use clinicmeet_rtp::rtcp::SenderReport;
+use clinicmeet_rtp::RtpView;
 use clinicmeet_media::sync::{ClockOffset, LipSync};
 
 /// Which of a participant's streams an RTCP packet came on.

@@ -37,8 +37,8 @@ use clinicmeet_media::mixer::Mixer;
 use clinicmeet_media::pipeline::{
     AudioReceiveStream, AudioSender, VideoReceiveStream, VideoSender, VideoSenderConfig,
 };
-use clinicmeet_media::rtp::rtcp::{self, Nack, Pli, RtcpPacket};
-use clinicmeet_media::rtp::{is_rtcp, RtpView};
+use clinicmeet_rtp::rtcp::{self, Nack, Pli, ReceiverReporter, RtcpPacket};
+use clinicmeet_rtp::{is_rtcp, RtpView, AUDIO_CLOCK_RATE, MAX_RTP_SIZE, NACK_COPY_DELAY_US, VIDEO_CLOCK_RATE};
 use clinicmeet_media::video_receiver::{RateLimiter, VideoReceiverConfig};
 use clinicmeet_media::AUDIO_FRAME_SAMPLES;
 use clinicmeet_protocol::{
@@ -50,7 +50,7 @@ use crate::event::ClientEvent;
 use crate::session::Session;
 use av_sync::{AvSync, HeldFrames, SharedSync, SyncStream};
 use bwe::{BandwidthController, BweConfig, PathSample};
-use feedback::{opus_expected_loss_pct, ReceiverReporter, UplinkFeedback};
+use feedback::{opus_expected_loss_pct, UplinkFeedback};
 use select::SpeakerTracker;
 pub use select::VideoPolicy;
 pub use stats::TrackStats;
@@ -421,7 +421,7 @@ impl Control {
     /// Re-reads the speakers' audio levels and (un)subscribes cameras to follow the policy.
     async fn apply_policy(&mut self) {
         let now = now_us();
-        let levels: Vec<(ParticipantId, clinicmeet_media::rtp::ext::AudioLevel)> = self
+        let levels: Vec<(ParticipantId, clinicmeet_rtp::ext::AudioLevel)> = self
             .shared
             .audio_rx
             .lock()
@@ -644,8 +644,8 @@ impl Control {
         h264.screen_content = kind == TrackKind::Screen;
         let max_packet = conn
             .max_datagram_size()
-            .map(|m| m.saturating_sub(datagram::flow_id_len(flow_id) + 8).min(MAX_RTP_PACKET))
-            .unwrap_or(MAX_RTP_PACKET);
+            .map(|m| m.saturating_sub(datagram::flow_id_len(flow_id) + 8).min(MAX_RTP_SIZE))
+            .unwrap_or(MAX_RTP_SIZE);
         let sender = VideoSender::new(VideoSenderConfig {
             main: h264,
             low_bitrate_bps: low_bps,
@@ -727,7 +727,7 @@ impl Control {
                         last_sr = now;
                         // Stamped when sent (after this frame's encoding), RFC 3550 §6.4.1.
                         let now = now_us();
-                        let rtp_now = clinicmeet_media::rtp::h264::video_rtp_timestamp(now);
+                        let rtp_now = clinicmeet_rtp::h264::video_rtp_timestamp(now);
                         // One per encoding: the relay forwards each to the subscribers of it.
                         for id in 0..=main_id {
                             let sr = rtcp::sender_report(
@@ -776,7 +776,7 @@ impl Control {
                     stats,
                     started: false,
                     sync,
-                    reports: ReceiverReporter::new(rand::random(), 48_000),
+                    reports: ReceiverReporter::new(rand::random(), AUDIO_CLOCK_RATE),
                     participant_id: track.participant_id,
                     peak: 0.0,
                 }));
@@ -807,18 +807,6 @@ impl Control {
         self.subscribed.insert(track_id, Subscribed { flow_id, stop });
     }
 }
-
-/// Largest video RTP packet, whatever this connection's path MTU: the relay forwards
-/// the same packet to every subscriber, and a subscriber's QUIC path may be at the
-/// 1200-byte minimum MTU (about 1160 bytes of datagram) — quinn's black-hole
-/// detection drops a connection to it under random loss (5 % is enough, quinn issue
-/// #2212), after which every larger packet would be refused for that subscriber.
-const MAX_RTP_PACKET: usize = 1_100;
-
-/// A subscriber sends each NACK twice (see `video_receive_loop`), the copy this
-/// long after it: datagrams handed to quinn together travel in one QUIC packet and
-/// are lost together, so an immediate copy would protect nothing.
-const NACK_COPY_DELAY_US: u64 = 15_000;
 
 #[allow(clippy::too_many_arguments)]
 fn video_receive_loop(
@@ -858,7 +846,7 @@ fn video_receive_loop(
     let av = shared.sync_for(track.participant_id);
     let sync = camera.then(|| av.clone());
     let stream_kind = if camera { SyncStream::Camera } else { SyncStream::Screen };
-    let mut reports = ReceiverReporter::new(my_ssrc, 90_000);
+    let mut reports = ReceiverReporter::new(my_ssrc, VIDEO_CLOCK_RATE);
     let on_rtcp = |pkt: &[u8], now: u64, reports: &mut ReceiverReporter| {
         for p in rtcp::parse_compound(pkt).unwrap_or_default() {
             if let RtcpPacket::SenderReport(sr) = p {

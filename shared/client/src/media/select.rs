@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use clinicmeet_media::rtp::ext::AudioLevel;
+use clinicmeet_rtp::ext::AudioLevel;
 use clinicmeet_protocol::ParticipantId;
 
 /// A level at or above this (−dBov below 50) or the sender's voice flag counts as speaking.
