@@ -21,14 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use clinicmeet_rtp::ext::VideoLayer;
-use clinicmeet_rtp::rtcp::{self, RtcpPacket};
-use clinicmeet_rtp::{is_rtcp, HeaderExtensions, RtpPacket, MAX_RTP_SIZE};
 use clinicmeet_protocol::{
     datagram, Codec, EncodingSpec, MediaState, MeetingKind, MeetingSettings, MeetingSpec, Request, Response,
     TrackKind, TrackSpec,
 };
 use clinicmeet_relay::metrics::{delay_bound_us, quantile};
+use clinicmeet_rtp::ext::VideoLayer;
+use clinicmeet_rtp::rtcp::{self, RtcpPacket};
+use clinicmeet_rtp::{is_rtcp, HeaderExtensions, RtpPacket, MAX_RTP_SIZE};
 use common::{add_staff, Client, Relay};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

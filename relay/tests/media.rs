@@ -8,13 +8,13 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use clinicmeet_rtp::ext::VideoLayer;
-use clinicmeet_rtp::rtcp::{self, Nack, RtcpPacket};
-use clinicmeet_rtp::{is_rtcp, HeaderExtensions, RtpPacket, RtpView};
 use clinicmeet_protocol::{
     datagram, Codec, EncodingSpec, ErrorCode, Event, FlowId, MediaState, MeetingKind, MeetingSettings,
     MeetingSpec, Request, Response, TrackKind, TrackSpec,
 };
+use clinicmeet_rtp::ext::VideoLayer;
+use clinicmeet_rtp::rtcp::{self, Nack, RtcpPacket};
+use clinicmeet_rtp::{is_rtcp, HeaderExtensions, RtpPacket, RtpView};
 use common::*;
 
 fn rtp(ssrc: u32, seq: u16, pt: u8, layer: Option<VideoLayer>) -> Vec<u8> {

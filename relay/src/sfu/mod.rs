@@ -26,11 +26,13 @@ pub mod send_queue;
 use std::collections::HashMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use clinicmeet_rtp::ext::{id as ext_id, VideoLayer};
-use clinicmeet_rtp::rtcp::{self, Pli, ReceiverReporter, RtcpPacket, SenderReport};
-use clinicmeet_rtp::{is_rtcp, RtpView, SeqUnwrapper, AUDIO_CLOCK_RATE, NACK_COPY_DELAY_US, VIDEO_CLOCK_RATE};
 use clinicmeet_protocol::datagram;
 use clinicmeet_protocol::{FlowId, TrackId, TrackKind};
+use clinicmeet_rtp::ext::{id as ext_id, VideoLayer};
+use clinicmeet_rtp::rtcp::{self, Pli, ReceiverReporter, RtcpPacket, SenderReport};
+use clinicmeet_rtp::{
+    is_rtcp, RtpView, SeqUnwrapper, AUDIO_CLOCK_RATE, NACK_COPY_DELAY_US, VIDEO_CLOCK_RATE,
+};
 
 use cache::PacketCache;
 use rewrite::SeqRewriter;

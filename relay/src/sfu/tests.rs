@@ -1,10 +1,10 @@
 //! The forwarding core on a virtual clock.
 
 use bytes::Bytes;
+use clinicmeet_protocol::{datagram, TrackKind};
 use clinicmeet_rtp::ext::VideoLayer;
 use clinicmeet_rtp::rtcp::{self, Nack, Pli, RtcpPacket};
 use clinicmeet_rtp::{HeaderExtensions, RtpPacket, RtpView, NACK_COPY_DELAY_US};
-use clinicmeet_protocol::{datagram, TrackKind};
 use uuid::Uuid;
 
 use super::*;

@@ -28,9 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
+use clinicmeet_protocol::{datagram, FlowId, TrackInfo, TrackKind};
 use clinicmeet_rtp::is_rtcp;
 use clinicmeet_rtp::rtcp::{self as mrtcp, Pli as MPli, RtcpPacket};
-use clinicmeet_protocol::{datagram, FlowId, TrackInfo, TrackKind};
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};

@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use clinicmeet_rtp::SeqUnwrapper;
 use crate::AUDIO_FRAME_SAMPLES;
+use clinicmeet_rtp::SeqUnwrapper;
 
 /// Jitter buffer tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,13 +7,13 @@ use crate::codec::opus::{OpusConfig, OpusDecoder, OpusEncoder};
 use crate::error::{MediaError, Result};
 use crate::frame::{AudioFrame, VideoFrame};
 use crate::jitter::{AudioJitterBuffer, JitterConfig, JitterOutput};
+use crate::video_receiver::{
+    PacketHistory, ReceiverEvent, ReceiverStats, VideoReceiver, VideoReceiverConfig,
+};
 use clinicmeet_rtp::ext::AudioLevel;
 use clinicmeet_rtp::h264::H264RtpSender;
 use clinicmeet_rtp::opus::{opus_payload, OpusRtpSender};
 use clinicmeet_rtp::RtpView;
-use crate::video_receiver::{
-    PacketHistory, ReceiverEvent, ReceiverStats, VideoReceiver, VideoReceiverConfig,
-};
 
 /// One H.264 encoding of a simulcast set.
 #[derive(Debug)]
@@ -147,7 +147,7 @@ impl VideoSender {
 
     /// Sets the largest RTP packet (from the QUIC maximum datagram size).
     pub fn set_max_packet_size(&mut self, bytes: usize) -> Result<()> {
-        self.encodings.iter_mut().try_for_each(|e| e.rtp.set_max_packet_size(bytes))
+        Ok(self.encodings.iter_mut().try_for_each(|e| e.rtp.set_max_packet_size(bytes))?)
     }
 }
 

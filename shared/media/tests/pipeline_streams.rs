@@ -8,8 +8,8 @@ use clinicmeet_media::jitter::JitterConfig;
 use clinicmeet_media::pipeline::{
     AudioReceiveStream, AudioSender, VideoReceiveStream, VideoSender, VideoSenderConfig,
 };
-use clinicmeet_rtp::RtpView;
 use clinicmeet_media::video_receiver::VideoReceiverConfig;
+use clinicmeet_rtp::RtpView;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -15,8 +15,8 @@ pub mod h264;
 pub mod opus;
 pub mod rtcp;
 
-pub use error::RtpError;
 use error::Result;
+pub use error::RtpError;
 pub use ext::{AudioLevel, HeaderExtensions, VideoLayer};
 
 /// Fixed RTP header size.

@@ -37,12 +37,14 @@ use clinicmeet_media::mixer::Mixer;
 use clinicmeet_media::pipeline::{
     AudioReceiveStream, AudioSender, VideoReceiveStream, VideoSender, VideoSenderConfig,
 };
-use clinicmeet_rtp::rtcp::{self, Nack, Pli, ReceiverReporter, RtcpPacket};
-use clinicmeet_rtp::{is_rtcp, RtpView, AUDIO_CLOCK_RATE, MAX_RTP_SIZE, NACK_COPY_DELAY_US, VIDEO_CLOCK_RATE};
 use clinicmeet_media::video_receiver::{RateLimiter, VideoReceiverConfig};
 use clinicmeet_media::AUDIO_FRAME_SAMPLES;
 use clinicmeet_protocol::{
     datagram, Codec, EncodingSpec, MediaState, ParticipantId, TrackId, TrackInfo, TrackKind, TrackSpec,
+};
+use clinicmeet_rtp::rtcp::{self, Nack, Pli, ReceiverReporter, RtcpPacket};
+use clinicmeet_rtp::{
+    is_rtcp, RtpView, AUDIO_CLOCK_RATE, MAX_RTP_SIZE, NACK_COPY_DELAY_US, VIDEO_CLOCK_RATE,
 };
 use tokio::sync::mpsc;
 
