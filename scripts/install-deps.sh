@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian/Ubuntu machine lacks to build and test ClinicMeet.
 # Idempotent: only missing packages are installed, so a warm machine pays nothing.
+#
+#   install-deps.sh         everything: relay, clients, desktop app, UI and every test
+#   install-deps.sh relay   a relay-only build (`cargo build -p clinicmeet-relay`)
 set -euo pipefail
+
+mode="${1:-all}"
+case "$mode" in
+  all | relay) ;;
+  *) echo "usage: $0 [relay]" >&2; exit 2 ;;
+esac
 
 packages=(
   # build: C/C++ toolchain; cmake builds libopus; nasm gives openh264 its assembly;
@@ -22,6 +31,12 @@ packages=(
   # Desktop app end-to-end test: WebKitWebDriver, which tauri-driver drives (tests/tests/desktop_app.rs).
   webkit2gtk-driver
 )
+if [ "$mode" = relay ]; then
+  # The relay has no codecs, devices, WebKit or UI (it depends on clinicmeet-rtp, not
+  # clinicmeet-media): a C compiler for ring and the bundled SQLite is all it needs. No
+  # cmake, nasm, clang or ALSA; not pkg-config either (SQLite is bundled, not probed).
+  packages=(build-essential)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -34,6 +49,14 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ "$mode" = relay ]; then
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "install-deps: cargo not found; install Rust with rustup (https://rustup.rs) first" >&2
+    exit 1
+  fi
+  exit 0
 fi
 
 # UI: Node 20+ and npm run `npm ci`, `npm test`, `npm run build` in ui/.

@@ -5,16 +5,18 @@
 # Without a display: the relay alone, in the foreground. Arguments go to the relay.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/install-deps.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clinicmeet/target}"
 
 bin="$CARGO_TARGET_DIR/debug"
 if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
-  # A relay server needs neither the UI nor WebKit: build the relay alone.
+  # A relay server needs neither the UI nor WebKit nor the codecs: build the relay
+  # alone, with only what that build needs installed.
+  ./scripts/install-deps.sh relay
   echo "run: no display, starting the relay only" >&2
   exec cargo run --locked --bin clinicmeet-relay -- "$@"
 fi
 
+./scripts/install-deps.sh
 (cd ui && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build)
 # The whole workspace, as scripts/test.sh builds it: the same feature set, so
 # the two share every compiled dependency (`-p` builds resolve features apart).

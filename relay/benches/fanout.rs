@@ -21,14 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use clinicmeet_media::rtp::ext::VideoLayer;
-use clinicmeet_media::rtp::rtcp::{self, RtcpPacket};
-use clinicmeet_media::rtp::{is_rtcp, HeaderExtensions, RtpPacket};
 use clinicmeet_protocol::{
     datagram, Codec, EncodingSpec, MediaState, MeetingKind, MeetingSettings, MeetingSpec, Request, Response,
     TrackKind, TrackSpec,
 };
 use clinicmeet_relay::metrics::{delay_bound_us, quantile};
+use clinicmeet_rtp::ext::VideoLayer;
+use clinicmeet_rtp::rtcp::{self, RtcpPacket};
+use clinicmeet_rtp::{is_rtcp, HeaderExtensions, RtpPacket, MAX_RTP_SIZE};
 use common::{add_staff, Client, Relay};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -124,7 +124,7 @@ fn video_packet(seq: u16, ts: u32, layer: VideoLayer) -> Vec<u8> {
         payload: Vec::new(),
     };
     let header = p.to_bytes().len();
-    p.payload = vec![0x5a; 1_100 - header];
+    p.payload = vec![0x5a; MAX_RTP_SIZE - header];
     p.to_bytes()
 }
 

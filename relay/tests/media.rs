@@ -8,13 +8,13 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use clinicmeet_media::rtp::ext::VideoLayer;
-use clinicmeet_media::rtp::rtcp::{self, Nack, RtcpPacket};
-use clinicmeet_media::rtp::{is_rtcp, HeaderExtensions, RtpPacket, RtpView};
 use clinicmeet_protocol::{
     datagram, Codec, EncodingSpec, ErrorCode, Event, FlowId, MediaState, MeetingKind, MeetingSettings,
     MeetingSpec, Request, Response, TrackKind, TrackSpec,
 };
+use clinicmeet_rtp::ext::VideoLayer;
+use clinicmeet_rtp::rtcp::{self, Nack, RtcpPacket};
+use clinicmeet_rtp::{is_rtcp, HeaderExtensions, RtpPacket, RtpView};
 use common::*;
 
 fn rtp(ssrc: u32, seq: u16, pt: u8, layer: Option<VideoLayer>) -> Vec<u8> {
@@ -166,7 +166,7 @@ async fn publish_subscribe_forward_nack_pli_mute_and_capacity() {
     // The publisher hears only the relay's own NACK for the packet lost before the
     // relay (sender SSRC = the relay's), never the subscriber's.
     while let Some(p) = recv(&host, pub_flow, 200).await {
-        for pkt in clinicmeet_media::rtp::rtcp::parse_compound(&p).unwrap_or_default() {
+        for pkt in clinicmeet_rtp::rtcp::parse_compound(&p).unwrap_or_default() {
             if let RtcpPacket::Nack(n) = pkt {
                 assert_ne!(n.sender_ssrc, 1, "the subscriber's NACK reached the publisher");
             }

@@ -26,11 +26,13 @@ pub mod send_queue;
 use std::collections::HashMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use clinicmeet_media::rtp::ext::{id as ext_id, VideoLayer};
-use clinicmeet_media::rtp::rtcp::{self, Pli, ReceiverReporter, RtcpPacket, SenderReport};
-use clinicmeet_media::rtp::{is_rtcp, RtpView, SeqUnwrapper};
 use clinicmeet_protocol::datagram;
 use clinicmeet_protocol::{FlowId, TrackId, TrackKind};
+use clinicmeet_rtp::ext::{id as ext_id, VideoLayer};
+use clinicmeet_rtp::rtcp::{self, Pli, ReceiverReporter, RtcpPacket, SenderReport};
+use clinicmeet_rtp::{
+    is_rtcp, RtpView, SeqUnwrapper, AUDIO_CLOCK_RATE, NACK_COPY_DELAY_US, VIDEO_CLOCK_RATE,
+};
 
 use cache::PacketCache;
 use rewrite::SeqRewriter;
@@ -41,11 +43,6 @@ pub type ConnId = u64;
 /// inside it is not dropped: it waits (see [`Encoding::pli_wanted`]) and is sent when
 /// the interval is over, unless a keyframe arrives first.
 pub const PLI_INTERVAL_US: u64 = 300_000;
-/// The relay sends each upstream NACK twice, the copy this long after it: a lost
-/// NACK (or its one retransmission) costs a whole round trip, a copy a few dozen
-/// bytes (and, when both arrive, a second retransmission). Handed to quinn
-/// together they would travel in one QUIC packet and be lost together.
-pub const NACK_COPY_DELAY_US: u64 = 15_000;
 /// SSRC the relay uses as the sender of its RTCP feedback.
 pub const RELAY_SSRC: u32 = 0x5246_4c59;
 /// Most sequence numbers answered from one NACK packet.
@@ -349,7 +346,7 @@ impl Sfu {
                     })
                     .collect();
                 self.flows.insert((conn, flow), Role::Publish(track_id));
-                let rate = if kind == TrackKind::Audio { 48_000 } else { 90_000 };
+                let rate = if kind == TrackKind::Audio { AUDIO_CLOCK_RATE } else { VIDEO_CLOCK_RATE };
                 let reporter = ReceiverReporter::new(RELAY_SSRC, rate);
                 self.tracks.insert(
                     track_id,

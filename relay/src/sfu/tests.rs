@@ -1,10 +1,10 @@
 //! The forwarding core on a virtual clock.
 
 use bytes::Bytes;
-use clinicmeet_media::rtp::ext::VideoLayer;
-use clinicmeet_media::rtp::rtcp::{self, Nack, Pli, RtcpPacket};
-use clinicmeet_media::rtp::{HeaderExtensions, RtpPacket, RtpView};
 use clinicmeet_protocol::{datagram, TrackKind};
+use clinicmeet_rtp::ext::VideoLayer;
+use clinicmeet_rtp::rtcp::{self, Nack, Pli, RtcpPacket};
+use clinicmeet_rtp::{HeaderExtensions, RtpPacket, RtpView, NACK_COPY_DELAY_US};
 use uuid::Uuid;
 
 use super::*;

@@ -28,9 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use clinicmeet_media::rtp::is_rtcp;
-use clinicmeet_media::rtp::rtcp::{self as mrtcp, Pli as MPli, RtcpPacket};
 use clinicmeet_protocol::{datagram, FlowId, TrackInfo, TrackKind};
+use clinicmeet_rtp::is_rtcp;
+use clinicmeet_rtp::rtcp::{self as mrtcp, Pli as MPli, RtcpPacket};
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
@@ -292,7 +292,7 @@ fn feedback(kinds: &[(&str, &str)]) -> Vec<RTCPFeedback> {
 fn h264() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_H264.to_owned(),
-        clock_rate: 90_000,
+        clock_rate: clinicmeet_rtp::VIDEO_CLOCK_RATE,
         channels: 0,
         sdp_fmtp_line: H264_FMTP.to_owned(),
         rtcp_feedback: feedback(&[("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]),
@@ -302,7 +302,7 @@ fn h264() -> RTCRtpCodec {
 fn opus() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
-        clock_rate: 48_000,
+        clock_rate: clinicmeet_rtp::AUDIO_CLOCK_RATE,
         channels: 2,
         sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
         rtcp_feedback: vec![],

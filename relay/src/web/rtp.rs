@@ -4,35 +4,9 @@
 //! packets for browsers lose the relay's private extensions. SDP helpers read
 //! what was negotiated (payload types, which `mid` carries which local track).
 
-use clinicmeet_media::rtp::ext::{HeaderExtensions, VideoLayer};
-use clinicmeet_media::rtp::{payload_type, RtpPacket, RtpView};
-
-/// H.264 NAL unit types that make a frame decodable on its own (SPS, PPS, IDR).
-fn nal_is_key(nal_type: u8) -> bool {
-    matches!(nal_type, 5 | 7 | 8)
-}
-
-/// Whether an H.264 RTP payload (RFC 6184) starts or carries a keyframe NAL.
-pub fn h264_is_keyframe(payload: &[u8]) -> bool {
-    let Some(&first) = payload.first() else { return false };
-    match first & 0x1f {
-        // STAP-A: walk the aggregated NAL units.
-        24 => {
-            let mut rest = payload.get(1..).unwrap_or_default();
-            while rest.len() >= 3 {
-                let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-                if nal_is_key(rest[2] & 0x1f) {
-                    return true;
-                }
-                rest = rest.get(2 + len..).unwrap_or_default();
-            }
-            false
-        }
-        // FU-A: only the fragment with the start bit names the NAL type.
-        28 => payload.get(1).is_some_and(|fu| fu & 0x80 != 0 && nal_is_key(fu & 0x1f)),
-        t => nal_is_key(t),
-    }
-}
+use clinicmeet_rtp::ext::{HeaderExtensions, VideoLayer};
+use clinicmeet_rtp::h264::payload_is_keyframe;
+use clinicmeet_rtp::{payload_type, RtpPacket, RtpView};
 
 /// Per-track state for packets arriving from a browser.
 #[derive(Debug, Default)]
@@ -68,8 +42,8 @@ pub fn from_browser(
             if start {
                 state.keyframe = false;
             }
-            // SPS/PPS/IDR anywhere in the frame's first packets marks it a keyframe.
-            if h264_is_keyframe(payload) {
+            // SPS or IDR anywhere in the frame marks it a keyframe.
+            if payload_is_keyframe(payload) {
                 state.keyframe = true;
             }
             state.last_timestamp = Some(timestamp);
@@ -171,19 +145,6 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keyframes_are_found_in_single_stap_and_fu_payloads() {
-        assert!(h264_is_keyframe(&[0x65, 1, 2]));
-        assert!(!h264_is_keyframe(&[0x41, 1, 2]));
-        // STAP-A with SPS (len 2) then PPS.
-        assert!(h264_is_keyframe(&[0x78, 0, 2, 0x67, 0, 0, 1, 0x68]));
-        assert!(h264_is_keyframe(&[0x7c, 0x85, 0]));
-        assert!(!h264_is_keyframe(&[0x7c, 0x05, 0]));
-        assert!(!h264_is_keyframe(&[0x7c]));
-        assert!(!h264_is_keyframe(&[]));
-        assert!(!h264_is_keyframe(&[0x78, 0, 9]));
-    }
 
     #[test]
     fn browser_video_gets_relay_payload_type_and_layer_extension() {

@@ -7,9 +7,9 @@ use clinicmeet_media::capture::synthetic::{SyntheticCamera, SyntheticMicrophone}
 use clinicmeet_media::capture::{AudioSource, Pacing, VideoFormat, VideoSource};
 use clinicmeet_media::codec::h264::{DecodeOutcome, H264Config, H264Decoder, H264Encoder, Preset};
 use clinicmeet_media::codec::opus::{OpusConfig, OpusDecoder, OpusEncoder};
-use clinicmeet_media::rtp::h264::H264RtpSender;
-use clinicmeet_media::rtp::RtpView;
 use clinicmeet_media::video_receiver::{ReceiverEvent, VideoReceiver, VideoReceiverConfig};
+use clinicmeet_rtp::h264::H264RtpSender;
+use clinicmeet_rtp::RtpView;
 
 fn video(name: &str, preset: Preset, frames: usize) {
     let cfg = H264Config::preset(preset);

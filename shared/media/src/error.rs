@@ -39,5 +39,16 @@ pub enum MediaError {
     EndOfStream,
 }
 
+impl From<clinicmeet_rtp::RtpError> for MediaError {
+    fn from(e: clinicmeet_rtp::RtpError) -> Self {
+        match e {
+            clinicmeet_rtp::RtpError::Malformed(what) => MediaError::Malformed(what),
+            clinicmeet_rtp::RtpError::InvalidArgument(what) => MediaError::InvalidArgument(what),
+            // `RtpError` is non-exhaustive: a future variant reads as an invalid argument.
+            other => MediaError::InvalidArgument(other.to_string()),
+        }
+    }
+}
+
 /// Short alias used inside the crate.
 pub type Result<T, E = MediaError> = std::result::Result<T, E>;

@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::rtp::SeqUnwrapper;
 use crate::AUDIO_FRAME_SAMPLES;
+use clinicmeet_rtp::SeqUnwrapper;
 
 /// Jitter buffer tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ impl Default for JitterConfig {
             margin_us: 10_000,
             window: 250,
             initial_delay_us: 60_000,
-            clock_rate: 48_000,
+            clock_rate: clinicmeet_rtp::AUDIO_CLOCK_RATE,
         }
     }
 }

@@ -8,6 +8,9 @@
 //! * [`clock`]: the media clock, monotonic and Unix-aligned at process start.
 //! * [`error`]: the crate's one error type, [`MediaError`].
 //!
+//! RTP and RTCP (packets, payload formats, feedback) are in `clinicmeet-rtp`,
+//! which has no codec or device dependency; this crate builds on it.
+//!
 //! Everything that handles packets or timing is sans-IO: plain structs fed
 //! with input and an explicit `now`, so tests run on a virtual clock.
 
@@ -21,7 +24,6 @@ pub mod jitter;
 pub mod mixer;
 pub mod pipeline;
 pub mod processing;
-pub mod rtp;
 pub mod sync;
 pub mod video_receiver;
 
@@ -34,5 +36,3 @@ pub const AUDIO_SAMPLE_RATE: u32 = 48_000;
 pub const AUDIO_FRAME_MS: u32 = 20;
 /// Samples in one mono 20 ms frame at 48 kHz.
 pub const AUDIO_FRAME_SAMPLES: usize = 960;
-/// RTP clock rate of video (RFC 6184).
-pub const VIDEO_CLOCK_RATE: u32 = 90_000;

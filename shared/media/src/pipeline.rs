@@ -7,13 +7,13 @@ use crate::codec::opus::{OpusConfig, OpusDecoder, OpusEncoder};
 use crate::error::{MediaError, Result};
 use crate::frame::{AudioFrame, VideoFrame};
 use crate::jitter::{AudioJitterBuffer, JitterConfig, JitterOutput};
-use crate::rtp::ext::AudioLevel;
-use crate::rtp::h264::H264RtpSender;
-use crate::rtp::opus::{opus_payload, OpusRtpSender};
-use crate::rtp::RtpView;
 use crate::video_receiver::{
     PacketHistory, ReceiverEvent, ReceiverStats, VideoReceiver, VideoReceiverConfig,
 };
+use clinicmeet_rtp::ext::AudioLevel;
+use clinicmeet_rtp::h264::H264RtpSender;
+use clinicmeet_rtp::opus::{opus_payload, OpusRtpSender};
+use clinicmeet_rtp::RtpView;
 
 /// One H.264 encoding of a simulcast set.
 #[derive(Debug)]
@@ -147,7 +147,7 @@ impl VideoSender {
 
     /// Sets the largest RTP packet (from the QUIC maximum datagram size).
     pub fn set_max_packet_size(&mut self, bytes: usize) -> Result<()> {
-        self.encodings.iter_mut().try_for_each(|e| e.rtp.set_max_packet_size(bytes))
+        Ok(self.encodings.iter_mut().try_for_each(|e| e.rtp.set_max_packet_size(bytes))?)
     }
 }
 
@@ -300,10 +300,10 @@ impl AudioSender {
     /// timestamp is the last frame's, advanced by the time since its capture. The
     /// receiver's lip sync maps audio onto the sender clock with it, and its
     /// clock-offset estimate reads the send time.
-    pub fn sender_report(&self, now_us: u64) -> crate::rtp::rtcp::SenderReport {
+    pub fn sender_report(&self, now_us: u64) -> clinicmeet_rtp::rtcp::SenderReport {
         let since = now_us.saturating_sub(self.last_capture_us);
-        let ticks = (since * u64::from(crate::AUDIO_SAMPLE_RATE) / 1_000_000) as u32;
-        crate::rtp::rtcp::sender_report(
+        let ticks = (since * u64::from(clinicmeet_rtp::AUDIO_CLOCK_RATE) / 1_000_000) as u32;
+        clinicmeet_rtp::rtcp::sender_report(
             self.rtp.ssrc,
             now_us,
             self.rtp.last_timestamp().wrapping_add(ticks),

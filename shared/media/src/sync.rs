@@ -74,8 +74,8 @@ pub struct LipSync {
 impl Default for LipSync {
     fn default() -> Self {
         LipSync {
-            audio: RtpClock::new(48_000),
-            video: RtpClock::new(90_000),
+            audio: RtpClock::new(clinicmeet_rtp::AUDIO_CLOCK_RATE),
+            video: RtpClock::new(clinicmeet_rtp::VIDEO_CLOCK_RATE),
             audio_offset_us: None,
             audio_delay_us: 0,
             lateness: Vec::new(),

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::rtp::ext::{unix_us_from_ntp, VideoLayer};
-use crate::rtp::{h264, RtpView, SeqUnwrapper};
+use clinicmeet_rtp::ext::{unix_us_from_ntp, VideoLayer};
+use clinicmeet_rtp::{h264, RtpView, SeqUnwrapper};
 
 /// Receiver tuning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -506,7 +506,7 @@ impl PacketHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtp::{HeaderExtensions, RtpPacket};
+    use clinicmeet_rtp::{HeaderExtensions, RtpPacket};
 
     fn pkt(seq: u16, ts: u32, start: bool, end: bool, payload: Vec<u8>) -> Vec<u8> {
         RtpPacket {

@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 
 use clinicmeet_media::codec::h264::{EncodedFrame, EncodedNal};
 use clinicmeet_media::jitter::{AudioJitterBuffer, JitterConfig, JitterOutput};
-use clinicmeet_media::rtp::h264::H264RtpSender;
-use clinicmeet_media::rtp::RtpView;
 use clinicmeet_media::video_receiver::{ReceiverEvent, VideoReceiver, VideoReceiverConfig};
+use clinicmeet_rtp::h264::H264RtpSender;
+use clinicmeet_rtp::RtpView;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -8,8 +8,8 @@ use clinicmeet_media::jitter::JitterConfig;
 use clinicmeet_media::pipeline::{
     AudioReceiveStream, AudioSender, VideoReceiveStream, VideoSender, VideoSenderConfig,
 };
-use clinicmeet_media::rtp::RtpView;
 use clinicmeet_media::video_receiver::VideoReceiverConfig;
+use clinicmeet_rtp::RtpView;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -47,7 +47,7 @@ fn simulcast_sender_feeds_two_receivers_with_different_resolutions() {
                     continue;
                 }
                 let mut p = p.clone();
-                clinicmeet_media::rtp::rewrite_sequence(&mut p, high_seq).unwrap();
+                clinicmeet_rtp::rewrite_sequence(&mut p, high_seq).unwrap();
                 high_seq = high_seq.wrapping_add(1);
                 high_thinned.on_packet(&p, now).unwrap();
             }

@@ -7,10 +7,10 @@ use std::collections::{BinaryHeap, HashMap};
 use clinicmeet_media::capture::synthetic::{decode_embedded, SyntheticCamera};
 use clinicmeet_media::capture::{Pacing, VideoFormat, VideoSource};
 use clinicmeet_media::codec::h264::{DecodeOutcome, H264Config, H264Decoder, H264Encoder, Preset};
-use clinicmeet_media::rtp::h264::H264RtpSender;
-use clinicmeet_media::rtp::RtpView;
 use clinicmeet_media::video_receiver::{PacketHistory, ReceiverEvent, VideoReceiver, VideoReceiverConfig};
 use clinicmeet_media::VideoFrame;
+use clinicmeet_rtp::h264::H264RtpSender;
+use clinicmeet_rtp::RtpView;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

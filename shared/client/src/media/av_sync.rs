@@ -17,10 +17,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use clinicmeet_media::pipeline::DecodedVideo;
-use clinicmeet_media::rtp::ext::unix_us_from_ntp;
-use clinicmeet_media::rtp::rtcp::SenderReport;
-use clinicmeet_media::rtp::RtpView;
 use clinicmeet_media::sync::{ClockOffset, LipSync};
+use clinicmeet_rtp::ext::unix_us_from_ntp;
+use clinicmeet_rtp::rtcp::SenderReport;
+use clinicmeet_rtp::RtpView;
 
 /// Which of a participant's streams an RTCP packet came on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! RTCP receiver reports, both ways.
 //!
-//! * Subscribing: every remote track keeps a [`ReceiverReporter`]; once a second
+//! * Subscribing: every remote track keeps a
+//!   [`ReceiverReporter`](clinicmeet_rtp::rtcp::ReceiverReporter); once a second
 //!   its report (loss, jitter, LSR/DLSR) goes back on the track's flow. The relay
 //!   keeps them (it terminates feedback) and reports each publisher's uplink itself.
 //! * Publishing: [`UplinkFeedback`] reads the relay's reports of what reached it:
@@ -8,10 +9,8 @@
 //!   controller (video) and the Opus encoder's expected loss, which sizes its
 //!   in-band FEC (audio); LSR/DLSR give the round trip to the relay.
 
-use clinicmeet_media::rtp::ext::ntp_from_unix_us;
-use clinicmeet_media::rtp::rtcp::{rtt_us, ReceiverReport, RtcpPacket};
-
-pub use clinicmeet_media::rtp::rtcp::ReceiverReporter;
+use clinicmeet_rtp::ext::ntp_from_unix_us;
+use clinicmeet_rtp::rtcp::{rtt_us, ReceiverReport, RtcpPacket};
 
 /// What the relay's receiver reports say about one published track.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +55,7 @@ pub fn opus_expected_loss_pct(fraction_lost: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clinicmeet_media::rtp::rtcp::{ntp_mid32, ReportBlock};
+    use clinicmeet_rtp::rtcp::{ntp_mid32, ReportBlock};
 
     fn report(ssrc: u32, fraction_lost: u8, last_sr: u32, dlsr: u32) -> RtcpPacket {
         RtcpPacket::ReceiverReport(ReceiverReport {

@@ -40,20 +40,20 @@ use clinicmeet_media::mixer::Mixer;
 use clinicmeet_media::pipeline::{
     AudioReceiveStream, AudioSender, VideoReceiveStream, VideoSender, VideoSenderConfig,
 };
-use clinicmeet_media::rtp::rtcp::{self, RtcpPacket};
-use clinicmeet_media::rtp::{is_rtcp, RtpView};
 use clinicmeet_media::video_receiver::VideoReceiverConfig;
 use clinicmeet_media::AUDIO_FRAME_SAMPLES;
 use clinicmeet_protocol::{
     datagram, Codec, EncodingSpec, MediaState, ParticipantId, TrackId, TrackInfo, TrackKind, TrackSpec,
 };
+use clinicmeet_rtp::rtcp::{self, ReceiverReporter, RtcpPacket};
+use clinicmeet_rtp::{is_rtcp, RtpView, AUDIO_CLOCK_RATE, MAX_RTP_SIZE};
 use tokio::sync::mpsc;
 
 use crate::event::ClientEvent;
 use crate::session::Session;
 use av_sync::{AvSync, HeldFrames, SharedSync, SyncStream};
 use bwe::{BandwidthController, BweConfig, PathSample};
-use feedback::{opus_expected_loss_pct, ReceiverReporter, UplinkFeedback};
+use feedback::{opus_expected_loss_pct, UplinkFeedback};
 pub use observer::{MediaObserver, NoObserver, VideoTrackObserver};
 use select::SpeakerTracker;
 pub use select::VideoPolicy;
@@ -426,7 +426,7 @@ impl Control {
     /// Re-reads the speakers' audio levels and (un)subscribes cameras to follow the policy.
     async fn apply_policy(&mut self) {
         let now = now_us();
-        let levels: Vec<(ParticipantId, clinicmeet_media::rtp::ext::AudioLevel)> = self
+        let levels: Vec<(ParticipantId, clinicmeet_rtp::ext::AudioLevel)> = self
             .shared
             .audio_rx
             .lock()
@@ -651,8 +651,8 @@ impl Control {
         h264.screen_content = kind == TrackKind::Screen;
         let max_packet = conn
             .max_datagram_size()
-            .map(|m| m.saturating_sub(datagram::flow_id_len(flow_id) + 8).min(MAX_RTP_PACKET))
-            .unwrap_or(MAX_RTP_PACKET);
+            .map(|m| m.saturating_sub(datagram::flow_id_len(flow_id) + 8).min(MAX_RTP_SIZE))
+            .unwrap_or(MAX_RTP_SIZE);
         let sender = VideoSender::new(VideoSenderConfig {
             main: h264,
             low_bitrate_bps: low_bps,
@@ -734,7 +734,7 @@ impl Control {
                         last_sr = now;
                         // Stamped when sent (after this frame's encoding), RFC 3550 §6.4.1.
                         let now = now_us();
-                        let rtp_now = clinicmeet_media::rtp::h264::video_rtp_timestamp(now);
+                        let rtp_now = clinicmeet_rtp::h264::video_rtp_timestamp(now);
                         // One per encoding: the relay forwards each to the subscribers of it.
                         for id in 0..=main_id {
                             let sr = rtcp::sender_report(
@@ -783,7 +783,7 @@ impl Control {
                     stats,
                     started: false,
                     sync,
-                    reports: ReceiverReporter::new(rand::random(), 48_000),
+                    reports: ReceiverReporter::new(rand::random(), AUDIO_CLOCK_RATE),
                     participant_id: track.participant_id,
                     peak: 0.0,
                 }));
@@ -809,13 +809,6 @@ impl Control {
         self.subscribed.insert(track_id, Subscribed { flow_id, stop });
     }
 }
-
-/// Largest video RTP packet, whatever this connection's path MTU: the relay forwards
-/// the same packet to every subscriber, and a subscriber's QUIC path may be at the
-/// 1200-byte minimum MTU (about 1160 bytes of datagram) — quinn's black-hole
-/// detection drops a connection to it under random loss (5 % is enough, quinn issue
-/// #2212), after which every larger packet would be refused for that subscriber.
-const MAX_RTP_PACKET: usize = 1_100;
 
 #[allow(clippy::too_many_arguments)]
 fn video_receive_loop(

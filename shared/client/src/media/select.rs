@@ -4,8 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use clinicmeet_media::rtp::ext::AudioLevel;
 use clinicmeet_protocol::ParticipantId;
+use clinicmeet_rtp::ext::AudioLevel;
 
 /// A level at or above this (−dBov below 50) or the sender's voice flag counts as speaking.
 const ACTIVE_BELOW_DBOV: u8 = 50;

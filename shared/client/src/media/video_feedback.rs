@@ -9,13 +9,9 @@
 
 use std::collections::VecDeque;
 
-use clinicmeet_media::rtp::rtcp::{Nack, Pli, ReceiverReporter, RtcpPacket, SenderReport};
 use clinicmeet_media::video_receiver::RateLimiter;
-
-/// Each NACK is sent twice, the copy this long after it: datagrams handed to quinn
-/// together travel in one QUIC packet and are lost together, so an immediate copy
-/// would protect nothing.
-pub const NACK_COPY_DELAY_US: u64 = 15_000;
+use clinicmeet_rtp::rtcp::{Nack, Pli, ReceiverReporter, RtcpPacket, SenderReport};
+use clinicmeet_rtp::{NACK_COPY_DELAY_US, VIDEO_CLOCK_RATE};
 
 /// At most one PLI this often.
 pub const PLI_INTERVAL_US: u64 = 300_000;
@@ -38,7 +34,7 @@ impl VideoFeedback {
         VideoFeedback {
             my_ssrc,
             media_ssrc: None,
-            reports: ReceiverReporter::new(my_ssrc, 90_000),
+            reports: ReceiverReporter::new(my_ssrc, VIDEO_CLOCK_RATE),
             nack_copies: VecDeque::new(),
             pli_limit: RateLimiter::new(PLI_INTERVAL_US),
         }

@@ -11,22 +11,11 @@ use std::os::raw::{c_int, c_void};
 use openh264::formats::YUVSource;
 use openh264_sys2 as sys;
 
+use clinicmeet_rtp::h264::{nal_type, AccessUnit};
+
 use crate::capture::VideoFormat;
 use crate::error::{MediaError, Result};
 use crate::frame::VideoFrame;
-
-/// H.264 NAL unit types used by the engine.
-pub mod nal_type {
-    pub const SLICE: u8 = 1;
-    pub const IDR: u8 = 5;
-    pub const SEI: u8 = 6;
-    pub const SPS: u8 = 7;
-    pub const PPS: u8 = 8;
-    pub const AUD: u8 = 9;
-    pub const PREFIX: u8 = 14;
-    pub const STAP_A: u8 = 24;
-    pub const FU_A: u8 = 28;
-}
 
 /// Resolution presets with their default frame rate and bitrate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +131,22 @@ impl EncodedFrame {
     /// Annex B byte stream of the access unit (start code before each NAL).
     pub fn to_annex_b(&self) -> Vec<u8> {
         annex_b(self.nals.iter().map(|n| n.data.as_slice()))
+    }
+}
+
+/// What `clinicmeet_rtp::h264::H264RtpSender` packetizes.
+impl AccessUnit for EncodedFrame {
+    fn nal_units(&self) -> impl Iterator<Item = &[u8]> {
+        self.nals.iter().map(|n| n.data.as_slice())
+    }
+    fn keyframe(&self) -> bool {
+        self.keyframe
+    }
+    fn temporal_id(&self) -> u8 {
+        self.temporal_id
+    }
+    fn capture_us(&self) -> u64 {
+        self.capture_us
     }
 }
 

@@ -3,7 +3,7 @@
 //! (RTP ↔ sender wall clock mapping, round-trip time, reception statistics).
 
 use super::ext::ntp_from_unix_us;
-use crate::error::{MediaError, Result};
+use crate::error::{Result, RtpError};
 
 pub const PT_SR: u8 = 200;
 pub const PT_RR: u8 = 201;
@@ -76,7 +76,7 @@ pub enum RtcpPacket {
 }
 
 fn be32(b: &[u8], at: usize) -> Result<u32> {
-    let s = b.get(at..at + 4).ok_or(MediaError::Malformed("RTCP packet truncated"))?;
+    let s = b.get(at..at + 4).ok_or(RtpError::Malformed("RTCP packet truncated"))?;
     Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
@@ -85,7 +85,7 @@ fn parse_blocks(body: &[u8], count: usize) -> Result<Vec<ReportBlock>> {
     for i in 0..count {
         let at = i * 24;
         if body.len() < at + 24 {
-            return Err(MediaError::Malformed("RTCP report block truncated"));
+            return Err(RtpError::Malformed("RTCP report block truncated"));
         }
         let w1 = be32(body, at + 4)?;
         let lost = (w1 & 0x00ff_ffff) as i32;
@@ -107,33 +107,33 @@ pub fn parse_compound(buf: &[u8]) -> Result<Vec<RtcpPacket>> {
     let mut out = Vec::new();
     let mut rest = buf;
     if rest.is_empty() {
-        return Err(MediaError::Malformed("empty RTCP packet"));
+        return Err(RtpError::Malformed("empty RTCP packet"));
     }
     while !rest.is_empty() {
         if rest.len() < 4 {
-            return Err(MediaError::Malformed("RTCP header truncated"));
+            return Err(RtpError::Malformed("RTCP header truncated"));
         }
         if rest[0] >> 6 != 2 {
-            return Err(MediaError::Malformed("RTCP version is not 2"));
+            return Err(RtpError::Malformed("RTCP version is not 2"));
         }
         let padding = rest[0] & 0x20 != 0;
         let count = rest[0] & 0x1f;
         let pt = rest[1];
         let len = (usize::from(u16::from_be_bytes([rest[2], rest[3]])) + 1) * 4;
-        let pkt = rest.get(..len).ok_or(MediaError::Malformed("RTCP length exceeds datagram"))?;
+        let pkt = rest.get(..len).ok_or(RtpError::Malformed("RTCP length exceeds datagram"))?;
         rest = &rest[len..];
         let mut body = &pkt[4..];
         if padding {
             let pad = usize::from(*pkt.last().unwrap_or(&0));
             if pad == 0 || pad > body.len() {
-                return Err(MediaError::Malformed("RTCP padding invalid"));
+                return Err(RtpError::Malformed("RTCP padding invalid"));
             }
             body = &body[..body.len() - pad];
         }
         out.push(match pt {
             PT_SR => {
                 if body.len() < 24 {
-                    return Err(MediaError::Malformed("RTCP SR truncated"));
+                    return Err(RtpError::Malformed("RTCP SR truncated"));
                 }
                 SenderReport {
                     ssrc: be32(body, 0)?,
@@ -154,7 +154,7 @@ pub fn parse_compound(buf: &[u8]) -> Result<Vec<RtcpPacket>> {
                 let (sender_ssrc, media_ssrc) = (be32(body, 0)?, be32(body, 4)?);
                 let fci = &body[8..];
                 if fci.len() % 4 != 0 {
-                    return Err(MediaError::Malformed("NACK FCI not a multiple of 4 bytes"));
+                    return Err(RtpError::Malformed("NACK FCI not a multiple of 4 bytes"));
                 }
                 let mut lost = Vec::new();
                 for item in fci.chunks_exact(4) {
@@ -308,8 +308,8 @@ pub fn rtt_us(block: &ReportBlock, arrival_ntp: u64) -> Option<u64> {
 
 /// What a receiver remembers of a sender's last SR: what it needs to fill the
 /// LSR / DLSR fields that let the sender measure its round trip. (Mapping RTP
-/// timestamps onto the sender's clock is [`crate::sync::RtpClock`]; the clock
-/// offset is [`crate::sync::ClockOffset`].)
+/// timestamps onto the sender's clock is `clinicmeet_media::sync::RtpClock`; the clock
+/// offset is `clinicmeet_media::sync::ClockOffset`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LastSr {
     /// Middle 32 bits of the SR's NTP time.

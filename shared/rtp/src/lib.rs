@@ -1,23 +1,45 @@
-//! RTP (RFC 3550) with one-byte header extensions (RFC 8285), payload formats
-//! for H.264 (RFC 6184) and Opus (RFC 7587), and the RTCP packets the relay
-//! and clients exchange.
+//! ClinicMeet RTP (RFC 3550) with one-byte header extensions (RFC 8285),
+//! payload formats for H.264 (RFC 6184) and Opus (RFC 7587), and the RTCP
+//! packets the relay and clients exchange.
+//!
+//! This crate has no codec and no device dependency: the relay builds on it
+//! alone, the clients' media engine (`clinicmeet-media`) on top of it.
 //!
 //! Parsing never panics: every length is checked and malformed input gives
-//! [`MediaError::Malformed`]. [`RtpView`] borrows a datagram without copying
+//! [`RtpError::Malformed`]. [`RtpView`] borrows a datagram without copying
 //! (what a relay wants); [`RtpPacket`] owns its parts (what a sender builds).
 
+pub mod error;
 pub mod ext;
 pub mod h264;
 pub mod opus;
 pub mod rtcp;
 
-use crate::error::{MediaError, Result};
+use error::Result;
+pub use error::RtpError;
 pub use ext::{AudioLevel, HeaderExtensions, VideoLayer};
 
 /// Fixed RTP header size.
 pub const RTP_HEADER_LEN: usize = 12;
-/// Default maximum size of a whole RTP packet (fits a QUIC datagram on a 1,200-byte path).
-pub const DEFAULT_MAX_RTP_SIZE: usize = 1_100;
+/// Largest RTP packet, whatever a connection's path MTU: the relay forwards the
+/// same packet to every subscriber, and a subscriber's QUIC path may be at the
+/// 1200-byte minimum MTU (about 1160 bytes of datagram) — quinn's black-hole
+/// detection drops a connection to it under random loss (5 % is enough, quinn
+/// issue #2212), after which every larger packet would be refused for that
+/// subscriber. Also the senders' default.
+pub const MAX_RTP_SIZE: usize = 1_100;
+/// RTP clock rate of Opus audio (RFC 7587: always 48 kHz).
+pub const AUDIO_CLOCK_RATE: u32 = 48_000;
+/// RTP clock rate of H.264 video (RFC 6184).
+pub const VIDEO_CLOCK_RATE: u32 = 90_000;
+/// RTP timestamp ticks of one 20 ms audio frame (960 at 48 kHz).
+pub const AUDIO_FRAME_TICKS: u32 = AUDIO_CLOCK_RATE / 50;
+/// Each NACK is sent twice, by subscribers and by the relay, the copy this long
+/// after it: a lost NACK (or its one retransmission) costs a whole round trip, a
+/// copy a few dozen bytes (and, when both arrive, a second retransmission).
+/// Datagrams handed to quinn together travel in one QUIC packet and are lost
+/// together, so an immediate copy would protect nothing.
+pub const NACK_COPY_DELAY_US: u64 = 15_000;
 /// RFC 8285 one-byte extension profile.
 const ONE_BYTE_PROFILE: u16 = 0xBEDE;
 
@@ -45,28 +67,28 @@ impl<'a> RtpView<'a> {
     /// Parses and validates an RTP packet.
     pub fn parse(buf: &'a [u8]) -> Result<Self> {
         if buf.len() < RTP_HEADER_LEN {
-            return Err(MediaError::Malformed("RTP packet shorter than its header"));
+            return Err(RtpError::Malformed("RTP packet shorter than its header"));
         }
         let b0 = buf[0];
         if b0 >> 6 != 2 {
-            return Err(MediaError::Malformed("RTP version is not 2"));
+            return Err(RtpError::Malformed("RTP version is not 2"));
         }
         let padding = b0 & 0x20 != 0;
         let has_ext = b0 & 0x10 != 0;
         let csrc_count = usize::from(b0 & 0x0f);
         let mut pos = RTP_HEADER_LEN + 4 * csrc_count;
         if buf.len() < pos {
-            return Err(MediaError::Malformed("RTP CSRC list truncated"));
+            return Err(RtpError::Malformed("RTP CSRC list truncated"));
         }
         let mut ext_range = (pos, pos);
         if has_ext {
-            let hdr = buf.get(pos..pos + 4).ok_or(MediaError::Malformed("RTP extension header truncated"))?;
+            let hdr = buf.get(pos..pos + 4).ok_or(RtpError::Malformed("RTP extension header truncated"))?;
             let profile = u16::from_be_bytes([hdr[0], hdr[1]]);
             let words = usize::from(u16::from_be_bytes([hdr[2], hdr[3]]));
             let start = pos + 4;
             let end = start + 4 * words;
             if buf.len() < end {
-                return Err(MediaError::Malformed("RTP extension truncated"));
+                return Err(RtpError::Malformed("RTP extension truncated"));
             }
             if profile == ONE_BYTE_PROFILE {
                 ext_range = (start, end);
@@ -79,7 +101,7 @@ impl<'a> RtpView<'a> {
         if padding {
             let pad = usize::from(*buf.last().unwrap_or(&0));
             if pad == 0 || pad > end - pos {
-                return Err(MediaError::Malformed("RTP padding length invalid"));
+                return Err(RtpError::Malformed("RTP padding length invalid"));
             }
             end -= pad;
         }
@@ -138,7 +160,7 @@ impl<'a> RtpView<'a> {
 /// sequence numbers continuous per subscriber). Errors if `buf` is not RTP.
 pub fn rewrite_sequence(buf: &mut [u8], sequence: u16) -> Result<()> {
     if buf.len() < RTP_HEADER_LEN || buf[0] >> 6 != 2 {
-        return Err(MediaError::Malformed("not an RTP packet"));
+        return Err(RtpError::Malformed("not an RTP packet"));
     }
     buf[2..4].copy_from_slice(&sequence.to_be_bytes());
     Ok(())
@@ -147,7 +169,7 @@ pub fn rewrite_sequence(buf: &mut [u8], sequence: u16) -> Result<()> {
 /// Rewrites the SSRC of a serialized RTP packet in place.
 pub fn rewrite_ssrc(buf: &mut [u8], ssrc: u32) -> Result<()> {
     if buf.len() < RTP_HEADER_LEN || buf[0] >> 6 != 2 {
-        return Err(MediaError::Malformed("not an RTP packet"));
+        return Err(RtpError::Malformed("not an RTP packet"));
     }
     buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
     Ok(())

@@ -2,9 +2,34 @@
 //! packets, STAP-A aggregation of small NAL units, FU-A fragmentation of large ones.
 
 use super::ext::{ntp_from_unix_us, HeaderExtensions, VideoLayer};
-use super::{payload_type, RtpPacket, DEFAULT_MAX_RTP_SIZE, RTP_HEADER_LEN};
-use crate::codec::h264::{nal_type, EncodedFrame};
-use crate::error::{MediaError, Result};
+use super::{payload_type, RtpPacket, MAX_RTP_SIZE, RTP_HEADER_LEN};
+use crate::error::{Result, RtpError};
+
+/// H.264 NAL unit types used by ClinicMeet.
+pub mod nal_type {
+    pub const SLICE: u8 = 1;
+    pub const IDR: u8 = 5;
+    pub const SEI: u8 = 6;
+    pub const SPS: u8 = 7;
+    pub const PPS: u8 = 8;
+    pub const AUD: u8 = 9;
+    pub const PREFIX: u8 = 14;
+    pub const STAP_A: u8 = 24;
+    pub const FU_A: u8 = 28;
+}
+
+/// One encoded picture (access unit) as the packetizer sees it. The encoder's
+/// output type (`clinicmeet_media::codec::h264::EncodedFrame`) implements it.
+pub trait AccessUnit {
+    /// The NAL units of the picture, in decoding order, without start codes.
+    fn nal_units(&self) -> impl Iterator<Item = &[u8]>;
+    /// An IDR picture (decodable on its own, with SPS/PPS in front).
+    fn keyframe(&self) -> bool;
+    /// Temporal layer of the picture.
+    fn temporal_id(&self) -> u8;
+    /// Capture time (µs, Unix-aligned media clock).
+    fn capture_us(&self) -> u64;
+}
 
 /// Worst-case header of a video packet: 12 fixed + 4 extension header + 12 of
 /// elements (video layer 3, capture time 9).
@@ -13,7 +38,7 @@ pub const VIDEO_HEADER_LEN: usize = RTP_HEADER_LEN + 4 + 12;
 /// Splits the NAL units of one access unit into RTP payloads of at most `max_payload` bytes.
 pub fn packetize<'a>(nals: impl IntoIterator<Item = &'a [u8]>, max_payload: usize) -> Result<Vec<Vec<u8>>> {
     if max_payload < 3 {
-        return Err(MediaError::InvalidArgument(format!("H.264 payload limit {max_payload} below 3 bytes")));
+        return Err(RtpError::InvalidArgument(format!("H.264 payload limit {max_payload} below 3 bytes")));
     }
     let nals: Vec<&[u8]> = nals.into_iter().filter(|n| !n.is_empty()).collect();
     let mut out = Vec::new();
@@ -78,41 +103,41 @@ pub fn depacketize<'a>(payloads: impl IntoIterator<Item = &'a [u8]>) -> Result<V
     let mut nals = Vec::new();
     let mut fu: Option<Vec<u8>> = None;
     for p in payloads {
-        let (&h, rest) = p.split_first().ok_or(MediaError::Malformed("empty H.264 payload"))?;
+        let (&h, rest) = p.split_first().ok_or(RtpError::Malformed("empty H.264 payload"))?;
         let t = h & 0x1f;
         if t != nal_type::FU_A && fu.is_some() {
-            return Err(MediaError::Malformed("FU-A fragment sequence interrupted"));
+            return Err(RtpError::Malformed("FU-A fragment sequence interrupted"));
         }
         match t {
             1..=23 => nals.push(p.to_vec()),
             nal_type::STAP_A => {
                 let mut rest = rest;
                 if rest.is_empty() {
-                    return Err(MediaError::Malformed("empty STAP-A"));
+                    return Err(RtpError::Malformed("empty STAP-A"));
                 }
                 while !rest.is_empty() {
-                    let len_bytes = rest.get(..2).ok_or(MediaError::Malformed("STAP-A size truncated"))?;
+                    let len_bytes = rest.get(..2).ok_or(RtpError::Malformed("STAP-A size truncated"))?;
                     let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
-                    let nal = rest.get(2..2 + len).ok_or(MediaError::Malformed("STAP-A unit truncated"))?;
+                    let nal = rest.get(2..2 + len).ok_or(RtpError::Malformed("STAP-A unit truncated"))?;
                     if nal.is_empty() {
-                        return Err(MediaError::Malformed("STAP-A unit of size 0"));
+                        return Err(RtpError::Malformed("STAP-A unit of size 0"));
                     }
                     nals.push(nal.to_vec());
                     rest = &rest[2 + len..];
                 }
             }
             nal_type::FU_A => {
-                let (&fh, data) = rest.split_first().ok_or(MediaError::Malformed("FU-A header missing"))?;
+                let (&fh, data) = rest.split_first().ok_or(RtpError::Malformed("FU-A header missing"))?;
                 let (start, end) = (fh & 0x80 != 0, fh & 0x40 != 0);
                 if start {
                     if fu.is_some() {
-                        return Err(MediaError::Malformed("FU-A start before previous end"));
+                        return Err(RtpError::Malformed("FU-A start before previous end"));
                     }
                     let mut buf = Vec::with_capacity(data.len() * 4 + 1);
                     buf.push((h & 0xe0) | (fh & 0x1f));
                     fu = Some(buf);
                 }
-                let buf = fu.as_mut().ok_or(MediaError::Malformed("FU-A fragment without start"))?;
+                let buf = fu.as_mut().ok_or(RtpError::Malformed("FU-A fragment without start"))?;
                 buf.extend_from_slice(data);
                 if end {
                     if let Some(nal) = fu.take() {
@@ -120,17 +145,20 @@ pub fn depacketize<'a>(payloads: impl IntoIterator<Item = &'a [u8]>) -> Result<V
                     }
                 }
             }
-            _ => return Err(MediaError::Malformed("unsupported H.264 packetization type")),
+            _ => return Err(RtpError::Malformed("unsupported H.264 packetization type")),
         }
     }
     if fu.is_some() {
-        return Err(MediaError::Malformed("FU-A fragment without end"));
+        return Err(RtpError::Malformed("FU-A fragment without end"));
     }
     Ok(nals)
 }
 
-/// Whether a payload starts an IDR picture or carries parameter sets (SPS/PPS/IDR
-/// in a single NAL, STAP-A, or FU-A start).
+/// Whether an RTP payload starts a keyframe: it contains an SPS or an IDR slice,
+/// as a single NAL unit, inside a STAP-A, or as the start fragment of an FU-A.
+/// A PPS alone is not a keyframe (it decodes nothing by itself). Never panics
+/// on truncated or malformed input (it says `false`, or judges the units it
+/// could read).
 pub fn payload_is_keyframe(payload: &[u8]) -> bool {
     let Some((&h, rest)) = payload.split_first() else { return false };
     let key = |t: u8| t == nal_type::IDR || t == nal_type::SPS;
@@ -176,7 +204,7 @@ impl H264RtpSender {
             payload_type: payload_type::H264,
             spatial_id: 0,
             temporal_layers: 1,
-            max_packet_size: DEFAULT_MAX_RTP_SIZE,
+            max_packet_size: MAX_RTP_SIZE,
             next_seq: first_seq,
         }
     }
@@ -184,7 +212,7 @@ impl H264RtpSender {
     /// Sets the largest RTP packet (from the QUIC connection's maximum datagram size).
     pub fn set_max_packet_size(&mut self, bytes: usize) -> Result<()> {
         if bytes < VIDEO_HEADER_LEN + 3 {
-            return Err(MediaError::InvalidArgument(format!("RTP packet size {bytes} too small")));
+            return Err(RtpError::InvalidArgument(format!("RTP packet size {bytes} too small")));
         }
         self.max_packet_size = bytes;
         Ok(())
@@ -200,24 +228,24 @@ impl H264RtpSender {
     }
 
     /// Packetizes one encoded frame (skipped frames give no packets).
-    pub fn packetize(&mut self, frame: &EncodedFrame) -> Result<Vec<RtpPacket>> {
-        let payloads =
-            packetize(frame.nals.iter().map(|n| n.data.as_slice()), self.max_packet_size - VIDEO_HEADER_LEN)?;
+    pub fn packetize(&mut self, frame: &impl AccessUnit) -> Result<Vec<RtpPacket>> {
+        let payloads = packetize(frame.nal_units(), self.max_packet_size - VIDEO_HEADER_LEN)?;
         let n = payloads.len();
-        let ts = video_rtp_timestamp(frame.capture_us);
+        let capture_us = frame.capture_us();
+        let ts = video_rtp_timestamp(capture_us);
         let mut out = Vec::with_capacity(n);
         for (i, payload) in payloads.into_iter().enumerate() {
             let layer = VideoLayer {
                 start_of_frame: i == 0,
                 end_of_frame: i + 1 == n,
-                keyframe: frame.keyframe,
-                temporal_id: frame.temporal_id,
+                keyframe: frame.keyframe(),
+                temporal_id: frame.temporal_id(),
                 spatial_id: self.spatial_id,
                 temporal_layers: self.temporal_layers,
             };
             let extensions = HeaderExtensions {
                 video_layer: Some(layer),
-                capture_time_ntp: (i == 0).then(|| ntp_from_unix_us(frame.capture_us)),
+                capture_time_ntp: (i == 0).then(|| ntp_from_unix_us(capture_us)),
                 audio_level: None,
             };
             out.push(RtpPacket {
@@ -254,6 +282,41 @@ mod tests {
         assert!(!payload_is_keyframe(&payloads[2]));
         let back = depacketize(payloads.iter().map(|p| p.as_slice())).unwrap();
         assert_eq!(back, vec![sps, pps, idr, small]);
+    }
+
+    #[test]
+    fn keyframe_table() {
+        #[rustfmt::skip]
+        let cases: &[(&str, &[u8], bool)] = &[
+            ("empty", &[], false),
+            ("single IDR", &[0x65, 0x88, 0x84], true),
+            ("single SPS", &[0x67, 0x42, 0x00, 0x1f], true),
+            ("single PPS alone", &[0x68, 0xce, 0x3c, 0x80], false),
+            ("single non-IDR slice", &[0x41, 0x9a, 0x02], false),
+            ("single SEI", &[0x06, 0x05], false),
+            ("single NAL header only, IDR", &[0x65], true),
+            ("STAP-A SPS then PPS", &[0x78, 0, 2, 0x67, 0x42, 0, 1, 0x68], true),
+            ("STAP-A PPS then IDR", &[0x78, 0, 1, 0x68, 0, 2, 0x65, 0x88], true),
+            ("STAP-A PPS only", &[0x78, 0, 2, 0x68, 0xce], false),
+            ("STAP-A PPS and slice", &[0x78, 0, 1, 0x68, 0, 2, 0x41, 0x9a], false),
+            ("STAP-A header only", &[0x78], false),
+            ("STAP-A size truncated", &[0x78, 0], false),
+            ("STAP-A size without unit", &[0x78, 0, 9], false),
+            ("STAP-A second size past the end", &[0x78, 0, 1, 0x68, 0xff, 0xff], false),
+            ("STAP-A unit longer than claimed rest", &[0x78, 0, 200, 0x67], true),
+            ("FU-A start of IDR", &[0x7c, 0x85, 0x88], true),
+            ("FU-A start of SPS", &[0x7c, 0x87, 0x42], true),
+            ("FU-A start of PPS", &[0x7c, 0x88, 0xce], false),
+            ("FU-A start of slice", &[0x5c, 0x81, 0x9a], false),
+            ("FU-A middle of IDR", &[0x7c, 0x05, 0x88], false),
+            ("FU-A end of IDR", &[0x7c, 0x45, 0x88], false),
+            ("FU-A indicator only", &[0x7c], false),
+            ("FU-A start, header only", &[0x7c, 0x85], true),
+            ("unsupported STAP-B", &[0x79, 0, 1, 0x65], false),
+        ];
+        for &(name, payload, want) in cases {
+            assert_eq!(payload_is_keyframe(payload), want, "{name}");
+        }
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use super::ext::{ntp_from_unix_us, AudioLevel, HeaderExtensions};
 use super::{payload_type, RtpPacket, RtpView};
-use crate::error::{MediaError, Result};
-use crate::AUDIO_FRAME_SAMPLES;
+use crate::error::{Result, RtpError};
+use crate::AUDIO_FRAME_TICKS;
 
 /// Builds RTP packets from Opus packets, one call per 20 ms frame.
 #[derive(Debug, Clone)]
@@ -34,7 +34,7 @@ impl OpusRtpSender {
 
     /// RTP timestamp of the frame packetized last (sent or in DTX).
     pub fn last_timestamp(&self) -> u32 {
-        self.timestamp.wrapping_sub(AUDIO_FRAME_SAMPLES as u32)
+        self.timestamp.wrapping_sub(AUDIO_FRAME_TICKS)
     }
 
     /// One 20 ms frame: `packet` is `None` when the encoder is in DTX (nothing is sent,
@@ -46,7 +46,7 @@ impl OpusRtpSender {
         capture_us: u64,
     ) -> Option<RtpPacket> {
         let ts = self.timestamp;
-        self.timestamp = self.timestamp.wrapping_add(AUDIO_FRAME_SAMPLES as u32);
+        self.timestamp = self.timestamp.wrapping_add(AUDIO_FRAME_TICKS);
         let Some(packet) = packet else {
             self.in_dtx = true;
             return None;
@@ -76,10 +76,10 @@ impl OpusRtpSender {
 pub fn opus_payload<'a>(rtp: &RtpView<'a>) -> Result<&'a [u8]> {
     let p = rtp.payload();
     if p.is_empty() {
-        return Err(MediaError::Malformed("empty Opus payload"));
+        return Err(RtpError::Malformed("empty Opus payload"));
     }
     if p.len() > 1275 * 3 {
-        return Err(MediaError::Malformed("Opus payload too large"));
+        return Err(RtpError::Malformed("Opus payload too large"));
     }
     Ok(p)
 }
