@@ -7,7 +7,7 @@
 //!
 //! Messages between a client and the hub wait in queues until delivered, so a
 //! test can let a request reach the hub and drop the link before the reply
-//! comes back ([`Harness::to_hub`], then [`Harness::drop_client`]).
+//! comes back ([`Harness::deliver_up`], then [`Harness::drop_client`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -237,6 +237,15 @@ impl Harness {
         access_code(self.call(conn, Request::CreateMeeting { spec }))
     }
 
+    /// Staff member `name` creates a meeting on a raw connection and joins it;
+    /// returns (conn, access code).
+    pub fn host_meeting(&mut self, name: &str, waiting_room: bool) -> (ConnId, String) {
+        let (host, _) = self.staff(name);
+        let code = self.create(host, spec(clinicmeet_protocol::MeetingKind::Video, waiting_room));
+        self.join(host, &code, name).unwrap();
+        (host, code)
+    }
+
     pub fn join(&mut self, conn: ConnId, code: &str, name: &str) -> Result<Response, ErrorBody> {
         self.call(conn, Request::Join { access_code: code.into(), display_name: name.into(), media: ON })
     }
@@ -306,8 +315,8 @@ impl Harness {
     pub fn settle(&mut self) {
         loop {
             let mut busy = self.drain_clients();
-            busy |= self.to_hub();
-            busy |= self.to_clients();
+            busy |= self.deliver_up();
+            busy |= self.deliver_down();
             if !busy {
                 return;
             }
@@ -381,7 +390,7 @@ impl Harness {
 
     /// Carries out the clients' outputs and delivers every request waiting for
     /// the hub, but no reply yet; true if there was anything.
-    pub fn to_hub(&mut self) -> bool {
+    pub fn deliver_up(&mut self) -> bool {
         let any = self.drain_clients() | !self.up.is_empty();
         while let Some((conn, body)) = self.up.pop_front() {
             let outs = self.hub.frame(self.now, conn, &body);
@@ -391,7 +400,7 @@ impl Harness {
     }
 
     /// Delivers every message waiting for the clients; true if there was any.
-    fn to_clients(&mut self) -> bool {
+    fn deliver_down(&mut self) -> bool {
         let any = !self.down.is_empty();
         while let Some((conn, msg)) = self.down.pop_front() {
             let Some(&id) = self.owner.get(&conn) else { continue };

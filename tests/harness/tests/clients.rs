@@ -52,7 +52,7 @@ fn thousand_messages_through_cores_keep_order_and_are_stored_once_across_drops_a
             // Every 37th round one sender's link drops right after its message
             // reached the relay: the ack is lost, the core resends from its outbox.
             if round % 37 == i && h.clients[c].conn.is_some() {
-                h.to_hub();
+                h.deliver_up();
                 h.drop_client(c);
                 lost_acks += usize::from(h.clients[c].core.outbox_len() > 0);
             }
@@ -60,7 +60,7 @@ fn thousand_messages_through_cores_keep_order_and_are_stored_once_across_drops_a
         if round == 200 {
             // Each sender's message reaches the relay but the ack is lost as the
             // relay restarts: storage survives, the cores resume and resend.
-            h.to_hub();
+            h.deliver_up();
             assert!(senders.iter().all(|&(c, ..)| h.clients[c].core.outbox_len() > 0), "unacknowledged");
             h.restart();
         }

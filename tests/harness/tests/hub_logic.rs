@@ -279,9 +279,7 @@ fn waiting_room_admit_deny_and_leave_while_waiting() {
 #[test]
 fn a_locked_meeting_refuses_joins_and_an_ended_one_admits_nobody() {
     let mut h = Harness::new(HubConfig::default(), &["Dr House"]);
-    let (host, _) = h.staff("Dr House");
-    let code = h.create(host, spec(MeetingKind::Video, false));
-    h.join(host, &code, "Dr House").unwrap();
+    let (host, code) = h.host_meeting("Dr House", false);
     h.call(host, Request::SetLocked { locked: true }).unwrap();
     let late = h.connect(None);
     assert_eq!(h.join(late, &code, "Late").unwrap_err().code, ErrorCode::MeetingLocked);
@@ -300,9 +298,7 @@ fn a_locked_meeting_refuses_joins_and_an_ended_one_admits_nobody() {
 fn host_gone_for_good_passes_to_moderator_or_longest_present_staff() {
     // Host leaves with a moderator present: the moderator becomes host.
     let mut h = Harness::new(HubConfig::default(), &["Dr House", "Dr Burke"]);
-    let (host, _) = h.staff("Dr House");
-    let code = h.create(host, spec(MeetingKind::Video, false));
-    h.join(host, &code, "Dr House").unwrap();
+    let (host, code) = h.host_meeting("Dr House", false);
     let m = h.connect(None);
     let (mid, _) = entered(&h.join(m, &code, "Mod"));
     h.call(host, Request::Promote { participant_id: mid }).unwrap();
@@ -313,9 +309,7 @@ fn host_gone_for_good_passes_to_moderator_or_longest_present_staff() {
     // longest-present enrolled staff member becomes host; guests never do.
     let mut h = Harness::new(HubConfig::default(), &["Dr House", "Dr Burke"]);
     let grace = h.cfg.resume_grace_ms;
-    let (host, _) = h.staff("Dr House");
-    let code = h.create(host, spec(MeetingKind::Video, false));
-    h.join(host, &code, "Dr House").unwrap();
+    let (host, code) = h.host_meeting("Dr House", false);
     let g = h.connect(None);
     let (gid, _) = entered(&h.join(g, &code, "Guest"));
     let (staff, _) = h.staff("Dr Burke");
@@ -343,9 +337,7 @@ fn host_gone_for_good_passes_to_moderator_or_longest_present_staff() {
 #[test]
 fn a_second_resume_takes_the_place_over_and_a_forged_token_fails() {
     let mut h = Harness::new(HubConfig::default(), &["Alice"]);
-    let (alice, _) = h.staff("Alice");
-    let code = h.create(alice, spec(MeetingKind::Video, false));
-    h.join(alice, &code, "Alice").unwrap();
+    let (_, code) = h.host_meeting("Alice", false);
     let bob = h.connect(None);
     let (bob_id, token) = entered(&h.join(bob, &code, "Bob"));
     let bob2 = h.connect(None);
