@@ -39,10 +39,12 @@ cargo deny --log-level error check licenses bans
 cargo build --workspace --all-targets --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# Fast tests: unit tests of every crate (threads in parallel), doc tests, and the
-# UI's type check and unit tests (Vitest).
+# Fast tests: unit tests of every crate (threads in parallel), doc tests, the
+# in-memory harness (real client cores against the real hub, tests/harness), and
+# the UI's type check and unit tests (Vitest).
 cargo test --workspace --locked --no-fail-fast --lib --bins
 cargo test --workspace --locked --no-fail-fast --doc
+cargo test --locked --no-fail-fast -p clinicmeet-harness
 (cd ui && npm run typecheck && npm test)
 
 # Then the integration and end-to-end tests, one at a time: they run real media

@@ -28,7 +28,7 @@ use crate::backoff;
 use crate::error::{ClientError, Result};
 use crate::event::ClientEvent;
 use crate::state::{CallError, CallId, Core, MeetingView, Output, Persist};
-use crate::store::{ConsultationRecord, OutboxState, Store};
+use crate::store::{OutboxState, Store};
 use crate::tls::{self, Pin, Trust};
 
 /// QUIC keep-alive interval (a dropped peer is noticed within the idle timeout).
@@ -729,46 +729,7 @@ impl Driver {
     }
 
     fn persist(&mut self, p: Persist) {
-        let relay = self.relay.clone();
-        let r = match p {
-            Persist::Credential { staff, credential } => {
-                self.store.save_credential(&relay, &credential, &staff.staff_id.to_string(), &staff.name)
-            }
-            Persist::Meeting { info, access_code, role } => {
-                self.store.upsert_meeting(&relay, &info, access_code.as_deref(), role)
-            }
-            Persist::Role { meeting_id, role } => self.store.set_meeting_role(meeting_id, role),
-            Persist::ResumeToken { meeting_id, participant_id, token } => {
-                self.store.set_resume_token(meeting_id, participant_id, token.as_deref())
-            }
-            Persist::Chat(m) => self.store.insert_chat(&m).map(|_| ()),
-            Persist::OutboxInsert(e) => self.store.outbox_insert(&e),
-            Persist::OutboxRetry { client_msg_id, attempts, retry_after_ms, error } => {
-                self.store.outbox_set_state(
-                    client_msg_id,
-                    OutboxState::Sending,
-                    attempts,
-                    now_ms() + retry_after_ms as i64,
-                    Some(&error),
-                )
-            }
-            Persist::OutboxAccepted(m) => self.store.outbox_accepted(&m).map(|_| ()),
-            Persist::OutboxFailed { client_msg_id, attempts, error } => {
-                self.store.outbox_set_state(client_msg_id, OutboxState::Failed, attempts, 0, Some(&error))
-            }
-            Persist::OutboxRequeued { client_msg_id } => match self.store.outbox_entry(client_msg_id) {
-                Ok(Some(e)) => {
-                    self.store.outbox_set_state(client_msg_id, OutboxState::Sending, e.attempts, 0, None)
-                }
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            },
-            Persist::ConsultationStarted { meeting_id, title, patient_reference, started_at } => self
-                .store
-                .consultation_started(meeting_id, Some(&title), patient_reference.as_deref(), started_at),
-            Persist::ConsultationEnded(rec) => self.store.consultation_ended(&ConsultationRecord { ..rec }),
-        };
-        if let Err(e) = r {
+        if let Err(e) = self.store.apply(&self.relay, p, now_ms()) {
             self.store_error(e);
         }
     }

@@ -665,6 +665,45 @@ impl Store {
         Ok(())
     }
 
+    /// Applies one write the session core asked for ([`crate::state::Output::Persist`]),
+    /// for the relay `relay`; `now_ms` (wall clock) dates a rate-limited retry.
+    pub fn apply(&mut self, relay: &str, p: crate::state::Persist, now_ms: i64) -> Result<()> {
+        use crate::state::Persist;
+        match p {
+            Persist::Credential { staff, credential } => {
+                self.save_credential(relay, &credential, &staff.staff_id.to_string(), &staff.name)
+            }
+            Persist::Meeting { info, access_code, role } => {
+                self.upsert_meeting(relay, &info, access_code.as_deref(), role)
+            }
+            Persist::Role { meeting_id, role } => self.set_meeting_role(meeting_id, role),
+            Persist::ResumeToken { meeting_id, participant_id, token } => {
+                self.set_resume_token(meeting_id, participant_id, token.as_deref())
+            }
+            Persist::Chat(m) => self.insert_chat(&m).map(|_| ()),
+            Persist::OutboxInsert(e) => self.outbox_insert(&e),
+            Persist::OutboxRetry { client_msg_id, attempts, retry_after_ms, error } => self.outbox_set_state(
+                client_msg_id,
+                OutboxState::Sending,
+                attempts,
+                now_ms + retry_after_ms as i64,
+                Some(&error),
+            ),
+            Persist::OutboxAccepted(m) => self.outbox_accepted(&m).map(|_| ()),
+            Persist::OutboxFailed { client_msg_id, attempts, error } => {
+                self.outbox_set_state(client_msg_id, OutboxState::Failed, attempts, 0, Some(&error))
+            }
+            Persist::OutboxRequeued { client_msg_id } => match self.outbox_entry(client_msg_id)? {
+                Some(e) => self.outbox_set_state(client_msg_id, OutboxState::Sending, e.attempts, 0, None),
+                None => Ok(()),
+            },
+            Persist::ConsultationStarted { meeting_id, title, patient_reference, started_at } => {
+                self.consultation_started(meeting_id, Some(&title), patient_reference.as_deref(), started_at)
+            }
+            Persist::ConsultationEnded(rec) => self.consultation_ended(&rec),
+        }
+    }
+
     pub fn consultations(&self) -> Result<Vec<ConsultationRecord>> {
         let mut stmt = self.conn.prepare(
             "SELECT c.meeting_id, c.title, c.patient_reference, c.started_at, c.ended_at, c.duration_secs,
