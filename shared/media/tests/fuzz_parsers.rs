@@ -6,16 +6,9 @@ use clinicmeet_media::codec::h264::H264Decoder;
 use clinicmeet_media::codec::opus::OpusDecoder;
 use clinicmeet_media::jitter::{AudioJitterBuffer, JitterConfig};
 use clinicmeet_media::video_receiver::{VideoReceiver, VideoReceiverConfig};
+use clinicmeet_rtp::strategies::rtp_like;
 use clinicmeet_rtp::RtpView;
 use proptest::prelude::*;
-
-/// Bytes that look like RTP often enough to get past the version check.
-fn rtp_like() -> impl Strategy<Value = Vec<u8>> {
-    (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..300)).prop_map(|(b0, mut rest)| {
-        rest.insert(0, (b0 & 0x3f) | 0x80);
-        rest
-    })
-}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]

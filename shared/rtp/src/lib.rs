@@ -14,6 +14,8 @@ pub mod ext;
 pub mod h264;
 pub mod opus;
 pub mod rtcp;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 
 use error::Result;
 pub use error::RtpError;

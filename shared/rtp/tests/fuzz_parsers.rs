@@ -3,16 +3,9 @@
 //! `shared/media/tests/fuzz_parsers.rs`.)
 
 use clinicmeet_rtp::ext::HeaderExtensions;
+use clinicmeet_rtp::strategies::rtp_like;
 use clinicmeet_rtp::{h264, rtcp, RtpPacket, RtpView};
 use proptest::prelude::*;
-
-/// Bytes that look like RTP often enough to get past the version check.
-fn rtp_like() -> impl Strategy<Value = Vec<u8>> {
-    (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..300)).prop_map(|(b0, mut rest)| {
-        rest.insert(0, (b0 & 0x3f) | 0x80);
-        rest
-    })
-}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]

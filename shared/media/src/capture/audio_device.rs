@@ -453,13 +453,11 @@ pub struct Speaker {
 const PLAYBACK_QUEUE_MS: usize = 120;
 
 impl Speaker {
-    /// Opens the speaker `id` (from [`list_speakers`]) or the default one.
+    /// Opens the speaker `id` (from [`list_speakers`]) or the default one, at
+    /// 48 kHz mono when it supports that.
     pub fn open(id: Option<&str>) -> Result<Self> {
-        Self::open_with(id, &AudioDeviceOptions::default())
-    }
-
-    pub fn open_with(id: Option<&str>, opts: &AudioDeviceOptions) -> Result<Self> {
-        let dev = start_stream(DeviceKind::Speaker, id, opts, |device, config, format, shared| {
+        let opts = AudioDeviceOptions::default();
+        let dev = start_stream(DeviceKind::Speaker, id, &opts, |device, config, format, shared| {
             let channels = usize::from(config.channels.max(1));
             by_sample_format!(format, build_output(device, config, channels, shared))
         })?;
