@@ -1,12 +1,11 @@
 //! The relay's TLS identity: a self-signed certificate created on first run
 //! (kept in the data dir) or PEM files the clinic provides, and the pin clients
-//! check: `sha256/` + base64 of SHA-256 over the certificate's
-//! SubjectPublicKeyInfo, so a renewed certificate with the same key keeps its pin.
+//! check ([`clinicmeet_tls::Pin`]: `sha256/` + base64 of SHA-256 over the
+//! certificate's SubjectPublicKeyInfo, so a renewed certificate with the same key
+//! keeps its pin).
 
 use std::path::{Path, PathBuf};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
@@ -41,65 +40,13 @@ impl Identity {
 
 /// Computes the pin of a DER certificate.
 pub fn spki_pin(cert_der: &[u8]) -> Result<String, RelayError> {
-    let spki = spki_der(cert_der)
-        .ok_or_else(|| RelayError::Cert("cannot read the certificate's public key".into()))?;
-    Ok(format!("sha256/{}", STANDARD.encode(Sha256::digest(spki))))
+    clinicmeet_tls::Pin::of_certificate(cert_der)
+        .map(|pin| pin.to_string())
+        .map_err(|_| RelayError::Cert("cannot read the certificate's public key".into()))
 }
 
 pub fn cert_fingerprint(cert_der: &[u8]) -> String {
     Sha256::digest(cert_der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
-}
-
-/// One DER TLV: (tag, whole element, rest of input).
-fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *input.first()?;
-    let first = *input.get(1)?;
-    let (len, header) = if first < 0x80 {
-        (usize::from(first), 2usize)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for i in 0..n {
-            len = (len << 8) | usize::from(*input.get(2 + i)?);
-        }
-        (len, 2 + n)
-    };
-    let end = header.checked_add(len)?;
-    Some((tag, input.get(..end)?, input.get(end..)?))
-}
-
-fn der_content(element: &[u8]) -> Option<&[u8]> {
-    let first = *element.get(1)?;
-    let header = if first < 0x80 { 2 } else { 2 + usize::from(first & 0x7f) };
-    element.get(header..)
-}
-
-/// The SubjectPublicKeyInfo element (with its SEQUENCE header) of an X.509 certificate.
-pub fn spki_der(cert: &[u8]) -> Option<&[u8]> {
-    let (tag, whole, _) = der_tlv(cert)?;
-    if tag != 0x30 {
-        return None;
-    }
-    let (tag, tbs, _) = der_tlv(der_content(whole)?)?;
-    if tag != 0x30 {
-        return None;
-    }
-    let mut rest = der_content(tbs)?;
-    // Optional [0] EXPLICIT version.
-    let (tag, _, after) = der_tlv(rest)?;
-    if tag == 0xa0 {
-        rest = after;
-    }
-    // serialNumber, signature, issuer, validity, subject.
-    for _ in 0..5 {
-        let (_, _, after) = der_tlv(rest)?;
-        rest = after;
-    }
-    let (tag, spki, _) = der_tlv(rest)?;
-    (tag == 0x30).then_some(spki)
 }
 
 fn hostname() -> Option<String> {
@@ -212,7 +159,7 @@ mod tests {
     fn spki_of_generated_cert_matches_key_and_survives_reload() {
         let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
         assert_eq!(
-            spki_der(ck.cert.der()).unwrap(),
+            clinicmeet_tls::spki_of_certificate(ck.cert.der()).unwrap(),
             rcgen::PublicKeyData::subject_public_key_info(&ck.signing_key).as_slice()
         );
         let dir = tempfile::tempdir().unwrap();
@@ -236,8 +183,8 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_certificate() {
-        assert!(spki_der(b"").is_none());
-        assert!(spki_der(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_none());
+        assert!(spki_pin(b"").is_err());
+        assert!(spki_pin(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_err());
         assert!(spki_pin(&[0x30, 0x03, 0x30, 0x01, 0x00]).is_err());
     }
 }

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use clinicmeet_protocol::frame::{self, FrameDecoder};
 use clinicmeet_protocol::{ClientMessage, Event, Request, Response, ServerMessage};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use clinicmeet_tls::{Pin, PinVerifier};
 
 pub struct Relay {
     pub child: Child,
@@ -73,55 +71,6 @@ pub fn add_staff(data_dir: &Path, name: &str) -> (String, String) {
     (v["staff_id"].as_str().unwrap().into(), v["enrollment_code"].as_str().unwrap().into())
 }
 
-#[derive(Debug)]
-struct PinVerifier {
-    pin: String,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let pin = clinicmeet_relay::cert::spki_pin(end_entity)
-            .map_err(|e| rustls::Error::General(e.to_string()))?;
-        if pin == self.pin {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("pin mismatch".into()))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 not used".into()))
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 pub fn endpoint(pin: &str) -> quinn::Endpoint {
     endpoint_at(pin, "127.0.0.1:0".parse().unwrap())
 }
@@ -132,7 +81,10 @@ pub fn endpoint_at(pin: &str, bind: SocketAddr) -> quinn::Endpoint {
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinVerifier { pin: pin.into(), provider }))
+        .with_custom_certificate_verifier(Arc::new(PinVerifier::new(
+            Pin::parse(pin).expect("relay pin"),
+            provider,
+        )))
         .with_no_client_auth();
     tls.alpn_protocols = vec![clinicmeet_protocol::ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();

@@ -44,6 +44,12 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
 }
 
+impl From<clinicmeet_tls::InvalidPin> for ClientError {
+    fn from(e: clinicmeet_tls::InvalidPin) -> Self {
+        ClientError::InvalidPin(e.0)
+    }
+}
+
 impl ClientError {
     /// The relay's error code, when the relay refused the request.
     pub fn code(&self) -> Option<ErrorCode> {
