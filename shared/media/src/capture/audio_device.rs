@@ -199,6 +199,21 @@ struct Ring {
 
 type Shared = Arc<(Mutex<Ring>, Condvar)>;
 
+/// Ends a device callback: counts it and wakes the engine thread waiting on the ring.
+fn callback_done(mut ring: std::sync::MutexGuard<'_, Ring>, shared: &Shared) {
+    ring.callbacks += 1;
+    drop(ring);
+    shared.1.notify_all();
+}
+
+/// A stream error callback that hands the error to the engine thread.
+fn stream_error_to(shared: Shared) -> impl FnMut(cpal::Error) + Send + 'static {
+    move |e| {
+        lock(&shared).error = Some(e.to_string());
+        shared.1.notify_all();
+    }
+}
+
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Ring> {
     shared.0.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -374,7 +389,6 @@ where
     f32: FromSample<T>,
 {
     let data_shared = shared.clone();
-    let err_shared = shared.clone();
     device.build_input_stream::<T, _, _>(
         config,
         move |data: &[T], info: &cpal::InputCallbackInfo| {
@@ -392,14 +406,9 @@ where
                 ring.overruns += excess as u64;
             }
             ring.newest_us = crate::clock::now_us().saturating_sub(latency_us);
-            ring.callbacks += 1;
-            drop(ring);
-            data_shared.1.notify_all();
+            callback_done(ring, &data_shared);
         },
-        move |e| {
-            lock(&err_shared).error = Some(e.to_string());
-            err_shared.1.notify_all();
-        },
+        stream_error_to(shared.clone()),
         None,
     )
 }
@@ -489,7 +498,6 @@ where
     T: SizedSample + FromSample<f32> + Send + 'static,
 {
     let data_shared = shared.clone();
-    let err_shared = shared.clone();
     device.build_output_stream::<T, _, _>(
         config,
         move |data: &mut [T], _info: &cpal::OutputCallbackInfo| {
@@ -505,14 +513,9 @@ where
             if short {
                 ring.underruns += 1;
             }
-            ring.callbacks += 1;
-            drop(ring);
-            data_shared.1.notify_all();
+            callback_done(ring, &data_shared);
         },
-        move |e| {
-            lock(&err_shared).error = Some(e.to_string());
-            err_shared.1.notify_all();
-        },
+        stream_error_to(shared.clone()),
         None,
     )
 }
