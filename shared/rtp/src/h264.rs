@@ -154,14 +154,15 @@ pub fn depacketize<'a>(payloads: impl IntoIterator<Item = &'a [u8]>) -> Result<V
     Ok(nals)
 }
 
-/// Whether an RTP payload starts a keyframe: it contains an SPS or an IDR slice,
-/// as a single NAL unit, inside a STAP-A, or as the start fragment of an FU-A.
-/// A PPS alone is not a keyframe (it decodes nothing by itself). Never panics
-/// on truncated or malformed input (it says `false`, or judges the units it
-/// could read).
+/// Whether an RTP payload belongs to a keyframe: it contains a parameter set
+/// (SPS or PPS) or an IDR slice, as a single NAL unit, inside a STAP-A, or as
+/// the start fragment of an FU-A. A PPS counts: when a keyframe's SPS packet is
+/// lost upstream, the frame is still marked from its PPS and the SPS comes back
+/// by NACK (the relay's browser path relies on this). Never panics on truncated
+/// or malformed input (it says `false`, or judges the units it could read).
 pub fn payload_is_keyframe(payload: &[u8]) -> bool {
     let Some((&h, rest)) = payload.split_first() else { return false };
-    let key = |t: u8| t == nal_type::IDR || t == nal_type::SPS;
+    let key = |t: u8| t == nal_type::IDR || t == nal_type::SPS || t == nal_type::PPS;
     match h & 0x1f {
         nal_type::STAP_A => {
             let mut rest = rest;
@@ -291,22 +292,22 @@ mod tests {
             ("empty", &[], false),
             ("single IDR", &[0x65, 0x88, 0x84], true),
             ("single SPS", &[0x67, 0x42, 0x00, 0x1f], true),
-            ("single PPS alone", &[0x68, 0xce, 0x3c, 0x80], false),
+            ("single PPS alone", &[0x68, 0xce, 0x3c, 0x80], true),
             ("single non-IDR slice", &[0x41, 0x9a, 0x02], false),
             ("single SEI", &[0x06, 0x05], false),
             ("single NAL header only, IDR", &[0x65], true),
             ("STAP-A SPS then PPS", &[0x78, 0, 2, 0x67, 0x42, 0, 1, 0x68], true),
             ("STAP-A PPS then IDR", &[0x78, 0, 1, 0x68, 0, 2, 0x65, 0x88], true),
-            ("STAP-A PPS only", &[0x78, 0, 2, 0x68, 0xce], false),
-            ("STAP-A PPS and slice", &[0x78, 0, 1, 0x68, 0, 2, 0x41, 0x9a], false),
+            ("STAP-A PPS only", &[0x78, 0, 2, 0x68, 0xce], true),
+            ("STAP-A PPS and slice", &[0x78, 0, 1, 0x68, 0, 2, 0x41, 0x9a], true),
             ("STAP-A header only", &[0x78], false),
             ("STAP-A size truncated", &[0x78, 0], false),
             ("STAP-A size without unit", &[0x78, 0, 9], false),
-            ("STAP-A second size past the end", &[0x78, 0, 1, 0x68, 0xff, 0xff], false),
+            ("STAP-A second size past the end", &[0x78, 0, 1, 0x68, 0xff, 0xff], true),
             ("STAP-A unit longer than claimed rest", &[0x78, 0, 200, 0x67], true),
             ("FU-A start of IDR", &[0x7c, 0x85, 0x88], true),
             ("FU-A start of SPS", &[0x7c, 0x87, 0x42], true),
-            ("FU-A start of PPS", &[0x7c, 0x88, 0xce], false),
+            ("FU-A start of PPS", &[0x7c, 0x88, 0xce], true),
             ("FU-A start of slice", &[0x5c, 0x81, 0x9a], false),
             ("FU-A middle of IDR", &[0x7c, 0x05, 0x88], false),
             ("FU-A end of IDR", &[0x7c, 0x45, 0x88], false),
