@@ -13,6 +13,9 @@ use clinicmeet_media::video_receiver::RateLimiter;
 use clinicmeet_rtp::rtcp::{Nack, Pli, ReceiverReporter, RtcpPacket, SenderReport};
 use clinicmeet_rtp::{NACK_COPY_DELAY_US, VIDEO_CLOCK_RATE};
 
+/// NACK copies waiting for their time, at most.
+const MAX_PENDING_COPIES: usize = 64;
+
 /// At most one PLI this often.
 pub const PLI_INTERVAL_US: u64 = 300_000;
 
@@ -71,7 +74,11 @@ impl VideoFeedback {
             // Twice: a lost NACK (or its one retransmission) costs a round trip and,
             // two hops from the publisher, often the frame; a copy costs a few bytes.
             let nack = Nack { sender_ssrc: self.my_ssrc, media_ssrc, lost };
-            self.nack_copies.push_back((now_us + NACK_COPY_DELAY_US, nack.clone()));
+            // Bounded: copies leave after NACK_COPY_DELAY_US; past the cap (a flood of
+            // NACK-worthy input) a NACK simply goes once.
+            if self.nack_copies.len() < MAX_PENDING_COPIES {
+                self.nack_copies.push_back((now_us + NACK_COPY_DELAY_US, nack.clone()));
+            }
             out.push(RtcpPacket::Nack(nack));
         }
         while self.nack_copies.front().is_some_and(|c| c.0 <= now_us) {
