@@ -3,12 +3,12 @@
 //! WAL mode, so the admin subcommands can work while the server runs.
 
 use std::path::Path;
-use std::time::Duration;
 
 use clinicmeet_protocol::{
     ChatMessage, MediaState, MeetingId, MeetingInfo, MeetingKind, MeetingSettings, MeetingStatus,
     ParticipantId, Schedule, StaffId, StaffIdentity, UnixMillis,
 };
+use clinicmeet_sqlite::{query_all, uuid_col};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
@@ -99,14 +99,9 @@ CREATE TABLE audit (
 CREATE INDEX audit_at ON audit(at);
 "#];
 
-/// How hard SQLite works to keep a commit across power loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncMode {
-    /// fsync on every commit (default): an acknowledged chat message survives a power cut.
-    Full,
-    /// fsync at checkpoints: survives a process crash, not a power cut.
-    Normal,
-}
+/// How hard SQLite works to keep a commit across power loss (`--sqlite-sync`;
+/// `Full` by default: an acknowledged chat message survives a power cut).
+pub use clinicmeet_sqlite::SyncMode;
 
 pub struct Store {
     conn: Connection,
@@ -157,12 +152,6 @@ fn status_from(s: &str) -> MeetingStatus {
         "completed" => MeetingStatus::Completed,
         _ => MeetingStatus::Scheduled,
     }
-}
-
-fn uuid_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
-    let s: String = row.get(idx)?;
-    Uuid::parse_str(&s)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 const MEETING_COLS: &str = "id, creator_staff_id, host_name, title, description, kind, patient_reference, \
@@ -216,42 +205,17 @@ const CHAT_COLS: &str =
 impl Store {
     /// Opens (creating if needed) the database and runs pending migrations.
     pub fn open(path: &Path, sync: SyncMode) -> Result<Store, RelayError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", if sync == SyncMode::Full { "FULL" } else { "NORMAL" })?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Store { conn };
-        store.migrate()?;
-        Ok(store)
+        Ok(Store { conn: clinicmeet_sqlite::open(path, sync, MIGRATIONS)? })
     }
 
     /// A database in memory (same schema and queries, nothing on disk): for
     /// tests that drive the [`crate::hub::Hub`] without processes or files.
     pub fn open_in_memory() -> Result<Store, RelayError> {
-        let conn = Connection::open_in_memory()?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Store { conn };
-        store.migrate()?;
-        Ok(store)
-    }
-
-    fn migrate(&mut self) -> Result<(), RelayError> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate() {
-            let v = i as i64 + 1;
-            if v > version {
-                let tx = self.conn.transaction()?;
-                tx.execute_batch(sql)?;
-                tx.pragma_update(None, "user_version", v)?;
-                tx.commit()?;
-            }
-        }
-        Ok(())
+        Ok(Store { conn: clinicmeet_sqlite::open_in_memory(MIGRATIONS)? })
     }
 
     pub fn schema_version(&self) -> Result<i64, RelayError> {
-        Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+        Ok(clinicmeet_sqlite::schema_version(&self.conn)?)
     }
 
     // -----------------------------------------------------------------------
@@ -277,12 +241,10 @@ impl Store {
     }
 
     pub fn list_staff(&self) -> Result<Vec<StaffRow>, RelayError> {
-        let mut st = self.conn.prepare(
-            "SELECT s.id, s.name, s.created_at, s.removed_at IS NOT NULL, \
+        let sql = "SELECT s.id, s.name, s.created_at, s.removed_at IS NOT NULL, \
              (SELECT COUNT(*) FROM devices d WHERE d.staff_id = s.id AND d.revoked_at IS NULL) \
-             FROM staff s ORDER BY s.created_at",
-        )?;
-        let rows = st.query_map([], |r| {
+             FROM staff s ORDER BY s.created_at";
+        Ok(query_all(&self.conn, sql, [], |r| {
             Ok(StaffRow {
                 staff_id: uuid_col(r, 0)?,
                 name: r.get(1)?,
@@ -290,8 +252,7 @@ impl Store {
                 removed: r.get(3)?,
                 active_devices: r.get(4)?,
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })?)
     }
 
     /// Removes a staff member and revokes all their devices. False if unknown.
@@ -421,9 +382,7 @@ impl Store {
             "SELECT {MEETING_COLS} FROM meetings WHERE creator_staff_id = ?1 \
              AND status IN ('scheduled', 'active') ORDER BY created_at"
         );
-        let mut st = self.conn.prepare(&sql)?;
-        let rows = st.query_map(params![staff.to_string()], meeting_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(query_all(&self.conn, &sql, params![staff.to_string()], meeting_row)?)
     }
 
     /// Meetings that are not over and still have participants (to restore after a restart).
@@ -432,17 +391,13 @@ impl Store {
             "SELECT {MEETING_COLS} FROM meetings m WHERE status IN ('scheduled', 'active') AND EXISTS \
              (SELECT 1 FROM participants p WHERE p.meeting_id = m.id AND p.left_at IS NULL)"
         );
-        let mut st = self.conn.prepare(&sql)?;
-        let rows = st.query_map([], meeting_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(query_all(&self.conn, &sql, [], meeting_row)?)
     }
 
     pub fn present_participants(&self, meeting: MeetingId) -> Result<Vec<Participant>, RelayError> {
-        let mut st = self.conn.prepare(
-            "SELECT id, display_name, staff_id, role, presence, media, joined_at, entered_at, arrival \
-             FROM participants WHERE meeting_id = ?1 AND left_at IS NULL ORDER BY arrival",
-        )?;
-        let rows = st.query_map(params![meeting.to_string()], |r| {
+        let sql = "SELECT id, display_name, staff_id, role, presence, media, joined_at, entered_at, arrival \
+             FROM participants WHERE meeting_id = ?1 AND left_at IS NULL ORDER BY arrival";
+        Ok(query_all(&self.conn, sql, params![meeting.to_string()], |r| {
             let staff: Option<String> = r.get(2)?;
             let role: String = r.get(3)?;
             let presence: String = r.get(4)?;
@@ -461,8 +416,7 @@ impl Store {
                 arrival: r.get::<_, i64>(8)? as u64,
                 resume_token: String::new(),
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })?)
     }
 
     /// Whether a staff member created or joined the meeting.
@@ -493,9 +447,7 @@ impl Store {
     /// All messages of a meeting (to rebuild the dedup table).
     pub fn all_chat(&self, meeting: MeetingId) -> Result<Vec<ChatMessage>, RelayError> {
         let sql = format!("SELECT {CHAT_COLS} FROM chat WHERE meeting_id = ?1 ORDER BY rowid");
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let rows = st.query_map(params![meeting.to_string()], chat_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(query_all(&self.conn, &sql, params![meeting.to_string()], chat_row)?)
     }
 
     /// History: chat with seq > since, and (when `notes`) notes with seq > notes_since,
@@ -512,12 +464,12 @@ impl Store {
             "SELECT {CHAT_COLS} FROM chat WHERE meeting_id = ?1 AND \
              ((staff_only = 0 AND seq > ?2) OR (staff_only = 1 AND ?3 AND seq > ?4)) ORDER BY rowid LIMIT ?5"
         );
-        let mut st = self.conn.prepare_cached(&sql)?;
-        let rows = st.query_map(
+        let mut v = query_all(
+            &self.conn,
+            &sql,
             params![meeting.to_string(), since as i64, notes, notes_since as i64, i64::from(limit) + 1],
             chat_row,
         )?;
-        let mut v: Vec<ChatMessage> = rows.collect::<Result<_, _>>()?;
         let more = v.len() > limit as usize;
         v.truncate(limit as usize);
         Ok((v, more))
@@ -629,11 +581,9 @@ impl Store {
     }
 
     pub fn audit_rows(&self, action: Option<&str>) -> Result<Vec<AuditRow>, RelayError> {
-        let mut st = self.conn.prepare(
-            "SELECT at, meeting_id, participant_id, action, source, detail FROM audit \
-             WHERE ?1 IS NULL OR action = ?1 ORDER BY id",
-        )?;
-        let rows = st.query_map(params![action], |r| {
+        let sql = "SELECT at, meeting_id, participant_id, action, source, detail FROM audit \
+             WHERE ?1 IS NULL OR action = ?1 ORDER BY id";
+        Ok(query_all(&self.conn, sql, params![action], |r| {
             Ok(AuditRow {
                 at: r.get(0)?,
                 meeting_id: r.get(1)?,
@@ -642,8 +592,7 @@ impl Store {
                 source: r.get(4)?,
                 detail: r.get(5)?,
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })?)
     }
 
     /// Deletes chat of meetings ended before `chat_before` and audit rows older

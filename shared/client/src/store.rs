@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use clinicmeet_protocol::{ChatMessage, MeetingId, MeetingInfo, Role};
+use clinicmeet_sqlite::{query_all, uuid_col, SyncMode};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use uuid::Uuid;
@@ -209,11 +210,6 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn uuid_col(s: String) -> rusqlite::Result<Uuid> {
-    Uuid::parse_str(&s)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
-}
-
 pub(crate) fn role_str(r: Role) -> &'static str {
     match r {
         Role::Host => "host",
@@ -239,42 +235,21 @@ impl Store {
     }
 
     /// Opens (creating if needed) the store at `path`.
+    /// fsync at checkpoints ([`SyncMode::Normal`]): the relay holds the durable
+    /// copy of every acknowledged message; this file survives an app crash.
     pub fn open(path: &Path) -> Result<Store> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let mut store = Store { conn, path: Some(path.to_path_buf()) };
-        store.migrate()?;
-        Ok(store)
+        let conn = clinicmeet_sqlite::open(path, SyncMode::Normal, MIGRATIONS)?;
+        Ok(Store { conn, path: Some(path.to_path_buf()) })
     }
 
     /// A store in memory (tests).
     pub fn open_in_memory() -> Result<Store> {
-        let conn = Connection::open_in_memory()?;
-        let mut store = Store { conn, path: None };
-        store.migrate()?;
-        Ok(store)
-    }
-
-    fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate() {
-            let v = i as i64 + 1;
-            if v <= version {
-                continue;
-            }
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", v)?;
-            tx.commit()?;
-        }
-        Ok(())
+        Ok(Store { conn: clinicmeet_sqlite::open_in_memory(MIGRATIONS)?, path: None })
     }
 
     /// Schema version after migrations.
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+        Ok(clinicmeet_sqlite::schema_version(&self.conn)?)
     }
 
     // -- relays -------------------------------------------------------------
@@ -300,11 +275,9 @@ impl Store {
 
     /// Every relay this device knows, the most recently used (pin saved or enrolled) first.
     pub fn recent_relays(&self) -> Result<Vec<RelayRecord>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT relay, pin, device_credential, staff_id, staff_name FROM relays
-             ORDER BY updated_at DESC, rowid DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
+        let sql = "SELECT relay, pin, device_credential, staff_id, staff_name FROM relays
+             ORDER BY updated_at DESC, rowid DESC";
+        Ok(query_all(&self.conn, sql, [], |r| {
             Ok(RelayRecord {
                 relay: r.get(0)?,
                 pin: r.get(1)?,
@@ -312,8 +285,7 @@ impl Store {
                 staff_id: r.get(3)?,
                 staff_name: r.get(4)?,
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })?)
     }
 
     /// Remembers the pin used for a relay (kept when `pin` is `None`).
@@ -437,10 +409,8 @@ impl Store {
     }
 
     pub fn meetings(&self) -> Result<Vec<MeetingRecord>> {
-        let mut stmt =
-            self.conn.prepare(&format!("SELECT {MEETING_COLS} FROM meetings ORDER BY last_seen_at DESC"))?;
-        let rows = stmt.query_map([], meeting_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let sql = format!("SELECT {MEETING_COLS} FROM meetings ORDER BY last_seen_at DESC");
+        Ok(query_all(&self.conn, &sql, [], meeting_row)?)
     }
 
     // -- chat ---------------------------------------------------------------
@@ -454,24 +424,21 @@ impl Store {
 
     /// Stored messages of a meeting (chat or notes), in sequence order.
     pub fn chat(&self, meeting: MeetingId, staff_only: bool) -> Result<Vec<ChatMessage>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT meeting_id, seq, client_msg_id, sender_id, sender_name, sender_verified, text, staff_only, sent_at
-             FROM chat WHERE meeting_id = ?1 AND staff_only = ?2 ORDER BY seq",
-        )?;
-        let rows = stmt.query_map(params![meeting.to_string(), staff_only], |r| {
+        let sql = "SELECT meeting_id, seq, client_msg_id, sender_id, sender_name, sender_verified, text, staff_only, sent_at
+             FROM chat WHERE meeting_id = ?1 AND staff_only = ?2 ORDER BY seq";
+        Ok(query_all(&self.conn, sql, params![meeting.to_string(), staff_only], |r| {
             Ok(ChatMessage {
-                meeting_id: uuid_col(r.get(0)?)?,
+                meeting_id: uuid_col(r, 0)?,
                 seq: r.get::<_, i64>(1)? as u64,
-                client_msg_id: uuid_col(r.get(2)?)?,
-                sender_id: uuid_col(r.get(3)?)?,
+                client_msg_id: uuid_col(r, 2)?,
+                sender_id: uuid_col(r, 3)?,
                 sender_name: r.get(4)?,
                 sender_verified: r.get(5)?,
                 text: r.get(6)?,
                 staff_only: r.get(7)?,
                 sent_at: r.get(8)?,
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })?)
     }
 
     /// Highest sequence numbers stored without a gap from 1, for resync.
@@ -705,15 +672,14 @@ impl Store {
     }
 
     pub fn consultations(&self) -> Result<Vec<ConsultationRecord>> {
-        let mut stmt = self.conn.prepare(
+        let sql =
             "SELECT c.meeting_id, c.title, c.patient_reference, c.started_at, c.ended_at, c.duration_secs,
                     c.notes, CASE WHEN c.ended_at IS NOT NULL THEN 'completed' ELSE m.status END
              FROM consultations c LEFT JOIN meetings m ON m.meeting_id = c.meeting_id
-             ORDER BY COALESCE(c.started_at, c.ended_at, 0) DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
+             ORDER BY COALESCE(c.started_at, c.ended_at, 0) DESC";
+        Ok(query_all(&self.conn, sql, [], |r| {
             Ok(ConsultationRecord {
-                meeting_id: uuid_col(r.get(0)?)?,
+                meeting_id: uuid_col(r, 0)?,
                 title: r.get(1)?,
                 patient_reference: r.get(2)?,
                 started_at: r.get(3)?,
@@ -722,8 +688,7 @@ impl Store {
                 notes: r.get(6)?,
                 status: r.get(7)?,
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })?)
     }
 }
 
@@ -751,7 +716,7 @@ fn insert_chat_row(conn: &Connection, m: &ChatMessage) -> rusqlite::Result<usize
 
 fn meeting_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MeetingRecord> {
     Ok(MeetingRecord {
-        meeting_id: uuid_col(r.get(0)?)?,
+        meeting_id: uuid_col(r, 0)?,
         relay: r.get(1)?,
         title: r.get(2)?,
         access_code: r.get(3)?,
@@ -775,8 +740,8 @@ fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<OutboxEntry>> {
         Err(e) => return Ok(Err(e)),
     };
     Ok(Ok(OutboxEntry {
-        client_msg_id: uuid_col(r.get(0)?)?,
-        meeting_id: uuid_col(r.get(1)?)?,
+        client_msg_id: uuid_col(r, 0)?,
+        meeting_id: uuid_col(r, 1)?,
         text: r.get(2)?,
         staff_only: r.get(3)?,
         state,
