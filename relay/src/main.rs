@@ -6,7 +6,6 @@ use anyhow::{bail, Context as _};
 use clap::Parser as _;
 use clinicmeet_relay::config::{self, Cli, Command, Settings, StaffCommand};
 use clinicmeet_relay::keys;
-use clinicmeet_relay::server::unix_now;
 use clinicmeet_relay::store::Store;
 use clinicmeet_relay::{identity, Relay};
 
@@ -50,7 +49,7 @@ fn main() -> anyhow::Result<()> {
 
 fn staff(s: &Settings, cmd: StaffCommand) -> anyhow::Result<()> {
     let store = Store::open(&s.db_path(), s.sqlite_sync)?;
-    let now = unix_now();
+    let now = clinicmeet_protocol::unix_now_ms();
     let mut out = std::io::stdout().lock();
     match cmd {
         StaffCommand::Add { name } => {

@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::hub::Hub;
 use crate::keys::{self, Keys};
 use crate::metrics::Metrics;
-use crate::server::{self, unix_now};
+use crate::server;
 use crate::store::Store;
 
 /// The relay's certificate: the configured PEM files, or one kept in the data dir.
@@ -63,7 +63,7 @@ impl Relay {
         let store = Store::open(&s.db_path(), s.sqlite_sync)?;
         let keys = Keys::load(&s.data_dir)?;
         let metrics = Arc::new(Metrics::default());
-        let hub = Hub::new(s.hub.clone(), store, keys, metrics.clone(), unix_now())?;
+        let hub = Hub::new(s.hub.clone(), store, keys, metrics.clone(), clinicmeet_protocol::unix_now_ms())?;
         let quic = cert::quic_server_config(&id, s.keep_alive, s.idle_timeout, s.transport)?;
 
         let http_addr = match s.http_listen {

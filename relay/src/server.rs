@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use clinicmeet_protocol::frame::{self, FrameDecoder, FrameError};
 use clinicmeet_protocol::ServerMessage;
@@ -14,11 +14,6 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use crate::forward::{FwdIn, FwdSender};
 use crate::hub::{ConnId, Hub, Out};
-
-/// The relay's clock, in Unix milliseconds.
-pub fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 /// What connection tasks tell the hub thread.
 pub enum HubIn {
@@ -46,7 +41,7 @@ pub fn run_hub(mut hub: Hub, rx: mpsc::Receiver<HubIn>, media: Option<FwdSender>
     let mut last_purge: Option<Instant> = None;
     loop {
         let input = rx.recv_timeout(TICK);
-        let now = unix_now();
+        let now = clinicmeet_protocol::unix_now_ms();
         let outs = match input {
             Ok(HubIn::Connected { conn, addr, tx }) => {
                 writers.insert(conn, tx);

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clinicmeet_protocol::{ChatMessage, MeetingId, MeetingInfo, Role};
+use clinicmeet_protocol::{unix_now_ms, ChatMessage, MeetingId, MeetingInfo, Role};
 use clinicmeet_sqlite::{query_all, uuid_col, SyncMode};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -203,13 +203,6 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 pub(crate) fn role_str(r: Role) -> &'static str {
     match r {
         Role::Host => "host",
@@ -293,7 +286,7 @@ impl Store {
         self.conn.execute(
             "INSERT INTO relays(relay, pin, updated_at) VALUES (?1, ?2, ?3)
              ON CONFLICT(relay) DO UPDATE SET pin = excluded.pin, updated_at = excluded.updated_at",
-            params![relay, pin, now_ms()],
+            params![relay, pin, unix_now_ms()],
         )?;
         Ok(())
     }
@@ -310,7 +303,7 @@ impl Store {
             "INSERT INTO relays(relay, device_credential, staff_id, staff_name, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(relay) DO UPDATE SET device_credential = excluded.device_credential,
                staff_id = excluded.staff_id, staff_name = excluded.staff_name, updated_at = excluded.updated_at",
-            params![relay, credential, staff_id, staff_name, now_ms()],
+            params![relay, credential, staff_id, staff_name, unix_now_ms()],
         )?;
         Ok(())
     }
@@ -344,7 +337,7 @@ impl Store {
                 info.status.as_str(),
                 role.map(role_str),
                 info.patient_reference,
-                now_ms()
+                unix_now_ms()
             ],
         )?;
         Ok(())
@@ -779,7 +772,7 @@ mod tests {
             state: OutboxState::Sending,
             attempts: 0,
             next_retry_at: 0,
-            created_at: now_ms(),
+            created_at: unix_now_ms(),
             last_error: None,
         }
     }

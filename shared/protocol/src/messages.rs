@@ -12,6 +12,14 @@ use crate::error::{ErrorBody, ErrorCode};
 
 /// Milliseconds since the Unix epoch, UTC, from the relay's clock.
 pub type UnixMillis = i64;
+
+/// This machine's wall clock as [`UnixMillis`] (0 on a clock set before 1970).
+pub fn unix_now_ms() -> UnixMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as UnixMillis)
+        .unwrap_or(0)
+}
 /// Matches a reply to its request; chosen by the client, unique per connection.
 pub type RequestId = u64;
 pub type MeetingId = Uuid;
