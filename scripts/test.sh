@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each step prints how long the run has taken so far (`test: [412 s] …`).
+step() { echo "test: [${SECONDS} s] $*"; }
+
+step "system packages"
 ./scripts/install-deps.sh
 
 # Reuse a target directory outside the clone when there is one (CI clones afresh).
@@ -19,6 +23,7 @@ export CLINICMEET_REQUIRE_PULSE="${CLINICMEET_REQUIRE_PULSE:-1}"
 export CLINICMEET_REQUIRE_NETNS="${CLINICMEET_REQUIRE_NETNS:-1}"
 
 # Test-only tools: rustfmt and clippy from rustup, cargo-deny (licence and ban policy, deny.toml).
+step "test tools"
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
   rustup component add rustfmt clippy
 fi
@@ -28,20 +33,25 @@ if ! cargo deny --version >/dev/null 2>&1; then
 fi
 
 # Cheap checks first: formatting, licences and banned crates.
+step "fmt, licences, bans"
 cargo fmt --all --check
 cargo deny --log-level error check licenses bans
 
 # UI first: the desktop app (src-tauri/) embeds the production build of ui/ (ui/dist).
+step "ui build"
 (cd ui && npm ci --no-audit --no-fund && npm run build)
 
 # One build for everything, including the desktop app the end-to-end tests start
 # (tests/tests/desktop_app.rs drives its real window under a private Xvfb).
+step "build"
 cargo build --workspace --all-targets --locked
+step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # Fast tests: unit tests of every crate (threads in parallel), doc tests, the
 # in-memory harness (real client cores against the real hub, tests/harness), and
 # the UI's type check and unit tests (Vitest).
+step "fast tests"
 cargo test --workspace --locked --no-fail-fast --lib --bins
 cargo test --workspace --locked --no-fail-fast --doc
 cargo test --locked --no-fail-fast -p clinicmeet-harness
@@ -50,4 +60,6 @@ cargo test --locked --no-fail-fast -p clinicmeet-harness
 # Then the integration and end-to-end tests, one at a time: they run real media
 # (encoders, decoders, a browser) against frame-rate bars, and two of them side by
 # side on two cores measure the machine rather than the product.
+step "integration and end-to-end tests"
 cargo test --workspace --locked --no-fail-fast --test '*' -- --test-threads=1
+step "done"
