@@ -3,14 +3,14 @@
 //! storage. Driven by plain calls with an explicit `now` (no sockets, no
 //! timers): the server feeds it frames and ticks and carries out the [`Out`]s.
 //!
-//! Storage sits behind the [`HubStore`] trait rather than being turned into
-//! effects like the room's writes: the hub needs answers from several of its
-//! writes (enrolling consumes a code and returns the identity; inserting a
+//! Storage is the [`Store`] itself, called synchronously, rather than writes
+//! turned into effects like the room's: the hub needs answers from several of
+//! its writes (enrolling consumes a code and returns the identity; inserting a
 //! meeting reports an access-code collision and retries) and reads the
 //! directory (codes, history), so effects would need a request/answer round
-//! trip through the driver. With the trait the hub itself does no I/O, the
-//! order of storage and replies stays the order of the code, and tests use the
-//! same SQLite schema in memory ([`crate::store::Store::open_in_memory`]).
+//! trip through the driver. The order of storage and replies stays the order
+//! of the code, and tests use the same SQLite schema in memory
+//! ([`Store::open_in_memory`]) or on a real file.
 //!
 //! Order of outputs for one request: storage writes are committed first, then
 //! the reply goes to the requester, then events to others (and connection
@@ -39,7 +39,7 @@ use crate::limits::{CodeGuard, CodeGuardConfig, Lockout, TokenBucket};
 use crate::metrics::Metrics;
 use crate::room::{Effect, Entry, Joiner, MeetingRecord, Room, Write};
 use crate::sfu::MediaCmd;
-use crate::store::HubStore;
+use crate::store::Store;
 use crate::tracks::{PublishedTrack, Tracks};
 
 pub type ConnId = u64;
@@ -113,7 +113,7 @@ const HISTORY_BYTES: usize = clinicmeet_protocol::limits::MAX_FRAME_LEN * 3 / 4;
 
 pub struct Hub {
     pub(crate) cfg: HubConfig,
-    store: Box<dyn HubStore>,
+    store: Store,
     keys: Keys,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) sessions: HashMap<ConnId, Session>,
@@ -131,7 +131,7 @@ impl Hub {
     /// Builds the service and restores meetings that had people in them.
     pub fn new(
         cfg: HubConfig,
-        store: impl Into<Box<dyn HubStore>>,
+        store: Store,
         keys: Keys,
         metrics: Arc<Metrics>,
         now: UnixMillis,
@@ -140,7 +140,7 @@ impl Hub {
         let mut hub = Hub {
             tracks: Tracks::new(metrics.clone(), cfg.max_forwarded_streams),
             cfg,
-            store: store.into(),
+            store,
             keys,
             metrics,
             sessions: HashMap::new(),
@@ -170,12 +170,12 @@ impl Hub {
         Ok(Room::restore(record, participants, messages, now))
     }
 
-    pub fn store(&self) -> &dyn HubStore {
-        &*self.store
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Gives the storage back (to rebuild a hub from it, as after a restart).
-    pub fn into_store(self) -> Box<dyn HubStore> {
+    pub fn into_store(self) -> Store {
         self.store
     }
 

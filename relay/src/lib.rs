@@ -7,7 +7,7 @@
 //! * [`hub`]: the signaling service over all meetings: sessions, requests,
 //!   replies and events, backed by [`store`].
 //! * [`tracks`]: published tracks and subscriptions, owned by the hub, sans-IO.
-//! * [`store`]: SQLite (WAL, migrations), behind [`store::HubStore`].
+//! * [`store`]: SQLite (WAL, migrations): the directory, chat and audit logs.
 //! * [`server`], [`http`]: quinn endpoint and the operators' HTTP port.
 //! * [`run`]: the whole relay, embeddable: [`Relay::new`] → [`Relay::start`] → [`RelayHandle`].
 //! * [`cert`], [`keys`], [`config`]: identity, secrets and configuration.

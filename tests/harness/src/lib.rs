@@ -23,7 +23,7 @@ use clinicmeet_protocol::{
 use clinicmeet_relay::hub::{ConnId, Hub, HubConfig, Out};
 use clinicmeet_relay::keys::{self, Keys};
 use clinicmeet_relay::metrics::Metrics;
-use clinicmeet_relay::store::{HubStore, Store as RelayStore};
+use clinicmeet_relay::store::Store as RelayStore;
 
 pub const ON: MediaState = MediaState { audio: true, video: true, screen: false };
 
@@ -132,7 +132,7 @@ impl Harness {
         )
         .unwrap();
         let old = std::mem::replace(&mut self.hub, placeholder);
-        let store: Box<dyn HubStore> = old.into_store();
+        let store: RelayStore = old.into_store();
         self.hub = Hub::new(cfg, store, keys(), Arc::new(Metrics::default()), self.now).unwrap();
         let open: Vec<ConnId> = self.events.keys().copied().filter(|c| !self.closed.contains(c)).collect();
         self.closed.extend(open);
