@@ -4,7 +4,9 @@
 //!
 //! Threads: one capture/encode thread per published track, one decode thread per
 //! remote video track, one 20 ms audio playout thread (jitter buffers → mixer),
-//! and tokio tasks for signaling (publish/subscribe) and the datagram read loop.
+//! and tokio tasks for signaling (publish/subscribe) and routing the datagrams.
+//! All datagram I/O goes through the session's [`MediaLink`]: sends, path
+//! measurements, and the bounded queue of incoming datagrams.
 //! The packet logic lives in the sans-IO `clinicmeet_media::pipeline` objects, and
 //! a subscribed video track's RTCP (reports, NACKs, PLIs) in [`video_feedback`].
 //!
@@ -29,7 +31,6 @@ use std::sync::mpsc as smpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use clinicmeet_media::capture::{AudioSource, VideoSource};
 use clinicmeet_media::clock::now_us;
 use clinicmeet_media::codec::h264::H264Config;
@@ -50,6 +51,7 @@ use clinicmeet_rtp::{is_rtcp, RtpView, AUDIO_CLOCK_RATE, MAX_RTP_SIZE};
 use tokio::sync::mpsc;
 
 use crate::event::ClientEvent;
+use crate::media_link::{Incoming, MediaLink, INCOMING_CAPACITY};
 use crate::session::Session;
 use av_sync::{AvSync, HeldFrames, SharedSync, SyncStream};
 use bwe::{BandwidthController, BweConfig, PathSample};
@@ -215,7 +217,8 @@ impl MediaEngine {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let engine = MediaEngine { tx, shared: shared.clone() };
-        tokio::spawn(datagram_loop(session.clone(), shared.clone()));
+        let link = session.media_link();
+        tokio::spawn(datagram_loop(link.incoming(INCOMING_CAPACITY), link, shared.clone()));
         let playout_shared = shared.clone();
         std::thread::Builder::new()
             .name("audio-playout".into())
@@ -558,7 +561,7 @@ impl Control {
             }],
         };
         let (track_id, flow_id) = self.session.publish(spec).await.map_err(anyhow_lite::err)?;
-        let conn = self.session.connection().ok_or_else(|| anyhow_lite::msg("not connected"))?;
+        let link = self.session.media_link().bound().ok_or_else(|| anyhow_lite::msg("not connected"))?;
         let mut source = factory().map_err(anyhow_lite::err)?;
         let mut sender = AudioSender::new(OpusConfig::default(), ssrc).map_err(anyhow_lite::err)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -580,7 +583,7 @@ impl Control {
                     }
                     match sender.send_frame(&frame) {
                         Ok(Some(pkt)) => {
-                            let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &pkt)));
+                            link.send(flow_id, &pkt);
                         }
                         Ok(None) => {}
                         Err(e) => tracing::warn!(error = %e, "audio encode failed"),
@@ -589,7 +592,7 @@ impl Control {
                     frames += 1;
                     if frames % 50 == 1 {
                         let sr = RtcpPacket::SenderReport(sender.sender_report(now_us())).to_bytes();
-                        let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &sr)));
+                        link.send(flow_id, &sr);
                         // FEC sized to the loss the relay reports.
                         let lost = feedback.lock().ok().and_then(|mut f| f.take_fraction_lost());
                         if let Some(pct) = lost.map(opus_expected_loss_pct) {
@@ -644,14 +647,15 @@ impl Control {
         let main_id = (encodings.len() - 1) as u8;
         let spec = TrackSpec { kind, codec: Codec::H264, encodings };
         let (track_id, flow_id) = self.session.publish(spec).await.map_err(anyhow_lite::err)?;
-        let conn = self.session.connection().ok_or_else(|| anyhow_lite::msg("not connected"))?;
+        let link = self.session.media_link().bound().ok_or_else(|| anyhow_lite::msg("not connected"))?;
         let mut h264 = H264Config::for_format(fmt, self.config.video_bitrate_bps);
         h264.keyframe_interval = self.config.keyframe_interval_secs * fmt.fps;
         h264.temporal_layers = layers;
         h264.screen_content = kind == TrackKind::Screen;
-        let max_packet = conn
-            .max_datagram_size()
-            .map(|m| m.saturating_sub(datagram::flow_id_len(flow_id) + 8).min(MAX_RTP_SIZE))
+        let max_packet = link
+            .path()
+            .and_then(|p| p.max_payload(flow_id))
+            .map(|m| m.saturating_sub(8).min(MAX_RTP_SIZE))
             .unwrap_or(MAX_RTP_SIZE);
         let sender = VideoSender::new(VideoSenderConfig {
             main: h264,
@@ -695,22 +699,23 @@ impl Control {
                         s.on_pli(None);
                         was_enabled = true;
                     }
-                    if now.saturating_sub(last_bwe) >= 500_000 {
+                    if let Some(path) =
+                        (now.saturating_sub(last_bwe) >= 500_000).then(|| link.path()).flatten()
+                    {
                         last_bwe = now;
-                        let st = conn.stats();
                         let d = bwe.on_sample(PathSample {
                             now_us: now,
-                            rtt_us: st.path.rtt.as_micros() as u64,
-                            lost_packets: st.path.lost_packets,
-                            sent_packets: st.path.sent_packets,
-                            cwnd: st.path.cwnd,
+                            rtt_us: path.rtt_us,
+                            lost_packets: path.lost_packets,
+                            sent_packets: path.sent_packets,
+                            cwnd: path.cwnd,
                             rr_fraction_lost: feedback.lock().ok().and_then(|mut f| f.take_fraction_lost()),
                         });
                         tracing::info!(
-                            rtt_us = st.path.rtt.as_micros() as u64,
-                            cwnd = st.path.cwnd,
-                            lost = st.path.lost_packets,
-                            sent = st.path.sent_packets,
+                            rtt_us = path.rtt_us,
+                            cwnd = path.cwnd,
+                            lost = path.lost_packets,
+                            sent = path.sent_packets,
                             target_bps = d.bitrate_bps,
                             "bandwidth estimate"
                         );
@@ -724,7 +729,7 @@ impl Control {
                             for p in pkts {
                                 packets = packets.wrapping_add(1);
                                 octets = octets.wrapping_add(p.len() as u32);
-                                let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &p)));
+                                link.send(flow_id, &p);
                             }
                         }
                         Err(e) => tracing::warn!(error = %e, "video encode failed"),
@@ -745,7 +750,7 @@ impl Control {
                                 octets,
                             );
                             let bytes = RtcpPacket::SenderReport(sr).to_bytes();
-                            let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &bytes)));
+                            link.send(flow_id, &bytes);
                         }
                     }
                 }
@@ -767,7 +772,7 @@ impl Control {
                 return;
             }
         };
-        let Some(conn) = self.session.connection() else { return };
+        let Some(link) = self.session.media_link().bound() else { return };
         let stats =
             Arc::new(Mutex::new(TrackStats::new(track.track_id, track.participant_id, track.spec.kind)));
         if let Ok(mut m) = self.shared.stats.lock() {
@@ -803,7 +808,7 @@ impl Control {
                 let observer = self.observer.on_video_track(&track);
                 let _ = std::thread::Builder::new()
                     .name("video-recv".into())
-                    .spawn(move || video_receive_loop(track, flow_id, conn, rx, stats, shared, st, observer));
+                    .spawn(move || video_receive_loop(track, flow_id, link, rx, stats, shared, st, observer));
             }
         }
         self.subscribed.insert(track_id, Subscribed { flow_id, stop });
@@ -814,7 +819,7 @@ impl Control {
 fn video_receive_loop(
     track: TrackInfo,
     flow_id: u64,
-    conn: quinn::Connection,
+    link: MediaLink,
     rx: smpsc::Receiver<Vec<u8>>,
     stats: Arc<Mutex<TrackStats>>,
     shared: Arc<Shared>,
@@ -844,7 +849,7 @@ fn video_receive_loop(
             if let RtcpPacket::SenderReport(sr) = p {
                 feedback.on_sender_report(&sr, now);
                 if let Ok(mut s) = av.lock() {
-                    s.on_sender_report(stream_kind, &sr, now, conn.rtt().as_micros() as u64);
+                    s.on_sender_report(stream_kind, &sr, now, link.path().map_or(0, |p| p.rtt_us));
                 }
             }
         }
@@ -852,7 +857,7 @@ fn video_receive_loop(
     let mut held = HeldFrames::default();
     let mut last_shown: Option<u64> = None;
     let send = |pkt: RtcpPacket| {
-        let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &pkt.to_bytes())));
+        link.send(flow_id, &pkt.to_bytes());
     };
     while !stop.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
         let now = now_us();
@@ -951,42 +956,17 @@ fn video_receive_loop(
     }
 }
 
-/// Reads media datagrams and routes them by flow id.
-async fn datagram_loop(session: Session, shared: Arc<Shared>) {
-    let mut watch = session.watch_connection();
-    loop {
-        let conn = watch.borrow_and_update().clone();
-        let Some(conn) = conn else {
-            if watch.changed().await.is_err() {
-                return;
-            }
-            continue;
-        };
-        loop {
-            tokio::select! {
-                d = conn.read_datagram() => match d {
-                    Ok(d) => on_datagram(&shared, &conn, &d),
-                    Err(_) => break,
-                },
-                c = watch.changed() => {
-                    if c.is_err() { return; }
-                    break;
-                }
-            }
-        }
+/// Routes the session's media datagrams by flow id.
+async fn datagram_loop(mut incoming: Incoming, link: MediaLink, shared: Arc<Shared>) {
+    while let Some(d) = incoming.recv().await {
         if shared.stop.load(Ordering::Relaxed) {
             return;
         }
-        // Wait for the next connection.
-        if watch.borrow().as_ref().is_some_and(|c| c.stable_id() == conn.stable_id())
-            && watch.changed().await.is_err()
-        {
-            return;
-        }
+        on_datagram(&shared, &link, &d);
     }
 }
 
-fn on_datagram(shared: &Shared, conn: &quinn::Connection, d: &[u8]) {
+fn on_datagram(shared: &Shared, link: &MediaLink, d: &[u8]) {
     let Some((flow, pkt)) = datagram::decode(d) else { return };
     let route = shared.routes.lock().ok().and_then(|r| r.get(&flow).cloned());
     match route {
@@ -1005,7 +985,7 @@ fn on_datagram(shared: &Shared, conn: &quinn::Connection, d: &[u8]) {
                                     SyncStream::Audio,
                                     &sr,
                                     now,
-                                    conn.rtt().as_micros() as u64,
+                                    link.path().map_or(0, |p| p.rtt_us),
                                 );
                             }
                         }
@@ -1020,7 +1000,7 @@ fn on_datagram(shared: &Shared, conn: &quinn::Connection, d: &[u8]) {
                 }
                 if let Some(rr) = a.reports.poll(now) {
                     let rr = RtcpPacket::ReceiverReport(rr).to_bytes();
-                    let _ = conn.send_datagram(Bytes::from(datagram::encode(flow, &rr)));
+                    link.send(flow, &rr);
                 }
                 if let Ok(mut s) = a.stats.lock() {
                     s.on_packet(pkt.len(), now);
@@ -1048,7 +1028,7 @@ fn on_datagram(shared: &Shared, conn: &quinn::Connection, d: &[u8]) {
                             sender.lock().map(|s| s.on_nack(n.media_ssrc, &n.lost, now)).unwrap_or_default();
                         tracing::trace!(ssrc = n.media_ssrc, lost = ?n.lost, resent = resend.len(), "nack received");
                         for r in resend {
-                            let _ = conn.send_datagram(Bytes::from(datagram::encode(flow, &r)));
+                            link.send(flow, &r);
                         }
                     }
                     RtcpPacket::Pli(p) => {
