@@ -7,8 +7,10 @@
 //! and tokio tasks for signaling (publish/subscribe) and routing the datagrams.
 //! All datagram I/O goes through the session's [`MediaLink`]: sends, path
 //! measurements, and the bounded queue of incoming datagrams.
-//! The packet logic lives in the sans-IO `clinicmeet_media::pipeline` objects, and
-//! a subscribed video track's RTCP (reports, NACKs, PLIs) in [`video_feedback`].
+//! The packet logic lives in the sans-IO `clinicmeet_media::pipeline` objects,
+//! flow routing and the RTCP of published tracks and subscribed audio in the
+//! media core (`media/core.rs`), and a subscribed video track's RTCP (reports, NACKs,
+//! PLIs) in [`video_feedback`].
 //!
 //! API: [`MediaEngine::start`] returns the engine handle and [`MediaOutputs`]
 //! (a channel of [`RemoteVideoFrame`]s and one of mixed 20 ms audio). Feed every
@@ -19,6 +21,7 @@
 
 pub mod av_sync;
 pub mod bwe;
+mod core;
 pub mod feedback;
 pub mod observer;
 pub mod select;
@@ -44,18 +47,19 @@ use clinicmeet_media::pipeline::{
 use clinicmeet_media::video_receiver::VideoReceiverConfig;
 use clinicmeet_media::AUDIO_FRAME_SAMPLES;
 use clinicmeet_protocol::{
-    datagram, Codec, EncodingSpec, MediaState, ParticipantId, TrackId, TrackInfo, TrackKind, TrackSpec,
+    Codec, EncodingSpec, MediaState, ParticipantId, TrackId, TrackInfo, TrackKind, TrackSpec,
 };
 use clinicmeet_rtp::rtcp::{self, ReceiverReporter, RtcpPacket};
 use clinicmeet_rtp::{is_rtcp, RtpView, AUDIO_CLOCK_RATE, MAX_RTP_SIZE};
 use tokio::sync::mpsc;
 
+use self::core::{MediaCore, Route, SharedFeedback, VIDEO_QUEUE};
 use crate::event::ClientEvent;
 use crate::media_link::{Incoming, MediaLink, INCOMING_CAPACITY};
 use crate::session::Session;
 use av_sync::{AvSync, HeldFrames, SharedSync, SyncStream};
 use bwe::{BandwidthController, BweConfig, PathSample};
-use feedback::{opus_expected_loss_pct, UplinkFeedback};
+use feedback::opus_expected_loss_pct;
 pub use observer::{MediaObserver, NoObserver, VideoTrackObserver};
 use select::SpeakerTracker;
 pub use select::VideoPolicy;
@@ -139,7 +143,7 @@ pub struct MediaEngine {
 
 struct Shared {
     stats: Mutex<HashMap<TrackId, Arc<Mutex<TrackStats>>>>,
-    routes: Mutex<HashMap<u64, Route>>,
+    core: Mutex<MediaCore>,
     audio_rx: Mutex<HashMap<TrackId, Arc<Mutex<AudioRx>>>>,
     /// Lip sync per remote participant (its audio and camera tracks).
     syncs: Mutex<HashMap<ParticipantId, SharedSync>>,
@@ -147,17 +151,6 @@ struct Shared {
     audio_out: smpsc::SyncSender<Vec<f32>>,
     stop: AtomicBool,
 }
-
-#[derive(Clone)]
-enum Route {
-    PubVideo(Arc<Mutex<VideoSender>>, SharedFeedback),
-    PubAudio { ssrc: u32, feedback: SharedFeedback },
-    SubVideo(smpsc::Sender<Vec<u8>>),
-    SubAudio(Arc<Mutex<AudioRx>>),
-}
-
-/// The relay's reports on one published track, read by its send thread.
-type SharedFeedback = Arc<Mutex<UplinkFeedback>>;
 
 struct AudioRx {
     stream: AudioReceiveStream,
@@ -208,7 +201,7 @@ impl MediaEngine {
         let (audio_out, audio) = smpsc::sync_channel(50);
         let shared = Arc::new(Shared {
             stats: Mutex::new(HashMap::new()),
-            routes: Mutex::new(HashMap::new()),
+            core: Mutex::new(MediaCore::default()),
             audio_rx: Mutex::new(HashMap::new()),
             syncs: Mutex::new(HashMap::new()),
             video_out,
@@ -471,12 +464,12 @@ impl Control {
     }
 
     fn route(&self, flow: u64) -> Option<Route> {
-        self.shared.routes.lock().ok().and_then(|r| r.get(&flow).cloned())
+        self.shared.core.lock().ok().and_then(|c| c.route(flow).cloned())
     }
 
     fn forget_flow(&self, flow: u64) {
-        if let Ok(mut r) = self.shared.routes.lock() {
-            r.remove(&flow);
+        if let Ok(mut c) = self.shared.core.lock() {
+            c.remove(flow);
         }
     }
 
@@ -500,8 +493,8 @@ impl Control {
         for (_, s) in self.subscribed.drain() {
             s.stop.store(true, Ordering::Relaxed);
         }
-        if let Ok(mut r) = self.shared.routes.lock() {
-            r.clear();
+        if let Ok(mut c) = self.shared.core.lock() {
+            c.clear();
         }
         if let Ok(mut a) = self.shared.audio_rx.lock() {
             a.clear();
@@ -567,7 +560,7 @@ impl Control {
         let stop = Arc::new(AtomicBool::new(false));
         let enabled = Arc::new(AtomicBool::new(true));
         let feedback = SharedFeedback::default();
-        if let Ok(mut r) = self.shared.routes.lock() {
+        if let Ok(mut r) = self.shared.core.lock() {
             r.insert(flow_id, Route::PubAudio { ssrc, feedback: feedback.clone() });
         }
         let (st, en, global) = (stop.clone(), enabled.clone(), self.shared.clone());
@@ -668,7 +661,7 @@ impl Control {
         let stop = Arc::new(AtomicBool::new(false));
         let enabled = Arc::new(AtomicBool::new(true));
         let feedback = SharedFeedback::default();
-        if let Ok(mut r) = self.shared.routes.lock() {
+        if let Ok(mut r) = self.shared.core.lock() {
             r.insert(flow_id, Route::PubVideo(sender.clone(), feedback.clone()));
         }
         let (st, en, global) = (stop.clone(), enabled.clone(), self.shared.clone());
@@ -795,13 +788,13 @@ impl Control {
                 if let Ok(mut a) = self.shared.audio_rx.lock() {
                     a.insert(track.track_id, rx.clone());
                 }
-                if let Ok(mut r) = self.shared.routes.lock() {
+                if let Ok(mut r) = self.shared.core.lock() {
                     r.insert(flow_id, Route::SubAudio(rx));
                 }
             }
             TrackKind::Video | TrackKind::Screen => {
-                let (tx, rx) = smpsc::channel();
-                if let Ok(mut r) = self.shared.routes.lock() {
+                let (tx, rx) = smpsc::sync_channel(VIDEO_QUEUE);
+                if let Ok(mut r) = self.shared.core.lock() {
                     r.insert(flow_id, Route::SubVideo(tx));
                 }
                 let (st, shared) = (stop.clone(), self.shared.clone());
@@ -956,105 +949,17 @@ fn video_receive_loop(
     }
 }
 
-/// Routes the session's media datagrams by flow id.
+/// Hands the session's media datagrams to the [`MediaCore`] and sends what it answers.
 async fn datagram_loop(mut incoming: Incoming, link: MediaLink, shared: Arc<Shared>) {
     while let Some(d) = incoming.recv().await {
         if shared.stop.load(Ordering::Relaxed) {
             return;
         }
-        on_datagram(&shared, &link, &d);
-    }
-}
-
-fn on_datagram(shared: &Shared, link: &MediaLink, d: &[u8]) {
-    let Some((flow, pkt)) = datagram::decode(d) else { return };
-    let route = shared.routes.lock().ok().and_then(|r| r.get(&flow).cloned());
-    match route {
-        Some(Route::SubVideo(tx)) => {
-            let _ = tx.send(pkt.to_vec());
+        let Ok(mut core) = shared.core.lock() else { return };
+        core.handle_datagram(&d, now_us(), || link.path().map_or(0, |p| p.rtt_us));
+        while let Some((flow, pkt)) = core.poll_transmit() {
+            link.send(flow, &pkt);
         }
-        Some(Route::SubAudio(rx)) => {
-            let now = now_us();
-            if let Ok(mut a) = rx.lock() {
-                if is_rtcp(pkt) {
-                    for p in rtcp::parse_compound(pkt).unwrap_or_default() {
-                        if let RtcpPacket::SenderReport(sr) = p {
-                            a.reports.on_sender_report(&sr, now);
-                            if let Ok(mut sync) = a.sync.lock() {
-                                sync.on_sender_report(
-                                    SyncStream::Audio,
-                                    &sr,
-                                    now,
-                                    link.path().map_or(0, |p| p.rtt_us),
-                                );
-                            }
-                        }
-                    }
-                    return;
-                }
-                if let Ok(v) = RtpView::parse(pkt) {
-                    a.reports.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
-                    if let Ok(mut sync) = a.sync.lock() {
-                        sync.on_audio_packet(&v);
-                    }
-                }
-                if let Some(rr) = a.reports.poll(now) {
-                    let rr = RtcpPacket::ReceiverReport(rr).to_bytes();
-                    link.send(flow, &rr);
-                }
-                if let Ok(mut s) = a.stats.lock() {
-                    s.on_packet(pkt.len(), now);
-                }
-                a.started = true;
-                let _ = a.stream.on_packet(pkt, now);
-            }
-        }
-        Some(Route::PubVideo(sender, feedback)) => {
-            if !is_rtcp(pkt) {
-                return;
-            }
-            let Ok(packets) = rtcp::parse_compound(pkt) else { return };
-            let now = now_us();
-            // The sender's lock is released before the feedback's is taken: the send
-            // thread takes them in the other order.
-            let ours = sender.lock().map(|s| [s.ssrc_of(0), s.ssrc_of(1)]).unwrap_or_default();
-            if let Ok(mut f) = feedback.lock() {
-                f.on_rtcp(&packets, |ssrc| ours.contains(&Some(ssrc)), now);
-            }
-            for p in packets {
-                match p {
-                    RtcpPacket::Nack(n) => {
-                        let resend =
-                            sender.lock().map(|s| s.on_nack(n.media_ssrc, &n.lost, now)).unwrap_or_default();
-                        tracing::trace!(ssrc = n.media_ssrc, lost = ?n.lost, resent = resend.len(), "nack received");
-                        for r in resend {
-                            link.send(flow, &r);
-                        }
-                    }
-                    RtcpPacket::Pli(p) => {
-                        // Only the encoding asked for: a subscriber switching to the low
-                        // layer must not cost everyone else a keyframe.
-                        if let Ok(mut s) = sender.lock() {
-                            let known =
-                                s.ssrc_of(0) == Some(p.media_ssrc) || s.ssrc_of(1) == Some(p.media_ssrc);
-                            tracing::debug!(ssrc = p.media_ssrc, known, "pli received");
-                            s.on_pli(known.then_some(p.media_ssrc));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Some(Route::PubAudio { ssrc, feedback }) => {
-            if !is_rtcp(pkt) {
-                return;
-            }
-            let Ok(packets) = rtcp::parse_compound(pkt) else { return };
-            if let Ok(mut f) = feedback.lock() {
-                f.on_rtcp(&packets, |s| s == ssrc, now_us());
-            }
-        }
-        None => {}
     }
 }
 
