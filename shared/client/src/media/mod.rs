@@ -24,6 +24,7 @@ pub mod bwe;
 mod core;
 pub mod feedback;
 pub mod observer;
+pub mod publish;
 pub mod select;
 pub mod stats;
 pub mod video_feedback;
@@ -58,9 +59,9 @@ use crate::event::ClientEvent;
 use crate::media_link::{Incoming, MediaLink, INCOMING_CAPACITY};
 use crate::session::Session;
 use av_sync::{AvSync, HeldFrames, SharedSync, SyncStream};
-use bwe::{BandwidthController, BweConfig, PathSample};
 use feedback::opus_expected_loss_pct;
 pub use observer::{MediaObserver, NoObserver, VideoTrackObserver};
+use publish::{AudioPublish, VideoPublish};
 use select::SpeakerTracker;
 pub use select::VideoPolicy;
 pub use stats::TrackStats;
@@ -567,7 +568,7 @@ impl Control {
         std::thread::Builder::new()
             .name("audio-send".into())
             .spawn(move || {
-                let mut frames = 0u64;
+                let mut cadence = AudioPublish::default();
                 let mut expected_loss = OpusConfig::default().expected_loss_pct;
                 while !st.load(Ordering::Relaxed) && !global.stop.load(Ordering::Relaxed) {
                     let Ok(frame) = source.read_frame() else { break };
@@ -582,8 +583,7 @@ impl Control {
                         Err(e) => tracing::warn!(error = %e, "audio encode failed"),
                     }
                     // A sender report every second (lip sync at the receivers).
-                    frames += 1;
-                    if frames % 50 == 1 {
+                    if cadence.on_frame() {
                         let sr = RtcpPacket::SenderReport(sender.sender_report(now_us())).to_bytes();
                         link.send(flow_id, &sr);
                         // FEC sized to the loss the relay reports.
@@ -669,15 +669,7 @@ impl Control {
         std::thread::Builder::new()
             .name("video-send".into())
             .spawn(move || {
-                let mut bwe = BandwidthController::new(BweConfig {
-                    min_bps: 100_000.min(max_bps),
-                    max_bps,
-                    low_resolution_below_bps: 250_000,
-                });
-                let mut last_bwe = 0u64;
-                let mut last_sr = 0u64;
-                let mut current_bps = max_bps;
-                let (mut packets, mut octets) = (0u32, 0u32);
+                let mut cadence = VideoPublish::new(ssrc, main_id, max_bps);
                 let mut was_enabled = true;
                 while !st.load(Ordering::Relaxed) && !global.stop.load(Ordering::Relaxed) {
                     let Ok(frame) = source.next_frame() else { break };
@@ -692,58 +684,25 @@ impl Control {
                         s.on_pli(None);
                         was_enabled = true;
                     }
-                    if let Some(path) =
-                        (now.saturating_sub(last_bwe) >= 500_000).then(|| link.path()).flatten()
-                    {
-                        last_bwe = now;
-                        let d = bwe.on_sample(PathSample {
-                            now_us: now,
-                            rtt_us: path.rtt_us,
-                            lost_packets: path.lost_packets,
-                            sent_packets: path.sent_packets,
-                            cwnd: path.cwnd,
-                            rr_fraction_lost: feedback.lock().ok().and_then(|mut f| f.take_fraction_lost()),
-                        });
-                        tracing::info!(
-                            rtt_us = path.rtt_us,
-                            cwnd = path.cwnd,
-                            lost = path.lost_packets,
-                            sent = path.sent_packets,
-                            target_bps = d.bitrate_bps,
-                            "bandwidth estimate"
-                        );
-                        if d.bitrate_bps.abs_diff(current_bps) > current_bps / 20 {
-                            current_bps = d.bitrate_bps;
-                            let _ = s.set_bitrate(main_id, current_bps);
+                    if let Some(path) = cadence.bwe_due(now).then(|| link.path()).flatten() {
+                        let lost = feedback.lock().ok().and_then(|mut f| f.take_fraction_lost());
+                        if let Some(bps) = cadence.on_path(now, &path, lost) {
+                            let _ = s.set_bitrate(main_id, bps);
                         }
                     }
                     match s.send_frame(&frame, now) {
                         Ok(pkts) => {
                             for p in pkts {
-                                packets = packets.wrapping_add(1);
-                                octets = octets.wrapping_add(p.len() as u32);
+                                cadence.on_sent(p.len());
                                 link.send(flow_id, &p);
                             }
                         }
                         Err(e) => tracing::warn!(error = %e, "video encode failed"),
                     }
                     drop(s);
-                    if now.saturating_sub(last_sr) >= 1_000_000 {
-                        last_sr = now;
-                        // Stamped when sent (after this frame's encoding), RFC 3550 §6.4.1.
-                        let now = now_us();
-                        let rtp_now = clinicmeet_rtp::h264::video_rtp_timestamp(now);
-                        // One per encoding: the relay forwards each to the subscribers of it.
-                        for id in 0..=main_id {
-                            let sr = rtcp::sender_report(
-                                ssrc.wrapping_add(u32::from(id)),
-                                now,
-                                rtp_now,
-                                packets,
-                                octets,
-                            );
-                            let bytes = RtcpPacket::SenderReport(sr).to_bytes();
-                            link.send(flow_id, &bytes);
+                    if cadence.take_sr_due(now) {
+                        for sr in cadence.sender_reports(now_us()) {
+                            link.send(flow_id, &sr);
                         }
                     }
                 }
