@@ -4,6 +4,8 @@
 //! * [`state`]: the sans-IO session state machine (requests in flight, meeting
 //!   state, chat resync, outbox), driven with explicit `now`.
 //! * [`session`]: the tokio driver over quinn and the [`Session`] handle.
+//! * [`media_link`]: the media engine's datagram link over the session's connection.
+//! * [`media`]: the media engine (publish, subscribe, decode, playout).
 //! * [`store`]: the local SQLite store (credentials, meetings, chat, outbox, consultations).
 //! * [`tls`]: certificate pinning (`sha256/…` of the relay's public key) or web PKI roots.
 //! * [`backoff`]: reconnect delays with jitter.
@@ -13,6 +15,7 @@ pub mod backoff;
 pub mod error;
 pub mod event;
 pub mod media;
+pub mod media_link;
 pub mod session;
 pub mod state;
 pub mod store;

@@ -8,7 +8,9 @@
 //!
 //! The driver owns the QUIC connection, the local [`Store`] and the sans-IO
 //! [`Core`]; it feeds the core with frames, calls and timers, and carries out
-//! its outputs (transmit, persist, events, reconnect).
+//! its outputs (transmit, persist, events, reconnect). It also reads the
+//! connection's media datagrams for the [`MediaLink`] ([`Session::media_link`]),
+//! through which the media engine sends and receives them.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -27,6 +29,7 @@ use uuid::Uuid;
 use crate::backoff;
 use crate::error::{ClientError, Result};
 use crate::event::ClientEvent;
+use crate::media_link::{self, IncomingSlot, MediaLink};
 use crate::state::{CallError, CallId, Core, MeetingView, Output, Persist};
 use crate::store::{OutboxState, Store};
 use crate::tls::{self, Pin, Trust};
@@ -121,7 +124,7 @@ enum Command {
 #[derive(Clone, Debug)]
 pub struct Session {
     tx: mpsc::UnboundedSender<Command>,
-    conn: tokio::sync::watch::Receiver<Option<quinn::Connection>>,
+    media: MediaLink,
 }
 
 impl std::fmt::Debug for Command {
@@ -154,6 +157,8 @@ pub struct Driver {
     calls: HashMap<CallId, Reply<Response>>,
     flush_waiters: Vec<oneshot::Sender<()>>,
     conn_tx: tokio::sync::watch::Sender<Option<quinn::Connection>>,
+    /// Where the media datagrams read by [`media_link::pump`] go.
+    incoming: Arc<IncomingSlot>,
 }
 
 struct LinkIo {
@@ -221,6 +226,7 @@ impl Session {
         let (tx, cmds) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
         let (conn_tx, conn_rx) = tokio::sync::watch::channel(None);
+        let incoming = Arc::new(IncomingSlot::default());
         let mut driver = Driver {
             core: Core::new(crate::state::Config::default()),
             store,
@@ -235,6 +241,7 @@ impl Session {
             calls: HashMap::new(),
             flush_waiters: Vec::new(),
             conn_tx,
+            incoming: incoming.clone(),
         };
         let link = driver.open_link().await?;
         if let Some(p) = &config.pin {
@@ -246,7 +253,8 @@ impl Session {
         driver.core = core;
         driver.conn_tx.send_replace(Some(link.conn.clone()));
         driver.link = Some(link);
-        Ok(Connected { session: Session { tx, conn: conn_rx }, events, driver })
+        let media = MediaLink::new(conn_rx, incoming);
+        Ok(Connected { session: Session { tx, media }, events, driver })
     }
 
     fn send(&self, cmd: Command) -> Result<()> {
@@ -444,14 +452,9 @@ impl Session {
         self.call_ok(Request::Unsubscribe { track_id }).await
     }
 
-    /// The current QUIC connection (for media datagrams); `None` while reconnecting.
-    pub fn connection(&self) -> Option<quinn::Connection> {
-        self.conn.borrow().clone()
-    }
-
-    /// Watches the QUIC connection (changes on reconnect).
-    pub fn watch_connection(&self) -> tokio::sync::watch::Receiver<Option<quinn::Connection>> {
-        self.conn.clone()
+    /// The media datagram link over the session's connection (follows reconnects).
+    pub fn media_link(&self) -> MediaLink {
+        self.media.clone()
     }
 
     /// Closes the connection; the driver ends.
@@ -492,7 +495,22 @@ impl Driver {
     /// Runs the session until it is closed (by [`Session::close`], by dropping
     /// every `Session` handle, or by a terminal event: left for good, denied,
     /// removed, meeting ended).
-    pub async fn run(mut self) -> Result<()> {
+    pub async fn run(self) -> Result<()> {
+        let pump = media_link::pump(self.conn_tx.subscribe(), self.incoming.clone());
+        tokio::pin!(pump);
+        let drive = self.drive();
+        tokio::pin!(drive);
+        let mut pumping = true;
+        loop {
+            tokio::select! {
+                r = &mut drive => return r,
+                () = &mut pump, if pumping => pumping = false,
+            }
+        }
+    }
+
+    /// The session's control loop: commands, the control stream, reconnects, timers.
+    async fn drive(mut self) -> Result<()> {
         let mut buf = vec![0u8; 64 * 1024];
         let mut connecting: Option<
             std::pin::Pin<Box<dyn std::future::Future<Output = Result<LinkIo>> + Send>>,

@@ -7,7 +7,7 @@ pub const HEAVY_LOSS: f64 = 0.4;
 /// Loss above this holds the rate instead of probing upward.
 pub const HOLD_LOSS: f64 = 0.2;
 
-/// One observation of the path, cumulative counters as quinn reports them.
+/// One observation of the path, cumulative counters as the QUIC connection reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct PathSample {
     pub now_us: u64,

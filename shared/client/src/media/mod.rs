@@ -4,9 +4,13 @@
 //!
 //! Threads: one capture/encode thread per published track, one decode thread per
 //! remote video track, one 20 ms audio playout thread (jitter buffers → mixer),
-//! and tokio tasks for signaling (publish/subscribe) and the datagram read loop.
-//! The packet logic lives in the sans-IO `clinicmeet_media::pipeline` objects, and
-//! a subscribed video track's RTCP (reports, NACKs, PLIs) in [`video_feedback`].
+//! and tokio tasks for signaling (publish/subscribe) and routing the datagrams.
+//! All datagram I/O goes through the session's [`MediaLink`]: sends, path
+//! measurements, and the bounded queue of incoming datagrams.
+//! The packet logic lives in the sans-IO `clinicmeet_media::pipeline` objects,
+//! flow routing and the RTCP of published tracks and subscribed audio in the
+//! media core (`media/core.rs`), and a subscribed video track's RTCP (reports, NACKs,
+//! PLIs) in [`video_feedback`].
 //!
 //! API: [`MediaEngine::start`] returns the engine handle and [`MediaOutputs`]
 //! (a channel of [`RemoteVideoFrame`]s and one of mixed 20 ms audio). Feed every
@@ -17,8 +21,10 @@
 
 pub mod av_sync;
 pub mod bwe;
+mod core;
 pub mod feedback;
 pub mod observer;
+pub mod publish;
 pub mod select;
 pub mod stats;
 pub mod video_feedback;
@@ -29,7 +35,6 @@ use std::sync::mpsc as smpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use clinicmeet_media::capture::{AudioSource, VideoSource};
 use clinicmeet_media::clock::now_us;
 use clinicmeet_media::codec::h264::H264Config;
@@ -43,18 +48,20 @@ use clinicmeet_media::pipeline::{
 use clinicmeet_media::video_receiver::VideoReceiverConfig;
 use clinicmeet_media::AUDIO_FRAME_SAMPLES;
 use clinicmeet_protocol::{
-    datagram, Codec, EncodingSpec, MediaState, ParticipantId, TrackId, TrackInfo, TrackKind, TrackSpec,
+    Codec, EncodingSpec, MediaState, ParticipantId, TrackId, TrackInfo, TrackKind, TrackSpec,
 };
 use clinicmeet_rtp::rtcp::{self, ReceiverReporter, RtcpPacket};
 use clinicmeet_rtp::{is_rtcp, RtpView, AUDIO_CLOCK_RATE, MAX_RTP_SIZE};
 use tokio::sync::mpsc;
 
+use self::core::{MediaCore, Route, SharedFeedback, VIDEO_QUEUE};
 use crate::event::ClientEvent;
+use crate::media_link::{Incoming, MediaLink, INCOMING_CAPACITY};
 use crate::session::Session;
 use av_sync::{AvSync, HeldFrames, SharedSync, SyncStream};
-use bwe::{BandwidthController, BweConfig, PathSample};
-use feedback::{opus_expected_loss_pct, UplinkFeedback};
+use feedback::opus_expected_loss_pct;
 pub use observer::{MediaObserver, NoObserver, VideoTrackObserver};
+use publish::{AudioPublish, VideoPublish};
 use select::SpeakerTracker;
 pub use select::VideoPolicy;
 pub use stats::TrackStats;
@@ -137,7 +144,7 @@ pub struct MediaEngine {
 
 struct Shared {
     stats: Mutex<HashMap<TrackId, Arc<Mutex<TrackStats>>>>,
-    routes: Mutex<HashMap<u64, Route>>,
+    core: Mutex<MediaCore>,
     audio_rx: Mutex<HashMap<TrackId, Arc<Mutex<AudioRx>>>>,
     /// Lip sync per remote participant (its audio and camera tracks).
     syncs: Mutex<HashMap<ParticipantId, SharedSync>>,
@@ -145,17 +152,6 @@ struct Shared {
     audio_out: smpsc::SyncSender<Vec<f32>>,
     stop: AtomicBool,
 }
-
-#[derive(Clone)]
-enum Route {
-    PubVideo(Arc<Mutex<VideoSender>>, SharedFeedback),
-    PubAudio { ssrc: u32, feedback: SharedFeedback },
-    SubVideo(smpsc::Sender<Vec<u8>>),
-    SubAudio(Arc<Mutex<AudioRx>>),
-}
-
-/// The relay's reports on one published track, read by its send thread.
-type SharedFeedback = Arc<Mutex<UplinkFeedback>>;
 
 struct AudioRx {
     stream: AudioReceiveStream,
@@ -206,7 +202,7 @@ impl MediaEngine {
         let (audio_out, audio) = smpsc::sync_channel(50);
         let shared = Arc::new(Shared {
             stats: Mutex::new(HashMap::new()),
-            routes: Mutex::new(HashMap::new()),
+            core: Mutex::new(MediaCore::default()),
             audio_rx: Mutex::new(HashMap::new()),
             syncs: Mutex::new(HashMap::new()),
             video_out,
@@ -215,7 +211,8 @@ impl MediaEngine {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let engine = MediaEngine { tx, shared: shared.clone() };
-        tokio::spawn(datagram_loop(session.clone(), shared.clone()));
+        let link = session.media_link();
+        tokio::spawn(datagram_loop(link.incoming(INCOMING_CAPACITY), link, shared.clone()));
         let playout_shared = shared.clone();
         std::thread::Builder::new()
             .name("audio-playout".into())
@@ -468,12 +465,12 @@ impl Control {
     }
 
     fn route(&self, flow: u64) -> Option<Route> {
-        self.shared.routes.lock().ok().and_then(|r| r.get(&flow).cloned())
+        self.shared.core.lock().ok().and_then(|c| c.route(flow).cloned())
     }
 
     fn forget_flow(&self, flow: u64) {
-        if let Ok(mut r) = self.shared.routes.lock() {
-            r.remove(&flow);
+        if let Ok(mut c) = self.shared.core.lock() {
+            c.remove(flow);
         }
     }
 
@@ -497,8 +494,8 @@ impl Control {
         for (_, s) in self.subscribed.drain() {
             s.stop.store(true, Ordering::Relaxed);
         }
-        if let Ok(mut r) = self.shared.routes.lock() {
-            r.clear();
+        if let Ok(mut c) = self.shared.core.lock() {
+            c.clear();
         }
         if let Ok(mut a) = self.shared.audio_rx.lock() {
             a.clear();
@@ -558,20 +555,20 @@ impl Control {
             }],
         };
         let (track_id, flow_id) = self.session.publish(spec).await.map_err(anyhow_lite::err)?;
-        let conn = self.session.connection().ok_or_else(|| anyhow_lite::msg("not connected"))?;
+        let link = self.session.media_link().bound().ok_or_else(|| anyhow_lite::msg("not connected"))?;
         let mut source = factory().map_err(anyhow_lite::err)?;
         let mut sender = AudioSender::new(OpusConfig::default(), ssrc).map_err(anyhow_lite::err)?;
         let stop = Arc::new(AtomicBool::new(false));
         let enabled = Arc::new(AtomicBool::new(true));
         let feedback = SharedFeedback::default();
-        if let Ok(mut r) = self.shared.routes.lock() {
+        if let Ok(mut r) = self.shared.core.lock() {
             r.insert(flow_id, Route::PubAudio { ssrc, feedback: feedback.clone() });
         }
         let (st, en, global) = (stop.clone(), enabled.clone(), self.shared.clone());
         std::thread::Builder::new()
             .name("audio-send".into())
             .spawn(move || {
-                let mut frames = 0u64;
+                let mut cadence = AudioPublish::default();
                 let mut expected_loss = OpusConfig::default().expected_loss_pct;
                 while !st.load(Ordering::Relaxed) && !global.stop.load(Ordering::Relaxed) {
                     let Ok(frame) = source.read_frame() else { break };
@@ -580,16 +577,15 @@ impl Control {
                     }
                     match sender.send_frame(&frame) {
                         Ok(Some(pkt)) => {
-                            let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &pkt)));
+                            link.send(flow_id, &pkt);
                         }
                         Ok(None) => {}
                         Err(e) => tracing::warn!(error = %e, "audio encode failed"),
                     }
                     // A sender report every second (lip sync at the receivers).
-                    frames += 1;
-                    if frames % 50 == 1 {
+                    if cadence.on_frame() {
                         let sr = RtcpPacket::SenderReport(sender.sender_report(now_us())).to_bytes();
-                        let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &sr)));
+                        link.send(flow_id, &sr);
                         // FEC sized to the loss the relay reports.
                         let lost = feedback.lock().ok().and_then(|mut f| f.take_fraction_lost());
                         if let Some(pct) = lost.map(opus_expected_loss_pct) {
@@ -644,14 +640,15 @@ impl Control {
         let main_id = (encodings.len() - 1) as u8;
         let spec = TrackSpec { kind, codec: Codec::H264, encodings };
         let (track_id, flow_id) = self.session.publish(spec).await.map_err(anyhow_lite::err)?;
-        let conn = self.session.connection().ok_or_else(|| anyhow_lite::msg("not connected"))?;
+        let link = self.session.media_link().bound().ok_or_else(|| anyhow_lite::msg("not connected"))?;
         let mut h264 = H264Config::for_format(fmt, self.config.video_bitrate_bps);
         h264.keyframe_interval = self.config.keyframe_interval_secs * fmt.fps;
         h264.temporal_layers = layers;
         h264.screen_content = kind == TrackKind::Screen;
-        let max_packet = conn
-            .max_datagram_size()
-            .map(|m| m.saturating_sub(datagram::flow_id_len(flow_id) + 8).min(MAX_RTP_SIZE))
+        let max_packet = link
+            .path()
+            .and_then(|p| p.max_payload(flow_id))
+            .map(|m| m.saturating_sub(8).min(MAX_RTP_SIZE))
             .unwrap_or(MAX_RTP_SIZE);
         let sender = VideoSender::new(VideoSenderConfig {
             main: h264,
@@ -664,7 +661,7 @@ impl Control {
         let stop = Arc::new(AtomicBool::new(false));
         let enabled = Arc::new(AtomicBool::new(true));
         let feedback = SharedFeedback::default();
-        if let Ok(mut r) = self.shared.routes.lock() {
+        if let Ok(mut r) = self.shared.core.lock() {
             r.insert(flow_id, Route::PubVideo(sender.clone(), feedback.clone()));
         }
         let (st, en, global) = (stop.clone(), enabled.clone(), self.shared.clone());
@@ -672,15 +669,7 @@ impl Control {
         std::thread::Builder::new()
             .name("video-send".into())
             .spawn(move || {
-                let mut bwe = BandwidthController::new(BweConfig {
-                    min_bps: 100_000.min(max_bps),
-                    max_bps,
-                    low_resolution_below_bps: 250_000,
-                });
-                let mut last_bwe = 0u64;
-                let mut last_sr = 0u64;
-                let mut current_bps = max_bps;
-                let (mut packets, mut octets) = (0u32, 0u32);
+                let mut cadence = VideoPublish::new(ssrc, main_id, max_bps);
                 let mut was_enabled = true;
                 while !st.load(Ordering::Relaxed) && !global.stop.load(Ordering::Relaxed) {
                     let Ok(frame) = source.next_frame() else { break };
@@ -695,57 +684,25 @@ impl Control {
                         s.on_pli(None);
                         was_enabled = true;
                     }
-                    if now.saturating_sub(last_bwe) >= 500_000 {
-                        last_bwe = now;
-                        let st = conn.stats();
-                        let d = bwe.on_sample(PathSample {
-                            now_us: now,
-                            rtt_us: st.path.rtt.as_micros() as u64,
-                            lost_packets: st.path.lost_packets,
-                            sent_packets: st.path.sent_packets,
-                            cwnd: st.path.cwnd,
-                            rr_fraction_lost: feedback.lock().ok().and_then(|mut f| f.take_fraction_lost()),
-                        });
-                        tracing::info!(
-                            rtt_us = st.path.rtt.as_micros() as u64,
-                            cwnd = st.path.cwnd,
-                            lost = st.path.lost_packets,
-                            sent = st.path.sent_packets,
-                            target_bps = d.bitrate_bps,
-                            "bandwidth estimate"
-                        );
-                        if d.bitrate_bps.abs_diff(current_bps) > current_bps / 20 {
-                            current_bps = d.bitrate_bps;
-                            let _ = s.set_bitrate(main_id, current_bps);
+                    if let Some(path) = cadence.bwe_due(now).then(|| link.path()).flatten() {
+                        let lost = feedback.lock().ok().and_then(|mut f| f.take_fraction_lost());
+                        if let Some(bps) = cadence.on_path(now, &path, lost) {
+                            let _ = s.set_bitrate(main_id, bps);
                         }
                     }
                     match s.send_frame(&frame, now) {
                         Ok(pkts) => {
                             for p in pkts {
-                                packets = packets.wrapping_add(1);
-                                octets = octets.wrapping_add(p.len() as u32);
-                                let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &p)));
+                                cadence.on_sent(p.len());
+                                link.send(flow_id, &p);
                             }
                         }
                         Err(e) => tracing::warn!(error = %e, "video encode failed"),
                     }
                     drop(s);
-                    if now.saturating_sub(last_sr) >= 1_000_000 {
-                        last_sr = now;
-                        // Stamped when sent (after this frame's encoding), RFC 3550 §6.4.1.
-                        let now = now_us();
-                        let rtp_now = clinicmeet_rtp::h264::video_rtp_timestamp(now);
-                        // One per encoding: the relay forwards each to the subscribers of it.
-                        for id in 0..=main_id {
-                            let sr = rtcp::sender_report(
-                                ssrc.wrapping_add(u32::from(id)),
-                                now,
-                                rtp_now,
-                                packets,
-                                octets,
-                            );
-                            let bytes = RtcpPacket::SenderReport(sr).to_bytes();
-                            let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &bytes)));
+                    if cadence.take_sr_due(now) {
+                        for sr in cadence.sender_reports(now_us()) {
+                            link.send(flow_id, &sr);
                         }
                     }
                 }
@@ -767,7 +724,7 @@ impl Control {
                 return;
             }
         };
-        let Some(conn) = self.session.connection() else { return };
+        let Some(link) = self.session.media_link().bound() else { return };
         let stats =
             Arc::new(Mutex::new(TrackStats::new(track.track_id, track.participant_id, track.spec.kind)));
         if let Ok(mut m) = self.shared.stats.lock() {
@@ -790,20 +747,20 @@ impl Control {
                 if let Ok(mut a) = self.shared.audio_rx.lock() {
                     a.insert(track.track_id, rx.clone());
                 }
-                if let Ok(mut r) = self.shared.routes.lock() {
+                if let Ok(mut r) = self.shared.core.lock() {
                     r.insert(flow_id, Route::SubAudio(rx));
                 }
             }
             TrackKind::Video | TrackKind::Screen => {
-                let (tx, rx) = smpsc::channel();
-                if let Ok(mut r) = self.shared.routes.lock() {
+                let (tx, rx) = smpsc::sync_channel(VIDEO_QUEUE);
+                if let Ok(mut r) = self.shared.core.lock() {
                     r.insert(flow_id, Route::SubVideo(tx));
                 }
                 let (st, shared) = (stop.clone(), self.shared.clone());
                 let observer = self.observer.on_video_track(&track);
                 let _ = std::thread::Builder::new()
                     .name("video-recv".into())
-                    .spawn(move || video_receive_loop(track, flow_id, conn, rx, stats, shared, st, observer));
+                    .spawn(move || video_receive_loop(track, flow_id, link, rx, stats, shared, st, observer));
             }
         }
         self.subscribed.insert(track_id, Subscribed { flow_id, stop });
@@ -814,7 +771,7 @@ impl Control {
 fn video_receive_loop(
     track: TrackInfo,
     flow_id: u64,
-    conn: quinn::Connection,
+    link: MediaLink,
     rx: smpsc::Receiver<Vec<u8>>,
     stats: Arc<Mutex<TrackStats>>,
     shared: Arc<Shared>,
@@ -844,7 +801,7 @@ fn video_receive_loop(
             if let RtcpPacket::SenderReport(sr) = p {
                 feedback.on_sender_report(&sr, now);
                 if let Ok(mut s) = av.lock() {
-                    s.on_sender_report(stream_kind, &sr, now, conn.rtt().as_micros() as u64);
+                    s.on_sender_report(stream_kind, &sr, now, link.path().map_or(0, |p| p.rtt_us));
                 }
             }
         }
@@ -852,7 +809,7 @@ fn video_receive_loop(
     let mut held = HeldFrames::default();
     let mut last_shown: Option<u64> = None;
     let send = |pkt: RtcpPacket| {
-        let _ = conn.send_datagram(Bytes::from(datagram::encode(flow_id, &pkt.to_bytes())));
+        link.send(flow_id, &pkt.to_bytes());
     };
     while !stop.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
         let now = now_us();
@@ -951,130 +908,17 @@ fn video_receive_loop(
     }
 }
 
-/// Reads media datagrams and routes them by flow id.
-async fn datagram_loop(session: Session, shared: Arc<Shared>) {
-    let mut watch = session.watch_connection();
-    loop {
-        let conn = watch.borrow_and_update().clone();
-        let Some(conn) = conn else {
-            if watch.changed().await.is_err() {
-                return;
-            }
-            continue;
-        };
-        loop {
-            tokio::select! {
-                d = conn.read_datagram() => match d {
-                    Ok(d) => on_datagram(&shared, &conn, &d),
-                    Err(_) => break,
-                },
-                c = watch.changed() => {
-                    if c.is_err() { return; }
-                    break;
-                }
-            }
-        }
+/// Hands the session's media datagrams to the [`MediaCore`] and sends what it answers.
+async fn datagram_loop(mut incoming: Incoming, link: MediaLink, shared: Arc<Shared>) {
+    while let Some(d) = incoming.recv().await {
         if shared.stop.load(Ordering::Relaxed) {
             return;
         }
-        // Wait for the next connection.
-        if watch.borrow().as_ref().is_some_and(|c| c.stable_id() == conn.stable_id())
-            && watch.changed().await.is_err()
-        {
-            return;
+        let Ok(mut core) = shared.core.lock() else { return };
+        core.handle_datagram(&d, now_us(), || link.path().map_or(0, |p| p.rtt_us));
+        while let Some((flow, pkt)) = core.poll_transmit() {
+            link.send(flow, &pkt);
         }
-    }
-}
-
-fn on_datagram(shared: &Shared, conn: &quinn::Connection, d: &[u8]) {
-    let Some((flow, pkt)) = datagram::decode(d) else { return };
-    let route = shared.routes.lock().ok().and_then(|r| r.get(&flow).cloned());
-    match route {
-        Some(Route::SubVideo(tx)) => {
-            let _ = tx.send(pkt.to_vec());
-        }
-        Some(Route::SubAudio(rx)) => {
-            let now = now_us();
-            if let Ok(mut a) = rx.lock() {
-                if is_rtcp(pkt) {
-                    for p in rtcp::parse_compound(pkt).unwrap_or_default() {
-                        if let RtcpPacket::SenderReport(sr) = p {
-                            a.reports.on_sender_report(&sr, now);
-                            if let Ok(mut sync) = a.sync.lock() {
-                                sync.on_sender_report(
-                                    SyncStream::Audio,
-                                    &sr,
-                                    now,
-                                    conn.rtt().as_micros() as u64,
-                                );
-                            }
-                        }
-                    }
-                    return;
-                }
-                if let Ok(v) = RtpView::parse(pkt) {
-                    a.reports.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
-                    if let Ok(mut sync) = a.sync.lock() {
-                        sync.on_audio_packet(&v);
-                    }
-                }
-                if let Some(rr) = a.reports.poll(now) {
-                    let rr = RtcpPacket::ReceiverReport(rr).to_bytes();
-                    let _ = conn.send_datagram(Bytes::from(datagram::encode(flow, &rr)));
-                }
-                if let Ok(mut s) = a.stats.lock() {
-                    s.on_packet(pkt.len(), now);
-                }
-                a.started = true;
-                let _ = a.stream.on_packet(pkt, now);
-            }
-        }
-        Some(Route::PubVideo(sender, feedback)) => {
-            if !is_rtcp(pkt) {
-                return;
-            }
-            let Ok(packets) = rtcp::parse_compound(pkt) else { return };
-            let now = now_us();
-            // The sender's lock is released before the feedback's is taken: the send
-            // thread takes them in the other order.
-            let ours = sender.lock().map(|s| [s.ssrc_of(0), s.ssrc_of(1)]).unwrap_or_default();
-            if let Ok(mut f) = feedback.lock() {
-                f.on_rtcp(&packets, |ssrc| ours.contains(&Some(ssrc)), now);
-            }
-            for p in packets {
-                match p {
-                    RtcpPacket::Nack(n) => {
-                        let resend =
-                            sender.lock().map(|s| s.on_nack(n.media_ssrc, &n.lost, now)).unwrap_or_default();
-                        tracing::trace!(ssrc = n.media_ssrc, lost = ?n.lost, resent = resend.len(), "nack received");
-                        for r in resend {
-                            let _ = conn.send_datagram(Bytes::from(datagram::encode(flow, &r)));
-                        }
-                    }
-                    RtcpPacket::Pli(p) => {
-                        // Only the encoding asked for: a subscriber switching to the low
-                        // layer must not cost everyone else a keyframe.
-                        if let Ok(mut s) = sender.lock() {
-                            let known =
-                                s.ssrc_of(0) == Some(p.media_ssrc) || s.ssrc_of(1) == Some(p.media_ssrc);
-                            tracing::debug!(ssrc = p.media_ssrc, known, "pli received");
-                            s.on_pli(known.then_some(p.media_ssrc));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Some(Route::PubAudio { ssrc, feedback }) => {
-            if !is_rtcp(pkt) {
-                return;
-            }
-            let Ok(packets) = rtcp::parse_compound(pkt) else { return };
-            if let Ok(mut f) = feedback.lock() {
-                f.on_rtcp(&packets, |s| s == ssrc, now_us());
-            }
-        }
-        None => {}
     }
 }
 
