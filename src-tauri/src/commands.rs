@@ -9,6 +9,7 @@ use tauri::ipc::Channel;
 use tauri::State;
 use uuid::Uuid;
 
+use crate::contract::{EngineEvent, JoinOutcome};
 use crate::engine::devices::{self, DeviceList};
 use crate::engine::{Engine, HelloInfo, JoinOptions};
 use crate::error::Result;
@@ -19,7 +20,7 @@ use crate::launch::{Invite, RelayConfig};
 pub struct AppState {
     pub engine: Arc<Engine>,
     /// The UI's event channel (replaced when the page subscribes again, e.g. after a reload).
-    pub events: Arc<Mutex<Option<Channel<Value>>>>,
+    pub events: Arc<Mutex<Option<Channel<EngineEvent>>>>,
     /// How the app was opened (invite link, environment); the code is handed out once.
     pub launch: Mutex<Invite>,
     /// Where the page fetches video frames.
@@ -31,7 +32,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 #[tauri::command]
-pub fn subscribe(state: State<'_, AppState>, channel: Channel<Value>) {
+pub fn subscribe(state: State<'_, AppState>, channel: Channel<EngineEvent>) {
     *lock(&state.events) = Some(channel);
 }
 
@@ -96,7 +97,7 @@ pub async fn join(
     code: String,
     name: String,
     options: JoinOptions,
-) -> Result<Value> {
+) -> Result<JoinOutcome> {
     state.engine.join(&code, &name, options).await
 }
 
@@ -191,7 +192,7 @@ pub fn stop_preview(state: State<'_, AppState>) {
 }
 
 #[tauri::command]
-pub async fn send_chat(state: State<'_, AppState>, text: String, staff_only: bool) -> Result<Value> {
+pub async fn send_chat(state: State<'_, AppState>, text: String, staff_only: bool) -> Result<Uuid> {
     state.engine.send_chat(&text, staff_only).await
 }
 

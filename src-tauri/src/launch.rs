@@ -4,6 +4,7 @@
 
 use clinicmeet_protocol::AccessCode;
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::error::{AppError, Result};
 use crate::pin;
@@ -12,7 +13,7 @@ use crate::pin;
 pub const SCHEME: &str = "clinicmeet";
 
 /// A relay as the UI knows it (`RelayConfig` in `ui/src/engine/engine.ts`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct RelayConfig {
     /// `host:port`.
     pub address: String,
@@ -21,7 +22,7 @@ pub struct RelayConfig {
 }
 
 /// An invite: the meeting code and, when the link names it, the relay.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, TS)]
 pub struct Invite {
     /// `ABCD-EFGH`.
     pub code: Option<String>,

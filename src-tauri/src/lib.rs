@@ -1,6 +1,7 @@
 //! The ClinicMeet desktop app: a thin Tauri 2 shell over `clinicmeet-client`.
 //!
-//! * [`engine`]: owns the client session, maps its events to the UI's `EngineEvent`s (no Tauri types).
+//! * [`engine`]: owns the client session and forwards its events to the UI (no Tauri types).
+//! * [`contract`]: the events the UI receives, as Rust types; generates `ui/src/engine/generated.ts`.
 //! * [`commands`]: one Tauri command per UI `Engine` method.
 //! * [`launch`]: `clinicmeet://join/CODE?relay=…&pin=…` invite links and `CLINICMEET_RELAY`/`CLINICMEET_PIN`.
 //! * [`pin`]: relay key pins as typed (base64 or hex).
@@ -10,6 +11,7 @@
 //! * [`error`]: the error the UI receives.
 
 pub mod commands;
+pub mod contract;
 pub mod engine;
 pub mod error;
 pub mod frame_socket;
@@ -49,7 +51,7 @@ fn on_invite(app: &tauri::AppHandle, link: &str) {
     if let Some(state) = app.try_state::<AppState>() {
         *state.launch.lock().unwrap_or_else(|e| e.into_inner()) = inv.clone();
         if let Some(ch) = state.events.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            let _ = ch.send(serde_json::json!({"type": "invite", "code": inv.code, "relay": inv.relay}));
+            let _ = ch.send(contract::EngineEvent::App(contract::AppEvent::Invite(inv)));
         }
     }
     if let Some(w) = app.get_webview_window("main") {
@@ -120,7 +122,7 @@ pub fn run() {
                 None => app.path().app_data_dir()?,
             };
             tracing::info!(data_dir = %data_dir.display(), "starting");
-            let events: Arc<Mutex<Option<tauri::ipc::Channel<serde_json::Value>>>> =
+            let events: Arc<Mutex<Option<tauri::ipc::Channel<contract::EngineEvent>>>> =
                 Arc::new(Mutex::new(None));
             let sink_events = events.clone();
             let sink: engine::EventSink = Arc::new(move |v| {

@@ -3,8 +3,8 @@
 //! exactly this (see the crate docs for the list).
 
 use clinicmeet_protocol::{
-    ChatMessage, LeaveReason, MediaState, MeetingInfo, MeetingStatus, ParticipantId, ParticipantInfo, Role,
-    TrackId, TrackInfo, WaitingInfo,
+    ChatMessage, JoinState, LeaveReason, MediaState, MeetingInfo, MeetingStatus, ParticipantId,
+    ParticipantInfo, Role, TrackId, TrackInfo, WaitingInfo,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -13,8 +13,12 @@ use crate::store::OutboxState;
 
 /// State of the connection to the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionState {
+    /// An attempt to connect is under way. The application announces it before
+    /// [`crate::Session::connect`]; the engine reports the outcome.
+    Connecting,
     /// Connected and greeted (hello done).
     Connected,
     /// Lost; a new attempt follows after a backoff delay.
@@ -25,6 +29,7 @@ pub enum ConnectionState {
 
 /// What a participant learns on entering a meeting.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Entered {
     pub meeting: MeetingInfo,
     pub you: ParticipantInfo,
@@ -36,18 +41,47 @@ pub struct Entered {
     pub resumed: bool,
 }
 
+impl Entered {
+    /// What the relay's join state tells the application. The resume token stays
+    /// behind: it is a bearer secret the engine keeps to itself.
+    pub fn from_join(state: JoinState, resumed: bool) -> Entered {
+        Entered {
+            meeting: state.meeting,
+            you: state.you,
+            participants: state.participants,
+            waiting: state.waiting,
+            tracks: state.tracks,
+            resumed,
+        }
+    }
+}
+
+/// An own message as queued: what an application shows while it is `sending`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct PendingChat {
+    pub text: String,
+    pub staff_only: bool,
+    /// When it was written, milliseconds since the Unix epoch (this device's clock).
+    pub created_at: i64,
+}
+
 /// An event for the application.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "event", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ClientEvent {
     Connection {
         state: ConnectionState,
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         attempt: Option<u32>,
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         retry_in_ms: Option<u64>,
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         reason: Option<String>,
     },
     /// In the meeting (by join or resume).
@@ -112,12 +146,20 @@ pub enum ClientEvent {
     ChatStatus {
         client_msg_id: Uuid,
         status: OutboxState,
+        /// On `sending` when queued or queued again by hand: what was sent, so an
+        /// application can show it at once. Absent on automatic retries.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
+        pending: Option<PendingChat>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         seq: Option<u64>,
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         error: Option<String>,
         /// Rate-limited: retried automatically after this long.
         #[serde(skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "ts", ts(optional))]
         retry_in_ms: Option<u64>,
     },
     Typing {
@@ -193,6 +235,7 @@ mod tests {
         let ev = ClientEvent::ChatStatus {
             client_msg_id: Uuid::nil(),
             status: OutboxState::Sent,
+            pending: None,
             seq: Some(4),
             error: None,
             retry_in_ms: None,

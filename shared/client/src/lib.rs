@@ -22,6 +22,6 @@ pub mod store;
 pub mod tls;
 
 pub use error::{ClientError, Result};
-pub use event::{ClientEvent, ConnectionState, Entered};
+pub use event::{ClientEvent, ConnectionState, Entered, PendingChat};
 pub use session::{Session, SessionConfig};
 pub use store::Store;

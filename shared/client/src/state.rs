@@ -20,7 +20,7 @@ use clinicmeet_protocol::{
 use uuid::Uuid;
 
 use crate::backoff::{self, Backoff};
-use crate::event::{ClientEvent, ConnectionState, Entered};
+use crate::event::{ClientEvent, ConnectionState, Entered, PendingChat};
 use crate::store::{ConsultationRecord, OutboxEntry, OutboxState, Watermarks};
 
 /// Identifies an application call, to match its [`Output::Completed`].
@@ -630,6 +630,7 @@ impl Core {
         self.emit(ClientEvent::ChatStatus {
             client_msg_id,
             status: OutboxState::Sending,
+            pending: Some(PendingChat { text: text.clone(), staff_only, created_at: wall_ms }),
             seq: None,
             error: None,
             retry_in_ms: None,
@@ -652,6 +653,11 @@ impl Core {
         self.emit(ClientEvent::ChatStatus {
             client_msg_id: entry.client_msg_id,
             status: OutboxState::Sending,
+            pending: Some(PendingChat {
+                text: entry.text.clone(),
+                staff_only: entry.staff_only,
+                created_at: entry.created_at,
+            }),
             seq: None,
             error: None,
             retry_in_ms: None,
@@ -937,14 +943,7 @@ impl Core {
             participant_id: Some(state.you.id),
             token: Some(state.resume_token.clone()),
         }));
-        let entered = Box::new(Entered {
-            meeting: state.meeting,
-            you: state.you,
-            participants: state.participants,
-            waiting: state.waiting,
-            tracks: state.tracks,
-            resumed,
-        });
+        let entered = Box::new(Entered::from_join(state, resumed));
         self.emit(if admitted { ClientEvent::Admitted(entered) } else { ClientEvent::Joined(entered) });
         // Resync: the driver loads watermarks and the stored outbox, then we page history.
         self.sync = Some(SyncCursor { chat: 0, notes: 0, fetched: 0, loading: true });
@@ -1040,6 +1039,7 @@ impl Core {
             self.emit(ClientEvent::ChatStatus {
                 client_msg_id: m.client_msg_id,
                 status: OutboxState::Sent,
+                pending: None,
                 seq: Some(m.seq),
                 error: None,
                 retry_in_ms: None,
@@ -1092,6 +1092,7 @@ impl Core {
                         self.emit(ClientEvent::ChatStatus {
                             client_msg_id: id,
                             status: OutboxState::Sending,
+                            pending: None,
                             seq: None,
                             error: Some(e.code.as_str().into()),
                             retry_in_ms: Some(delay.as_millis() as u64),
@@ -1107,6 +1108,7 @@ impl Core {
                         self.emit(ClientEvent::ChatStatus {
                             client_msg_id: id,
                             status: OutboxState::Failed,
+                            pending: None,
                             seq: None,
                             error: Some(e.code.as_str().into()),
                             retry_in_ms: None,
@@ -1654,7 +1656,12 @@ mod tests {
         assert!(
             matches!(&h.persisted[0], Persist::OutboxInsert(e) if e.text == "hello" && e.state == OutboxState::Sending)
         );
-        assert!(matches!(h.events[0], ClientEvent::ChatStatus { status: OutboxState::Sending, .. }));
+        // The announcement carries what was queued (trimmed), so the application shows it at once.
+        assert!(matches!(
+            &h.events[0],
+            ClientEvent::ChatStatus { status: OutboxState::Sending, pending: Some(p), .. }
+                if p.text == "hello" && !p.staff_only && p.created_at == 1000
+        ));
         let req = h.last().id;
         let mut accepted = chat(m, 1, false);
         accepted.client_msg_id = id;

@@ -81,6 +81,7 @@ const MIGRATIONS: &[&str] = &[
 
 /// State of a message in the outbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum OutboxState {
     /// Written locally, not yet acknowledged by the relay (retried automatically).

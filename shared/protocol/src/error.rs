@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// A stable, machine-readable error code (`snake_case` on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorCode {
@@ -85,6 +86,7 @@ impl std::fmt::Display for ErrorCode {
 /// An error reply: a stable code, a human-readable message, and for rate
 /// limits how long to wait before trying again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[error("{code}: {message}")]
 pub struct ErrorBody {
     pub code: ErrorCode,

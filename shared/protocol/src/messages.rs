@@ -210,6 +210,7 @@ pub enum Response {
 
 /// What a participant learns on entering a meeting (join, admit or resume).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct JoinState {
     pub meeting: MeetingInfo,
     pub you: ParticipantInfo,
@@ -230,6 +231,8 @@ pub struct JoinState {
 
 /// Something that happened, pushed to the participants it concerns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[cfg_attr(feature = "ts", ts(rename = "WireEvent"))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     ParticipantJoined {
@@ -297,6 +300,7 @@ pub enum Event {
 
 /// Why a participant is no longer in the meeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum LeaveReason {
     Left,
@@ -310,6 +314,7 @@ pub enum LeaveReason {
 
 /// Meeting roles, from most to least rights. See the rights table in `docs/ARCHITECTURE.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Host,
@@ -335,6 +340,7 @@ impl Role {
 
 /// A participant's media as they announce it (or as a host mute forces it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MediaState {
     pub audio: bool,
     pub video: bool,
@@ -342,6 +348,7 @@ pub struct MediaState {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ParticipantInfo {
     pub id: ParticipantId,
     pub display_name: String,
@@ -354,6 +361,7 @@ pub struct ParticipantInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct WaitingInfo {
     pub participant_id: ParticipantId,
     pub display_name: String,
@@ -361,12 +369,14 @@ pub struct WaitingInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct StaffIdentity {
     pub staff_id: StaffId,
     pub name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum MeetingKind {
     Video,
@@ -376,6 +386,7 @@ pub enum MeetingKind {
 
 /// Scheduled → Active → Ended | Cancelled; consultations end as Completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum MeetingStatus {
     Scheduled,
@@ -403,6 +414,7 @@ impl MeetingStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default)]
 pub struct MeetingSettings {
     pub allow_screen_share: bool,
@@ -428,6 +440,7 @@ impl Default for MeetingSettings {
 
 /// An optional schedule: the start in UTC plus the creator's IANA time-zone name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Schedule {
     pub start: UnixMillis,
     pub time_zone: String,
@@ -435,6 +448,7 @@ pub struct Schedule {
 
 /// What a staff member fills in to create a meeting.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MeetingSpec {
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -451,6 +465,7 @@ pub struct MeetingSpec {
 
 /// A meeting as participants see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MeetingInfo {
     pub id: MeetingId,
     pub title: String,
@@ -475,6 +490,7 @@ pub struct MeetingInfo {
 
 /// A dashboard row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MeetingSummary {
     pub meeting: MeetingInfo,
     pub participant_count: u32,
@@ -485,6 +501,7 @@ pub struct MeetingSummary {
 /// Chat messages and notes are numbered in two separate sequences, so guests
 /// see no gaps and cannot count notes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ChatMessage {
     pub meeting_id: MeetingId,
     pub seq: u64,
@@ -506,6 +523,7 @@ pub type FlowId = u64;
 /// What a track carries. Audio is never dropped by the relay; screen is video
 /// from a screen and only allowed when the meeting allows screen share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum TrackKind {
     Audio,
@@ -514,6 +532,7 @@ pub enum TrackKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Codec {
     /// RFC 7587, 48 kHz, payload type 111.
@@ -524,6 +543,7 @@ pub enum Codec {
 
 /// One encoding of a video track (simulcast sends several, lowest first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct EncodingSpec {
     pub ssrc: u32,
     pub width: u32,
@@ -535,6 +555,7 @@ pub struct EncodingSpec {
 
 /// What a publisher announces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TrackSpec {
     pub kind: TrackKind,
     pub codec: Codec,
@@ -554,6 +575,7 @@ impl TrackSpec {
 
 /// A published track as other participants see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct TrackInfo {
     pub track_id: TrackId,
     pub participant_id: ParticipantId,

@@ -34,10 +34,10 @@ use clinicmeet_media::capture::{
 use clinicmeet_media::error::{MediaError, Result as MediaResult};
 use clinicmeet_media::frame::{AudioFrame, VideoFrame};
 use clinicmeet_protocol::TrackKind;
-use serde_json::json;
 
 use super::devices::SYNTHETIC_ID;
 use super::EventSink;
+use crate::contract::{AppEvent, EngineEvent};
 use crate::frames::{self, FrameSlots};
 
 /// Participant id of this device's own camera in frames and events.
@@ -143,7 +143,7 @@ impl VideoSource for LocalVideo {
         }
         if !self.announced {
             self.announced = true;
-            (self.taps.sink)(json!({"type": "video", "participant_id": LOCAL, "available": true}));
+            (self.taps.sink)(video(LOCAL, false, true));
         }
         Ok(f)
     }
@@ -153,7 +153,7 @@ impl Drop for LocalVideo {
     fn drop(&mut self) {
         if self.announced {
             self.taps.slots.forget(LOCAL);
-            (self.taps.sink)(json!({"type": "video", "participant_id": LOCAL, "available": false}));
+            (self.taps.sink)(video(LOCAL, false, false));
         }
     }
 }
@@ -184,7 +184,7 @@ impl AudioSource for LocalAudio {
         self.n += 1;
         if self.n.is_multiple_of(10) {
             let level = (self.peak * 100.0).round() / 100.0;
-            (self.taps.sink)(json!({"type": "audio_level", "participant_id": LOCAL, "level": level}));
+            (self.taps.sink)(audio_level(LOCAL, level));
             self.peak = 0.0;
         }
         Ok(f)
@@ -251,12 +251,26 @@ fn remote_levels(engine: MediaEngine, taps: Taps, stop: Arc<AtomicBool>) {
         }
         for (id, level) in engine.audio_levels() {
             let level = (f64::from(level) * 100.0).round() / 100.0;
-            (taps.sink)(json!({"type": "audio_level", "participant_id": id.to_string(), "level": level}));
+            (taps.sink)(audio_level(&id.to_string(), level));
         }
     }
 }
 
 /// The frame id of `participant`'s screen share (`screen:<participant id>`).
+/// Frames of a camera (or, `screen`, a screen share) started or stopped arriving.
+fn video(participant: &str, screen: bool, available: bool) -> EngineEvent {
+    let participant_id = participant.to_string();
+    EngineEvent::App(if screen {
+        AppEvent::Screen { participant_id, available }
+    } else {
+        AppEvent::Video { participant_id, available }
+    })
+}
+
+fn audio_level(participant: &str, level: f64) -> EngineEvent {
+    EngineEvent::App(AppEvent::AudioLevel { participant_id: participant.to_string(), level })
+}
+
 pub fn screen_frame_id(participant: &str) -> String {
     format!("screen:{participant}")
 }
@@ -269,8 +283,7 @@ fn video_pump(rx: std::sync::mpsc::Receiver<RemoteVideoFrame>, taps: Taps, stop:
     let mut seen: HashMap<String, (String, bool, Instant)> = HashMap::new();
     let mut newest: HashMap<String, RemoteVideoFrame> = HashMap::new();
     let announce = |participant: &str, screen: bool, available: bool| {
-        let kind = if screen { "screen" } else { "video" };
-        (taps.sink)(json!({"type": kind, "participant_id": participant, "available": available}));
+        (taps.sink)(video(participant, screen, available));
     };
     while !stop.load(Ordering::Relaxed) {
         match rx.recv_timeout(Duration::from_millis(250)) {
@@ -401,7 +414,7 @@ mod tests {
     fn taps() -> (Taps, Arc<Mutex<Vec<serde_json::Value>>>) {
         let events = Arc::new(Mutex::new(Vec::new()));
         let ev = events.clone();
-        let sink: EventSink = Arc::new(move |v| lock(&ev).push(v));
+        let sink: EventSink = Arc::new(move |e| lock(&ev).push(serde_json::to_value(e).unwrap_or_default()));
         (Taps { slots: Arc::new(FrameSlots::default()), sink }, events)
     }
 
@@ -426,9 +439,9 @@ mod tests {
         assert_eq!(&frame[9..14], b"local");
         assert!(taps.slots.stats()[LOCAL].produced >= 10);
         let ev = lock(&events).clone();
-        assert!(ev.iter().any(|e| e["type"] == "video" && e["available"] == true));
-        assert!(ev.iter().any(|e| e["type"] == "video" && e["available"] == false), "closed on stop");
-        assert!(ev.iter().any(|e| e["type"] == "audio_level"), "meter events: {ev:?}");
+        assert!(ev.iter().any(|e| e["event"] == "video" && e["available"] == true));
+        assert!(ev.iter().any(|e| e["event"] == "video" && e["available"] == false), "closed on stop");
+        assert!(ev.iter().any(|e| e["event"] == "audio_level"), "meter events: {ev:?}");
     }
 
     #[test]

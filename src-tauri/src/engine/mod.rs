@@ -1,13 +1,12 @@
 //! The engine the UI talks to: owns one `clinicmeet_client::Session` (and its
-//! driver task), maps its events to the UI's `EngineEvent` JSON, and answers the
-//! UI's calls. No Tauri types here: the commands (`crate::commands`) are a thin
+//! driver task), forwards its events to the UI as they are (with the app's own
+//! media events: [`crate::contract::EngineEvent`]), and answers the UI's calls. No Tauri types here: the commands (`crate::commands`) are a thin
 //! adapter, and tests drive this directly against a real relay.
 //!
 //! A session ends by itself when the user is denied, removed or the meeting
 //! ends; the next call then reconnects to the same relay (pin from the store).
 
 pub mod devices;
-pub mod map;
 pub mod media;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clinicmeet_client::session::{Connected, JoinOutcome};
-use clinicmeet_client::{ClientEvent, ConnectionState, Session, SessionConfig, Store};
+use clinicmeet_client::{ClientEvent, ConnectionState, Entered, Session, SessionConfig, Store};
 use clinicmeet_protocol::{AccessCode, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -24,16 +23,16 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::contract::{EngineEvent, JoinOutcome as JoinReply};
 use crate::error::{AppError, Result};
 use crate::frames::FrameSlots;
 use crate::launch::{self, RelayConfig};
 use crate::pin;
 use devices::{DeviceKind, DeviceList, Devices};
-use map::{Mapper, PendingChat};
 use media::{AppMedia, Choice, Preview, Taps};
 
 /// Where the UI's events go (a Tauri channel in the app, a vector in tests).
-pub type EventSink = Arc<dyn Fn(Value) + Send + Sync>;
+pub type EventSink = Arc<dyn Fn(EngineEvent) + Send + Sync>;
 
 /// Longest wait for the relay's hello after the QUIC handshake.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
@@ -85,7 +84,6 @@ struct Inner {
 pub struct Engine {
     data_dir: PathBuf,
     sink: EventSink,
-    mapper: Arc<Mutex<Mapper>>,
     inner: tokio::sync::Mutex<Inner>,
     devices: Mutex<Devices>,
     /// Frames on their way to the web view (`next_frames`).
@@ -93,13 +91,6 @@ pub struct Engine {
     /// The devices the next publish uses (set at join).
     choice: Arc<Mutex<Choice>>,
     preview: Mutex<Option<Preview>>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -111,7 +102,6 @@ impl Engine {
         Engine {
             data_dir: data_dir.into(),
             sink,
-            mapper: Arc::new(Mutex::new(Mapper::default())),
             inner: tokio::sync::Mutex::new(Inner::default()),
             devices: Mutex::new(Devices::default()),
             slots: Arc::new(FrameSlots::default()),
@@ -138,8 +128,8 @@ impl Engine {
         Ok(Store::open_dir(&self.data_dir)?)
     }
 
-    fn emit(&self, v: Value) {
-        (self.sink)(v)
+    fn emit(&self, e: impl Into<EngineEvent>) {
+        (self.sink)(e.into())
     }
 
     // ------------------------------------------------------------------ relay
@@ -170,7 +160,7 @@ impl Engine {
             old.close();
         }
         inner.relay = None;
-        self.emit(json!({"type": "connection", "state": "disconnected"}));
+        self.emit(connection(ConnectionState::Disconnected, None));
     }
 
     fn staff_of(&self, relay: &str) -> Option<StaffIdentity> {
@@ -180,8 +170,7 @@ impl Engine {
     }
 
     async fn open(&self, relay: &RelayConfig) -> Result<(Live, HelloInfo)> {
-        lock(&self.mapper).new_connection();
-        self.emit(json!({"type": "connection", "state": "connecting"}));
+        self.emit(connection(ConnectionState::Connecting, None));
         let mut cfg = SessionConfig::new(relay.address.clone(), self.data_dir.clone());
         cfg.pin = Some(relay.pin.clone());
         cfg.client_name = format!("clinicmeet-app/{}", env!("CARGO_PKG_VERSION"));
@@ -189,7 +178,7 @@ impl Engine {
             Ok(c) => c,
             Err(e) => {
                 let e = AppError::from(e);
-                self.emit(json!({"type": "connection", "state": "disconnected", "detail": e.code}));
+                self.emit(connection(ConnectionState::Disconnected, Some(e.code.clone())));
                 return Err(e);
             }
         };
@@ -200,7 +189,7 @@ impl Engine {
         });
         let (ready_tx, ready_rx) = oneshot::channel::<Result<()>>();
         let dead = Arc::new(AtomicBool::new(false));
-        let (sink, mapper, dead2) = (self.sink.clone(), self.mapper.clone(), dead.clone());
+        let (sink, dead2) = (self.sink.clone(), dead.clone());
         let media = AppMedia::start(session.clone(), self.choice.clone(), self.taps());
         let media_engine = media.engine().clone();
         let forwarder = tokio::spawn(async move {
@@ -233,10 +222,7 @@ impl Engine {
                     }
                     _ => {}
                 }
-                let mapped = lock(&mapper).map(ev);
-                if let Some(v) = mapped {
-                    sink(v);
-                }
+                sink(EngineEvent::Client(ev));
             }
         });
         let live = Live { session, driver, forwarder, dead, media };
@@ -307,7 +293,7 @@ impl Engine {
             .collect())
     }
 
-    pub async fn join(&self, code: &str, name: &str, options: JoinOptions) -> Result<Value> {
+    pub async fn join(&self, code: &str, name: &str, options: JoinOptions) -> Result<JoinReply> {
         let code = AccessCode::parse(code)
             .map_err(|_| AppError::invalid_input("A meeting code has 8 letters and digits, like ABCD-EFGH."))?
             .to_string();
@@ -333,17 +319,14 @@ impl Engine {
             *lock(&self.choice) = choice;
             media
         };
-        match self.session().await?.join(&code, name.trim(), media).await? {
+        Ok(match self.session().await?.join(&code, name.trim(), media).await? {
             JoinOutcome::Joined(state) => {
-                let mut join =
-                    serde_json::to_value(&*state).map_err(|e| AppError::new("internal", e.to_string()))?;
-                join["resume_token"] = json!("");
-                Ok(json!({"state": "joined", "join": join}))
+                JoinReply::Joined { join: Box::new(Entered::from_join(*state, false)) }
             }
             JoinOutcome::Waiting { participant_id, meeting } => {
-                Ok(json!({"state": "waiting", "participant_id": participant_id, "meeting": meeting}))
+                JoinReply::Waiting { participant_id, meeting }
             }
-        }
+        })
     }
 
     pub async fn leave(&self) -> Result<()> {
@@ -503,13 +486,10 @@ impl Engine {
 
     // ------------------------------------------------------------------- chat
 
-    /// Queues a message; returns its id and the creation time the UI shows.
-    pub async fn send_chat(&self, text: &str, staff_only: bool) -> Result<Value> {
-        let session = self.session().await?;
-        let created_at = now_ms();
-        let id = session.send_chat(text, staff_only).await?;
-        lock(&self.mapper).queued(id, PendingChat { text: text.trim().to_string(), staff_only, created_at });
-        Ok(json!({"client_msg_id": id, "created_at": created_at}))
+    /// Queues a message and returns its id; its `chat_status` events (the first,
+    /// `sending`, with the text) come from the engine.
+    pub async fn send_chat(&self, text: &str, staff_only: bool) -> Result<Uuid> {
+        Ok(self.session().await?.send_chat(text, staff_only).await?)
     }
 
     pub async fn retry_chat(&self, id: Uuid) -> Result<()> {
@@ -528,6 +508,11 @@ impl Engine {
         all.sort_by_key(|m| (m.sent_at, m.staff_only, m.seq));
         Ok(all)
     }
+}
+
+/// A connection event of the app (the engine reports the rest).
+fn connection(state: ConnectionState, reason: Option<String>) -> ClientEvent {
+    ClientEvent::Connection { state, attempt: None, retry_in_ms: None, reason }
 }
 
 /// `ABCD-EFGH` for any accepted spelling of a code.

@@ -22,7 +22,6 @@ import {
   type DeviceKind,
   type DeviceList,
   type Engine,
-  type EngineEvent,
   type EngineListener,
   type FrameListener,
   type HelloInfo,
@@ -35,6 +34,7 @@ import {
   NO_H264_MESSAGE,
   SLOTS,
   SlotTable,
+  chatEvent,
   deviceError,
   engineEvents,
   h264Codecs,
@@ -46,6 +46,7 @@ import {
   type SlotChange,
 } from "./browserSignal";
 import { Listeners } from "./listeners";
+import type { ClientEvent, EngineEvent, PendingChat } from "./generated";
 import type { ChatMessage, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity, Uuid } from "./types";
 
 export { SLOTS };
@@ -96,7 +97,9 @@ export class BrowserEngine implements Engine {
   private inCall = false;
   private chatOnly = false;
   private media: MediaState = { audio: false, video: false, screen: false };
-  private outbox = new Map<Uuid, { text: string; staff_only: boolean }>();
+  private outbox = new Map<Uuid, PendingChat>();
+  /** This participant once joined or waiting (to tell own events from others'). */
+  private self: ParticipantId | null = null;
 
   constructor(private readonly url: string = BrowserEngine.defaultUrl()) {}
 
@@ -142,7 +145,7 @@ export class BrowserEngine implements Engine {
   }
 
   private async open(): Promise<HelloInfo> {
-    this.emit({ type: "connection", state: "connecting" });
+    this.emit({ event: "connection", state: "connecting" });
     const ws = new WebSocket(this.url);
     this.ws = ws;
     this.closingOnPurpose = false;
@@ -153,7 +156,7 @@ export class BrowserEngine implements Engine {
     ws.onmessage = (m) => this.onMessage(String(m.data));
     ws.onclose = () => this.onClose(ws);
     const r = await this.request({ type: "hello", min_version: 1, max_version: 1, client: "clinicmeet-guest/0.1" });
-    this.emit({ type: "connection", state: "connected" });
+    this.emit({ event: "connection", state: "connected" });
     return { server: typeof r.server === "string" ? r.server : "", version: typeof r.version === "number" ? r.version : 1, staff: null };
   }
 
@@ -169,8 +172,8 @@ export class BrowserEngine implements Engine {
     this.inCall = false;
     this.emit(
       lost
-        ? { type: "connection", state: "disconnected", detail: "The connection to the clinic was lost. Reload the page to join again." }
-        : { type: "connection", state: "disconnected" },
+        ? { event: "connection", state: "disconnected", reason: "The connection to the clinic was lost. Reload the page to join again." }
+        : { event: "connection", state: "disconnected" },
     );
   }
 
@@ -204,12 +207,12 @@ export class BrowserEngine implements Engine {
         return;
       }
       case "event":
-        for (const e of engineEvents(msg.event)) this.onEvent(e);
+        for (const e of engineEvents(msg.event, this.self)) this.onEvent(e);
     }
   }
 
-  private onEvent(e: EngineEvent): void {
-    switch (e.type) {
+  private onEvent(e: ClientEvent): void {
+    switch (e.event) {
       case "admitted":
         void this.startMedia();
         break;
@@ -223,7 +226,7 @@ export class BrowserEngine implements Engine {
       case "participant_left":
         for (const c of this.slots.forget(e.participant_id)) this.applySlot(c);
         break;
-      case "muted_by":
+      case "muted":
         this.media = { ...this.media, audio: false };
         for (const t of this.local?.getAudioTracks() ?? []) t.enabled = false;
         break;
@@ -275,9 +278,10 @@ export class BrowserEngine implements Engine {
         screen: false,
       };
       // Known before the join state arrives, so one's own tile shows the camera at once.
-      this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: this.media.video });
+      this.emit({ event: "video", participant_id: LOCAL_PARTICIPANT, available: this.media.video });
       const r = await this.request({ type: "join", access_code: accessCode, display_name: displayName, media: this.media });
       const outcome = joinOutcome(r);
+      this.self = outcome.state === "joined" ? outcome.join.you.id : outcome.participant_id;
       if (outcome.state === "joined") void this.startMedia();
       return outcome;
     } catch (e) {
@@ -326,15 +330,17 @@ export class BrowserEngine implements Engine {
 
   async sendChat(text: string, staffOnly: boolean): Promise<Uuid> {
     const id = uuid();
-    this.outbox.set(id, { text, staff_only: staffOnly });
-    this.emit({ type: "chat_status", client_msg_id: id, status: "sending", pending: { text, staff_only: staffOnly, created_at: Date.now() } });
+    const pending = { text, staff_only: staffOnly, created_at: Date.now() };
+    this.outbox.set(id, pending);
+    this.emit({ event: "chat_status", client_msg_id: id, status: "sending", pending });
     void this.deliver(id);
     return id;
   }
 
   async retryChat(clientMsgId: Uuid): Promise<void> {
-    if (!this.outbox.has(clientMsgId)) return;
-    this.emit({ type: "chat_status", client_msg_id: clientMsgId, status: "sending" });
+    const pending = this.outbox.get(clientMsgId);
+    if (!pending) return;
+    this.emit({ event: "chat_status", client_msg_id: clientMsgId, status: "sending", pending });
     await this.deliver(clientMsgId);
   }
 
@@ -344,9 +350,11 @@ export class BrowserEngine implements Engine {
     try {
       const r = await this.request({ type: "send_chat", client_msg_id: id, text: m.text, staff_only: m.staff_only });
       this.outbox.delete(id);
-      this.emit({ type: "chat_status", client_msg_id: id, status: "sent", message: r.message as ChatMessage });
+      const message = r.message as ChatMessage;
+      this.emit({ event: "chat_status", client_msg_id: id, status: "sent", seq: message.seq });
+      this.emit(chatEvent(message, true));
     } catch (e) {
-      this.emit({ type: "chat_status", client_msg_id: id, status: "failed", error: errorText(e) });
+      this.emit({ event: "chat_status", client_msg_id: id, status: "failed", error: errorText(e) });
     }
   }
 
@@ -446,7 +454,7 @@ export class BrowserEngine implements Engine {
 
   private setLocal(stream: MediaStream): void {
     this.local = stream;
-    this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: this.hasTrack("video") });
+    this.emit({ event: "video", participant_id: LOCAL_PARTICIPANT, available: this.hasTrack("video") });
     this.startMeter();
   }
 
@@ -490,7 +498,7 @@ export class BrowserEngine implements Engine {
       t.stop();
       this.local?.removeTrack(t);
     }
-    if (kind === "video") this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: false });
+    if (kind === "video") this.emit({ event: "video", participant_id: LOCAL_PARTICIPANT, available: false });
   }
 
   /** Puts a new local track in place of the old one of its kind, also on the wire. */
@@ -508,8 +516,8 @@ export class BrowserEngine implements Engine {
     if (kind === "video") {
       // A new stream object so tiles re-attach.
       this.local = new MediaStream(this.local.getTracks());
-      this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: false });
-      this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: true });
+      this.emit({ event: "video", participant_id: LOCAL_PARTICIPANT, available: false });
+      this.emit({ event: "video", participant_id: LOCAL_PARTICIPANT, available: true });
     } else this.startMeter();
   }
 
@@ -524,7 +532,7 @@ export class BrowserEngine implements Engine {
     this.local = null;
     this.acquiring = null;
     this.stopMeter();
-    if (had) this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: false });
+    if (had) this.emit({ event: "video", participant_id: LOCAL_PARTICIPANT, available: false });
   }
 
   /** Local microphone level for the meter and the speaking highlight. */
@@ -541,7 +549,7 @@ export class BrowserEngine implements Engine {
       const timer = setInterval(() => {
         analyser.getByteTimeDomainData(buf);
         const level = track.enabled && track.readyState === "live" ? levelFromBytes(buf) : 0;
-        this.emit({ type: "audio_level", participant_id: LOCAL_PARTICIPANT, level });
+        this.emit({ event: "audio_level", participant_id: LOCAL_PARTICIPANT, level });
       }, 100);
       void ctx.resume().catch(() => undefined);
       this.meter = { ctx, timer };
@@ -593,7 +601,7 @@ export class BrowserEngine implements Engine {
         this.answerWaiter = null;
         return;
       case "error":
-        this.emit({ type: "media_error", message: signal.message });
+        this.emit({ event: "media_error", message: signal.message });
         return;
       default:
         for (const c of this.slots.apply(signal)) this.applySlot(c);
@@ -609,12 +617,12 @@ export class BrowserEngine implements Engine {
       const stream = new MediaStream([tr.receiver.track]);
       if (c.kind === "video") {
         this.remoteVideo.set(c.mid, stream);
-        this.emit({ type: "video", participant_id: c.participant_id, available: true });
+        this.emit({ event: "video", participant_id: c.participant_id, available: true });
       } else this.play(c.mid, stream);
       return;
     }
     if (c.kind === "video") {
-      if (this.remoteVideo.delete(c.mid)) this.emit({ type: "video", participant_id: c.participant_id, available: false });
+      if (this.remoteVideo.delete(c.mid)) this.emit({ event: "video", participant_id: c.participant_id, available: false });
     } else this.silence(c.mid);
   }
 
@@ -645,7 +653,7 @@ export class BrowserEngine implements Engine {
   private async startMedia(): Promise<void> {
     if (this.pc || this.chatOnly) return;
     if (!hasH264()) {
-      this.emit({ type: "media_error", message: NO_H264_MESSAGE });
+      this.emit({ event: "media_error", message: NO_H264_MESSAGE });
       return;
     }
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
@@ -700,7 +708,7 @@ export class BrowserEngine implements Engine {
             received += typeof s.packetsReceived === "number" ? s.packetsReceived : 0;
             const slot = typeof s.mid === "string" ? this.slots.at(s.mid) : null;
             if (s.kind === "audio" && slot && typeof s.audioLevel === "number") {
-              this.emit({ type: "audio_level", participant_id: slot.participant_id, level: Math.min(1, s.audioLevel * 3) });
+              this.emit({ event: "audio_level", participant_id: slot.participant_id, level: Math.min(1, s.audioLevel * 3) });
             }
           } else if (s.type === "candidate-pair" && s.nominated && typeof s.currentRoundTripTime === "number") {
             rtt = s.currentRoundTripTime * 1000;
@@ -712,7 +720,7 @@ export class BrowserEngine implements Engine {
         const dl = prev ? lost - prev.lost : 0;
         const dr = prev ? received - prev.received : 0;
         const loss = dl + dr > 0 ? Math.max(0, dl) / (dl + dr) : 0;
-        this.emit({ type: "quality", quality: qualityOf(rtt, loss), rtt_ms: Math.round(rtt), loss });
+        this.emit({ event: "quality", quality: qualityOf(rtt, loss), rtt_ms: Math.round(rtt), loss });
       });
     }, 250);
   }

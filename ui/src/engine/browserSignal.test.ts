@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { EngineError } from "./engine";
 import { deviceError, engineEvents, h264Codecs, joinOutcome, levelFromBytes, parseIncoming, qualityOf, SlotTable } from "./browserSignal";
-import type { JoinState, MeetingInfo, ParticipantInfo, WireEvent } from "./types";
+import type { Entered, JoinState, MeetingInfo, ParticipantInfo, WireEvent } from "./types";
 import { defaultSettings } from "./types";
 
 const meeting: MeetingInfo = {
@@ -23,7 +23,9 @@ const me: ParticipantInfo = {
   joined_at: 2,
   connected: true,
 };
-const join: JoinState = { meeting, you: me, participants: [me], waiting: [], resume_token: "t", chat_seq: 0, notes_seq: 0 };
+const join: JoinState = { meeting, you: me, participants: [me], waiting: [], resume_token: "t", chat_seq: 0, notes_seq: 0, tracks: [] };
+/** What the application gets of it: no resume token, no sequence numbers. */
+const entered: Entered = { meeting, you: me, participants: [me], waiting: [], tracks: [], resumed: false };
 
 describe("browser engine: relay messages", () => {
   it("reads replies, errors, events and WebRTC signaling", () => {
@@ -54,24 +56,25 @@ describe("browser engine: relay messages", () => {
     }
   });
 
-  it("maps relay events to engine events", () => {
+  it("maps relay events to the engine's events (the desktop engine's shapes)", () => {
     const admitted = { type: "admitted", ...join } as WireEvent;
-    expect(engineEvents(admitted)).toEqual([{ type: "admitted", join }]);
-    const chat: WireEvent = {
-      type: "chat",
-      message: { meeting_id: "m1", seq: 1, client_msg_id: "c", sender_id: "p2", sender_name: "Dr Who", sender_verified: true, text: "<b>hi</b>", staff_only: false, sent_at: 5 },
-    };
-    expect(engineEvents(chat)).toEqual([chat]);
-    const left: WireEvent = { type: "participant_left", participant_id: "p2", reason: "removed" };
-    expect(engineEvents(left)).toEqual([left]);
-    expect(engineEvents({ type: "meeting_ended", status: "completed" })).toEqual([{ type: "meeting_ended", status: "completed" }]);
-    expect(engineEvents({ type: "typing", participant_id: "p2", typing: true })).toEqual([{ type: "typing", participant_id: "p2", typing: true }]);
+    expect(engineEvents(admitted, "p-me")).toEqual([{ event: "admitted", ...entered }]);
+    const message = { meeting_id: "m1", seq: 1, client_msg_id: "c", sender_id: "p2", sender_name: "Dr Who", sender_verified: true, text: "<b>hi</b>", staff_only: false, sent_at: 5 };
+    expect(engineEvents({ type: "chat", message }, "p-me")).toEqual([{ event: "chat", ...message, own: false }]);
+    expect(engineEvents({ type: "chat", message }, "p2")).toEqual([{ event: "chat", ...message, own: true }]);
+    expect(engineEvents({ type: "participant_left", participant_id: "p2", reason: "removed" }, null)).toEqual([{ event: "participant_left", participant_id: "p2", reason: "removed" }]);
+    expect(engineEvents({ type: "meeting_ended", status: "completed" }, null)).toEqual([{ event: "meeting_ended", status: "completed" }]);
+    expect(engineEvents({ type: "typing", participant_id: "p2", typing: true }, null)).toEqual([{ event: "typing", participant_id: "p2", typing: true }]);
+    expect(engineEvents({ type: "role_changed", participant_id: "p-me", role: "moderator" }, "p-me")).toEqual([{ event: "role_changed", participant_id: "p-me", role: "moderator", you: true }]);
+    expect(engineEvents({ type: "connection_changed", participant_id: "p2", connected: false }, "p-me")).toEqual([{ event: "participant_connection", participant_id: "p2", connected: false }]);
+    expect(engineEvents({ type: "muted_by", by: "p2" }, "p-me")).toEqual([{ event: "muted", by: "p2" }]);
+    expect(engineEvents({ type: "denied" }, "p-me")).toEqual([{ event: "denied" }]);
     // A newer relay's event this page does not know.
-    expect(engineEvents({ type: "recording_started" } as unknown as WireEvent)).toEqual([]);
+    expect(engineEvents({ type: "recording_started" } as unknown as WireEvent, null)).toEqual([]);
   });
 
   it("reads the join reply: in the meeting or waiting", () => {
-    expect(joinOutcome({ type: "joined", ...join })).toEqual({ state: "joined", join });
+    expect(joinOutcome({ type: "joined", ...join })).toEqual({ state: "joined", join: entered });
     expect(joinOutcome({ type: "waiting", participant_id: "p-me", resume_token: "t", meeting })).toEqual({ state: "waiting", participant_id: "p-me", meeting });
     expect(() => joinOutcome({ type: "waiting" })).toThrow(EngineError);
     expect(() => joinOutcome({ type: "chat_accepted" })).toThrow(/Unexpected reply/);

@@ -1,11 +1,13 @@
 // The browser engine's pure logic, kept apart from WebSocket / WebRTC / DOM so it
 // can be tested without a browser: reading the relay's JSON messages, turning relay
-// events into engine events, the receive-slot table (`mid → participant`), codec
+// events into the engine events the desktop engine produces (`ClientEvent` of
+// `shared/client`, generated into `generated.ts`), the receive-slot table (`mid → participant`), codec
 // choice, device-error words and level / quality figures.
 
-import type { ConnectionQuality, EngineEvent, JoinOutcome } from "./engine";
+import type { ConnectionQuality, JoinOutcome } from "./engine";
 import { EngineError } from "./engine";
-import type { ErrorBody, JoinState, MeetingInfo, WireEvent } from "./types";
+import type { ClientEvent } from "./generated";
+import type { ChatMessage, Entered, ErrorBody, JoinState, MeetingInfo, ParticipantId, WireEvent } from "./types";
 
 /** Receive slots per kind the page offers; must match the relay's `peer::SLOTS`. */
 export const SLOTS = 6;
@@ -87,27 +89,47 @@ export function parseIncoming(text: string): Incoming | null {
   }
 }
 
-/** A relay event as engine events (the same names; `admitted` carries its join state apart). */
-export function engineEvents(ev: WireEvent): EngineEvent[] {
+/** What the application learns from a join state: everything but the resume token
+ * (a bearer secret) and the sequence numbers (the engine's business). */
+export function entered(join: JoinState): Entered {
+  return { meeting: join.meeting, you: join.you, participants: join.participants, waiting: join.waiting, tracks: join.tracks ?? [], resumed: false };
+}
+
+/** A chat message as an event; `own`: sent by this participant. */
+export function chatEvent(message: ChatMessage, own: boolean): ClientEvent {
+  return { event: "chat", ...message, own };
+}
+
+/** A relay event as engine events; `self` is this participant (null before the join). */
+export function engineEvents(ev: WireEvent, self: ParticipantId | null): ClientEvent[] {
   switch (ev.type) {
     case "admitted": {
       const { type: _type, ...join } = ev;
-      return [{ type: "admitted", join: join as JoinState }];
+      return [{ event: "admitted", ...entered(join) }];
     }
+    case "role_changed":
+      return [{ event: "role_changed", participant_id: ev.participant_id, role: ev.role, you: ev.participant_id === self }];
+    case "connection_changed":
+      return [{ event: "participant_connection", participant_id: ev.participant_id, connected: ev.connected }];
+    case "muted_by":
+      return [{ event: "muted", by: ev.by }];
+    case "chat":
+      return [chatEvent(ev.message, ev.message.sender_id === self)];
     case "participant_joined":
     case "participant_left":
     case "media_changed":
-    case "role_changed":
-    case "connection_changed":
     case "waiting_room":
     case "denied":
     case "removed":
-    case "muted_by":
     case "meeting_updated":
     case "meeting_ended":
-    case "chat":
     case "typing":
-      return [ev];
+    case "track_published":
+    case "track_unpublished":
+    case "keyframe_request": {
+      const { type, ...rest } = ev;
+      return [{ event: type, ...rest } as ClientEvent];
+    }
     default:
       // An event this page does not know yet (newer relay): ignored.
       return [];
@@ -118,7 +140,7 @@ export function engineEvents(ev: WireEvent): EngineEvent[] {
 export function joinOutcome(response: Record<string, unknown> & { type: string }): JoinOutcome {
   if (response.type === "joined") {
     const { type: _type, ...join } = response;
-    return { state: "joined", join: join as unknown as JoinState };
+    return { state: "joined", join: entered(join as unknown as JoinState) };
   }
   if (response.type === "waiting" && typeof response.participant_id === "string" && isObject(response.meeting)) {
     return { state: "waiting", participant_id: response.participant_id, meeting: response.meeting as unknown as MeetingInfo };

@@ -23,9 +23,10 @@ import type {
   VideoFrame,
 } from "./engine";
 import { EngineError, LOCAL_PARTICIPANT } from "./engine";
+import type { PendingChat } from "./generated";
 import type {
   ChatMessage,
-  JoinState,
+  Entered,
   MediaState,
   MeetingId,
   MeetingInfo,
@@ -104,7 +105,7 @@ export class DemoEngine implements Engine {
   private you: ParticipantInfo | null = null;
   private remotes = new Map<ParticipantId, ParticipantInfo>();
   private waiting: WaitingInfo[] = [];
-  private outbox = new Map<Uuid, { text: string; staff_only: boolean; failOnce: boolean }>();
+  private outbox = new Map<Uuid, PendingChat & { failOnce: boolean }>();
   private timers = new Set<ReturnType<typeof setTimeout>>();
   private intervals = new Set<ReturnType<typeof setInterval>>();
   private mediaLoop: ReturnType<typeof setInterval> | null = null;
@@ -289,7 +290,7 @@ export class DemoEngine implements Engine {
 
   private setConnection(state: ConnectionState, detail?: string): void {
     this.connection = state;
-    this.emit(detail === undefined ? { type: "connection", state } : { type: "connection", state, detail });
+    this.emit(detail === undefined ? { event: "connection", state } : { event: "connection", state, reason: detail });
   }
 
   private requireRelay(): void {
@@ -424,7 +425,7 @@ export class DemoEngine implements Engine {
     if (role === "guest" && m.info.settings.waiting_room) {
       // The simulated host lets us in after a few seconds.
       this.later(5000, () => {
-        if (this.current === m && this.you) this.emit({ type: "admitted", join: this.enter(m) });
+        if (this.current === m && this.you) this.emit({ event: "admitted", ...this.enter(m) });
       });
       return { state: "waiting", participant_id: this.you.id, meeting: this.guestView(m.info) };
     }
@@ -437,7 +438,7 @@ export class DemoEngine implements Engine {
     return copy;
   }
 
-  private enter(m: DemoMeeting): JoinState {
+  private enter(m: DemoMeeting): Entered {
     const you = this.you;
     if (!you) throw new EngineError("invalid_state", "not joining");
     if (m.info.status !== "active" && m.info.kind !== "consultation") {
@@ -461,29 +462,27 @@ export class DemoEngine implements Engine {
     this.startMedia();
     // Our own camera starts with the meeting (the device-check preview was a separate session).
     if (you.media.video && this.selected.camera !== null) {
-      this.later(100, () => this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: true }));
+      this.later(100, () => this.emit({ event: "video", participant_id: LOCAL_PARTICIPANT, available: true }));
     }
     // Remote video begins shortly after joining.
     this.later(400, () => {
-      if (remote.media.video && this.remotes.has(remote.id)) this.emit({ type: "video", participant_id: remote.id, available: true });
+      if (remote.media.video && this.remotes.has(remote.id)) this.emit({ event: "video", participant_id: remote.id, available: true });
     });
     // A guest arrives in the waiting room (moderators see the badge).
     if (you.role === "host" || you.role === "moderator") {
       this.later(3500, () => {
         if (this.current !== m) return;
         this.waiting = [{ participant_id: uuid(), display_name: "Sam Rivera", since: Date.now() }];
-        this.emit({ type: "waiting_room", waiting: [...this.waiting] });
+        this.emit({ event: "waiting_room", waiting: [...this.waiting] });
       });
     }
-    const isStaff = this.staff !== null;
     return {
       meeting: this.guestView(m.info),
       you: { ...you },
       participants: [{ ...you }, ...[...this.remotes.values()].map((p) => ({ ...p }))],
       waiting: [...this.waiting],
-      resume_token: uuid(),
-      chat_seq: m.chat.length,
-      notes_seq: isStaff ? m.notes.length : 0,
+      tracks: [],
+      resumed: false,
     };
   }
 
@@ -504,7 +503,7 @@ export class DemoEngine implements Engine {
     const w = this.waiting.find((x) => x.participant_id === participantId);
     if (!w) throw new EngineError("not_found", "nobody waiting with that id");
     this.waiting = this.waiting.filter((x) => x !== w);
-    this.emit({ type: "waiting_room", waiting: [...this.waiting] });
+    this.emit({ event: "waiting_room", waiting: [...this.waiting] });
     const p: ParticipantInfo = {
       id: w.participant_id,
       display_name: w.display_name,
@@ -515,9 +514,9 @@ export class DemoEngine implements Engine {
       connected: true,
     };
     this.remotes.set(p.id, p);
-    this.emit({ type: "participant_joined", participant: { ...p } });
+    this.emit({ event: "participant_joined", participant: { ...p } });
     this.later(300, () => {
-      if (this.remotes.has(p.id)) this.emit({ type: "video", participant_id: p.id, available: true });
+      if (this.remotes.has(p.id)) this.emit({ event: "video", participant_id: p.id, available: true });
     });
   }
 
@@ -526,7 +525,7 @@ export class DemoEngine implements Engine {
     const before = this.waiting.length;
     this.waiting = this.waiting.filter((x) => x.participant_id !== participantId);
     if (this.waiting.length === before) throw new EngineError("not_found", "nobody waiting with that id");
-    this.emit({ type: "waiting_room", waiting: [...this.waiting] });
+    this.emit({ event: "waiting_room", waiting: [...this.waiting] });
   }
 
   async mute(participantId: ParticipantId): Promise<void> {
@@ -534,14 +533,14 @@ export class DemoEngine implements Engine {
     const p = this.remotes.get(participantId);
     if (!p) throw new EngineError("not_found", "no such participant");
     p.media = { ...p.media, audio: false };
-    this.emit({ type: "media_changed", participant_id: p.id, media: { ...p.media } });
+    this.emit({ event: "media_changed", participant_id: p.id, media: { ...p.media } });
   }
 
   async remove(participantId: ParticipantId): Promise<void> {
     this.requireModerator();
     if (!this.remotes.delete(participantId)) throw new EngineError("not_found", "no such participant");
-    this.emit({ type: "video", participant_id: participantId, available: false });
-    this.emit({ type: "participant_left", participant_id: participantId, reason: "removed" });
+    this.emit({ event: "video", participant_id: participantId, available: false });
+    this.emit({ event: "participant_left", participant_id: participantId, reason: "removed" });
   }
 
   async promote(participantId: ParticipantId): Promise<void> {
@@ -550,7 +549,7 @@ export class DemoEngine implements Engine {
     const p = this.remotes.get(participantId);
     if (!p) throw new EngineError("not_found", "no such participant");
     p.role = "moderator";
-    this.emit({ type: "role_changed", participant_id: p.id, role: "moderator" });
+    this.emit({ event: "role_changed", participant_id: p.id, role: "moderator", you: false });
   }
 
   async demote(participantId: ParticipantId): Promise<void> {
@@ -559,13 +558,13 @@ export class DemoEngine implements Engine {
     const p = this.remotes.get(participantId);
     if (!p) throw new EngineError("not_found", "no such participant");
     p.role = p.verified_staff ? "staff" : "guest";
-    this.emit({ type: "role_changed", participant_id: p.id, role: p.role });
+    this.emit({ event: "role_changed", participant_id: p.id, role: p.role, you: false });
   }
 
   async setLocked(locked: boolean): Promise<void> {
     const { m } = this.requireModerator();
     m.info.locked = locked;
-    this.emit({ type: "meeting_updated", meeting: this.guestView(m.info) });
+    this.emit({ event: "meeting_updated", meeting: this.guestView(m.info) });
   }
 
   async endMeeting(): Promise<void> {
@@ -573,7 +572,7 @@ export class DemoEngine implements Engine {
     if (you.role !== "host") throw new EngineError("forbidden", "host only");
     m.info.status = "ended";
     m.info.ended_at = Date.now();
-    this.emit({ type: "meeting_ended", status: "ended" });
+    this.emit({ event: "meeting_ended", status: "ended" });
     await this.leave();
   }
 
@@ -588,7 +587,7 @@ export class DemoEngine implements Engine {
     r.status = "active";
     r.started_at = m.info.started_at;
     this.records.set(m.info.id, r);
-    this.emit({ type: "meeting_updated", meeting: this.guestView(m.info) });
+    this.emit({ event: "meeting_updated", meeting: this.guestView(m.info) });
   }
 
   async endConsultation(notes: string): Promise<ConsultationEnded> {
@@ -602,7 +601,7 @@ export class DemoEngine implements Engine {
     const r = this.records.get(m.info.id) ?? this.recordOf(m);
     Object.assign(r, { status: "completed", started_at: started, ended_at: ended, duration_secs: duration, notes });
     this.records.set(m.info.id, r);
-    this.emit({ type: "meeting_ended", status: "completed" });
+    this.emit({ event: "meeting_ended", status: "completed" });
     await this.leave();
     return { started_at: started, ended_at: ended, duration_secs: duration };
   }
@@ -630,9 +629,9 @@ export class DemoEngine implements Engine {
     const wasVideo = you.media.video || you.media.screen;
     you.media = { ...media };
     this.joinOptions.chatOnly = false;
-    this.emit({ type: "media_changed", participant_id: you.id, media: { ...media } });
+    this.emit({ event: "media_changed", participant_id: you.id, media: { ...media } });
     const isVideo = media.video || media.screen;
-    if (wasVideo !== isVideo) this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: isVideo });
+    if (wasVideo !== isVideo) this.emit({ event: "video", participant_id: LOCAL_PARTICIPANT, available: isVideo });
   }
 
   async listDevices(): Promise<DeviceList> {
@@ -666,7 +665,7 @@ export class DemoEngine implements Engine {
   async startPreview(): Promise<void> {
     this.previewing = true;
     this.startMedia();
-    if (this.selected.camera !== null) this.emit({ type: "video", participant_id: LOCAL_PARTICIPANT, available: true });
+    if (this.selected.camera !== null) this.emit({ event: "video", participant_id: LOCAL_PARTICIPANT, available: true });
   }
 
   async stopPreview(): Promise<void> {
@@ -707,7 +706,7 @@ export class DemoEngine implements Engine {
       // A speaking pattern: bursts every few seconds.
       const speaking = Math.sin(t / 40) > 0.55;
       const level = speaking ? 0.35 + 0.3 * Math.abs(Math.sin(t / 2)) : 0.03 + 0.04 * Math.random();
-      this.emit({ type: "audio_level", participant_id: LOCAL_PARTICIPANT, level });
+      this.emit({ event: "audio_level", participant_id: LOCAL_PARTICIPANT, level });
     }
     if (!this.current || this.connection !== "connected") return;
     let i = 0;
@@ -717,12 +716,12 @@ export class DemoEngine implements Engine {
       if (t % 3 === 0 && p.media.audio) {
         const speaking = Math.sin(t / 40 + Math.PI + i) > 0.2;
         const level = speaking ? 0.3 + 0.3 * Math.abs(Math.sin(t / 3 + i)) : 0.02;
-        this.emit({ type: "audio_level", participant_id: p.id, level });
+        this.emit({ event: "audio_level", participant_id: p.id, level });
       }
     }
     if (t % 45 === 0) {
       const rtt = 28 + Math.round(Math.random() * 20);
-      this.emit({ type: "quality", quality: "good", rtt_ms: rtt, loss: 0 });
+      this.emit({ event: "quality", quality: "good", rtt_ms: rtt, loss: 0 });
     }
   }
 
@@ -735,8 +734,9 @@ export class DemoEngine implements Engine {
     if (new TextEncoder().encode(clean).length > 8 * 1024) throw new EngineError("too_large", "message is too long");
     if (staffOnly && !this.staff) throw new EngineError("forbidden", "staff only");
     const id = uuid();
-    this.outbox.set(id, { text: clean, staff_only: staffOnly, failOnce: /^\/fail\b/.test(clean) });
-    this.emit({ type: "chat_status", client_msg_id: id, status: "sending", pending: { text: clean, staff_only: staffOnly, created_at: Date.now() } });
+    const pending = { text: clean, staff_only: staffOnly, created_at: Date.now() };
+    this.outbox.set(id, { ...pending, failOnce: /^\/fail\b/.test(clean) });
+    this.emit({ event: "chat_status", client_msg_id: id, status: "sending", pending });
     this.deliver(id, m, you);
     return id;
   }
@@ -745,7 +745,8 @@ export class DemoEngine implements Engine {
     const { m, you } = this.requireMeeting();
     const item = this.outbox.get(clientMsgId);
     if (!item) throw new EngineError("not_found", "nothing to retry with that id");
-    this.emit({ type: "chat_status", client_msg_id: clientMsgId, status: "sending" });
+    const pending = { text: item.text, staff_only: item.staff_only, created_at: item.created_at };
+    this.emit({ event: "chat_status", client_msg_id: clientMsgId, status: "sending", pending });
     this.deliver(clientMsgId, m, you);
   }
 
@@ -755,7 +756,7 @@ export class DemoEngine implements Engine {
       if (!item) return;
       if (this.connection !== "connected" || item.failOnce) {
         item.failOnce = false;
-        this.emit({ type: "chat_status", client_msg_id: id, status: "failed", error: this.connection !== "connected" ? "Connection lost" : "Not delivered" });
+        this.emit({ event: "chat_status", client_msg_id: id, status: "failed", error: this.connection !== "connected" ? "Connection lost" : "Not delivered" });
         return;
       }
       this.outbox.delete(id);
@@ -772,7 +773,8 @@ export class DemoEngine implements Engine {
         sent_at: Date.now(),
       };
       list.push(message);
-      this.emit({ type: "chat_status", client_msg_id: id, status: "sent", message: { ...message } });
+      this.emit({ event: "chat_status", client_msg_id: id, status: "sent", seq: message.seq });
+      this.emit({ event: "chat", ...message, own: true });
       if (!item.staff_only) this.replyLater(m);
     });
   }
@@ -780,7 +782,7 @@ export class DemoEngine implements Engine {
   private replyLater(m: DemoMeeting): void {
     const remote = [...this.remotes.values()][0];
     if (!remote) return;
-    this.later(700, () => this.emit({ type: "typing", participant_id: remote.id, typing: true }));
+    this.later(700, () => this.emit({ event: "typing", participant_id: remote.id, typing: true }));
     this.later(2600, () => {
       if (this.current !== m || !this.remotes.has(remote.id)) return;
       const text = REPLIES[this.replyIndex++ % REPLIES.length] ?? "OK";
@@ -796,8 +798,8 @@ export class DemoEngine implements Engine {
         sent_at: Date.now(),
       };
       m.chat.push(message);
-      this.emit({ type: "typing", participant_id: remote.id, typing: false });
-      this.emit({ type: "chat", message });
+      this.emit({ event: "typing", participant_id: remote.id, typing: false });
+      this.emit({ event: "chat", ...message, own: false });
     });
   }
 
@@ -830,10 +832,10 @@ export class DemoEngine implements Engine {
   simulateDrop(ms = 4000): void {
     if (this.connection !== "connected") return;
     this.setConnection("reconnecting", "connection lost");
-    for (const p of this.remotes.values()) this.emit({ type: "video", participant_id: p.id, available: false });
+    for (const p of this.remotes.values()) this.emit({ event: "video", participant_id: p.id, available: false });
     this.later(ms, () => {
       this.setConnection("connected");
-      for (const p of this.remotes.values()) if (p.media.video) this.emit({ type: "video", participant_id: p.id, available: true });
+      for (const p of this.remotes.values()) if (p.media.video) this.emit({ event: "video", participant_id: p.id, available: true });
     });
   }
 }

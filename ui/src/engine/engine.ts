@@ -10,8 +10,6 @@ import type {
   ChatMessage,
   ErrorBody,
   ErrorCode,
-  JoinState,
-  LeaveReason,
   MediaState,
   MeetingId,
   MeetingInfo,
@@ -19,21 +17,23 @@ import type {
   MeetingStatus,
   MeetingSummary,
   ParticipantId,
-  ParticipantInfo,
-  Role,
   StaffIdentity,
   UnixMillis,
   Uuid,
-  WaitingInfo,
 } from "./types";
+import type { EngineEvent, JoinOutcome, RelayConfig } from "./generated";
 
-/** Where the clinic's relay is and which key it must present. */
-export interface RelayConfig {
-  /** host:port, e.g. `relay.clinic.example:4433`. */
-  address: string;
-  /** SHA-256 of the relay certificate's SubjectPublicKeyInfo, hex (colons and case ignored). */
-  pin: string;
-}
+// The events and the join reply are Rust types (`src-tauri/src/contract.rs`), generated
+// into `generated.ts`: every engine produces exactly these shapes.
+export type {
+  ConnectionQuality,
+  ConnectionState,
+  EngineEvent,
+  Entered,
+  JoinOutcome,
+  OutboxState as ChatSendStatus,
+  RelayConfig,
+} from "./generated";
 
 export interface HelloInfo {
   server: string;
@@ -74,7 +74,7 @@ export class EngineError extends Error {
   }
 
   static fromBody(body: ErrorBody): EngineError {
-    return new EngineError(body.code, body.message, body.retry_after_ms === undefined ? {} : { retryAfterMs: body.retry_after_ms });
+    return new EngineError(body.code, body.message, body.retry_after_ms == null ? {} : { retryAfterMs: body.retry_after_ms });
   }
 }
 
@@ -84,10 +84,6 @@ export interface JoinOptions {
   /** Join without any media: no capture, no decoding, chat and participant list only. */
   chatOnly: boolean;
 }
-
-export type JoinOutcome =
-  | { state: "joined"; join: JoinState }
-  | { state: "waiting"; participant_id: ParticipantId; meeting: MeetingInfo };
 
 export interface CreatedMeeting {
   meeting: MeetingInfo;
@@ -153,53 +149,6 @@ export function screenFrameId(participantId: ParticipantId): string {
 /** Participant id used for this device's own camera (preview and picture-in-picture). */
 export const LOCAL_PARTICIPANT = "local" as const;
 
-export type ConnectionState = "disconnected" | "connecting" | "connected" | "reconnecting";
-
-export type ChatSendStatus = "sending" | "sent" | "failed";
-
-export type ConnectionQuality = "good" | "fair" | "poor";
-
-/** Everything the engine tells the UI. Relay events keep their wire names. */
-export type EngineEvent =
-  | { type: "connection"; state: ConnectionState; detail?: string }
-  | { type: "quality"; quality: ConnectionQuality; rtt_ms: number; loss: number }
-  | { type: "joined"; join: JoinState }
-  | { type: "waiting"; participant_id: ParticipantId; meeting: MeetingInfo }
-  | { type: "admitted"; join: JoinState }
-  | { type: "denied" }
-  | { type: "removed" }
-  | { type: "meeting_ended"; status: MeetingStatus }
-  | { type: "meeting_updated"; meeting: MeetingInfo }
-  | { type: "participant_joined"; participant: ParticipantInfo }
-  | { type: "participant_left"; participant_id: ParticipantId; reason: LeaveReason }
-  | { type: "media_changed"; participant_id: ParticipantId; media: MediaState }
-  | { type: "role_changed"; participant_id: ParticipantId; role: Role }
-  | { type: "connection_changed"; participant_id: ParticipantId; connected: boolean }
-  | { type: "muted_by"; by: ParticipantId }
-  | { type: "waiting_room"; waiting: WaitingInfo[] }
-  | { type: "chat"; message: ChatMessage }
-  | {
-      type: "chat_status";
-      client_msg_id: Uuid;
-      status: ChatSendStatus;
-      /** On `sending`: what was sent (so the UI can show it at once). */
-      pending?: { text: string; staff_only: boolean; created_at: UnixMillis };
-      /** On `sent`: the accepted copy with its sequence number. */
-      message?: ChatMessage;
-      /** On `failed`: why. */
-      error?: string;
-    }
-  | { type: "typing"; participant_id: ParticipantId; typing: boolean }
-  /** Frames started or stopped arriving for a participant (or `local`). */
-  | { type: "video"; participant_id: ParticipantId; available: boolean }
-  /** Frames of a remote participant's screen share started or stopped arriving
-   * (drawn from frames with the id `screen:<participant id>`, see `screenFrameId`). */
-  | { type: "screen"; participant_id: ParticipantId; available: boolean }
-  /** Audio level 0..1 for a participant (or `local`), a few times per second. */
-  | { type: "audio_level"; participant_id: ParticipantId; level: number }
-  /** Media could not be set up (e.g. the browser lacks H.264); the meeting goes on without it. */
-  | { type: "media_error"; message: string };
-
 export type EngineListener = (event: EngineEvent) => void;
 export type FrameListener = (frame: VideoFrame) => void;
 export type Unsubscribe = () => void;
@@ -250,8 +199,8 @@ export interface Engine {
   stopPreview(): Promise<void>;
 
   // --- chat ----------------------------------------------------------------
-  /** Queues a message (outbox) and returns its client_msg_id at once; a
-   * `chat_status` event with `sending` is emitted before this resolves. */
+  /** Queues a message (outbox) and returns its client_msg_id; a `chat_status` event
+   * with `sending` (carrying the text as `pending`) announces it on the event stream. */
   sendChat(text: string, staffOnly: boolean): Promise<Uuid>;
   /** Sends a failed message again with the same client_msg_id (idempotent on the relay). */
   retryChat(clientMsgId: Uuid): Promise<void>;

@@ -1,6 +1,7 @@
 // The desktop app's engine: every call is a Tauri command into the Rust shell
 // (`src-tauri/src/commands.rs`, which wraps `shared/client`); events arrive on
-// one ordered `Channel` as `EngineEvent` JSON. Frames come over a loopback
+// one ordered `Channel` as `EngineEvent`s, passed on as they come (the engine's
+// own events, the shell's media events and invite links: `generated.ts`). Frames come over a loopback
 // WebSocket the shell serves (`src-tauri/src/frame_socket.rs`; URL with a per-run
 // token from the `frame_socket` command): one binary message per frame, scaled to
 // its tile in Rust, sent only against credit this page grants (a small window,
@@ -26,21 +27,9 @@ import {
   type Unsubscribe,
   type VideoFrame,
 } from "./engine";
+import type { Invite } from "./generated";
 import { Listeners } from "./listeners";
 import type { ChatMessage, ErrorCode, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity, Uuid } from "./types";
-
-/** What the shell was opened with: an invite link and/or a relay to pre-fill. */
-export interface LaunchInfo {
-  code: string | null;
-  relay: RelayConfig | null;
-}
-
-/** An invite link opened while the app runs. */
-export interface InviteEvent {
-  type: "invite";
-  code: string | null;
-  relay: RelayConfig | null;
-}
 
 /** The error JSON of the shell (`src-tauri/src/error.rs`). */
 interface ShellError {
@@ -83,15 +72,15 @@ export const FRAME_WINDOW = 8;
 export class TauriEngine implements Engine {
   private listeners = new Listeners<EngineEvent>();
   private frameListeners = new Listeners<VideoFrame>();
-  private inviteListeners = new Listeners<InviteEvent>();
+  private inviteListeners = new Listeners<Invite>();
   private subscribed: Promise<void>;
   private socket: WebSocket | null = null;
   private reconnect: ReturnType<typeof setTimeout> | null = null;
 
   constructor() {
-    const events = new Channel<EngineEvent | InviteEvent>((e) => {
-      if (e.type === "invite") this.inviteListeners.emit(e);
-      else this.emit(e);
+    const events = new Channel<EngineEvent>((e) => {
+      if (e.event === "invite") this.inviteListeners.emit({ code: e.code, relay: e.relay });
+      else this.listeners.emit(e);
     });
     this.subscribed = invoke("subscribe", { channel: events }).then(() => undefined);
   }
@@ -145,10 +134,6 @@ export class TauriEngine implements Engine {
     return isTauri();
   }
 
-  private emit(e: EngineEvent): void {
-    this.listeners.emit(e);
-  }
-
   private async call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
     await this.subscribed;
     try {
@@ -159,7 +144,8 @@ export class TauriEngine implements Engine {
   }
 
   // --- launch ----------------------------------------------------------------
-  launchInfo(): Promise<LaunchInfo> {
+  /** What the shell was opened with: an invite link and/or a relay to pre-fill. */
+  launchInfo(): Promise<Invite> {
     return this.call("launch_info");
   }
 
@@ -168,7 +154,7 @@ export class TauriEngine implements Engine {
     return (await this.launchInfo()).relay;
   }
 
-  onInvite(listener: (invite: InviteEvent) => void): Unsubscribe {
+  onInvite(listener: (invite: Invite) => void): Unsubscribe {
     return this.inviteListeners.add(listener);
   }
 
@@ -258,17 +244,8 @@ export class TauriEngine implements Engine {
   }
 
   // --- chat ------------------------------------------------------------------
-  async sendChat(text: string, staffOnly: boolean): Promise<Uuid> {
-    const r = await this.call<{ client_msg_id: Uuid; created_at: number }>("send_chat", { text, staffOnly });
-    // The contract: `sending` (with the text) before sendChat resolves. The shell's own
-    // events may already have said `sent`; the chat state keeps a sent message sent.
-    this.emit({
-      type: "chat_status",
-      client_msg_id: r.client_msg_id,
-      status: "sending",
-      pending: { text: text.trim(), staff_only: staffOnly, created_at: r.created_at },
-    });
-    return r.client_msg_id;
+  sendChat(text: string, staffOnly: boolean): Promise<Uuid> {
+    return this.call("send_chat", { text, staffOnly });
   }
   retryChat(clientMsgId: Uuid): Promise<void> {
     return this.call("retry_chat", { id: clientMsgId });

@@ -48,8 +48,8 @@ export function DeviceCheck(props: { code: string; displayName: string }): JSX.E
 
   onMount(() => {
     const off = app.engine.subscribe((e) => {
-      if (e.type === "audio_level" && e.participant_id === LOCAL_PARTICIPANT) setLevel(e.level);
-      if (e.type === "video" && e.participant_id === LOCAL_PARTICIPANT) setVideoOn(e.available);
+      if (e.event === "audio_level" && e.participant_id === LOCAL_PARTICIPANT) setLevel(e.level);
+      if (e.event === "video" && e.participant_id === LOCAL_PARTICIPANT) setVideoOn(e.available);
     });
     void app.engine.startPreview().catch((err) => setError(errorText(err)));
     onCleanup(() => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { JoinState, ParticipantInfo } from "../engine/types";
+import type { Entered, ParticipantInfo } from "../engine/types";
 import { defaultSettings } from "../engine/types";
 import { ParticipantsState, SPEAKER_HOLD_MS } from "./participants";
 
@@ -16,7 +16,7 @@ function person(id: string, name: string, joined: number, extra: Partial<Partici
   };
 }
 
-function joinState(): JoinState {
+function joinState(): Entered {
   const you = person("me", "Dr. Ada", 10, { role: "host", verified_staff: true });
   return {
     meeting: {
@@ -32,16 +32,15 @@ function joinState(): JoinState {
     you,
     participants: [person("b", "Ben", 20), you],
     waiting: [{ participant_id: "w", display_name: "Wendy", since: 5 }],
-    resume_token: "t",
-    chat_seq: 0,
-    notes_seq: 0,
+    tracks: [],
+    resumed: false,
   };
 }
 
 describe("participant state", () => {
   it("loads the join snapshot with self first and knows our rights", () => {
     const s = new ParticipantsState();
-    s.apply({ type: "joined", join: joinState() }, 0);
+    s.apply({ event: "joined", ...joinState() }, 0);
     expect(s.list().map((p) => p.display_name)).toEqual(["Dr. Ada", "Ben"]);
     expect(s.self?.id).toBe("me");
     expect(s.isHost).toBe(true);
@@ -52,23 +51,23 @@ describe("participant state", () => {
   it("adds and removes participants, and an admitted one leaves the waiting list", () => {
     const s = new ParticipantsState();
     s.load(joinState());
-    s.apply({ type: "participant_joined", participant: person("w", "Wendy", 30) }, 0);
+    s.apply({ event: "participant_joined", participant: person("w", "Wendy", 30) }, 0);
     expect(s.count).toBe(3);
     expect(s.waiting).toEqual([]);
-    s.apply({ type: "participant_left", participant_id: "b", reason: "left" }, 0);
+    s.apply({ event: "participant_left", participant_id: "b", reason: "left" }, 0);
     expect(s.remotes().map((p) => p.display_name)).toEqual(["Wendy"]);
   });
 
   it("tracks media, role and connection changes", () => {
     const s = new ParticipantsState();
     s.load(joinState());
-    s.apply({ type: "media_changed", participant_id: "b", media: { audio: false, video: false, screen: true } }, 0);
+    s.apply({ event: "media_changed", participant_id: "b", media: { audio: false, video: false, screen: true } }, 0);
     expect(s.get("b")?.media).toEqual({ audio: false, video: false, screen: true });
-    s.apply({ type: "role_changed", participant_id: "b", role: "moderator" }, 0);
+    s.apply({ event: "role_changed", participant_id: "b", role: "moderator", you: false }, 0);
     expect(s.get("b")?.role).toBe("moderator");
-    s.apply({ type: "connection_changed", participant_id: "b", connected: false }, 0);
+    s.apply({ event: "participant_connection", participant_id: "b", connected: false }, 0);
     expect(s.get("b")?.connected).toBe(false);
-    s.apply({ type: "role_changed", participant_id: "me", role: "staff" }, 0);
+    s.apply({ event: "role_changed", participant_id: "me", role: "staff", you: true }, 0);
     expect(s.isHost).toBe(false);
     expect(s.canModerate).toBe(false);
   });
@@ -77,18 +76,18 @@ describe("participant state", () => {
     const s = new ParticipantsState();
     s.load(joinState());
     expect(s.selfMedia().audio).toBe(true);
-    s.apply({ type: "muted_by", by: "b" }, 0);
+    s.apply({ event: "muted", by: "b" }, 0);
     expect(s.selfMedia().audio).toBe(false);
   });
 
   it("marks video availability, local frames mapping to self", () => {
     const s = new ParticipantsState();
     s.load(joinState());
-    s.apply({ type: "video", participant_id: "b", available: true }, 0);
-    s.apply({ type: "video", participant_id: "local", available: true }, 0);
+    s.apply({ event: "video", participant_id: "b", available: true }, 0);
+    s.apply({ event: "video", participant_id: "local", available: true }, 0);
     expect(s.get("b")?.videoAvailable).toBe(true);
     expect(s.self?.videoAvailable).toBe(true);
-    s.apply({ type: "video", participant_id: "b", available: false }, 0);
+    s.apply({ event: "video", participant_id: "b", available: false }, 0);
     expect(s.get("b")?.videoAvailable).toBe(false);
   });
 
@@ -96,21 +95,21 @@ describe("participant state", () => {
     const s = new ParticipantsState();
     s.load(joinState());
     expect(s.sharer()).toBeNull();
-    s.apply({ type: "media_changed", participant_id: "b", media: { audio: true, video: true, screen: true } }, 0);
+    s.apply({ event: "media_changed", participant_id: "b", media: { audio: true, video: true, screen: true } }, 0);
     expect(s.sharer()).toBeNull();
-    s.apply({ type: "screen", participant_id: "b", available: true }, 0);
+    s.apply({ event: "screen", participant_id: "b", available: true }, 0);
     expect(s.sharer()?.id).toBe("b");
     expect(s.get("b")?.videoAvailable).toBe(false);
     // Stopping the share (media state) removes it at once, before its frames time out.
-    s.apply({ type: "media_changed", participant_id: "b", media: { audio: true, video: true, screen: false } }, 0);
+    s.apply({ event: "media_changed", participant_id: "b", media: { audio: true, video: true, screen: false } }, 0);
     expect(s.sharer()).toBeNull();
-    s.apply({ type: "screen", participant_id: "b", available: false }, 0);
+    s.apply({ event: "screen", participant_id: "b", available: false }, 0);
     expect(s.get("b")?.screenAvailable).toBe(false);
   });
 
   it("local video that started during the device check shows on our own tile after joining", () => {
     const s = new ParticipantsState();
-    s.apply({ type: "video", participant_id: "local", available: true }, 0);
+    s.apply({ event: "video", participant_id: "local", available: true }, 0);
     s.load(joinState());
     expect(s.self?.videoAvailable).toBe(true);
     expect(s.get("b")?.videoAvailable).toBe(false);
@@ -120,17 +119,17 @@ describe("participant state", () => {
     const s = new ParticipantsState();
     s.load(joinState());
     expect(s.activeSpeaker(0)).toBeNull();
-    s.apply({ type: "audio_level", participant_id: "b", level: 0.5 }, 0);
+    s.apply({ event: "audio_level", participant_id: "b", level: 0.5 }, 0);
     expect(s.activeSpeaker(0)).toBe("b");
     // I interject while Ben still speaks: Ben keeps the highlight.
-    s.apply({ type: "audio_level", participant_id: "local", level: 0.6 }, 200);
-    s.apply({ type: "audio_level", participant_id: "b", level: 0.4 }, 300);
-    s.apply({ type: "audio_level", participant_id: "local", level: 0.6 }, 400);
+    s.apply({ event: "audio_level", participant_id: "local", level: 0.6 }, 200);
+    s.apply({ event: "audio_level", participant_id: "b", level: 0.4 }, 300);
+    s.apply({ event: "audio_level", participant_id: "local", level: 0.6 }, 400);
     expect(s.activeSpeaker(400)).toBe("b");
     // Ben falls silent; after the hold I take over.
-    s.apply({ type: "audio_level", participant_id: "b", level: 0.01 }, 500);
+    s.apply({ event: "audio_level", participant_id: "b", level: 0.01 }, 500);
     const later = 300 + SPEAKER_HOLD_MS + 100;
-    s.apply({ type: "audio_level", participant_id: "local", level: 0.6 }, later);
+    s.apply({ event: "audio_level", participant_id: "local", level: 0.6 }, later);
     expect(s.activeSpeaker(later)).toBe("me");
     // Everyone silent for long: no highlight.
     expect(s.activeSpeaker(later + SPEAKER_HOLD_MS * 3)).toBeNull();
@@ -139,16 +138,16 @@ describe("participant state", () => {
   it("a muted participant never becomes the active speaker", () => {
     const s = new ParticipantsState();
     s.load(joinState());
-    s.apply({ type: "media_changed", participant_id: "b", media: { audio: false, video: true, screen: false } }, 0);
-    s.apply({ type: "audio_level", participant_id: "b", level: 0.9 }, 10);
+    s.apply({ event: "media_changed", participant_id: "b", media: { audio: false, video: true, screen: false } }, 0);
+    s.apply({ event: "audio_level", participant_id: "b", level: 0.9 }, 10);
     expect(s.activeSpeaker(10)).toBeNull();
   });
 
   it("the speaker who leaves loses the highlight", () => {
     const s = new ParticipantsState();
     s.load(joinState());
-    s.apply({ type: "audio_level", participant_id: "b", level: 0.9 }, 10);
-    s.apply({ type: "participant_left", participant_id: "b", reason: "removed" }, 20);
+    s.apply({ event: "audio_level", participant_id: "b", level: 0.9 }, 10);
+    s.apply({ event: "participant_left", participant_id: "b", reason: "removed" }, 20);
     expect(s.activeSpeaker(20)).toBeNull();
   });
 });

@@ -1,7 +1,7 @@
 // Participant state: who is in the meeting, their media, role and connection,
 // the waiting room, whose video is arriving, and the active speaker.
 
-import type { JoinState, MediaState, ParticipantId, ParticipantInfo, Role, WaitingInfo } from "../engine/types";
+import type { Entered, MediaState, ParticipantId, ParticipantInfo, Role, WaitingInfo } from "../engine/types";
 import { canModerate, isHost } from "../engine/types";
 import type { EngineEvent } from "../engine/engine";
 import { LOCAL_PARTICIPANT } from "../engine/engine";
@@ -33,7 +33,7 @@ export class ParticipantsState extends Observable {
   private screenIds = new Set<ParticipantId>();
 
   /** Replaces everything with a join/admit/resume snapshot. */
-  load(join: JoinState): void {
+  load(join: Entered): void {
     this.selfId = join.you.id;
     this.people.clear();
     for (const p of join.participants) this.upsert(p);
@@ -69,10 +69,10 @@ export class ParticipantsState extends Observable {
 
   /** Applies one engine event; returns true if it concerned participants. `now` in ms. */
   apply(event: EngineEvent, now: number): boolean {
-    switch (event.type) {
+    switch (event.event) {
       case "joined":
       case "admitted":
-        this.load(event.join);
+        this.load(event);
         return true;
       case "participant_joined":
         this.upsert(event.participant);
@@ -94,11 +94,11 @@ export class ParticipantsState extends Observable {
         return this.patch(event.participant_id, (p) => {
           p.role = event.role;
         });
-      case "connection_changed":
+      case "participant_connection":
         return this.patch(event.participant_id, (p) => {
           p.connected = event.connected;
         });
-      case "muted_by":
+      case "muted":
         if (this.selfId) {
           return this.patch(this.selfId, (p) => {
             p.media = { ...p.media, audio: false };

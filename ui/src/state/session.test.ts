@@ -36,15 +36,22 @@ describe("meeting session over the demo engine", () => {
 
   it("shows media problems and a connection gone for good in the meeting", async () => {
     const session = await hostedSession();
-    session.handle({ type: "media_error", message: "This browser cannot send or receive H.264 video." });
+    session.handle({ event: "media_error", message: "This browser cannot send or receive H.264 video." });
     expect(session.error).toMatch(/H\.264/);
     session.clearNotice();
     // A plain disconnect (e.g. leaving) says nothing; one with a reason does.
-    session.handle({ type: "connection", state: "disconnected" });
+    session.handle({ event: "connection", state: "disconnected" });
     expect(session.error).toBeNull();
-    session.handle({ type: "connection", state: "disconnected", detail: "The connection to the clinic was lost." });
+    session.handle({ event: "connection", state: "disconnected", reason: "The connection to the clinic was lost." });
     expect(session.error).toBe("The connection to the clinic was lost.");
     expect(session.connection).toBe("disconnected");
+  });
+
+  it("does not report the close that follows the end of the meeting", async () => {
+    const session = await hostedSession();
+    session.handle({ event: "meeting_ended", status: "ended" });
+    session.handle({ event: "connection", state: "disconnected", reason: "closed" });
+    expect([session.phase, session.connection, session.error]).toEqual(["ended", "connected", null]);
   });
 
   it("refuses a relay whose key hash differs from the pin", async () => {

@@ -4,7 +4,7 @@
 
 import type { ConnectionQuality, ConnectionState, Engine, EngineEvent, JoinOptions } from "../engine/engine";
 import { EngineError } from "../engine/engine";
-import type { JoinState, MediaState, MeetingInfo, MeetingStatus, Uuid } from "../engine/types";
+import type { Entered, MediaState, MeetingInfo, MeetingStatus, Uuid } from "../engine/types";
 import { ChatState } from "./chat";
 import { Observable } from "./observable";
 import { ParticipantsState } from "./participants";
@@ -64,7 +64,7 @@ export class MeetingSession extends Observable {
     }
   }
 
-  private async enter(join: JoinState): Promise<void> {
+  private async enter(join: Entered): Promise<void> {
     this.meeting = join.meeting;
     this.participants.load(join);
     this.chat.setIdentity({
@@ -90,12 +90,16 @@ export class MeetingSession extends Observable {
   handle(event: EngineEvent): void {
     const now = this.now();
     this.participants.apply(event, now);
-    switch (event.type) {
+    switch (event.event) {
       case "connection": {
+        // Denied, removed or ended: the engine closes the connection itself, so its
+        // `disconnected` is no news. The rule lives here, not in the engines, because the
+        // engine's event stream is also the CLI's output, which reports every close.
+        if (event.state === "disconnected" && this.closedByMeeting()) break;
         const was = this.connection;
         this.connection = event.state;
         // A connection that is gone for good (no resume): say so in the meeting.
-        if (event.state === "disconnected" && event.detail && this.phase === "in_meeting") this.error = event.detail;
+        if (event.state === "disconnected" && event.reason && this.phase === "in_meeting") this.error = event.reason;
         this.changed();
         if (was === "reconnecting" && event.state === "connected" && this.phase === "in_meeting") void this.loadHistory();
         break;
@@ -106,10 +110,10 @@ export class MeetingSession extends Observable {
         this.changed();
         break;
       case "admitted":
-        void this.enter(event.join);
+        void this.enter(event);
         break;
       case "joined":
-        if (this.phase !== "in_meeting") void this.enter(event.join);
+        if (this.phase !== "in_meeting") void this.enter(event);
         break;
       case "denied":
         this.end("denied");
@@ -124,7 +128,7 @@ export class MeetingSession extends Observable {
         this.meeting = event.meeting;
         this.changed();
         break;
-      case "muted_by":
+      case "muted":
         this.notice = "The host muted your microphone.";
         this.changed();
         break;
@@ -132,16 +136,19 @@ export class MeetingSession extends Observable {
         this.error = event.message;
         this.changed();
         break;
-      case "chat":
-        this.chat.receive(event.message);
+      case "chat": {
+        const { event: _event, own, ...message } = event;
+        if (own) this.chat.sent(message);
+        else this.chat.receive(message);
         break;
+      }
       case "chat_status":
         if (event.status === "sending") {
           const p = event.pending;
           if (p) this.chat.sending(event.client_msg_id, p.text, p.staff_only, p.created_at);
           else this.chat.sending(event.client_msg_id, "", false, now); // retry of a known message
-        } else if (event.status === "sent" && event.message) this.chat.sent(event.message);
-        else if (event.status === "failed") this.chat.failed(event.client_msg_id, event.error ?? "Not delivered");
+        } else if (event.status === "failed") this.chat.failed(event.client_msg_id, event.error ?? "Not delivered");
+        // `sent`: the accepted copy follows as an own `chat`, which carries the message.
         break;
       case "typing":
         this.chat.setTyping(event.participant_id, this.participants.name(event.participant_id), event.typing, now);
@@ -149,6 +156,11 @@ export class MeetingSession extends Observable {
       default:
         break;
     }
+  }
+
+  /** The meeting closed the connection (denied, removed, ended), not the network. */
+  private closedByMeeting(): boolean {
+    return this.phase === "ended" && this.endReason !== "left";
   }
 
   private end(reason: EndReason): void {

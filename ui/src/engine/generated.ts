@@ -1,0 +1,243 @@
+// Generated from the Rust types by src-tauri/src/contract.rs: do not edit.
+// Update: UPDATE_CONTRACT=1 cargo test -p clinicmeet-app --lib contract
+
+/**
+ * Events of the app around the engine: local devices, pictures and levels,
+ * invite links.
+ */
+export type AppEvent = { "event": "video", participant_id: string, available: boolean, } | { "event": "screen", participant_id: string, available: boolean, } | { "event": "audio_level", participant_id: string, level: number, } | { "event": "media_error", message: string, } | { "event": "quality", quality: ConnectionQuality, rtt_ms: number, loss: number, } | { "event": "invite" } & Invite;
+
+/**
+ * A chat message or staff-only note as stored by the relay.
+ * Chat messages and notes are numbered in two separate sequences, so guests
+ * see no gaps and cannot count notes.
+ */
+export type ChatMessage = { meeting_id: string, seq: number, client_msg_id: string, sender_id: string, sender_name: string, sender_verified: boolean, text: string, staff_only: boolean, sent_at: number, };
+
+/**
+ * An event for the application.
+ */
+export type ClientEvent = { "event": "connection", state: ConnectionState, attempt?: number, retry_in_ms?: number, reason?: string, } | { "event": "joined" } & Entered | { "event": "waiting", participant_id: string, meeting: MeetingInfo, resumed: boolean, } | { "event": "admitted" } & Entered | { "event": "denied" } | { "event": "removed" } | { "event": "participant_joined", participant: ParticipantInfo, } | { "event": "participant_left", participant_id: string, reason: LeaveReason, } | { "event": "media_changed", participant_id: string, media: MediaState, } | { "event": "role_changed", participant_id: string, role: Role, 
+/**
+ * The change concerns this client.
+ */
+you: boolean, } | { "event": "participant_connection", participant_id: string, connected: boolean, } | { "event": "waiting_room", waiting: Array<WaitingInfo>, } | { "event": "muted", by: string, } | { "event": "meeting_updated", meeting: MeetingInfo, } | { "event": "meeting_ended", status: MeetingStatus, } | { "event": "chat", 
+/**
+ * Sent by this client.
+ */
+own: boolean, meeting_id: string, seq: number, client_msg_id: string, sender_id: string, sender_name: string, sender_verified: boolean, text: string, staff_only: boolean, sent_at: number, } | { "event": "chat_status", client_msg_id: string, status: OutboxState, 
+/**
+ * On `sending` when queued or queued again by hand: what was sent, so an
+ * application can show it at once. Absent on automatic retries.
+ */
+pending?: PendingChat, seq?: number, error?: string, 
+/**
+ * Rate-limited: retried automatically after this long.
+ */
+retry_in_ms?: number, } | { "event": "typing", participant_id: string, typing: boolean, } | { "event": "chat_synced", chat_seq: number, notes_seq: number, 
+/**
+ * Messages fetched in this resync (new or not).
+ */
+fetched: number, } | { "event": "track_published", track: TrackInfo, } | { "event": "track_unpublished", track_id: string, } | { "event": "keyframe_request", track_id: string, } | { "event": "left" } | { "event": "error", code: string, message: string, };
+
+export type Codec = "opus" | "h264";
+
+/**
+ * How well media gets through, from round-trip time and loss.
+ */
+export type ConnectionQuality = "good" | "fair" | "poor";
+
+/**
+ * State of the connection to the relay.
+ */
+export type ConnectionState = "connecting" | "connected" | "reconnecting" | "disconnected";
+
+/**
+ * One encoding of a video track (simulcast sends several, lowest first).
+ */
+export type EncodingSpec = { ssrc: number, width: number, height: number, max_bitrate_bps: number, 
+/**
+ * Number of temporal layers (1 = none).
+ */
+temporal_layers: number, };
+
+/**
+ * Everything the engine tells the UI.
+ */
+export type EngineEvent = ClientEvent | AppEvent;
+
+/**
+ * What a participant learns on entering a meeting.
+ */
+export type Entered = { meeting: MeetingInfo, you: ParticipantInfo, participants: Array<ParticipantInfo>, waiting: Array<WaitingInfo>, 
+/**
+ * Media tracks others publish now.
+ */
+tracks: Array<TrackInfo>, 
+/**
+ * Entered again through `resume` after a lost connection.
+ */
+resumed: boolean, };
+
+/**
+ * An error reply: a stable code, a human-readable message, and for rate
+ * limits how long to wait before trying again.
+ */
+export type ErrorBody = { code: ErrorCode, message: string, retry_after_ms?: number | null, };
+
+/**
+ * A stable, machine-readable error code (`snake_case` on the wire).
+ */
+export type ErrorCode = "invalid_code" | "meeting_full" | "meeting_ended" | "meeting_locked" | "denied" | "forbidden" | "unauthenticated" | "rate_limited" | "too_large" | "malformed" | "unknown_message" | "invalid_state" | "upgrade_required" | "not_found" | "invalid_credential" | "resume_failed" | "server_busy" | "internal" | "unknown";
+
+/**
+ * An invite: the meeting code and, when the link names it, the relay.
+ */
+export type Invite = { 
+/**
+ * `ABCD-EFGH`.
+ */
+code: string | null, relay: RelayConfig | null, };
+
+/**
+ * The reply to the UI's `join` call: in the meeting, or in its waiting room.
+ */
+export type JoinOutcome = { "state": "joined", join: Entered, } | { "state": "waiting", participant_id: string, meeting: MeetingInfo, };
+
+/**
+ * What a participant learns on entering a meeting (join, admit or resume).
+ */
+export type JoinState = { meeting: MeetingInfo, you: ParticipantInfo, 
+/**
+ * Everyone in the meeting, including `you`.
+ */
+participants: Array<ParticipantInfo>, 
+/**
+ * People in the waiting room (filled for host and moderators only).
+ */
+waiting: Array<WaitingInfo>, 
+/**
+ * Present this on [`Request::Resume`] after a lost connection.
+ */
+resume_token: string, 
+/**
+ * Highest chat sequence number so far (fetch history up to it).
+ */
+chat_seq: number, 
+/**
+ * Highest staff-note sequence number so far (0 for guests).
+ */
+notes_seq: number, 
+/**
+ * Media tracks other participants publish now (subscribe to receive them).
+ */
+tracks: Array<TrackInfo>, };
+
+/**
+ * Why a participant is no longer in the meeting.
+ */
+export type LeaveReason = "left" | "removed" | "connection_lost" | "meeting_ended";
+
+/**
+ * A participant's media as they announce it (or as a host mute forces it).
+ */
+export type MediaState = { audio: boolean, video: boolean, screen: boolean, };
+
+/**
+ * A meeting as participants see it.
+ */
+export type MeetingInfo = { id: string, title: string, description?: string | null, kind: MeetingKind, status: MeetingStatus, host_name: string, locked: boolean, settings: MeetingSettings, 
+/**
+ * Staff only; omitted for guests.
+ */
+patient_reference?: string | null, schedule?: Schedule | null, created_at: number, started_at?: number | null, ended_at?: number | null, };
+
+export type MeetingKind = "video" | "audio_only" | "consultation";
+
+export type MeetingSettings = { allow_screen_share: boolean, allow_recording: boolean, mute_on_join: boolean, waiting_room: boolean, max_participants: number, chat_enabled: boolean, };
+
+/**
+ * What a staff member fills in to create a meeting.
+ */
+export type MeetingSpec = { title: string, description?: string | null, kind: MeetingKind, 
+/**
+ * Consultations: the clinic's reference for the patient (never a name in logs).
+ */
+patient_reference?: string | null, schedule?: Schedule | null, settings: MeetingSettings, };
+
+/**
+ * Scheduled → Active → Ended | Cancelled; consultations end as Completed.
+ */
+export type MeetingStatus = "scheduled" | "active" | "ended" | "cancelled" | "completed";
+
+/**
+ * A dashboard row.
+ */
+export type MeetingSummary = { meeting: MeetingInfo, participant_count: number, waiting_count: number, };
+
+/**
+ * State of a message in the outbox.
+ */
+export type OutboxState = "sending" | "sent" | "failed";
+
+export type ParticipantInfo = { id: string, display_name: string, role: Role, 
+/**
+ * Enrolled staff (display names of staff carry a verified mark).
+ */
+verified_staff: boolean, media: MediaState, joined_at: number, connected: boolean, };
+
+/**
+ * An own message as queued: what an application shows while it is `sending`.
+ */
+export type PendingChat = { text: string, staff_only: boolean, 
+/**
+ * When it was written, milliseconds since the Unix epoch (this device's clock).
+ */
+created_at: number, };
+
+/**
+ * A relay as the UI knows it (`RelayConfig` in `ui/src/engine/engine.ts`).
+ */
+export type RelayConfig = { 
+/**
+ * `host:port`.
+ */
+address: string, 
+/**
+ * `sha256/<base64>` (hex accepted on input).
+ */
+pin: string, };
+
+/**
+ * Meeting roles, from most to least rights. See the rights table in `docs/ARCHITECTURE.md`.
+ */
+export type Role = "host" | "moderator" | "staff" | "guest";
+
+/**
+ * An optional schedule: the start in UTC plus the creator's IANA time-zone name.
+ */
+export type Schedule = { start: number, time_zone: string, };
+
+export type StaffIdentity = { staff_id: string, name: string, };
+
+/**
+ * A published track as other participants see it.
+ */
+export type TrackInfo = { track_id: string, participant_id: string, kind: TrackKind, codec: Codec, 
+/**
+ * Audio: one entry (width/height 0). Video: one per simulcast encoding, lowest first.
+ */
+encodings: Array<EncodingSpec>, };
+
+/**
+ * What a track carries. Audio is never dropped by the relay; screen is video
+ * from a screen and only allowed when the meeting allows screen share.
+ */
+export type TrackKind = "audio" | "video" | "screen";
+
+export type WaitingInfo = { participant_id: string, display_name: string, since: number, };
+
+/**
+ * Something that happened, pushed to the participants it concerns.
+ */
+export type WireEvent = { "type": "participant_joined", participant: ParticipantInfo, } | { "type": "participant_left", participant_id: string, reason: LeaveReason, } | { "type": "media_changed", participant_id: string, media: MediaState, } | { "type": "role_changed", participant_id: string, role: Role, } | { "type": "connection_changed", participant_id: string, connected: boolean, } | { "type": "waiting_room", waiting: Array<WaitingInfo>, } | { "type": "admitted" } & JoinState | { "type": "denied" } | { "type": "removed" } | { "type": "muted_by", by: string, } | { "type": "meeting_updated", meeting: MeetingInfo, } | { "type": "meeting_ended", status: MeetingStatus, } | { "type": "chat", message: ChatMessage, } | { "type": "typing", participant_id: string, typing: boolean, } | { "type": "track_published", track: TrackInfo, } | { "type": "track_unpublished", track_id: string, } | { "type": "keyframe_request", track_id: string, };
