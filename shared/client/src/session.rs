@@ -168,13 +168,6 @@ struct LinkIo {
     decoder: FrameDecoder,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl Session {
     /// Connects to the relay (first attempt fails fast with a clear error) and
     /// returns the handle, the event stream and the driver. Spawns nothing.
@@ -718,8 +711,11 @@ impl Driver {
             }
             Command::SendChat { text, staff_only, reply } => {
                 let id = Uuid::now_v7();
-                let r =
-                    self.core.send_chat(id, text, staff_only, now, now_ms()).map(|_| id).map_err(call_error);
+                let r = self
+                    .core
+                    .send_chat(id, text, staff_only, now, clinicmeet_protocol::unix_now_ms())
+                    .map(|_| id)
+                    .map_err(call_error);
                 let r = match r {
                     Err(ClientError::Relay(b)) => Err(ClientError::Invalid(b)),
                     other => other,
@@ -747,7 +743,7 @@ impl Driver {
     }
 
     fn persist(&mut self, p: Persist) {
-        if let Err(e) = self.store.apply(&self.relay, p, now_ms()) {
+        if let Err(e) = self.store.apply(&self.relay, p, clinicmeet_protocol::unix_now_ms()) {
             self.store_error(e);
         }
     }
