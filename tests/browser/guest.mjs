@@ -81,7 +81,17 @@ const shot = async (file) => {
   if (process.env.SHOT_DIR) await page.screenshot({ path: join(process.env.SHOT_DIR, file) });
 };
 
-await page.goto(url);
+// A network change while the page loads (an interface coming up) aborts the load;
+// a person would reload, and so does this script, a bounded number of times.
+for (let attempt = 1; ; attempt++) {
+  try {
+    await page.goto(url);
+    break;
+  } catch (e) {
+    if (attempt >= 3 || !/ERR_NETWORK_CHANGED/.test(String(e))) throw e;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
 // The invite link's landing page: the desktop app's deep link, or join here.
 await page.getByTestId("invite").waitFor({ timeout: 20000 });
 // The relay's address and pin come from /invite-info; wait until the link carries them.

@@ -56,6 +56,16 @@ fn ns_run(ns: &str, args: &[&str]) -> Result<(), String> {
     run(&full)
 }
 
+/// Turns IPv6 off in a namespace before its links come up. The links are IPv4; a
+/// link-local IPv6 address appearing a second after `up` (duplicate address
+/// detection) is a network change to Chromium, which aborts a page load in flight
+/// with `net::ERR_NETWORK_CHANGED`. Best effort: a kernel without IPv6 has nothing to quiet.
+fn quiet_ipv6(ns: &str) {
+    for key in ["net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"] {
+        let _ = ns_run(ns, &["sysctl", "-qw", key]);
+    }
+}
+
 /// Deletes namespaces left behind by test processes that no longer run.
 pub fn clean_stale() {
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
@@ -122,6 +132,7 @@ impl Net {
         let mut net = Net { relay_ns: relay_ns.clone(), clients: Vec::new() };
         run(&["ip", "netns", "add", &relay_ns])?;
         ns_run(&relay_ns, &["ip", "link", "set", "lo", "up"])?;
+        quiet_ipv6(&relay_ns);
         for i in 0..clients {
             let ns = format!("cm{pid}n{k}c{i}");
             let link = Link {
@@ -134,6 +145,7 @@ impl Net {
             run(&["ip", "netns", "add", &ns])?;
             net.clients.push(link.clone());
             ns_run(&ns, &["ip", "link", "set", "lo", "up"])?;
+            quiet_ipv6(&ns);
             // Create the pair inside the relay namespace, then move one end.
             ns_run(
                 &relay_ns,
