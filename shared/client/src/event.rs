@@ -230,6 +230,83 @@ impl ClientEvent {
 mod tests {
     use super::*;
 
+    /// Serializes `ev` and checks its JSON and its name.
+    fn check(ev: ClientEvent, json: &str) {
+        assert_eq!(serde_json::to_string(&ev).unwrap(), json);
+        assert!(json.starts_with(&format!(r#"{{"event":"{}""#, ev.name())), "{json}");
+    }
+
+    /// The JSON the UI gets for the events that pass a relay event on (written
+    /// down from the code before their payloads became the protocol's structs).
+    #[test]
+    fn passed_on_events_json_is_stable() {
+        let id = Uuid::from_u128(0xa);
+        let guy = r#"{"id":"00000000-0000-0000-0000-00000000000a","display_name":"Bo","role":"host","verified_staff":true,"media":{"audio":false,"video":false,"screen":true},"joined_at":3,"connected":false}"#;
+        let room = r#"{"id":"00000000-0000-0000-0000-00000000000b","title":"Check","description":"d","kind":"consultation","status":"scheduled","host_name":"H","locked":false,"settings":{"allow_screen_share":false,"allow_recording":true,"mute_on_join":true,"waiting_room":false,"max_participants":2,"chat_enabled":false},"patient_reference":"P1","schedule":{"start":6,"time_zone":"Europe/Oslo"},"created_at":4,"ended_at":8}"#;
+        let feed = r#"{"track_id":"00000000-0000-0000-0000-00000000000c","participant_id":"00000000-0000-0000-0000-00000000000a","kind":"audio","codec":"opus","encodings":[{"ssrc":5,"width":0,"height":0,"max_bitrate_bps":0,"temporal_layers":1}]}"#;
+        let line =
+            r#"{"participant_id":"00000000-0000-0000-0000-00000000000a","display_name":"Bo","since":2}"#;
+        let pid = r#""participant_id":"00000000-0000-0000-0000-00000000000a""#;
+        let track_id = Uuid::from_u128(0xc);
+        let tid = r#""track_id":"00000000-0000-0000-0000-00000000000c""#;
+        let participant: ParticipantInfo = serde_json::from_str(guy).unwrap();
+        check(
+            ClientEvent::ParticipantJoined { participant },
+            &format!(r#"{{"event":"participant_joined","participant":{guy}}}"#),
+        );
+        let reason = LeaveReason::MeetingEnded;
+        check(
+            ClientEvent::ParticipantLeft { participant_id: id, reason },
+            &format!(r#"{{"event":"participant_left",{pid},"reason":"meeting_ended"}}"#),
+        );
+        let media = MediaState { audio: true, video: true, screen: false };
+        let json = format!(
+            r#"{{"event":"media_changed",{pid},"media":{{"audio":true,"video":true,"screen":false}}}}"#
+        );
+        check(ClientEvent::MediaChanged { participant_id: id, media }, &json);
+        let role = Role::Staff;
+        check(
+            ClientEvent::RoleChanged { participant_id: id, role, you: true },
+            &format!(r#"{{"event":"role_changed",{pid},"role":"staff","you":true}}"#),
+        );
+        check(
+            ClientEvent::ParticipantConnection { participant_id: id, connected: true },
+            &format!(r#"{{"event":"participant_connection",{pid},"connected":true}}"#),
+        );
+        let waiting = vec![serde_json::from_str(line).unwrap()];
+        check(
+            ClientEvent::WaitingRoom { waiting },
+            &format!(r#"{{"event":"waiting_room","waiting":[{line}]}}"#),
+        );
+        check(
+            ClientEvent::Muted { by: id },
+            r#"{"event":"muted","by":"00000000-0000-0000-0000-00000000000a"}"#,
+        );
+        let meeting = serde_json::from_str(room).unwrap();
+        check(
+            ClientEvent::MeetingUpdated { meeting },
+            &format!(r#"{{"event":"meeting_updated","meeting":{room}}}"#),
+        );
+        check(
+            ClientEvent::MeetingEnded { status: MeetingStatus::Cancelled },
+            r#"{"event":"meeting_ended","status":"cancelled"}"#,
+        );
+        check(
+            ClientEvent::Typing { participant_id: id, typing: false },
+            &format!(r#"{{"event":"typing",{pid},"typing":false}}"#),
+        );
+        let track = serde_json::from_str(feed).unwrap();
+        check(
+            ClientEvent::TrackPublished { track },
+            &format!(r#"{{"event":"track_published","track":{feed}}}"#),
+        );
+        check(
+            ClientEvent::TrackUnpublished { track_id },
+            &format!(r#"{{"event":"track_unpublished",{tid}}}"#),
+        );
+        check(ClientEvent::KeyframeRequest { track_id }, &format!(r#"{{"event":"keyframe_request",{tid}}}"#));
+    }
+
     #[test]
     fn json_is_flat_with_event_name() {
         let ev = ClientEvent::ChatStatus {

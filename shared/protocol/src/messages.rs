@@ -701,6 +701,78 @@ mod tests {
         assert_eq!(ServerMessage::decode(&bytes).unwrap(), err);
     }
 
+    /// Sample JSON of the nested objects in the event samples below.
+    const PERSON: &str = r#"{"id":"00000000-0000-0000-0000-000000000001","display_name":"Ann","role":"guest","verified_staff":false,"media":{"audio":true,"video":false,"screen":false},"joined_at":5,"connected":true}"#;
+    const MEETING: &str = r#"{"id":"00000000-0000-0000-0000-000000000004","title":"Visit","kind":"video","status":"active","host_name":"Dr B","locked":true,"settings":{"allow_screen_share":true,"allow_recording":false,"mute_on_join":false,"waiting_room":true,"max_participants":8,"chat_enabled":true},"created_at":1,"started_at":2}"#;
+    const TRACK: &str = r#"{"track_id":"00000000-0000-0000-0000-000000000003","participant_id":"00000000-0000-0000-0000-000000000001","kind":"video","codec":"h264","encodings":[{"ssrc":7,"width":0,"height":0,"max_bitrate_bps":0,"temporal_layers":1}]}"#;
+    const WAITING: &str =
+        r#"{"participant_id":"00000000-0000-0000-0000-000000000001","display_name":"Ann","since":9}"#;
+
+    /// The wire JSON of the events the client passes on (written down from the
+    /// code before their payloads became structs shared with `ClientEvent`).
+    #[test]
+    fn event_json_is_stable() {
+        let (p, t) = (Uuid::from_u128(1), Uuid::from_u128(3));
+        let person: ParticipantInfo = serde_json::from_str(PERSON).unwrap();
+        let meeting: MeetingInfo = serde_json::from_str(MEETING).unwrap();
+        let track: TrackInfo = serde_json::from_str(TRACK).unwrap();
+        let waiting: WaitingInfo = serde_json::from_str(WAITING).unwrap();
+        let media = MediaState { audio: false, video: true, screen: false };
+        let ids = r#""participant_id":"00000000-0000-0000-0000-000000000001""#;
+        let tid = r#""track_id":"00000000-0000-0000-0000-000000000003""#;
+        let cases = [
+            (
+                Event::ParticipantJoined { participant: person },
+                format!(r#"{{"type":"participant_joined","participant":{PERSON}}}"#),
+            ),
+            (
+                Event::ParticipantLeft { participant_id: p, reason: LeaveReason::ConnectionLost },
+                format!(r#"{{"type":"participant_left",{ids},"reason":"connection_lost"}}"#),
+            ),
+            (
+                Event::MediaChanged { participant_id: p, media },
+                format!(
+                    r#"{{"type":"media_changed",{ids},"media":{{"audio":false,"video":true,"screen":false}}}}"#
+                ),
+            ),
+            (
+                Event::RoleChanged { participant_id: p, role: Role::Moderator },
+                format!(r#"{{"type":"role_changed",{ids},"role":"moderator"}}"#),
+            ),
+            (
+                Event::ConnectionChanged { participant_id: p, connected: false },
+                format!(r#"{{"type":"connection_changed",{ids},"connected":false}}"#),
+            ),
+            (
+                Event::WaitingRoom { waiting: vec![waiting] },
+                format!(r#"{{"type":"waiting_room","waiting":[{WAITING}]}}"#),
+            ),
+            (
+                Event::MutedBy { by: p },
+                r#"{"type":"muted_by","by":"00000000-0000-0000-0000-000000000001"}"#.into(),
+            ),
+            (
+                Event::MeetingUpdated { meeting },
+                format!(r#"{{"type":"meeting_updated","meeting":{MEETING}}}"#),
+            ),
+            (
+                Event::MeetingEnded { status: MeetingStatus::Completed },
+                r#"{"type":"meeting_ended","status":"completed"}"#.into(),
+            ),
+            (
+                Event::Typing { participant_id: p, typing: true },
+                format!(r#"{{"type":"typing",{ids},"typing":true}}"#),
+            ),
+            (Event::TrackPublished { track }, format!(r#"{{"type":"track_published","track":{TRACK}}}"#)),
+            (Event::TrackUnpublished { track_id: t }, format!(r#"{{"type":"track_unpublished",{tid}}}"#)),
+            (Event::KeyframeRequest { track_id: t }, format!(r#"{{"type":"keyframe_request",{tid}}}"#)),
+        ];
+        for (event, json) in cases {
+            assert_eq!(serde_json::to_string(&event).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event, "{json}");
+        }
+    }
+
     #[test]
     fn rights() {
         assert!(!Role::Guest.skips_waiting_room());
