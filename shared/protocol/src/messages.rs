@@ -229,73 +229,134 @@ pub struct JoinState {
     pub tracks: Vec<TrackInfo>,
 }
 
-/// Something that happened, pushed to the participants it concerns.
+/// Something that happened, pushed to the participants it concerns. Most
+/// payloads are structs of their own, which the client's `ClientEvent` passes
+/// on as they are (a newtype variant of an internally tagged enum serializes
+/// like a struct variant: `{"type":"typing","participant_id":..,"typing":true}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "ts", ts(rename = "WireEvent"))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    ParticipantJoined {
-        participant: ParticipantInfo,
-    },
-    ParticipantLeft {
-        participant_id: ParticipantId,
-        reason: LeaveReason,
-    },
-    MediaChanged {
-        participant_id: ParticipantId,
-        media: MediaState,
-    },
+    ParticipantJoined(ParticipantJoined),
+    ParticipantLeft(ParticipantLeft),
+    MediaChanged(MediaChanged),
     RoleChanged {
         participant_id: ParticipantId,
         role: Role,
     },
-    /// A participant's connection dropped (still in the meeting during the resume grace) or came back.
-    ConnectionChanged {
-        participant_id: ParticipantId,
-        connected: bool,
-    },
-    /// The waiting room changed (sent to host and moderators): the whole list.
-    WaitingRoom {
-        waiting: Vec<WaitingInfo>,
-    },
+    ConnectionChanged(ParticipantConnection),
+    WaitingRoom(WaitingRoom),
     /// You were let in from the waiting room.
     Admitted(Box<JoinState>),
     /// You were refused entry; the relay closes the connection after this.
     Denied,
     /// You were removed by a moderator; the relay closes the connection after this.
     Removed,
-    /// A moderator muted your microphone.
-    MutedBy {
-        by: ParticipantId,
-    },
-    /// Title, status, lock or settings changed.
-    MeetingUpdated {
-        meeting: MeetingInfo,
-    },
-    /// The meeting is over for everyone; the relay closes the connection after this.
-    MeetingEnded {
-        status: MeetingStatus,
-    },
+    MutedBy(MutedBy),
+    MeetingUpdated(MeetingUpdated),
+    MeetingEnded(MeetingEnded),
     Chat {
         message: ChatMessage,
     },
-    Typing {
-        participant_id: ParticipantId,
-        typing: bool,
-    },
-    /// Another participant published a track (subscribe to receive it).
-    TrackPublished {
-        track: TrackInfo,
-    },
-    /// A track is gone (unpublished, or its publisher left).
-    TrackUnpublished {
-        track_id: TrackId,
-    },
-    /// The relay wants a keyframe of one of your video tracks (optional; PLI on the flow is the main path).
-    KeyframeRequest {
-        track_id: TrackId,
-    },
+    Typing(Typing),
+    TrackPublished(TrackPublished),
+    TrackUnpublished(TrackUnpublished),
+    KeyframeRequest(KeyframeRequest),
+}
+
+// Event payloads (also `ClientEvent` payloads, under the same names but
+// `ConnectionChanged`, which the client calls `participant_connection`, and
+// `MutedBy`, which it calls `muted`).
+
+/// A participant entered the meeting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ParticipantJoined {
+    pub participant: ParticipantInfo,
+}
+
+/// A participant is no longer in the meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ParticipantLeft {
+    pub participant_id: ParticipantId,
+    pub reason: LeaveReason,
+}
+
+/// A participant's announced (or host-muted) media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MediaChanged {
+    pub participant_id: ParticipantId,
+    pub media: MediaState,
+}
+
+/// A participant's connection dropped (still in the meeting during the resume
+/// grace) or came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ParticipantConnection {
+    pub participant_id: ParticipantId,
+    pub connected: bool,
+}
+
+/// The waiting room changed (sent to host and moderators): the whole list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct WaitingRoom {
+    pub waiting: Vec<WaitingInfo>,
+}
+
+/// A moderator muted your microphone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MutedBy {
+    pub by: ParticipantId,
+}
+
+/// Title, status, lock or settings changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MeetingUpdated {
+    pub meeting: MeetingInfo,
+}
+
+/// The meeting is over for everyone; the relay closes the connection after this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MeetingEnded {
+    pub status: MeetingStatus,
+}
+
+/// A participant started or stopped typing (not stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Typing {
+    pub participant_id: ParticipantId,
+    pub typing: bool,
+}
+
+/// Another participant published a track (subscribe to receive it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TrackPublished {
+    pub track: TrackInfo,
+}
+
+/// A track is gone (unpublished, or its publisher left).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TrackUnpublished {
+    pub track_id: TrackId,
+}
+
+/// The relay wants a keyframe of one of your video tracks (optional; PLI on the
+/// flow is the main path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct KeyframeRequest {
+    pub track_id: TrackId,
 }
 
 /// Why a participant is no longer in the meeting.
@@ -689,8 +750,9 @@ mod tests {
 
     #[test]
     fn server_messages_roundtrip() {
-        let ev =
-            ServerMessage::Event { event: Event::Typing { participant_id: Uuid::now_v7(), typing: true } };
+        let ev = ServerMessage::Event {
+            event: Event::Typing(Typing { participant_id: Uuid::now_v7(), typing: true }),
+        };
         let bytes = serde_json::to_vec(&ev).unwrap();
         assert_eq!(ServerMessage::decode(&bytes).unwrap(), ev);
         let err = ServerMessage::Error {
@@ -722,15 +784,18 @@ mod tests {
         let tid = r#""track_id":"00000000-0000-0000-0000-000000000003""#;
         let cases = [
             (
-                Event::ParticipantJoined { participant: person },
+                Event::ParticipantJoined(ParticipantJoined { participant: person }),
                 format!(r#"{{"type":"participant_joined","participant":{PERSON}}}"#),
             ),
             (
-                Event::ParticipantLeft { participant_id: p, reason: LeaveReason::ConnectionLost },
+                Event::ParticipantLeft(ParticipantLeft {
+                    participant_id: p,
+                    reason: LeaveReason::ConnectionLost,
+                }),
                 format!(r#"{{"type":"participant_left",{ids},"reason":"connection_lost"}}"#),
             ),
             (
-                Event::MediaChanged { participant_id: p, media },
+                Event::MediaChanged(MediaChanged { participant_id: p, media }),
                 format!(
                     r#"{{"type":"media_changed",{ids},"media":{{"audio":false,"video":true,"screen":false}}}}"#
                 ),
@@ -740,32 +805,41 @@ mod tests {
                 format!(r#"{{"type":"role_changed",{ids},"role":"moderator"}}"#),
             ),
             (
-                Event::ConnectionChanged { participant_id: p, connected: false },
+                Event::ConnectionChanged(ParticipantConnection { participant_id: p, connected: false }),
                 format!(r#"{{"type":"connection_changed",{ids},"connected":false}}"#),
             ),
             (
-                Event::WaitingRoom { waiting: vec![waiting] },
+                Event::WaitingRoom(WaitingRoom { waiting: vec![waiting] }),
                 format!(r#"{{"type":"waiting_room","waiting":[{WAITING}]}}"#),
             ),
             (
-                Event::MutedBy { by: p },
+                Event::MutedBy(MutedBy { by: p }),
                 r#"{"type":"muted_by","by":"00000000-0000-0000-0000-000000000001"}"#.into(),
             ),
             (
-                Event::MeetingUpdated { meeting },
+                Event::MeetingUpdated(MeetingUpdated { meeting }),
                 format!(r#"{{"type":"meeting_updated","meeting":{MEETING}}}"#),
             ),
             (
-                Event::MeetingEnded { status: MeetingStatus::Completed },
+                Event::MeetingEnded(MeetingEnded { status: MeetingStatus::Completed }),
                 r#"{"type":"meeting_ended","status":"completed"}"#.into(),
             ),
             (
-                Event::Typing { participant_id: p, typing: true },
+                Event::Typing(Typing { participant_id: p, typing: true }),
                 format!(r#"{{"type":"typing",{ids},"typing":true}}"#),
             ),
-            (Event::TrackPublished { track }, format!(r#"{{"type":"track_published","track":{TRACK}}}"#)),
-            (Event::TrackUnpublished { track_id: t }, format!(r#"{{"type":"track_unpublished",{tid}}}"#)),
-            (Event::KeyframeRequest { track_id: t }, format!(r#"{{"type":"keyframe_request",{tid}}}"#)),
+            (
+                Event::TrackPublished(TrackPublished { track }),
+                format!(r#"{{"type":"track_published","track":{TRACK}}}"#),
+            ),
+            (
+                Event::TrackUnpublished(TrackUnpublished { track_id: t }),
+                format!(r#"{{"type":"track_unpublished",{tid}}}"#),
+            ),
+            (
+                Event::KeyframeRequest(KeyframeRequest { track_id: t }),
+                format!(r#"{{"type":"keyframe_request",{tid}}}"#),
+            ),
         ];
         for (event, json) in cases {
             assert_eq!(serde_json::to_string(&event).unwrap(), json);
