@@ -18,9 +18,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use clinicmeet_protocol::{
-    ChatMessage, ErrorBody, ErrorCode, Event, JoinState, LeaveReason, MediaState, MeetingId, MeetingInfo,
-    MeetingKind, MeetingStatus, ParticipantId, ParticipantInfo, Role, StaffId, StaffIdentity, UnixMillis,
-    WaitingInfo,
+    ChatMessage, ErrorBody, ErrorCode, Event, JoinState, LeaveReason, MediaChanged, MediaState, MeetingEnded,
+    MeetingId, MeetingInfo, MeetingKind, MeetingStatus, MeetingUpdated, MutedBy, ParticipantConnection,
+    ParticipantId, ParticipantInfo, ParticipantJoined, ParticipantLeft, Role, StaffId, StaffIdentity, Typing,
+    UnixMillis, WaitingInfo, WaitingRoom,
 };
 use uuid::Uuid;
 
@@ -351,7 +352,7 @@ impl Room {
     }
 
     fn waiting_changed(&self, out: &mut Vec<Effect>) {
-        let ev = Event::WaitingRoom { waiting: self.waiting_list() };
+        let ev = Event::WaitingRoom(WaitingRoom { waiting: self.waiting_list() });
         self.to_moderators(&ev, out);
     }
 
@@ -360,7 +361,8 @@ impl Room {
         out.push(Effect::Write(Write::MeetingState(self.record.info.clone())));
         for p in self.participants.values() {
             if p.in_meeting() {
-                let ev = Event::MeetingUpdated { meeting: self.meeting_for(p.staff.is_some()) };
+                let ev =
+                    Event::MeetingUpdated(MeetingUpdated { meeting: self.meeting_for(p.staff.is_some()) });
                 out.push(Effect::Event { to: p.id, event: ev });
             }
         }
@@ -388,7 +390,10 @@ impl Room {
         self.to_present(None, &Event::RoleChanged { participant_id: pid, role }, out);
         if now_mod && !was_mod {
             // A new moderator learns who is waiting.
-            out.push(Effect::Event { to: pid, event: Event::WaitingRoom { waiting: self.waiting_list() } });
+            out.push(Effect::Event {
+                to: pid,
+                event: Event::WaitingRoom(WaitingRoom { waiting: self.waiting_list() }),
+            });
         }
     }
 
@@ -524,7 +529,7 @@ impl Room {
             self.had_host = true;
         }
         self.write_participant(pid, out);
-        self.to_present(Some(pid), &Event::ParticipantJoined { participant: info }, out);
+        self.to_present(Some(pid), &Event::ParticipantJoined(ParticipantJoined { participant: info }), out);
         if self.record.info.status == MeetingStatus::Scheduled
             && self.record.info.kind != MeetingKind::Consultation
         {
@@ -548,7 +553,11 @@ impl Room {
             self.reclaim = None;
         }
         if p.in_meeting() {
-            self.to_present(None, &Event::ParticipantLeft { participant_id: pid, reason }, out);
+            self.to_present(
+                None,
+                &Event::ParticipantLeft(ParticipantLeft { participant_id: pid, reason }),
+                out,
+            );
             if p.role == Role::Host {
                 if let Some(m) = self.longest_present(|q| q.role == Role::Moderator) {
                     self.set_role(m, Role::Host, out);
@@ -585,7 +594,7 @@ impl Room {
         if in_meeting {
             self.to_present(
                 Some(pid),
-                &Event::ConnectionChanged { participant_id: pid, connected: false },
+                &Event::ConnectionChanged(ParticipantConnection { participant_id: pid, connected: false }),
                 &mut out,
             );
             if role == Role::Host {
@@ -630,7 +639,7 @@ impl Room {
             if !was_connected {
                 self.to_present(
                     Some(pid),
-                    &Event::ConnectionChanged { participant_id: pid, connected: true },
+                    &Event::ConnectionChanged(ParticipantConnection { participant_id: pid, connected: true }),
                     &mut out,
                 );
             }
@@ -766,9 +775,13 @@ impl Room {
         if let Some(t) = self.participants.get_mut(&target) {
             t.media.audio = false;
             let media = t.media;
-            out.push(Effect::Event { to: target, event: Event::MutedBy { by: actor } });
+            out.push(Effect::Event { to: target, event: Event::MutedBy(MutedBy { by: actor }) });
             self.write_participant(target, &mut out);
-            self.to_present(None, &Event::MediaChanged { participant_id: target, media }, &mut out);
+            self.to_present(
+                None,
+                &Event::MediaChanged(MediaChanged { participant_id: target, media }),
+                &mut out,
+            );
         }
         self.audit(Some(target), "mute", format!("by={actor}"), &mut out);
         Ok(Outcome { reply: (), effects: out })
@@ -866,7 +879,7 @@ impl Room {
         self.audit(Some(actor), "end", status.as_str().into(), out);
         let everyone: Vec<ParticipantId> = self.participants.keys().copied().collect();
         for pid in &everyone {
-            out.push(Effect::Event { to: *pid, event: Event::MeetingEnded { status } });
+            out.push(Effect::Event { to: *pid, event: Event::MeetingEnded(MeetingEnded { status }) });
         }
         for pid in everyone {
             out.push(Effect::Write(Write::ParticipantLeft {
@@ -951,7 +964,11 @@ impl Room {
                 self.write_participant(pid, &mut out);
                 // To the sender too: every client's view of itself follows what the relay
                 // accepted (its own mic/camera/share buttons, and its media engine).
-                self.to_present(None, &Event::MediaChanged { participant_id: pid, media }, &mut out);
+                self.to_present(
+                    None,
+                    &Event::MediaChanged(MediaChanged { participant_id: pid, media }),
+                    &mut out,
+                );
             }
         }
         Ok(Outcome { reply: (), effects: out })
@@ -1021,7 +1038,7 @@ impl Room {
     pub fn typing(&mut self, _now: UnixMillis, pid: ParticipantId, typing: bool) -> RoomResult<()> {
         self.actor(pid)?;
         let mut out = Vec::new();
-        self.to_present(Some(pid), &Event::Typing { participant_id: pid, typing }, &mut out);
+        self.to_present(Some(pid), &Event::Typing(Typing { participant_id: pid, typing }), &mut out);
         Ok(Outcome { reply: (), effects: out })
     }
 }

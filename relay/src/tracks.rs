@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use clinicmeet_protocol::{
     Codec, ErrorBody, ErrorCode, Event, FlowId, JoinState, MediaState, MeetingId, MeetingKind,
-    MeetingSettings, ParticipantId, Response, TrackId, TrackInfo, TrackKind, TrackSpec,
+    MeetingSettings, ParticipantId, Response, TrackId, TrackInfo, TrackKind, TrackPublished, TrackSpec,
+    TrackUnpublished,
 };
 use uuid::Uuid;
 
@@ -167,7 +168,10 @@ impl Tracks {
         });
         let effects = present
             .into_iter()
-            .map(|to| Effect::Event { to, event: Event::TrackPublished { track: info.clone() } })
+            .map(|to| Effect::Event {
+                to,
+                event: Event::TrackPublished(TrackPublished { track: info.clone() }),
+            })
             .collect();
         self.tracks
             .insert(track_id, PublishedTrack { meeting: mid, publisher: pid, conn, flow, info, enabled });
@@ -254,7 +258,10 @@ impl Tracks {
         if let Some(room) = rooms.get(&t.meeting) {
             for p in room.participants().filter(|p| p.presence == Presence::InMeeting && p.id != t.publisher)
             {
-                effects.push(Effect::Event { to: p.id, event: Event::TrackUnpublished { track_id } });
+                effects.push(Effect::Event {
+                    to: p.id,
+                    event: Event::TrackUnpublished(TrackUnpublished { track_id }),
+                });
             }
         }
         self.metrics.set_tracks(self.tracks.len());
@@ -436,9 +443,9 @@ mod tests {
         assert!(
             matches!(&cmds[..], [(i, MediaCmd::AddTrack { enabled: true, flow, .. })] if *i < ri && *flow == flow_id)
         );
-        assert!(events_to(&outs, 2)
-            .iter()
-            .any(|e| matches!(e, Event::TrackPublished { track } if track.track_id == video)));
+        assert!(events_to(&outs, 2).iter().any(
+            |e| matches!(e, Event::TrackPublished(TrackPublished { track }) if track.track_id == video)
+        ));
         // Subscribe likewise.
         let outs = call(&mut hub, 2, Request::Subscribe { track_id: video, max_encoding: None });
         let (ri, Response::Subscribed { .. }) = reply(&outs) else { panic!() };
@@ -468,9 +475,9 @@ mod tests {
         let cmds: Vec<MediaCmd> = media(&outs).into_iter().map(|x| x.1).collect();
         assert!(cmds.contains(&MediaCmd::RemoveTrack { track_id: audio }));
         assert!(cmds.contains(&MediaCmd::Unsubscribe { conn: 2, track_id: video }));
-        assert!(events_to(&outs, 1)
-            .iter()
-            .any(|e| matches!(e, Event::TrackUnpublished { track_id } if *track_id == audio)));
+        assert!(events_to(&outs, 1).iter().any(
+            |e| matches!(e, Event::TrackUnpublished(TrackUnpublished { track_id }) if *track_id == audio)
+        ));
         assert_eq!(hub.forwarded_streams(), 0);
 
         // The host's connection closes: its video goes too.

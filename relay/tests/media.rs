@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use clinicmeet_protocol::{
     datagram, Codec, EncodingSpec, ErrorCode, Event, FlowId, MediaState, MeetingKind, MeetingSettings,
-    MeetingSpec, Request, Response, TrackKind, TrackSpec,
+    MeetingSpec, Request, Response, TrackKind, TrackPublished, TrackSpec, TrackUnpublished,
 };
 use clinicmeet_rtp::ext::VideoLayer;
 use clinicmeet_rtp::rtcp::{self, Nack, RtcpPacket};
@@ -118,8 +118,8 @@ async fn publish_subscribe_forward_nack_pli_mute_and_capacity() {
     else {
         panic!("publish")
     };
-    let ev = guest.event(|e| matches!(e, Event::TrackPublished { .. })).await;
-    let Event::TrackPublished { track: info } = ev else { unreachable!() };
+    let ev = guest.event(|e| matches!(e, Event::TrackPublished(_))).await;
+    let Event::TrackPublished(TrackPublished { track: info }) = ev else { unreachable!() };
     assert_eq!(info.track_id, track_id);
     let Ok(Response::Subscribed { flow_id: sub_flow, .. }) =
         guest.call(Request::Subscribe { track_id, max_encoding: None }).await
@@ -188,7 +188,7 @@ async fn publish_subscribe_forward_nack_pli_mute_and_capacity() {
     send(&guest, audio_flow, &rtp(77, 1, 111, None));
     assert!(recv(&host, listen_flow, 1000).await.is_some(), "audio forwarded");
     host.call(Request::Mute { participant_id: guest_id }).await.unwrap();
-    guest.event(|e| matches!(e, Event::MutedBy { .. })).await;
+    guest.event(|e| matches!(e, Event::MutedBy(_))).await;
     for seq in 2..20u16 {
         send(&guest, audio_flow, &rtp(77, seq, 111, None));
     }
@@ -209,5 +209,7 @@ async fn publish_subscribe_forward_nack_pli_mute_and_capacity() {
 
     // Unpublishing tells subscribers.
     host.call(Request::Unpublish { track_id }).await.unwrap();
-    guest.event(|e| matches!(e, Event::TrackUnpublished { track_id: t } if *t == track_id)).await;
+    guest
+        .event(|e| matches!(e, Event::TrackUnpublished(TrackUnpublished { track_id: t }) if *t == track_id))
+        .await;
 }

@@ -5,7 +5,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use clinicmeet_protocol::{
-    ErrorCode, Event, MediaState, MeetingKind, MeetingSettings, MeetingSpec, Request, Response, ServerMessage,
+    ErrorCode, Event, MediaState, MeetingKind, MeetingSettings, MeetingSpec, ParticipantConnection,
+    ParticipantLeft, Request, Response, ServerMessage,
 };
 use common::*;
 use uuid::Uuid;
@@ -186,7 +187,8 @@ async fn dropped_connection_keeps_the_place_for_the_grace_then_leaves() {
     let mut g = guest(&relay).await;
     let Response::Joined(js) = g.call(join(&code, "Gil")).await.unwrap() else { panic!() };
     g.conn.close(0u32.into(), b"network gone");
-    host.event(|e| matches!(e, Event::ConnectionChanged { connected: false, .. })).await;
+    host.event(|e| matches!(e, Event::ConnectionChanged(ParticipantConnection { connected: false, .. })))
+        .await;
     let mut g = guest(&relay).await;
     let Response::Joined(again) =
         g.call(Request::Resume { resume_token: js.resume_token.clone() }).await.unwrap()
@@ -194,12 +196,19 @@ async fn dropped_connection_keeps_the_place_for_the_grace_then_leaves() {
         panic!()
     };
     assert_eq!(again.you.id, js.you.id);
-    host.event(|e| matches!(e, Event::ConnectionChanged { connected: true, .. })).await;
+    host.event(|e| matches!(e, Event::ConnectionChanged(ParticipantConnection { connected: true, .. })))
+        .await;
 
     // Drops for longer than the grace: leaves with reason connection_lost; the token is spent.
     g.conn.close(0u32.into(), b"network gone");
     host.event(|e| {
-        matches!(e, Event::ParticipantLeft { reason: clinicmeet_protocol::LeaveReason::ConnectionLost, .. })
+        matches!(
+            e,
+            Event::ParticipantLeft(ParticipantLeft {
+                reason: clinicmeet_protocol::LeaveReason::ConnectionLost,
+                ..
+            })
+        )
     })
     .await;
     let mut g = guest(&relay).await;

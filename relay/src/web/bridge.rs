@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use clinicmeet_protocol::{
     ClientMessage, Event, FlowId, JoinState, ParticipantId, Request, RequestId, Response, ServerMessage,
-    TrackId, TrackInfo, TrackKind, TrackSpec,
+    TrackId, TrackInfo, TrackKind, TrackPublished, TrackSpec, TrackUnpublished,
 };
 
 /// Request ids at or above this are the relay's own (browsers count from 1).
@@ -195,12 +195,12 @@ impl Bridge {
             ServerMessage::Reply { response: Response::Joined(js), .. } => self.enter(js, &mut out),
             ServerMessage::Event { event } => match event {
                 Event::Admitted(js) => self.enter(js, &mut out),
-                Event::TrackPublished { track } if Some(track.participant_id) != self.me => {
+                Event::TrackPublished(TrackPublished { track }) if Some(track.participant_id) != self.me => {
                     self.known.insert(track.track_id, track.clone());
                     self.subscribe_all(&mut out);
                 }
-                Event::TrackUnpublished { track_id } => self.gone(*track_id, &mut out),
-                Event::Removed | Event::Denied | Event::MeetingEnded { .. } => self.leave_meeting(&mut out),
+                Event::TrackUnpublished(TrackUnpublished { track_id }) => self.gone(*track_id, &mut out),
+                Event::Removed | Event::Denied | Event::MeetingEnded(_) => self.leave_meeting(&mut out),
                 _ => {}
             },
             _ => {}

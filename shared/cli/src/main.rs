@@ -596,7 +596,7 @@ async fn join(
                     e.on_event(&ev);
                 }
                 match ev {
-                    ClientEvent::Left | ClientEvent::MeetingEnded { .. } => break ExitCode::SUCCESS,
+                    ClientEvent::Left | ClientEvent::MeetingEnded(_) => break ExitCode::SUCCESS,
                     ClientEvent::Denied => break ExitCode::from(3),
                     ClientEvent::Removed => break ExitCode::from(4),
                     ClientEvent::Connection { state: clinicmeet_client::ConnectionState::Disconnected, .. } => {

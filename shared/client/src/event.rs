@@ -3,8 +3,9 @@
 //! exactly this (see the crate docs for the list).
 
 use clinicmeet_protocol::{
-    ChatMessage, JoinState, LeaveReason, MediaState, MeetingInfo, MeetingStatus, ParticipantId,
-    ParticipantInfo, Role, TrackId, TrackInfo, WaitingInfo,
+    ChatMessage, JoinState, KeyframeRequest, MediaChanged, MeetingEnded, MeetingInfo, MeetingUpdated,
+    MutedBy, ParticipantConnection, ParticipantId, ParticipantInfo, ParticipantJoined, ParticipantLeft, Role,
+    TrackInfo, TrackPublished, TrackUnpublished, Typing, WaitingInfo, WaitingRoom,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -98,17 +99,9 @@ pub enum ClientEvent {
     Denied,
     /// Removed by a moderator; the session is closed.
     Removed,
-    ParticipantJoined {
-        participant: ParticipantInfo,
-    },
-    ParticipantLeft {
-        participant_id: ParticipantId,
-        reason: LeaveReason,
-    },
-    MediaChanged {
-        participant_id: ParticipantId,
-        media: MediaState,
-    },
+    ParticipantJoined(ParticipantJoined),
+    ParticipantLeft(ParticipantLeft),
+    MediaChanged(MediaChanged),
     RoleChanged {
         participant_id: ParticipantId,
         role: Role,
@@ -116,25 +109,14 @@ pub enum ClientEvent {
         you: bool,
     },
     /// Another participant's connection dropped or came back.
-    ParticipantConnection {
-        participant_id: ParticipantId,
-        connected: bool,
-    },
+    ParticipantConnection(ParticipantConnection),
     /// The waiting room (host and moderators): the whole list.
-    WaitingRoom {
-        waiting: Vec<WaitingInfo>,
-    },
+    WaitingRoom(WaitingRoom),
     /// A moderator muted this client's microphone.
-    Muted {
-        by: ParticipantId,
-    },
-    MeetingUpdated {
-        meeting: Box<MeetingInfo>,
-    },
+    Muted(MutedBy),
+    MeetingUpdated(Box<MeetingUpdated>),
     /// The meeting is over; the session is closed.
-    MeetingEnded {
-        status: MeetingStatus,
-    },
+    MeetingEnded(MeetingEnded),
     /// A chat message or staff-only note, new to this client (each once).
     Chat {
         #[serde(flatten)]
@@ -162,10 +144,7 @@ pub enum ClientEvent {
         #[cfg_attr(feature = "ts", ts(optional))]
         retry_in_ms: Option<u64>,
     },
-    Typing {
-        participant_id: ParticipantId,
-        typing: bool,
-    },
+    Typing(Typing),
     /// Chat history fetched up to the relay's current sequence numbers.
     ChatSynced {
         chat_seq: u64,
@@ -174,17 +153,11 @@ pub enum ClientEvent {
         fetched: u64,
     },
     /// Another participant published a media track.
-    TrackPublished {
-        track: TrackInfo,
-    },
+    TrackPublished(TrackPublished),
     /// A media track is gone.
-    TrackUnpublished {
-        track_id: TrackId,
-    },
+    TrackUnpublished(TrackUnpublished),
     /// The relay asks for a keyframe of one of this client's tracks.
-    KeyframeRequest {
-        track_id: TrackId,
-    },
+    KeyframeRequest(KeyframeRequest),
     /// This client left the meeting.
     Left,
     /// An error not tied to a call the application made.
@@ -204,22 +177,22 @@ impl ClientEvent {
             ClientEvent::Admitted(_) => "admitted",
             ClientEvent::Denied => "denied",
             ClientEvent::Removed => "removed",
-            ClientEvent::ParticipantJoined { .. } => "participant_joined",
-            ClientEvent::ParticipantLeft { .. } => "participant_left",
-            ClientEvent::MediaChanged { .. } => "media_changed",
+            ClientEvent::ParticipantJoined(_) => "participant_joined",
+            ClientEvent::ParticipantLeft(_) => "participant_left",
+            ClientEvent::MediaChanged(_) => "media_changed",
             ClientEvent::RoleChanged { .. } => "role_changed",
-            ClientEvent::ParticipantConnection { .. } => "participant_connection",
-            ClientEvent::WaitingRoom { .. } => "waiting_room",
-            ClientEvent::Muted { .. } => "muted",
-            ClientEvent::MeetingUpdated { .. } => "meeting_updated",
-            ClientEvent::MeetingEnded { .. } => "meeting_ended",
+            ClientEvent::ParticipantConnection(_) => "participant_connection",
+            ClientEvent::WaitingRoom(_) => "waiting_room",
+            ClientEvent::Muted(_) => "muted",
+            ClientEvent::MeetingUpdated(_) => "meeting_updated",
+            ClientEvent::MeetingEnded(_) => "meeting_ended",
             ClientEvent::Chat { .. } => "chat",
             ClientEvent::ChatStatus { .. } => "chat_status",
-            ClientEvent::Typing { .. } => "typing",
+            ClientEvent::Typing(_) => "typing",
             ClientEvent::ChatSynced { .. } => "chat_synced",
-            ClientEvent::TrackPublished { .. } => "track_published",
-            ClientEvent::TrackUnpublished { .. } => "track_unpublished",
-            ClientEvent::KeyframeRequest { .. } => "keyframe_request",
+            ClientEvent::TrackPublished(_) => "track_published",
+            ClientEvent::TrackUnpublished(_) => "track_unpublished",
+            ClientEvent::KeyframeRequest(_) => "keyframe_request",
             ClientEvent::Left => "left",
             ClientEvent::Error { .. } => "error",
         }
@@ -229,6 +202,87 @@ impl ClientEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clinicmeet_protocol::{LeaveReason, MediaState, MeetingStatus};
+
+    /// Serializes `ev` and checks its JSON and its name.
+    fn check(ev: ClientEvent, json: &str) {
+        assert_eq!(serde_json::to_string(&ev).unwrap(), json);
+        assert!(json.starts_with(&format!(r#"{{"event":"{}""#, ev.name())), "{json}");
+    }
+
+    /// The JSON the UI gets for the events that pass a relay event on (written
+    /// down from the code before their payloads became the protocol's structs).
+    #[test]
+    fn passed_on_events_json_is_stable() {
+        let id = Uuid::from_u128(0xa);
+        let guy = r#"{"id":"00000000-0000-0000-0000-00000000000a","display_name":"Bo","role":"host","verified_staff":true,"media":{"audio":false,"video":false,"screen":true},"joined_at":3,"connected":false}"#;
+        let room = r#"{"id":"00000000-0000-0000-0000-00000000000b","title":"Check","description":"d","kind":"consultation","status":"scheduled","host_name":"H","locked":false,"settings":{"allow_screen_share":false,"allow_recording":true,"mute_on_join":true,"waiting_room":false,"max_participants":2,"chat_enabled":false},"patient_reference":"P1","schedule":{"start":6,"time_zone":"Europe/Oslo"},"created_at":4,"ended_at":8}"#;
+        let feed = r#"{"track_id":"00000000-0000-0000-0000-00000000000c","participant_id":"00000000-0000-0000-0000-00000000000a","kind":"audio","codec":"opus","encodings":[{"ssrc":5,"width":0,"height":0,"max_bitrate_bps":0,"temporal_layers":1}]}"#;
+        let line =
+            r#"{"participant_id":"00000000-0000-0000-0000-00000000000a","display_name":"Bo","since":2}"#;
+        let pid = r#""participant_id":"00000000-0000-0000-0000-00000000000a""#;
+        let track_id = Uuid::from_u128(0xc);
+        let tid = r#""track_id":"00000000-0000-0000-0000-00000000000c""#;
+        let participant: ParticipantInfo = serde_json::from_str(guy).unwrap();
+        check(
+            ClientEvent::ParticipantJoined(ParticipantJoined { participant }),
+            &format!(r#"{{"event":"participant_joined","participant":{guy}}}"#),
+        );
+        let reason = LeaveReason::MeetingEnded;
+        check(
+            ClientEvent::ParticipantLeft(ParticipantLeft { participant_id: id, reason }),
+            &format!(r#"{{"event":"participant_left",{pid},"reason":"meeting_ended"}}"#),
+        );
+        let media = MediaState { audio: true, video: true, screen: false };
+        let json = format!(
+            r#"{{"event":"media_changed",{pid},"media":{{"audio":true,"video":true,"screen":false}}}}"#
+        );
+        check(ClientEvent::MediaChanged(MediaChanged { participant_id: id, media }), &json);
+        let role = Role::Staff;
+        check(
+            ClientEvent::RoleChanged { participant_id: id, role, you: true },
+            &format!(r#"{{"event":"role_changed",{pid},"role":"staff","you":true}}"#),
+        );
+        check(
+            ClientEvent::ParticipantConnection(ParticipantConnection { participant_id: id, connected: true }),
+            &format!(r#"{{"event":"participant_connection",{pid},"connected":true}}"#),
+        );
+        let waiting = vec![serde_json::from_str(line).unwrap()];
+        check(
+            ClientEvent::WaitingRoom(WaitingRoom { waiting }),
+            &format!(r#"{{"event":"waiting_room","waiting":[{line}]}}"#),
+        );
+        check(
+            ClientEvent::Muted(MutedBy { by: id }),
+            r#"{"event":"muted","by":"00000000-0000-0000-0000-00000000000a"}"#,
+        );
+        let meeting = serde_json::from_str(room).unwrap();
+        check(
+            ClientEvent::MeetingUpdated(Box::new(MeetingUpdated { meeting })),
+            &format!(r#"{{"event":"meeting_updated","meeting":{room}}}"#),
+        );
+        check(
+            ClientEvent::MeetingEnded(MeetingEnded { status: MeetingStatus::Cancelled }),
+            r#"{"event":"meeting_ended","status":"cancelled"}"#,
+        );
+        check(
+            ClientEvent::Typing(Typing { participant_id: id, typing: false }),
+            &format!(r#"{{"event":"typing",{pid},"typing":false}}"#),
+        );
+        let track = serde_json::from_str(feed).unwrap();
+        check(
+            ClientEvent::TrackPublished(TrackPublished { track }),
+            &format!(r#"{{"event":"track_published","track":{feed}}}"#),
+        );
+        check(
+            ClientEvent::TrackUnpublished(TrackUnpublished { track_id }),
+            &format!(r#"{{"event":"track_unpublished",{tid}}}"#),
+        );
+        check(
+            ClientEvent::KeyframeRequest(KeyframeRequest { track_id }),
+            &format!(r#"{{"event":"keyframe_request",{tid}}}"#),
+        );
+    }
 
     #[test]
     fn json_is_flat_with_event_name() {

@@ -1123,27 +1123,25 @@ impl Core {
     fn on_event(&mut self, event: Event, now: Instant) {
         match event {
             Event::Chat { message } => self.on_chat_message(message, false),
-            Event::Typing { participant_id, typing } => {
-                self.emit(ClientEvent::Typing { participant_id, typing })
-            }
-            Event::ParticipantJoined { participant } => {
+            Event::Typing(e) => self.emit(ClientEvent::Typing(e)),
+            Event::ParticipantJoined(e) => {
                 if let Some(v) = &mut self.view {
-                    v.participants.retain(|p| p.id != participant.id);
-                    v.participants.push(participant.clone());
+                    v.participants.retain(|p| p.id != e.participant.id);
+                    v.participants.push(e.participant.clone());
                 }
-                self.emit(ClientEvent::ParticipantJoined { participant });
+                self.emit(ClientEvent::ParticipantJoined(e));
             }
-            Event::ParticipantLeft { participant_id, reason } => {
+            Event::ParticipantLeft(e) => {
                 if let Some(v) = &mut self.view {
-                    v.participants.retain(|p| p.id != participant_id);
+                    v.participants.retain(|p| p.id != e.participant_id);
                 }
-                self.emit(ClientEvent::ParticipantLeft { participant_id, reason });
+                self.emit(ClientEvent::ParticipantLeft(e));
             }
-            Event::MediaChanged { participant_id, media } => {
-                if let Some(p) = self.participant_mut(participant_id) {
-                    p.media = media;
+            Event::MediaChanged(e) => {
+                if let Some(p) = self.participant_mut(e.participant_id) {
+                    p.media = e.media;
                 }
-                self.emit(ClientEvent::MediaChanged { participant_id, media });
+                self.emit(ClientEvent::MediaChanged(e));
             }
             Event::RoleChanged { participant_id, role } => {
                 let mut you = false;
@@ -1160,17 +1158,17 @@ impl Core {
                 }
                 self.emit(ClientEvent::RoleChanged { participant_id, role, you });
             }
-            Event::ConnectionChanged { participant_id, connected } => {
-                if let Some(p) = self.participant_mut(participant_id) {
-                    p.connected = connected;
+            Event::ConnectionChanged(e) => {
+                if let Some(p) = self.participant_mut(e.participant_id) {
+                    p.connected = e.connected;
                 }
-                self.emit(ClientEvent::ParticipantConnection { participant_id, connected });
+                self.emit(ClientEvent::ParticipantConnection(e));
             }
-            Event::WaitingRoom { waiting } => {
+            Event::WaitingRoom(e) => {
                 if let Some(v) = &mut self.view {
-                    v.waiting = waiting.clone();
+                    v.waiting = e.waiting.clone();
                 }
-                self.emit(ClientEvent::WaitingRoom { waiting });
+                self.emit(ClientEvent::WaitingRoom(e));
             }
             Event::Admitted(state) => {
                 if self.presence == Presence::InMeeting {
@@ -1181,16 +1179,17 @@ impl Core {
             }
             Event::Denied => self.terminal(ClientEvent::Denied, now),
             Event::Removed => self.terminal(ClientEvent::Removed, now),
-            Event::MutedBy { by } => {
+            Event::MutedBy(e) => {
                 if let Some(v) = &mut self.view {
                     let me = v.me;
                     if let Some(p) = v.participants.iter_mut().find(|p| p.id == me) {
                         p.media.audio = false;
                     }
                 }
-                self.emit(ClientEvent::Muted { by });
+                self.emit(ClientEvent::Muted(e));
             }
-            Event::MeetingUpdated { meeting } => {
+            Event::MeetingUpdated(e) => {
+                let meeting = &e.meeting;
                 if let Some(v) = &mut self.view {
                     if v.meeting.id == meeting.id {
                         let became_active = meeting.kind == MeetingKind::Consultation
@@ -1212,11 +1211,11 @@ impl Core {
                     access_code: None,
                     role: None,
                 }));
-                self.emit(ClientEvent::MeetingUpdated { meeting: Box::new(meeting) });
+                self.emit(ClientEvent::MeetingUpdated(Box::new(e)));
             }
-            Event::MeetingEnded { status } => {
+            Event::MeetingEnded(e) => {
                 if let Some(v) = &mut self.view {
-                    v.meeting.status = status;
+                    v.meeting.status = e.status;
                     let info = v.meeting.clone();
                     self.out.push_back(Output::Persist(Persist::Meeting {
                         info: Box::new(info),
@@ -1224,22 +1223,22 @@ impl Core {
                         role: None,
                     }));
                 }
-                self.terminal(ClientEvent::MeetingEnded { status }, now);
+                self.terminal(ClientEvent::MeetingEnded(e), now);
             }
-            Event::TrackPublished { track } => {
+            Event::TrackPublished(e) => {
                 if let Some(v) = &mut self.view {
-                    v.tracks.retain(|t| t.track_id != track.track_id);
-                    v.tracks.push(track.clone());
+                    v.tracks.retain(|t| t.track_id != e.track.track_id);
+                    v.tracks.push(e.track.clone());
                 }
-                self.emit(ClientEvent::TrackPublished { track });
+                self.emit(ClientEvent::TrackPublished(e));
             }
-            Event::TrackUnpublished { track_id } => {
+            Event::TrackUnpublished(e) => {
                 if let Some(v) = &mut self.view {
-                    v.tracks.retain(|t| t.track_id != track_id);
+                    v.tracks.retain(|t| t.track_id != e.track_id);
                 }
-                self.emit(ClientEvent::TrackUnpublished { track_id });
+                self.emit(ClientEvent::TrackUnpublished(e));
             }
-            Event::KeyframeRequest { track_id } => self.emit(ClientEvent::KeyframeRequest { track_id }),
+            Event::KeyframeRequest(e) => self.emit(ClientEvent::KeyframeRequest(e)),
         }
     }
 
@@ -1248,9 +1247,7 @@ impl Core {
         if let Some(call) = self.join_call.take() {
             let body = match &event {
                 ClientEvent::Denied => ErrorBody::new(ErrorCode::Denied, "the host denied entry"),
-                ClientEvent::MeetingEnded { .. } => {
-                    ErrorBody::new(ErrorCode::MeetingEnded, "the meeting ended")
-                }
+                ClientEvent::MeetingEnded(_) => ErrorBody::new(ErrorCode::MeetingEnded, "the meeting ended"),
                 _ => ErrorBody::new(ErrorCode::Forbidden, "removed from the meeting"),
             };
             self.complete(call, Err(CallError::Relay(body)));
@@ -1388,7 +1385,10 @@ fn response_name(r: &Response) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clinicmeet_protocol::{MeetingSettings, ServerMessage as S};
+    use clinicmeet_protocol::{
+        MediaChanged, MeetingEnded, MeetingSettings, MutedBy, ParticipantConnection, ParticipantJoined,
+        ParticipantLeft, ServerMessage as S, WaitingRoom,
+    };
 
     struct H {
         core: Core,
@@ -1901,39 +1901,39 @@ mod tests {
         let mut h = H::new();
         let (m, me, other) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
         h.joined(m, me);
-        h.event(Event::ParticipantJoined { participant: person(other, Role::Guest) });
-        h.event(Event::MediaChanged {
+        h.event(Event::ParticipantJoined(ParticipantJoined { participant: person(other, Role::Guest) }));
+        h.event(Event::MediaChanged(MediaChanged {
             participant_id: other,
             media: MediaState { audio: true, video: true, screen: false },
-        });
+        }));
         h.event(Event::RoleChanged { participant_id: other, role: Role::Moderator });
-        h.event(Event::ConnectionChanged { participant_id: other, connected: false });
+        h.event(Event::ConnectionChanged(ParticipantConnection { participant_id: other, connected: false }));
         let v = h.core.meeting().unwrap();
         let p = v.participant(other).unwrap();
         assert!(p.media.video && p.role == Role::Moderator && !p.connected);
         h.event(Event::RoleChanged { participant_id: me, role: Role::Moderator });
         assert_eq!(h.core.meeting().unwrap().role, Role::Moderator);
         assert!(matches!(h.events.last(), Some(ClientEvent::RoleChanged { you: true, .. })));
-        h.event(Event::MutedBy { by: other });
+        h.event(Event::MutedBy(MutedBy { by: other }));
         assert!(!h.core.meeting().unwrap().participant(me).unwrap().media.audio);
-        h.event(Event::WaitingRoom {
+        h.event(Event::WaitingRoom(WaitingRoom {
             waiting: vec![WaitingInfo {
                 participant_id: Uuid::from_u128(4),
                 display_name: "W".into(),
                 since: 1,
             }],
-        });
+        }));
         assert_eq!(h.core.meeting().unwrap().waiting.len(), 1);
-        h.event(Event::ParticipantLeft {
+        h.event(Event::ParticipantLeft(ParticipantLeft {
             participant_id: other,
             reason: clinicmeet_protocol::LeaveReason::Removed,
-        });
+        }));
         assert!(h.core.meeting().unwrap().participant(other).is_none());
         h.clear();
-        h.event(Event::MeetingEnded { status: MeetingStatus::Ended });
+        h.event(Event::MeetingEnded(MeetingEnded { status: MeetingStatus::Ended }));
         assert!(
-            matches!(h.events.last(), Some(ClientEvent::MeetingEnded { .. }))
-                || h.events.iter().any(|e| matches!(e, ClientEvent::MeetingEnded { .. }))
+            matches!(h.events.last(), Some(ClientEvent::MeetingEnded(_)))
+                || h.events.iter().any(|e| matches!(e, ClientEvent::MeetingEnded(_)))
         );
         assert_eq!(h.core.link(), Link::Closed);
     }

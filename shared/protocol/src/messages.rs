@@ -229,73 +229,134 @@ pub struct JoinState {
     pub tracks: Vec<TrackInfo>,
 }
 
-/// Something that happened, pushed to the participants it concerns.
+/// Something that happened, pushed to the participants it concerns. Most
+/// payloads are structs of their own, which the client's `ClientEvent` passes
+/// on as they are (a newtype variant of an internally tagged enum serializes
+/// like a struct variant: `{"type":"typing","participant_id":..,"typing":true}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[cfg_attr(feature = "ts", ts(rename = "WireEvent"))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    ParticipantJoined {
-        participant: ParticipantInfo,
-    },
-    ParticipantLeft {
-        participant_id: ParticipantId,
-        reason: LeaveReason,
-    },
-    MediaChanged {
-        participant_id: ParticipantId,
-        media: MediaState,
-    },
+    ParticipantJoined(ParticipantJoined),
+    ParticipantLeft(ParticipantLeft),
+    MediaChanged(MediaChanged),
     RoleChanged {
         participant_id: ParticipantId,
         role: Role,
     },
-    /// A participant's connection dropped (still in the meeting during the resume grace) or came back.
-    ConnectionChanged {
-        participant_id: ParticipantId,
-        connected: bool,
-    },
-    /// The waiting room changed (sent to host and moderators): the whole list.
-    WaitingRoom {
-        waiting: Vec<WaitingInfo>,
-    },
+    ConnectionChanged(ParticipantConnection),
+    WaitingRoom(WaitingRoom),
     /// You were let in from the waiting room.
     Admitted(Box<JoinState>),
     /// You were refused entry; the relay closes the connection after this.
     Denied,
     /// You were removed by a moderator; the relay closes the connection after this.
     Removed,
-    /// A moderator muted your microphone.
-    MutedBy {
-        by: ParticipantId,
-    },
-    /// Title, status, lock or settings changed.
-    MeetingUpdated {
-        meeting: MeetingInfo,
-    },
-    /// The meeting is over for everyone; the relay closes the connection after this.
-    MeetingEnded {
-        status: MeetingStatus,
-    },
+    MutedBy(MutedBy),
+    MeetingUpdated(MeetingUpdated),
+    MeetingEnded(MeetingEnded),
     Chat {
         message: ChatMessage,
     },
-    Typing {
-        participant_id: ParticipantId,
-        typing: bool,
-    },
-    /// Another participant published a track (subscribe to receive it).
-    TrackPublished {
-        track: TrackInfo,
-    },
-    /// A track is gone (unpublished, or its publisher left).
-    TrackUnpublished {
-        track_id: TrackId,
-    },
-    /// The relay wants a keyframe of one of your video tracks (optional; PLI on the flow is the main path).
-    KeyframeRequest {
-        track_id: TrackId,
-    },
+    Typing(Typing),
+    TrackPublished(TrackPublished),
+    TrackUnpublished(TrackUnpublished),
+    KeyframeRequest(KeyframeRequest),
+}
+
+// Event payloads (also `ClientEvent` payloads, under the same names but
+// `ConnectionChanged`, which the client calls `participant_connection`, and
+// `MutedBy`, which it calls `muted`).
+
+/// A participant entered the meeting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ParticipantJoined {
+    pub participant: ParticipantInfo,
+}
+
+/// A participant is no longer in the meeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ParticipantLeft {
+    pub participant_id: ParticipantId,
+    pub reason: LeaveReason,
+}
+
+/// A participant's announced (or host-muted) media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MediaChanged {
+    pub participant_id: ParticipantId,
+    pub media: MediaState,
+}
+
+/// A participant's connection dropped (still in the meeting during the resume
+/// grace) or came back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ParticipantConnection {
+    pub participant_id: ParticipantId,
+    pub connected: bool,
+}
+
+/// The waiting room changed (sent to host and moderators): the whole list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct WaitingRoom {
+    pub waiting: Vec<WaitingInfo>,
+}
+
+/// A moderator muted your microphone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MutedBy {
+    pub by: ParticipantId,
+}
+
+/// Title, status, lock or settings changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MeetingUpdated {
+    pub meeting: MeetingInfo,
+}
+
+/// The meeting is over for everyone; the relay closes the connection after this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MeetingEnded {
+    pub status: MeetingStatus,
+}
+
+/// A participant started or stopped typing (not stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Typing {
+    pub participant_id: ParticipantId,
+    pub typing: bool,
+}
+
+/// Another participant published a track (subscribe to receive it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TrackPublished {
+    pub track: TrackInfo,
+}
+
+/// A track is gone (unpublished, or its publisher left).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct TrackUnpublished {
+    pub track_id: TrackId,
+}
+
+/// The relay wants a keyframe of one of your video tracks (optional; PLI on the
+/// flow is the main path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct KeyframeRequest {
+    pub track_id: TrackId,
 }
 
 /// Why a participant is no longer in the meeting.
@@ -689,8 +750,9 @@ mod tests {
 
     #[test]
     fn server_messages_roundtrip() {
-        let ev =
-            ServerMessage::Event { event: Event::Typing { participant_id: Uuid::now_v7(), typing: true } };
+        let ev = ServerMessage::Event {
+            event: Event::Typing(Typing { participant_id: Uuid::now_v7(), typing: true }),
+        };
         let bytes = serde_json::to_vec(&ev).unwrap();
         assert_eq!(ServerMessage::decode(&bytes).unwrap(), ev);
         let err = ServerMessage::Error {
@@ -699,6 +761,90 @@ mod tests {
         };
         let bytes = serde_json::to_vec(&err).unwrap();
         assert_eq!(ServerMessage::decode(&bytes).unwrap(), err);
+    }
+
+    /// Sample JSON of the nested objects in the event samples below.
+    const PERSON: &str = r#"{"id":"00000000-0000-0000-0000-000000000001","display_name":"Ann","role":"guest","verified_staff":false,"media":{"audio":true,"video":false,"screen":false},"joined_at":5,"connected":true}"#;
+    const MEETING: &str = r#"{"id":"00000000-0000-0000-0000-000000000004","title":"Visit","kind":"video","status":"active","host_name":"Dr B","locked":true,"settings":{"allow_screen_share":true,"allow_recording":false,"mute_on_join":false,"waiting_room":true,"max_participants":8,"chat_enabled":true},"created_at":1,"started_at":2}"#;
+    const TRACK: &str = r#"{"track_id":"00000000-0000-0000-0000-000000000003","participant_id":"00000000-0000-0000-0000-000000000001","kind":"video","codec":"h264","encodings":[{"ssrc":7,"width":0,"height":0,"max_bitrate_bps":0,"temporal_layers":1}]}"#;
+    const WAITING: &str =
+        r#"{"participant_id":"00000000-0000-0000-0000-000000000001","display_name":"Ann","since":9}"#;
+
+    /// The wire JSON of the events the client passes on (written down from the
+    /// code before their payloads became structs shared with `ClientEvent`).
+    #[test]
+    fn event_json_is_stable() {
+        let (p, t) = (Uuid::from_u128(1), Uuid::from_u128(3));
+        let person: ParticipantInfo = serde_json::from_str(PERSON).unwrap();
+        let meeting: MeetingInfo = serde_json::from_str(MEETING).unwrap();
+        let track: TrackInfo = serde_json::from_str(TRACK).unwrap();
+        let waiting: WaitingInfo = serde_json::from_str(WAITING).unwrap();
+        let media = MediaState { audio: false, video: true, screen: false };
+        let ids = r#""participant_id":"00000000-0000-0000-0000-000000000001""#;
+        let tid = r#""track_id":"00000000-0000-0000-0000-000000000003""#;
+        let cases = [
+            (
+                Event::ParticipantJoined(ParticipantJoined { participant: person }),
+                format!(r#"{{"type":"participant_joined","participant":{PERSON}}}"#),
+            ),
+            (
+                Event::ParticipantLeft(ParticipantLeft {
+                    participant_id: p,
+                    reason: LeaveReason::ConnectionLost,
+                }),
+                format!(r#"{{"type":"participant_left",{ids},"reason":"connection_lost"}}"#),
+            ),
+            (
+                Event::MediaChanged(MediaChanged { participant_id: p, media }),
+                format!(
+                    r#"{{"type":"media_changed",{ids},"media":{{"audio":false,"video":true,"screen":false}}}}"#
+                ),
+            ),
+            (
+                Event::RoleChanged { participant_id: p, role: Role::Moderator },
+                format!(r#"{{"type":"role_changed",{ids},"role":"moderator"}}"#),
+            ),
+            (
+                Event::ConnectionChanged(ParticipantConnection { participant_id: p, connected: false }),
+                format!(r#"{{"type":"connection_changed",{ids},"connected":false}}"#),
+            ),
+            (
+                Event::WaitingRoom(WaitingRoom { waiting: vec![waiting] }),
+                format!(r#"{{"type":"waiting_room","waiting":[{WAITING}]}}"#),
+            ),
+            (
+                Event::MutedBy(MutedBy { by: p }),
+                r#"{"type":"muted_by","by":"00000000-0000-0000-0000-000000000001"}"#.into(),
+            ),
+            (
+                Event::MeetingUpdated(MeetingUpdated { meeting }),
+                format!(r#"{{"type":"meeting_updated","meeting":{MEETING}}}"#),
+            ),
+            (
+                Event::MeetingEnded(MeetingEnded { status: MeetingStatus::Completed }),
+                r#"{"type":"meeting_ended","status":"completed"}"#.into(),
+            ),
+            (
+                Event::Typing(Typing { participant_id: p, typing: true }),
+                format!(r#"{{"type":"typing",{ids},"typing":true}}"#),
+            ),
+            (
+                Event::TrackPublished(TrackPublished { track }),
+                format!(r#"{{"type":"track_published","track":{TRACK}}}"#),
+            ),
+            (
+                Event::TrackUnpublished(TrackUnpublished { track_id: t }),
+                format!(r#"{{"type":"track_unpublished",{tid}}}"#),
+            ),
+            (
+                Event::KeyframeRequest(KeyframeRequest { track_id: t }),
+                format!(r#"{{"type":"keyframe_request",{tid}}}"#),
+            ),
+        ];
+        for (event, json) in cases {
+            assert_eq!(serde_json::to_string(&event).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event, "{json}");
+        }
     }
 
     #[test]

@@ -209,7 +209,7 @@ impl Engine {
                             let _ = tx.send(Err(AppError::new("unreachable", why)));
                         }
                     }
-                    ClientEvent::Denied | ClientEvent::Removed | ClientEvent::MeetingEnded { .. } => {
+                    ClientEvent::Denied | ClientEvent::Removed | ClientEvent::MeetingEnded(_) => {
                         dead2.store(true, Ordering::SeqCst);
                     }
                     ClientEvent::Error { code, message } => {

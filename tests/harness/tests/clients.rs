@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use clinicmeet_client::state::Presence;
 use clinicmeet_client::ClientEvent;
 use clinicmeet_harness::*;
-use clinicmeet_protocol::{MeetingId, MeetingKind, ParticipantId, Request, Response, Role};
+use clinicmeet_protocol::{
+    MeetingId, MeetingKind, ParticipantConnection, ParticipantId, Request, Response, Role,
+};
 use clinicmeet_relay::hub::HubConfig;
 use uuid::Uuid;
 
@@ -101,9 +103,9 @@ fn resume_restores_the_place_and_resyncs_missed_chat_and_a_lost_place_joins_afre
         say(&mut h, alice, format!("m{i}"));
     }
     h.run_until(10_000, |h| h.clients[alice].core.outbox_len() == 0);
-    assert!(h
-        .take_client_events(alice)
-        .contains(&ClientEvent::ParticipantConnection { participant_id: bob_id, connected: false }));
+    assert!(h.take_client_events(alice).contains(&ClientEvent::ParticipantConnection(
+        ParticipantConnection { participant_id: bob_id, connected: false }
+    )));
 
     // Back within the grace: the core resumes with its token, same place, and
     // resyncs what it missed into its store.

@@ -48,7 +48,8 @@ use clinicmeet_media::pipeline::{
 use clinicmeet_media::video_receiver::VideoReceiverConfig;
 use clinicmeet_media::AUDIO_FRAME_SAMPLES;
 use clinicmeet_protocol::{
-    Codec, EncodingSpec, MediaState, ParticipantId, TrackId, TrackInfo, TrackKind, TrackSpec,
+    Codec, EncodingSpec, KeyframeRequest, MediaChanged, MediaState, ParticipantId, TrackId, TrackInfo,
+    TrackKind, TrackPublished, TrackSpec, TrackUnpublished,
 };
 use clinicmeet_rtp::rtcp::{self, ReceiverReporter, RtcpPacket};
 use clinicmeet_rtp::{is_rtcp, RtpView, AUDIO_CLOCK_RATE, MAX_RTP_SIZE};
@@ -354,13 +355,13 @@ impl Control {
                     }
                 }
             }
-            ClientEvent::TrackPublished { track } => {
+            ClientEvent::TrackPublished(TrackPublished { track }) => {
                 self.known.insert(track.track_id, track.clone());
                 if self.video_wanted(&track) {
                     self.subscribe(track).await;
                 }
             }
-            ClientEvent::TrackUnpublished { track_id } => {
+            ClientEvent::TrackUnpublished(TrackUnpublished { track_id }) => {
                 self.known.remove(&track_id);
                 if let Some(s) = self.subscribed.remove(&track_id) {
                     s.stop.store(true, Ordering::Relaxed);
@@ -373,7 +374,7 @@ impl Control {
                     }
                 }
             }
-            ClientEvent::KeyframeRequest { track_id } => {
+            ClientEvent::KeyframeRequest(KeyframeRequest { track_id }) => {
                 for p in self.published.iter().filter(|p| p.track_id == track_id) {
                     if let Some(Route::PubVideo(s, _)) = self.route(p.flow_id) {
                         if let Ok(mut s) = s.lock() {
@@ -382,19 +383,20 @@ impl Control {
                     }
                 }
             }
-            ClientEvent::Muted { .. } => {
+            ClientEvent::Muted(_) => {
                 self.host_muted = true;
                 self.local.audio = false;
                 self.apply_enabled();
             }
-            ClientEvent::MediaChanged { participant_id, media } if Some(participant_id) == self.me => {
+            ClientEvent::MediaChanged(MediaChanged { participant_id, media })
+                if Some(participant_id) == self.me =>
+            {
                 self.local = media;
                 self.apply_enabled();
             }
-            ClientEvent::Left
-            | ClientEvent::Removed
-            | ClientEvent::Denied
-            | ClientEvent::MeetingEnded { .. } => self.stop_all(),
+            ClientEvent::Left | ClientEvent::Removed | ClientEvent::Denied | ClientEvent::MeetingEnded(_) => {
+                self.stop_all()
+            }
             _ => {}
         }
     }
