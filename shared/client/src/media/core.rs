@@ -365,9 +365,10 @@ mod tests {
     use clinicmeet_media::jitter::JitterConfig;
     use clinicmeet_media::pipeline::{AudioReceiveStream, VideoSenderConfig};
     use clinicmeet_protocol::TrackKind;
-    use clinicmeet_rtp::ext::VideoLayer;
     use clinicmeet_rtp::rtcp::{Nack, Pli, ReceiverReport, ReceiverReporter, ReportBlock};
-    use clinicmeet_rtp::{HeaderExtensions, RtpPacket, AUDIO_CLOCK_RATE, MAX_RTP_SIZE};
+    use clinicmeet_rtp::{RtpPacket, AUDIO_CLOCK_RATE, MAX_RTP_SIZE};
+
+    use super::clock_tests::{sub_video, video_packet};
     use uuid::Uuid;
 
     fn rtp(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
@@ -421,30 +422,8 @@ mod tests {
         RtcpPacket::ReceiverReport(ReceiverReport { ssrc: 1, reports: vec![block] }).to_bytes()
     }
 
-    fn sub_video() -> Route {
-        let stats = Arc::new(Mutex::new(TrackStats::new(Uuid::nil(), Uuid::nil(), TrackKind::Video)));
-        Route::SubVideo(Box::new(SubVideo::new(7, SharedSync::default(), SyncStream::Camera, stats)))
-    }
-
-    /// A one-packet keyframe.
     fn keyframe(ssrc: u32, seq: u16) -> Vec<u8> {
-        let layer = VideoLayer {
-            start_of_frame: true,
-            end_of_frame: true,
-            keyframe: true,
-            temporal_layers: 1,
-            ..VideoLayer::default()
-        };
-        RtpPacket {
-            marker: true,
-            payload_type: 102,
-            sequence: seq,
-            timestamp: u32::from(seq) * 3000,
-            ssrc,
-            extensions: HeaderExtensions { video_layer: Some(layer), ..HeaderExtensions::default() },
-            payload: vec![0x65, 1, 2],
-        }
-        .to_bytes()
+        video_packet(ssrc, seq, true)
     }
 
     fn frames(core: &mut MediaCore) -> Vec<(u64, u16)> {
@@ -459,8 +438,8 @@ mod tests {
     #[test]
     fn datagrams_go_to_the_route_of_their_flow() {
         let mut core = MediaCore::default();
-        core.insert(1, sub_video());
-        core.insert(300, sub_video());
+        core.insert(1, sub_video(7));
+        core.insert(300, sub_video(7));
         core.handle_datagram(&on(300, &keyframe(5, 10)), 0, || 0);
         core.handle_datagram(&on(1, &keyframe(6, 11)), 0, || 0);
         core.handle_datagram(&on(9, &keyframe(7, 12)), 0, || 0);
@@ -473,7 +452,7 @@ mod tests {
     #[test]
     fn malformed_datagrams_are_ignored() {
         let mut core = MediaCore::default();
-        core.insert(1, sub_video());
+        core.insert(1, sub_video(7));
         core.insert(2, Route::SubAudio(audio_rx()));
         core.insert(3, Route::PubAudio { ssrc: 4, feedback: SharedFeedback::default() });
         for d in [&[][..], &[0xff][..], &[0x02][..], &[0x02, 0x80, 0xc8][..], &[0x03, 0x81, 0xc9, 0, 9][..]] {

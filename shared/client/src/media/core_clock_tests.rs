@@ -21,8 +21,8 @@ const PUB: u32 = 0x1000;
 const ME: u32 = 7;
 const T0: u64 = 10_000_000;
 
-/// A one-packet frame (an IDR when `keyframe`).
-fn packet(seq: u16, keyframe: bool) -> Vec<u8> {
+/// A one-packet frame of `ssrc` (an IDR when `keyframe`).
+pub(super) fn video_packet(ssrc: u32, seq: u16, keyframe: bool) -> Vec<u8> {
     let layer = VideoLayer {
         start_of_frame: true,
         end_of_frame: true,
@@ -35,11 +35,21 @@ fn packet(seq: u16, keyframe: bool) -> Vec<u8> {
         payload_type: 102,
         sequence: seq,
         timestamp: u32::from(seq) * 3000,
-        ssrc: PUB,
+        ssrc,
         extensions: HeaderExtensions { video_layer: Some(layer), ..HeaderExtensions::default() },
         payload: vec![if keyframe { 0x65 } else { 0x41 }, 1, 2],
     }
     .to_bytes()
+}
+
+fn packet(seq: u16, keyframe: bool) -> Vec<u8> {
+    video_packet(PUB, seq, keyframe)
+}
+
+/// A subscribed camera route whose feedback is sent as `my_ssrc`.
+pub(super) fn sub_video(my_ssrc: u32) -> Route {
+    let stats = Arc::new(Mutex::new(TrackStats::new(Uuid::nil(), Uuid::nil(), TrackKind::Video)));
+    Route::SubVideo(Box::new(SubVideo::new(my_ssrc, SharedSync::default(), SyncStream::Camera, stats)))
 }
 
 struct Sim {
@@ -57,9 +67,7 @@ struct Sim {
 impl Sim {
     fn new() -> Sim {
         let mut core = MediaCore::default();
-        let stats = Arc::new(Mutex::new(TrackStats::new(Uuid::nil(), Uuid::nil(), TrackKind::Video)));
-        let sub = SubVideo::new(ME, SharedSync::default(), SyncStream::Camera, stats);
-        core.insert(FLOW, Route::SubVideo(Box::new(sub)));
+        core.insert(FLOW, sub_video(ME));
         Sim { core, now: T0, last_timeout: 0, nacks: Vec::new(), plis: Vec::new(), frames: Vec::new() }
     }
 
