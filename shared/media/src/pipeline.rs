@@ -8,7 +8,7 @@ use crate::error::{MediaError, Result};
 use crate::frame::{AudioFrame, VideoFrame};
 use crate::jitter::{AudioJitterBuffer, JitterConfig, JitterOutput};
 use crate::video_receiver::{
-    PacketHistory, ReceiverEvent, ReceiverStats, VideoReceiver, VideoReceiverConfig,
+    AssembledFrame, PacketHistory, ReceiverEvent, ReceiverStats, VideoReceiver, VideoReceiverConfig,
 };
 use clinicmeet_rtp::ext::AudioLevel;
 use clinicmeet_rtp::h264::H264RtpSender;
@@ -162,14 +162,71 @@ pub struct DecodedVideo {
     pub keyframe: bool,
 }
 
-/// Video receive stream: frame assembly, NACK generation and decoding for one SSRC.
+/// What [`VideoDecodeStream::decode`] made of one assembled frame.
 #[derive(Debug)]
-pub struct VideoReceiveStream {
-    rx: VideoReceiver,
+pub enum Decoded {
+    Picture(DecodedVideo),
+    /// Accepted, no picture yet.
+    Nothing,
+    /// Undecodable or references missing: ask the sender for a keyframe.
+    NeedsKeyframe,
+}
+
+/// Video decode stream: the decoder of one remote track, fed the frames its
+/// [`VideoReceiver`](crate::video_receiver::VideoReceiver) assembled (frame
+/// assembly, NACKs and keyframe requests live with the receiver, not here).
+#[derive(Debug)]
+pub struct VideoDecodeStream {
     dec: H264Decoder,
     pub decoded: u64,
     /// Annex B of the assembled frames (as received, before decoding), when recording.
     recorded: Option<Vec<u8>>,
+}
+
+impl VideoDecodeStream {
+    pub fn new() -> Result<Self> {
+        Ok(VideoDecodeStream { dec: H264Decoder::new()?, decoded: 0, recorded: None })
+    }
+
+    /// Starts (or stops) keeping the Annex B bytes of every frame decoded.
+    pub fn set_recording(&mut self, on: bool) {
+        self.recorded = on.then(Vec::new);
+    }
+
+    /// The Annex B bytes fed since the last call (empty when not recording).
+    pub fn take_recorded(&mut self) -> Vec<u8> {
+        self.recorded.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Decodes one assembled frame.
+    pub fn decode(&mut self, f: &AssembledFrame) -> Decoded {
+        if let Some(rec) = self.recorded.as_mut() {
+            rec.extend_from_slice(&crate::codec::h264::annex_b(f.nals.iter().map(|n| n.as_slice())));
+        }
+        match self.dec.decode_nals(f.nals.iter().map(|n| n.as_slice())) {
+            DecodeOutcome::Frame(mut pic) => {
+                pic.capture_us = f.capture_us.unwrap_or(0);
+                self.decoded += 1;
+                Decoded::Picture(DecodedVideo {
+                    frame: pic,
+                    rtp_timestamp: f.rtp_timestamp,
+                    capture_us: f.capture_us,
+                    keyframe: f.keyframe,
+                })
+            }
+            DecodeOutcome::NeedsKeyframe => Decoded::NeedsKeyframe,
+            DecodeOutcome::NoFrame => Decoded::Nothing,
+        }
+    }
+}
+
+/// Video receive stream: a [`VideoReceiver`] (frame assembly, NACK list, keyframe
+/// requests) and its [`VideoDecodeStream`] in one, for one SSRC. (The client
+/// engine keeps the two apart: assembly in its media core, decoding on a thread.)
+#[derive(Debug)]
+pub struct VideoReceiveStream {
+    rx: VideoReceiver,
+    dec: VideoDecodeStream,
     /// Frames abandoned since the last [`take_skips`](Self::take_skips) (for logs).
     skips: Vec<ReceiverEvent>,
 }
@@ -178,21 +235,9 @@ impl VideoReceiveStream {
     pub fn new(cfg: VideoReceiverConfig) -> Result<Self> {
         Ok(VideoReceiveStream {
             rx: VideoReceiver::new(cfg),
-            dec: H264Decoder::new()?,
-            decoded: 0,
-            recorded: None,
+            dec: VideoDecodeStream::new()?,
             skips: Vec::new(),
         })
-    }
-
-    /// Starts (or stops) keeping the Annex B bytes of every assembled frame.
-    pub fn set_recording(&mut self, on: bool) {
-        self.recorded = on.then(Vec::new);
-    }
-
-    /// The Annex B bytes assembled since the last call (empty when not recording).
-    pub fn take_recorded(&mut self) -> Vec<u8> {
-        self.recorded.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// A received RTP packet.
@@ -206,31 +251,17 @@ impl VideoReceiveStream {
     pub fn poll_frames(&mut self, now_us: u64) -> Vec<DecodedVideo> {
         let mut out = Vec::new();
         while let Some(ev) = self.rx.poll(now_us) {
-            let f = match ev {
-                ReceiverEvent::Frame(f) => f,
+            match ev {
+                ReceiverEvent::Frame(f) => match self.dec.decode(&f) {
+                    Decoded::Picture(d) => out.push(d),
+                    Decoded::NeedsKeyframe => self.rx.request_keyframe(),
+                    Decoded::Nothing => {}
+                },
                 skipped => {
                     if self.skips.len() < 64 {
                         self.skips.push(skipped);
                     }
-                    continue;
                 }
-            };
-            if let Some(rec) = self.recorded.as_mut() {
-                rec.extend_from_slice(&crate::codec::h264::annex_b(f.nals.iter().map(|n| n.as_slice())));
-            }
-            match self.dec.decode_nals(f.nals.iter().map(|n| n.as_slice())) {
-                DecodeOutcome::Frame(mut pic) => {
-                    pic.capture_us = f.capture_us.unwrap_or(0);
-                    self.decoded += 1;
-                    out.push(DecodedVideo {
-                        frame: pic,
-                        rtp_timestamp: f.rtp_timestamp,
-                        capture_us: f.capture_us,
-                        keyframe: f.keyframe,
-                    });
-                }
-                DecodeOutcome::NeedsKeyframe => self.rx.request_keyframe(),
-                DecodeOutcome::NoFrame => {}
             }
         }
         out
@@ -370,6 +401,7 @@ mod tests {
     #[test]
     fn streams_can_move_to_worker_threads() {
         assert_send::<VideoSender>();
+        assert_send::<VideoDecodeStream>();
         assert_send::<VideoReceiveStream>();
         assert_send::<AudioSender>();
         assert_send::<AudioReceiveStream>();

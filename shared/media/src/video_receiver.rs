@@ -317,10 +317,12 @@ impl VideoReceiver {
         out
     }
 
-    /// Earliest time something becomes due (a NACK or a give-up), for the I/O driver's timer.
+    /// Earliest time something becomes due (a NACK, a give-up, or the keyframe
+    /// request while no keyframe start has arrived), for the I/O driver's timer.
     pub fn poll_timeout(&self) -> Option<u64> {
         let floor = self.next.unwrap_or(0);
         let wait = self.reorder_wait_us();
+        let waiting = self.waiting_since_us.map(|t| t + self.cfg.give_up_us);
         self.missing
             .range(floor..)
             .map(|(_, m)| match m.last_nack_us {
@@ -330,6 +332,7 @@ impl VideoReceiver {
                 }
                 Some(_) => m.since_us + self.cfg.give_up_us,
             })
+            .chain(waiting)
             .min()
     }
 

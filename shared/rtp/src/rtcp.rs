@@ -466,6 +466,14 @@ impl ReceiverReporter {
         }
     }
 
+    /// When [`poll`](Self::poll) next has a report (`None` before anything was received).
+    pub fn next_report_us(&self) -> Option<u64> {
+        if self.sources.is_empty() {
+            return None;
+        }
+        Some(self.last_report_us.map_or(0, |t| t + REPORT_INTERVAL_US))
+    }
+
     /// A receiver report when one is due (and something was received).
     pub fn poll(&mut self, now_us: u64) -> Option<ReceiverReport> {
         if self.sources.is_empty() || self.last_report_us.is_some_and(|t| now_us < t + REPORT_INTERVAL_US) {

@@ -1,63 +1,133 @@
-//! The media engine's datagram logic, without I/O: which flow is what, and what
-//! its RTP and RTCP do.
+//! The media engine's datagram logic, without I/O: which flow is what, what its
+//! RTP and RTCP do, and when it next needs the clock.
 //!
 //! [`MediaCore`] maps each flow id to a [`Route`] (a published track, or a
-//! subscribed audio or video track) and takes every incoming datagram with
-//! [`MediaCore::handle_datagram`]:
+//! subscribed audio or video track). Inputs, each with the caller's `now_us`
+//! (media clock): [`MediaCore::handle_datagram`] (every incoming datagram),
+//! [`MediaCore::request_keyframe`] (a decoder lost its references) and
+//! [`MediaCore::handle_timeout`] (at [`MediaCore::poll_timeout`]). Outputs, from
+//! [`MediaCore::poll_output`]: datagrams to send, and assembled video frames to
+//! decode.
 //!
 //! * published video: NACKs are answered from the sender's history, a PLI asks
 //!   the encoding it names for a keyframe, receiver reports go to the track's
 //!   [`UplinkFeedback`];
 //! * published audio: receiver reports go to the track's [`UplinkFeedback`];
-//! * subscribed audio: packets go to the jitter buffer, sender reports to lip
-//!   sync, and a receiver report is due once a second;
-//! * subscribed video: packets go to the track's decode thread through its
-//!   bounded queue (the newest dropped, and counted, when the thread lags).
+//! * subscribed audio: packets go to the jitter buffer (the playout thread pulls
+//!   it on its own 20 ms clock), sender reports to lip sync, and a receiver
+//!   report is due once a second;
+//! * subscribed video: packets go to the track's frame assembler
+//!   ([`VideoReceiver`]: reordering wait, missing packets, give-up deadline);
+//!   complete frames leave as [`Output::Video`] for the track's decode thread; what
+//!   the assembler finds missing and its keyframe requests become NACKs (each
+//!   sent twice) and rate-limited PLIs through the track's [`VideoFeedback`],
+//!   with its receiver reports; sender reports go to lip sync.
 //!
-//! What must go out is polled with [`MediaCore::poll_transmit`]. Time is the
-//! caller's `now_us` (media clock); nothing here sleeps, reads a clock or a socket.
+//! Nothing here sleeps, reads a clock or a socket.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc as smpsc;
 use std::sync::{Arc, Mutex};
 
 use clinicmeet_media::pipeline::VideoSender;
+use clinicmeet_media::video_receiver::{
+    AssembledFrame, ReceiverEvent, ReceiverStats, VideoReceiver, VideoReceiverConfig,
+};
 use clinicmeet_protocol::datagram;
 use clinicmeet_rtp::rtcp::{self, RtcpPacket};
 use clinicmeet_rtp::{is_rtcp, RtpView};
 
-use super::av_sync::SyncStream;
+use super::av_sync::{SharedSync, SyncStream};
 use super::feedback::UplinkFeedback;
+use super::stats::TrackStats;
+use super::video_feedback::VideoFeedback;
 use super::AudioRx;
 
-/// Packets a subscribed video track's decode thread may have queued.
-pub const VIDEO_QUEUE: usize = 512;
+/// Assembled frames a subscribed video track's decode thread may have queued.
+pub const VIDEO_QUEUE: usize = 32;
 /// Outgoing datagrams held until polled (the oldest dropped past it).
 const TRANSMIT_CAPACITY: usize = 1024;
+/// Assembled frames held until polled (the oldest dropped past it).
+const VIDEO_CAPACITY: usize = 256;
 
 /// The relay's reports on one published track, read by its send thread.
 pub type SharedFeedback = Arc<Mutex<UplinkFeedback>>;
 
 /// What the engine does with one flow's datagrams.
-#[derive(Clone)]
 pub enum Route {
     PubVideo(Arc<Mutex<VideoSender>>, SharedFeedback),
-    PubAudio {
-        ssrc: u32,
-        feedback: SharedFeedback,
-    },
-    /// The decode thread's queue (bounded, [`VIDEO_QUEUE`]).
-    SubVideo(smpsc::SyncSender<Vec<u8>>),
+    PubAudio { ssrc: u32, feedback: SharedFeedback },
+    SubVideo(Box<SubVideo>),
     SubAudio(Arc<Mutex<AudioRx>>),
+}
+
+/// A subscribed video track's receive state: frame assembly and its feedback.
+pub struct SubVideo {
+    receiver: VideoReceiver,
+    feedback: VideoFeedback,
+    /// The participant's lip sync (its sender reports tell the clock offset).
+    sync: SharedSync,
+    stream: SyncStream,
+    stats: Arc<Mutex<TrackStats>>,
+}
+
+impl SubVideo {
+    /// `my_ssrc` sends our reports and requests; `stream` says whether this is
+    /// the participant's camera or screen share.
+    pub fn new(my_ssrc: u32, sync: SharedSync, stream: SyncStream, stats: Arc<Mutex<TrackStats>>) -> Self {
+        SubVideo {
+            receiver: VideoReceiver::new(receiver_config()),
+            feedback: VideoFeedback::new(my_ssrc),
+            sync,
+            stream,
+            stats,
+        }
+    }
+}
+
+/// Wait out network reordering (tens of ms of jitter) before NACKing, and give a
+/// relay that is itself recovering a packet from the publisher time to answer.
+fn receiver_config() -> VideoReceiverConfig {
+    VideoReceiverConfig { reorder_wait_us: 40_000, nack_retry_us: 90_000, ..VideoReceiverConfig::default() }
+}
+
+/// What the core hands its driver.
+#[derive(Debug)]
+pub enum Output {
+    /// A packet to send on a flow.
+    Transmit { flow: u64, packet: Vec<u8> },
+    /// A complete frame of a subscribed video flow, for its decoder, with the
+    /// flow's receive counters as they stand.
+    Video { flow: u64, frame: AssembledFrame, stats: ReceiverStats },
+}
+
+/// Outputs waiting to be polled: transmits first.
+#[derive(Default)]
+struct Outbox {
+    transmit: VecDeque<(u64, Vec<u8>)>,
+    video: VecDeque<(u64, AssembledFrame, ReceiverStats)>,
+}
+
+impl Outbox {
+    fn transmit(&mut self, flow: u64, packet: Vec<u8>) {
+        if self.transmit.len() >= TRANSMIT_CAPACITY {
+            self.transmit.pop_front();
+        }
+        self.transmit.push_back((flow, packet));
+    }
+
+    fn video(&mut self, flow: u64, frame: AssembledFrame, stats: ReceiverStats) {
+        if self.video.len() >= VIDEO_CAPACITY {
+            self.video.pop_front();
+        }
+        self.video.push_back((flow, frame, stats));
+    }
 }
 
 /// Flow routing and RTCP handling of the media engine; see the module docs.
 #[derive(Default)]
 pub struct MediaCore {
     routes: HashMap<u64, Route>,
-    transmit: VecDeque<(u64, Vec<u8>)>,
-    /// Video packets dropped because a decode thread's queue was full.
-    video_dropped: u64,
+    out: Outbox,
 }
 
 impl MediaCore {
@@ -73,46 +143,83 @@ impl MediaCore {
         self.routes.clear();
     }
 
-    pub fn route(&self, flow: u64) -> Option<&Route> {
-        self.routes.get(&flow)
-    }
-
-    /// The next datagram to send: the flow and its packet.
-    pub fn poll_transmit(&mut self) -> Option<(u64, Vec<u8>)> {
-        self.transmit.pop_front()
-    }
-
-    fn queue(&mut self, flow: u64, packet: Vec<u8>) {
-        if self.transmit.len() >= TRANSMIT_CAPACITY {
-            self.transmit.pop_front();
+    /// The sender of a published video flow.
+    pub fn video_sender(&self, flow: u64) -> Option<Arc<Mutex<VideoSender>>> {
+        match self.routes.get(&flow) {
+            Some(Route::PubVideo(s, _)) => Some(s.clone()),
+            _ => None,
         }
-        self.transmit.push_back((flow, packet));
+    }
+
+    /// The next thing to do: a datagram to send, or a frame to decode.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some((flow, packet)) = self.out.transmit.pop_front() {
+            return Some(Output::Transmit { flow, packet });
+        }
+        let (flow, frame, stats) = self.out.video.pop_front()?;
+        Some(Output::Video { flow, frame, stats })
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work (media clock, µs):
+    /// a NACK or its copy, a frame given up, a keyframe request, a receiver report.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        self.routes
+            .values()
+            .flat_map(|r| match r {
+                Route::SubVideo(v) => [v.receiver.poll_timeout(), v.feedback.poll_timeout()],
+                Route::SubAudio(a) => [a.lock().ok().and_then(|a| a.reports.next_report_us()), None],
+                Route::PubVideo(..) | Route::PubAudio { .. } => [None, None],
+            })
+            .flatten()
+            .min()
+    }
+
+    /// Does what is due at `now_us` (see [`poll_timeout`](Self::poll_timeout)).
+    pub fn handle_timeout(&mut self, now_us: u64) {
+        for (&flow, route) in &mut self.routes {
+            match route {
+                Route::SubVideo(v) => v.service(flow, now_us, &mut self.out),
+                Route::SubAudio(a) => {
+                    if let Some(rr) = a.lock().ok().and_then(|mut a| a.reports.poll(now_us)) {
+                        self.out.transmit(flow, RtcpPacket::ReceiverReport(rr).to_bytes());
+                    }
+                }
+                Route::PubVideo(..) | Route::PubAudio { .. } => {}
+            }
+        }
+    }
+
+    /// The decoder of a subscribed video flow cannot go on without a keyframe
+    /// (broken references, or a frame it never got): a PLI, rate-limited.
+    pub fn request_keyframe(&mut self, flow: u64, now_us: u64) {
+        if let Some(Route::SubVideo(v)) = self.routes.get_mut(&flow) {
+            v.receiver.request_keyframe();
+            v.service(flow, now_us, &mut self.out);
+        }
     }
 
     /// One incoming datagram (flow-id prefix included) at `now_us`; `rtt_us`
     /// gives the path's round trip when a sender report needs it.
     pub fn handle_datagram(&mut self, d: &[u8], now_us: u64, rtt_us: impl Fn() -> u64) {
         let Some((flow, pkt)) = datagram::decode(d) else { return };
-        match self.routes.get(&flow).cloned() {
-            Some(Route::SubVideo(tx)) => match tx.try_send(pkt.to_vec()) {
-                Ok(()) | Err(smpsc::TrySendError::Disconnected(_)) => {}
-                Err(smpsc::TrySendError::Full(_)) => {
-                    self.video_dropped += 1;
-                    if self.video_dropped.is_power_of_two() {
-                        tracing::debug!(
-                            dropped = self.video_dropped,
-                            "video decode queue full, newest dropped"
-                        );
-                    }
+        let out = &mut self.out;
+        match self.routes.get_mut(&flow) {
+            Some(Route::SubVideo(v)) => {
+                if is_rtcp(pkt) {
+                    v.on_rtcp(pkt, now_us, rtt_us);
+                } else {
+                    v.on_rtp(flow, pkt, now_us);
                 }
-            },
-            Some(Route::SubAudio(rx)) => self.sub_audio(flow, &rx, pkt, now_us, rtt_us),
-            Some(Route::PubVideo(sender, feedback)) => self.pub_video(flow, &sender, &feedback, pkt, now_us),
+                v.service(flow, now_us, out);
+            }
+            Some(Route::SubAudio(rx)) => sub_audio(out, flow, rx, pkt, now_us, rtt_us),
+            Some(Route::PubVideo(sender, feedback)) => pub_video(out, flow, sender, feedback, pkt, now_us),
             Some(Route::PubAudio { ssrc, feedback }) => {
                 if !is_rtcp(pkt) {
                     return;
                 }
                 let Ok(packets) = rtcp::parse_compound(pkt) else { return };
+                let ssrc = *ssrc;
                 if let Ok(mut f) = feedback.lock() {
                     f.on_rtcp(&packets, |s| s == ssrc, now_us);
                 }
@@ -120,75 +227,131 @@ impl MediaCore {
             None => {}
         }
     }
+}
 
-    fn sub_audio(&mut self, flow: u64, rx: &Mutex<AudioRx>, pkt: &[u8], now: u64, rtt_us: impl Fn() -> u64) {
-        let Ok(mut a) = rx.lock() else { return };
-        if is_rtcp(pkt) {
-            for p in rtcp::parse_compound(pkt).unwrap_or_default() {
-                if let RtcpPacket::SenderReport(sr) = p {
-                    a.reports.on_sender_report(&sr, now);
-                    if let Ok(mut sync) = a.sync.lock() {
-                        sync.on_sender_report(SyncStream::Audio, &sr, now, rtt_us());
-                    }
+impl SubVideo {
+    fn on_rtcp(&mut self, pkt: &[u8], now: u64, rtt_us: impl Fn() -> u64) {
+        for p in rtcp::parse_compound(pkt).unwrap_or_default() {
+            if let RtcpPacket::SenderReport(sr) = p {
+                self.feedback.on_sender_report(&sr, now);
+                if let Ok(mut s) = self.sync.lock() {
+                    s.on_sender_report(self.stream, &sr, now, rtt_us());
                 }
             }
-            return;
         }
-        if let Ok(v) = RtpView::parse(pkt) {
-            a.reports.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
-            if let Ok(mut sync) = a.sync.lock() {
-                sync.on_audio_packet(&v);
-            }
-        }
-        if let Some(rr) = a.reports.poll(now) {
-            self.queue(flow, RtcpPacket::ReceiverReport(rr).to_bytes());
-        }
-        if let Ok(mut s) = a.stats.lock() {
-            s.on_packet(pkt.len(), now);
-        }
-        a.started = true;
-        let _ = a.stream.on_packet(pkt, now);
     }
 
-    fn pub_video(
-        &mut self,
-        flow: u64,
-        sender: &Mutex<VideoSender>,
-        feedback: &Mutex<UplinkFeedback>,
-        pkt: &[u8],
-        now: u64,
-    ) {
-        if !is_rtcp(pkt) {
+    fn on_rtp(&mut self, flow: u64, pkt: &[u8], now: u64) {
+        if let Ok(mut s) = self.stats.lock() {
+            s.on_packet(pkt.len(), now);
+        }
+        let Ok(v) = RtpView::parse(pkt) else { return };
+        self.feedback.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
+        let late = self.receiver.stats().too_late;
+        self.receiver.insert(&v, now);
+        if self.receiver.stats().too_late > late {
+            tracing::trace!(flow, seq = v.sequence, "packet too late for its frame");
+        }
+    }
+
+    /// Complete frames out, then the feedback due now.
+    fn service(&mut self, flow: u64, now: u64, out: &mut Outbox) {
+        while let Some(ev) = self.receiver.poll(now) {
+            match ev {
+                ReceiverEvent::Frame(f) => out.video(flow, f, self.receiver.stats()),
+                skipped => tracing::debug!(flow, event = ?skipped, "video frame given up"),
+            }
+        }
+        if !self.feedback.has_media() {
             return;
         }
-        let Ok(packets) = rtcp::parse_compound(pkt) else { return };
-        // The sender's lock is released before the feedback's is taken: the send
-        // thread takes them in the other order.
-        let ours = sender.lock().map(|s| [s.ssrc_of(0), s.ssrc_of(1)]).unwrap_or_default();
-        if let Ok(mut f) = feedback.lock() {
-            f.on_rtcp(&packets, |ssrc| ours.contains(&Some(ssrc)), now);
+        let lost = self.receiver.nack_list(now);
+        if !lost.is_empty() {
+            tracing::debug!(flow, seqs = ?lost, "nack");
         }
-        for p in packets {
-            match p {
-                RtcpPacket::Nack(n) => {
-                    let resend =
-                        sender.lock().map(|s| s.on_nack(n.media_ssrc, &n.lost, now)).unwrap_or_default();
-                    tracing::trace!(ssrc = n.media_ssrc, lost = ?n.lost, resent = resend.len(), "nack received");
-                    for r in resend {
-                        self.queue(flow, r);
-                    }
-                }
-                RtcpPacket::Pli(p) => {
-                    // Only the encoding asked for: a subscriber switching to the low
-                    // layer must not cost everyone else a keyframe.
-                    if let Ok(mut s) = sender.lock() {
-                        let known = s.ssrc_of(0) == Some(p.media_ssrc) || s.ssrc_of(1) == Some(p.media_ssrc);
-                        tracing::debug!(ssrc = p.media_ssrc, known, "pli received");
-                        s.on_pli(known.then_some(p.media_ssrc));
-                    }
-                }
-                _ => {}
+        let keyframe_wanted = self.receiver.take_keyframe_request();
+        for pkt in self.feedback.poll(now, lost, keyframe_wanted) {
+            if matches!(pkt, RtcpPacket::Pli(_)) {
+                tracing::debug!(flow, "pli");
             }
+            out.transmit(flow, pkt.to_bytes());
+        }
+    }
+}
+
+fn sub_audio(
+    out: &mut Outbox,
+    flow: u64,
+    rx: &Mutex<AudioRx>,
+    pkt: &[u8],
+    now: u64,
+    rtt_us: impl Fn() -> u64,
+) {
+    let Ok(mut a) = rx.lock() else { return };
+    if is_rtcp(pkt) {
+        for p in rtcp::parse_compound(pkt).unwrap_or_default() {
+            if let RtcpPacket::SenderReport(sr) = p {
+                a.reports.on_sender_report(&sr, now);
+                if let Ok(mut sync) = a.sync.lock() {
+                    sync.on_sender_report(SyncStream::Audio, &sr, now, rtt_us());
+                }
+            }
+        }
+        return;
+    }
+    if let Ok(v) = RtpView::parse(pkt) {
+        a.reports.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
+        if let Ok(mut sync) = a.sync.lock() {
+            sync.on_audio_packet(&v);
+        }
+    }
+    if let Some(rr) = a.reports.poll(now) {
+        out.transmit(flow, RtcpPacket::ReceiverReport(rr).to_bytes());
+    }
+    if let Ok(mut s) = a.stats.lock() {
+        s.on_packet(pkt.len(), now);
+    }
+    a.started = true;
+    let _ = a.stream.on_packet(pkt, now);
+}
+
+fn pub_video(
+    out: &mut Outbox,
+    flow: u64,
+    sender: &Mutex<VideoSender>,
+    feedback: &Mutex<UplinkFeedback>,
+    pkt: &[u8],
+    now: u64,
+) {
+    if !is_rtcp(pkt) {
+        return;
+    }
+    let Ok(packets) = rtcp::parse_compound(pkt) else { return };
+    // The sender's lock is released before the feedback's is taken: the send
+    // thread takes them in the other order.
+    let ours = sender.lock().map(|s| [s.ssrc_of(0), s.ssrc_of(1)]).unwrap_or_default();
+    if let Ok(mut f) = feedback.lock() {
+        f.on_rtcp(&packets, |ssrc| ours.contains(&Some(ssrc)), now);
+    }
+    for p in packets {
+        match p {
+            RtcpPacket::Nack(n) => {
+                let resend = sender.lock().map(|s| s.on_nack(n.media_ssrc, &n.lost, now)).unwrap_or_default();
+                tracing::trace!(ssrc = n.media_ssrc, lost = ?n.lost, resent = resend.len(), "nack received");
+                for r in resend {
+                    out.transmit(flow, r);
+                }
+            }
+            RtcpPacket::Pli(p) => {
+                // Only the encoding asked for: a subscriber switching to the low
+                // layer must not cost everyone else a keyframe.
+                if let Ok(mut s) = sender.lock() {
+                    let known = s.ssrc_of(0) == Some(p.media_ssrc) || s.ssrc_of(1) == Some(p.media_ssrc);
+                    tracing::debug!(ssrc = p.media_ssrc, known, "pli received");
+                    s.on_pli(known.then_some(p.media_ssrc));
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -196,8 +359,6 @@ impl MediaCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::av_sync::SharedSync;
-    use crate::media::stats::TrackStats;
     use clinicmeet_media::capture::VideoFormat;
     use clinicmeet_media::codec::h264::H264Config;
     use clinicmeet_media::frame::VideoFrame;
@@ -206,6 +367,8 @@ mod tests {
     use clinicmeet_protocol::TrackKind;
     use clinicmeet_rtp::rtcp::{Nack, Pli, ReceiverReport, ReceiverReporter, ReportBlock};
     use clinicmeet_rtp::{RtpPacket, AUDIO_CLOCK_RATE, MAX_RTP_SIZE};
+
+    use super::clock_tests::{sub_video, video_packet};
     use uuid::Uuid;
 
     fn rtp(ssrc: u32, seq: u16, ts: u32) -> Vec<u8> {
@@ -225,7 +388,12 @@ mod tests {
     }
 
     fn drain(core: &mut MediaCore) -> Vec<(u64, Vec<u8>)> {
-        std::iter::from_fn(|| core.poll_transmit()).collect()
+        std::iter::from_fn(|| core.poll_output())
+            .filter_map(|o| match o {
+                Output::Transmit { flow, packet } => Some((flow, packet)),
+                Output::Video { .. } => None,
+            })
+            .collect()
     }
 
     fn audio_rx() -> Arc<Mutex<AudioRx>> {
@@ -254,49 +422,43 @@ mod tests {
         RtcpPacket::ReceiverReport(ReceiverReport { ssrc: 1, reports: vec![block] }).to_bytes()
     }
 
+    fn keyframe(ssrc: u32, seq: u16) -> Vec<u8> {
+        video_packet(ssrc, seq, true)
+    }
+
+    fn frames(core: &mut MediaCore) -> Vec<(u64, u16)> {
+        std::iter::from_fn(|| core.poll_output())
+            .filter_map(|o| match o {
+                Output::Video { flow, frame, .. } => Some((flow, frame.first_seq)),
+                Output::Transmit { .. } => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn datagrams_go_to_the_route_of_their_flow() {
         let mut core = MediaCore::default();
-        let (tx1, rx1) = smpsc::sync_channel(VIDEO_QUEUE);
-        let (tx2, rx2) = smpsc::sync_channel(VIDEO_QUEUE);
-        core.insert(1, Route::SubVideo(tx1));
-        core.insert(300, Route::SubVideo(tx2));
-        core.handle_datagram(&on(300, &rtp(5, 10, 0)), 0, || 0);
-        core.handle_datagram(&on(1, &rtp(6, 11, 0)), 0, || 0);
-        core.handle_datagram(&on(9, &rtp(7, 12, 0)), 0, || 0);
-        assert_eq!(rx2.try_recv().ok(), Some(rtp(5, 10, 0)));
-        assert_eq!(rx1.try_recv().ok(), Some(rtp(6, 11, 0)));
-        assert!(rx1.try_recv().is_err() && rx2.try_recv().is_err());
+        core.insert(1, sub_video(7));
+        core.insert(300, sub_video(7));
+        core.handle_datagram(&on(300, &keyframe(5, 10)), 0, || 0);
+        core.handle_datagram(&on(1, &keyframe(6, 11)), 0, || 0);
+        core.handle_datagram(&on(9, &keyframe(7, 12)), 0, || 0);
+        assert_eq!(frames(&mut core), vec![(300, 10), (1, 11)]);
         core.remove(300);
-        core.handle_datagram(&on(300, &rtp(5, 13, 0)), 0, || 0);
-        assert!(rx2.try_recv().is_err());
-        assert!(drain(&mut core).is_empty());
+        core.handle_datagram(&on(300, &keyframe(5, 13)), 0, || 0);
+        assert!(frames(&mut core).is_empty());
     }
 
     #[test]
     fn malformed_datagrams_are_ignored() {
         let mut core = MediaCore::default();
-        let (tx, _rx) = smpsc::sync_channel(VIDEO_QUEUE);
-        core.insert(1, Route::SubVideo(tx));
+        core.insert(1, sub_video(7));
         core.insert(2, Route::SubAudio(audio_rx()));
         core.insert(3, Route::PubAudio { ssrc: 4, feedback: SharedFeedback::default() });
         for d in [&[][..], &[0xff][..], &[0x02][..], &[0x02, 0x80, 0xc8][..], &[0x03, 0x81, 0xc9, 0, 9][..]] {
             core.handle_datagram(d, 0, || 0);
         }
         assert!(drain(&mut core).is_empty());
-    }
-
-    #[test]
-    fn a_full_video_queue_drops_the_newest_and_counts() {
-        let mut core = MediaCore::default();
-        let (tx, rx) = smpsc::sync_channel(2);
-        core.insert(1, Route::SubVideo(tx));
-        for seq in 0..5 {
-            core.handle_datagram(&on(1, &rtp(5, seq, 0)), 0, || 0);
-        }
-        assert_eq!(core.video_dropped, 3);
-        let got: Vec<_> = rx.try_iter().collect();
-        assert_eq!(got, vec![rtp(5, 0, 0), rtp(5, 1, 0)]);
     }
 
     #[test]
@@ -398,10 +560,14 @@ mod tests {
     fn the_transmit_queue_is_bounded() {
         let mut core = MediaCore::default();
         for i in 0..(TRANSMIT_CAPACITY as u64 + 10) {
-            core.queue(i, vec![0]);
+            core.out.transmit(i, vec![0]);
         }
         let out = drain(&mut core);
         assert_eq!(out.len(), TRANSMIT_CAPACITY);
         assert_eq!(out.first().map(|(f, _)| *f), Some(10));
     }
 }
+
+#[cfg(test)]
+#[path = "core_clock_tests.rs"]
+mod clock_tests;

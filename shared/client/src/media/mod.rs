@@ -4,13 +4,15 @@
 //!
 //! Threads: one capture/encode thread per published track, one decode thread per
 //! remote video track, one 20 ms audio playout thread (jitter buffers → mixer),
-//! and tokio tasks for signaling (publish/subscribe) and routing the datagrams.
+//! and tokio tasks for signaling (publish/subscribe) and driving the media core.
 //! All datagram I/O goes through the session's [`MediaLink`]: sends, path
 //! measurements, and the bounded queue of incoming datagrams.
-//! The packet logic lives in the sans-IO `clinicmeet_media::pipeline` objects,
-//! flow routing and the RTCP of published tracks and subscribed audio in the
-//! media core (`media/core.rs`), and a subscribed video track's RTCP (reports, NACKs,
-//! PLIs) in [`video_feedback`].
+//! The packet logic lives in the sans-IO `clinicmeet_media::pipeline` objects and
+//! the media core (`media/core.rs`): flow routing, the RTCP of every track, and a
+//! subscribed video track's frame assembly and feedback (NACKs, PLIs: [`video_feedback`]).
+//! Its driver (`core_loop`) feeds it datagrams and timeouts, sends what it
+//! answers and hands assembled frames to the decode threads, which only decode
+//! and present (asking the core for a keyframe when the decoder needs one).
 //!
 //! API: [`MediaEngine::start`] returns the engine handle and [`MediaOutputs`]
 //! (a channel of [`RemoteVideoFrame`]s and one of mixed 20 ms audio). Feed every
@@ -43,19 +45,19 @@ use clinicmeet_media::frame::VideoFrame;
 use clinicmeet_media::jitter::JitterConfig;
 use clinicmeet_media::mixer::Mixer;
 use clinicmeet_media::pipeline::{
-    AudioReceiveStream, AudioSender, VideoReceiveStream, VideoSender, VideoSenderConfig,
+    AudioReceiveStream, AudioSender, Decoded, VideoDecodeStream, VideoSender, VideoSenderConfig,
 };
-use clinicmeet_media::video_receiver::VideoReceiverConfig;
+use clinicmeet_media::video_receiver::{AssembledFrame, ReceiverStats};
 use clinicmeet_media::AUDIO_FRAME_SAMPLES;
 use clinicmeet_protocol::{
     Codec, EncodingSpec, KeyframeRequest, MediaChanged, MediaState, ParticipantId, TrackId, TrackInfo,
     TrackKind, TrackPublished, TrackSpec, TrackUnpublished,
 };
-use clinicmeet_rtp::rtcp::{self, ReceiverReporter, RtcpPacket};
-use clinicmeet_rtp::{is_rtcp, RtpView, AUDIO_CLOCK_RATE, MAX_RTP_SIZE};
-use tokio::sync::mpsc;
+use clinicmeet_rtp::rtcp::{ReceiverReporter, RtcpPacket};
+use clinicmeet_rtp::{AUDIO_CLOCK_RATE, MAX_RTP_SIZE};
+use tokio::sync::{mpsc, Notify};
 
-use self::core::{MediaCore, Route, SharedFeedback, VIDEO_QUEUE};
+use self::core::{MediaCore, Output, Route, SharedFeedback, SubVideo, VIDEO_QUEUE};
 use crate::event::ClientEvent;
 use crate::media_link::{Incoming, MediaLink, INCOMING_CAPACITY};
 use crate::session::Session;
@@ -66,7 +68,6 @@ use publish::{AudioPublish, VideoPublish};
 use select::SpeakerTracker;
 pub use select::VideoPolicy;
 pub use stats::TrackStats;
-use video_feedback::VideoFeedback;
 
 /// Makes a fresh video source (called on every (re)publish).
 pub type VideoSourceFactory =
@@ -146,12 +147,23 @@ pub struct MediaEngine {
 struct Shared {
     stats: Mutex<HashMap<TrackId, Arc<Mutex<TrackStats>>>>,
     core: Mutex<MediaCore>,
+    /// Wakes the core's driver when something other than a datagram gave the
+    /// core work (a decode thread's keyframe request).
+    core_wake: Notify,
+    /// Each subscribed video flow's decode thread (bounded, [`VIDEO_QUEUE`] frames).
+    decoders: Mutex<HashMap<u64, smpsc::SyncSender<VideoWork>>>,
     audio_rx: Mutex<HashMap<TrackId, Arc<Mutex<AudioRx>>>>,
     /// Lip sync per remote participant (its audio and camera tracks).
     syncs: Mutex<HashMap<ParticipantId, SharedSync>>,
     video_out: smpsc::SyncSender<RemoteVideoFrame>,
     audio_out: smpsc::SyncSender<Vec<f32>>,
     stop: AtomicBool,
+}
+
+/// A frame for a decode thread, with its flow's receive counters.
+struct VideoWork {
+    frame: AssembledFrame,
+    stats: ReceiverStats,
 }
 
 struct AudioRx {
@@ -204,6 +216,8 @@ impl MediaEngine {
         let shared = Arc::new(Shared {
             stats: Mutex::new(HashMap::new()),
             core: Mutex::new(MediaCore::default()),
+            core_wake: Notify::new(),
+            decoders: Mutex::new(HashMap::new()),
             audio_rx: Mutex::new(HashMap::new()),
             syncs: Mutex::new(HashMap::new()),
             video_out,
@@ -213,7 +227,7 @@ impl MediaEngine {
         let (tx, rx) = mpsc::unbounded_channel();
         let engine = MediaEngine { tx, shared: shared.clone() };
         let link = session.media_link();
-        tokio::spawn(datagram_loop(link.incoming(INCOMING_CAPACITY), link, shared.clone()));
+        tokio::spawn(core_loop(link.incoming(INCOMING_CAPACITY), link, shared.clone()));
         let playout_shared = shared.clone();
         std::thread::Builder::new()
             .name("audio-playout".into())
@@ -376,7 +390,7 @@ impl Control {
             }
             ClientEvent::KeyframeRequest(KeyframeRequest { track_id }) => {
                 for p in self.published.iter().filter(|p| p.track_id == track_id) {
-                    if let Some(Route::PubVideo(s, _)) = self.route(p.flow_id) {
+                    if let Some(s) = self.video_sender(p.flow_id) {
                         if let Ok(mut s) = s.lock() {
                             s.on_pli(None);
                         }
@@ -466,13 +480,16 @@ impl Control {
         }
     }
 
-    fn route(&self, flow: u64) -> Option<Route> {
-        self.shared.core.lock().ok().and_then(|c| c.route(flow).cloned())
+    fn video_sender(&self, flow: u64) -> Option<Arc<Mutex<VideoSender>>> {
+        self.shared.core.lock().ok().and_then(|c| c.video_sender(flow))
     }
 
     fn forget_flow(&self, flow: u64) {
         if let Ok(mut c) = self.shared.core.lock() {
             c.remove(flow);
+        }
+        if let Ok(mut d) = self.shared.decoders.lock() {
+            d.remove(&flow);
         }
     }
 
@@ -498,6 +515,9 @@ impl Control {
         }
         if let Ok(mut c) = self.shared.core.lock() {
             c.clear();
+        }
+        if let Ok(mut d) = self.shared.decoders.lock() {
+            d.clear();
         }
         if let Ok(mut a) = self.shared.audio_rx.lock() {
             a.clear();
@@ -726,7 +746,9 @@ impl Control {
                 return;
             }
         };
-        let Some(link) = self.session.media_link().bound() else { return };
+        if self.session.media_link().bound().is_none() {
+            return;
+        }
         let stats =
             Arc::new(Mutex::new(TrackStats::new(track.track_id, track.participant_id, track.spec.kind)));
         if let Ok(mut m) = self.shared.stats.lock() {
@@ -754,89 +776,78 @@ impl Control {
                 }
             }
             TrackKind::Video | TrackKind::Screen => {
+                // The camera is shown in step with the participant's audio; a screen
+                // share is not, but its sender reports still tell the clock offset.
+                let stream =
+                    if track.spec.kind == TrackKind::Video { SyncStream::Camera } else { SyncStream::Screen };
+                let sync = self.shared.sync_for(track.participant_id);
                 let (tx, rx) = smpsc::sync_channel(VIDEO_QUEUE);
+                if let Ok(mut d) = self.shared.decoders.lock() {
+                    d.insert(flow_id, tx);
+                }
+                let sub = SubVideo::new(rand::random(), sync, stream, stats.clone());
                 if let Ok(mut r) = self.shared.core.lock() {
-                    r.insert(flow_id, Route::SubVideo(tx));
+                    r.insert(flow_id, Route::SubVideo(Box::new(sub)));
                 }
                 let (st, shared) = (stop.clone(), self.shared.clone());
                 let observer = self.observer.on_video_track(&track);
                 let _ = std::thread::Builder::new()
                     .name("video-recv".into())
-                    .spawn(move || video_receive_loop(track, flow_id, link, rx, stats, shared, st, observer));
+                    .spawn(move || video_decode_loop(track, flow_id, rx, stats, shared, st, observer));
             }
         }
         self.subscribed.insert(track_id, Subscribed { flow_id, stop });
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn video_receive_loop(
+/// One remote video track's decode thread: decodes the frames the core
+/// assembled, holds each until lip sync says it is due, and hands it out.
+fn video_decode_loop(
     track: TrackInfo,
     flow_id: u64,
-    link: MediaLink,
-    rx: smpsc::Receiver<Vec<u8>>,
+    rx: smpsc::Receiver<VideoWork>,
     stats: Arc<Mutex<TrackStats>>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     mut observer: Option<Box<dyn VideoTrackObserver>>,
 ) {
-    // Wait out network reordering (tens of ms of jitter) before NACKing, and give a
-    // relay that is itself recovering a packet from the publisher time to answer.
-    let cfg = VideoReceiverConfig {
-        reorder_wait_us: 40_000,
-        nack_retry_us: 90_000,
-        ..VideoReceiverConfig::default()
-    };
-    let Ok(mut stream) = VideoReceiveStream::new(cfg) else { return };
+    let Ok(mut decoder) = VideoDecodeStream::new() else { return };
     let recording = observer.as_ref().is_some_and(|o| o.wants_received_video());
-    stream.set_recording(recording);
-    // Receiver reports, NACKs (each twice) and PLIs: `video_feedback`.
-    let mut feedback = VideoFeedback::new(rand::random());
-    // The camera is shown in step with the participant's audio; a screen share is
-    // not, but its sender reports still tell the participant's clock offset.
-    let camera = track.spec.kind == TrackKind::Video;
+    decoder.set_recording(recording);
     let av = shared.sync_for(track.participant_id);
-    let sync = camera.then(|| av.clone());
-    let stream_kind = if camera { SyncStream::Camera } else { SyncStream::Screen };
-    let on_rtcp = |pkt: &[u8], now: u64, feedback: &mut VideoFeedback| {
-        for p in rtcp::parse_compound(pkt).unwrap_or_default() {
-            if let RtcpPacket::SenderReport(sr) = p {
-                feedback.on_sender_report(&sr, now);
-                if let Ok(mut s) = av.lock() {
-                    s.on_sender_report(stream_kind, &sr, now, link.path().map_or(0, |p| p.rtt_us));
-                }
-            }
-        }
-    };
+    let sync = (track.spec.kind == TrackKind::Video).then(|| av.clone());
     let mut held = HeldFrames::default();
     let mut last_shown: Option<u64> = None;
-    let send = |pkt: RtcpPacket| {
-        link.send(flow_id, &pkt.to_bytes());
-    };
+    let mut rx_stats = ReceiverStats::default();
     while !stop.load(Ordering::Relaxed) && !shared.stop.load(Ordering::Relaxed) {
         let now = now_us();
-        let next =
-            [stream.poll_timeout(), held.next_due_us(), feedback.poll_timeout()].into_iter().flatten().min();
-        let wait = next.map_or(10_000, |t| t.saturating_sub(now).clamp(1_000, 10_000));
+        let wait = held.next_due_us().map_or(10_000, |t| t.saturating_sub(now).clamp(1_000, 10_000));
         match rx.recv_timeout(Duration::from_micros(wait)) {
             Ok(first) => {
-                let now = now_us();
-                for pkt in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
-                    if is_rtcp(&pkt) {
-                        on_rtcp(&pkt, now, &mut feedback);
-                        continue;
+                for work in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+                    rx_stats = work.stats;
+                    let now = now_us();
+                    match decoder.decode(&work.frame) {
+                        Decoded::Picture(d) => {
+                            let due = sync
+                                .as_ref()
+                                .and_then(|s| s.lock().ok())
+                                .map_or(now, |mut s| s.video_due_us(d.rtp_timestamp, now));
+                            held.push(due, d);
+                        }
+                        Decoded::NeedsKeyframe => {
+                            if let Ok(mut core) = shared.core.lock() {
+                                core.request_keyframe(flow_id, now);
+                            }
+                            shared.core_wake.notify_one();
+                        }
+                        Decoded::Nothing => {}
                     }
-                    let seq = RtpView::parse(&pkt).ok().map(|v| {
-                        feedback.on_rtp(v.ssrc, v.sequence, v.timestamp, now);
-                        v.sequence
-                    });
-                    if let Ok(mut s) = stats.lock() {
-                        s.on_packet(pkt.len(), now);
-                    }
-                    let late = stream.stats().too_late;
-                    let _ = stream.on_packet(&pkt, now);
-                    if stream.stats().too_late > late {
-                        tracing::trace!(track = %track.track_id, ?seq, "packet too late for its frame");
+                }
+                if let Some(o) = observer.as_mut().filter(|_| recording) {
+                    let bytes = decoder.take_recorded();
+                    if !bytes.is_empty() {
+                        o.on_received_video(&bytes);
                     }
                 }
             }
@@ -844,23 +855,6 @@ fn video_receive_loop(
             Err(smpsc::RecvTimeoutError::Disconnected) => break,
         }
         let now = now_us();
-        let decoded = stream.poll_frames(now);
-        if let Some(o) = observer.as_mut().filter(|_| recording) {
-            let bytes = stream.take_recorded();
-            if !bytes.is_empty() {
-                o.on_received_video(&bytes);
-            }
-        }
-        for d in decoded {
-            let due = sync
-                .as_ref()
-                .and_then(|s| s.lock().ok())
-                .map_or(now, |mut s| s.video_due_us(d.rtp_timestamp, now));
-            held.push(due, d);
-        }
-        for sk in stream.take_skips() {
-            tracing::debug!(track = %track.track_id, event = ?sk, "video frame given up");
-        }
         while let Some(d) = held.pop_due(now) {
             if let Some(prev) = last_shown.replace(now) {
                 let gap = now.saturating_sub(prev);
@@ -878,7 +872,7 @@ fn video_receive_loop(
                 .map(|a| (d.capture_us.map(|c| a.local_capture_us(c)), a.clock_offset_us()))
                 .unwrap_or((None, 0));
             if let Ok(mut s) = stats.lock() {
-                s.on_frame(now, capture_us, psnr, &stream.stats());
+                s.on_frame(now, capture_us, psnr, &rx_stats);
                 s.set_clock_offset_us(offset_us);
                 if let Some(skew) = skew {
                     s.on_av_skew(now, skew);
@@ -893,34 +887,63 @@ fn video_receive_loop(
                 capture_us,
             });
         }
-        if !feedback.has_media() {
-            continue;
-        }
-        let lost = stream.nack_list(now);
-        if !lost.is_empty() {
-            tracing::debug!(track = %track.track_id, seqs = ?lost, "nack");
-        }
-        let keyframe_wanted = stream.take_keyframe_request();
-        for pkt in feedback.poll(now, lost, keyframe_wanted) {
-            if matches!(pkt, RtcpPacket::Pli(_)) {
-                tracing::debug!(track = %track.track_id, "pli");
-            }
-            send(pkt);
-        }
     }
 }
 
-/// Hands the session's media datagrams to the [`MediaCore`] and sends what it answers.
-async fn datagram_loop(mut incoming: Incoming, link: MediaLink, shared: Arc<Shared>) {
-    while let Some(d) = incoming.recv().await {
+/// Longest sleep of the core's driver with nothing due (it then checks `stop`).
+const CORE_IDLE_US: u64 = 1_000_000;
+/// Timeouts are handled at most this often (one the core keeps due is not a busy loop).
+const CORE_MIN_TIMEOUT_US: u64 = 1_000;
+
+/// Drives the [`MediaCore`]: hands it the session's media datagrams, its timeouts
+/// and wake-ups, sends what it answers and gives the decode threads their frames.
+async fn core_loop(mut incoming: Incoming, link: MediaLink, shared: Arc<Shared>) {
+    let rtt = || link.path().map_or(0, |p| p.rtt_us);
+    let mut dropped: u64 = 0;
+    let mut last_timeout: u64 = 0;
+    let mut deadline = now_us();
+    loop {
         if shared.stop.load(Ordering::Relaxed) {
             return;
         }
-        let Ok(mut core) = shared.core.lock() else { return };
-        core.handle_datagram(&d, now_us(), || link.path().map_or(0, |p| p.rtt_us));
-        while let Some((flow, pkt)) = core.poll_transmit() {
-            link.send(flow, &pkt);
+        // An absolute deadline: a steady stream of datagrams does not push it back.
+        let sleep = tokio::time::sleep(Duration::from_micros(deadline.saturating_sub(now_us())));
+        tokio::select! {
+            d = incoming.recv() => {
+                let Some(d) = d else { return };
+                let Ok(mut core) = shared.core.lock() else { return };
+                core.handle_datagram(&d, now_us(), rtt);
+            }
+            _ = sleep => {
+                let Ok(mut core) = shared.core.lock() else { return };
+                last_timeout = now_us();
+                core.handle_timeout(last_timeout);
+            }
+            _ = shared.core_wake.notified() => {}
         }
+        let Ok(mut core) = shared.core.lock() else { return };
+        while let Some(out) = core.poll_output() {
+            match out {
+                Output::Transmit { flow, packet } => {
+                    link.send(flow, &packet);
+                }
+                Output::Video { flow, frame, stats } => {
+                    let tx = shared.decoders.lock().ok().and_then(|d| d.get(&flow).cloned());
+                    let Some(tx) = tx else { continue };
+                    if let Err(smpsc::TrySendError::Full(_)) = tx.try_send(VideoWork { frame, stats }) {
+                        // The decoder lags: this frame is lost to it, and what follows
+                        // may reference it.
+                        dropped += 1;
+                        if dropped.is_power_of_two() {
+                            tracing::debug!(dropped, "video decode queue full, newest frame dropped");
+                        }
+                        core.request_keyframe(flow, now_us());
+                    }
+                }
+            }
+        }
+        let idle = now_us() + CORE_IDLE_US;
+        deadline = core.poll_timeout().map_or(idle, |t| t.max(last_timeout + CORE_MIN_TIMEOUT_US).min(idle));
     }
 }
 

@@ -1,11 +1,13 @@
 //! The RTCP a subscriber sends back on one remote video track, sans-IO: receiver
 //! reports, NACKs (each sent twice, the copy [`NACK_COPY_DELAY_US`] later) and
-//! rate-limited PLIs. The receive thread feeds it what arrived and what the
-//! receive stream found missing, with explicit `now_us`, and sends what it returns.
+//! rate-limited PLIs. The media core (`media/core.rs`) feeds it what arrived and
+//! what the track's frame assembler found missing, with explicit `now_us`, and
+//! queues what it returns.
 //!
 //! Which packets are lost (reordering wait, NACK retries) and when a keyframe is
-//! needed is the receive stream's call (`clinicmeet_media::pipeline::VideoReceiveStream`);
-//! this is what turns those into packets on the wire, and when.
+//! needed is the frame assembler's call (`clinicmeet_media::video_receiver::VideoReceiver`,
+//! plus the decoder's keyframe requests); this is what turns those into packets
+//! on the wire, and when.
 
 use std::collections::VecDeque;
 
@@ -92,15 +94,17 @@ impl VideoFeedback {
         out
     }
 
-    /// When the next NACK copy is due (poll then at the latest).
+    /// When the next NACK copy or receiver report is due (poll then at the latest).
     pub fn poll_timeout(&self) -> Option<u64> {
-        self.nack_copies.front().map(|c| c.0)
+        let copy = self.nack_copies.front().map(|c| c.0);
+        copy.into_iter().chain(self.reports.next_report_us()).min()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clinicmeet_rtp::rtcp::REPORT_INTERVAL_US;
 
     const ME: u32 = 7;
     const PUB: u32 = 0x1000;
@@ -154,7 +158,7 @@ mod tests {
         assert!(f.poll(t + NACK_COPY_DELAY_US - 1, vec![], false).is_empty(), "not before it is due");
         let out = f.poll(t + NACK_COPY_DELAY_US, vec![], false);
         assert_eq!(nacks(&out), [vec![3]], "the copy");
-        assert_eq!(f.poll_timeout(), None);
+        assert_eq!(f.poll_timeout(), Some(t + REPORT_INTERVAL_US), "then the next report");
         assert!(f.poll(t + 100_000, vec![], false).is_empty());
     }
 
@@ -191,7 +195,7 @@ mod tests {
         // Polled late: both copies at once, in order.
         let out = f.poll(t + 30_000, vec![], false);
         assert_eq!(nacks(&out), [burst, vec![115]]);
-        assert_eq!(f.poll_timeout(), None);
+        assert_eq!(f.poll_timeout(), Some(t + REPORT_INTERVAL_US));
     }
 
     #[test]
