@@ -17,11 +17,11 @@ export type ChatMessage = { meeting_id: string, seq: number, client_msg_id: stri
 /**
  * An event for the application.
  */
-export type ClientEvent = { "event": "connection", state: ConnectionState, attempt?: number, retry_in_ms?: number, reason?: string, } | { "event": "joined" } & Entered | { "event": "waiting", participant_id: string, meeting: MeetingInfo, resumed: boolean, } | { "event": "admitted" } & Entered | { "event": "denied" } | { "event": "removed" } | { "event": "participant_joined", participant: ParticipantInfo, } | { "event": "participant_left", participant_id: string, reason: LeaveReason, } | { "event": "media_changed", participant_id: string, media: MediaState, } | { "event": "role_changed", participant_id: string, role: Role, 
+export type ClientEvent = { "event": "connection", state: ConnectionState, attempt?: number, retry_in_ms?: number, reason?: string, } | { "event": "joined" } & Entered | { "event": "waiting", participant_id: string, meeting: MeetingInfo, resumed: boolean, } | { "event": "admitted" } & Entered | { "event": "denied" } | { "event": "removed" } | { "event": "participant_joined" } & ParticipantJoined | { "event": "participant_left" } & ParticipantLeft | { "event": "media_changed" } & MediaChanged | { "event": "role_changed", participant_id: string, role: Role, 
 /**
  * The change concerns this client.
  */
-you: boolean, } | { "event": "participant_connection", participant_id: string, connected: boolean, } | { "event": "waiting_room", waiting: Array<WaitingInfo>, } | { "event": "muted", by: string, } | { "event": "meeting_updated", meeting: MeetingInfo, } | { "event": "meeting_ended", status: MeetingStatus, } | { "event": "chat", 
+you: boolean, } | { "event": "participant_connection" } & ParticipantConnection | { "event": "waiting_room" } & WaitingRoom | { "event": "muted" } & MutedBy | { "event": "meeting_updated" } & MeetingUpdated | { "event": "meeting_ended" } & MeetingEnded | { "event": "chat", 
 /**
  * Sent by this client.
  */
@@ -34,11 +34,11 @@ pending?: PendingChat, seq?: number, error?: string,
 /**
  * Rate-limited: retried automatically after this long.
  */
-retry_in_ms?: number, } | { "event": "typing", participant_id: string, typing: boolean, } | { "event": "chat_synced", chat_seq: number, notes_seq: number, 
+retry_in_ms?: number, } | { "event": "typing" } & Typing | { "event": "chat_synced", chat_seq: number, notes_seq: number, 
 /**
  * Messages fetched in this resync (new or not).
  */
-fetched: number, } | { "event": "track_published", track: TrackInfo, } | { "event": "track_unpublished", track_id: string, } | { "event": "keyframe_request", track_id: string, } | { "event": "left" } | { "event": "error", code: string, message: string, };
+fetched: number, } | { "event": "track_published" } & TrackPublished | { "event": "track_unpublished" } & TrackUnpublished | { "event": "keyframe_request" } & KeyframeRequest | { "event": "left" } | { "event": "error", code: string, message: string, };
 
 export type Codec = "opus" | "h264";
 
@@ -134,14 +134,30 @@ notes_seq: number,
 tracks: Array<TrackInfo>, };
 
 /**
+ * The relay wants a keyframe of one of your video tracks (optional; PLI on the
+ * flow is the main path).
+ */
+export type KeyframeRequest = { track_id: string, };
+
+/**
  * Why a participant is no longer in the meeting.
  */
 export type LeaveReason = "left" | "removed" | "connection_lost" | "meeting_ended";
 
 /**
+ * A participant's announced (or host-muted) media.
+ */
+export type MediaChanged = { participant_id: string, media: MediaState, };
+
+/**
  * A participant's media as they announce it (or as a host mute forces it).
  */
 export type MediaState = { audio: boolean, video: boolean, screen: boolean, };
+
+/**
+ * The meeting is over for everyone; the relay closes the connection after this.
+ */
+export type MeetingEnded = { status: MeetingStatus, };
 
 /**
  * A meeting as participants see it.
@@ -176,15 +192,41 @@ export type MeetingStatus = "scheduled" | "active" | "ended" | "cancelled" | "co
 export type MeetingSummary = { meeting: MeetingInfo, participant_count: number, waiting_count: number, };
 
 /**
+ * Title, status, lock or settings changed.
+ */
+export type MeetingUpdated = { meeting: MeetingInfo, };
+
+/**
+ * A moderator muted your microphone.
+ */
+export type MutedBy = { by: string, };
+
+/**
  * State of a message in the outbox.
  */
 export type OutboxState = "sending" | "sent" | "failed";
+
+/**
+ * A participant's connection dropped (still in the meeting during the resume
+ * grace) or came back.
+ */
+export type ParticipantConnection = { participant_id: string, connected: boolean, };
 
 export type ParticipantInfo = { id: string, display_name: string, role: Role, 
 /**
  * Enrolled staff (display names of staff carry a verified mark).
  */
 verified_staff: boolean, media: MediaState, joined_at: number, connected: boolean, };
+
+/**
+ * A participant entered the meeting.
+ */
+export type ParticipantJoined = { participant: ParticipantInfo, };
+
+/**
+ * A participant is no longer in the meeting.
+ */
+export type ParticipantLeft = { participant_id: string, reason: LeaveReason, };
 
 /**
  * An own message as queued: what an application shows while it is `sending`.
@@ -235,9 +277,32 @@ encodings: Array<EncodingSpec>, };
  */
 export type TrackKind = "audio" | "video" | "screen";
 
+/**
+ * Another participant published a track (subscribe to receive it).
+ */
+export type TrackPublished = { track: TrackInfo, };
+
+/**
+ * A track is gone (unpublished, or its publisher left).
+ */
+export type TrackUnpublished = { track_id: string, };
+
+/**
+ * A participant started or stopped typing (not stored).
+ */
+export type Typing = { participant_id: string, typing: boolean, };
+
 export type WaitingInfo = { participant_id: string, display_name: string, since: number, };
 
 /**
- * Something that happened, pushed to the participants it concerns.
+ * The waiting room changed (sent to host and moderators): the whole list.
  */
-export type WireEvent = { "type": "participant_joined", participant: ParticipantInfo, } | { "type": "participant_left", participant_id: string, reason: LeaveReason, } | { "type": "media_changed", participant_id: string, media: MediaState, } | { "type": "role_changed", participant_id: string, role: Role, } | { "type": "connection_changed", participant_id: string, connected: boolean, } | { "type": "waiting_room", waiting: Array<WaitingInfo>, } | { "type": "admitted" } & JoinState | { "type": "denied" } | { "type": "removed" } | { "type": "muted_by", by: string, } | { "type": "meeting_updated", meeting: MeetingInfo, } | { "type": "meeting_ended", status: MeetingStatus, } | { "type": "chat", message: ChatMessage, } | { "type": "typing", participant_id: string, typing: boolean, } | { "type": "track_published", track: TrackInfo, } | { "type": "track_unpublished", track_id: string, } | { "type": "keyframe_request", track_id: string, };
+export type WaitingRoom = { waiting: Array<WaitingInfo>, };
+
+/**
+ * Something that happened, pushed to the participants it concerns. Most
+ * payloads are structs of their own, which the client's `ClientEvent` passes
+ * on as they are (a newtype variant of an internally tagged enum serializes
+ * like a struct variant: `{"type":"typing","participant_id":..,"typing":true}`).
+ */
+export type WireEvent = { "type": "participant_joined" } & ParticipantJoined | { "type": "participant_left" } & ParticipantLeft | { "type": "media_changed" } & MediaChanged | { "type": "role_changed", participant_id: string, role: Role, } | { "type": "connection_changed" } & ParticipantConnection | { "type": "waiting_room" } & WaitingRoom | { "type": "admitted" } & JoinState | { "type": "denied" } | { "type": "removed" } | { "type": "muted_by" } & MutedBy | { "type": "meeting_updated" } & MeetingUpdated | { "type": "meeting_ended" } & MeetingEnded | { "type": "chat", message: ChatMessage, } | { "type": "typing" } & Typing | { "type": "track_published" } & TrackPublished | { "type": "track_unpublished" } & TrackUnpublished | { "type": "keyframe_request" } & KeyframeRequest;
