@@ -42,10 +42,16 @@ pub fn internal() -> ErrorBody {
     refuse(ErrorCode::Internal, "internal error on the relay")
 }
 
-/// A storage failure: logged, and the client gets [`internal`].
+/// How long a client waits before retrying a request the relay could not store.
+pub const STORAGE_RETRY_MS: u64 = 2_000;
+
+/// A storage failure: logged (no patient data: the error names the operation,
+/// never its values), and the client gets `storage_unavailable`, retryable:
+/// nothing changed, and the relay recovers by itself when its disk does.
 pub fn db(err: RelayError) -> ErrorBody {
     tracing::error!(%err, "database error");
-    internal()
+    refuse(ErrorCode::StorageUnavailable, "the relay cannot store this right now; it will be retried")
+        .retry_after(STORAGE_RETRY_MS)
 }
 
 /// The request needs a meeting and the connection is in none.

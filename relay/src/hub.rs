@@ -12,6 +12,17 @@
 //! of the code, and tests use the same SQLite schema in memory
 //! ([`Store::open_in_memory`]) or on a real file.
 //!
+//! A change becomes visible only after its writes commit. A request changes
+//! rooms in memory (each room it touches is checkpointed first) and collects
+//! the connection bindings it makes; [`Hub::commit`] then stores the writes in
+//! one transaction. If that fails (disk full, I/O error) every touched room is
+//! rolled back, the bindings are dropped, and the requester alone hears
+//! `storage_unavailable` (retryable): no event went out, no message entered the
+//! de-duplication map, so a retry is numbered and stored afresh. Relay-driven
+//! changes follow the same rule (grace expiry is retried on the next tick),
+//! except a lost connection, which is a fact: it is applied even when its
+//! write fails (a restart treats everyone as disconnected anyway).
+//!
 //! Order of outputs for one request: storage writes are committed first, then
 //! the reply goes to the requester, then events to others (and connection
 //! closes). Each connection's outputs are delivered in order, so a chat
@@ -37,7 +48,7 @@ use crate::error::{db, internal, not_joined, refuse as e, waiting};
 use crate::keys::{self, Keys};
 use crate::limits::{CodeGuard, CodeGuardConfig, Lockout, TokenBucket};
 use crate::metrics::Metrics;
-use crate::room::{Effect, Entry, Joiner, MeetingRecord, Room, Write};
+use crate::room::{Checkpoint, Effect, Entry, Joiner, MeetingRecord, Room, Write};
 use crate::sfu::MediaCmd;
 use crate::store::Store;
 use crate::tracks::{PublishedTrack, Tracks};
@@ -105,6 +116,14 @@ pub(crate) struct Session {
 
 pub(crate) type Handled = Result<(Response, Vec<Effect>), ErrorBody>;
 
+/// The change in progress: rooms as they were before it, and the connection
+/// bindings it makes once its writes commit.
+#[derive(Default)]
+struct Uncommitted {
+    checkpoints: Vec<(MeetingId, Checkpoint)>,
+    binds: Vec<(ConnId, MeetingId, ParticipantId)>,
+}
+
 /// Rough encoded size of a chat message, to keep history pages under the frame limit.
 fn approx_size(m: &clinicmeet_protocol::ChatMessage) -> usize {
     m.text.len() * 2 + m.sender_name.len() * 2 + 320
@@ -125,6 +144,8 @@ pub struct Hub {
     guard: CodeGuard,
     /// Connections to close after the current request (a resumed place's old connection).
     pending_close: Vec<ConnId>,
+    /// What the change in progress did that its commit confirms or undoes.
+    uncommitted: Uncommitted,
 }
 
 impl Hub {
@@ -149,6 +170,7 @@ impl Hub {
             chat_buckets: HashMap::new(),
             guard,
             pending_close: Vec::new(),
+            uncommitted: Uncommitted::default(),
         };
         for record in hub.store.meetings_to_restore()? {
             let id = record.info.id;
@@ -216,8 +238,10 @@ impl Hub {
             if self.conn_of.get(&pid) == Some(&conn) {
                 self.conn_of.remove(&pid);
                 if let Some(room) = self.rooms.get_mut(&mid) {
+                    // A fact, not a request: applied even if its write fails.
                     let effects = room.connection_lost(now, pid);
-                    self.apply(now, None, effects, &mut out);
+                    let _ = self.commit(now, &effects);
+                    self.deliver(None, effects, &mut out);
                 }
             }
         }
@@ -239,11 +263,15 @@ impl Hub {
     pub fn tick(&mut self, now: UnixMillis) -> Vec<Out> {
         let mut out = Vec::new();
         let ids: Vec<MeetingId> = self.rooms.keys().copied().collect();
+        let grace = self.cfg.resume_grace_ms;
         for id in ids {
-            let effects = match self.rooms.get_mut(&id) {
-                Some(r) => r.tick(now, self.cfg.resume_grace_ms),
-                None => continue,
-            };
+            let due = self.rooms.get(&id).and_then(|r| r.next_deadline(grace)).is_some_and(|d| d <= now);
+            if !due {
+                continue;
+            }
+            let Ok(room) = self.room_to_change(id) else { continue };
+            let effects = room.tick(now, grace);
+            // A failed commit leaves the room as it was: the next tick retries.
             self.apply(now, None, effects, &mut out);
         }
         self.media_effects(now, &mut out);
@@ -307,13 +335,17 @@ impl Hub {
         }
         let id = msg.id;
         let result = self.dispatch(now, conn, msg.request);
-        match result {
+        match result.and_then(|(response, effects)| self.commit(now, &effects).map(|()| (response, effects)))
+        {
             Ok((response, mut effects)) => {
                 effects.extend(self.sync_media());
                 out.extend(self.tracks.take_commands().map(Out::Media));
-                self.apply(now, Some((conn, id, response)), effects, &mut out)
+                self.deliver(Some((conn, id, response)), effects, &mut out)
             }
-            Err(error) => out.push(Out::Send(conn, ServerMessage::Error { id: Some(id), error })),
+            Err(error) => {
+                self.rollback();
+                out.push(Out::Send(conn, ServerMessage::Error { id: Some(id), error }))
+            }
         }
         self.media_effects(now, &mut out);
         out.extend(self.pending_close.drain(..).map(Out::Close));
@@ -375,7 +407,8 @@ impl Hub {
         out.push(Out::Send(conn, ServerMessage::Reply { id, response }));
     }
 
-    /// Commits the writes, sends the reply, then the events.
+    /// Commits the writes, then sends the reply and the events; if the commit
+    /// fails, the change is undone and only the requester hears of it.
     fn apply(
         &mut self,
         now: UnixMillis,
@@ -383,6 +416,21 @@ impl Hub {
         effects: Vec<Effect>,
         out: &mut Vec<Out>,
     ) {
+        match self.commit(now, &effects) {
+            Ok(()) => self.deliver(reply, effects, out),
+            Err(error) => {
+                self.rollback();
+                if let Some((conn, id, _)) = reply {
+                    out.push(Out::Send(conn, ServerMessage::Error { id: Some(id), error }));
+                }
+            }
+        }
+    }
+
+    /// Stores the change's writes in one transaction. On success the change is
+    /// confirmed: its bindings are made and its chat messages enter their rooms'
+    /// de-duplication maps. On failure nothing is confirmed; the caller rolls back.
+    fn commit(&mut self, now: UnixMillis, effects: &[Effect]) -> Result<(), ErrorBody> {
         let writes: Vec<&Write> = effects
             .iter()
             .filter_map(|e| match e {
@@ -391,12 +439,42 @@ impl Hub {
             })
             .collect();
         if let Err(err) = self.store.apply(&writes, now) {
-            tracing::error!(%err, "storage write failed");
-            if let Some((conn, id, _)) = reply {
-                out.push(Out::Send(conn, ServerMessage::Error { id: Some(id), error: internal() }));
-            }
-            return;
+            self.metrics.storage_failure();
+            return Err(db(err));
         }
+        let Uncommitted { checkpoints, binds } = std::mem::take(&mut self.uncommitted);
+        drop(checkpoints);
+        for (conn, mid, pid) in binds {
+            self.bind(conn, mid, pid);
+        }
+        for w in writes {
+            if let Write::Chat(m) = w {
+                if let Some(room) = self.rooms.get_mut(&m.meeting_id) {
+                    room.stored(m);
+                }
+                self.metrics.chat_message();
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts every room the change touched back as it was and forgets its bindings.
+    fn rollback(&mut self) {
+        let Uncommitted { checkpoints, binds: _ } = std::mem::take(&mut self.uncommitted);
+        for (mid, cp) in checkpoints.into_iter().rev() {
+            if let Some(room) = self.rooms.get_mut(&mid) {
+                room.rollback(cp);
+            }
+        }
+    }
+
+    /// Sends the reply, then the events, closes and unbindings of a committed change.
+    fn deliver(
+        &mut self,
+        reply: Option<(ConnId, RequestId, Response)>,
+        effects: Vec<Effect>,
+        out: &mut Vec<Out>,
+    ) {
         if let Some((conn, id, response)) = reply {
             out.push(Out::Send(conn, ServerMessage::Reply { id, response }));
         }
@@ -436,10 +514,20 @@ impl Hub {
         self.session(conn)?.bound.ok_or_else(not_joined)
     }
 
+    /// The room of the connection's participant, checkpointed for the change in progress.
     fn room_of(&mut self, conn: ConnId) -> Result<(&mut Room, ParticipantId), ErrorBody> {
         let (mid, pid) = self.bound(conn)?;
+        Ok((self.room_to_change(mid)?, pid))
+    }
+
+    /// A room about to change: checkpointed once per change, so a failed commit
+    /// can put it back.
+    fn room_to_change(&mut self, mid: MeetingId) -> Result<&mut Room, ErrorBody> {
         let room = self.rooms.get_mut(&mid).ok_or_else(not_joined)?;
-        Ok((room, pid))
+        if !self.uncommitted.checkpoints.iter().any(|(m, _)| *m == mid) {
+            self.uncommitted.checkpoints.push((mid, room.checkpoint()));
+        }
+        Ok(room)
     }
 
     fn staff(&self, conn: ConnId) -> Result<StaffIdentity, ErrorBody> {
@@ -693,17 +781,23 @@ impl Hub {
         let pid = Uuid::now_v7();
         let joiner =
             Joiner { id: pid, display_name, staff, media, resume_token: self.keys.resume_token(mid, pid) };
-        let room = self.rooms.get_mut(&mid).ok_or_else(internal)?;
-        let o = room.join(now, joiner)?;
-        self.bind(conn, mid, pid);
+        let o = self.room_to_change(mid)?.join(now, joiner)?;
+        self.uncommitted.binds.push((conn, mid, pid));
         Ok((self.entry_response(o.reply), o.effects))
     }
 
+    /// Binds a connection to its place; an older connection still holding the
+    /// place (the participant resumed elsewhere) is unbound and closed.
     fn bind(&mut self, conn: ConnId, mid: MeetingId, pid: ParticipantId) {
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.bound = Some((mid, pid));
         }
-        self.conn_of.insert(pid, conn);
+        if let Some(old) = self.conn_of.insert(pid, conn).filter(|&old| old != conn) {
+            if let Some(s) = self.sessions.get_mut(&old) {
+                s.bound = None;
+            }
+            self.pending_close.push(old);
+        }
     }
 
     fn resume(&mut self, now: UnixMillis, conn: ConnId, token: &str) -> Handled {
@@ -713,7 +807,7 @@ impl Hub {
         let Some((mid, pid)) = self.keys.verify_resume_token(token) else {
             return Err(e(ErrorCode::ResumeFailed, "this resume token is not valid"));
         };
-        let Some(room) = self.rooms.get_mut(&mid) else {
+        if !self.rooms.contains_key(&mid) {
             return match self.store.meeting(mid).map_err(db)? {
                 Some(r) if r.info.status.is_over() => {
                     Err(e(ErrorCode::MeetingEnded, "this meeting has ended"))
@@ -721,17 +815,10 @@ impl Hub {
                 _ => Err(e(ErrorCode::ResumeFailed, "that place in the meeting is gone; join again")),
             };
         };
-        let o = room.resume(now, pid)?;
-        let effects = o.effects;
-        // An older connection still holding this place is closed.
-        if let Some(old) = self.conn_of.remove(&pid) {
-            if let Some(s) = self.sessions.get_mut(&old) {
-                s.bound = None;
-            }
-            self.pending_close.push(old);
-        }
-        self.bind(conn, mid, pid);
-        Ok((self.entry_response(o.reply), effects))
+        let o = self.room_to_change(mid)?.resume(now, pid)?;
+        // Bound on commit; an older connection still holding this place is closed then.
+        self.uncommitted.binds.push((conn, mid, pid));
+        Ok((self.entry_response(o.reply), o.effects))
     }
 
     fn send_chat(
@@ -750,9 +837,6 @@ impl Hub {
         }
         let (room, pid) = self.room_of(conn)?;
         let o = room.send_chat(now, pid, client_msg_id, text, staff_only)?;
-        if !o.effects.is_empty() {
-            self.metrics.chat_message();
-        }
         Ok((Response::ChatAccepted { message: o.reply }, o.effects))
     }
 

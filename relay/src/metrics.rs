@@ -10,6 +10,7 @@ pub struct Metrics {
     connections: AtomicU64,
     chat_messages: AtomicU64,
     failed_joins: AtomicU64,
+    storage_failures: AtomicU64,
     tracks: AtomicU64,
     forwarded_streams: AtomicU64,
     /// Media forwarding counters and the receive→send delay histogram.
@@ -135,6 +136,14 @@ impl Metrics {
         self.failed_joins.fetch_add(1, Relaxed);
     }
 
+    pub fn storage_failure(&self) {
+        self.storage_failures.fetch_add(1, Relaxed);
+    }
+
+    pub fn storage_failures(&self) -> u64 {
+        self.storage_failures.load(Relaxed)
+    }
+
     pub fn chat_messages(&self) -> u64 {
         self.chat_messages.load(Relaxed)
     }
@@ -146,7 +155,7 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let m = &self.media;
-        let rows: [(&str, &str, &str, u64); 19] = [
+        let rows: [(&str, &str, &str, u64); 20] = [
             (
                 "clinicmeet_meetings_active",
                 "gauge",
@@ -162,6 +171,12 @@ impl Metrics {
                 "counter",
                 "Joins refused for a wrong or throttled code",
                 self.failed_joins(),
+            ),
+            (
+                "clinicmeet_storage_failures_total",
+                "counter",
+                "Changes refused because their writes did not commit",
+                self.storage_failures(),
             ),
             ("clinicmeet_tracks", "gauge", "Published media tracks", self.tracks.load(Relaxed)),
             (

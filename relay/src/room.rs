@@ -189,7 +189,9 @@ pub struct Room {
     next_arrival: u64,
     chat_seq: u64,
     notes_seq: u64,
-    /// client_msg_id → stored message, so a retried send is stored once.
+    /// client_msg_id → stored message, so a retried send is stored once. Holds
+    /// only messages whose write committed ([`Room::stored`]), so a retry after a
+    /// failed write is numbered and stored afresh, never answered from memory.
     messages: HashMap<Uuid, ChatMessage>,
     /// The host has been present at least once (successors are only chosen after that).
     had_host: bool,
@@ -197,7 +199,51 @@ pub struct Room {
     reclaim: Option<ParticipantId>,
 }
 
+/// A room's state before a request, put back when the request's writes fail to
+/// commit. Everything but the de-duplication map, which only ever holds
+/// committed messages.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    record: MeetingRecord,
+    participants: BTreeMap<ParticipantId, Participant>,
+    next_arrival: u64,
+    chat_seq: u64,
+    notes_seq: u64,
+    had_host: bool,
+    reclaim: Option<ParticipantId>,
+}
+
 impl Room {
+    /// The state to return to if the writes of the next change fail.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            record: self.record.clone(),
+            participants: self.participants.clone(),
+            next_arrival: self.next_arrival,
+            chat_seq: self.chat_seq,
+            notes_seq: self.notes_seq,
+            had_host: self.had_host,
+            reclaim: self.reclaim,
+        }
+    }
+
+    /// Undoes everything since `cp` was taken (its writes did not commit).
+    pub fn rollback(&mut self, cp: Checkpoint) {
+        let Checkpoint { record, participants, next_arrival, chat_seq, notes_seq, had_host, reclaim } = cp;
+        self.record = record;
+        self.participants = participants;
+        self.next_arrival = next_arrival;
+        self.chat_seq = chat_seq;
+        self.notes_seq = notes_seq;
+        self.had_host = had_host;
+        self.reclaim = reclaim;
+    }
+
+    /// A chat message's write committed: a retry of its id now gets this copy.
+    pub fn stored(&mut self, msg: &ChatMessage) {
+        self.messages.insert(msg.client_msg_id, msg.clone());
+    }
+
     pub fn new(record: MeetingRecord) -> Room {
         Room {
             record,
@@ -974,9 +1020,10 @@ impl Room {
         Ok(Outcome { reply: (), effects: out })
     }
 
-    /// Accepts a chat message or staff-only note: numbers it, stores it, fans it
-    /// out (not back to the sender, who gets the accepted copy as the reply).
-    /// A retry of a stored `client_msg_id` returns the stored copy and nothing else.
+    /// Accepts a chat message or staff-only note: numbers it, asks for it to be
+    /// stored, fans it out (not back to the sender, who gets the accepted copy as
+    /// the reply). The driver calls [`Room::stored`] once the write committed; a
+    /// retry of a stored `client_msg_id` returns the stored copy and nothing else.
     pub fn send_chat(
         &mut self,
         now: UnixMillis,
@@ -1019,7 +1066,6 @@ impl Room {
             staff_only,
             sent_at: now,
         };
-        self.messages.insert(client_msg_id, msg.clone());
         let mut out = vec![Effect::Write(Write::Chat(msg.clone()))];
         let ev = Event::Chat { message: msg.clone() };
         for q in self.participants.values() {

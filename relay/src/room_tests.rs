@@ -489,11 +489,13 @@ fn chat_is_sequenced_deduplicated_and_staff_notes_follow_identity() {
     assert!(matches!(o.effects.first(), Some(Effect::Write(Write::Chat(_)))), "stored before fan-out");
     assert!(events_to(&o.effects, c.guest).is_empty(), "the sender gets the reply, not an event");
     assert_eq!(events_to(&o.effects, c.host).len(), 1);
+    c.room.stored(&o.reply);
     let again = c.room.send_chat(T0 + 2, c.guest, id, "hello", false).unwrap();
     assert_eq!(again.reply, o.reply);
     assert!(again.effects.is_empty(), "a retry is stored once and not fanned out again");
     let n = c.room.send_chat(T0 + 3, c.staff, Uuid::now_v7(), "note", true).unwrap();
     assert_eq!((n.reply.seq, n.reply.staff_only), (1, true));
+    c.room.stored(&n.reply);
     let m = c.room.send_chat(T0 + 4, c.host, Uuid::now_v7(), "second", false).unwrap();
     assert_eq!(m.reply.seq, 2, "notes do not leave gaps in the chat sequence");
     assert_eq!(
@@ -516,8 +518,10 @@ fn chat_is_sequenced_deduplicated_and_staff_notes_follow_identity() {
 #[test]
 fn restore_after_restart_keeps_roles_and_sequences() {
     let mut c = cast();
-    c.room.send_chat(T0, c.guest, Uuid::now_v7(), "a", false).unwrap();
-    c.room.send_chat(T0, c.staff, Uuid::now_v7(), "n", true).unwrap();
+    for (who, text, notes) in [(c.guest, "a", false), (c.staff, "n", true)] {
+        let o = c.room.send_chat(T0, who, Uuid::now_v7(), text, notes).unwrap();
+        c.room.stored(&o.reply);
+    }
     let msgs: Vec<ChatMessage> = c.room.messages.values().cloned().collect();
     let people: Vec<Participant> = c.room.participants().cloned().collect();
     let mut r = Room::restore(c.room.record().clone(), people, msgs, T0 + 500);
@@ -556,4 +560,28 @@ fn media_rules() {
     assert!(matches!(events_to(&fx, h)[..], [Event::MediaChanged(_)]), "the sender learns it too");
     let fx = room.typing(T0, g, true).unwrap().effects;
     assert!(matches!(events_to(&fx, h)[..], [Event::Typing(Typing { typing: true, .. })]));
+}
+
+#[test]
+fn a_change_whose_writes_fail_is_rolled_back_whole() {
+    let mut c = cast();
+    // A chat message whose write did not commit: the sequence number is reused,
+    // and a retry with the same id is a new message, not the uncommitted copy.
+    let id = Uuid::now_v7();
+    let cp = c.room.checkpoint();
+    let lost = c.room.send_chat(T0 + 1, c.guest, id, "lost", false).unwrap();
+    c.room.rollback(cp);
+    assert_eq!(c.room.chat_seq(), 0);
+    let retry = c.room.send_chat(T0 + 2, c.guest, id, "lost", false).unwrap();
+    assert_eq!((retry.reply.seq, retry.reply.sent_at), (1, T0 + 2));
+    assert!(!retry.effects.is_empty(), "the retry is written and fanned out: {lost:?}");
+    // Ending the meeting, admitting and locking come back as they were.
+    let before = (c.room.info().clone(), c.room.participants().cloned().collect::<Vec<_>>());
+    let cp = c.room.checkpoint();
+    c.room.admit(T0 + 3, c.host, c.waiting).unwrap();
+    c.room.set_locked(T0 + 3, c.host, true).unwrap();
+    c.room.end(T0 + 4, c.host).unwrap();
+    assert!(c.room.is_over());
+    c.room.rollback(cp);
+    assert_eq!((c.room.info().clone(), c.room.participants().cloned().collect::<Vec<_>>()), before);
 }

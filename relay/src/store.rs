@@ -595,6 +595,18 @@ impl Store {
         })?)
     }
 
+    /// Caps the database at `pages` pages (SQLite `max_page_count`; `None`
+    /// lifts the cap): a write that needs more fails with `SQLITE_FULL`, exactly
+    /// as on a full disk. Returns the pages in use. Tests fill the "disk" with it
+    /// deterministically; a real full disk is tried with a tmpfs in
+    /// `tests/tests/storage.rs`.
+    pub fn cap_pages(&self, pages: Option<u32>) -> Result<u32, RelayError> {
+        let used: u32 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let cap = pages.map_or(u32::MAX as i64 - 1, |p| p.max(used) as i64);
+        let _: i64 = self.conn.query_row(&format!("PRAGMA max_page_count = {cap}"), [], |r| r.get(0))?;
+        Ok(used)
+    }
+
     /// Deletes chat of meetings ended before `chat_before` and audit rows older
     /// than `audit_before`. Returns (chat rows, audit rows) deleted.
     pub fn purge(

@@ -83,6 +83,21 @@ impl Relay {
     fn start_with(netns: Option<String>, listen: &str, extra_args: &[&str]) -> Relay {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("relay");
+        Relay::start_at(data_dir, Some(tmp), netns, listen, extra_args)
+    }
+
+    /// Starts a relay whose data directory is `data_dir` (e.g. on a small tmpfs).
+    pub fn start_in_dir(data_dir: PathBuf, extra_args: &[&str]) -> Relay {
+        Relay::start_at(data_dir, None, None, "127.0.0.1:0", extra_args)
+    }
+
+    fn start_at(
+        data_dir: PathBuf,
+        tmp: Option<tempfile::TempDir>,
+        netns: Option<String>,
+        listen: &str,
+        extra_args: &[&str],
+    ) -> Relay {
         std::fs::create_dir_all(&data_dir).unwrap();
         let mut relay = Relay {
             child: None,
@@ -91,7 +106,7 @@ impl Relay {
             pin: String::new(),
             http: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-            _tmp: Some(tmp),
+            _tmp: tmp,
             netns,
         };
         relay.spawn();
@@ -496,7 +511,11 @@ pub struct Clinic {
 
 impl Clinic {
     pub fn new(relay_args: &[&str]) -> Clinic {
-        let relay = Relay::start(relay_args);
+        Clinic::on(Relay::start(relay_args))
+    }
+
+    /// A clinic on an already started relay.
+    pub fn on(relay: Relay) -> Clinic {
         let doctor = Client::new(&relay, "Dr. Grey");
         let (_, code) = relay.staff_add("Dr. Grey");
         doctor.enroll(&code);

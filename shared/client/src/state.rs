@@ -1073,7 +1073,9 @@ impl Core {
                         Some(e.retry_after_ms.map_or(DEFAULT_RETRY_AFTER, Duration::from_millis))
                     }
                     // Transient relay states: keep the message and try again later.
-                    ErrorCode::Internal | ErrorCode::ServerBusy => Some(DEFAULT_RETRY_AFTER),
+                    ErrorCode::Internal | ErrorCode::ServerBusy | ErrorCode::StorageUnavailable => {
+                        Some(e.retry_after_ms.map_or(DEFAULT_RETRY_AFTER, Duration::from_millis))
+                    }
                     _ => None,
                 };
                 match (retry, self.outbox.get_mut(pos)) {

@@ -45,6 +45,10 @@ pub enum ErrorCode {
     ServerBusy,
     /// An unexpected fault on the relay; the request may be retried.
     Internal,
+    /// The relay could not store the change (disk full or failing); nothing
+    /// changed and nobody was told. Retry after `retry_after_ms`: the relay
+    /// recovers by itself when its storage does.
+    StorageUnavailable,
     /// A code from a newer relay that this build does not know.
     #[serde(other)]
     Unknown,
@@ -72,6 +76,7 @@ impl ErrorCode {
             ErrorCode::ResumeFailed => "resume_failed",
             ErrorCode::ServerBusy => "server_busy",
             ErrorCode::Internal => "internal",
+            ErrorCode::StorageUnavailable => "storage_unavailable",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -117,6 +122,7 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::UpgradeRequired,
             ErrorCode::ServerBusy,
+            ErrorCode::StorageUnavailable,
         ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         }

@@ -57,6 +57,8 @@ export function hasH264(): boolean {
   return h264Codecs(caps?.codecs ?? []).length > 0;
 }
 
+/** Refusals after which the relay stored nothing and a chat message is sent again by itself. */
+const RETRYABLE: ReadonlySet<string> = new Set(["rate_limited", "storage_unavailable", "server_busy", "internal"]);
 const STAFF_ONLY = "This needs the ClinicMeet app on an enrolled staff device; the browser page is for guests.";
 const VIDEO_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 30 } };
 
@@ -354,6 +356,13 @@ export class BrowserEngine implements Engine {
       this.emit({ event: "chat_status", client_msg_id: id, status: "sent", seq: message.seq });
       this.emit(chatEvent(message, true));
     } catch (e) {
+      // The relay stored nothing; transient refusals keep the message and try again.
+      if (e instanceof EngineError && RETRYABLE.has(e.code) && this.outbox.has(id)) {
+        const delay = e.retryAfterMs ?? 1000;
+        this.emit({ event: "chat_status", client_msg_id: id, status: "sending", error: e.code, retry_in_ms: delay });
+        setTimeout(() => void this.deliver(id), delay);
+        return;
+      }
       this.emit({ event: "chat_status", client_msg_id: id, status: "failed", error: errorText(e) });
     }
   }

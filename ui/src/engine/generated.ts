@@ -88,7 +88,7 @@ export type ErrorBody = { code: ErrorCode, message: string, retry_after_ms?: num
 /**
  * A stable, machine-readable error code (`snake_case` on the wire).
  */
-export type ErrorCode = "invalid_code" | "meeting_full" | "meeting_ended" | "meeting_locked" | "denied" | "forbidden" | "unauthenticated" | "rate_limited" | "too_large" | "malformed" | "unknown_message" | "invalid_state" | "upgrade_required" | "not_found" | "invalid_credential" | "resume_failed" | "server_busy" | "internal" | "unknown";
+export type ErrorCode = "invalid_code" | "meeting_full" | "meeting_ended" | "meeting_locked" | "denied" | "forbidden" | "unauthenticated" | "rate_limited" | "too_large" | "malformed" | "unknown_message" | "invalid_state" | "upgrade_required" | "not_found" | "invalid_credential" | "resume_failed" | "server_busy" | "internal" | "storage_unavailable" | "unknown";
 
 /**
  * An invite: the meeting code and, when the link names it, the relay.

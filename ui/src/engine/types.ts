@@ -103,6 +103,8 @@ export function describeError(code: ErrorCode): string {
       return "Could not rejoin the meeting.";
     case "server_busy":
       return "The clinic's server is busy. Please try again shortly.";
+    case "storage_unavailable":
+      return "The clinic's server cannot save right now. It will try again.";
     case "unknown_message":
     case "internal":
     case "unknown":
