@@ -33,7 +33,7 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let settings = config::resolve(cli.opts)?;
-    std::fs::create_dir_all(&settings.data_dir)
+    clinicmeet_sqlite::private_dir(&settings.data_dir)
         .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),

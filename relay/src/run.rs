@@ -55,7 +55,7 @@ impl Relay {
     /// tokio runtime (the accept loop and web server are spawned on it).
     pub async fn start(self) -> anyhow::Result<RelayHandle> {
         let s = self.settings;
-        std::fs::create_dir_all(&s.data_dir)
+        clinicmeet_sqlite::private_dir(&s.data_dir)
             .with_context(|| format!("creating data dir {}", s.data_dir.display()))?;
         let id = identity(&s)?;
         let pin = id.pin()?;

@@ -309,3 +309,19 @@ async fn busy_relay_refuses_and_staff_read_chat_after_the_end() {
     let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
     assert_eq!((texts, more), (vec!["two", "note"], false));
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_and_every_file_with_secrets_or_chat_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let relay = start(&data, &[]);
+    let (mut host, _) = enrolled(&relay, "Dr Ada").await;
+    host.call(Request::CreateMeeting { spec: spec(MeetingSettings::default()) }).await.unwrap();
+    let mode = |name: &str| std::fs::metadata(data.join(name)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(""), 0o700, "data directory");
+    for file in ["relay.db", "relay.db-wal", "relay.db-shm", "code-secret", "resume-key", "relay-key.pem"] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+}

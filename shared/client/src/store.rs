@@ -224,7 +224,7 @@ pub(crate) fn kind_str(k: clinicmeet_protocol::MeetingKind) -> &'static str {
 impl Store {
     /// Opens (creating if needed) the store in `data_dir`.
     pub fn open_dir(data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir)?;
+        clinicmeet_sqlite::private_dir(data_dir)?;
         Self::open(&data_dir.join(DB_FILE))
     }
 

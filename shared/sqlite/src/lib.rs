@@ -4,7 +4,12 @@
 //!
 //! - [`open`]: WAL journal (readers do not block the writer; the relay's admin
 //!   subcommands work while it runs), the [`SyncMode`] asked for, foreign keys
-//!   enforced, a 5 s busy timeout.
+//!   enforced, a 5 s busy timeout, `secure_delete` (deleted rows — purged chat,
+//!   names, addresses — are overwritten with zeros, not left in free pages), and
+//!   a file readable by its owner only (0600 on Unix; SQLite gives the `-wal`
+//!   and `-shm` files the database file's mode).
+//! - [`private_dir`]: the directory that holds a database and its secrets,
+//!   0700 on Unix (tightened if it exists with looser rights).
 //! - [`migrate`]: migrations are an append-only list of SQL batches; migration
 //!   `i` (from 0) brings the schema to version `i + 1`, kept in `PRAGMA
 //!   user_version`; each runs in its own transaction together with the version
@@ -32,11 +37,13 @@ pub enum SyncMode {
 /// Opens (creating if needed) the database at `path` and brings its schema up
 /// to date with `migrations`.
 pub fn open(path: &Path, sync: SyncMode, migrations: &[&str]) -> rusqlite::Result<Connection> {
+    owner_only(path).map_err(|e| io_error(path, e))?;
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", if sync == SyncMode::Full { "FULL" } else { "NORMAL" })?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
     migrate(&mut conn, migrations)?;
     Ok(conn)
 }
@@ -45,8 +52,49 @@ pub fn open(path: &Path, sync: SyncMode, migrations: &[&str]) -> rusqlite::Resul
 pub fn open_in_memory(migrations: &[&str]) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open_in_memory()?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
     migrate(&mut conn, migrations)?;
     Ok(conn)
+}
+
+/// Creates `dir` (and its parents) for the owner only: mode 0700 on Unix, and
+/// an existing directory with looser rights is tightened.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Makes the database file (created empty if missing) and any journal files
+/// next to it readable by the owner only.
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+        Some(format!("{}: {e}", path.display())),
+    )
 }
 
 /// Runs the migrations past the database's `user_version`, each in its own
@@ -112,6 +160,37 @@ mod tests {
         assert_eq!(n, 1);
         let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn databases_and_their_directory_are_private_and_deletes_overwrite() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700, "an existing directory is tightened");
+        // A database left world-readable by an older build is tightened too.
+        let path = dir.join("t.sqlite3");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let conn = open(&path, SyncMode::Full, &[V1]).unwrap();
+        conn.execute("INSERT INTO a (uid) VALUES ('patient')", []).unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.join(format!("t.sqlite3{suffix}"));
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+        let secure: i64 = conn.pragma_query_value(None, "secure_delete", |r| r.get(0)).unwrap();
+        assert_eq!(secure, 1);
+        // A deleted row's text is gone from the file, not left in a free page.
+        conn.execute("DELETE FROM a", []).unwrap();
+        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").unwrap();
+        drop(conn);
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.windows(7).any(|w| w == b"patient"), "deleted text still in the file");
     }
 
     #[test]
