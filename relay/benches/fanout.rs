@@ -56,6 +56,7 @@ fn start_relay(dir: &std::path::Path) -> Relay {
         quic: v["quic"].as_str().unwrap_or_default().parse().expect("quic addr"),
         pin: v["pin"].as_str().unwrap_or_default().to_string(),
         http: v["http"].as_str().map(str::to_string),
+        https: None,
         data_dir: dir.to_path_buf(),
     }
 }

@@ -165,6 +165,10 @@ pub struct Opts {
     /// QUIC path-MTU discovery (`true`/`false`) [default: true].
     #[arg(long, global = true, env = "CLINICMEET_MTU_DISCOVERY")]
     pub mtu_discovery: Option<bool>,
+    /// Control messages queued for one connection, KiB, before it is closed as a
+    /// slow consumer (it resumes and resyncs) [default: 1024].
+    #[arg(long, global = true, env = "CLINICMEET_OUTPUT_BUDGET_KIB")]
+    pub output_budget_kib: Option<usize>,
     /// Per-connection QUIC datagram send queue, KiB [default: 256].
     #[arg(long, global = true, env = "CLINICMEET_DATAGRAM_SEND_BUFFER_KIB")]
     pub datagram_send_buffer_kib: Option<usize>,
@@ -207,6 +211,7 @@ impl Opts {
             max_forwarded_streams: self.max_forwarded_streams.or(other.max_forwarded_streams),
             mtu_discovery: self.mtu_discovery.or(other.mtu_discovery),
             datagram_send_buffer_kib: self.datagram_send_buffer_kib.or(other.datagram_send_buffer_kib),
+            output_budget_kib: self.output_budget_kib.or(other.output_budget_kib),
         }
     }
 }
@@ -234,6 +239,8 @@ pub struct Settings {
     pub sqlite_sync: SyncMode,
     pub hub: HubConfig,
     pub transport: crate::cert::MediaTransport,
+    /// Bytes of control frames queued per connection before `slow_consumer`.
+    pub output_budget: usize,
 }
 
 impl Settings {
@@ -320,6 +327,11 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         sqlite_sync,
         hub,
         transport,
+        // At least one maximum-size frame must fit.
+        output_budget: o
+            .output_budget_kib
+            .map_or(crate::outbox::DEFAULT_BUDGET, |k| k.saturating_mul(1024))
+            .max(clinicmeet_protocol::limits::MAX_FRAME_LEN + 4),
     })
 }
 

@@ -179,6 +179,11 @@ impl Hub {
         self.store
     }
 
+    /// Whether the connection is bound to a place in a meeting (joined or resumed).
+    pub fn is_joined(&self, conn: ConnId) -> bool {
+        self.sessions.get(&conn).is_some_and(|s| s.bound.is_some())
+    }
+
     pub fn room(&self, id: MeetingId) -> Option<&Room> {
         self.rooms.get(&id)
     }
@@ -272,12 +277,8 @@ impl Hub {
     pub fn frame(&mut self, now: UnixMillis, conn: ConnId, body: &[u8]) -> Vec<Out> {
         let mut out = Vec::new();
         let Some(sess) = self.sessions.get_mut(&conn) else { return out };
-        let decoded = ClientMessage::decode(body);
-        let id = match &decoded {
-            Ok(m) => Some(m.id),
-            Err(d) => d.id,
-        };
         if sess.busy {
+            let id = crate::limits::peek_request_id(body);
             out.push(Out::Send(
                 conn,
                 ServerMessage::Error { id, error: e(ErrorCode::ServerBusy, "the relay is full") },
@@ -286,11 +287,14 @@ impl Hub {
             return out;
         }
         let hello_done = sess.version.is_some();
-        if let Err(ms) = sess.bucket.take(now) {
+        // Charged by length before any parsing: a flood of large junk costs its sender.
+        if let Err(ms) = sess.bucket.take_n(now, crate::limits::frame_cost(body.len())) {
+            let id = crate::limits::peek_request_id(body);
             let error = e(ErrorCode::RateLimited, "too many requests").retry_after(ms);
             out.push(Out::Send(conn, ServerMessage::Error { id, error }));
             return out;
         }
+        let decoded = ClientMessage::decode(body);
         let msg = match decoded {
             Ok(m) => m,
             Err(d) => {

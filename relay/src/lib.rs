@@ -9,6 +9,8 @@
 //! * [`tracks`]: published tracks and subscriptions, owned by the hub, sans-IO.
 //! * [`store`]: SQLite (WAL, migrations): the directory, chat and audit logs.
 //! * [`server`], [`http`]: quinn endpoint and the operators' HTTP port.
+//! * [`hub_queue`], [`outbox`]: the bounded queues into the hub thread and out
+//!   to each connection.
 //! * [`run`]: the whole relay, embeddable: [`Relay::new`] → [`Relay::start`] → [`RelayHandle`].
 //! * [`cert`], [`keys`], [`config`]: identity, secrets and configuration.
 
@@ -19,9 +21,11 @@ pub mod error;
 pub mod forward;
 pub mod http;
 pub mod hub;
+pub mod hub_queue;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
+pub mod outbox;
 pub mod room;
 pub mod run;
 pub mod server;

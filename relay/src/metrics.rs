@@ -12,6 +12,9 @@ pub struct Metrics {
     failed_joins: AtomicU64,
     tracks: AtomicU64,
     forwarded_streams: AtomicU64,
+    slow_consumers: AtomicU64,
+    unauthenticated_closed: AtomicU64,
+    refused_per_source: AtomicU64,
     /// Media forwarding counters and the receive→send delay histogram.
     pub media: MediaMetrics,
 }
@@ -135,6 +138,21 @@ impl Metrics {
         self.failed_joins.fetch_add(1, Relaxed);
     }
 
+    /// A connection closed because its output passed the budget.
+    pub fn slow_consumer(&self) {
+        self.slow_consumers.fetch_add(1, Relaxed);
+    }
+
+    /// A connection closed for no hello (or no control stream) within the deadline.
+    pub fn unauthenticated_closed(&self) {
+        self.unauthenticated_closed.fetch_add(1, Relaxed);
+    }
+
+    /// A connection refused because its source already holds its share.
+    pub fn refused_per_source(&self) {
+        self.refused_per_source.fetch_add(1, Relaxed);
+    }
+
     pub fn chat_messages(&self) -> u64 {
         self.chat_messages.load(Relaxed)
     }
@@ -146,7 +164,7 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let m = &self.media;
-        let rows: [(&str, &str, &str, u64); 19] = [
+        let rows: [(&str, &str, &str, u64); 22] = [
             (
                 "clinicmeet_meetings_active",
                 "gauge",
@@ -169,6 +187,24 @@ impl Metrics {
                 "gauge",
                 "Subscriptions (forwarded streams)",
                 self.forwarded_streams.load(Relaxed),
+            ),
+            (
+                "clinicmeet_slow_consumers_total",
+                "counter",
+                "Connections closed as slow_consumer (output budget exceeded)",
+                self.slow_consumers.load(Relaxed),
+            ),
+            (
+                "clinicmeet_unauthenticated_closed_total",
+                "counter",
+                "Connections closed for no hello or control stream within the deadline",
+                self.unauthenticated_closed.load(Relaxed),
+            ),
+            (
+                "clinicmeet_connections_refused_per_source_total",
+                "counter",
+                "Connections refused past the per-source cap",
+                self.refused_per_source.load(Relaxed),
             ),
             (
                 "clinicmeet_media_received_packets_total",

@@ -89,7 +89,7 @@ impl Relay {
             quinn::Endpoint::new(endpoint_config, Some(quic), socket, Arc::new(quinn::TokioRuntime))?;
         let quic_addr = endpoint.local_addr()?;
 
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = crate::hub_queue::hub_queue()?;
         let (media_tx, media_rx) = std::sync::mpsc::sync_channel(crate::forward::CHANNEL_DEPTH);
         let fwd_metrics = metrics.clone();
         let send_buffer = s.transport.datagram_send_buffer;
@@ -114,6 +114,7 @@ impl Relay {
                         mux: mux.clone(),
                     },
                     invite: crate::web::InviteInfo { quic_port: quic_addr.port(), pin: pin.clone() },
+                    output_budget: s.output_budget,
                 };
                 tracing::info!(
                     guest_dir = %web.guest_dir.display(),
@@ -143,7 +144,7 @@ impl Relay {
             .name("hub".into())
             .spawn(move || server::run_hub(hub, rx, Some(hub_media)))?;
         tracing::info!(%quic_addr, http = ?http_addr, data_dir = %s.data_dir.display(), "relay listening");
-        let accept = tokio::spawn(server::accept_loop(endpoint.clone(), tx, Some(media_tx)));
+        let accept = tokio::spawn(server::accept_loop(endpoint.clone(), tx, Some(media_tx), s.output_budget));
         Ok(RelayHandle {
             quic: quic_addr,
             pin,

@@ -1,0 +1,308 @@
+//! The relay's availability under attack, against the relay process on loopback
+//! with real QUIC and WebSocket (TLS) sockets: bounded queues, slow readers,
+//! oversized messages, per-source connection caps, hello deadlines, streams
+//! and pings. Figures (RSS, join times) are printed; run with `--nocapture`.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clinicmeet_protocol::{
+    ErrorCode, Event, MediaState, MeetingKind, MeetingSettings, MeetingSpec, Request, Response, ServerMessage,
+};
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+fn spec() -> MeetingSpec {
+    MeetingSpec {
+        title: "Clinic".into(),
+        description: None,
+        kind: MeetingKind::Video,
+        patient_reference: None,
+        schedule: None,
+        settings: MeetingSettings { waiting_room: false, ..MeetingSettings::default() },
+    }
+}
+
+fn join(code: &str, name: &str) -> Request {
+    Request::Join { access_code: code.into(), display_name: name.into(), media: MediaState::default() }
+}
+
+/// An enrolled host in a new meeting: (client, access code).
+async fn host_in_meeting(relay: &Relay) -> (Client, String) {
+    let (_, code) = add_staff(&relay.data_dir, "Dr Ada");
+    let mut c = Client::connect(relay).await;
+    c.hello(None).await.unwrap();
+    c.call(Request::Enroll { enrollment_code: code, device_name: "pc".into() }).await.unwrap();
+    let Response::MeetingCreated { access_code, .. } =
+        c.call(Request::CreateMeeting { spec: spec() }).await.unwrap()
+    else {
+        panic!()
+    };
+    c.call(join(&access_code, "Ada")).await.unwrap();
+    (c, access_code)
+}
+
+/// The relay's resident set size, KiB (from /proc/<pid>/status).
+fn rss_kib(relay: &Relay) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", relay.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+/// One counter or gauge from the relay's /metrics.
+async fn metric(relay: &Relay, name: &str) -> u64 {
+    let http = relay.http.clone().unwrap();
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(http).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")).map(|v| v.trim().parse().unwrap()))
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+    })
+    .await
+    .unwrap()
+}
+
+/// The QUIC application close (code, reason) that ended `conn`, waiting up to `within`.
+async fn closed_by_relay(conn: &quinn::Connection, within: Duration) -> Option<(u64, String)> {
+    match tokio::time::timeout(within, conn.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(c)) => {
+            Some((c.error_code.into_inner(), String::from_utf8_lossy(&c.reason).into_owned()))
+        }
+        Ok(other) => panic!("closed otherwise: {other}"),
+        Err(_) => None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bounded queues
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_reader_is_closed_as_slow_consumer_and_resumes_losing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(
+        dir.path(),
+        &[
+            "--sqlite-sync",
+            "normal",
+            "--chat-rate",
+            "10000",
+            "--chat-burst",
+            "10000",
+            "--request-rate",
+            "100000",
+            "--request-burst",
+            "100000",
+            "--output-budget-kib",
+            "512",
+        ],
+    );
+    let (mut host, code) = host_in_meeting(&relay).await;
+    let mut slow = Client::connect(&relay).await;
+    slow.hello(None).await.unwrap();
+    let Response::Joined(js) = slow.call(join(&code, "Slow")).await.unwrap() else { panic!() };
+    host.event(|e| matches!(e, Event::ParticipantJoined(_))).await;
+    let rss_before = rss_kib(&relay);
+
+    // The host sends 8 KiB chat messages; `slow` reads nothing from now on.
+    let text = "x".repeat(clinicmeet_protocol::limits::MAX_CHAT_TEXT_BYTES);
+    let mut sent = 0u64;
+    let started = Instant::now();
+    let mut closed = None;
+    while closed.is_none() && sent < 2000 {
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            let req =
+                Request::SendChat { client_msg_id: Uuid::now_v7(), text: text.clone(), staff_only: false };
+            ids.push(host.send(req).await);
+        }
+        for id in ids {
+            assert!(matches!(host.reply_to(id).await, Ok(Response::ChatAccepted { .. })));
+            sent += 1;
+        }
+        closed = closed_by_relay(&slow.conn, Duration::from_millis(1)).await;
+    }
+    let closed = match closed {
+        Some(c) => Some(c),
+        None => closed_by_relay(&slow.conn, Duration::from_secs(5)).await,
+    };
+    let rss_after = rss_kib(&relay);
+    println!(
+        "slow consumer: closed {:?} after {sent} messages of 8 KiB ({} KiB) in {:?}; relay RSS {rss_before} -> {rss_after} KiB",
+        closed,
+        sent * 8,
+        started.elapsed()
+    );
+    assert_eq!(closed, Some((1, "slow_consumer".to_string())), "the slow reader is closed as slow_consumer");
+    // Budget 512 KiB + what the client's QUIC receive window (~1.2 MB) absorbs: far below the 16 MB sent if unbounded.
+    assert!(sent * 8 < 4 * 1024, "closed within a few MiB of backlog, not after {sent} messages");
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "relay memory stays bounded: {rss_before} -> {rss_after} KiB"
+    );
+    assert_eq!(metric(&relay, "clinicmeet_slow_consumers_total").await, 1);
+
+    // More chat after the close costs the relay nothing for the gone reader.
+    for _ in 0..50 {
+        let req = Request::SendChat { client_msg_id: Uuid::now_v7(), text: text.clone(), staff_only: false };
+        host.call(req).await.unwrap();
+        sent += 1;
+    }
+
+    // It resumes its place and resyncs: every message is there, none twice.
+    let mut again = Client::connect(&relay).await;
+    again.hello(None).await.unwrap();
+    let Response::Joined(back) =
+        again.call(Request::Resume { resume_token: js.resume_token.clone() }).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(back.you.id, js.you.id, "same place");
+    assert_eq!(back.chat_seq, sent);
+    let mut seqs = Vec::new();
+    loop {
+        let since = seqs.last().copied().unwrap_or(0);
+        let Response::ChatHistory { messages, more } = again
+            .call(Request::ChatHistory { meeting_id: None, since_seq: since, notes_since_seq: 0, limit: 500 })
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        seqs.extend(messages.iter().map(|m| m.seq));
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(seqs, (1..=sent).collect::<Vec<_>>(), "every message once, in order");
+}
+
+/// Connects a TLS stream to the relay's HTTPS port from `from` and upgrades it
+/// to a WebSocket by hand (so the test can then write raw frames).
+#[cfg(feature = "browser-guests")]
+async fn raw_websocket(
+    relay: &Relay,
+    from: std::net::IpAddr,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let https = relay.https.expect("relay started with --https-listen");
+    let sock = if from.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
+    let sock = sock.unwrap();
+    sock.bind(SocketAddr::new(from, 0)).unwrap();
+    let tcp = sock.connect(https).await.unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(clinicmeet_tls::PinVerifier::new(
+            clinicmeet_tls::Pin::parse(&relay.pin).unwrap(),
+            provider,
+        )))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut s = connector.connect(name, tcp).await.unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    s
+}
+
+/// A masked client frame header (FIN set) for a payload of `len` bytes.
+fn ws_header(opcode: u8, len: u64) -> Vec<u8> {
+    let mut h = vec![0x80 | opcode];
+    if len < 126 {
+        h.push(0x80 | len as u8);
+    } else if len <= u16::MAX as u64 {
+        h.push(0x80 | 126);
+        h.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        h.push(0x80 | 127);
+        h.extend_from_slice(&len.to_be_bytes());
+    }
+    h.extend_from_slice(&[0, 0, 0, 0]); // mask key 0: the payload goes as is
+    h
+}
+
+/// Reads until EOF or `within`; returns what came and whether the peer closed.
+async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(s: &mut S, within: Duration) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (got, true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+#[cfg(feature = "browser-guests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_message_over_the_limit_is_refused_from_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path(), &["--https-listen", "127.0.0.1:0", "--webrtc-udp", "0"]);
+    let mut ws = raw_websocket(&relay, [127, 0, 0, 1].into()).await;
+    // A 1 MiB text message (over the 256 KiB frame limit, under tungstenite's
+    // 16 MiB default): only its header and 1 KiB are sent. A relay that buffers
+    // before checking would wait for the rest and never answer.
+    ws.write_all(&ws_header(0x1, 1024 * 1024)).await.unwrap();
+    ws.write_all(&[b'x'; 1024]).await.unwrap();
+    ws.flush().await.unwrap();
+    let started = Instant::now();
+    let (got, closed) = read_until_closed(&mut ws, Duration::from_secs(5)).await;
+    let text = String::from_utf8_lossy(&got);
+    println!("oversized websocket message: closed={closed} after {:?}; got {text:?}", started.elapsed());
+    assert!(text.contains("too_large"), "the guest is told why: {text:?}");
+    assert!(closed, "and the relay closes the connection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_junk_frames_are_charged_by_length_before_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default budget: 50 requests/s, burst 200; a 256 KiB frame costs 64.
+    let relay = start(dir.path(), &[]);
+    let mut c = Client::connect(&relay).await;
+    c.hello(None).await.unwrap();
+    let junk = vec![b'x'; clinicmeet_protocol::limits::MAX_FRAME_LEN];
+    let framed = clinicmeet_protocol::frame::frame_bytes(&junk).unwrap();
+    for _ in 0..6 {
+        c.send_raw(&framed).await;
+    }
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        match c.next().await {
+            Some(ServerMessage::Error { error, .. }) => codes.push(error.code),
+            other => panic!("{other:?}"),
+        }
+    }
+    println!("6 junk frames of 256 KiB: {codes:?}");
+    assert_eq!(&codes[..3], &[ErrorCode::Malformed; 3], "the burst pays for three");
+    assert_eq!(&codes[3..], &[ErrorCode::RateLimited; 3], "then refused unparsed");
+    // A small request still passes once the bucket refills (≈1.3 s for 64 tokens).
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    assert!(matches!(c.call(Request::Ping).await, Ok(Response::Pong { .. })));
+}
