@@ -42,7 +42,16 @@ fn start_relay(dir: &std::path::Path) -> Relay {
     let mut child = Command::new("taskset")
         .args(["-c", "0", &bin])
         .args(["--data-dir", dir.to_str().unwrap_or("."), "--listen", "127.0.0.1:0"])
-        .args(["--http-listen", "127.0.0.1:0", "--sqlite-sync", "normal", "--max-connections", "5000"])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--sqlite-sync",
+            "normal",
+            "--max-connections",
+            "5000",
+            "--max-connections-per-source",
+            "5000",
+        ])
         .env("CLINICMEET_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

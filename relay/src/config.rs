@@ -110,6 +110,14 @@ pub struct Opts {
     /// Most client connections at once [default: 2000].
     #[arg(long, global = true, env = "CLINICMEET_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Most connections at once from one source: an IPv4 address or an IPv6 /64,
+    /// QUIC and HTTPS/WebSocket together [default: 20].
+    #[arg(long, global = true, env = "CLINICMEET_MAX_CONNECTIONS_PER_SOURCE")]
+    pub max_connections_per_source: Option<usize>,
+    /// Seconds a new connection has to open its control stream and send `hello`
+    /// before it is closed [default: 5].
+    #[arg(long, global = true, env = "CLINICMEET_HELLO_TIMEOUT_SECS")]
+    pub hello_timeout_secs: Option<u64>,
     /// Most participants across all meetings [default: 2000].
     #[arg(long, global = true, env = "CLINICMEET_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
@@ -193,6 +201,8 @@ impl Opts {
             public_name: self.public_name.or(other.public_name),
             max_connections: self.max_connections.or(other.max_connections),
             max_participants: self.max_participants.or(other.max_participants),
+            max_connections_per_source: self.max_connections_per_source.or(other.max_connections_per_source),
+            hello_timeout_secs: self.hello_timeout_secs.or(other.hello_timeout_secs),
             chat_rate: self.chat_rate.or(other.chat_rate),
             chat_burst: self.chat_burst.or(other.chat_burst),
             request_rate: self.request_rate.or(other.request_rate),
@@ -241,6 +251,8 @@ pub struct Settings {
     pub transport: crate::cert::MediaTransport,
     /// Bytes of control frames queued per connection before `slow_consumer`.
     pub output_budget: usize,
+    /// Connections at once per source (IPv4 address, IPv6 /64).
+    pub max_connections_per_source: usize,
 }
 
 impl Settings {
@@ -291,6 +303,7 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         audit_retention_ms: days(o.audit_retention_days, 365),
         enrollment_ttl_ms: days(o.enrollment_ttl_days, 7),
         max_forwarded_streams: o.max_forwarded_streams.unwrap_or(d.max_forwarded_streams),
+        hello_timeout_ms: secs(o.hello_timeout_secs, 5).max(1),
     };
     let td = crate::cert::MediaTransport::default();
     let transport = crate::cert::MediaTransport {
@@ -328,6 +341,10 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         hub,
         transport,
         // At least one maximum-size frame must fit.
+        max_connections_per_source: o
+            .max_connections_per_source
+            .unwrap_or(crate::admission::DEFAULT_PER_SOURCE)
+            .max(1),
         output_budget: o
             .output_budget_kib
             .map_or(crate::outbox::DEFAULT_BUDGET, |k| k.saturating_mul(1024))

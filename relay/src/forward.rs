@@ -316,10 +316,12 @@ pub async fn read_datagrams(
     connection: quinn::Connection,
     tx: FwdSender,
     gate: crate::outbox::MediaGate,
+    metrics: Arc<Metrics>,
 ) {
     while let Ok(data) = connection.read_datagram().await {
         if !gate.open() {
             // Not in a meeting (yet): its datagrams cost the forwarder nothing.
+            metrics.media.ignored_datagrams.fetch_add(1, Relaxed);
             continue;
         }
         match tx.try_send(FwdIn::Datagram { conn, data, at: Instant::now() }) {

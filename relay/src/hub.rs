@@ -72,6 +72,8 @@ pub struct HubConfig {
     pub enrollment_ttl_ms: i64,
     /// Subscriptions (forwarded streams) across the relay; beyond: `server_busy`.
     pub max_forwarded_streams: usize,
+    /// A connection without `hello` this long after it connected is closed.
+    pub hello_timeout_ms: i64,
 }
 
 impl Default for HubConfig {
@@ -90,6 +92,7 @@ impl Default for HubConfig {
             audit_retention_ms: 365 * 86_400_000,
             enrollment_ttl_ms: 7 * 86_400_000,
             max_forwarded_streams: 10_000,
+            hello_timeout_ms: 5_000,
         }
     }
 }
@@ -101,6 +104,9 @@ pub(crate) struct Session {
     pub(crate) bound: Option<(MeetingId, ParticipantId)>,
     bucket: TokenBucket,
     busy: bool,
+    connected_at: UnixMillis,
+    /// Closed for no hello in time (told once).
+    hello_expired: bool,
 }
 
 pub(crate) type Handled = Result<(Response, Vec<Effect>), ErrorBody>;
@@ -207,6 +213,8 @@ impl Hub {
                 bound: None,
                 bucket: TokenBucket::new(self.cfg.request_rate, self.cfg.request_burst, now),
                 busy,
+                connected_at: now,
+                hello_expired: false,
             },
         );
         self.metrics.set_connections(self.sessions.len());
@@ -240,9 +248,10 @@ impl Hub {
         ]
     }
 
-    /// Periodic work: resume grace expiry, unloading empty rooms, gauges.
+    /// Periodic work: hello deadlines, resume grace expiry, unloading empty rooms, gauges.
     pub fn tick(&mut self, now: UnixMillis) -> Vec<Out> {
         let mut out = Vec::new();
+        self.hello_deadlines(now, &mut out);
         let ids: Vec<MeetingId> = self.rooms.keys().copied().collect();
         for id in ids {
             let effects = match self.rooms.get_mut(&id) {
@@ -256,6 +265,24 @@ impl Hub {
         self.guard.sweep(now);
         self.update_gauges();
         out
+    }
+
+    /// Closes connections that did not say `hello` within the deadline (each once;
+    /// the session goes when the connection task reports the close).
+    fn hello_deadlines(&mut self, now: UnixMillis, out: &mut Vec<Out>) {
+        let deadline = self.cfg.hello_timeout_ms;
+        for (&conn, sess) in self.sessions.iter_mut() {
+            if sess.version.is_none() && !sess.hello_expired && now - sess.connected_at >= deadline {
+                sess.hello_expired = true;
+                self.metrics.unauthenticated_closed();
+                let msg = format!("no hello within {} ms", deadline);
+                out.push(Out::Send(
+                    conn,
+                    ServerMessage::Error { id: None, error: e(ErrorCode::InvalidState, &msg) },
+                ));
+                out.push(Out::Close(conn));
+            }
+        }
     }
 
     /// Deletes chat and audit rows past their retention.

@@ -9,11 +9,14 @@
 //! * [`tracks`]: published tracks and subscriptions, owned by the hub, sans-IO.
 //! * [`store`]: SQLite (WAL, migrations): the directory, chat and audit logs.
 //! * [`server`], [`http`]: quinn endpoint and the operators' HTTP port.
+//! * [`admission`]: connections per source (IPv4 address, IPv6 /64), sans-IO.
 //! * [`hub_queue`], [`outbox`]: the bounded queues into the hub thread and out
 //!   to each connection.
 //! * [`run`]: the whole relay, embeddable: [`Relay::new`] → [`Relay::start`] → [`RelayHandle`].
 //! * [`cert`], [`keys`], [`config`]: identity, secrets and configuration.
 
+pub mod accept_backoff;
+pub mod admission;
 pub mod cc;
 pub mod cert;
 pub mod config;

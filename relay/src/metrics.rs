@@ -46,6 +46,8 @@ pub struct MediaMetrics {
     pub forwarded_bytes: AtomicU64,
     pub retransmitted_packets: AtomicU64,
     pub refused_datagrams: AtomicU64,
+    /// Datagrams from connections not (yet) in a meeting, dropped at the edge.
+    pub ignored_datagrams: AtomicU64,
     pub plis_sent: AtomicU64,
     pub nack_misses: AtomicU64,
     pub upstream_nacks: AtomicU64,
@@ -64,6 +66,7 @@ impl Default for MediaMetrics {
             forwarded_bytes: AtomicU64::new(0),
             retransmitted_packets: AtomicU64::new(0),
             refused_datagrams: AtomicU64::new(0),
+            ignored_datagrams: AtomicU64::new(0),
             plis_sent: AtomicU64::new(0),
             nack_misses: AtomicU64::new(0),
             upstream_nacks: AtomicU64::new(0),
@@ -164,7 +167,7 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let m = &self.media;
-        let rows: [(&str, &str, &str, u64); 22] = [
+        let rows: [(&str, &str, &str, u64); 23] = [
             (
                 "clinicmeet_meetings_active",
                 "gauge",
@@ -235,6 +238,12 @@ impl Metrics {
                 "counter",
                 "Datagrams not queued (send buffer full)",
                 m.refused_datagrams.load(Relaxed),
+            ),
+            (
+                "clinicmeet_media_ignored_datagrams_total",
+                "counter",
+                "Datagrams from connections not in a meeting, dropped before the forwarder",
+                m.ignored_datagrams.load(Relaxed),
             ),
             (
                 "clinicmeet_media_plis_sent_total",

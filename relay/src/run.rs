@@ -90,6 +90,7 @@ impl Relay {
         let quic_addr = endpoint.local_addr()?;
 
         let (tx, rx) = crate::hub_queue::hub_queue()?;
+        let admissions = crate::admission::Admissions::new(s.max_connections_per_source);
         let (media_tx, media_rx) = std::sync::mpsc::sync_channel(crate::forward::CHANNEL_DEPTH);
         let fwd_metrics = metrics.clone();
         let send_buffer = s.transport.datagram_send_buffer;
@@ -128,6 +129,8 @@ impl Relay {
                     Arc::new(web),
                     tx.clone(),
                     media_tx.clone(),
+                    admissions.clone(),
+                    metrics.clone(),
                 ));
                 (Some(local), Some(mux.udp_addr()))
             }
@@ -144,7 +147,15 @@ impl Relay {
             .name("hub".into())
             .spawn(move || server::run_hub(hub, rx, Some(hub_media)))?;
         tracing::info!(%quic_addr, http = ?http_addr, data_dir = %s.data_dir.display(), "relay listening");
-        let accept = tokio::spawn(server::accept_loop(endpoint.clone(), tx, Some(media_tx), s.output_budget));
+        let edge = server::Edge {
+            hub: tx,
+            media: Some(media_tx),
+            metrics: metrics.clone(),
+            admissions,
+            budget: s.output_budget,
+            hello_timeout: std::time::Duration::from_millis(s.hub.hello_timeout_ms.max(1) as u64),
+        };
+        let accept = tokio::spawn(server::accept_loop(endpoint.clone(), edge));
         Ok(RelayHandle {
             quic: quic_addr,
             pin,

@@ -8,14 +8,20 @@
 //! budget the connection is closed as `slow_consumer`), and received datagrams
 //! go to the forwarder over its bounded channel (dropped when full) and only
 //! once the connection has joined a meeting.
+//!
+//! Admission: connections per source are capped ([`crate::admission`]); a
+//! connection must open its one control stream within the hello deadline (the
+//! hub closes it when `hello` does not follow in time).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clinicmeet_protocol::frame::{self, FrameDecoder, FrameError};
 use clinicmeet_protocol::ServerMessage;
 
+use crate::admission::Admissions;
 use crate::forward::{FwdIn, FwdSender};
 use crate::hub::{ConnId, Hub, Out};
 pub use crate::hub_queue::{HubIn, HubRx, HubTx, Received};
@@ -23,6 +29,8 @@ use crate::metrics::Metrics;
 use crate::outbox::{outbox, OutboxRx, OutboxTx};
 pub use crate::outbox::{CloseReason, ConnOut};
 
+/// A handshake that has not completed by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(200);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -130,14 +138,48 @@ fn deliver(
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// What every QUIC connection task shares.
+#[derive(Clone)]
+pub struct Edge {
+    pub hub: HubTx,
+    pub media: Option<FwdSender>,
+    pub metrics: Arc<Metrics>,
+    pub admissions: Admissions,
+    /// Output budget per connection, bytes.
+    pub budget: usize,
+    /// Time to open the control stream (the hub enforces the `hello` part).
+    pub hello_timeout: Duration,
+}
+
 /// Accepts connections until the endpoint closes.
-pub async fn accept_loop(endpoint: quinn::Endpoint, hub: HubTx, media: Option<FwdSender>, budget: usize) {
+///
+/// Per source (see [`crate::admission`]): a source that already holds its share
+/// is refused before any handshake work (`refuse`, or a stateless `retry` first
+/// when its address is not yet validated, so a spoofed address costs nothing and
+/// cannot be refused on someone's behalf). Places are taken only once the
+/// handshake has completed (the address is then proven); a connection past the
+/// cap at that point is closed as `too_many_connections_from_source`.
+pub async fn accept_loop(endpoint: quinn::Endpoint, edge: Edge) {
+    let mut refused_log: Option<Instant> = None;
     while let Some(incoming) = endpoint.accept().await {
-        let hub = hub.clone();
-        let media = media.clone();
+        let ip = incoming.remote_address().ip();
+        if edge.admissions.full(ip) {
+            if !incoming.remote_address_validated() && incoming.may_retry() {
+                let _ = incoming.retry();
+                continue;
+            }
+            edge.metrics.refused_per_source();
+            if refused_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                refused_log = Some(Instant::now());
+                tracing::info!(%ip, "connections refused: source holds its share (logged once per 10 s)");
+            }
+            incoming.refuse();
+            continue;
+        }
+        let edge = edge.clone();
         tokio::spawn(async move {
             let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
-            if let Err(err) = connection(incoming, conn_id, hub, media, budget).await {
+            if let Err(err) = connection(incoming, conn_id, edge).await {
                 tracing::debug!(conn = conn_id, %err, "connection ended");
             }
         });
@@ -149,23 +191,34 @@ pub fn close(conn: &quinn::Connection, why: CloseReason) {
     conn.close(why.code().into(), why.as_str().as_bytes());
 }
 
-async fn connection(
-    incoming: quinn::Incoming,
-    conn_id: ConnId,
-    hub: HubTx,
-    media: Option<FwdSender>,
-    budget: usize,
-) -> anyhow::Result<()> {
-    let conn = incoming.await?;
+async fn connection(incoming: quinn::Incoming, conn_id: ConnId, edge: Edge) -> anyhow::Result<()> {
+    let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await??;
     let addr = conn.remote_address();
+    let Some(_ticket) = edge.admissions.try_admit(addr.ip()) else {
+        edge.metrics.refused_per_source();
+        close(&conn, CloseReason::TooManyFromSource);
+        return Ok(());
+    };
     tracing::debug!(conn = conn_id, %addr, "connected");
-    let (tx, rx) = outbox(budget);
-    if let Some(m) = media {
+    let (tx, rx) = outbox(edge.budget);
+    if let Some(m) = &edge.media {
         // Before the hub hears of the connection, so media commands find it.
         m.send(FwdIn::Attach { conn: conn_id, connection: conn.clone() })?;
-        tokio::spawn(crate::forward::read_datagrams(conn_id, conn.clone(), m, rx.media_gate()));
+        let gate = rx.media_gate();
+        let metrics = edge.metrics.clone();
+        tokio::spawn(crate::forward::read_datagrams(conn_id, conn.clone(), m.clone(), gate, metrics));
     }
-    let (send, mut recv) = conn.accept_bi().await?;
+    // Exactly one bidirectional stream: the transport grants clients one at a
+    // time (`cert::quic_server_config`), and one that never opens it is closed.
+    let (send, mut recv) = match tokio::time::timeout(edge.hello_timeout, conn.accept_bi()).await {
+        Ok(stream) => stream?,
+        Err(_) => {
+            edge.metrics.unauthenticated_closed();
+            close(&conn, CloseReason::HelloTimeout);
+            return Ok(());
+        }
+    };
+    let hub = edge.hub;
     hub.connected(conn_id, addr, tx).await?;
 
     let writer = tokio::spawn(write_frames(conn.clone(), send, rx));

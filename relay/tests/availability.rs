@@ -33,8 +33,12 @@ fn join(code: &str, name: &str) -> Request {
 
 /// An enrolled host in a new meeting: (client, access code).
 async fn host_in_meeting(relay: &Relay) -> (Client, String) {
+    host_in_meeting_from(relay, [127, 0, 0, 1]).await
+}
+
+async fn host_in_meeting_from(relay: &Relay, ip: [u8; 4]) -> (Client, String) {
     let (_, code) = add_staff(&relay.data_dir, "Dr Ada");
-    let mut c = Client::connect(relay).await;
+    let mut c = Client::connect_from(relay, ip).await;
     c.hello(None).await.unwrap();
     c.call(Request::Enroll { enrollment_code: code, device_name: "pc".into() }).await.unwrap();
     let Response::MeetingCreated { access_code, .. } =
@@ -305,4 +309,211 @@ async fn large_junk_frames_are_charged_by_length_before_parsing() {
     // A small request still passes once the bucket refills (≈1.3 s for 64 tokens).
     tokio::time::sleep(Duration::from_millis(1400)).await;
     assert!(matches!(c.call(Request::Ping).await, Ok(Response::Pong { .. })));
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+
+/// A QUIC connection attempt from `ep`: Ok when the handshake completed.
+async fn try_connect(
+    ep: &quinn::Endpoint,
+    relay: &Relay,
+) -> Result<quinn::Connection, quinn::ConnectionError> {
+    ep.connect(relay.quic, "localhost").unwrap().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_is_capped_while_another_still_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(
+        dir.path(),
+        &["--hello-timeout-secs", "60", "--https-listen", "127.0.0.1:0", "--webrtc-udp", "0"],
+    );
+    let ep = endpoint_at(&relay.pin, "127.0.0.1:0".parse().unwrap());
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(try_connect(&ep, &relay).await.expect("within the cap"));
+    }
+    // The 21st from the same address: refused (or, if it raced past the check, closed at once).
+    let extra = try_connect(&ep, &relay).await;
+    let refused = match &extra {
+        Err(quinn::ConnectionError::ConnectionClosed(c)) => format!("refused: {c}"),
+        Err(e) => panic!("refused otherwise: {e}"),
+        Ok(conn) => {
+            let c = closed_by_relay(conn, Duration::from_secs(2)).await;
+            assert_eq!(c, Some((3, "too_many_connections_from_source".into())));
+            format!("{c:?}")
+        }
+    };
+    println!("21st QUIC connection from 127.0.0.1: {refused}");
+    // TCP to the HTTPS port counts with QUIC: dropped at once.
+    let https = relay.https.unwrap();
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut tcp = sock.connect(https).await.unwrap();
+    let (_, closed) = read_until_closed(&mut tcp, Duration::from_secs(2)).await;
+    assert!(closed, "a TCP connection past the cap is dropped");
+
+    // Another address joins normally meanwhile.
+    let (mut host, code) = host_in_meeting_from(&relay, [127, 0, 0, 2]).await;
+    let mut guest = Client::connect_from(&relay, [127, 0, 0, 3]).await;
+    guest.hello(None).await.unwrap();
+    assert!(matches!(guest.call(join(&code, "Pat")).await, Ok(Response::Joined(_))));
+    assert!(matches!(host.call(Request::Ping).await, Ok(Response::Pong { .. })));
+    assert!(metric(&relay, "clinicmeet_connections_refused_per_source_total").await >= 2);
+
+    // A place given back can be taken again.
+    held.pop().unwrap().close(0u32.into(), b"bye");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(try_connect(&ep, &relay).await.is_ok(), "the freed place is available");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_address_leaves_others_joining_with_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path(), &["--hello-timeout-secs", "60", "--sqlite-sync", "normal"]);
+    let (mut host, code) = host_in_meeting_from(&relay, [127, 0, 0, 2]).await;
+    let join_time = |ip: [u8; 4]| {
+        let code = code.clone();
+        let (quic, pin) = (relay.quic, relay.pin.clone());
+        async move {
+            let t = Instant::now();
+            let mut g = Client::connect_to(quic, &pin, ip).await;
+            g.hello(None).await.unwrap();
+            let Ok(Response::Joined(_)) = g.call(join(&code, "Pat")).await else { panic!("join failed") };
+            (t.elapsed(), g)
+        }
+    };
+    let (calm, g) = join_time([127, 0, 0, 3]).await;
+    drop(g);
+    let rss_calm = rss_kib(&relay);
+
+    // 127.0.0.1 holds as many unauthenticated connections as the cap allows, then
+    // keeps a flood of handshakes coming.
+    let ep = endpoint_at(&relay.pin, "127.0.0.1:0".parse().unwrap());
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(try_connect(&ep, &relay).await.unwrap());
+    }
+    // The relay takes a place once its side of the handshake is done, a moment
+    // after the client's; let the last ones land before the flood.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    const FLOOD: usize = 4000;
+    let flood = {
+        let ep = ep.clone();
+        let quic = relay.quic;
+        tokio::spawn(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut refused = 0;
+            for i in 0..FLOOD {
+                let ep = ep.clone();
+                tasks.spawn(async move {
+                    tokio::time::timeout(Duration::from_secs(10), ep.connect(quic, "localhost").unwrap())
+                        .await
+                });
+                if i % 200 == 199 {
+                    while let Some(r) = tasks.join_next().await {
+                        if !matches!(r, Ok(Ok(Ok(_)))) {
+                            refused += 1;
+                        }
+                    }
+                }
+            }
+            while let Some(r) = tasks.join_next().await {
+                if !matches!(r, Ok(Ok(Ok(_)))) {
+                    refused += 1;
+                }
+            }
+            refused
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (stormy, _g) = join_time([127, 0, 0, 4]).await;
+    let rss_storm = rss_kib(&relay);
+    let refused = flood.await.unwrap();
+    let rss_after = rss_kib(&relay);
+    let connections = metric(&relay, "clinicmeet_connections").await;
+    let refused_metric = metric(&relay, "clinicmeet_connections_refused_per_source_total").await;
+    println!(
+        "flood of {FLOOD} handshakes from 127.0.0.1 holding 20: {refused} refused at the client, \
+         {refused_metric} counted by the relay; a guest's join took {calm:?} calm, {stormy:?} during the flood; \
+         relay RSS {rss_calm} KiB calm, {rss_storm} KiB during, {rss_after} KiB after; {connections} hub sessions"
+    );
+    // Which of the source's connections hold its 20 places may race; no more than 20 can.
+    assert!(refused >= FLOOD - 20, "the flood is refused past the cap ({refused} of {FLOOD})");
+    assert!(stormy < Duration::from_secs(2), "another address joins promptly during the flood: {stormy:?}");
+    assert!(rss_after < rss_calm + 32 * 1024, "memory bounded: {rss_calm} -> {rss_after} KiB");
+    assert!(matches!(host.call(Request::Ping).await, Ok(Response::Pong { .. })));
+    drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_without_hello_are_closed_after_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path(), &["--hello-timeout-secs", "1"]);
+    let started = Instant::now();
+    // Opens its control stream (the relay sees a stream once bytes arrive: one
+    // byte of a frame header) but never completes a hello.
+    let mut silent = Client::connect(&relay).await;
+    silent.send_raw(&[0]).await;
+    // Never opens its control stream.
+    let ep = endpoint_at(&relay.pin, "127.0.0.1:0".parse().unwrap());
+    let streamless = try_connect(&ep, &relay).await.unwrap();
+    // Says hello in time: stays.
+    let mut good = Client::connect(&relay).await;
+    good.hello(None).await.unwrap();
+
+    let c = closed_by_relay(&streamless, Duration::from_secs(4)).await;
+    println!("streamless connection closed after {:?}: {c:?}", started.elapsed());
+    assert_eq!(c, Some((2, "hello_timeout".into())));
+    // The silent one gets an error, then its stream ends.
+    match silent.next().await {
+        Some(ServerMessage::Error { error, .. }) => assert_eq!(error.code, ErrorCode::InvalidState),
+        other => panic!("{other:?}"),
+    }
+    assert!(silent.next().await.is_none(), "closed");
+    println!("silent connection closed after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(4));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(matches!(good.call(Request::Ping).await, Ok(Response::Pong { .. })), "hello'd connection stays");
+    assert_eq!(metric(&relay, "clinicmeet_unauthenticated_closed_total").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_bidirectional_stream_is_not_granted() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path(), &[]);
+    let mut c = Client::connect(&relay).await;
+    c.hello(None).await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(2), c.conn.open_bi()).await;
+    assert!(second.is_err(), "the relay grants one bidirectional stream at a time");
+    assert!(matches!(c.call(Request::Ping).await, Ok(Response::Pong { .. })), "the first keeps working");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagrams_before_join_are_dropped_at_the_edge() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path(), &[]);
+    let (_host, code) = host_in_meeting(&relay).await;
+    let mut c = Client::connect(&relay).await;
+    c.hello(None).await.unwrap();
+    for i in 0..100u32 {
+        c.conn.send_datagram(bytes::Bytes::from(i.to_be_bytes().repeat(50))).unwrap();
+        if i % 20 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before_join = metric(&relay, "clinicmeet_media_ignored_datagrams_total").await;
+    assert!(
+        before_join >= 90,
+        "datagrams of a connection in no meeting are dropped at the edge: {before_join}"
+    );
+    c.call(join(&code, "Pat")).await.unwrap();
+    for i in 0..100u32 {
+        c.conn.send_datagram(bytes::Bytes::from(i.to_be_bytes().repeat(50))).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after_join = metric(&relay, "clinicmeet_media_ignored_datagrams_total").await;
+    assert_eq!(after_join, before_join, "after the join they reach the forwarder");
 }

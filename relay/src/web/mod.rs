@@ -119,12 +119,28 @@ pub async fn serve(
     cfg: Arc<WebConfig>,
     hub: HubTx,
     fwd: FwdSender,
+    admissions: crate::admission::Admissions,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut backoff = crate::accept_backoff::AcceptBackoff::default();
     loop {
-        let Ok((tcp, addr)) = listener.accept().await else { continue };
+        let (tcp, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                backoff.failed("https", &err).await;
+                continue;
+            }
+        };
+        // Counted with the source's QUIC connections; refused ones are dropped at once.
+        let Some(ticket) = admissions.try_admit(addr.ip()) else {
+            metrics.refused_per_source();
+            drop(tcp);
+            continue;
+        };
         let (acceptor, cfg, hub, fwd) = (acceptor.clone(), cfg.clone(), hub.clone(), fwd.clone());
         tokio::spawn(async move {
+            let _ticket = ticket;
             let _ = tcp.set_nodelay(true);
             if cfg.rtc.mux.tcp_port().is_some() {
                 let mut first = [0u8; 1];
