@@ -118,6 +118,13 @@ pub struct Opts {
     /// before it is closed [default: 5].
     #[arg(long, global = true, env = "CLINICMEET_HELLO_TIMEOUT_SECS")]
     pub hello_timeout_secs: Option<u64>,
+    /// Browser guests: seconds between WebSocket pings [default: 5].
+    #[arg(long, global = true, env = "CLINICMEET_WS_PING_SECS")]
+    pub ws_ping_secs: Option<u64>,
+    /// Browser guests: a WebSocket silent this many seconds (no pong, no message) is
+    /// closed; the guest then leaves after the resume grace [default: 15].
+    #[arg(long, global = true, env = "CLINICMEET_WS_TIMEOUT_SECS")]
+    pub ws_timeout_secs: Option<u64>,
     /// Most participants across all meetings [default: 2000].
     #[arg(long, global = true, env = "CLINICMEET_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
@@ -203,6 +210,8 @@ impl Opts {
             max_participants: self.max_participants.or(other.max_participants),
             max_connections_per_source: self.max_connections_per_source.or(other.max_connections_per_source),
             hello_timeout_secs: self.hello_timeout_secs.or(other.hello_timeout_secs),
+            ws_ping_secs: self.ws_ping_secs.or(other.ws_ping_secs),
+            ws_timeout_secs: self.ws_timeout_secs.or(other.ws_timeout_secs),
             chat_rate: self.chat_rate.or(other.chat_rate),
             chat_burst: self.chat_burst.or(other.chat_burst),
             request_rate: self.request_rate.or(other.request_rate),
@@ -253,6 +262,9 @@ pub struct Settings {
     pub output_budget: usize,
     /// Connections at once per source (IPv4 address, IPv6 /64).
     pub max_connections_per_source: usize,
+    /// Browser guests' WebSocket ping interval and silence timeout.
+    pub ws_ping: Duration,
+    pub ws_timeout: Duration,
 }
 
 impl Settings {
@@ -341,6 +353,8 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         hub,
         transport,
         // At least one maximum-size frame must fit.
+        ws_ping: Duration::from_secs(o.ws_ping_secs.unwrap_or(5).max(1)),
+        ws_timeout: Duration::from_secs(o.ws_timeout_secs.unwrap_or(15).max(1)),
         max_connections_per_source: o
             .max_connections_per_source
             .unwrap_or(crate::admission::DEFAULT_PER_SOURCE)

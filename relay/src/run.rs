@@ -116,6 +116,8 @@ impl Relay {
                     },
                     invite: crate::web::InviteInfo { quic_port: quic_addr.port(), pin: pin.clone() },
                     output_budget: s.output_budget,
+                    ws_ping: s.ws_ping,
+                    ws_timeout: s.ws_timeout,
                 };
                 tracing::info!(
                     guest_dir = %web.guest_dir.display(),

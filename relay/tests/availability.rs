@@ -517,3 +517,65 @@ async fn datagrams_before_join_are_dropped_at_the_edge() {
     let after_join = metric(&relay, "clinicmeet_media_ignored_datagrams_total").await;
     assert_eq!(after_join, before_join, "after the join they reach the forwarder");
 }
+
+// ---------------------------------------------------------------------------
+// Browser guests' liveness
+
+#[cfg(feature = "browser-guests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_guest_that_stops_answering_pings_is_closed() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(
+        dir.path(),
+        &[
+            "--https-listen",
+            "127.0.0.1:0",
+            "--webrtc-udp",
+            "0",
+            "--ws-ping-secs",
+            "1",
+            "--ws-timeout-secs",
+            "3",
+            "--hello-timeout-secs",
+            "60",
+        ],
+    );
+    // A guest whose browser answers pings (tungstenite answers while it reads).
+    let alive = raw_websocket(&relay, [127, 0, 0, 1].into()).await;
+    let mut alive = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        alive,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    let alive_task = tokio::spawn(async move {
+        let mut pings = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+        loop {
+            match tokio::time::timeout_at(deadline, alive.next()).await {
+                Err(_) => return (pings, true),
+                Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Ping(_)))) => pings += 1,
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) => return (pings, false),
+            }
+        }
+    });
+    // A guest whose network vanished: the bytes arrive nowhere, nothing answers.
+    let mut gone = raw_websocket(&relay, [127, 0, 0, 1].into()).await;
+    let started = Instant::now();
+    let (got, closed) = read_until_closed(&mut gone, Duration::from_secs(8)).await;
+    let after = started.elapsed();
+    let pings = got.iter().filter(|&&b| b == 0x89).count();
+    println!("silent websocket guest closed={closed} after {after:?} ({pings} pings seen)");
+    assert!(closed, "the silent guest is closed");
+    assert!(
+        after >= Duration::from_secs(2) && after < Duration::from_secs(6),
+        "after the timeout: {after:?}"
+    );
+    assert!(pings >= 1, "it was pinged first");
+    let (alive_pings, still_open) = alive_task.await.unwrap();
+    println!("answering guest: {alive_pings} pings in 6 s, still open: {still_open}");
+    assert!(still_open, "a guest that answers pings stays connected");
+    assert!(alive_pings >= 4);
+}

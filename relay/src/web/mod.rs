@@ -12,6 +12,12 @@
 //!   landing page needs to build the desktop app's deep link
 //!   (`clinicmeet://join/CODE?relay=HOST:N&pin=…`; the code itself stays in the
 //!   page's `#` fragment and never reaches the server).
+//! * The WebSocket is pinged every `--ws-ping-secs` (5 s) and closed after
+//!   `--ws-timeout-secs` (15 s) without any frame from the browser, so a guest
+//!   whose network vanished leaves (after the resume grace) instead of staying
+//!   a ghost. Messages and frames over the control frame limit are refused by
+//!   tungstenite from the header ([`ws_config`]); the guest's output is an
+//!   [`crate::outbox`] (`slow_consumer` past its budget).
 //! * `GET /ws` upgrades to a WebSocket: text messages are the control
 //!   protocol's JSON (`ClientMessage` in, `ServerMessage` out), exactly as on a
 //!   QUIC control stream, through the same hub — a guest is just another
@@ -68,6 +74,10 @@ pub struct WebConfig {
     pub invite: InviteInfo,
     /// Bytes of control messages queued per guest before `slow_consumer`.
     pub output_budget: usize,
+    /// How often the relay pings a guest's WebSocket.
+    pub ws_ping: Duration,
+    /// A guest's WebSocket with no frame at all (pong or other) this long is closed.
+    pub ws_timeout: Duration,
 }
 
 /// The WebSocket layer's limits: no message or frame longer than a control
@@ -322,10 +332,33 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     tracing::debug!(conn, %addr, "guest websocket");
     let (mut sink, mut stream) = ws.split();
     let mut peer: Option<Arc<Peer>> = None;
+    // Milliseconds after `base` when the guest was last heard from (any frame).
+    let base = std::time::Instant::now();
+    let heard = AtomicU64::new(0);
     let end = {
-        let run = session_loop(conn, &cfg, &hub, &fwd, &mut sink, &mut stream, &mut rx, &mut peer);
+        let run =
+            session_loop(conn, &cfg, &hub, &fwd, &mut sink, &mut stream, &mut rx, &mut peer, (base, &heard));
+        // Independent of the loop, so a loop stuck writing to a vanished guest is ended too.
+        let silent = async {
+            loop {
+                tokio::time::sleep(cfg.ws_ping).await;
+                let last = Duration::from_millis(heard.load(Ordering::Relaxed));
+                if base.elapsed().saturating_sub(last) >= cfg.ws_timeout {
+                    return;
+                }
+            }
+        };
         tokio::select! {
             end = run => end,
+            () = silent => {
+                tracing::debug!(conn, "guest websocket silent past the timeout; closing");
+                let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Away,
+                    reason: "ping_timeout".into(),
+                };
+                let _ = tokio::time::timeout(Duration::from_millis(500), sink.send(Message::Close(Some(frame)))).await;
+                End::Done
+            }
             () = condemned.wait() => {
                 // The guest stopped reading: its socket is full, so the close frame
                 // may not get through; the TCP connection goes with this task.
@@ -358,14 +391,27 @@ async fn session_loop<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     stream: &mut futures_util::stream::SplitStream<WebSocketStream<S>>,
     rx: &mut crate::outbox::OutboxRx,
     peer: &mut Option<Arc<Peer>>,
+    (base, heard): (std::time::Instant, &AtomicU64),
 ) -> End {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + cfg.ws_ping, cfg.ws_ping);
     let mut bridge = Bridge::new();
     let mut peer_events: Option<mpsc::Receiver<PeerEvent>> = None;
     let mut flows: HashMap<TrackId, u64> = HashMap::new();
     loop {
         let mut actions = Vec::new();
         tokio::select! {
-            m = stream.next() => match m {
+            _ = ping.tick() => {
+                // A guest that cannot take a ping within the interval is not reading.
+                let sent = tokio::time::timeout(cfg.ws_ping, sink.send(Message::Ping(Default::default()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    return End::Done;
+                }
+            }
+            m = stream.next() => {
+                if let Some(Ok(_)) = &m {
+                    heard.store(base.elapsed().as_millis() as u64, Ordering::Relaxed);
+                }
+                match m {
                 Some(Ok(Message::Text(text))) => {
                     let text = text.as_str();
                     if text.len() > MAX_FRAME_LEN {
@@ -414,6 +460,7 @@ async fn session_loop<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 Some(Ok(Message::Binary(_))) => return End::Done,
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return End::Done,
                 Some(Ok(_)) => {}
+                }
             },
             out = rx.recv() => match out {
                 Some(ConnOut::Frame(bytes)) => {
