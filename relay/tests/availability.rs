@@ -579,3 +579,87 @@ async fn websocket_guest_that_stops_answering_pings_is_closed() {
     assert!(still_open, "a guest that answers pings stays connected");
     assert!(alive_pings >= 4);
 }
+
+// ---------------------------------------------------------------------------
+// Out of file descriptors
+
+/// Starts the relay with at most `nofile` open files (`ulimit -n`).
+fn start_with_nofile(data_dir: &std::path::Path, nofile: u32, extra: &[&str]) -> Relay {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+        .arg(bin())
+        .args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).expect("ready line");
+    Relay {
+        child,
+        quic: v["quic"].as_str().unwrap().parse().unwrap(),
+        pin: v["pin"].as_str().unwrap().to_string(),
+        http: v["http"].as_str().map(str::to_string),
+        https: v["https"].as_str().map(|a| a.parse().unwrap()),
+        data_dir: data_dir.to_path_buf(),
+    }
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of /proc/pid/stat (utime, stime), counted from the state field (3).
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[cfg(feature = "browser-guests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_loop_backs_off_when_out_of_file_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_with_nofile(
+        dir.path(),
+        128,
+        &["--https-listen", "127.0.0.1:0", "--webrtc-udp", "0", "--max-connections-per-source", "1000"],
+    );
+    let https = relay.https.unwrap();
+    // Hold more TCP connections than the relay has descriptors left: the rest wait
+    // in the listen backlog and every accept fails with EMFILE.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(https)).await {
+            Ok(Ok(s)) => held.push(s),
+            _ => break,
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = relay.child.id();
+    let before = cpu_secs(pid);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_secs(pid) - before;
+    println!(
+        "out of descriptors with {} TCP connections held: relay used {used:.2} s CPU in 2 s",
+        held.len()
+    );
+    assert!(used < 0.5, "the accept loop must not spin: {used:.2} s CPU in 2 s");
+    // When descriptors come back, the relay serves again.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut ws = tokio::time::timeout(Duration::from_secs(15), raw_websocket(&relay, [127, 0, 0, 9].into()))
+        .await
+        .expect("served again once descriptors are free");
+    ws.shutdown().await.ok();
+}
