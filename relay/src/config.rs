@@ -118,6 +118,11 @@ pub struct Opts {
     /// before it is closed [default: 5].
     #[arg(long, global = true, env = "CLINICMEET_HELLO_TIMEOUT_SECS")]
     pub hello_timeout_secs: Option<u64>,
+    /// Reverse proxies in front of the HTTPS port (CIDR blocks, comma-separated or
+    /// repeated): only from these is `X-Forwarded-For` read, so per-source limits
+    /// and the audit log see the patient's address [default: none].
+    #[arg(long, global = true, env = "CLINICMEET_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Option<Vec<String>>,
     /// Browser guests: seconds between WebSocket pings [default: 5].
     #[arg(long, global = true, env = "CLINICMEET_WS_PING_SECS")]
     pub ws_ping_secs: Option<u64>,
@@ -211,6 +216,7 @@ impl Opts {
             max_connections_per_source: self.max_connections_per_source.or(other.max_connections_per_source),
             hello_timeout_secs: self.hello_timeout_secs.or(other.hello_timeout_secs),
             ws_ping_secs: self.ws_ping_secs.or(other.ws_ping_secs),
+            trusted_proxy: self.trusted_proxy.or(other.trusted_proxy),
             ws_timeout_secs: self.ws_timeout_secs.or(other.ws_timeout_secs),
             chat_rate: self.chat_rate.or(other.chat_rate),
             chat_burst: self.chat_burst.or(other.chat_burst),
@@ -265,6 +271,8 @@ pub struct Settings {
     /// Browser guests' WebSocket ping interval and silence timeout.
     pub ws_ping: Duration,
     pub ws_timeout: Duration,
+    /// Whose `X-Forwarded-For` is believed (browser guests behind a reverse proxy).
+    pub trusted_proxies: crate::proxy::TrustedProxies,
 }
 
 impl Settings {
@@ -353,6 +361,16 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         hub,
         transport,
         // At least one maximum-size frame must fit.
+        trusted_proxies: crate::proxy::TrustedProxies::new(
+            o.trusted_proxy
+                .unwrap_or_default()
+                .iter()
+                .map(|c| {
+                    crate::proxy::Cidr::parse(c)
+                        .map_err(|e| RelayError::Config(format!("trusted-proxy: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
         ws_ping: Duration::from_secs(o.ws_ping_secs.unwrap_or(5).max(1)),
         ws_timeout: Duration::from_secs(o.ws_timeout_secs.unwrap_or(15).max(1)),
         max_connections_per_source: o

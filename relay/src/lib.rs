@@ -29,6 +29,7 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod outbox;
+pub mod proxy;
 pub mod room;
 pub mod run;
 pub mod server;

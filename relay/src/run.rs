@@ -117,6 +117,7 @@ impl Relay {
                     invite: crate::web::InviteInfo { quic_port: quic_addr.port(), pin: pin.clone() },
                     output_budget: s.output_budget,
                     ws_ping: s.ws_ping,
+                    trusted_proxies: s.trusted_proxies.clone(),
                     ws_timeout: s.ws_timeout,
                 };
                 tracing::info!(

@@ -200,6 +200,20 @@ async fn raw_websocket(
     relay: &Relay,
     from: std::net::IpAddr,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    match websocket_upgrade(relay, from, "").await {
+        Ok(s) => s,
+        Err(head) => panic!("upgrade refused: {head}"),
+    }
+}
+
+/// A WebSocket upgrade with `extra` header lines (each ending in `\r\n`); `Err`
+/// with the response head when the relay does not switch protocols.
+#[cfg(feature = "browser-guests")]
+async fn websocket_upgrade(
+    relay: &Relay,
+    from: std::net::IpAddr,
+    extra: &str,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
     let https = relay.https.expect("relay started with --https-listen");
     let sock = if from.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
     let sock = sock.unwrap();
@@ -217,21 +231,25 @@ async fn raw_websocket(
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut s = connector.connect(name, tcp).await.unwrap();
-    s.write_all(
-        b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .await
-    .unwrap();
+    let mut s = connector.connect(name, tcp).await.map_err(|e| e.to_string())?;
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    );
+    s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut b = [0u8; 1];
-        s.read_exact(&mut b).await.unwrap();
+        if s.read_exact(&mut b).await.is_err() {
+            return Err(format!("closed after {:?}", String::from_utf8_lossy(&head)));
+        }
         head.push(b[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-    s
+    if head.starts_with(b"HTTP/1.1 101") {
+        Ok(s)
+    } else {
+        Err(String::from_utf8_lossy(&head).into_owned())
+    }
 }
 
 /// A masked client frame header (FIN set) for a payload of `len` bytes.
@@ -662,4 +680,84 @@ async fn accept_loop_backs_off_when_out_of_file_descriptors() {
         .await
         .expect("served again once descriptors are free");
     ws.shutdown().await.ok();
+}
+
+// ---------------------------------------------------------------------------
+// Behind a reverse proxy
+
+#[cfg(feature = "browser-guests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_counts_only_from_trusted_proxies() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(
+        dir.path(),
+        &[
+            "--https-listen",
+            "127.0.0.1:0",
+            "--webrtc-udp",
+            "0",
+            "--hello-timeout-secs",
+            "60",
+            "--trusted-proxy",
+            "127.0.0.1/32",
+        ],
+    );
+    let proxy: std::net::IpAddr = [127, 0, 0, 1].into();
+    let stranger: std::net::IpAddr = [127, 0, 0, 2].into();
+    let xff = |who: &str| format!("X-Forwarded-For: {who}\r\n");
+
+    // Through the proxy, 25 patients at 25 addresses: none is capped (each holds one).
+    let mut held = Vec::new();
+    for i in 0..25 {
+        held.push(websocket_upgrade(&relay, proxy, &xff(&format!("198.51.100.{i}"))).await.expect("patient"));
+    }
+    // One patient's address holds 20 at most, even through the proxy.
+    for _ in 0..20 {
+        held.push(websocket_upgrade(&relay, proxy, &xff("203.0.113.5")).await.expect("within the cap"));
+    }
+    let refused = websocket_upgrade(&relay, proxy, &xff("203.0.113.5")).await.expect_err("21st refused");
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    // From an untrusted address the header is ignored: 20 at most whatever it claims.
+    for i in 0..20 {
+        held.push(
+            websocket_upgrade(&relay, stranger, &xff(&format!("192.0.2.{i}"))).await.expect("within the cap"),
+        );
+    }
+    let refused = websocket_upgrade(&relay, stranger, &xff("192.0.2.99")).await.expect_err("refused");
+    println!("untrusted 21st: {refused:?}");
+
+    // The hub sees the patient's address too: a wrong code is audited with it.
+    let ws = websocket_upgrade(&relay, proxy, &xff("198.51.100.77")).await.unwrap();
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        ws,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    for (id, req) in [
+        (1, serde_json::json!({"id": 1, "type": "hello", "min_version": 1, "max_version": 1, "client": "t"})),
+        (
+            2,
+            serde_json::json!({"id": 2, "type": "join", "access_code": "ZZZZ-ZZZZ", "display_name": "Pat", "media": {"audio": false, "video": false, "screen": false}}),
+        ),
+    ] {
+        ws.send(Message::text(req.to_string())).await.unwrap();
+        loop {
+            let Some(Ok(Message::Text(t))) = ws.next().await else { panic!("closed") };
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["id"] == id {
+                break;
+            }
+        }
+    }
+    let store = clinicmeet_relay::store::Store::open(
+        &dir.path().join("relay.db"),
+        clinicmeet_relay::store::SyncMode::Normal,
+    )
+    .unwrap();
+    let rows = store.audit_rows(Some("code_failed")).unwrap();
+    assert_eq!(rows.last().and_then(|r| r.source.as_deref()), Some("198.51.100.77"), "{rows:?}");
+    drop(held);
 }

@@ -74,6 +74,8 @@ pub struct WebConfig {
     pub invite: InviteInfo,
     /// Bytes of control messages queued per guest before `slow_consumer`.
     pub output_budget: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed ([`crate::proxy`]).
+    pub trusted_proxies: crate::proxy::TrustedProxies,
     /// How often the relay pings a guest's WebSocket.
     pub ws_ping: Duration,
     /// A guest's WebSocket with no frame at all (pong or other) this long is closed.
@@ -143,12 +145,21 @@ pub async fn serve(
             }
         };
         // Counted with the source's QUIC connections; refused ones are dropped at once.
-        let Some(ticket) = admissions.try_admit(addr.ip()) else {
-            metrics.refused_per_source();
-            drop(tcp);
-            continue;
+        // A trusted proxy's connections are counted per patient, at the WebSocket upgrade.
+        let ticket = if cfg.trusted_proxies.trusts(addr.ip()) {
+            None
+        } else {
+            match admissions.try_admit(addr.ip()) {
+                Some(t) => Some(t),
+                None => {
+                    metrics.refused_per_source();
+                    drop(tcp);
+                    continue;
+                }
+            }
         };
         let (acceptor, cfg, hub, fwd) = (acceptor.clone(), cfg.clone(), hub.clone(), fwd.clone());
+        let (admissions, metrics) = (admissions.clone(), metrics.clone());
         tokio::spawn(async move {
             let _ticket = ticket;
             let _ = tcp.set_nodelay(true);
@@ -170,7 +181,7 @@ pub async fn serve(
                 Ok(Ok(s)) => s,
                 _ => return,
             };
-            if let Err(err) = http(stream, addr, cfg, hub, fwd).await {
+            if let Err(err) = http(stream, addr, cfg, hub, fwd, admissions, metrics).await {
                 tracing::debug!(%addr, %err, "https connection ended");
             }
         });
@@ -256,6 +267,8 @@ async fn http<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     cfg: Arc<WebConfig>,
     hub: HubTx,
     fwd: FwdSender,
+    admissions: crate::admission::Admissions,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> anyhow::Result<()> {
     loop {
         let head = match tokio::time::timeout(Duration::from_secs(30), read_head(&mut s)).await {
@@ -264,6 +277,26 @@ async fn http<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         };
         let upgrade = head.headers.get("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
         if head.method == "GET" && head.path.split('?').next() == Some("/ws") && upgrade {
+            // Behind a trusted proxy the patient's address (X-Forwarded-For) is the
+            // source: for the per-source cap here and for the hub's limits and audit.
+            let _proxied_ticket;
+            let client = if cfg.trusted_proxies.trusts(addr.ip()) {
+                let xff: Vec<&str> =
+                    head.headers.get("x-forwarded-for").map(String::as_str).into_iter().collect();
+                let client = cfg.trusted_proxies.client(addr.ip(), &xff);
+                match admissions.try_admit(client) {
+                    Some(t) => _proxied_ticket = t,
+                    None => {
+                        metrics.refused_per_source();
+                        respond(&mut s, "429 Too Many Requests", "text/plain", b"too many connections\n")
+                            .await?;
+                        return Ok(());
+                    }
+                }
+                SocketAddr::new(client, addr.port())
+            } else {
+                addr
+            };
             let Some(key) = head.headers.get("sec-websocket-key") else {
                 respond(&mut s, "400 Bad Request", "text/plain", b"missing websocket key\n").await?;
                 return Ok(());
@@ -276,7 +309,7 @@ async fn http<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             s.write_all(resp.as_bytes()).await?;
             s.flush().await?;
             let ws = WebSocketStream::from_raw_socket(s, Role::Server, Some(ws_config())).await;
-            session(ws, addr, cfg, hub, fwd).await;
+            session(ws, client, cfg, hub, fwd).await;
             return Ok(());
         }
         if head.method != "GET" && head.method != "HEAD" {
