@@ -761,3 +761,89 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
     assert_eq!(rows.last().and_then(|r| r.source.as_deref()), Some("198.51.100.77"), "{rows:?}");
     drop(held);
 }
+
+#[cfg(feature = "browser-guests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_websocket_guest_is_closed_as_slow_consumer() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(
+        dir.path(),
+        &[
+            "--https-listen",
+            "127.0.0.1:0",
+            "--webrtc-udp",
+            "0",
+            "--sqlite-sync",
+            "normal",
+            "--chat-rate",
+            "100000",
+            "--chat-burst",
+            "100000",
+            "--request-rate",
+            "100000",
+            "--request-burst",
+            "100000",
+            "--output-budget-kib",
+            "256",
+        ],
+    );
+    let (mut host, code) = host_in_meeting(&relay).await;
+    let ws = raw_websocket(&relay, [127, 0, 0, 2].into()).await;
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        ws,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    let media = serde_json::json!({"audio": false, "video": false, "screen": false});
+    for (id, req) in [
+        (1, serde_json::json!({"id": 1, "type": "hello", "min_version": 1, "max_version": 1, "client": "t"})),
+        (
+            2,
+            serde_json::json!({"id": 2, "type": "join", "access_code": code, "display_name": "Pat", "media": media}),
+        ),
+    ] {
+        ws.send(Message::text(req.to_string())).await.unwrap();
+        loop {
+            let Some(Ok(Message::Text(t))) = ws.next().await else { panic!("closed") };
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["id"] == id {
+                assert_eq!(v["kind"], "reply", "{v}");
+                break;
+            }
+        }
+    }
+    host.event(|e| matches!(e, Event::ParticipantJoined(_))).await;
+    let mut raw = ws.into_inner();
+
+    // The guest reads nothing while 8 KiB chat messages pour in (TCP buffers on
+    // loopback take several MiB before the relay's writes block).
+    let text = "x".repeat(clinicmeet_protocol::limits::MAX_CHAT_TEXT_BYTES);
+    let mut sent = 0u64;
+    let mut slow = 0;
+    while sent < 4000 {
+        let mut ids = Vec::new();
+        for _ in 0..50 {
+            let req =
+                Request::SendChat { client_msg_id: Uuid::now_v7(), text: text.clone(), staff_only: false };
+            ids.push(host.send(req).await);
+        }
+        for id in ids {
+            assert!(matches!(host.reply_to(id).await, Ok(Response::ChatAccepted { .. })));
+            sent += 1;
+        }
+        slow = metric(&relay, "clinicmeet_slow_consumers_total").await;
+        if slow > 0 {
+            break;
+        }
+    }
+    let (got, closed) = read_until_closed(&mut raw, Duration::from_secs(10)).await;
+    println!(
+        "slow websocket guest: slow_consumer after {sent} messages of 8 KiB; it then read {} KiB before the close",
+        got.len() / 1024
+    );
+    assert_eq!(slow, 1, "counted as a slow consumer");
+    assert!(closed, "and its connection is closed");
+}
