@@ -9,7 +9,9 @@
 //! * [`tracks`]: published tracks and subscriptions, owned by the hub, sans-IO.
 //! * [`store`]: SQLite (WAL, migrations): the directory, chat and audit logs.
 //! * [`server`], [`http`]: quinn endpoint and the operators' HTTP port.
-//! * [`admission`]: connections per source (IPv4 address, IPv6 /64), sans-IO.
+//! * [`admission`]: connections per source (IPv4 address, IPv6 /64), sans-IO;
+//!   [`proxy`]: whose `X-Forwarded-For` is believed, sans-IO;
+//!   [`accept_backoff`]: TCP accept loops pause on `EMFILE` instead of spinning.
 //! * [`hub_queue`], [`outbox`]: the bounded queues into the hub thread and out
 //!   to each connection.
 //! * [`run`]: the whole relay, embeddable: [`Relay::new`] → [`Relay::start`] → [`RelayHandle`].
