@@ -42,7 +42,16 @@ fn start_relay(dir: &std::path::Path) -> Relay {
     let mut child = Command::new("taskset")
         .args(["-c", "0", &bin])
         .args(["--data-dir", dir.to_str().unwrap_or("."), "--listen", "127.0.0.1:0"])
-        .args(["--http-listen", "127.0.0.1:0", "--sqlite-sync", "normal", "--max-connections", "5000"])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--sqlite-sync",
+            "normal",
+            "--max-connections",
+            "5000",
+            "--max-connections-per-source",
+            "5000",
+        ])
         .env("CLINICMEET_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -56,6 +65,7 @@ fn start_relay(dir: &std::path::Path) -> Relay {
         quic: v["quic"].as_str().unwrap_or_default().parse().expect("quic addr"),
         pin: v["pin"].as_str().unwrap_or_default().to_string(),
         http: v["http"].as_str().map(str::to_string),
+        https: None,
         data_dir: dir.to_path_buf(),
     }
 }

@@ -132,7 +132,8 @@ pub fn quic_server_config(
     transport.max_idle_timeout(Some(
         idle_timeout.try_into().map_err(|_| RelayError::Config("idle timeout too large".into()))?,
     ));
-    transport.max_concurrent_bidi_streams(4u32.into());
+    // One control stream per connection: a second is not granted while it is open.
+    transport.max_concurrent_bidi_streams(1u32.into());
     transport.max_concurrent_uni_streams(0u32.into());
     // Delay-based (crate::cc): ignores random loss, closes on queueing delay.
     // NewReno/Cubic halve the window at 5 % loss, and quinn's BBR stays in loss

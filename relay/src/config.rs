@@ -110,6 +110,26 @@ pub struct Opts {
     /// Most client connections at once [default: 2000].
     #[arg(long, global = true, env = "CLINICMEET_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Most connections at once from one source: an IPv4 address or an IPv6 /64,
+    /// QUIC and HTTPS/WebSocket together [default: 20].
+    #[arg(long, global = true, env = "CLINICMEET_MAX_CONNECTIONS_PER_SOURCE")]
+    pub max_connections_per_source: Option<usize>,
+    /// Seconds a new connection has to open its control stream and send `hello`
+    /// before it is closed [default: 5].
+    #[arg(long, global = true, env = "CLINICMEET_HELLO_TIMEOUT_SECS")]
+    pub hello_timeout_secs: Option<u64>,
+    /// Reverse proxies in front of the HTTPS port (CIDR blocks, comma-separated or
+    /// repeated): only from these is `X-Forwarded-For` read, so per-source limits
+    /// and the audit log see the patient's address [default: none].
+    #[arg(long, global = true, env = "CLINICMEET_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Option<Vec<String>>,
+    /// Browser guests: seconds between WebSocket pings [default: 5].
+    #[arg(long, global = true, env = "CLINICMEET_WS_PING_SECS")]
+    pub ws_ping_secs: Option<u64>,
+    /// Browser guests: a WebSocket silent this many seconds (no pong, no message) is
+    /// closed; the guest then leaves after the resume grace [default: 15].
+    #[arg(long, global = true, env = "CLINICMEET_WS_TIMEOUT_SECS")]
+    pub ws_timeout_secs: Option<u64>,
     /// Most participants across all meetings [default: 2000].
     #[arg(long, global = true, env = "CLINICMEET_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
@@ -165,6 +185,10 @@ pub struct Opts {
     /// QUIC path-MTU discovery (`true`/`false`) [default: true].
     #[arg(long, global = true, env = "CLINICMEET_MTU_DISCOVERY")]
     pub mtu_discovery: Option<bool>,
+    /// Control messages queued for one connection, KiB, before it is closed as a
+    /// slow consumer (it resumes and resyncs) [default: 1024].
+    #[arg(long, global = true, env = "CLINICMEET_OUTPUT_BUDGET_KIB")]
+    pub output_budget_kib: Option<usize>,
     /// Per-connection QUIC datagram send queue, KiB [default: 256].
     #[arg(long, global = true, env = "CLINICMEET_DATAGRAM_SEND_BUFFER_KIB")]
     pub datagram_send_buffer_kib: Option<usize>,
@@ -189,6 +213,11 @@ impl Opts {
             public_name: self.public_name.or(other.public_name),
             max_connections: self.max_connections.or(other.max_connections),
             max_participants: self.max_participants.or(other.max_participants),
+            max_connections_per_source: self.max_connections_per_source.or(other.max_connections_per_source),
+            hello_timeout_secs: self.hello_timeout_secs.or(other.hello_timeout_secs),
+            ws_ping_secs: self.ws_ping_secs.or(other.ws_ping_secs),
+            trusted_proxy: self.trusted_proxy.or(other.trusted_proxy),
+            ws_timeout_secs: self.ws_timeout_secs.or(other.ws_timeout_secs),
             chat_rate: self.chat_rate.or(other.chat_rate),
             chat_burst: self.chat_burst.or(other.chat_burst),
             request_rate: self.request_rate.or(other.request_rate),
@@ -207,6 +236,7 @@ impl Opts {
             max_forwarded_streams: self.max_forwarded_streams.or(other.max_forwarded_streams),
             mtu_discovery: self.mtu_discovery.or(other.mtu_discovery),
             datagram_send_buffer_kib: self.datagram_send_buffer_kib.or(other.datagram_send_buffer_kib),
+            output_budget_kib: self.output_budget_kib.or(other.output_budget_kib),
         }
     }
 }
@@ -234,6 +264,15 @@ pub struct Settings {
     pub sqlite_sync: SyncMode,
     pub hub: HubConfig,
     pub transport: crate::cert::MediaTransport,
+    /// Bytes of control frames queued per connection before `slow_consumer`.
+    pub output_budget: usize,
+    /// Connections at once per source (IPv4 address, IPv6 /64).
+    pub max_connections_per_source: usize,
+    /// Browser guests' WebSocket ping interval and silence timeout.
+    pub ws_ping: Duration,
+    pub ws_timeout: Duration,
+    /// Whose `X-Forwarded-For` is believed (browser guests behind a reverse proxy).
+    pub trusted_proxies: crate::proxy::TrustedProxies,
 }
 
 impl Settings {
@@ -284,6 +323,7 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         audit_retention_ms: days(o.audit_retention_days, 365),
         enrollment_ttl_ms: days(o.enrollment_ttl_days, 7),
         max_forwarded_streams: o.max_forwarded_streams.unwrap_or(d.max_forwarded_streams),
+        hello_timeout_ms: secs(o.hello_timeout_secs, 5).max(1),
     };
     let td = crate::cert::MediaTransport::default();
     let transport = crate::cert::MediaTransport {
@@ -320,6 +360,27 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         sqlite_sync,
         hub,
         transport,
+        // At least one maximum-size frame must fit.
+        trusted_proxies: crate::proxy::TrustedProxies::new(
+            o.trusted_proxy
+                .unwrap_or_default()
+                .iter()
+                .map(|c| {
+                    crate::proxy::Cidr::parse(c)
+                        .map_err(|e| RelayError::Config(format!("trusted-proxy: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        ws_ping: Duration::from_secs(o.ws_ping_secs.unwrap_or(5).max(1)),
+        ws_timeout: Duration::from_secs(o.ws_timeout_secs.unwrap_or(15).max(1)),
+        max_connections_per_source: o
+            .max_connections_per_source
+            .unwrap_or(crate::admission::DEFAULT_PER_SOURCE)
+            .max(1),
+        output_budget: o
+            .output_budget_kib
+            .map_or(crate::outbox::DEFAULT_BUDGET, |k| k.saturating_mul(1024))
+            .max(clinicmeet_protocol::limits::MAX_FRAME_LEN + 4),
     })
 }
 

@@ -311,8 +311,19 @@ impl Forwarder {
 }
 
 /// Reads a connection's datagrams into the forwarding thread until it closes.
-pub async fn read_datagrams(conn: ConnId, connection: quinn::Connection, tx: FwdSender) {
+pub async fn read_datagrams(
+    conn: ConnId,
+    connection: quinn::Connection,
+    tx: FwdSender,
+    gate: crate::outbox::MediaGate,
+    metrics: Arc<Metrics>,
+) {
     while let Ok(data) = connection.read_datagram().await {
+        if !gate.open() {
+            // Not in a meeting (yet): its datagrams cost the forwarder nothing.
+            metrics.media.ignored_datagrams.fetch_add(1, Relaxed);
+            continue;
+        }
         match tx.try_send(FwdIn::Datagram { conn, data, at: Instant::now() }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => tracing::debug!(conn, "forwarder busy; datagram dropped"),

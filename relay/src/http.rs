@@ -11,8 +11,15 @@ use crate::metrics::Metrics;
 
 /// Serves until the listener fails.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    let mut backoff = crate::accept_backoff::AcceptBackoff::default();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                backoff.failed("http", &err).await;
+                continue;
+            }
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(5), handle(stream, metrics)).await;

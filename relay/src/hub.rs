@@ -83,6 +83,8 @@ pub struct HubConfig {
     pub enrollment_ttl_ms: i64,
     /// Subscriptions (forwarded streams) across the relay; beyond: `server_busy`.
     pub max_forwarded_streams: usize,
+    /// A connection without `hello` this long after it connected is closed.
+    pub hello_timeout_ms: i64,
 }
 
 impl Default for HubConfig {
@@ -101,6 +103,7 @@ impl Default for HubConfig {
             audit_retention_ms: 365 * 86_400_000,
             enrollment_ttl_ms: 7 * 86_400_000,
             max_forwarded_streams: 10_000,
+            hello_timeout_ms: 5_000,
         }
     }
 }
@@ -112,6 +115,9 @@ pub(crate) struct Session {
     pub(crate) bound: Option<(MeetingId, ParticipantId)>,
     bucket: TokenBucket,
     busy: bool,
+    connected_at: UnixMillis,
+    /// Closed for no hello in time (told once).
+    hello_expired: bool,
 }
 
 pub(crate) type Handled = Result<(Response, Vec<Effect>), ErrorBody>;
@@ -201,6 +207,11 @@ impl Hub {
         self.store
     }
 
+    /// Whether the connection is bound to a place in a meeting (joined or resumed).
+    pub fn is_joined(&self, conn: ConnId) -> bool {
+        self.sessions.get(&conn).is_some_and(|s| s.bound.is_some())
+    }
+
     pub fn room(&self, id: MeetingId) -> Option<&Room> {
         self.rooms.get(&id)
     }
@@ -224,6 +235,8 @@ impl Hub {
                 bound: None,
                 bucket: TokenBucket::new(self.cfg.request_rate, self.cfg.request_burst, now),
                 busy,
+                connected_at: now,
+                hello_expired: false,
             },
         );
         self.metrics.set_connections(self.sessions.len());
@@ -259,9 +272,10 @@ impl Hub {
         ]
     }
 
-    /// Periodic work: resume grace expiry, unloading empty rooms, gauges.
+    /// Periodic work: hello deadlines, resume grace expiry, unloading empty rooms, gauges.
     pub fn tick(&mut self, now: UnixMillis) -> Vec<Out> {
         let mut out = Vec::new();
+        self.hello_deadlines(now, &mut out);
         let ids: Vec<MeetingId> = self.rooms.keys().copied().collect();
         let grace = self.cfg.resume_grace_ms;
         for id in ids {
@@ -279,6 +293,24 @@ impl Hub {
         self.guard.sweep(now);
         self.update_gauges();
         out
+    }
+
+    /// Closes connections that did not say `hello` within the deadline (each once;
+    /// the session goes when the connection task reports the close).
+    fn hello_deadlines(&mut self, now: UnixMillis, out: &mut Vec<Out>) {
+        let deadline = self.cfg.hello_timeout_ms;
+        for (&conn, sess) in self.sessions.iter_mut() {
+            if sess.version.is_none() && !sess.hello_expired && now - sess.connected_at >= deadline {
+                sess.hello_expired = true;
+                self.metrics.unauthenticated_closed();
+                let msg = format!("no hello within {} ms", deadline);
+                out.push(Out::Send(
+                    conn,
+                    ServerMessage::Error { id: None, error: e(ErrorCode::InvalidState, &msg) },
+                ));
+                out.push(Out::Close(conn));
+            }
+        }
     }
 
     /// Deletes chat and audit rows past their retention.
@@ -300,12 +332,8 @@ impl Hub {
     pub fn frame(&mut self, now: UnixMillis, conn: ConnId, body: &[u8]) -> Vec<Out> {
         let mut out = Vec::new();
         let Some(sess) = self.sessions.get_mut(&conn) else { return out };
-        let decoded = ClientMessage::decode(body);
-        let id = match &decoded {
-            Ok(m) => Some(m.id),
-            Err(d) => d.id,
-        };
         if sess.busy {
+            let id = crate::limits::peek_request_id(body);
             out.push(Out::Send(
                 conn,
                 ServerMessage::Error { id, error: e(ErrorCode::ServerBusy, "the relay is full") },
@@ -314,11 +342,14 @@ impl Hub {
             return out;
         }
         let hello_done = sess.version.is_some();
-        if let Err(ms) = sess.bucket.take(now) {
+        // Charged by length before any parsing: a flood of large junk costs its sender.
+        if let Err(ms) = sess.bucket.take_n(now, crate::limits::frame_cost(body.len())) {
+            let id = crate::limits::peek_request_id(body);
             let error = e(ErrorCode::RateLimited, "too many requests").retry_after(ms);
             out.push(Out::Send(conn, ServerMessage::Error { id, error }));
             return out;
         }
+        let decoded = ClientMessage::decode(body);
         let msg = match decoded {
             Ok(m) => m,
             Err(d) => {

@@ -9,9 +9,16 @@
 //! * [`tracks`]: published tracks and subscriptions, owned by the hub, sans-IO.
 //! * [`store`]: SQLite (WAL, migrations): the directory, chat and audit logs.
 //! * [`server`], [`http`]: quinn endpoint and the operators' HTTP port.
+//! * [`admission`]: connections per source (IPv4 address, IPv6 /64), sans-IO;
+//!   [`proxy`]: whose `X-Forwarded-For` is believed, sans-IO;
+//!   [`accept_backoff`]: TCP accept loops pause on `EMFILE` instead of spinning.
+//! * [`hub_queue`], [`outbox`]: the bounded queues into the hub thread and out
+//!   to each connection.
 //! * [`run`]: the whole relay, embeddable: [`Relay::new`] → [`Relay::start`] → [`RelayHandle`].
 //! * [`cert`], [`keys`], [`config`]: identity, secrets and configuration.
 
+pub mod accept_backoff;
+pub mod admission;
 pub mod cc;
 pub mod cert;
 pub mod config;
@@ -19,9 +26,12 @@ pub mod error;
 pub mod forward;
 pub mod http;
 pub mod hub;
+pub mod hub_queue;
 pub mod keys;
 pub mod limits;
 pub mod metrics;
+pub mod outbox;
+pub mod proxy;
 pub mod room;
 pub mod run;
 pub mod server;

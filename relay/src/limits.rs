@@ -1,6 +1,8 @@
 //! Rate limits, sans-IO (explicit `now` in milliseconds).
 //!
-//! * [`TokenBucket`]: chat messages per participant, requests per connection.
+//! * [`TokenBucket`]: chat messages per participant, requests per connection
+//!   (a request costs [`frame_cost`] tokens by its length, charged before the
+//!   relay parses it).
 //! * [`CodeGuard`]: failed access-code attempts. Codes are looked up by their
 //!   HMAC, so a wrong code maps to no meeting and cannot be charged to one.
 //!   Guessing is therefore limited twice: per source address (a lock-out after
@@ -30,18 +32,43 @@ impl TokenBucket {
 
     /// Takes one token, or says how many ms until one is available.
     pub fn take(&mut self, now: i64) -> Result<(), u64> {
+        self.take_n(now, 1.0)
+    }
+
+    /// Takes `cost` tokens (at most the burst, so any cost can eventually pass),
+    /// or says how many ms until they are available.
+    pub fn take_n(&mut self, now: i64, cost: f64) -> Result<(), u64> {
+        let cost = cost.clamp(0.0, self.burst);
         let elapsed = (now - self.last).max(0) as f64 / 1000.0;
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.last = now.max(self.last);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= cost {
+            self.tokens -= cost;
             Ok(())
         } else if self.rate <= 0.0 {
             Err(u64::MAX)
         } else {
-            Err((((1.0 - self.tokens) / self.rate) * 1000.0).ceil() as u64)
+            Err((((cost - self.tokens) / self.rate) * 1000.0).ceil() as u64)
         }
     }
+}
+
+/// Bytes of request a token pays for.
+pub const BYTES_PER_TOKEN: usize = 4096;
+
+/// What a request frame of `len` bytes costs: one token per started 4 KiB, so
+/// ordinary requests cost 1 and a maximum-size (256 KiB) frame costs 64.
+pub fn frame_cost(len: usize) -> f64 {
+    len.div_ceil(BYTES_PER_TOKEN).max(1) as f64
+}
+
+/// The request id of a frame that will not be parsed (refused before parsing),
+/// when the frame starts the way clients write it: `{"id":N`. Looks at no more
+/// than the first 32 bytes.
+pub fn peek_request_id(body: &[u8]) -> Option<u64> {
+    let rest = body.strip_prefix(b"{\"id\":")?;
+    let digits: Vec<u8> = rest.iter().take(20).copied().take_while(u8::is_ascii_digit).collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
 /// Settings of the access-code guard.
@@ -161,6 +188,29 @@ mod tests {
         assert!(b.take(499).is_err());
         assert!(b.take(500).is_ok());
         assert!(b.take(10_000).is_ok());
+    }
+
+    #[test]
+    fn cost_grows_with_length_and_is_capped_by_the_burst() {
+        assert_eq!(frame_cost(0), 1.0);
+        assert_eq!(frame_cost(4096), 1.0);
+        assert_eq!(frame_cost(4097), 2.0);
+        assert_eq!(frame_cost(256 * 1024), 64.0);
+        let mut b = TokenBucket::new(50.0, 200.0, 0);
+        assert!(b.take_n(0, frame_cost(256 * 1024)).is_ok());
+        assert!(b.take_n(0, frame_cost(256 * 1024)).is_ok());
+        assert!(b.take_n(0, frame_cost(256 * 1024)).is_ok());
+        assert_eq!(b.take_n(0, frame_cost(256 * 1024)), Err(1120), "8 tokens left, 56 more at 50/s");
+        let mut small = TokenBucket::new(1.0, 2.0, 0);
+        assert!(small.take_n(0, 1000.0).is_ok(), "cost capped at the burst");
+    }
+
+    #[test]
+    fn request_ids_are_peeked_without_parsing() {
+        assert_eq!(peek_request_id(br#"{"id":42,"type":"ping"}"#), Some(42));
+        assert_eq!(peek_request_id(br#"{"type":"ping","id":42}"#), None);
+        assert_eq!(peek_request_id(b"junk"), None);
+        assert_eq!(peek_request_id(br#"{"id":99999999999999999999999"#), None);
     }
 
     fn guard() -> CodeGuard {

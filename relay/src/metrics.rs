@@ -13,6 +13,9 @@ pub struct Metrics {
     storage_failures: AtomicU64,
     tracks: AtomicU64,
     forwarded_streams: AtomicU64,
+    slow_consumers: AtomicU64,
+    unauthenticated_closed: AtomicU64,
+    refused_per_source: AtomicU64,
     /// Media forwarding counters and the receive→send delay histogram.
     pub media: MediaMetrics,
 }
@@ -44,6 +47,8 @@ pub struct MediaMetrics {
     pub forwarded_bytes: AtomicU64,
     pub retransmitted_packets: AtomicU64,
     pub refused_datagrams: AtomicU64,
+    /// Datagrams from connections not (yet) in a meeting, dropped at the edge.
+    pub ignored_datagrams: AtomicU64,
     pub plis_sent: AtomicU64,
     pub nack_misses: AtomicU64,
     pub upstream_nacks: AtomicU64,
@@ -62,6 +67,7 @@ impl Default for MediaMetrics {
             forwarded_bytes: AtomicU64::new(0),
             retransmitted_packets: AtomicU64::new(0),
             refused_datagrams: AtomicU64::new(0),
+            ignored_datagrams: AtomicU64::new(0),
             plis_sent: AtomicU64::new(0),
             nack_misses: AtomicU64::new(0),
             upstream_nacks: AtomicU64::new(0),
@@ -144,6 +150,21 @@ impl Metrics {
         self.storage_failures.load(Relaxed)
     }
 
+    /// A connection closed because its output passed the budget.
+    pub fn slow_consumer(&self) {
+        self.slow_consumers.fetch_add(1, Relaxed);
+    }
+
+    /// A connection closed for no hello (or no control stream) within the deadline.
+    pub fn unauthenticated_closed(&self) {
+        self.unauthenticated_closed.fetch_add(1, Relaxed);
+    }
+
+    /// A connection refused because its source already holds its share.
+    pub fn refused_per_source(&self) {
+        self.refused_per_source.fetch_add(1, Relaxed);
+    }
+
     pub fn chat_messages(&self) -> u64 {
         self.chat_messages.load(Relaxed)
     }
@@ -155,7 +176,7 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let m = &self.media;
-        let rows: [(&str, &str, &str, u64); 20] = [
+        let rows: [(&str, &str, &str, u64); 24] = [
             (
                 "clinicmeet_meetings_active",
                 "gauge",
@@ -186,6 +207,24 @@ impl Metrics {
                 self.forwarded_streams.load(Relaxed),
             ),
             (
+                "clinicmeet_slow_consumers_total",
+                "counter",
+                "Connections closed as slow_consumer (output budget exceeded)",
+                self.slow_consumers.load(Relaxed),
+            ),
+            (
+                "clinicmeet_unauthenticated_closed_total",
+                "counter",
+                "Connections closed for no hello or control stream within the deadline",
+                self.unauthenticated_closed.load(Relaxed),
+            ),
+            (
+                "clinicmeet_connections_refused_per_source_total",
+                "counter",
+                "Connections refused past the per-source cap",
+                self.refused_per_source.load(Relaxed),
+            ),
+            (
                 "clinicmeet_media_received_packets_total",
                 "counter",
                 "RTP packets from publishers",
@@ -214,6 +253,12 @@ impl Metrics {
                 "counter",
                 "Datagrams not queued (send buffer full)",
                 m.refused_datagrams.load(Relaxed),
+            ),
+            (
+                "clinicmeet_media_ignored_datagrams_total",
+                "counter",
+                "Datagrams from connections not in a meeting, dropped before the forwarder",
+                m.ignored_datagrams.load(Relaxed),
             ),
             (
                 "clinicmeet_media_plis_sent_total",

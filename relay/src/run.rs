@@ -89,7 +89,8 @@ impl Relay {
             quinn::Endpoint::new(endpoint_config, Some(quic), socket, Arc::new(quinn::TokioRuntime))?;
         let quic_addr = endpoint.local_addr()?;
 
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = crate::hub_queue::hub_queue()?;
+        let admissions = crate::admission::Admissions::new(s.max_connections_per_source);
         let (media_tx, media_rx) = std::sync::mpsc::sync_channel(crate::forward::CHANNEL_DEPTH);
         let fwd_metrics = metrics.clone();
         let send_buffer = s.transport.datagram_send_buffer;
@@ -114,6 +115,10 @@ impl Relay {
                         mux: mux.clone(),
                     },
                     invite: crate::web::InviteInfo { quic_port: quic_addr.port(), pin: pin.clone() },
+                    output_budget: s.output_budget,
+                    ws_ping: s.ws_ping,
+                    trusted_proxies: s.trusted_proxies.clone(),
+                    ws_timeout: s.ws_timeout,
                 };
                 tracing::info!(
                     guest_dir = %web.guest_dir.display(),
@@ -127,6 +132,8 @@ impl Relay {
                     Arc::new(web),
                     tx.clone(),
                     media_tx.clone(),
+                    admissions.clone(),
+                    metrics.clone(),
                 ));
                 (Some(local), Some(mux.udp_addr()))
             }
@@ -143,7 +150,15 @@ impl Relay {
             .name("hub".into())
             .spawn(move || server::run_hub(hub, rx, Some(hub_media)))?;
         tracing::info!(%quic_addr, http = ?http_addr, data_dir = %s.data_dir.display(), "relay listening");
-        let accept = tokio::spawn(server::accept_loop(endpoint.clone(), tx, Some(media_tx)));
+        let edge = server::Edge {
+            hub: tx,
+            media: Some(media_tx),
+            metrics: metrics.clone(),
+            admissions,
+            budget: s.output_budget,
+            hello_timeout: std::time::Duration::from_millis(s.hub.hello_timeout_ms.max(1) as u64),
+        };
+        let accept = tokio::spawn(server::accept_loop(endpoint.clone(), edge));
         Ok(RelayHandle {
             quic: quic_addr,
             pin,

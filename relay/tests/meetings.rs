@@ -98,7 +98,19 @@ async fn figures_chat_latency_and_memory_per_participant() {
     // (50/s, burst 200) as well as the chat one.
     let relay = start(
         dir.path(),
-        &["--chat-rate", "1000", "--chat-burst", "1000", "--request-rate", "1000", "--request-burst", "1000"],
+        &[
+            "--chat-rate",
+            "1000",
+            "--chat-burst",
+            "1000",
+            "--request-rate",
+            "1000",
+            "--request-burst",
+            "1000",
+            // 100 idle guests below, all from 127.0.0.1.
+            "--max-connections-per-source",
+            "200",
+        ],
     );
     let mut host = staff_client(&relay, "Dr Ada").await;
     let mut big = spec(MeetingKind::Video, false);

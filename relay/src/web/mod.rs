@@ -12,6 +12,12 @@
 //!   landing page needs to build the desktop app's deep link
 //!   (`clinicmeet://join/CODE?relay=HOST:N&pin=…`; the code itself stays in the
 //!   page's `#` fragment and never reaches the server).
+//! * The WebSocket is pinged every `--ws-ping-secs` (5 s) and closed after
+//!   `--ws-timeout-secs` (15 s) without any frame from the browser, so a guest
+//!   whose network vanished leaves (after the resume grace) instead of staying
+//!   a ghost. Messages and frames over the control frame limit are refused by
+//!   tungstenite from the header ([`ws_config`]); the guest's output is an
+//!   [`crate::outbox`] (`slow_consumer` past its budget).
 //! * `GET /ws` upgrades to a WebSocket: text messages are the control
 //!   protocol's JSON (`ClientMessage` in, `ServerMessage` out), exactly as on a
 //!   QUIC control stream, through the same hub — a guest is just another
@@ -31,7 +37,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clinicmeet_protocol::{limits::MAX_FRAME_LEN, ServerMessage, TrackId};
@@ -39,14 +45,16 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::cert::Identity;
 use crate::error::RelayError;
 use crate::forward::{FwdIn, FwdSender};
-use crate::server::{ConnOut, HubIn};
+use crate::outbox::{outbox, CloseReason, ConnOut};
+use crate::server::HubTx;
 use bridge::{Action, Bridge};
 use peer::{Peer, PeerEvent, RtcConfig};
 
@@ -64,6 +72,23 @@ pub struct WebConfig {
     pub rtc: RtcConfig,
     /// For the invite page's "Open in ClinicMeet" link.
     pub invite: InviteInfo,
+    /// Bytes of control messages queued per guest before `slow_consumer`.
+    pub output_budget: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed ([`crate::proxy`]).
+    pub trusted_proxies: crate::proxy::TrustedProxies,
+    /// How often the relay pings a guest's WebSocket.
+    pub ws_ping: Duration,
+    /// A guest's WebSocket with no frame at all (pong or other) this long is closed.
+    pub ws_timeout: Duration,
+}
+
+/// The WebSocket layer's limits: no message or frame longer than a control
+/// frame is read (tungstenite refuses it from its header, before buffering).
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME_LEN))
+        .max_frame_size(Some(MAX_FRAME_LEN))
+        .max_write_buffer_size(2 * MAX_FRAME_LEN)
 }
 
 /// What `GET /invite-info` tells the invite page about the relay's QUIC side.
@@ -104,14 +129,39 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     cfg: Arc<WebConfig>,
-    hub: std_mpsc::Sender<HubIn>,
+    hub: HubTx,
     fwd: FwdSender,
+    admissions: crate::admission::Admissions,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut backoff = crate::accept_backoff::AcceptBackoff::default();
     loop {
-        let Ok((tcp, addr)) = listener.accept().await else { continue };
+        let (tcp, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                backoff.failed("https", &err).await;
+                continue;
+            }
+        };
+        // Counted with the source's QUIC connections; refused ones are dropped at once.
+        // A trusted proxy's connections are counted per patient, at the WebSocket upgrade.
+        let ticket = if cfg.trusted_proxies.trusts(addr.ip()) {
+            None
+        } else {
+            match admissions.try_admit(addr.ip()) {
+                Some(t) => Some(t),
+                None => {
+                    metrics.refused_per_source();
+                    drop(tcp);
+                    continue;
+                }
+            }
+        };
         let (acceptor, cfg, hub, fwd) = (acceptor.clone(), cfg.clone(), hub.clone(), fwd.clone());
+        let (admissions, metrics) = (admissions.clone(), metrics.clone());
         tokio::spawn(async move {
+            let _ticket = ticket;
             let _ = tcp.set_nodelay(true);
             if cfg.rtc.mux.tcp_port().is_some() {
                 let mut first = [0u8; 1];
@@ -131,7 +181,7 @@ pub async fn serve(
                 Ok(Ok(s)) => s,
                 _ => return,
             };
-            if let Err(err) = http(stream, addr, cfg, hub, fwd).await {
+            if let Err(err) = http(stream, addr, cfg, hub, fwd, admissions, metrics).await {
                 tracing::debug!(%addr, %err, "https connection ended");
             }
         });
@@ -215,8 +265,10 @@ async fn http<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     mut s: S,
     addr: SocketAddr,
     cfg: Arc<WebConfig>,
-    hub: std_mpsc::Sender<HubIn>,
+    hub: HubTx,
     fwd: FwdSender,
+    admissions: crate::admission::Admissions,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> anyhow::Result<()> {
     loop {
         let head = match tokio::time::timeout(Duration::from_secs(30), read_head(&mut s)).await {
@@ -225,6 +277,26 @@ async fn http<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         };
         let upgrade = head.headers.get("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
         if head.method == "GET" && head.path.split('?').next() == Some("/ws") && upgrade {
+            // Behind a trusted proxy the patient's address (X-Forwarded-For) is the
+            // source: for the per-source cap here and for the hub's limits and audit.
+            let _proxied_ticket;
+            let client = if cfg.trusted_proxies.trusts(addr.ip()) {
+                let xff: Vec<&str> =
+                    head.headers.get("x-forwarded-for").map(String::as_str).into_iter().collect();
+                let client = cfg.trusted_proxies.client(addr.ip(), &xff);
+                match admissions.try_admit(client) {
+                    Some(t) => _proxied_ticket = t,
+                    None => {
+                        metrics.refused_per_source();
+                        respond(&mut s, "429 Too Many Requests", "text/plain", b"too many connections\n")
+                            .await?;
+                        return Ok(());
+                    }
+                }
+                SocketAddr::new(client, addr.port())
+            } else {
+                addr
+            };
             let Some(key) = head.headers.get("sec-websocket-key") else {
                 respond(&mut s, "400 Bad Request", "text/plain", b"missing websocket key\n").await?;
                 return Ok(());
@@ -236,8 +308,8 @@ async fn http<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             );
             s.write_all(resp.as_bytes()).await?;
             s.flush().await?;
-            let ws = WebSocketStream::from_raw_socket(s, Role::Server, None).await;
-            session(ws, addr, cfg, hub, fwd).await;
+            let ws = WebSocketStream::from_raw_socket(s, Role::Server, Some(ws_config())).await;
+            session(ws, client, cfg, hub, fwd).await;
             return Ok(());
         }
         if head.method != "GET" && head.method != "HEAD" {
@@ -269,33 +341,116 @@ fn rtc_msg(v: serde_json::Value) -> Message {
     Message::text(serde_json::json!({ "webrtc": v }).to_string())
 }
 
+/// Why a guest's session loop ended.
+enum End {
+    /// The peer left, the socket failed, or the hub closed it (close frame sent).
+    Done,
+    /// The hub is gone.
+    HubGone,
+}
+
 async fn session<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     ws: WebSocketStream<S>,
     addr: SocketAddr,
     cfg: Arc<WebConfig>,
-    hub: std_mpsc::Sender<HubIn>,
+    hub: HubTx,
     fwd: FwdSender,
 ) {
     let conn = NEXT_WEB_CONN.fetch_add(1, Ordering::Relaxed);
-    let (tx, mut rx) = mpsc::unbounded_channel::<ConnOut>();
-    if hub.send(HubIn::Connected { conn, addr, tx }).is_err() {
+    let (tx, mut rx) = outbox(cfg.output_budget);
+    let condemned = rx.condemned();
+    if hub.connected(conn, addr, tx).await.is_err() {
         return;
     }
     tracing::debug!(conn, %addr, "guest websocket");
     let (mut sink, mut stream) = ws.split();
-    let mut bridge = Bridge::new();
     let mut peer: Option<Arc<Peer>> = None;
-    let mut peer_events: Option<mpsc::UnboundedReceiver<PeerEvent>> = None;
+    // Milliseconds after `base` when the guest was last heard from (any frame).
+    let base = std::time::Instant::now();
+    let heard = AtomicU64::new(0);
+    let end = {
+        let run =
+            session_loop(conn, &cfg, &hub, &fwd, &mut sink, &mut stream, &mut rx, &mut peer, (base, &heard));
+        // Independent of the loop, so a loop stuck writing to a vanished guest is ended too.
+        let silent = async {
+            loop {
+                tokio::time::sleep(cfg.ws_ping).await;
+                let last = Duration::from_millis(heard.load(Ordering::Relaxed));
+                if base.elapsed().saturating_sub(last) >= cfg.ws_timeout {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            end = run => end,
+            () = silent => {
+                tracing::debug!(conn, "guest websocket silent past the timeout; closing");
+                let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Away,
+                    reason: "ping_timeout".into(),
+                };
+                let _ = tokio::time::timeout(Duration::from_millis(500), sink.send(Message::Close(Some(frame)))).await;
+                End::Done
+            }
+            () = condemned.wait() => {
+                // The guest stopped reading: its socket is full, so the close frame
+                // may not get through; the TCP connection goes with this task.
+                let why = CloseReason::SlowConsumer;
+                let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Policy,
+                    reason: why.as_str().into(),
+                };
+                let _ = tokio::time::timeout(Duration::from_millis(500), sink.send(Message::Close(Some(frame)))).await;
+                End::Done
+            }
+        }
+    };
+    if !matches!(end, End::HubGone) {
+        let _ = hub.closed(conn).await;
+    }
+    if let Some(p) = peer {
+        p.close().await;
+    }
+    tracing::debug!(conn, "guest websocket closed");
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn session_loop<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    conn: u64,
+    cfg: &WebConfig,
+    hub: &HubTx,
+    fwd: &FwdSender,
+    sink: &mut futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
+    stream: &mut futures_util::stream::SplitStream<WebSocketStream<S>>,
+    rx: &mut crate::outbox::OutboxRx,
+    peer: &mut Option<Arc<Peer>>,
+    (base, heard): (std::time::Instant, &AtomicU64),
+) -> End {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + cfg.ws_ping, cfg.ws_ping);
+    let mut bridge = Bridge::new();
+    let mut peer_events: Option<mpsc::Receiver<PeerEvent>> = None;
     let mut flows: HashMap<TrackId, u64> = HashMap::new();
     loop {
         let mut actions = Vec::new();
         tokio::select! {
-            m = stream.next() => match m {
+            _ = ping.tick() => {
+                // A guest that cannot take a ping within the interval is not reading.
+                let sent = tokio::time::timeout(cfg.ws_ping, sink.send(Message::Ping(Default::default()))).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    return End::Done;
+                }
+            }
+            m = stream.next() => {
+                if let Some(Ok(_)) = &m {
+                    heard.store(base.elapsed().as_millis() as u64, Ordering::Relaxed);
+                }
+                match m {
                 Some(Ok(Message::Text(text))) => {
                     let text = text.as_str();
                     if text.len() > MAX_FRAME_LEN {
-                        let _ = hub.send(HubIn::Oversized { conn, len: text.len() });
-                        break;
+                        // Not reached with `ws_config` (tungstenite refuses first); kept as a guard.
+                        let _ = hub.oversized(conn, text.len()).await;
+                        return End::Done;
                     }
                     let v: Option<serde_json::Value> = serde_json::from_str(text).ok();
                     if let Some(offer) = v.as_ref().and_then(|v| v.get("webrtc")).and_then(|w| w.get("offer")) {
@@ -311,7 +466,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                                 let _ = fwd.send(FwdIn::AttachWeb { conn, tx: mtx });
                                 let p2 = p.clone();
                                 tokio::spawn(async move { p2.run_outbound(mrx).await });
-                                peer = Some(p);
+                                *peer = Some(p);
                                 peer_events = Some(events);
                                 let _ = sink.send(rtc_msg(serde_json::json!({"answer": answer}))).await;
                             }
@@ -325,13 +480,20 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     if v.as_ref().and_then(|v| v.get("type")).and_then(|t| t.as_str()) == Some("leave") {
                         actions.extend(bridge.left());
                     }
-                    if hub.send(HubIn::Frame { conn, body: text.as_bytes().to_vec() }).is_err() {
-                        break;
+                    if hub.frame(conn, text.as_bytes().to_vec()).await.is_err() {
+                        return End::HubGone;
                     }
                 }
-                Some(Ok(Message::Binary(_))) => break,
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, .. }))) => {
+                    // Refused from the frame header: the body was never buffered.
+                    let _ = hub.oversized(conn, size).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), flush_replies(rx, sink)).await;
+                    return End::Done;
+                }
+                Some(Ok(Message::Binary(_))) => return End::Done,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return End::Done,
                 Some(Ok(_)) => {}
+                }
             },
             out = rx.recv() => match out {
                 Some(ConnOut::Frame(bytes)) => {
@@ -347,13 +509,13 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     if forward {
                         let text = String::from_utf8_lossy(body).into_owned();
                         if sink.send(Message::text(text)).await.is_err() {
-                            break;
+                            return End::Done;
                         }
                     }
                 }
                 Some(ConnOut::Close) | None => {
                     let _ = sink.send(Message::Close(None)).await;
-                    break;
+                    return End::Done;
                 }
             },
             ev = async {
@@ -363,7 +525,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 }
             } => match ev {
                 Some(PeerEvent::Connected) => {
-                    if let Some(p) = &peer {
+                    if let Some(p) = peer.as_ref() {
                         let (a, v) = p.slot_counts();
                         actions.extend(bridge.media_ready(a, v));
                     }
@@ -378,11 +540,13 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             match a {
                 Action::Request(cm) => {
                     if let Ok(body) = serde_json::to_vec(&cm) {
-                        let _ = hub.send(HubIn::Frame { conn, body });
+                        if hub.frame(conn, body).await.is_err() {
+                            return End::HubGone;
+                        }
                     }
                 }
                 Action::Published { ssrc, flow } => {
-                    if let Some(p) = &peer {
+                    if let Some(p) = peer.as_ref() {
                         p.published(ssrc, flow);
                     }
                 }
@@ -405,11 +569,27 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
             }
         }
     }
-    let _ = hub.send(HubIn::Closed { conn });
-    if let Some(p) = peer {
-        p.close().await;
+}
+
+/// Sends the hub's replies until it closes the connection (after an error).
+async fn flush_replies<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    rx: &mut crate::outbox::OutboxRx,
+    sink: &mut futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
+) {
+    while let Some(out) = rx.recv().await {
+        match out {
+            ConnOut::Frame(bytes) => {
+                let text = String::from_utf8_lossy(bytes.get(4..).unwrap_or_default()).into_owned();
+                if sink.send(Message::text(text)).await.is_err() {
+                    return;
+                }
+            }
+            ConnOut::Close => {
+                let _ = sink.send(Message::Close(None)).await;
+                return;
+            }
+        }
     }
-    tracing::debug!(conn, "guest websocket closed");
 }
 
 #[cfg(test)]

@@ -149,17 +149,31 @@ pub struct Peer {
 
 struct Handler {
     conn: ConnId,
-    events: mpsc::UnboundedSender<PeerEvent>,
-    gathered: mpsc::UnboundedSender<()>,
+    events: mpsc::Sender<PeerEvent>,
+    gathered: mpsc::Sender<()>,
     routes: Arc<Mutex<Routes>>,
     fwd: FwdSender,
+}
+
+/// Peer events waiting for the guest's session, at most. Callbacks never wait:
+/// when full an event is dropped and logged. A browser gets there only by
+/// announcing dozens of SSRCs faster than its session drains them (a real one
+/// sends two tracks; `Connected`/`Failed` come a handful per connection).
+const PEER_EVENTS: usize = 64;
+
+impl Handler {
+    fn event(&self, ev: PeerEvent) {
+        if self.events.try_send(ev).is_err() {
+            tracing::debug!(conn = self.conn, "peer events full or closed; event dropped");
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.send(());
+            let _ = self.gathered.try_send(());
         }
     }
 
@@ -167,10 +181,10 @@ impl PeerConnectionEventHandler for Handler {
         tracing::debug!(conn = self.conn, %state, "guest peer connection");
         match state {
             RTCPeerConnectionState::Connected => {
-                let _ = self.events.send(PeerEvent::Connected);
+                self.event(PeerEvent::Connected);
             }
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                let _ = self.events.send(PeerEvent::Failed);
+                self.event(PeerEvent::Failed);
             }
             _ => {}
         }
@@ -201,7 +215,9 @@ impl PeerConnectionEventHandler for Handler {
                         r.remotes.insert(ssrc, track.clone());
                     }
                     let tk = if kind == Kind::Audio { TrackKind::Audio } else { TrackKind::Video };
-                    let _ = events.send(PeerEvent::Track { kind: tk, ssrc });
+                    if events.try_send(PeerEvent::Track { kind: tk, ssrc }).is_err() {
+                        tracing::debug!(conn, ssrc, "peer events full; track announcement dropped");
+                    }
                 }
                 let flow = routes.lock().ok().and_then(|r| r.pub_by_ssrc.get(&ssrc).copied());
                 let Some(flow) = flow else { continue };
@@ -317,7 +333,7 @@ impl Peer {
         offer: String,
         cfg: &RtcConfig,
         fwd: FwdSender,
-    ) -> Result<(Peer, String, mpsc::UnboundedReceiver<PeerEvent>), PeerError> {
+    ) -> Result<(Peer, String, mpsc::Receiver<PeerEvent>), PeerError> {
         // Refuse offers without H.264 up front, with a message the guest page shows.
         let offered = wrtp::media_sections(&offer);
         if !offered.iter().any(|m| m.kind == "video" && m.payload_type_of("H264").is_some()) {
@@ -351,8 +367,8 @@ impl Peer {
             .with_ice_credentials(ufrag, pwd)
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled);
         let routes = Arc::new(Mutex::new(Routes::default()));
-        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let (g_tx, mut g_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::channel(PEER_EVENTS);
+        let (g_tx, mut g_rx) = mpsc::channel(1);
         let handler = Arc::new(Handler {
             conn,
             events: ev_tx,

@@ -17,6 +17,8 @@ pub struct Relay {
     pub quic: SocketAddr,
     pub pin: String,
     pub http: Option<String>,
+    /// The browser guests' HTTPS port, when started with `--https-listen`.
+    pub https: Option<SocketAddr>,
     pub data_dir: PathBuf,
 }
 
@@ -56,6 +58,7 @@ pub fn start(data_dir: &Path, extra: &[&str]) -> Relay {
         quic: v["quic"].as_str().unwrap().parse().unwrap(),
         pin: v["pin"].as_str().unwrap().to_string(),
         http: v["http"].as_str().map(str::to_string),
+        https: v["https"].as_str().map(|a| a.parse().unwrap()),
         data_dir: data_dir.to_path_buf(),
     }
 }
