@@ -166,6 +166,13 @@ pub struct Opts {
     /// Days the relay keeps the audit log [default: 365].
     #[arg(long, global = true, env = "CLINICMEET_AUDIT_RETENTION_DAYS")]
     pub audit_retention_days: Option<u64>,
+    /// Days the audit log keeps source addresses (then blanked) [default: 30].
+    #[arg(long, global = true, env = "CLINICMEET_ADDRESS_RETENTION_DAYS")]
+    pub address_retention_days: Option<u64>,
+    /// A meeting nobody has been in for this many hours ends by itself (scheduled
+    /// ones counted from their start) [default: 12].
+    #[arg(long, global = true, env = "CLINICMEET_ABANDON_AFTER_HOURS")]
+    pub abandon_after_hours: Option<u64>,
     /// Days an enrollment code stays valid [default: 7].
     #[arg(long, global = true, env = "CLINICMEET_ENROLLMENT_TTL_DAYS")]
     pub enrollment_ttl_days: Option<u64>,
@@ -229,6 +236,8 @@ impl Opts {
             resume_grace_secs: self.resume_grace_secs.or(other.resume_grace_secs),
             chat_retention_days: self.chat_retention_days.or(other.chat_retention_days),
             audit_retention_days: self.audit_retention_days.or(other.audit_retention_days),
+            address_retention_days: self.address_retention_days.or(other.address_retention_days),
+            abandon_after_hours: self.abandon_after_hours.or(other.abandon_after_hours),
             enrollment_ttl_days: self.enrollment_ttl_days.or(other.enrollment_ttl_days),
             keep_alive_secs: self.keep_alive_secs.or(other.keep_alive_secs),
             idle_timeout_secs: self.idle_timeout_secs.or(other.idle_timeout_secs),
@@ -321,6 +330,8 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         },
         chat_retention_ms: days(o.chat_retention_days, 30),
         audit_retention_ms: days(o.audit_retention_days, 365),
+        address_retention_ms: days(o.address_retention_days, 30),
+        abandon_after_ms: secs(o.abandon_after_hours.map(|h| h.saturating_mul(3600)), 12 * 3600).max(60_000),
         enrollment_ttl_ms: days(o.enrollment_ttl_days, 7),
         max_forwarded_streams: o.max_forwarded_streams.unwrap_or(d.max_forwarded_streams),
         hello_timeout_ms: secs(o.hello_timeout_secs, 5).max(1),

@@ -50,7 +50,7 @@ use crate::limits::{CodeGuard, CodeGuardConfig, Lockout, TokenBucket};
 use crate::metrics::Metrics;
 use crate::room::{Checkpoint, Effect, Entry, Joiner, MeetingRecord, Room, Write};
 use crate::sfu::MediaCmd;
-use crate::store::Store;
+use crate::store::{Purged, Store};
 use crate::tracks::{PublishedTrack, Tracks};
 
 pub type ConnId = u64;
@@ -80,6 +80,10 @@ pub struct HubConfig {
     pub code_guard: CodeGuardConfig,
     pub chat_retention_ms: i64,
     pub audit_retention_ms: i64,
+    /// Audit rows keep their source address this long, then it is blanked.
+    pub address_retention_ms: i64,
+    /// A meeting nobody has been in for this long ends by itself.
+    pub abandon_after_ms: i64,
     pub enrollment_ttl_ms: i64,
     /// Subscriptions (forwarded streams) across the relay; beyond: `server_busy`.
     pub max_forwarded_streams: usize,
@@ -101,6 +105,8 @@ impl Default for HubConfig {
             code_guard: CodeGuardConfig { per_ip: 10, global: 100, window_ms: 60_000, lockout_ms: 60_000 },
             chat_retention_ms: 30 * 86_400_000,
             audit_retention_ms: 365 * 86_400_000,
+            address_retention_ms: 30 * 86_400_000,
+            abandon_after_ms: 12 * 3_600_000,
             enrollment_ttl_ms: 7 * 86_400_000,
             max_forwarded_streams: 10_000,
             hello_timeout_ms: 5_000,
@@ -313,9 +319,30 @@ impl Hub {
         }
     }
 
-    /// Deletes chat and audit rows past their retention.
-    pub fn purge(&mut self, now: UnixMillis) -> Result<(usize, usize), crate::error::RelayError> {
-        self.store.purge(now - self.cfg.chat_retention_ms, now - self.cfg.audit_retention_ms)
+    /// Deletes what is past its retention: chat, notes, display names and patient
+    /// references of meetings that ended long enough ago, old audit rows, and
+    /// the source addresses of younger ones.
+    pub fn purge(&mut self, now: UnixMillis) -> Result<Purged, crate::error::RelayError> {
+        self.store.purge(
+            now - self.cfg.chat_retention_ms,
+            now - self.cfg.audit_retention_ms,
+            now - self.cfg.address_retention_ms,
+        )
+    }
+
+    /// Ends the meetings nobody has been in for `abandon_after_ms` (scheduled
+    /// ones that never started: counted from their scheduled start): their codes
+    /// stop working and their retention clock starts. Meetings with a room in
+    /// memory (someone present or within the resume grace) are left alone.
+    pub fn end_abandoned(&mut self, now: UnixMillis) -> Result<usize, crate::error::RelayError> {
+        let mut ended = 0;
+        for id in self.store.abandoned_meetings(now - self.cfg.abandon_after_ms)? {
+            if !self.rooms.contains_key(&id) && self.store.end_abandoned(id, now)? {
+                tracing::info!(meeting = %id, "meeting ended: nobody in it for the abandon period");
+                ended += 1;
+            }
+        }
+        Ok(ended)
     }
 
     fn update_gauges(&self) {

@@ -28,11 +28,13 @@ pub use crate::hub_queue::{HubIn, HubRx, HubTx, Received};
 use crate::metrics::Metrics;
 use crate::outbox::{outbox, OutboxRx, OutboxTx};
 pub use crate::outbox::{CloseReason, ConnOut};
+use crate::store::Purged;
 
 /// A handshake that has not completed by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(200);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+const ABANDON_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// Runs the hub until every sender is gone. Call on a dedicated thread.
 /// `media` receives the forwarding commands (none: media requests are accepted but nothing is forwarded).
@@ -41,6 +43,7 @@ pub fn run_hub(mut hub: Hub, mut rx: HubRx, media: Option<FwdSender>) {
     let mut writers: HashMap<ConnId, OutboxTx> = HashMap::new();
     let mut last_tick = Instant::now();
     let mut last_purge: Option<Instant> = None;
+    let mut last_abandon: Option<Instant> = None;
     loop {
         let input = rx.recv_timeout(TICK);
         let now = clinicmeet_protocol::unix_now_ms();
@@ -72,10 +75,16 @@ pub fn run_hub(mut hub: Hub, mut rx: HubRx, media: Option<FwdSender>) {
             last_tick = Instant::now();
             deliver(&writers, media.as_ref(), &metrics, hub.tick(now));
         }
+        if last_abandon.is_none_or(|t| t.elapsed() >= ABANDON_CHECK_EVERY) {
+            last_abandon = Some(Instant::now());
+            if let Err(err) = hub.end_abandoned(now) {
+                tracing::error!(%err, "ending abandoned meetings failed");
+            }
+        }
         if last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
             last_purge = Some(Instant::now());
             match hub.purge(now) {
-                Ok((chat, audit)) if chat + audit > 0 => tracing::info!(chat, audit, "purged expired rows"),
+                Ok(p) if p != Purged::default() => tracing::info!(?p, "purged rows past their retention"),
                 Ok(_) => {}
                 Err(err) => tracing::error!(%err, "purge failed"),
             }

@@ -202,6 +202,21 @@ fn chat_row(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
 const CHAT_COLS: &str =
     "meeting_id, staff_only, seq, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at";
 
+/// What a purge removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purged {
+    /// Chat messages and staff-only notes.
+    pub chat: usize,
+    /// Participants' display names blanked.
+    pub names: usize,
+    /// Meetings whose patient reference and description were cleared.
+    pub references: usize,
+    /// Audit rows deleted.
+    pub audit: usize,
+    /// Audit rows whose source address was blanked.
+    pub addresses: usize,
+}
+
 impl Store {
     /// Opens (creating if needed) the database and runs pending migrations.
     pub fn open(path: &Path, sync: SyncMode) -> Result<Store, RelayError> {
@@ -613,14 +628,59 @@ impl Store {
         &self,
         chat_before: UnixMillis,
         audit_before: UnixMillis,
-    ) -> Result<(usize, usize), RelayError> {
-        let chat = self.conn.execute(
-            "DELETE FROM chat WHERE meeting_id IN \
-             (SELECT id FROM meetings WHERE ended_at IS NOT NULL AND ended_at < ?1)",
+        addresses_before: UnixMillis,
+    ) -> Result<Purged, RelayError> {
+        const ENDED: &str = "(SELECT id FROM meetings WHERE ended_at IS NOT NULL AND ended_at < ?1)";
+        let tx = self.conn.unchecked_transaction()?;
+        let chat =
+            tx.execute(&format!("DELETE FROM chat WHERE meeting_id IN {ENDED}"), params![chat_before])?;
+        let names = tx.execute(
+            &format!("UPDATE participants SET display_name = '' WHERE display_name != '' AND meeting_id IN {ENDED}"),
             params![chat_before],
         )?;
-        let audit = self.conn.execute("DELETE FROM audit WHERE at < ?1", params![audit_before])?;
-        Ok((chat, audit))
+        let references = tx.execute(
+            &format!(
+                "UPDATE meetings SET patient_reference = NULL, description = NULL \
+                 WHERE (patient_reference IS NOT NULL OR description IS NOT NULL) AND id IN {ENDED}"
+            ),
+            params![chat_before],
+        )?;
+        let audit = tx.execute("DELETE FROM audit WHERE at < ?1", params![audit_before])?;
+        let addresses = tx.execute(
+            "UPDATE audit SET source = NULL WHERE source IS NOT NULL AND at < ?1",
+            params![addresses_before],
+        )?;
+        tx.commit()?;
+        Ok(Purged { chat, names, references, audit, addresses })
+    }
+
+    /// Meetings not over in which nobody is present and nothing has happened
+    /// since `idle_before`: the latest of creation, start, scheduled start and
+    /// the last departure lies before it.
+    pub fn abandoned_meetings(&self, idle_before: UnixMillis) -> Result<Vec<MeetingId>, RelayError> {
+        let sql = "SELECT id FROM meetings m WHERE status IN ('scheduled', 'active') \
+             AND NOT EXISTS (SELECT 1 FROM participants p WHERE p.meeting_id = m.id AND p.left_at IS NULL) \
+             AND MAX(m.created_at, COALESCE(m.started_at, 0), COALESCE(m.schedule_start, 0), \
+                 COALESCE((SELECT MAX(p.left_at) FROM participants p WHERE p.meeting_id = m.id), 0)) < ?1";
+        Ok(query_all(&self.conn, sql, params![idle_before], |r| uuid_col(r, 0))?)
+    }
+
+    /// Ends an abandoned meeting (status `ended`, `ended_at` = now) and audits it,
+    /// unless it is over already. True if it was ended.
+    pub fn end_abandoned(&self, id: MeetingId, now: UnixMillis) -> Result<bool, RelayError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let n = tx.execute(
+            "UPDATE meetings SET status = 'ended', ended_at = ?2 WHERE id = ?1 AND status IN ('scheduled', 'active')",
+            params![id.to_string(), now],
+        )?;
+        if n > 0 {
+            tx.execute(
+                "INSERT INTO audit (at, meeting_id, action, detail) VALUES (?1, ?2, 'meeting_abandoned', '')",
+                params![now, id.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
     }
 
     /// Counts for metrics: (meetings active, chat messages stored).
@@ -726,7 +786,8 @@ mod tests {
         }
         s.audit(50, None, None, "code_failed", Some("1.2.3.4"), "").unwrap();
         s.audit(500, None, None, "code_failed", Some("1.2.3.4"), "").unwrap();
-        assert_eq!(s.purge(200, 100).unwrap(), (1, 1));
+        let p = s.purge(200, 100, 0).unwrap();
+        assert_eq!((p.chat, p.audit), (1, 1));
         assert_eq!(s.chat_history(young.info.id, 0, false, 0, 10).unwrap().0.len(), 1);
         assert_eq!(s.audit_rows(None).unwrap().len(), 1);
     }
