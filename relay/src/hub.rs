@@ -44,11 +44,12 @@ use clinicmeet_protocol::{
 };
 use uuid::Uuid;
 
+use crate::admission::Source;
 use crate::error::{db, internal, not_joined, refuse as e, waiting};
 use crate::keys::{self, Keys};
 use crate::limits::{CodeGuard, CodeGuardConfig, Lockout, TokenBucket};
 use crate::metrics::Metrics;
-use crate::room::{Checkpoint, Effect, Entry, Joiner, MeetingRecord, Room, Write};
+use crate::room::{Checkpoint, Effect, Entry, HoldKey, Joiner, MeetingRecord, Room, Write};
 use crate::sfu::MediaCmd;
 use crate::store::{Purged, Store};
 use crate::tracks::{PublishedTrack, Tracks};
@@ -837,8 +838,18 @@ impl Hub {
             self.rooms.insert(mid, room);
         }
         let pid = Uuid::now_v7();
-        let joiner =
-            Joiner { id: pid, display_name, staff, media, resume_token: self.keys.resume_token(mid, pid) };
+        let hold = match &staff {
+            Some(s) => HoldKey::Staff(s.staff_id),
+            None => HoldKey::Source(Source::of(ip)),
+        };
+        let joiner = Joiner {
+            id: pid,
+            display_name,
+            staff,
+            media,
+            resume_token: self.keys.resume_token(mid, pid),
+            hold,
+        };
         let o = self.room_to_change(mid)?.join(now, joiner)?;
         self.uncommitted.binds.push((conn, mid, pid));
         Ok((self.entry_response(o.reply), o.effects))

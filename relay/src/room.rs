@@ -15,7 +15,7 @@
 //!   admit once the host is gone for good, the longest-present enrolled staff
 //!   member becomes host. Before the host first arrives nobody is promoted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use clinicmeet_protocol::{
     ChatMessage, ErrorBody, ErrorCode, Event, JoinState, LeaveReason, MediaChanged, MediaState, MeetingEnded,
@@ -25,7 +25,22 @@ use clinicmeet_protocol::{
 };
 use uuid::Uuid;
 
+use crate::admission::Source;
 use crate::error::refuse as err;
+
+/// Places in a waiting room, apart from the meeting's own capacity: people
+/// who wait never make a meeting `meeting_full` for those who may enter.
+pub const WAITING_ROOM_CAPACITY: usize = 50;
+
+/// Whom a denial or removal holds back when they come again with the code: an
+/// enrolled staff member by identity, anyone else by source (IPv4 address,
+/// IPv6 /64). Held joiners wait to be admitted even when the meeting has no
+/// waiting room; behind a shared address others wait too, nobody is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HoldKey {
+    Staff(StaffId),
+    Source(Source),
+}
 
 /// A meeting as the room needs it: what participants see plus who created it.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,6 +130,8 @@ pub struct Joiner {
     pub staff: Option<StaffIdentity>,
     pub media: MediaState,
     pub resume_token: String,
+    /// Who this is for denials and removals.
+    pub hold: HoldKey,
 }
 
 /// A storage write the driver must perform (in order, before sending events).
@@ -197,6 +214,10 @@ pub struct Room {
     had_host: bool,
     /// A host who dropped while a moderator took over; gets the role back on resume.
     reclaim: Option<ParticipantId>,
+    /// Hold keys of the participants who joined since the room was loaded.
+    hold_keys: HashMap<ParticipantId, HoldKey>,
+    /// Denied or removed: they wait to be admitted when they come again.
+    held: HashSet<HoldKey>,
 }
 
 /// A room's state before a request, put back when the request's writes fail to
@@ -211,6 +232,8 @@ pub struct Checkpoint {
     notes_seq: u64,
     had_host: bool,
     reclaim: Option<ParticipantId>,
+    hold_keys: HashMap<ParticipantId, HoldKey>,
+    held: HashSet<HoldKey>,
 }
 
 impl Room {
@@ -224,12 +247,24 @@ impl Room {
             notes_seq: self.notes_seq,
             had_host: self.had_host,
             reclaim: self.reclaim,
+            hold_keys: self.hold_keys.clone(),
+            held: self.held.clone(),
         }
     }
 
     /// Undoes everything since `cp` was taken (its writes did not commit).
     pub fn rollback(&mut self, cp: Checkpoint) {
-        let Checkpoint { record, participants, next_arrival, chat_seq, notes_seq, had_host, reclaim } = cp;
+        let Checkpoint {
+            record,
+            participants,
+            next_arrival,
+            chat_seq,
+            notes_seq,
+            had_host,
+            reclaim,
+            hold_keys,
+            held,
+        } = cp;
         self.record = record;
         self.participants = participants;
         self.next_arrival = next_arrival;
@@ -237,6 +272,8 @@ impl Room {
         self.notes_seq = notes_seq;
         self.had_host = had_host;
         self.reclaim = reclaim;
+        self.hold_keys = hold_keys;
+        self.held = held;
     }
 
     /// A chat message's write committed: a retry of its id now gets this copy.
@@ -254,6 +291,8 @@ impl Room {
             messages: HashMap::new(),
             had_host: false,
             reclaim: None,
+            hold_keys: HashMap::new(),
+            held: HashSet::new(),
         }
     }
 
@@ -500,7 +539,20 @@ impl Room {
         if info.locked && !is_creator {
             return Err(err(ErrorCode::MeetingLocked, "the host has locked this meeting"));
         }
-        if !is_creator && self.participants.len() as u64 >= u64::from(info.settings.max_participants) {
+        let held = !is_creator && self.held.contains(&j.hold);
+        let consultation = info.kind == MeetingKind::Consultation;
+        let role = if is_creator {
+            Role::Host
+        } else if j.staff.is_some() {
+            Role::Staff
+        } else {
+            Role::Guest
+        };
+        let waits = held || (role == Role::Guest && (consultation || info.settings.waiting_room));
+        if waits && self.waiting_count() >= WAITING_ROOM_CAPACITY {
+            return Err(err(ErrorCode::MeetingFull, "the waiting room is full; try again later"));
+        }
+        if !waits && !is_creator && self.in_meeting_count() >= info.settings.max_participants as usize {
             return Err(err(ErrorCode::MeetingFull, "this meeting is full"));
         }
         if self.participants.contains_key(&j.id) {
@@ -508,15 +560,6 @@ impl Room {
         }
         let mut out = Vec::new();
         let staff_id = j.staff.as_ref().map(|s| s.staff_id);
-        let role = if is_creator {
-            Role::Host
-        } else if staff_id.is_some() {
-            Role::Staff
-        } else {
-            Role::Guest
-        };
-        let consultation = info.kind == MeetingKind::Consultation;
-        let waits = role == Role::Guest && (consultation || info.settings.waiting_room);
         let mut media = j.media;
         if info.settings.mute_on_join {
             media.audio = false;
@@ -540,6 +583,7 @@ impl Room {
         };
         self.next_arrival += 1;
         self.participants.insert(p.id, p);
+        self.hold_keys.insert(j.id, j.hold);
         self.audit(
             Some(j.id),
             "join",
@@ -777,12 +821,34 @@ impl Room {
         }
     }
 
+    /// Denied or removed: the same person coming again with the code waits.
+    fn hold(&mut self, target: ParticipantId) {
+        if let Some(&key) = self.hold_keys.get(&target) {
+            self.held.insert(key);
+        }
+    }
+
+    /// The host who dropped while a moderator stands in keeps their place: the
+    /// stand-in can neither demote nor remove them.
+    fn not_the_absent_host(&self, target: ParticipantId) -> Result<(), ErrorBody> {
+        if self.reclaim == Some(target) {
+            return Err(err(
+                ErrorCode::Forbidden,
+                "the host is away; they get the role back when they return",
+            ));
+        }
+        Ok(())
+    }
+
     pub fn admit(&mut self, now: UnixMillis, actor: ParticipantId, target: ParticipantId) -> RoomResult<()> {
         self.waiting_target(actor, target)?;
         if self.record.info.kind == MeetingKind::Consultation
             && self.record.info.status != MeetingStatus::Active
         {
             return Err(err(ErrorCode::InvalidState, "start the consultation first"));
+        }
+        if self.in_meeting_count() >= self.record.info.settings.max_participants as usize {
+            return Err(err(ErrorCode::MeetingFull, "the meeting is full; someone must leave first"));
         }
         let mut out = Vec::new();
         self.admit_one(now, actor, target, &mut out);
@@ -806,6 +872,7 @@ impl Room {
 
     pub fn deny(&mut self, now: UnixMillis, actor: ParticipantId, target: ParticipantId) -> RoomResult<()> {
         self.waiting_target(actor, target)?;
+        self.hold(target);
         let mut out = vec![Effect::Event { to: target, event: Event::Denied }, Effect::Close { who: target }];
         self.audit(Some(target), "deny", format!("by={actor}"), &mut out);
         self.participants.remove(&target);
@@ -835,6 +902,8 @@ impl Room {
 
     pub fn remove(&mut self, now: UnixMillis, actor: ParticipantId, target: ParticipantId) -> RoomResult<()> {
         self.target_in_meeting(actor, target)?;
+        self.not_the_absent_host(target)?;
+        self.hold(target);
         let mut out =
             vec![Effect::Event { to: target, event: Event::Removed }, Effect::Close { who: target }];
         self.audit(Some(target), "remove", format!("by={actor}"), &mut out);
@@ -879,6 +948,7 @@ impl Room {
         promote: bool,
     ) -> RoomResult<()> {
         self.host(actor)?;
+        self.not_the_absent_host(target)?;
         let t = self.target_in_meeting(actor, target)?;
         let is_moderator = t.role == Role::Moderator;
         if promote && is_moderator {
@@ -889,9 +959,6 @@ impl Room {
         }
         let role = if promote { Role::Moderator } else { t.base_role() };
         let mut out = Vec::new();
-        if !promote && self.reclaim == Some(target) {
-            self.reclaim = None;
-        }
         self.set_role(target, role, &mut out);
         let action = if promote { "promote" } else { "demote" };
         self.audit(Some(target), action, format!("by={actor}"), &mut out);
@@ -955,7 +1022,10 @@ impl Room {
         self.audit(Some(actor), "consultation_start", String::new(), &mut out);
         let mut waiting: Vec<&Participant> = self.participants.values().filter(|p| !p.in_meeting()).collect();
         waiting.sort_by_key(|p| p.arrival);
-        let waiting: Vec<ParticipantId> = waiting.into_iter().map(|p| p.id).collect();
+        // As many as the meeting holds; the rest are admitted one by one later.
+        let room_for =
+            (self.record.info.settings.max_participants as usize).saturating_sub(self.in_meeting_count());
+        let waiting: Vec<ParticipantId> = waiting.into_iter().take(room_for).map(|p| p.id).collect();
         let any = !waiting.is_empty();
         for pid in waiting {
             self.admit_one(now, actor, pid, &mut out);

@@ -40,6 +40,10 @@ fn joiner(name: &str, staff: Option<&StaffIdentity>) -> Joiner {
         staff: staff.cloned(),
         media: MediaState { audio: true, video: true, screen: false },
         resume_token: format!("token-{id}"),
+        hold: match staff {
+            Some(s) => HoldKey::Staff(s.staff_id),
+            None => HoldKey::Source(crate::admission::Source::V6Prefix(id.as_u128() as u64)),
+        },
     }
 }
 
@@ -584,4 +588,66 @@ fn a_change_whose_writes_fail_is_rolled_back_whole() {
     assert!(c.room.is_over());
     c.room.rollback(cp);
     assert_eq!((c.room.info().clone(), c.room.participants().cloned().collect::<Vec<_>>()), before);
+}
+
+#[test]
+fn denied_and_removed_people_wait_when_they_come_again_even_without_a_waiting_room() {
+    let ada = staff("Dr Ada");
+    let bea = staff("Nurse Bea");
+    let mut room = Room::new(record(&ada, MeetingKind::Video, MeetingSettings::default()));
+    let (host, _) = join(&mut room, T0, "Ada", Some(&ada));
+    let pest = joiner("Pest", None);
+    let (pest_id, pest_hold) = (pest.id, pest.hold);
+    assert!(matches!(room.join(T0, pest).unwrap().reply, Entry::Joined(_)), "no waiting room");
+    let (nurse, _) = join(&mut room, T0, "Bea", Some(&bea));
+    room.remove(T0 + 1, host, pest_id).unwrap();
+    room.remove(T0 + 1, host, nurse).unwrap();
+    // The same source and the same staff identity come back: they wait.
+    let again = Joiner { hold: pest_hold, ..joiner("Pest again", None) };
+    assert!(matches!(room.join(T0 + 2, again).unwrap().reply, Entry::Waiting { .. }));
+    let (_, o) = join(&mut room, T0 + 2, "Bea", Some(&bea));
+    assert!(matches!(o.reply, Entry::Waiting { .. }), "a removed staff member waits too");
+    // Someone else still enters directly; a denied waiting guest is held as well.
+    let (_, o) = join(&mut room, T0 + 3, "Pat", None);
+    assert!(matches!(o.reply, Entry::Joined(_)));
+    let c = cast();
+    let mut room = c.room;
+    let hold = Joiner { hold: room.hold_keys[&c.waiting], ..joiner("Wes", None) };
+    room.deny(T0 + 30, c.host, c.waiting).unwrap();
+    room.record.info.settings.waiting_room = false;
+    assert!(matches!(room.join(T0 + 31, hold).unwrap().reply, Entry::Waiting { .. }));
+}
+
+#[test]
+fn the_waiting_room_has_its_own_capacity_and_admitting_respects_the_meetings() {
+    let ada = staff("Dr Ada");
+    let settings = MeetingSettings { max_participants: 2, ..MeetingSettings::default() };
+    let mut room = Room::new(record(&ada, MeetingKind::Consultation, settings));
+    // Fake names fill the waiting room before the doctor arrives.
+    for i in 0..WAITING_ROOM_CAPACITY {
+        let (_, o) = join(&mut room, T0, &format!("Fake {i}"), None);
+        assert!(matches!(o.reply, Entry::Waiting { .. }));
+    }
+    let refused = room.join(T0, joiner("One too many", None)).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::MeetingFull);
+    let (host, o) = join(&mut room, T0 + 1, "Ada", Some(&ada));
+    assert!(matches!(o.reply, Entry::Joined(_)), "the doctor enters: waiting people take no seats");
+    // Starting admits only as many as the meeting holds; the rest keep waiting.
+    room.start_consultation(T0 + 2, host).unwrap();
+    assert_eq!((room.in_meeting_count(), room.waiting_count()), (2, WAITING_ROOM_CAPACITY - 1));
+    let next = room.participants().find(|p| p.presence == Presence::Waiting).unwrap().id;
+    assert_eq!(room.admit(T0 + 3, host, next).unwrap_err().code, ErrorCode::MeetingFull);
+}
+
+#[test]
+fn the_stand_in_host_cannot_demote_or_remove_the_absent_host() {
+    let c = cast();
+    let mut room = c.room;
+    room.connection_lost(T0 + 40, c.host);
+    let stand_in = c.moderator;
+    assert_eq!(room.participant(stand_in).unwrap().role, Role::Host, "the moderator stands in");
+    assert_eq!(room.demote(T0 + 41, stand_in, c.host).unwrap_err().code, ErrorCode::Forbidden);
+    assert_eq!(room.remove(T0 + 41, stand_in, c.host).unwrap_err().code, ErrorCode::Forbidden);
+    let Entry::Joined(js) = room.resume(T0 + 42, c.host).unwrap().reply else { panic!() };
+    assert_eq!(js.you.role, Role::Host, "the host gets the role back");
 }
