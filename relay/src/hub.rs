@@ -56,6 +56,9 @@ use crate::tracks::{PublishedTrack, Tracks};
 
 pub type ConnId = u64;
 
+/// How often the hub looks whether an operator changed staff or devices.
+const CREDENTIAL_CHECK_MS: i64 = 1_000;
+
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
@@ -119,6 +122,8 @@ pub(crate) struct Session {
     addr: SocketAddr,
     version: Option<u16>,
     staff: Option<StaffIdentity>,
+    /// Hash of the device credential that made this session staff.
+    credential: Option<Vec<u8>>,
     pub(crate) bound: Option<(MeetingId, ParticipantId)>,
     bucket: TokenBucket,
     busy: bool,
@@ -159,6 +164,9 @@ pub struct Hub {
     pending_close: Vec<ConnId>,
     /// What the change in progress did that its commit confirms or undoes.
     uncommitted: Uncommitted,
+    /// The database's `data_version` when credentials were last checked.
+    seen_data_version: i64,
+    next_credential_check: UnixMillis,
 }
 
 impl Hub {
@@ -184,7 +192,10 @@ impl Hub {
             guard,
             pending_close: Vec::new(),
             uncommitted: Uncommitted::default(),
+            seen_data_version: 0,
+            next_credential_check: now,
         };
+        hub.seen_data_version = hub.store.data_version()?;
         for record in hub.store.meetings_to_restore()? {
             let id = record.info.id;
             let room = hub.load_room(record, now)?;
@@ -239,6 +250,7 @@ impl Hub {
                 addr,
                 version: None,
                 staff: None,
+                credential: None,
                 bound: None,
                 bucket: TokenBucket::new(self.cfg.request_rate, self.cfg.request_burst, now),
                 busy,
@@ -295,6 +307,10 @@ impl Hub {
             // A failed commit leaves the room as it was: the next tick retries.
             self.apply(now, None, effects, &mut out);
         }
+        if now >= self.next_credential_check {
+            self.next_credential_check = now + CREDENTIAL_CHECK_MS;
+            self.recheck_credentials(now, &mut out);
+        }
         self.media_effects(now, &mut out);
         self.rooms.retain(|_, r| !r.is_empty());
         self.guard.sweep(now);
@@ -317,6 +333,46 @@ impl Hub {
                 ));
                 out.push(Out::Close(conn));
             }
+        }
+    }
+
+    /// Staff members an operator removed (or whose device was revoked) by
+    /// another process since the last look lose their rights on open sessions at
+    /// once: each such session is closed, and a participant it held leaves the
+    /// meeting as removed (audited `staff_revoked`), so the place cannot be
+    /// resumed. Looked at only when the database changed under the relay.
+    fn recheck_credentials(&mut self, now: UnixMillis, out: &mut Vec<Out>) {
+        let version = match self.store.data_version() {
+            Ok(v) => v,
+            Err(err) => return tracing::error!(%err, "cannot read the database's data_version"),
+        };
+        if version == self.seen_data_version {
+            return;
+        }
+        self.seen_data_version = version;
+        let revoked: Vec<ConnId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                s.credential.as_deref().is_some_and(|h| self.store.credential_active(h).is_ok_and(|ok| !ok))
+            })
+            .map(|(&c, _)| c)
+            .collect();
+        for conn in revoked {
+            let Some(sess) = self.sessions.get_mut(&conn) else { continue };
+            let staff = sess.staff.take().map(|s| s.staff_id);
+            sess.credential = None;
+            let bound = sess.bound;
+            tracing::info!(?staff, "staff access revoked: closing the session");
+            if let Some((mid, pid)) = bound {
+                if let Ok(room) = self.room_to_change(mid) {
+                    let effects = room.revoke_staff(now, pid);
+                    self.apply(now, None, effects, out);
+                }
+            } else {
+                let _ = self.store.audit(now, None, staff, "staff_revoked", None, "disconnected");
+            }
+            out.push(Out::Close(conn));
         }
     }
 
@@ -442,8 +498,9 @@ impl Hub {
             return;
         };
         let mut staff = None;
-        if let Some(cred) = device_credential {
-            match self.store.staff_for_credential(&keys::hash_secret(&cred), now) {
+        let credential_hash = device_credential.as_deref().map(keys::hash_secret);
+        if let Some(hash) = &credential_hash {
+            match self.store.staff_for_credential(hash, now) {
                 Ok(Some(s)) => staff = Some(s),
                 Ok(None) => {
                     let error =
@@ -461,6 +518,7 @@ impl Hub {
         if let Some(sess) = self.sessions.get_mut(&conn) {
             sess.version = Some(version);
             sess.staff = staff.clone();
+            sess.credential = staff.as_ref().and(credential_hash);
         }
         let response = Response::Hello { version, server: self.cfg.server_name.clone(), staff };
         out.push(Out::Send(conn, ServerMessage::Reply { id, response }));
@@ -685,6 +743,7 @@ impl Hub {
         let _ = self.store.audit(now, None, Some(staff.staff_id), "enroll", Some(&addr), "");
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.staff = Some(staff.clone());
+            s.credential = Some(keys::hash_secret(&credential));
         }
         Ok((Response::Enrolled { staff, device_credential: credential }, Vec::new()))
     }
@@ -884,6 +943,16 @@ impl Hub {
                 _ => Err(e(ErrorCode::ResumeFailed, "that place in the meeting is gone; join again")),
             };
         };
+        // A place that carries a staff identity is resumed only from that staff
+        // member's device (hello with its credential), never with the token alone.
+        let holder = self.rooms.get(&mid).and_then(|r| r.participant(pid)).and_then(|p| p.staff);
+        let caller = self.session(conn)?.staff.as_ref().map(|s| s.staff_id);
+        if holder.is_some() && holder != caller {
+            return Err(e(
+                ErrorCode::Unauthenticated,
+                "this place belongs to a staff member; resume from their device",
+            ));
+        }
         let o = self.room_to_change(mid)?.resume(now, pid)?;
         // Bound on commit; an older connection still holding this place is closed then.
         self.uncommitted.binds.push((conn, mid, pid));

@@ -821,6 +821,20 @@ impl Room {
         }
     }
 
+    /// An operator removed this participant's staff identity (or their device):
+    /// they are told they were removed and leave at once, so their place
+    /// cannot be resumed; the usual hand-over follows if they held the host role.
+    pub fn revoke_staff(&mut self, now: UnixMillis, pid: ParticipantId) -> Vec<Effect> {
+        if !self.participants.contains_key(&pid) {
+            return Vec::new();
+        }
+        self.hold(pid);
+        let mut out = vec![Effect::Event { to: pid, event: Event::Removed }, Effect::Close { who: pid }];
+        self.audit(Some(pid), "staff_revoked", "disconnected".into(), &mut out);
+        self.depart(now, pid, LeaveReason::Removed, &mut out);
+        out
+    }
+
     /// Denied or removed: the same person coming again with the code waits.
     fn hold(&mut self, target: ParticipantId) {
         if let Some(&key) = self.hold_keys.get(&target) {

@@ -340,6 +340,23 @@ impl Store {
         Ok(Some(StaffIdentity { staff_id, name }))
     }
 
+    /// Whether a device credential still belongs to a staff member in office
+    /// (device not revoked, staff member not removed). Reads only.
+    pub fn credential_active(&self, credential_hash: &[u8]) -> Result<bool, RelayError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM devices d JOIN staff s ON s.id = d.staff_id \
+             WHERE d.credential_hash = ?1 AND d.revoked_at IS NULL AND s.removed_at IS NULL)",
+            params![credential_hash],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Changes when another connection (an operator's `clinicmeet-relay staff …`)
+    /// committed to the database since the last call (`PRAGMA data_version`).
+    pub fn data_version(&self) -> Result<i64, RelayError> {
+        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
     // -----------------------------------------------------------------------
     // Meetings
 

@@ -325,3 +325,65 @@ async fn the_data_directory_and_every_file_with_secrets_or_chat_are_private() {
         assert_eq!(mode(file), 0o600, "{file}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_removed_by_the_operator_lose_their_open_sessions_within_two_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path(), &["--resume-grace-secs", "30"]);
+    let (mut host, _) = enrolled(&relay, "Dr Ada").await;
+    let (staff_id, code) = add_staff(&relay.data_dir, "Nurse Bo");
+    let mut nurse = Client::connect(&relay).await;
+    nurse.hello(None).await.unwrap();
+    let Response::Enrolled { device_credential, .. } =
+        nurse.call(Request::Enroll { enrollment_code: code, device_name: "ward pc".into() }).await.unwrap()
+    else {
+        panic!()
+    };
+    let Response::MeetingCreated { access_code, .. } =
+        host.call(Request::CreateMeeting { spec: spec(MeetingSettings::default()) }).await.unwrap()
+    else {
+        panic!()
+    };
+    let join = |name: &str| Request::Join {
+        access_code: access_code.clone(),
+        display_name: name.into(),
+        media: MediaState::default(),
+    };
+    host.call(join("Ada")).await.unwrap();
+    let Response::Joined(njs) = nurse.call(join("Bo")).await.unwrap() else { panic!() };
+    // The nurse's place cannot be resumed with the token alone, from a device without her credential.
+    let mut thief = Client::connect(&relay).await;
+    thief.hello(None).await.unwrap();
+    let err = thief.call(Request::Resume { resume_token: njs.resume_token.clone() }).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unauthenticated);
+
+    // The operator removes her while she is in the meeting.
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(bin())
+        .args(["--data-dir", relay.data_dir.to_str().unwrap(), "staff", "remove", &staff_id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(matches!(nurse.event(|e| matches!(e, Event::Removed)).await, Event::Removed));
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}");
+    host.event(|e| matches!(e, Event::ParticipantLeft(l) if l.participant_id == njs.you.id)).await;
+    assert!(nurse.next().await.is_none(), "her connection is closed");
+    // Her credential and her place are both gone.
+    let mut again = Client::connect(&relay).await;
+    assert_eq!(again.hello(Some(&device_credential)).await.unwrap_err().code, ErrorCode::InvalidCredential);
+    again.hello(None).await.unwrap();
+    let err = again.call(Request::Resume { resume_token: njs.resume_token }).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::ResumeFailed);
+    let audit = relay_audit(&relay.data_dir, "staff_revoked");
+    assert!(audit.contains("disconnected"), "{audit}");
+    println!("staff remove reached the open session in {took:?}");
+}
+
+fn relay_audit(data_dir: &std::path::Path, action: &str) -> String {
+    let out = std::process::Command::new(bin())
+        .args(["--data-dir", data_dir.to_str().unwrap(), "audit", "--action", action])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
