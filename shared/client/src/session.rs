@@ -281,7 +281,7 @@ impl Session {
     /// Staff: creates a meeting; returns it with its access code.
     pub async fn create_meeting(&self, spec: MeetingSpec) -> Result<(MeetingInfo, String)> {
         match self.call(Request::CreateMeeting { spec }).await? {
-            Response::MeetingCreated { meeting, access_code } => Ok((meeting, access_code)),
+            Response::MeetingCreated { meeting, access_code, .. } => Ok((meeting, access_code)),
             other => Err(unexpected(&other)),
         }
     }
