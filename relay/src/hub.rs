@@ -688,9 +688,12 @@ impl Hub {
         Ok((AccessCode::generate_in_bucket(&mut rng, bucket), InviteSecret::random()))
     }
 
-    /// Counts a failure for the coalesced audit log (nothing is written now).
+    /// Counts a failure for the coalesced audit log (nothing is written now);
+    /// failed and refused joins also count in the `failed_joins` metric.
     fn failure(&mut self, now: UnixMillis, action: &'static str, ip: std::net::IpAddr) {
-        self.metrics.failed_join();
+        if !action.starts_with("enroll") {
+            self.metrics.failed_join();
+        }
         self.audit_batch.record(now, action, &ip.to_string());
     }
 
