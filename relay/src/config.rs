@@ -145,18 +145,22 @@ pub struct Opts {
     /// Request burst per connection [default: 200].
     #[arg(long, global = true, env = "CLINICMEET_REQUEST_BURST")]
     pub request_burst: Option<f64>,
-    /// Wrong access codes from one address within the window before it is locked out [default: 10].
+    /// Wrong access codes one address (IPv6: /64) may make at once; after them
+    /// each further attempt waits `--failed-code-delay-secs` (no lock-out) [default: 10].
     #[arg(long, global = true, env = "CLINICMEET_MAX_FAILED_CODES_PER_IP")]
     pub max_failed_codes_per_ip: Option<u32>,
-    /// Wrong access codes from all addresses within the window before code joins pause [default: 100].
-    #[arg(long, global = true, env = "CLINICMEET_MAX_FAILED_CODES_GLOBAL")]
-    pub max_failed_codes_global: Option<u32>,
-    /// Window for counting wrong codes, seconds [default: 60].
-    #[arg(long, global = true, env = "CLINICMEET_FAILED_CODE_WINDOW_SECS")]
-    pub failed_code_window_secs: Option<u64>,
-    /// Lock-out after too many wrong codes, seconds [default: 60].
-    #[arg(long, global = true, env = "CLINICMEET_CODE_LOCKOUT_SECS")]
-    pub code_lockout_secs: Option<u64>,
+    /// Seconds one address waits per further attempt once its free wrong codes are spent [default: 6].
+    #[arg(long, global = true, env = "CLINICMEET_FAILED_CODE_DELAY_SECS")]
+    pub failed_code_delay_secs: Option<f64>,
+    /// Wrong codes per second one code bucket absorbs from everyone (after a burst of 30) [default: 0.5].
+    #[arg(long, global = true, env = "CLINICMEET_BUCKET_GUESS_RATE")]
+    pub bucket_guess_rate: Option<f64>,
+    /// Code attempts per second per bucket reserved for addresses without recent failures [default: 0.5].
+    #[arg(long, global = true, env = "CLINICMEET_CLEAN_LANE_RATE")]
+    pub clean_lane_rate: Option<f64>,
+    /// Failed codes and enrollments are audited as one row per source per window of this many seconds [default: 60].
+    #[arg(long, global = true, env = "CLINICMEET_AUDIT_WINDOW_SECS")]
+    pub audit_window_secs: Option<u64>,
     /// How long a dropped participant keeps its place, seconds [default: 60].
     #[arg(long, global = true, env = "CLINICMEET_RESUME_GRACE_SECS")]
     pub resume_grace_secs: Option<u64>,
@@ -230,9 +234,10 @@ impl Opts {
             request_rate: self.request_rate.or(other.request_rate),
             request_burst: self.request_burst.or(other.request_burst),
             max_failed_codes_per_ip: self.max_failed_codes_per_ip.or(other.max_failed_codes_per_ip),
-            max_failed_codes_global: self.max_failed_codes_global.or(other.max_failed_codes_global),
-            failed_code_window_secs: self.failed_code_window_secs.or(other.failed_code_window_secs),
-            code_lockout_secs: self.code_lockout_secs.or(other.code_lockout_secs),
+            failed_code_delay_secs: self.failed_code_delay_secs.or(other.failed_code_delay_secs),
+            bucket_guess_rate: self.bucket_guess_rate.or(other.bucket_guess_rate),
+            clean_lane_rate: self.clean_lane_rate.or(other.clean_lane_rate),
+            audit_window_secs: self.audit_window_secs.or(other.audit_window_secs),
             resume_grace_secs: self.resume_grace_secs.or(other.resume_grace_secs),
             chat_retention_days: self.chat_retention_days.or(other.chat_retention_days),
             audit_retention_days: self.audit_retention_days.or(other.audit_retention_days),
@@ -323,11 +328,15 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         request_burst: rate(o.request_burst, d.request_burst, "request-burst")?.max(1.0),
         resume_grace_ms: secs(o.resume_grace_secs, 60),
         code_guard: CodeGuardConfig {
-            per_ip: o.max_failed_codes_per_ip.unwrap_or(d.code_guard.per_ip).max(1),
-            global: o.max_failed_codes_global.unwrap_or(d.code_guard.global).max(1),
-            window_ms: secs(o.failed_code_window_secs, 60).max(1),
-            lockout_ms: secs(o.code_lockout_secs, 60),
+            source_burst: f64::from(o.max_failed_codes_per_ip.unwrap_or(10).max(1)),
+            source_rate: 1.0
+                / rate(o.failed_code_delay_secs, 1.0 / d.code_guard.source_rate, "failed-code-delay-secs")?,
+            bucket_rate: rate(o.bucket_guess_rate, d.code_guard.bucket_rate, "bucket-guess-rate")?,
+            lane_rate: rate(o.clean_lane_rate, d.code_guard.lane_rate, "clean-lane-rate")?,
+            ..d.code_guard
         },
+        enroll_guard: d.enroll_guard,
+        audit_window_ms: secs(o.audit_window_secs, 60).max(1000),
         chat_retention_ms: days(o.chat_retention_days, 30),
         audit_retention_ms: days(o.audit_retention_days, 365),
         address_retention_ms: days(o.address_retention_days, 30),
@@ -418,7 +427,7 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:9000".parse::<SocketAddr>().unwrap());
         assert_eq!(s.hub.chat_rate, 7.0);
         assert_eq!(s.hub.resume_grace_ms, 5000);
-        assert_eq!(s.hub.code_guard.per_ip, 10);
+        assert_eq!(s.hub.code_guard.source_burst, 10.0);
         assert_eq!(s.data_dir, PathBuf::from("./clinicmeet-data"));
     }
 

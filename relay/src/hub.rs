@@ -33,25 +33,28 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use clinicmeet_protocol::access_code::BUCKETS;
 use clinicmeet_protocol::limits::{
     clean_display_name, clean_text, MAX_DESCRIPTION_CHARS, MAX_HISTORY_PAGE, MAX_MAX_PARTICIPANTS,
     MAX_PATIENT_REFERENCE_CHARS, MAX_TITLE_CHARS,
 };
 use clinicmeet_protocol::{
-    negotiate_version, AccessCode, ClientMessage, ErrorBody, ErrorCode, Event, MeetingId, MeetingInfo,
-    MeetingKind, MeetingSpec, MeetingStatus, MeetingSummary, ParticipantId, Request, RequestId, Response,
-    ServerMessage, StaffIdentity, UnixMillis,
+    negotiate_version, AccessCode, ClientMessage, ErrorBody, ErrorCode, Event, InviteSecret, JoinSecret,
+    MeetingId, MeetingInfo, MeetingKind, MeetingSpec, MeetingStatus, MeetingSummary, ParticipantId, Request,
+    RequestId, Response, Role, ServerMessage, StaffIdentity, UnixMillis,
 };
+use rand::Rng as _;
 use uuid::Uuid;
 
 use crate::admission::Source;
+use crate::audit_batch::AuditBatch;
 use crate::error::{db, internal, not_joined, refuse as e, waiting};
 use crate::keys::{self, Keys};
-use crate::limits::{CodeGuard, CodeGuardConfig, Lockout, TokenBucket};
+use crate::limits::{CodeGuard, CodeGuardConfig, EnrollGuard, EnrollGuardConfig, Refusal, TokenBucket};
 use crate::metrics::Metrics;
 use crate::room::{Checkpoint, Effect, Entry, HoldKey, Joiner, MeetingRecord, Room, Write};
 use crate::sfu::MediaCmd;
-use crate::store::{Purged, Store};
+use crate::store::{MeetingSecrets, Purged, Store};
 use crate::tracks::{PublishedTrack, Tracks};
 
 pub type ConnId = u64;
@@ -82,6 +85,9 @@ pub struct HubConfig {
     pub request_burst: f64,
     pub resume_grace_ms: i64,
     pub code_guard: CodeGuardConfig,
+    pub enroll_guard: EnrollGuardConfig,
+    /// Failures are written to the audit log as one row per source and window this long.
+    pub audit_window_ms: i64,
     pub chat_retention_ms: i64,
     pub audit_retention_ms: i64,
     /// Audit rows keep their source address this long, then it is blanked.
@@ -106,7 +112,9 @@ impl Default for HubConfig {
             request_rate: 50.0,
             request_burst: 200.0,
             resume_grace_ms: 60_000,
-            code_guard: CodeGuardConfig { per_ip: 10, global: 100, window_ms: 60_000, lockout_ms: 60_000 },
+            code_guard: CodeGuardConfig::default(),
+            enroll_guard: EnrollGuardConfig::default(),
+            audit_window_ms: 60_000,
             chat_retention_ms: 30 * 86_400_000,
             audit_retention_ms: 365 * 86_400_000,
             address_retention_ms: 30 * 86_400_000,
@@ -160,6 +168,9 @@ pub struct Hub {
     conn_of: HashMap<ParticipantId, ConnId>,
     chat_buckets: HashMap<ParticipantId, TokenBucket>,
     guard: CodeGuard,
+    enroll_guard: EnrollGuard,
+    /// Failures waiting to be written as coalesced audit rows.
+    audit_batch: AuditBatch,
     /// Connections to close after the current request (a resumed place's old connection).
     pending_close: Vec<ConnId>,
     /// What the change in progress did that its commit confirms or undoes.
@@ -178,7 +189,9 @@ impl Hub {
         metrics: Arc<Metrics>,
         now: UnixMillis,
     ) -> Result<Hub, crate::error::RelayError> {
-        let guard = CodeGuard::new(cfg.code_guard);
+        let guard = CodeGuard::new(cfg.code_guard, now);
+        let enroll_guard = EnrollGuard::new(cfg.enroll_guard, now);
+        let audit_batch = AuditBatch::new(cfg.audit_window_ms, 10_000);
         let mut hub = Hub {
             tracks: Tracks::new(metrics.clone(), cfg.max_forwarded_streams),
             cfg,
@@ -190,6 +203,8 @@ impl Hub {
             conn_of: HashMap::new(),
             chat_buckets: HashMap::new(),
             guard,
+            enroll_guard,
+            audit_batch,
             pending_close: Vec::new(),
             uncommitted: Uncommitted::default(),
             seen_data_version: 0,
@@ -314,6 +329,8 @@ impl Hub {
         self.media_effects(now, &mut out);
         self.rooms.retain(|_, r| !r.is_empty());
         self.guard.sweep(now);
+        self.enroll_guard.sweep(now);
+        self.flush_failures(now, false);
         self.update_gauges();
         out
     }
@@ -723,18 +740,26 @@ impl Hub {
                 self.bound(conn)?;
                 self.tracks.unsubscribe(conn, track_id)
             }
+            Request::RekeyMeeting => self.rekey(now, conn),
         }
     }
 
     fn enroll(&mut self, now: UnixMillis, conn: ConnId, code: &str, device_name: &str) -> Handled {
         let device_name = clean_text("device name", device_name, 100, false, false)?;
+        let ip = self.session(conn)?.addr.ip();
+        if let Err(ms) = self.enroll_guard.attempt(now, ip) {
+            self.failure(now, "enroll_refused", ip);
+            return Err(
+                e(ErrorCode::RateLimited, "too many enrollment attempts; try again later").retry_after(ms)
+            );
+        }
         let code_hash = keys::hash_secret(&keys::normalize_enrollment_code(code));
         let credential = keys::new_device_credential();
-        let addr = self.session(conn)?.addr.ip().to_string();
+        let addr = ip.to_string();
         let who =
             self.store.enroll(&code_hash, &device_name, &keys::hash_secret(&credential), now).map_err(db)?;
         let Some(staff) = who else {
-            let _ = self.store.audit(now, None, None, "enroll_failed", Some(&addr), "");
+            self.failure(now, "enroll_failed", ip);
             return Err(e(
                 ErrorCode::InvalidCredential,
                 "this enrollment code is not valid, used or expired",
@@ -797,8 +822,11 @@ impl Hub {
             creator: staff.staff_id,
         };
         for _ in 0..8 {
-            let code = AccessCode::random();
-            if self.store.insert_meeting(&record, &self.keys.code_hmac(&code)).map_err(db)? {
+            let (code, invite) = self.new_secrets(now)?;
+            let (code_hmac, invite_hmac) = (self.keys.code_hmac(&code), self.keys.invite_hmac(&invite));
+            let secrets =
+                MeetingSecrets { code_hmac: &code_hmac, bucket: code.bucket(), invite_hmac: &invite_hmac };
+            if self.store.insert_meeting(&record, &secrets).map_err(db)? {
                 let _ = self.store.audit(
                     now,
                     Some(record.info.id),
@@ -807,8 +835,11 @@ impl Hub {
                     None,
                     "",
                 );
-                let response =
-                    Response::MeetingCreated { meeting: record.info, access_code: code.to_string() };
+                let response = Response::MeetingCreated {
+                    meeting: record.info,
+                    access_code: code.to_string(),
+                    invite_secret: Some(invite.to_string()),
+                };
                 return Ok((response, Vec::new()));
             }
             record.info.id = Uuid::now_v7();
@@ -835,20 +866,133 @@ impl Hub {
         Ok((Response::Meetings { meetings }, Vec::new()))
     }
 
-    fn code_failed(&mut self, now: UnixMillis, ip: std::net::IpAddr) -> ErrorBody {
-        self.metrics.failed_join();
-        let source = ip.to_string();
-        let (ip_locked, global_locked) = self.guard.failed(now, ip);
-        let _ = self.store.audit(now, None, None, "code_failed", Some(&source), "");
-        if ip_locked {
-            tracing::warn!(%source, "address locked out after failed access codes");
-            let _ = self.store.audit(now, None, None, "code_lockout_address", Some(&source), "");
+    /// A new access code, in a bucket with the fewest live meetings (among
+    /// those, one whose guess budget is fullest; random among equals), and a
+    /// new invite secret.
+    fn new_secrets(&mut self, now: UnixMillis) -> Result<(AccessCode, InviteSecret), ErrorBody> {
+        let mut load = vec![0u32; usize::from(BUCKETS)];
+        for (b, n) in self.store.bucket_loads().map_err(db)? {
+            if let Some(l) = load.get_mut(usize::from(b)) {
+                *l = n;
+            }
         }
-        if global_locked {
-            tracing::warn!("global access-code lock-out after many failed codes");
-            let _ = self.store.audit(now, None, None, "code_lockout_global", Some(&source), "");
+        let least = load.iter().copied().min().unwrap_or(0);
+        let mut best = Vec::new();
+        let mut best_tokens = f64::MIN;
+        for b in (0..BUCKETS).filter(|&b| load[usize::from(b)] == least) {
+            let tokens = self.guard.bucket_tokens(now, b);
+            if tokens > best_tokens {
+                best_tokens = tokens;
+                best.clear();
+            }
+            if tokens >= best_tokens {
+                best.push(b);
+            }
         }
-        e(ErrorCode::InvalidCode, "this access code is not valid")
+        let mut rng = rand::rng();
+        let bucket = best.get(rng.random_range(0..best.len().max(1))).copied().unwrap_or(0);
+        Ok((AccessCode::generate_in_bucket(&mut rng, bucket), InviteSecret::random()))
+    }
+
+    /// Counts a failure for the coalesced audit log (nothing is written now);
+    /// failed and refused joins also count in the `failed_joins` metric.
+    fn failure(&mut self, now: UnixMillis, action: &'static str, ip: std::net::IpAddr) {
+        if !action.starts_with("enroll") {
+            self.metrics.failed_join();
+        }
+        self.audit_batch.record(now, action, &ip.to_string());
+    }
+
+    /// Writes the coalesced failure rows whose window is over (all when `all`), in one commit.
+    pub fn flush_failures(&mut self, now: UnixMillis, all: bool) {
+        let rows = if all { self.audit_batch.drain() } else { self.audit_batch.due(now) };
+        if let Err(err) = self.store.audit_coalesced(&rows) {
+            tracing::warn!(%err, rows = rows.len(), "could not write coalesced audit rows");
+        }
+    }
+
+    fn invalid_code() -> ErrorBody {
+        e(ErrorCode::InvalidCode, "this access code or invite link is not valid")
+    }
+
+    /// Finds the meeting a join's secret names, within the guess budgets.
+    fn meeting_for_secret(
+        &mut self,
+        now: UnixMillis,
+        ip: std::net::IpAddr,
+        secret: &str,
+        staff: bool,
+    ) -> Result<MeetingRecord, ErrorBody> {
+        let Ok(secret) = JoinSecret::parse(secret) else {
+            // Nothing looked up, nothing learnt: the source pays, no bucket does.
+            self.guard.source_failed(now, ip);
+            self.failure(now, "code_failed", ip);
+            return Err(Self::invalid_code());
+        };
+        match secret {
+            JoinSecret::Invite(invite) => {
+                // 130 bits: no guess budget; a wrong one is charged to its source only.
+                match self.store.meeting_by_invite(&self.keys.invite_hmac(&invite)).map_err(db)? {
+                    Some(record) => Ok(record),
+                    None => {
+                        self.guard.source_failed(now, ip);
+                        self.failure(now, "invite_failed", ip);
+                        Err(Self::invalid_code())
+                    }
+                }
+            }
+            JoinSecret::Code(code) => {
+                let bucket = code.bucket();
+                let pass = match self.guard.check_code(now, ip, bucket, staff) {
+                    Ok(pass) => pass,
+                    Err(refusal) => {
+                        self.failure(now, "code_attempt_refused", ip);
+                        let msg = match refusal {
+                            Refusal::Source { .. } => "too many wrong access codes from your network; try again shortly",
+                            Refusal::Bucket { .. } => {
+                                "too many wrong access codes for this meeting; try again shortly or use the invite link"
+                            }
+                        };
+                        return Err(e(ErrorCode::RateLimited, msg).retry_after(refusal.retry_after_ms()));
+                    }
+                };
+                match self.store.meeting_by_code(&self.keys.code_hmac(&code)).map_err(db)? {
+                    Some(record) => Ok(record),
+                    None => {
+                        self.guard.code_failed(now, ip, bucket, pass);
+                        self.failure(now, "code_failed", ip);
+                        Err(Self::invalid_code())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Host only: a new code and invite secret; the old ones stop working at once.
+    fn rekey(&mut self, now: UnixMillis, conn: ConnId) -> Handled {
+        let (mid, pid) = self.bound(conn)?;
+        let room = self.rooms.get(&mid).ok_or_else(not_joined)?;
+        let p = room.participant(pid).ok_or_else(not_joined)?;
+        if p.role != Role::Host || p.presence != crate::room::Presence::InMeeting {
+            return Err(e(ErrorCode::Forbidden, "only the host can issue a new code"));
+        }
+        if room.is_over() {
+            return Err(e(ErrorCode::MeetingEnded, "this meeting has ended"));
+        }
+        let staff = p.staff;
+        for _ in 0..8 {
+            let (code, invite) = self.new_secrets(now)?;
+            let (code_hmac, invite_hmac) = (self.keys.code_hmac(&code), self.keys.invite_hmac(&invite));
+            let secrets =
+                MeetingSecrets { code_hmac: &code_hmac, bucket: code.bucket(), invite_hmac: &invite_hmac };
+            if self.store.rekey_meeting(mid, &secrets).map_err(db)? {
+                let _ = self.store.audit(now, Some(mid), staff, "meeting_rekeyed", None, "");
+                let response =
+                    Response::Rekeyed { access_code: code.to_string(), invite_secret: invite.to_string() };
+                return Ok((response, Vec::new()));
+            }
+        }
+        Err(internal())
     }
 
     fn join(
@@ -866,20 +1010,7 @@ impl Hub {
         let ip = sess.addr.ip();
         let staff = sess.staff.clone();
         let display_name = clean_display_name(display_name)?;
-        if let Err(lock) = self.guard.check(now, ip, staff.is_some()) {
-            self.metrics.failed_join();
-            let detail = match lock {
-                Lockout::Address { .. } => "address",
-                Lockout::Global { .. } => "global",
-            };
-            let _ = self.store.audit(now, None, None, "code_attempt_refused", Some(&ip.to_string()), detail);
-            return Err(e(ErrorCode::RateLimited, "too many wrong access codes; try again later")
-                .retry_after(lock.retry_after_ms()));
-        }
-        let Ok(code) = AccessCode::parse(code) else { return Err(self.code_failed(now, ip)) };
-        let Some(record) = self.store.meeting_by_code(&self.keys.code_hmac(&code)).map_err(db)? else {
-            return Err(self.code_failed(now, ip));
-        };
+        let record = self.meeting_for_secret(now, ip, code, staff.is_some())?;
         let mid = record.info.id;
         if let Some(room) = self.rooms.get(&mid) {
             if room.is_over() {

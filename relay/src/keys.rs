@@ -7,7 +7,7 @@ use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use clinicmeet_protocol::{AccessCode, MeetingId, ParticipantId};
+use clinicmeet_protocol::{AccessCode, InviteSecret, MeetingId, ParticipantId};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -75,6 +75,15 @@ impl Keys {
     pub fn code_hmac(&self, code: &AccessCode) -> Vec<u8> {
         let mut mac = HmacSha256::new_from_slice(&self.code_secret).expect("HMAC takes any key length");
         mac.update(code.normalized().as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// HMAC-SHA256(server secret, "invite:" ‖ secret): how invite secrets are
+    /// stored and looked up (domain-separated from codes).
+    pub fn invite_hmac(&self, invite: &InviteSecret) -> Vec<u8> {
+        let mut mac = HmacSha256::new_from_slice(&self.code_secret).expect("HMAC takes any key length");
+        mac.update(b"invite:");
+        mac.update(invite.as_str().as_bytes());
         mac.finalize().into_bytes().to_vec()
     }
 

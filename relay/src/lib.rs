@@ -3,7 +3,9 @@
 //! Layers, from pure to I/O:
 //! * [`room`]: one meeting's state machine (participants, roles, waiting room,
 //!   host handover, chat sequencing), sans-IO with explicit `now`.
-//! * [`limits`]: token buckets and the access-code guard, sans-IO.
+//! * [`limits`]: token buckets, the per-bucket access-code guard and the
+//!   enrollment limiter, sans-IO.
+//! * [`audit_batch`]: failures coalesced into one audit row per source and window, sans-IO.
 //! * [`hub`]: the signaling service over all meetings: sessions, requests,
 //!   replies and events, backed by [`store`].
 //! * [`tracks`]: published tracks and subscriptions, owned by the hub, sans-IO.
@@ -19,6 +21,7 @@
 
 pub mod accept_backoff;
 pub mod admission;
+pub mod audit_batch;
 pub mod cc;
 pub mod cert;
 pub mod config;

@@ -12,11 +12,13 @@ use clinicmeet_sqlite::{query_all, uuid_col};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
+use crate::audit_batch::Coalesced;
 use crate::error::RelayError;
 use crate::room::{role_from_str, role_str, MeetingRecord, Participant, Presence, Write};
 
 /// Versioned migrations; the index + 1 is the schema version.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE staff (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -97,7 +99,14 @@ CREATE TABLE audit (
     detail TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX audit_at ON audit(at);
-"#];
+"#,
+    r#"
+ALTER TABLE meetings ADD COLUMN code_bucket INTEGER;
+ALTER TABLE meetings ADD COLUMN invite_hmac BLOB;
+CREATE UNIQUE INDEX meetings_invite ON meetings(invite_hmac);
+CREATE INDEX meetings_bucket ON meetings(code_bucket, status);
+"#,
+];
 
 /// How hard SQLite works to keep a commit across power loss (`--sqlite-sync`;
 /// `Full` by default: an acknowledged chat message survives a power cut).
@@ -105,6 +114,15 @@ pub use clinicmeet_sqlite::SyncMode;
 
 pub struct Store {
     conn: Connection,
+}
+
+/// What the store keeps of a meeting's secrets: HMACs, and the code's bucket
+/// (its first two characters, not secret).
+#[derive(Debug, Clone, Copy)]
+pub struct MeetingSecrets<'a> {
+    pub code_hmac: &'a [u8],
+    pub bucket: u16,
+    pub invite_hmac: &'a [u8],
 }
 
 /// A staff member as `staff list` shows them.
@@ -360,17 +378,22 @@ impl Store {
     // -----------------------------------------------------------------------
     // Meetings
 
-    /// Inserts a meeting; false when the code HMAC collides with another meeting.
-    pub fn insert_meeting(&self, m: &MeetingRecord, code_hmac: &[u8]) -> Result<bool, RelayError> {
+    /// Inserts a meeting; false when its code or invite HMAC collides with another meeting's.
+    pub fn insert_meeting(
+        &self,
+        m: &MeetingRecord,
+        secrets: &MeetingSecrets<'_>,
+    ) -> Result<bool, RelayError> {
         let i = &m.info;
         let settings = serde_json::to_string(&i.settings).map_err(|e| RelayError::Internal(e.to_string()))?;
         let res = self.conn.execute(
             "INSERT INTO meetings (id, code_hmac, creator_staff_id, host_name, title, description, kind, \
-             patient_reference, schedule_start, schedule_tz, settings, status, locked, created_at, started_at, ended_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             patient_reference, schedule_start, schedule_tz, settings, status, locked, created_at, started_at, ended_at, \
+             code_bucket, invite_hmac) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             params![
                 i.id.to_string(),
-                code_hmac,
+                secrets.code_hmac,
                 m.creator.to_string(),
                 i.host_name,
                 i.title,
@@ -384,7 +407,9 @@ impl Store {
                 i.locked as i64,
                 i.created_at,
                 i.started_at,
-                i.ended_at
+                i.ended_at,
+                secrets.bucket,
+                secrets.invite_hmac
             ],
         );
         match res {
@@ -401,6 +426,39 @@ impl Store {
     pub fn meeting_by_code(&self, code_hmac: &[u8]) -> Result<Option<MeetingRecord>, RelayError> {
         let sql = format!("SELECT {MEETING_COLS} FROM meetings WHERE code_hmac = ?1");
         Ok(self.conn.query_row(&sql, params![code_hmac], meeting_row).optional()?)
+    }
+
+    /// The meeting whose invite secret has this HMAC.
+    pub fn meeting_by_invite(&self, invite_hmac: &[u8]) -> Result<Option<MeetingRecord>, RelayError> {
+        let sql = format!("SELECT {MEETING_COLS} FROM meetings WHERE invite_hmac = ?1");
+        Ok(self.conn.query_row(&sql, params![invite_hmac], meeting_row).optional()?)
+    }
+
+    /// Replaces a meeting's code and invite secret (the old ones stop matching
+    /// at once). `Ok(false)` when the new HMACs collide with another meeting's,
+    /// or the meeting does not exist.
+    pub fn rekey_meeting(&self, id: MeetingId, secrets: &MeetingSecrets<'_>) -> Result<bool, RelayError> {
+        let res = self.conn.execute(
+            "UPDATE meetings SET code_hmac = ?2, code_bucket = ?3, invite_hmac = ?4 WHERE id = ?1",
+            params![id.to_string(), secrets.code_hmac, secrets.bucket, secrets.invite_hmac],
+        );
+        match res {
+            Ok(n) => Ok(n == 1),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Live (scheduled or active) meetings per code bucket, for buckets that
+    /// hold any. Meetings from before buckets were recorded are not counted.
+    pub fn bucket_loads(&self) -> Result<Vec<(u16, u32)>, RelayError> {
+        let sql = "SELECT code_bucket, COUNT(*) FROM meetings WHERE code_bucket IS NOT NULL \
+             AND status IN ('scheduled', 'active') GROUP BY code_bucket";
+        Ok(query_all(&self.conn, sql, [], |r| Ok((r.get::<_, i64>(0)? as u16, r.get::<_, i64>(1)? as u32)))?)
     }
 
     pub fn meeting(&self, id: MeetingId) -> Result<Option<MeetingRecord>, RelayError> {
@@ -612,6 +670,24 @@ impl Store {
         Ok(())
     }
 
+    /// Coalesced failure rows ([`crate::audit_batch`]), all in one transaction
+    /// (one commit however many rows).
+    pub fn audit_coalesced(&mut self, rows: &[Coalesced]) -> Result<(), RelayError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt =
+                tx.prepare_cached("INSERT INTO audit (at, action, source, detail) VALUES (?1, ?2, ?3, ?4)")?;
+            for r in rows {
+                stmt.execute(params![r.first_at, r.action, r.source, r.detail()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn audit_rows(&self, action: Option<&str>) -> Result<Vec<AuditRow>, RelayError> {
         let sql = "SELECT at, meeting_id, participant_id, action, source, detail FROM audit \
              WHERE ?1 IS NULL OR action = ?1 ORDER BY id";
@@ -734,6 +810,55 @@ mod tests {
         }
     }
 
+    fn sec<'a>(code_hmac: &'a [u8], invite_hmac: &'a [u8]) -> MeetingSecrets<'a> {
+        MeetingSecrets { code_hmac, bucket: 1, invite_hmac }
+    }
+
+    #[test]
+    fn a_version_1_database_gains_buckets_and_invites_and_keeps_its_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.db");
+        let staff = Uuid::now_v7();
+        let old = record(staff);
+        {
+            let conn = clinicmeet_sqlite::open(&path, SyncMode::Normal, &MIGRATIONS[..1]).unwrap();
+            conn.execute(
+                "INSERT INTO staff (id, name, created_at) VALUES (?1, 'Dr A', 0)",
+                params![staff.to_string()],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO meetings (id, code_hmac, creator_staff_id, host_name, title, kind, settings, status, \
+                 created_at) VALUES (?1, X'0102', ?2, 'Dr A', 'Old', 'video', '{}', 'scheduled', 1)",
+                params![old.info.id.to_string(), staff.to_string()],
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path, SyncMode::Normal).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(s.meeting_by_code(&[1, 2]).unwrap().unwrap().info.id, old.info.id, "old code still works");
+        assert!(s.bucket_loads().unwrap().is_empty(), "an old meeting has no recorded bucket");
+        let new = record(staff);
+        assert!(s
+            .insert_meeting(&new, &MeetingSecrets { code_hmac: b"c", bucket: 9, invite_hmac: b"i" })
+            .unwrap());
+        assert_eq!(s.bucket_loads().unwrap(), vec![(9, 1)]);
+        assert_eq!(s.meeting_by_invite(b"i").unwrap().unwrap().info.id, new.info.id);
+        // Re-keying the old meeting: the old code goes, the new code and invite work.
+        assert!(s
+            .rekey_meeting(old.info.id, &MeetingSecrets { code_hmac: b"c2", bucket: 9, invite_hmac: b"i2" })
+            .unwrap());
+        assert!(s.meeting_by_code(&[1, 2]).unwrap().is_none());
+        assert_eq!(s.meeting_by_code(b"c2").unwrap().unwrap().info.id, old.info.id);
+        assert_eq!(s.meeting_by_invite(b"i2").unwrap().unwrap().info.id, old.info.id);
+        assert_eq!(s.bucket_loads().unwrap(), vec![(9, 2)]);
+        // A re-key that would collide with another meeting's secrets changes nothing.
+        assert!(!s
+            .rekey_meeting(old.info.id, &MeetingSecrets { code_hmac: b"c", bucket: 9, invite_hmac: b"i3" })
+            .unwrap());
+        assert!(s.meeting_by_code(b"c2").unwrap().is_some());
+    }
+
     #[test]
     fn migrations_staff_meetings_and_chat_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -749,8 +874,12 @@ mod tests {
             assert!(s.enroll(b"enroll-hash", "laptop2", b"cred2", 11).unwrap().is_none(), "one-time code");
             assert_eq!(s.staff_for_credential(b"cred", 12).unwrap().unwrap().name, "Dr A");
             let m = record(staff);
-            assert!(s.insert_meeting(&m, b"hmac1").unwrap());
-            assert!(!s.insert_meeting(&record(staff), b"hmac1").unwrap(), "code collision detected");
+            assert!(s.insert_meeting(&m, &sec(b"hmac1", b"inv1")).unwrap());
+            assert!(
+                !s.insert_meeting(&record(staff), &sec(b"hmac1", b"inv2")).unwrap(),
+                "code collision detected"
+            );
+            assert!(!s.insert_meeting(&record(staff), &sec(b"hmac2", b"inv1")).unwrap(), "invite collision");
             meeting = m.info.id;
             let msg = ChatMessage {
                 meeting_id: meeting,
@@ -785,8 +914,8 @@ mod tests {
         let mut old = record(staff);
         old.info.ended_at = Some(100);
         let young = record(staff);
-        s.insert_meeting(&old, b"a").unwrap();
-        s.insert_meeting(&young, b"b").unwrap();
+        s.insert_meeting(&old, &sec(b"a", b"ia")).unwrap();
+        s.insert_meeting(&young, &sec(b"b", b"ib")).unwrap();
         for (m, seq) in [(old.info.id, 1), (young.info.id, 1)] {
             let msg = ChatMessage {
                 meeting_id: m,

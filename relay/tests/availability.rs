@@ -714,6 +714,8 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
             "60",
             "--trusted-proxy",
             "127.0.0.1/32",
+            "--audit-window-secs",
+            "1",
         ],
     );
     let proxy: std::net::IpAddr = [127, 0, 0, 1].into();
@@ -764,12 +766,20 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
             }
         }
     }
+    // Failures are written as one row per source and window (1 s here).
     let store = clinicmeet_relay::store::Store::open(
         &dir.path().join("relay.db"),
         clinicmeet_relay::store::SyncMode::Normal,
     )
     .unwrap();
-    let rows = store.audit_rows(Some("code_failed")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let rows = loop {
+        let rows = store.audit_rows(Some("code_failed")).unwrap();
+        if !rows.is_empty() || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(rows.last().and_then(|r| r.source.as_deref()), Some("198.51.100.77"), "{rows:?}");
     drop(held);
 }

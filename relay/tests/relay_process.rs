@@ -46,7 +46,7 @@ async fn enroll_create_join_chat_and_resume_across_restart() {
         guest.call(Request::CreateMeeting { spec: spec(MeetingSettings::default()) }).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::Unauthenticated);
 
-    let Response::MeetingCreated { access_code, meeting } =
+    let Response::MeetingCreated { access_code, meeting, .. } =
         host.call(Request::CreateMeeting { spec: spec(MeetingSettings::default()) }).await.unwrap()
     else {
         panic!()
@@ -209,9 +209,12 @@ async fn protocol_violations_get_errors_and_other_clients_are_unaffected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_codes_lock_out_the_address_and_are_audited() {
+async fn wrong_codes_slow_the_address_and_are_audited_coalesced() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = start(dir.path(), &["--max-failed-codes-per-ip", "5", "--code-lockout-secs", "2"]);
+    let relay = start(
+        dir.path(),
+        &["--max-failed-codes-per-ip", "5", "--failed-code-delay-secs", "2", "--audit-window-secs", "1"],
+    );
     let (mut host, _) = enrolled(&relay, "Dr Ada").await;
     let Response::MeetingCreated { access_code, .. } =
         host.call(Request::CreateMeeting { spec: spec(MeetingSettings::default()) }).await.unwrap()
@@ -232,7 +235,7 @@ async fn wrong_codes_lock_out_the_address_and_are_audited() {
     assert_eq!(&codes[..5], &[ErrorCode::InvalidCode; 5]);
     assert_eq!(&codes[5..], &[ErrorCode::RateLimited; 3]);
     let err = g.call(join(&access_code)).await.unwrap_err();
-    assert_eq!(err.code, ErrorCode::RateLimited, "even the right code is refused during the lock-out");
+    assert_eq!(err.code, ErrorCode::RateLimited, "even the right code waits out the delay");
     assert!(err.retry_after_ms.unwrap() <= 2000);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert!(matches!(g.call(join(&access_code)).await, Ok(Response::Joined(_))));
@@ -242,12 +245,14 @@ async fn wrong_codes_lock_out_the_address_and_are_audited() {
         clinicmeet_relay::store::SyncMode::Normal,
     )
     .unwrap();
-    assert_eq!(store.audit_rows(Some("code_failed")).unwrap().len(), 5);
-    assert_eq!(
-        store.audit_rows(Some("code_lockout_address")).unwrap()[0].source.as_deref(),
-        Some("127.0.0.1")
-    );
-    assert_eq!(store.audit_rows(Some("code_attempt_refused")).unwrap().len(), 4);
+    // One row per (action, source, window), with the count.
+    let failed = store.audit_rows(Some("code_failed")).unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].source.as_deref(), Some("127.0.0.1"));
+    assert!(failed[0].detail.starts_with("count=5 "), "{failed:?}");
+    let refused = store.audit_rows(Some("code_attempt_refused")).unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].detail.starts_with("count=4 "), "{refused:?}");
 
     let http = relay.http.clone().unwrap();
     let body = tokio::task::spawn_blocking(move || {
@@ -272,7 +277,7 @@ async fn busy_relay_refuses_and_staff_read_chat_after_the_end() {
     assert_eq!(extra.hello(None).await.unwrap_err().code, ErrorCode::ServerBusy);
     assert!(extra.next().await.is_none(), "closed after server_busy");
 
-    let Response::MeetingCreated { access_code, meeting } =
+    let Response::MeetingCreated { access_code, meeting, .. } =
         host.call(Request::CreateMeeting { spec: spec(MeetingSettings::default()) }).await.unwrap()
     else {
         panic!()

@@ -2,7 +2,6 @@
 //! invite link (deep link), or `CLINICMEET_RELAY` / `CLINICMEET_PIN` in the environment
 //! (pre-fill the first-run screen, as `scripts/run.sh` does).
 
-use clinicmeet_protocol::AccessCode;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -40,7 +39,7 @@ pub fn check_address(address: &str) -> Result<String> {
     Ok(a.to_string())
 }
 
-/// Parses `clinicmeet://join/ABCD-EFGH[?relay=HOST:PORT&pin=PIN]`.
+/// Parses `clinicmeet://join/ABCD-EFGH[?relay=HOST:PORT&pin=PIN]` (or an invite secret in place of the code).
 pub fn parse_deep_link(link: &str) -> Result<Invite> {
     let bad = |why: &str| AppError::invalid_input(format!("Not a ClinicMeet invite link: {why}."));
     let url = url::Url::parse(link.trim()).map_err(|_| bad("unreadable"))?;
@@ -48,7 +47,8 @@ pub fn parse_deep_link(link: &str) -> Result<Invite> {
         return Err(bad("expected clinicmeet://join/CODE"));
     }
     let raw_code = url.path().trim_matches('/');
-    let code = AccessCode::parse(raw_code).map_err(|_| bad("the meeting code is not valid"))?.to_string();
+    let code =
+        crate::engine::join_secret_text(raw_code).ok_or_else(|| bad("the meeting code is not valid"))?;
     let (mut relay, mut pin_raw) = (None, None);
     for (k, v) in url.query_pairs() {
         match k.as_ref() {
@@ -99,6 +99,11 @@ mod tests {
         assert_eq!(
             parse_deep_link("clinicmeet://join/ABCDEFGH").unwrap(),
             Invite { code: Some("ABCD-EFGH".into()), relay: None }
+        );
+        // An invite link's 26-character secret in place of the code.
+        assert_eq!(
+            parse_deep_link("clinicmeet://join/abcdefghjkmnpqrstuvwxyz234").unwrap(),
+            Invite { code: Some("ABCDEFGHJKMNPQRSTUVWXYZ234".into()), relay: None }
         );
     }
 

@@ -2,7 +2,7 @@ import { createSignal, Match, onCleanup, onMount, Show, Switch, type JSX } from 
 import { AppCtx, type AppContext, type Screen } from "./appContext";
 import type { Engine, RelayConfig } from "./engine/engine";
 import type { StaffIdentity } from "./engine/types";
-import { parseAccessCode } from "./state/accessCode";
+import { parseJoinSecret } from "./state/accessCode";
 import { FrameStore } from "./video/frames";
 import { FirstRun } from "./screens/FirstRun";
 import { Home } from "./screens/Home";
@@ -23,7 +23,7 @@ export function App(props: { engine: Engine; rendererPreference?: "webgl" | "2d"
   const [staff, setStaff] = createSignal<StaffIdentity | null>(null);
   const [prefill, setPrefill] = createSignal<RelayConfig | null>(null);
   const frames = FrameStore.attach(props.engine, (cb) => requestAnimationFrame(cb));
-  const inviteCode = parseAccessCode(decodeURIComponent(location.hash.replace(/^#/, "")));
+  const inviteCode = parseJoinSecret(decodeURIComponent(location.hash.replace(/^#/, "")));
 
   const ctx: AppContext = {
     engine: props.engine,

@@ -31,6 +31,7 @@ export interface AppContext {
   /** A relay to pre-fill on the first-run screen (invite link or environment), not yet connected. */
   prefill: Accessor<RelayConfig | null>;
   /** A code taken from an invite link (`#ABCD-EFGH`), if the app was opened with one. */
+  /** From the page's `#fragment`: an `ABCD-EFGH` code or a 26-character invite secret. */
   inviteCode: string | null;
 }
 

@@ -71,7 +71,7 @@ enum Cmd {
         #[arg(long)]
         device_name: Option<String>,
     },
-    /// Staff: create a meeting; prints {"meeting_id","access_code",...}.
+    /// Staff: create a meeting; prints {"meeting_id","access_code","invite_secret",...}.
     Create {
         #[arg(long)]
         title: String,
@@ -445,13 +445,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             };
             let (session, _events, driver) = connect(&cli).await?;
-            let r = session.create_meeting(spec).await;
+            let r = session.create_meeting_with_invite(spec).await;
             session.close();
             let _ = driver.await;
-            let (meeting, code) = r?;
+            let (meeting, code, invite) = r?;
             out(&json!({
                 "meeting_id": meeting.id,
                 "access_code": code,
+                "invite_secret": invite,
                 "title": meeting.title,
                 "kind": meeting.kind,
                 "status": meeting.status,
@@ -696,6 +697,13 @@ async fn command(session: &Session, engine: Option<&MediaEngine>, line: &str) {
         "lock" => session.set_locked(true).await.map(|_| Some(Value::Null)),
         "unlock" => session.set_locked(false).await.map(|_| Some(Value::Null)),
         "end" => session.end_meeting().await.map(|_| Some(Value::Null)),
+        "rekey" => match session.rekey_meeting().await {
+            Ok((code, invite)) => {
+                out(&json!({"event": "rekeyed", "access_code": code, "invite_secret": invite}));
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        },
         "start-consultation" => session.start_consultation().await.map(|_| Some(Value::Null)),
         "end-consultation" => {
             let notes = (!arg.is_empty()).then(|| arg.to_string());

@@ -280,8 +280,26 @@ impl Session {
 
     /// Staff: creates a meeting; returns it with its access code.
     pub async fn create_meeting(&self, spec: MeetingSpec) -> Result<(MeetingInfo, String)> {
+        self.create_meeting_with_invite(spec).await.map(|(m, code, _)| (m, code))
+    }
+
+    /// Staff: create a meeting; (meeting, access code, invite secret if the relay issues one).
+    pub async fn create_meeting_with_invite(
+        &self,
+        spec: MeetingSpec,
+    ) -> Result<(MeetingInfo, String, Option<String>)> {
         match self.call(Request::CreateMeeting { spec }).await? {
-            Response::MeetingCreated { meeting, access_code } => Ok((meeting, access_code)),
+            Response::MeetingCreated { meeting, access_code, invite_secret } => {
+                Ok((meeting, access_code, invite_secret))
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Host: a new access code and invite secret; the old ones stop working.
+    pub async fn rekey_meeting(&self) -> Result<(String, String)> {
+        match self.call(Request::RekeyMeeting).await? {
+            Response::Rekeyed { access_code, invite_secret } => Ok((access_code, invite_secret)),
             other => Err(unexpected(&other)),
         }
     }

@@ -856,7 +856,7 @@ impl Core {
                             credential: device_credential.clone(),
                         }));
                     }
-                    Ok(Response::MeetingCreated { meeting, access_code }) => {
+                    Ok(Response::MeetingCreated { meeting, access_code, .. }) => {
                         let code = clinicmeet_protocol::AccessCode::parse(access_code)
                             .map(|c| c.normalized().to_string())
                             .ok();
@@ -1381,6 +1381,7 @@ fn response_name(r: &Response) -> &'static str {
         Response::Ok => "ok",
         Response::Published { .. } => "published",
         Response::Subscribed { .. } => "subscribed",
+        Response::Rekeyed { .. } => "rekeyed",
     }
 }
 

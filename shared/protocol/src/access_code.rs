@@ -1,6 +1,11 @@
 //! Meeting access codes: 8 characters from a 32-letter alphabet without the
-//! look-alikes 0/O and 1/I, shown as `ABCD-EFGH`. 32^8 ≈ 1.1·10^12 codes (40 bits),
-//! drawn from the operating system's CSPRNG; the relay also rate-limits guesses.
+//! look-alikes 0/O and 1/I, shown as `ABCD-EFGH`. 32^8 ≈ 1.1·10^12 codes (40 bits).
+//!
+//! The first [`BUCKET_CHARS`] characters (10 bits) are the code's *bucket*: the
+//! relay picks it when it creates a code (the least used one) and counts wrong
+//! guesses per bucket, so guessing at one meeting cannot use up the budget of
+//! the others. The remaining 6 characters (30 bits) are the secret, drawn from
+//! the operating system's CSPRNG.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,6 +17,10 @@ use serde::{Deserialize, Serialize};
 pub const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 /// Number of significant characters in a code.
 pub const CODE_LEN: usize = 8;
+/// Leading characters of a code that name its bucket (not secret).
+pub const BUCKET_CHARS: usize = 2;
+/// Number of buckets: 32^2 = 1024.
+pub const BUCKETS: u16 = 1024;
 
 /// A normalized access code (8 upper-case characters from [`ALPHABET`], no dash).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -37,6 +46,21 @@ impl AccessCode {
     /// A fresh code from the operating system's random source.
     pub fn random() -> Self {
         Self::generate(&mut rand::rng())
+    }
+
+    /// A fresh code in `bucket` (taken modulo [`BUCKETS`]); the other 30 bits random.
+    pub fn generate_in_bucket<R: Rng + ?Sized>(rng: &mut R, bucket: u16) -> Self {
+        let mut code = Self::generate(rng).0;
+        let b = usize::from(bucket % BUCKETS);
+        code[0] = ALPHABET[b / 32];
+        code[1] = ALPHABET[b % 32];
+        AccessCode(code)
+    }
+
+    /// The bucket (0..1024) named by the first two characters.
+    pub fn bucket(&self) -> u16 {
+        let idx = |c: u8| ALPHABET.iter().position(|&a| a == c).unwrap_or(0) as u16;
+        idx(self.0[0]) * 32 + idx(self.0[1])
     }
 
     /// Parses user input: any case, with or without the dash, surrounding
@@ -138,6 +162,20 @@ mod tests {
         let b = AccessCode::random();
         assert_ne!(a, b);
         assert!(a.normalized().bytes().all(|b| ALPHABET.contains(&b)));
+    }
+
+    #[test]
+    fn bucket_is_the_first_two_characters_and_generation_keeps_it() {
+        assert_eq!(AccessCode::parse("AAAA-AAAA").unwrap().bucket(), 0);
+        assert_eq!(AccessCode::parse("BAAA-AAAA").unwrap().bucket(), 32);
+        assert_eq!(AccessCode::parse("99ZZ-ZZZZ").unwrap().bucket(), 1023);
+        let mut rng = rand::rng();
+        for b in [0u16, 1, 31, 32, 500, 1023] {
+            let c = AccessCode::generate_in_bucket(&mut rng, b);
+            assert_eq!(c.bucket(), b);
+            assert!(c.normalized().bytes().all(|b| ALPHABET.contains(&b)));
+        }
+        assert_eq!(AccessCode::generate_in_bucket(&mut rng, 1024 + 7).bucket(), 7);
     }
 
     proptest! {

@@ -4,7 +4,8 @@
 //! * [`frame`]: length-delimited framing of control messages on a QUIC stream.
 //! * [`datagram`]: the flow-id prefix of media datagrams (RTP/RTCP over QUIC).
 //! * [`messages`]: the requests a client sends, the replies and events it gets.
-//! * [`access_code`]: the 8-character meeting code, its alphabet and parsing.
+//! * [`access_code`]: the 8-character meeting code, its alphabet, bucket and parsing.
+//! * [`join_secret`]: what a join may carry: a code or an invite link's long secret.
 //! * [`error`]: stable error codes carried on the wire.
 //! * [`limits`]: sizes and lengths both ends enforce.
 
@@ -12,11 +13,13 @@ pub mod access_code;
 pub mod datagram;
 pub mod error;
 pub mod frame;
+pub mod join_secret;
 pub mod limits;
 pub mod messages;
 
 pub use access_code::AccessCode;
 pub use error::{ErrorBody, ErrorCode};
+pub use join_secret::{InviteSecret, JoinSecret};
 pub use messages::*;
 
 /// ALPN protocol id for the QUIC connection between a client and the relay.

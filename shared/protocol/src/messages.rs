@@ -57,7 +57,9 @@ pub enum Request {
     CreateMeeting { spec: MeetingSpec },
     /// Staff only: meetings that are active or scheduled (the dashboard).
     ListMeetings,
-    /// Join a meeting by its access code. Replies [`Response::Joined`] or [`Response::Waiting`].
+    /// Join a meeting by its access code or its invite link's secret (one
+    /// string, read with [`crate::JoinSecret::parse`]). Replies
+    /// [`Response::Joined`] or [`Response::Waiting`].
     Join {
         access_code: String,
         display_name: String,
@@ -129,6 +131,9 @@ pub enum Request {
     },
     /// Stop receiving a track.
     Unsubscribe { track_id: TrackId },
+    /// Host, in the meeting: issue a new access code and invite secret; the old
+    /// ones stop working at once. Replies [`Response::Rekeyed`].
+    RekeyMeeting,
 }
 
 // ---------------------------------------------------------------------------
@@ -164,6 +169,10 @@ pub enum Response {
     MeetingCreated {
         meeting: MeetingInfo,
         access_code: String,
+        /// The invite link's secret (26 characters; see [`crate::InviteSecret`]).
+        /// Absent from relays older than invite links.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        invite_secret: Option<String>,
     },
     Meetings {
         meetings: Vec<MeetingSummary>,
@@ -206,6 +215,11 @@ pub enum Response {
     },
     /// Success with nothing to report.
     Ok,
+    /// The meeting's new access code and invite secret (the old ones no longer work).
+    Rekeyed {
+        access_code: String,
+        invite_secret: String,
+    },
 }
 
 /// What a participant learns on entering a meeting (join, admit or resume).

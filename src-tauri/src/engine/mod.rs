@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use clinicmeet_client::session::{Connected, JoinOutcome};
 use clinicmeet_client::{ClientEvent, ConnectionState, Entered, Session, SessionConfig, Store};
-use clinicmeet_protocol::{AccessCode, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity};
+use clinicmeet_protocol::{
+    AccessCode, JoinSecret, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
@@ -273,8 +275,8 @@ impl Engine {
     // --------------------------------------------------------------- meetings
 
     pub async fn create_meeting(&self, spec: MeetingSpec) -> Result<Value> {
-        let (meeting, code) = self.session().await?.create_meeting(spec).await?;
-        Ok(json!({"meeting": meeting, "access_code": display_code(&code)}))
+        let (meeting, code, invite) = self.session().await?.create_meeting_with_invite(spec).await?;
+        Ok(json!({"meeting": meeting, "access_code": display_code(&code), "invite_secret": invite}))
     }
 
     pub async fn list_meetings(&self) -> Result<Vec<Value>> {
@@ -294,9 +296,9 @@ impl Engine {
     }
 
     pub async fn join(&self, code: &str, name: &str, options: JoinOptions) -> Result<JoinReply> {
-        let code = AccessCode::parse(code)
-            .map_err(|_| AppError::invalid_input("A meeting code has 8 letters and digits, like ABCD-EFGH."))?
-            .to_string();
+        let code = join_secret_text(code).ok_or_else(|| {
+            AppError::invalid_input("A meeting code has 8 letters and digits, like ABCD-EFGH.")
+        })?;
         if name.trim().is_empty() {
             return Err(AppError::invalid_input("Enter your name."));
         }
@@ -513,6 +515,14 @@ impl Engine {
 /// A connection event of the app (the engine reports the rest).
 fn connection(state: ConnectionState, reason: Option<String>) -> ClientEvent {
     ClientEvent::Connection { state, attempt: None, retry_in_ms: None, reason }
+}
+
+/// The canonical text of a code (`ABCD-EFGH`) or of an invite link's secret; `None` if it is neither.
+pub(crate) fn join_secret_text(raw: &str) -> Option<String> {
+    match JoinSecret::parse(raw).ok()? {
+        JoinSecret::Code(c) => Some(c.to_string()),
+        JoinSecret::Invite(i) => Some(i.to_string()),
+    }
 }
 
 /// `ABCD-EFGH` for any accepted spelling of a code.

@@ -164,15 +164,24 @@ impl Harness {
     }
 
     fn open_conn(&mut self) -> ConnId {
+        self.open_conn_from("192.0.2.1:4433".parse().unwrap())
+    }
+
+    fn open_conn_from(&mut self, addr: std::net::SocketAddr) -> ConnId {
         let conn = self.next_conn;
         self.next_conn += 1;
-        self.hub.connected(self.now, conn, "192.0.2.1:4433".parse().unwrap());
+        self.hub.connected(self.now, conn, addr);
         conn
     }
 
     /// A new raw connection that has done hello (with a device credential if given).
     pub fn connect(&mut self, credential: Option<String>) -> ConnId {
-        let conn = self.open_conn();
+        self.connect_from("192.0.2.1".parse().unwrap(), credential)
+    }
+
+    /// A new raw connection from source address `ip` that has done hello.
+    pub fn connect_from(&mut self, ip: std::net::IpAddr, credential: Option<String>) -> ConnId {
+        let conn = self.open_conn_from(std::net::SocketAddr::new(ip, 4433));
         self.events.insert(conn, Vec::new());
         let hello = Request::Hello {
             min_version: 1,
@@ -235,6 +244,16 @@ impl Harness {
     /// Creates a meeting from a staff connection; returns its access code.
     pub fn create(&mut self, conn: ConnId, spec: MeetingSpec) -> String {
         access_code(self.call(conn, Request::CreateMeeting { spec }))
+    }
+
+    /// Creates a meeting from a staff connection; returns its access code and invite secret.
+    pub fn create_with_invite(&mut self, conn: ConnId, spec: MeetingSpec) -> (String, String) {
+        match self.call(conn, Request::CreateMeeting { spec }) {
+            Ok(Response::MeetingCreated { access_code, invite_secret: Some(invite), .. }) => {
+                (access_code, invite)
+            }
+            other => panic!("create: {other:?}"),
+        }
     }
 
     /// Staff member `name` creates a meeting on a raw connection and joins it;

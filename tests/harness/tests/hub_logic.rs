@@ -96,6 +96,8 @@ fn table(r: &Rights) -> Vec<(&'static str, Request, [Expect; 5])> {
         ("promote", Request::Promote { participant_id: t }, [OK, F, F, F, IS]),
         ("demote", Request::Demote { participant_id: m }, [OK, F, F, F, IS]),
         ("end", Request::EndMeeting, [OK, F, F, F, IS]),
+        // Issuing a new code: the host alone; a waiting guest is refused as well.
+        ("rekey", Request::RekeyMeeting, [OK, F, F, F, F]),
         // Not a consultation: the host passes the rights check and meets the state check.
         ("start_consultation", Request::StartConsultation, [IS, F, F, F, IS]),
         ("chat", chat(false), [OK, OK, OK, OK, IS]),

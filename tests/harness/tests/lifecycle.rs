@@ -15,7 +15,7 @@ const HOUR: i64 = 3_600_000;
 
 fn create(h: &mut Harness, conn: ConnId, spec: MeetingSpec) -> (MeetingId, String) {
     match h.call(conn, Request::CreateMeeting { spec }) {
-        Ok(Response::MeetingCreated { meeting, access_code }) => (meeting.id, access_code),
+        Ok(Response::MeetingCreated { meeting, access_code, .. }) => (meeting.id, access_code),
         other => panic!("create: {other:?}"),
     }
 }

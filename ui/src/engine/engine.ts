@@ -89,6 +89,8 @@ export interface CreatedMeeting {
   meeting: MeetingInfo;
   /** Shown as `ABCD-EFGH`. */
   access_code: string;
+  /** The invite link's secret (26 characters), when the relay issues one. */
+  invite_secret?: string | null;
 }
 
 /** A dashboard row: the relay's summary plus the code if this device knows it (creator). */

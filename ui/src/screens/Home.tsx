@@ -6,7 +6,7 @@ import { useApp } from "../appContext";
 import { errorText, type CreatedMeeting } from "../engine/engine";
 import type { MeetingKind, MeetingSettings, MeetingSpec } from "../engine/types";
 import { defaultSettings, MAX_MAX_PARTICIPANTS, MAX_PATIENT_REFERENCE_CHARS, MAX_TITLE_CHARS } from "../engine/types";
-import { inviteLink, parseAccessCode } from "../state/accessCode";
+import { inviteLink, isInviteSecret, parseJoinSecret } from "../state/accessCode";
 import { formatDuration } from "../state/timer";
 import { CodeField } from "../components/CodeField";
 import { CopyButton } from "../components/CopyButton";
@@ -143,7 +143,7 @@ function CreateMeeting(props: { onCreated: (c: CreatedMeeting) => void }): JSX.E
 
 function Created(props: { created: CreatedMeeting; onJoin: () => void; onClose: () => void }): JSX.Element {
   const app = useApp();
-  const link = () => inviteLink(app.relay()?.address ?? "", props.created.access_code);
+  const link = () => inviteLink(app.relay()?.address ?? "", props.created.invite_secret ?? props.created.access_code);
   return (
     <section class="created" aria-labelledby="created-title" aria-live="polite">
       <h2 id="created-title">
@@ -186,7 +186,7 @@ export function Home(): JSX.Element {
 
   const join = (e?: Event) => {
     e?.preventDefault();
-    const c = parseAccessCode(code());
+    const c = parseJoinSecret(code());
     if (!c) {
       setJoinError("Enter the full 8-character code, like ABCD-EFGH.");
       return;
@@ -207,7 +207,16 @@ export function Home(): JSX.Element {
           <section class="card" aria-labelledby="join-title">
             <h1 id="join-title">Join a meeting</h1>
             <form class="form" onSubmit={join}>
-              <CodeField id="join-code" value={code()} onInput={setCode} />
+              <Show
+                when={!(app.inviteCode && isInviteSecret(app.inviteCode) && code() === app.inviteCode)}
+                fallback={
+                  <p class="hint" data-testid="invite-secret-used">
+                    Joining with your invite link.
+                  </p>
+                }
+              >
+                <CodeField id="join-code" value={code()} onInput={setCode} />
+              </Show>
               <Field id="join-name" label="Your name" hint="Shown to the others in the meeting.">
                 <input id="join-name" data-testid="name" type="text" autocomplete="name" maxLength={64} value={name()} onInput={(e) => setName(e.currentTarget.value)} required />
               </Field>

@@ -4,7 +4,7 @@
 // The code stays in the fragment: it never reaches the server.
 
 import { createResource, createSignal, Show, type JSX } from "solid-js";
-import { deepLink } from "../state/accessCode";
+import { deepLink, isInviteSecret } from "../state/accessCode";
 import { Icon } from "../components/Icon";
 
 export interface InviteInfo {
@@ -48,9 +48,11 @@ export function Invite(props: { code: string; onJoinHere: () => Promise<void> | 
       <main class="page page-narrow" aria-labelledby="invite-title">
         <section class="card waiting-card invite-card" data-testid="invite">
           <h1 id="invite-title">You are invited to a video meeting</h1>
-          <p class="lead">
-            Meeting code <span class="mono">{props.code}</span>
-          </p>
+          <Show when={!isInviteSecret(props.code)}>
+            <p class="lead">
+              Meeting code <span class="mono">{props.code}</span>
+            </p>
+          </Show>
           <div class="invite-actions">
             <a class="btn btn-secondary btn-large" href={appLink()} data-testid="open-app">
               <Icon name="screen" /> Open in ClinicMeet

@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { ALPHABET, codeHint, deepLink, inviteLink, normalizeCodeInput, parseAccessCode } from "./accessCode";
+import {
+  ALPHABET,
+  codeHint,
+  deepLink,
+  inviteLink,
+  isInviteSecret,
+  normalizeCodeInput,
+  parseAccessCode,
+  parseJoinSecret,
+} from "./accessCode";
 
 describe("access code input", () => {
   it("upper-cases and inserts the dash after four characters", () => {
@@ -65,5 +74,17 @@ describe("access code input", () => {
     );
     expect(decodeURIComponent(new URL(deepLink("ABCD-EFGH", { address: "h:9", pin })).searchParams.get("pin") ?? "")).toBe(pin);
     expect(deepLink("ABCD-EFGH", null)).toBe("clinicmeet://join/ABCD-EFGH");
+  });
+
+  it("reads an invite link's 26-character secret as well as a code", () => {
+    const secret = "ABCDEFGHJKLMNPQRSTUVWXYZ23";
+    expect(parseJoinSecret(`https://relay.example/#${secret}`)).toBe(secret);
+    expect(parseJoinSecret(secret.toLowerCase())).toBe(secret);
+    expect(parseJoinSecret("abcd-efgh")).toBe("ABCD-EFGH");
+    expect(isInviteSecret(secret)).toBe(true);
+    expect(isInviteSecret("ABCD-EFGH")).toBe(false);
+    for (const bad of ["", secret.slice(1), `${secret}A`, `${secret.slice(1)}0`, "ABCDEFGHJ"]) {
+      expect(parseJoinSecret(bad)).toBeNull();
+    }
   });
 });

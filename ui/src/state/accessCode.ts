@@ -3,6 +3,8 @@
 
 export const ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 export const CODE_LEN = 8;
+/** Characters of an invite link's secret (130 bits; `shared/protocol/src/join_secret.rs`). */
+export const INVITE_LEN = 26;
 
 export interface CodeInput {
   /** What the field should show: upper case, dash after the 4th character. */
@@ -63,6 +65,31 @@ export function parseAccessCode(raw: string): string | null {
   return input.display;
 }
 
+/**
+ * What an invite link's fragment or a join field may carry (as the relay's `JoinSecret::parse`):
+ * the `ABCD-EFGH` code, or the 26-character invite secret (upper case, no dashes); null otherwise.
+ */
+export function parseJoinSecret(raw: string): string | null {
+  const code = parseAccessCode(raw);
+  if (code) return code;
+  let text = raw;
+  const hash = text.lastIndexOf("#");
+  if (hash >= 0) text = text.slice(hash + 1);
+  let secret = "";
+  for (const ch of text.trim()) {
+    if (ch === "-" || ch === " ") continue;
+    const up = ch.toUpperCase();
+    if (up.length !== 1 || !ALPHABET.includes(up)) return null;
+    secret += up;
+  }
+  return secret.length === INVITE_LEN ? secret : null;
+}
+
+/** Whether a parsed join secret is an invite link's long secret (not a typed code). */
+export function isInviteSecret(secret: string): boolean {
+  return secret.replace(/-/g, "").length === INVITE_LEN;
+}
+
 /** A hint for the user about rejected characters, or null. */
 export function codeHint(input: CodeInput): string | null {
   if (input.rejected.length > 0) {
@@ -76,7 +103,7 @@ export function codeHint(input: CodeInput): string | null {
   return null;
 }
 
-/** The invite link a host copies: the code after `#` stays out of server logs. */
+/** The invite link a host copies: the code or invite secret after `#` stays out of server logs. */
 export function inviteLink(relayAddress: string, code: string): string {
   const host = relayAddress.replace(/^[a-z]+:\/\//i, "").replace(/\/.*$/, "");
   return `https://${host}/#${code}`;
