@@ -930,3 +930,58 @@ async fn thousands_of_unauthenticated_connections_from_many_addresses() {
     assert_eq!(closed, held.len(), "every unauthenticated connection is closed at the deadline");
     assert!(matches!(host.call(Request::Ping).await, Ok(Response::Pong { .. })));
 }
+
+#[cfg(feature = "browser-guests")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_offers_are_taken_only_in_the_meeting_and_only_in_a_guest_pages_shape() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(dir.path(), &["--https-listen", "127.0.0.1:0", "--webrtc-udp", "0"]);
+    let (_host, code) = host_in_meeting(&relay).await;
+    let ws = raw_websocket(&relay, [127, 0, 0, 2].into()).await;
+    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        ws,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    // Sends a text frame and returns the first message matching `pred`.
+    async fn exchange<S>(
+        ws: &mut S,
+        text: String,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value
+    where
+        S: SinkExt<Message>
+            + StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + Unpin,
+        <S as futures_util::Sink<Message>>::Error: std::fmt::Debug,
+    {
+        ws.send(Message::text(text)).await.unwrap();
+        loop {
+            let Some(Ok(Message::Text(t))) = ws.next().await else { panic!("closed") };
+            let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+    let video = "m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n";
+    let offer = |sections: usize| {
+        let sdp = format!("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n{}", video.repeat(sections));
+        serde_json::json!({"webrtc": {"offer": sdp}}).to_string()
+    };
+    let rtc_error = |v: &serde_json::Value| v["webrtc"]["error"].as_str().map(str::to_string);
+    let hello =
+        serde_json::json!({"id": 1, "type": "hello", "min_version": 1, "max_version": 1, "client": "t"});
+    exchange(&mut ws, hello.to_string(), |v| v["id"] == 1).await;
+    let before = exchange(&mut ws, offer(2), |v| v.get("webrtc").is_some()).await;
+    assert_eq!(rtc_error(&before).as_deref(), Some("join the meeting first"), "{before}");
+    let media = serde_json::json!({"audio": false, "video": false, "screen": false});
+    let join = serde_json::json!({"id": 2, "type": "join", "access_code": code, "display_name": "Pat", "media": media});
+    let joined = exchange(&mut ws, join.to_string(), |v| v["id"] == 2).await;
+    assert_eq!(joined["kind"], "reply", "{joined}");
+    let huge = exchange(&mut ws, offer(500), |v| v.get("webrtc").is_some()).await;
+    assert!(rtc_error(&huge).is_some_and(|e| e.contains("media sections")), "{huge}");
+}

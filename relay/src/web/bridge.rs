@@ -54,6 +54,12 @@ impl Bridge {
         Bridge { next_id: BRIDGE_ID_BASE, ..Bridge::default() }
     }
 
+    /// The guest is in the meeting proper (joined or admitted, not waiting, not
+    /// gone): only then is a WebRTC offer accepted.
+    pub fn in_meeting(&self) -> bool {
+        self.in_meeting
+    }
+
     fn request(&mut self, request: Request) -> (RequestId, Action) {
         let id = self.next_id;
         self.next_id += 1;

@@ -5,8 +5,10 @@
 //!   browser's connectivity check to the relay carries `relay-ufrag:browser-ufrag`,
 //!   and the relay's ufrag, unique per peer connection, says whose it is.
 //! * [`Demux`]: which peer connection a datagram belongs to — by the ufrag of a
-//!   STUN check, then by the remote address that check came from (DTLS, SRTP and
-//!   later checks from that address follow it).
+//!   STUN check whose MESSAGE-INTEGRITY checks out with that peer connection's
+//!   ICE password ([`integrity_ok`]), then by the remote address that check came
+//!   from (DTLS, SRTP and later checks from that address follow it). A check
+//!   that merely names a ufrag (anyone who saw it could) re-binds nothing.
 //! * [`advertise`]: rewrites the answer's candidates to the shared ports (the
 //!   `webrtc` crate only knows the per-connection addresses it thinks it bound),
 //!   with the public address behind 1:1 NAT, and drops active TCP candidates (the
@@ -17,9 +19,13 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+
 /// STUN's magic cookie (RFC 5389 §6).
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 const ATTR_USERNAME: u16 = 0x0006;
+const ATTR_MESSAGE_INTEGRITY: u16 = 0x0008;
 /// Most remote addresses one peer connection may be reached from (a browser has
 /// a few candidates per interface; more is an attempt to fill the table).
 pub const MAX_ADDRS_PER_PEER: usize = 16;
@@ -54,6 +60,43 @@ pub fn stun_username(packet: &[u8]) -> Option<&str> {
     None
 }
 
+/// Whether a STUN message carries a MESSAGE-INTEGRITY (RFC 5389 §15.4) that
+/// checks out with the short-term credential `pwd` (the relay's ICE password
+/// of that peer connection): HMAC-SHA1 over the message up to the attribute,
+/// with the header's length covering it. Attributes after it (FINGERPRINT)
+/// are ignored, as the RFC says.
+pub fn integrity_ok(packet: &[u8], pwd: &str) -> bool {
+    integrity_checks(packet, pwd).unwrap_or(false)
+}
+
+fn integrity_checks(packet: &[u8], pwd: &str) -> Option<bool> {
+    if !is_stun(packet) {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
+    let body = packet.get(20..20 + len)?;
+    let mut at = 0usize;
+    while at + 4 <= body.len() {
+        let typ = u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]);
+        let alen = usize::from(u16::from_be_bytes([*body.get(at + 2)?, *body.get(at + 3)?]));
+        let value = body.get(at + 4..at + 4 + alen)?;
+        if typ == ATTR_MESSAGE_INTEGRITY {
+            if alen != 20 {
+                return Some(false);
+            }
+            let covered = u16::try_from(at + 4 + 20).ok()?;
+            let mut mac = Hmac::<Sha1>::new_from_slice(pwd.as_bytes()).ok()?;
+            mac.update(packet.get(..2)?);
+            mac.update(&covered.to_be_bytes());
+            mac.update(packet.get(4..20)?);
+            mac.update(body.get(..at)?);
+            return Some(mac.verify_slice(value).is_ok());
+        }
+        at += 4 + alen.div_ceil(4) * 4;
+    }
+    Some(false)
+}
+
 /// The relay's ufrag in a check the browser sends (`relay:browser`).
 pub fn local_ufrag(packet: &[u8]) -> Option<&str> {
     stun_username(packet).and_then(|u| u.split(':').next()).filter(|u| !u.is_empty())
@@ -83,40 +126,44 @@ pub struct Route {
 /// Datagram → peer connection.
 #[derive(Debug, Default)]
 pub struct Demux {
-    by_ufrag: HashMap<String, PeerKey>,
+    /// Local ufrag → (peer connection, its ICE password).
+    by_ufrag: HashMap<String, (PeerKey, String)>,
     by_addr: HashMap<SocketAddr, Route>,
     addrs_of: HashMap<PeerKey, Vec<SocketAddr>>,
 }
 
 impl Demux {
-    /// Registers a peer connection's local ufrag; `false` if it is taken.
-    pub fn add(&mut self, ufrag: &str, peer: PeerKey) -> bool {
+    /// Registers a peer connection's local ufrag and ICE password; `false` if
+    /// the ufrag is taken.
+    pub fn add(&mut self, ufrag: &str, pwd: &str, peer: PeerKey) -> bool {
         if self.by_ufrag.contains_key(ufrag) {
             return false;
         }
-        self.by_ufrag.insert(ufrag.to_string(), peer);
+        self.by_ufrag.insert(ufrag.to_string(), (peer, pwd.to_string()));
         self.addrs_of.insert(peer, Vec::new());
         true
     }
 
     /// Forgets a peer connection and every address learnt for it.
     pub fn remove(&mut self, peer: PeerKey) {
-        self.by_ufrag.retain(|_, p| *p != peer);
+        self.by_ufrag.retain(|_, (p, _)| *p != peer);
         for a in self.addrs_of.remove(&peer).unwrap_or_default() {
             self.by_addr.remove(&a);
         }
     }
 
-    /// The peer connection of a ufrag.
-    pub fn peer_of_ufrag(&self, ufrag: &str) -> Option<PeerKey> {
-        self.by_ufrag.get(ufrag).copied()
+    /// The peer connection a STUN check is for: it names that peer connection's
+    /// ufrag and its MESSAGE-INTEGRITY checks out with its password.
+    pub fn verified_peer(&self, packet: &[u8]) -> Option<PeerKey> {
+        let (peer, pwd) = self.by_ufrag.get(local_ufrag(packet)?)?;
+        integrity_ok(packet, pwd).then_some(*peer)
     }
 
-    /// Where a datagram from `from` (sent to `local_ip`) goes. A STUN message naming a
-    /// known ufrag (re)binds `from` to that peer connection; anything else follows
-    /// the address's binding, or is dropped (`None`).
+    /// Where a datagram from `from` (sent to `local_ip`) goes. A verified STUN
+    /// check ([`Demux::verified_peer`]) (re)binds `from` to its peer connection;
+    /// anything else follows the address's binding, or is dropped (`None`).
     pub fn route(&mut self, from: SocketAddr, local_ip: Option<IpAddr>, packet: &[u8]) -> Option<PeerKey> {
-        if let Some(peer) = local_ufrag(packet).and_then(|u| self.peer_of_ufrag(u)) {
+        if let Some(peer) = self.verified_peer(packet) {
             let previous = self.by_addr.insert(from, Route { peer, local_ip });
             match previous {
                 Some(r) if r.peer == peer => {}
@@ -260,40 +307,87 @@ mod tests {
         assert_eq!(stun_username(&[22, 3, 1, 0, 5]), None); // TLS
     }
 
+    /// `binding_request(user)` with a MESSAGE-INTEGRITY for `pwd` and a FINGERPRINT after it.
+    fn signed(user: &str, pwd: &str) -> Vec<u8> {
+        let mut m = binding_request(user);
+        let covered = (m.len() - 20 + 24) as u16;
+        m[2..4].copy_from_slice(&covered.to_be_bytes());
+        let mut mac = Hmac::<Sha1>::new_from_slice(pwd.as_bytes()).unwrap();
+        mac.update(&m);
+        let tag = mac.finalize().into_bytes();
+        m.extend_from_slice(&ATTR_MESSAGE_INTEGRITY.to_be_bytes());
+        m.extend_from_slice(&20u16.to_be_bytes());
+        m.extend_from_slice(&tag);
+        m.extend_from_slice(&[0x80, 0x28, 0, 4, 1, 2, 3, 4]);
+        let len = (m.len() - 20) as u16;
+        m[2..4].copy_from_slice(&len.to_be_bytes());
+        m
+    }
+
     #[test]
-    fn routes_by_ufrag_then_by_address() {
+    fn message_integrity_checks_out_only_with_the_right_password() {
+        // RFC 5769 §2.1, sample request (USERNAME "evtj:h6vY", with FINGERPRINT).
+        let sample: Vec<u8> = [
+            "000100582112a442b7e7a701bc34d686fa87dfae802200105354554e20746573742063",
+            "6c69656e74002400046e0001ff80290008932ff9b151263b36000600096576746a3a68",
+            "367659202020000800149aeaa70cbfd8cb56781ef2b5b2d3f249c1b571a280280004e5",
+            "7a3bcf",
+        ]
+        .concat()
+        .as_bytes()
+        .chunks(2)
+        .map(|h| u8::from_str_radix(std::str::from_utf8(h).unwrap(), 16).unwrap())
+        .collect();
+        assert!(integrity_ok(&sample, "VOkJxbRl1RmTxUk/WvJxBt"));
+        assert!(!integrity_ok(&sample, "VOkJxbRl1RmTxUk/WvJxBT"), "wrong password");
+        let mut tampered = sample.clone();
+        tampered[30] ^= 1;
+        assert!(!integrity_ok(&tampered, "VOkJxbRl1RmTxUk/WvJxBt"), "changed byte");
+        assert!(!integrity_ok(&binding_request("evtj:h6vY"), "VOkJxbRl1RmTxUk/WvJxBt"), "no integrity");
+        for n in 0..sample.len() {
+            let _ = integrity_ok(&sample[..n], "x");
+        }
+        assert!(integrity_ok(&signed("aaaa:zz", "pw"), "pw"));
+    }
+
+    #[test]
+    fn routes_by_verified_ufrag_then_by_address() {
         let mut d = Demux::default();
-        assert!(d.add("aaaa", 1));
-        assert!(d.add("bbbb", 2));
-        assert!(!d.add("aaaa", 3));
+        assert!(d.add("aaaa", "pa", 1));
+        assert!(d.add("bbbb", "pb", 2));
+        assert!(!d.add("aaaa", "pc", 3));
         let x: SocketAddr = "10.0.0.2:5000".parse().unwrap();
         let y: SocketAddr = "10.0.0.3:5000".parse().unwrap();
         let local: IpAddr = "10.0.0.1".parse().unwrap();
         let rtp = [0x80u8; 40];
         assert_eq!(d.route(x, Some(local), &rtp), None, "media before any check is dropped");
-        assert_eq!(d.route(x, Some(local), &binding_request("aaaa:zz")), Some(1));
+        assert_eq!(d.route(x, Some(local), &signed("aaaa:zz", "pa")), Some(1));
         assert_eq!(d.route(x, None, &rtp), Some(1));
         assert_eq!(d.reply_from(x), Some(local));
-        assert_eq!(d.route(y, None, &binding_request("bbbb:zz")), Some(2));
+        assert_eq!(d.route(y, None, &signed("bbbb:zz", "pb")), Some(2));
         assert_eq!(d.route(y, None, &binding_request("nope:zz")), Some(2), "unknown ufrag: by address");
         assert_eq!(d.route("10.0.0.9:1".parse().unwrap(), None, &binding_request("nope:zz")), None);
-        // The address moves to another peer connection with a check naming it.
-        assert_eq!(d.route(x, None, &binding_request("bbbb:zz")), Some(2));
+        // Naming a ufrag without its password re-binds nothing: x stays with 1.
+        assert_eq!(d.route(x, None, &binding_request("bbbb:zz")), Some(1));
+        assert_eq!(d.route(x, None, &signed("bbbb:zz", "guess")), Some(1));
+        assert_eq!(d.route("10.0.0.8:1".parse().unwrap(), None, &binding_request("aaaa:zz")), None);
+        // A verified check moves the address to another peer connection.
+        assert_eq!(d.route(x, None, &signed("bbbb:zz", "pb")), Some(2));
         d.remove(2);
         assert_eq!(d.route(x, None, &rtp), None);
         assert_eq!(d.route(y, None, &rtp), None);
         assert_eq!(d.addresses(), 0);
-        assert_eq!(d.peer_of_ufrag("bbbb"), None);
-        assert_eq!(d.peer_of_ufrag("aaaa"), Some(1));
+        assert_eq!(d.verified_peer(&signed("bbbb:zz", "pb")), None);
+        assert_eq!(d.verified_peer(&signed("aaaa:zz", "pa")), Some(1));
     }
 
     #[test]
     fn addresses_per_peer_are_bounded() {
         let mut d = Demux::default();
-        d.add("aaaa", 1);
+        d.add("aaaa", "pa", 1);
         for p in 0..100u16 {
             let a = SocketAddr::from(([10, 0, 0, 2], 1000 + p));
-            d.route(a, None, &binding_request("aaaa:zz"));
+            d.route(a, None, &signed("aaaa:zz", "pa"));
         }
         assert_eq!(d.addresses(), MAX_ADDRS_PER_PEER);
     }

@@ -459,6 +459,11 @@ async fn session_loop<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                             let _ = sink.send(rtc_msg(serde_json::json!({"error": "already connected"}))).await;
                             continue;
                         }
+                        // Media only for someone in the meeting: not before joining, not from the waiting room.
+                        if !bridge.in_meeting() {
+                            let _ = sink.send(rtc_msg(serde_json::json!({"error": "join the meeting first"}))).await;
+                            continue;
+                        }
                         match Peer::answer(conn, offer.to_string(), &cfg.rtc, fwd.clone()).await {
                             Ok((p, answer, events)) => {
                                 let p = Arc::new(p);

@@ -117,7 +117,7 @@ impl IceMux {
             let pwd = format!("{:032x}", rand::random::<u128>());
             st.next += 1;
             let key = st.next;
-            if st.demux.add(&ufrag, key) {
+            if st.demux.add(&ufrag, &pwd, key) {
                 st.ports.insert(key, Ports::default());
                 return Lease { key, ufrag, pwd, inner: self.inner.clone() };
             }
@@ -144,8 +144,8 @@ impl IceMux {
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no ICE-TCP frame"))??;
         let target = {
             let st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
-            ice::local_ufrag(first.get(2..).unwrap_or_default())
-                .and_then(|u| st.demux.peer_of_ufrag(u))
+            st.demux
+                .verified_peer(first.get(2..).unwrap_or_default())
                 .and_then(|k| st.ports.get(&k))
                 .and_then(|p| p.tcp.first().cloned())
         };

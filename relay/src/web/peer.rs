@@ -60,6 +60,11 @@ use crate::sfu::{ConnId, RELAY_SSRC};
 
 /// Receive slots per kind a browser offers (remote participants it can show/hear).
 pub const SLOTS: usize = 6;
+
+/// Media sections an offer may have: the guest page's microphone and camera
+/// plus [`SLOTS`] receive slots of each kind. More is refused before any SDP
+/// work (webrtc-rs would build a transceiver per section).
+pub const MAX_MEDIA_SECTIONS: usize = 2 + 2 * SLOTS;
 /// H.264 as browsers and the desktop client both do it.
 pub const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
@@ -336,6 +341,9 @@ impl Peer {
     ) -> Result<(Peer, String, mpsc::Receiver<PeerEvent>), PeerError> {
         // Refuse offers without H.264 up front, with a message the guest page shows.
         let offered = wrtp::media_sections(&offer);
+        if offered.len() > MAX_MEDIA_SECTIONS {
+            return Err(PeerError::Sdp("the offer has more media sections than a guest page makes"));
+        }
         if !offered.iter().any(|m| m.kind == "video" && m.payload_type_of("H264").is_some()) {
             return Err(PeerError::Sdp("the browser offers no H.264 video"));
         }
