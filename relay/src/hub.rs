@@ -1120,25 +1120,26 @@ impl Hub {
         let limit = limit.clamp(1, MAX_HISTORY_PAGE);
         let sess = self.session(conn)?;
         let bound = sess.bound;
-        let (mid, notes) = match (bound, meeting_id) {
+        let (mid, notes, until) = match (bound, meeting_id) {
             (Some((mid, pid)), m) if m.is_none_or(|m| m == mid) => {
                 let room = self.rooms.get(&mid).ok_or_else(not_joined)?;
                 if room.participant(pid).is_none_or(|p| p.presence != crate::room::Presence::InMeeting) {
                     return Err(waiting());
                 }
-                (mid, room.reads_notes(pid))
+                (mid, room.reads_notes(pid), UnixMillis::MAX)
             }
             (_, Some(m)) => {
+                // A staff member removed from the meeting reads only what was said before.
                 let staff = self.staff(conn)?;
-                if !self.store.staff_took_part(m, staff.staff_id).map_err(db)? {
+                let Some(until) = self.store.staff_reads_until(m, staff.staff_id).map_err(db)? else {
                     return Err(e(ErrorCode::NotFound, "no such meeting among yours"));
-                }
-                (m, true)
+                };
+                (m, true, until)
             }
             (_, None) => return Err(not_joined()),
         };
         let (mut messages, mut more) =
-            self.store.chat_history(mid, since, notes, notes_since, limit).map_err(db)?;
+            self.store.chat_history(mid, since, notes, notes_since, limit, until).map_err(db)?;
         let mut size = 0;
         if let Some(cut) = messages.iter().position(|m| {
             size += approx_size(m);

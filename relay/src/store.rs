@@ -510,14 +510,37 @@ impl Store {
     }
 
     /// Whether a staff member created or joined the meeting.
-    pub fn staff_took_part(&self, meeting: MeetingId, staff: StaffId) -> Result<bool, RelayError> {
-        let n: i64 = self.conn.query_row(
-            "SELECT (SELECT COUNT(*) FROM meetings WHERE id = ?1 AND creator_staff_id = ?2) + \
-             (SELECT COUNT(*) FROM participants WHERE meeting_id = ?1 AND staff_id = ?2)",
+    /// Up to when a staff member may read a meeting's chat and notes from the
+    /// relay's copy: `None` if they never took part; its creator, and anyone
+    /// whose latest place in it did not end in removal, without limit
+    /// (`UnixMillis::MAX`); someone removed, up to the moment of removal.
+    pub fn staff_reads_until(
+        &self,
+        meeting: MeetingId,
+        staff: StaffId,
+    ) -> Result<Option<UnixMillis>, RelayError> {
+        /// (leave reason, left at) of someone's latest place in a meeting.
+        type Place = (Option<String>, Option<UnixMillis>);
+        let creator: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM meetings WHERE id = ?1 AND creator_staff_id = ?2)",
             params![meeting.to_string(), staff.to_string()],
             |r| r.get(0),
         )?;
-        Ok(n > 0)
+        let latest: Option<Place> = self
+            .conn
+            .query_row(
+                "SELECT leave_reason, left_at FROM participants WHERE meeting_id = ?1 AND staff_id = ?2 \
+                 ORDER BY joined_at DESC, arrival DESC LIMIT 1",
+                params![meeting.to_string(), staff.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(match latest {
+            _ if creator => Some(UnixMillis::MAX),
+            None => None,
+            Some((Some(reason), Some(at))) if reason == "removed" => Some(at),
+            Some(_) => Some(UnixMillis::MAX),
+        })
     }
 
     /// Participant ids that have ever been in a meeting (to validate resume after restart).
@@ -549,15 +572,23 @@ impl Store {
         notes: bool,
         notes_since: u64,
         limit: u32,
+        until: UnixMillis,
     ) -> Result<(Vec<ChatMessage>, bool), RelayError> {
         let sql = format!(
-            "SELECT {CHAT_COLS} FROM chat WHERE meeting_id = ?1 AND \
+            "SELECT {CHAT_COLS} FROM chat WHERE meeting_id = ?1 AND sent_at <= ?6 AND \
              ((staff_only = 0 AND seq > ?2) OR (staff_only = 1 AND ?3 AND seq > ?4)) ORDER BY rowid LIMIT ?5"
         );
         let mut v = query_all(
             &self.conn,
             &sql,
-            params![meeting.to_string(), since as i64, notes, notes_since as i64, i64::from(limit) + 1],
+            params![
+                meeting.to_string(),
+                since as i64,
+                notes,
+                notes_since as i64,
+                i64::from(limit) + 1,
+                until
+            ],
             chat_row,
         )?;
         let more = v.len() > limit as usize;
@@ -901,7 +932,7 @@ mod tests {
         let m = s.meeting_by_code(b"hmac1").unwrap().unwrap();
         assert_eq!(m.info.id, meeting);
         assert_eq!(m.info.schedule.unwrap().time_zone, "Europe/Berlin");
-        let (h, more) = s.chat_history(meeting, 0, false, 0, 10).unwrap();
+        let (h, more) = s.chat_history(meeting, 0, false, 0, 10, UnixMillis::MAX).unwrap();
         assert_eq!((h.len(), more), (1, false));
         assert!(s.meeting_by_code(b"nope").unwrap().is_none());
     }
@@ -934,7 +965,7 @@ mod tests {
         s.audit(500, None, None, "code_failed", Some("1.2.3.4"), "").unwrap();
         let p = s.purge(200, 100, 0).unwrap();
         assert_eq!((p.chat, p.audit), (1, 1));
-        assert_eq!(s.chat_history(young.info.id, 0, false, 0, 10).unwrap().0.len(), 1);
+        assert_eq!(s.chat_history(young.info.id, 0, false, 0, 10, UnixMillis::MAX).unwrap().0.len(), 1);
         assert_eq!(s.audit_rows(None).unwrap().len(), 1);
     }
 }

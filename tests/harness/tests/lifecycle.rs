@@ -92,3 +92,40 @@ fn meetings_nobody_is_in_end_by_themselves_and_retention_purges_what_identifies_
     // B ended 1 h ago: kept until its retention ends.
     assert_eq!(h.hub.purge(h.now).unwrap().chat, 0);
 }
+
+#[test]
+fn a_staff_member_removed_from_a_meeting_reads_only_what_was_said_before() {
+    let mut h = Harness::new(HubConfig::default(), &["Dr House", "Nurse Joy"]);
+    let (host, code) = h.host_meeting("Dr House", false);
+    let (nurse, credential) = h.staff("Nurse Joy");
+    let (nurse_id, _) = entered(&h.join(nurse, &code, "Nurse Joy"));
+    let mid = match h.call(host, Request::ListMeetings) {
+        Ok(Response::Meetings { meetings }) => meetings[0].meeting.id,
+        other => panic!("{other:?}"),
+    };
+    let say = |h: &mut Harness, text: &str, notes: bool| {
+        h.call(
+            host,
+            Request::SendChat { client_msg_id: Uuid::now_v7(), text: text.into(), staff_only: notes },
+        )
+        .unwrap();
+    };
+    say(&mut h, "before", false);
+    say(&mut h, "note before", true);
+    h.advance(1_000);
+    h.call(host, Request::Remove { participant_id: nurse_id }).unwrap();
+    h.advance(1_000);
+    say(&mut h, "after", false);
+    say(&mut h, "note after", true);
+    // From another connection of her enrolled device, outside the meeting.
+    let later = h.connect(Some(credential));
+    let history =
+        Request::ChatHistory { meeting_id: Some(mid), since_seq: 0, notes_since_seq: 0, limit: 100 };
+    let Ok(Response::ChatHistory { messages, .. }) = h.call(later, history.clone()) else { panic!() };
+    let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["before", "note before"]);
+    // The host, who was never removed, reads everything.
+    h.call(host, Request::Leave).unwrap();
+    let Ok(Response::ChatHistory { messages, .. }) = h.call(host, history) else { panic!() };
+    assert_eq!(messages.len(), 4);
+}
