@@ -28,8 +28,9 @@ use uuid::Uuid;
 use crate::admission::Source;
 use crate::error::refuse as err;
 
-/// Places in a waiting room, apart from the meeting's own capacity: people
-/// who wait never make a meeting `meeting_full` for those who may enter.
+/// Places in a waiting room (at least; a larger meeting's waiting room holds
+/// as many as the meeting), apart from the meeting's own capacity: people who
+/// wait never make a meeting `meeting_full` for those who may enter.
 pub const WAITING_ROOM_CAPACITY: usize = 50;
 
 /// Whom a denial or removal holds back when they come again with the code: an
@@ -549,7 +550,8 @@ impl Room {
             Role::Guest
         };
         let waits = held || (role == Role::Guest && (consultation || info.settings.waiting_room));
-        if waits && self.waiting_count() >= WAITING_ROOM_CAPACITY {
+        let waiting_capacity = WAITING_ROOM_CAPACITY.max(info.settings.max_participants as usize);
+        if waits && self.waiting_count() >= waiting_capacity {
             return Err(err(ErrorCode::MeetingFull, "the waiting room is full; try again later"));
         }
         if !waits && !is_creator && self.in_meeting_count() >= info.settings.max_participants as usize {

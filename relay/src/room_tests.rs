@@ -637,6 +637,13 @@ fn the_waiting_room_has_its_own_capacity_and_admitting_respects_the_meetings() {
     assert_eq!((room.in_meeting_count(), room.waiting_count()), (2, WAITING_ROOM_CAPACITY - 1));
     let next = room.participants().find(|p| p.presence == Presence::Waiting).unwrap().id;
     assert_eq!(room.admit(T0 + 3, host, next).unwrap_err().code, ErrorCode::MeetingFull);
+    // A larger meeting's waiting room holds as many as the meeting.
+    let big = MeetingSettings { max_participants: 80, waiting_room: true, ..MeetingSettings::default() };
+    let mut room = Room::new(record(&ada, MeetingKind::Video, big));
+    for i in 0..80 {
+        join(&mut room, T0, &format!("Trainee {i}"), None);
+    }
+    assert_eq!(room.join(T0, joiner("81st", None)).unwrap_err().code, ErrorCode::MeetingFull);
 }
 
 #[test]
