@@ -40,24 +40,48 @@ pub fn is_stun(packet: &[u8]) -> bool {
     packet.len() >= 20 && packet.first().is_some_and(|b| *b < 4) && packet.get(4..8) == Some(&MAGIC_COOKIE)
 }
 
-/// The USERNAME attribute of a STUN message, if it has one.
-pub fn stun_username(packet: &[u8]) -> Option<&str> {
-    if !is_stun(packet) {
-        return None;
+/// One STUN attribute: its type, its offset in the message body, its value.
+struct Attribute<'a> {
+    typ: u16,
+    at: usize,
+    value: &'a [u8],
+}
+
+/// The attributes of a STUN message's body, in order; the walk stops at the
+/// first attribute that runs past the body.
+struct Attributes<'a> {
+    body: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Attributes<'a> {
+    /// `None` if this is not a STUN message or its length runs past the packet.
+    fn of(packet: &'a [u8]) -> Option<Attributes<'a>> {
+        if !is_stun(packet) {
+            return None;
+        }
+        let len = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
+        Some(Attributes { body: packet.get(20..20 + len)?, at: 0 })
     }
-    let len = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
-    let body = packet.get(20..20 + len)?;
-    let mut at = 0usize;
-    while at + 4 <= body.len() {
+}
+
+impl<'a> Iterator for Attributes<'a> {
+    type Item = Attribute<'a>;
+
+    fn next(&mut self) -> Option<Attribute<'a>> {
+        let (body, at) = (self.body, self.at);
         let typ = u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]);
         let alen = usize::from(u16::from_be_bytes([*body.get(at + 2)?, *body.get(at + 3)?]));
         let value = body.get(at + 4..at + 4 + alen)?;
-        if typ == ATTR_USERNAME {
-            return std::str::from_utf8(value).ok();
-        }
-        at += 4 + alen.div_ceil(4) * 4;
+        self.at = at + 4 + alen.div_ceil(4) * 4;
+        Some(Attribute { typ, at, value })
     }
-    None
+}
+
+/// The USERNAME attribute of a STUN message, if it has one.
+pub fn stun_username(packet: &[u8]) -> Option<&str> {
+    let a = Attributes::of(packet)?.find(|a| a.typ == ATTR_USERNAME)?;
+    std::str::from_utf8(a.value).ok()
 }
 
 /// Whether a STUN message carries a MESSAGE-INTEGRITY (RFC 5389 §15.4) that
@@ -70,31 +94,19 @@ pub fn integrity_ok(packet: &[u8], pwd: &str) -> bool {
 }
 
 fn integrity_checks(packet: &[u8], pwd: &str) -> Option<bool> {
-    if !is_stun(packet) {
-        return None;
+    let mut attrs = Attributes::of(packet)?;
+    let body = attrs.body;
+    let Attribute { at, value, .. } = attrs.find(|a| a.typ == ATTR_MESSAGE_INTEGRITY)?;
+    if value.len() != 20 {
+        return Some(false);
     }
-    let len = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
-    let body = packet.get(20..20 + len)?;
-    let mut at = 0usize;
-    while at + 4 <= body.len() {
-        let typ = u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]);
-        let alen = usize::from(u16::from_be_bytes([*body.get(at + 2)?, *body.get(at + 3)?]));
-        let value = body.get(at + 4..at + 4 + alen)?;
-        if typ == ATTR_MESSAGE_INTEGRITY {
-            if alen != 20 {
-                return Some(false);
-            }
-            let covered = u16::try_from(at + 4 + 20).ok()?;
-            let mut mac = Hmac::<Sha1>::new_from_slice(pwd.as_bytes()).ok()?;
-            mac.update(packet.get(..2)?);
-            mac.update(&covered.to_be_bytes());
-            mac.update(packet.get(4..20)?);
-            mac.update(body.get(..at)?);
-            return Some(mac.verify_slice(value).is_ok());
-        }
-        at += 4 + alen.div_ceil(4) * 4;
-    }
-    Some(false)
+    let covered = u16::try_from(at + 4 + 20).ok()?;
+    let mut mac = Hmac::<Sha1>::new_from_slice(pwd.as_bytes()).ok()?;
+    mac.update(packet.get(..2)?);
+    mac.update(&covered.to_be_bytes());
+    mac.update(packet.get(4..20)?);
+    mac.update(body.get(..at)?);
+    Some(mac.verify_slice(value).is_ok())
 }
 
 /// The relay's ufrag in a check the browser sends (`relay:browser`).
