@@ -615,35 +615,9 @@ async fn websocket_guest_that_stops_answering_pings_is_closed() {
 
 /// Starts the relay with at most `nofile` open files (`ulimit -n`).
 fn start_with_nofile(data_dir: &std::path::Path, nofile: u32, extra: &[&str]) -> Relay {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
-        .arg(bin())
-        .args([
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&line).expect("ready line");
-    Relay {
-        child,
-        quic: v["quic"].as_str().unwrap().parse().unwrap(),
-        pin: v["pin"].as_str().unwrap().to_string(),
-        http: v["http"].as_str().map(str::to_string),
-        https: v["https"].as_str().map(|a| a.parse().unwrap()),
-        data_dir: data_dir.to_path_buf(),
-    }
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c").arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\"")).arg(bin());
+    start_via(sh, data_dir, extra)
 }
 
 /// CPU seconds (user + system) the process has used.

@@ -35,7 +35,13 @@ pub fn bin() -> &'static str {
 
 /// Starts the relay on an ephemeral port and waits for its ready line.
 pub fn start(data_dir: &Path, extra: &[&str]) -> Relay {
-    let mut child = Command::new(bin())
+    start_via(Command::new(bin()), data_dir, extra)
+}
+
+/// Like [`start`], through `cmd` (the relay binary, or a shell that execs it
+/// with the arguments it is given, e.g. under a `ulimit`).
+pub fn start_via(mut cmd: Command, data_dir: &Path, extra: &[&str]) -> Relay {
+    let mut child = cmd
         .args([
             "--data-dir",
             data_dir.to_str().unwrap(),
