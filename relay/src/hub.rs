@@ -694,6 +694,8 @@ impl Hub {
             Request::Admit { participant_id } => room_op!(admit, participant_id),
             Request::Deny { participant_id } => room_op!(deny, participant_id),
             Request::Mute { participant_id } => room_op!(mute, participant_id),
+            Request::AllowUnmute { participant_id } => room_op!(allow_unmute, participant_id),
+            Request::SetSelfUnmute { allowed } => room_op!(set_self_unmute, allowed),
             Request::Remove { participant_id } => room_op!(remove, participant_id),
             Request::SetLocked { locked } => room_op!(set_locked, locked),
             Request::Promote { participant_id } => room_op!(promote, participant_id),

@@ -19,9 +19,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use clinicmeet_protocol::{
     ChatMessage, ErrorBody, ErrorCode, Event, JoinState, LeaveReason, MediaChanged, MediaState, MeetingEnded,
-    MeetingId, MeetingInfo, MeetingKind, MeetingStatus, MeetingUpdated, MutedBy, ParticipantConnection,
-    ParticipantId, ParticipantInfo, ParticipantJoined, ParticipantLeft, Role, StaffId, StaffIdentity, Typing,
-    UnixMillis, WaitingInfo, WaitingRoom,
+    MeetingId, MeetingInfo, MeetingKind, MeetingSettings, MeetingStatus, MeetingUpdated, MutedBy,
+    ParticipantConnection, ParticipantId, ParticipantInfo, ParticipantJoined, ParticipantLeft, Role, StaffId,
+    StaffIdentity, Typing, UnixMillis, WaitingInfo, WaitingRoom,
 };
 use uuid::Uuid;
 
@@ -84,18 +84,29 @@ pub struct Participant {
     pub disconnected_at: Option<UnixMillis>,
     /// Arrival order, for "longest present".
     pub arrival: u64,
+    /// A moderator (or `mute_on_join`) turned the microphone off and the participant
+    /// has not turned it on since; see [`Participant::audio_locked`].
+    pub moderator_muted: bool,
     /// Signed token the participant presents to resume.
     pub resume_token: String,
 }
 
 impl Participant {
-    fn info(&self) -> ParticipantInfo {
+    /// The relay refuses this participant's microphone until a moderator allows it:
+    /// a moderator muted them in a meeting whose participants may not unmute
+    /// themselves. Moderators are never locked.
+    pub fn audio_locked(&self, settings: &MeetingSettings) -> bool {
+        self.moderator_muted && !settings.allow_self_unmute && !self.role.can_moderate()
+    }
+
+    fn info(&self, settings: &MeetingSettings) -> ParticipantInfo {
         ParticipantInfo {
             id: self.id,
             display_name: self.display_name.clone(),
             role: self.role,
             verified_staff: self.staff.is_some(),
             media: self.media,
+            audio_locked: self.audio_locked(settings),
             joined_at: self.entered_at.unwrap_or(self.joined_at),
             connected: self.connected,
         }
@@ -394,10 +405,11 @@ impl Room {
         let me = self.participants.get(&pid)?;
         let mut present: Vec<&Participant> = self.participants.values().filter(|p| p.in_meeting()).collect();
         present.sort_by_key(|p| p.arrival);
+        let settings = &self.record.info.settings;
         Some(JoinState {
             meeting: self.meeting_for(me.staff.is_some()),
-            you: me.info(),
-            participants: present.into_iter().map(Participant::info).collect(),
+            you: me.info(settings),
+            participants: present.into_iter().map(|p| p.info(settings)).collect(),
             waiting: if me.role.can_moderate() { self.waiting_list() } else { Vec::new() },
             resume_token: me.resume_token.clone(),
             chat_seq: self.chat_seq,
@@ -472,8 +484,12 @@ impl Room {
         let was_mod = p.role.can_moderate();
         p.role = role;
         let now_mod = role.can_moderate();
+        let lock_changes = p.moderator_muted && was_mod != now_mod;
         self.write_participant(pid, out);
         self.to_present(None, &Event::RoleChanged { participant_id: pid, role }, out);
+        if lock_changes {
+            self.media_changed(pid, out);
+        }
         if now_mod && !was_mod {
             // A new moderator learns who is waiting.
             out.push(Effect::Event {
@@ -563,7 +579,8 @@ impl Room {
         let mut out = Vec::new();
         let staff_id = j.staff.as_ref().map(|s| s.staff_id);
         let mut media = j.media;
-        if info.settings.mute_on_join {
+        let muted_on_join = info.settings.mute_on_join;
+        if muted_on_join {
             media.audio = false;
         }
         if !info.settings.allow_screen_share {
@@ -581,6 +598,7 @@ impl Room {
             connected: true,
             disconnected_at: None,
             arrival: self.next_arrival,
+            moderator_muted: muted_on_join,
             resume_token: j.resume_token,
         };
         self.next_arrival += 1;
@@ -616,7 +634,7 @@ impl Room {
         p.presence = Presence::InMeeting;
         p.entered_at = Some(now);
         let role = p.role;
-        let info = p.info();
+        let info = p.info(&self.record.info.settings);
         if role == Role::Host {
             self.had_host = true;
         }
@@ -903,17 +921,72 @@ impl Room {
         let mut out = Vec::new();
         if let Some(t) = self.participants.get_mut(&target) {
             t.media.audio = false;
-            let media = t.media;
+            t.moderator_muted = true;
             out.push(Effect::Event { to: target, event: Event::MutedBy(MutedBy { by: actor }) });
             self.write_participant(target, &mut out);
-            self.to_present(
-                None,
-                &Event::MediaChanged(MediaChanged { participant_id: target, media }),
-                &mut out,
-            );
+            self.media_changed(target, &mut out);
         }
         self.audit(Some(target), "mute", format!("by={actor}"), &mut out);
         Ok(Outcome { reply: (), effects: out })
+    }
+
+    /// Lets a participant a moderator muted turn their microphone on again (it stays
+    /// off: nobody's microphone is turned on for them).
+    pub fn allow_unmute(
+        &mut self,
+        _now: UnixMillis,
+        actor: ParticipantId,
+        target: ParticipantId,
+    ) -> RoomResult<()> {
+        self.target_in_meeting(actor, target)?;
+        let mut out = Vec::new();
+        if let Some(t) = self.participants.get_mut(&target) {
+            if t.moderator_muted {
+                t.moderator_muted = false;
+                self.write_participant(target, &mut out);
+                self.media_changed(target, &mut out);
+                self.audit(Some(target), "allow_unmute", format!("by={actor}"), &mut out);
+            }
+        }
+        Ok(Outcome { reply: (), effects: out })
+    }
+
+    /// Whether participants may unmute themselves after a moderator muted them.
+    pub fn set_self_unmute(
+        &mut self,
+        _now: UnixMillis,
+        actor: ParticipantId,
+        allowed: bool,
+    ) -> RoomResult<()> {
+        self.moderator(actor)?;
+        let mut out = Vec::new();
+        if self.record.info.settings.allow_self_unmute != allowed {
+            self.record.info.settings.allow_self_unmute = allowed;
+            self.meeting_changed(&mut out);
+            // Everyone learns whose microphone is now locked or free.
+            let muted: Vec<ParticipantId> = self
+                .participants
+                .values()
+                .filter(|p| p.in_meeting() && p.moderator_muted && !p.role.can_moderate())
+                .map(|p| p.id)
+                .collect();
+            for pid in muted {
+                self.media_changed(pid, &mut out);
+            }
+            self.audit(Some(actor), "self_unmute", format!("allowed={allowed}"), &mut out);
+        }
+        Ok(Outcome { reply: (), effects: out })
+    }
+
+    /// Tells everyone present (the participant too) a participant's media and lock.
+    fn media_changed(&self, pid: ParticipantId, out: &mut Vec<Effect>) {
+        let Some(p) = self.participants.get(&pid) else { return };
+        let ev = MediaChanged {
+            participant_id: pid,
+            media: p.media,
+            audio_locked: p.audio_locked(&self.record.info.settings),
+        };
+        self.to_present(None, &Event::MediaChanged(ev), out);
     }
 
     pub fn remove(&mut self, now: UnixMillis, actor: ParticipantId, target: ParticipantId) -> RoomResult<()> {
@@ -1089,18 +1162,24 @@ impl Room {
         if media.video && self.record.info.kind == MeetingKind::AudioOnly {
             return Err(err(ErrorCode::Forbidden, "this is an audio-only meeting"));
         }
+        let settings = &self.record.info.settings;
         let mut out = Vec::new();
         if let Some(p) = self.participants.get_mut(&pid) {
+            if media.audio && !p.media.audio && p.audio_locked(settings) {
+                return Err(err(
+                    ErrorCode::Forbidden,
+                    "a moderator muted you; you can unmute when a moderator allows it",
+                ));
+            }
             if p.media != media {
                 p.media = media;
+                if media.audio {
+                    p.moderator_muted = false;
+                }
                 self.write_participant(pid, &mut out);
                 // To the sender too: every client's view of itself follows what the relay
                 // accepted (its own mic/camera/share buttons, and its media engine).
-                self.to_present(
-                    None,
-                    &Event::MediaChanged(MediaChanged { participant_id: pid, media }),
-                    &mut out,
-                );
+                self.media_changed(pid, &mut out);
             }
         }
         Ok(Outcome { reply: (), effects: out })

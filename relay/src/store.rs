@@ -106,6 +106,9 @@ ALTER TABLE meetings ADD COLUMN invite_hmac BLOB;
 CREATE UNIQUE INDEX meetings_invite ON meetings(invite_hmac);
 CREATE INDEX meetings_bucket ON meetings(code_bucket, status);
 "#,
+    r#"
+ALTER TABLE participants ADD COLUMN moderator_muted INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// How hard SQLite works to keep a commit across power loss (`--sqlite-sync`;
@@ -485,8 +488,9 @@ impl Store {
     }
 
     pub fn present_participants(&self, meeting: MeetingId) -> Result<Vec<Participant>, RelayError> {
-        let sql = "SELECT id, display_name, staff_id, role, presence, media, joined_at, entered_at, arrival \
-             FROM participants WHERE meeting_id = ?1 AND left_at IS NULL ORDER BY arrival";
+        let sql =
+            "SELECT id, display_name, staff_id, role, presence, media, joined_at, entered_at, arrival, \
+             moderator_muted FROM participants WHERE meeting_id = ?1 AND left_at IS NULL ORDER BY arrival";
         Ok(query_all(&self.conn, sql, params![meeting.to_string()], |r| {
             let staff: Option<String> = r.get(2)?;
             let role: String = r.get(3)?;
@@ -504,6 +508,7 @@ impl Store {
                 connected: false,
                 disconnected_at: None,
                 arrival: r.get::<_, i64>(8)? as u64,
+                moderator_muted: r.get(9)?,
                 resume_token: String::new(),
             })
         })?)
@@ -608,19 +613,31 @@ impl Store {
         for w in writes {
             match w {
                 Write::MeetingState(i) => {
+                    let settings = serde_json::to_string(&i.settings)
+                        .map_err(|e| RelayError::Internal(e.to_string()))?;
                     tx.prepare_cached(
-                        "UPDATE meetings SET status = ?2, locked = ?3, started_at = ?4, ended_at = ?5 WHERE id = ?1",
+                        "UPDATE meetings SET status = ?2, locked = ?3, started_at = ?4, ended_at = ?5, settings = ?6 \
+                         WHERE id = ?1",
                     )?
-                    .execute(params![i.id.to_string(), i.status.as_str(), i.locked as i64, i.started_at, i.ended_at])?;
+                    .execute(params![
+                        i.id.to_string(),
+                        i.status.as_str(),
+                        i.locked as i64,
+                        i.started_at,
+                        i.ended_at,
+                        settings
+                    ])?;
                 }
                 Write::Participant { meeting_id, participant: p } => {
                     let media =
                         serde_json::to_string(&p.media).map_err(|e| RelayError::Internal(e.to_string()))?;
                     tx.prepare_cached(
                         "INSERT INTO participants (id, meeting_id, display_name, staff_id, role, presence, media, \
-                         joined_at, entered_at, arrival) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                         joined_at, entered_at, arrival, moderator_muted) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
                          ON CONFLICT(id) DO UPDATE SET role = excluded.role, presence = excluded.presence, \
-                         media = excluded.media, entered_at = excluded.entered_at",
+                         media = excluded.media, entered_at = excluded.entered_at, \
+                         moderator_muted = excluded.moderator_muted",
                     )?
                     .execute(params![
                         p.id.to_string(),
@@ -632,7 +649,8 @@ impl Store {
                         media,
                         p.joined_at,
                         p.entered_at,
-                        p.arrival as i64
+                        p.arrival as i64,
+                        p.moderator_muted
                     ])?;
                 }
                 Write::ParticipantLeft { participant_id, at, reason } => {

@@ -395,6 +395,10 @@ mod tests {
 
     /// A hub with a host (conn 1) and a guest (conn 2) in one meeting.
     fn meeting(dir: &std::path::Path) -> (Hub, String, ParticipantId) {
+        meeting_with(dir, MeetingSettings::default())
+    }
+
+    fn meeting_with(dir: &std::path::Path, settings: MeetingSettings) -> (Hub, String, ParticipantId) {
         let store = Store::open(&dir.join("relay.db"), SyncMode::Normal).unwrap();
         let code = keys::new_enrollment_code();
         store
@@ -415,7 +419,7 @@ mod tests {
             kind: MeetingKind::Video,
             patient_reference: None,
             schedule: None,
-            settings: MeetingSettings::default(),
+            settings,
         };
         let (_, Response::MeetingCreated { access_code, .. }) =
             reply(&call(&mut hub, 1, Request::CreateMeeting { spec }))
@@ -430,6 +434,27 @@ mod tests {
         call(&mut hub, 1, join("A"));
         let (_, Response::Joined(js)) = reply(&call(&mut hub, 2, join("B"))) else { panic!() };
         (hub, access_code, js.you.id)
+    }
+
+    #[test]
+    fn a_locked_microphone_is_not_forwarded_until_a_moderator_allows_and_the_participant_unmutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = MeetingSettings { allow_self_unmute: false, ..MeetingSettings::default() };
+        let (mut hub, _, guest) = meeting_with(dir.path(), settings);
+        let outs = call(&mut hub, 2, Request::Publish { track: spec(TrackKind::Audio, 20) });
+        let (_, Response::Published { track_id: audio, .. }) = reply(&outs) else { panic!() };
+        let set = |outs: &[Out]| media(outs).into_iter().map(|x| x.1).collect::<Vec<_>>();
+        let off = vec![MediaCmd::SetEnabled { track_id: audio, enabled: false }];
+        assert_eq!(set(&call(&mut hub, 1, Request::Mute { participant_id: guest })), off);
+        // The guest's own unmute is refused: the forwarding core hears nothing.
+        let outs = call(&mut hub, 2, Request::UpdateMedia { media: ON });
+        assert!(outs.iter().any(|o| matches!(o,
+            Out::Send(2, ServerMessage::Error { error, .. }) if error.code == ErrorCode::Forbidden)));
+        assert_eq!(set(&outs), vec![]);
+        // Allowed: still off until the guest turns it on.
+        assert_eq!(set(&call(&mut hub, 1, Request::AllowUnmute { participant_id: guest })), vec![]);
+        let on = vec![MediaCmd::SetEnabled { track_id: audio, enabled: true }];
+        assert_eq!(set(&call(&mut hub, 2, Request::UpdateMedia { media: ON })), on);
     }
 
     #[test]

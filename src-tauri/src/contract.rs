@@ -159,6 +159,7 @@ mod tests {
             role: Role::Host,
             verified_staff: true,
             media: MediaState::default(),
+            audio_locked: false,
             joined_at: 1,
             connected: true,
         };

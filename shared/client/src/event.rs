@@ -215,8 +215,8 @@ mod tests {
     #[test]
     fn passed_on_events_json_is_stable() {
         let id = Uuid::from_u128(0xa);
-        let guy = r#"{"id":"00000000-0000-0000-0000-00000000000a","display_name":"Bo","role":"host","verified_staff":true,"media":{"audio":false,"video":false,"screen":true},"joined_at":3,"connected":false}"#;
-        let room = r#"{"id":"00000000-0000-0000-0000-00000000000b","title":"Check","description":"d","kind":"consultation","status":"scheduled","host_name":"H","locked":false,"settings":{"allow_screen_share":false,"allow_recording":true,"mute_on_join":true,"waiting_room":false,"max_participants":2,"chat_enabled":false},"patient_reference":"P1","schedule":{"start":6,"time_zone":"Europe/Oslo"},"created_at":4,"ended_at":8}"#;
+        let guy = r#"{"id":"00000000-0000-0000-0000-00000000000a","display_name":"Bo","role":"host","verified_staff":true,"media":{"audio":false,"video":false,"screen":true},"audio_locked":false,"joined_at":3,"connected":false}"#;
+        let room = r#"{"id":"00000000-0000-0000-0000-00000000000b","title":"Check","description":"d","kind":"consultation","status":"scheduled","host_name":"H","locked":false,"settings":{"allow_screen_share":false,"allow_recording":true,"mute_on_join":true,"allow_self_unmute":true,"waiting_room":false,"max_participants":2,"chat_enabled":false},"patient_reference":"P1","schedule":{"start":6,"time_zone":"Europe/Oslo"},"created_at":4,"ended_at":8}"#;
         let feed = r#"{"track_id":"00000000-0000-0000-0000-00000000000c","participant_id":"00000000-0000-0000-0000-00000000000a","kind":"audio","codec":"opus","encodings":[{"ssrc":5,"width":0,"height":0,"max_bitrate_bps":0,"temporal_layers":1}]}"#;
         let line =
             r#"{"participant_id":"00000000-0000-0000-0000-00000000000a","display_name":"Bo","since":2}"#;
@@ -235,9 +235,12 @@ mod tests {
         );
         let media = MediaState { audio: true, video: true, screen: false };
         let json = format!(
-            r#"{{"event":"media_changed",{pid},"media":{{"audio":true,"video":true,"screen":false}}}}"#
+            r#"{{"event":"media_changed",{pid},"media":{{"audio":true,"video":true,"screen":false}},"audio_locked":false}}"#
         );
-        check(ClientEvent::MediaChanged(MediaChanged { participant_id: id, media }), &json);
+        check(
+            ClientEvent::MediaChanged(MediaChanged { participant_id: id, media, audio_locked: false }),
+            &json,
+        );
         let role = Role::Staff;
         check(
             ClientEvent::RoleChanged { participant_id: id, role, you: true },

@@ -348,6 +348,15 @@ impl Session {
         self.call_ok(Request::Mute { participant_id }).await
     }
 
+    pub async fn allow_unmute(&self, participant_id: ParticipantId) -> Result<()> {
+        self.call_ok(Request::AllowUnmute { participant_id }).await
+    }
+
+    /// Whether participants may unmute themselves after a moderator muted them.
+    pub async fn set_self_unmute(&self, allowed: bool) -> Result<()> {
+        self.call_ok(Request::SetSelfUnmute { allowed }).await
+    }
+
     pub async fn remove(&self, participant_id: ParticipantId) -> Result<()> {
         self.call_ok(Request::Remove { participant_id }).await
     }

@@ -1142,6 +1142,7 @@ impl Core {
             Event::MediaChanged(e) => {
                 if let Some(p) = self.participant_mut(e.participant_id) {
                     p.media = e.media;
+                    p.audio_locked = e.audio_locked;
                 }
                 self.emit(ClientEvent::MediaChanged(e));
             }
@@ -1431,6 +1432,7 @@ mod tests {
             role,
             verified_staff: role != Role::Guest,
             media: MediaState::default(),
+            audio_locked: false,
             joined_at: 1,
             connected: true,
         }
@@ -1907,8 +1909,10 @@ mod tests {
         h.event(Event::ParticipantJoined(ParticipantJoined { participant: person(other, Role::Guest) }));
         h.event(Event::MediaChanged(MediaChanged {
             participant_id: other,
-            media: MediaState { audio: true, video: true, screen: false },
+            media: MediaState { audio: false, video: true, screen: false },
+            audio_locked: true,
         }));
+        assert!(h.core.meeting().unwrap().participant(other).unwrap().audio_locked);
         h.event(Event::RoleChanged { participant_id: other, role: Role::Moderator });
         h.event(Event::ConnectionChanged(ParticipantConnection { participant_id: other, connected: false }));
         let v = h.core.meeting().unwrap();

@@ -75,8 +75,15 @@ pub enum Request {
     Admit { participant_id: ParticipantId },
     /// Moderators: refuse a waiting participant.
     Deny { participant_id: ParticipantId },
-    /// Moderators: mute another participant's microphone.
+    /// Moderators: mute another participant's microphone. In a meeting whose
+    /// participants may not unmute themselves, it stays off until [`Request::AllowUnmute`].
     Mute { participant_id: ParticipantId },
+    /// Moderators: let a participant a moderator muted turn their microphone on again
+    /// (it stays off until they do).
+    AllowUnmute { participant_id: ParticipantId },
+    /// Moderators: whether participants may unmute themselves after a moderator muted them
+    /// ([`MeetingSettings::allow_self_unmute`]).
+    SetSelfUnmute { allowed: bool },
     /// Moderators: remove a participant from the meeting.
     Remove { participant_id: ParticipantId },
     /// Moderators: lock or unlock the meeting (no new joins while locked).
@@ -304,6 +311,9 @@ pub struct ParticipantLeft {
 pub struct MediaChanged {
     pub participant_id: ParticipantId,
     pub media: MediaState,
+    /// See [`ParticipantInfo::audio_locked`].
+    #[serde(default)]
+    pub audio_locked: bool,
 }
 
 /// A participant's connection dropped (still in the meeting during the resume
@@ -431,6 +441,11 @@ pub struct ParticipantInfo {
     /// Enrolled staff (display names of staff carry a verified mark).
     pub verified_staff: bool,
     pub media: MediaState,
+    /// A moderator muted this participant and the meeting does not let participants
+    /// unmute themselves: the relay refuses their microphone (and forwards none of
+    /// its audio) until a moderator allows it.
+    #[serde(default)]
+    pub audio_locked: bool,
     pub joined_at: UnixMillis,
     pub connected: bool,
 }
@@ -495,6 +510,10 @@ pub struct MeetingSettings {
     pub allow_screen_share: bool,
     pub allow_recording: bool,
     pub mute_on_join: bool,
+    /// Participants may turn their microphone back on after a moderator (or
+    /// `mute_on_join`) muted it. Off: only a moderator's [`Request::AllowUnmute`]
+    /// lets them. Moderators may always unmute themselves.
+    pub allow_self_unmute: bool,
     pub waiting_room: bool,
     pub max_participants: u32,
     pub chat_enabled: bool,
@@ -506,6 +525,7 @@ impl Default for MeetingSettings {
             allow_screen_share: true,
             allow_recording: false,
             mute_on_join: false,
+            allow_self_unmute: true,
             waiting_room: false,
             max_participants: crate::limits::DEFAULT_MAX_PARTICIPANTS,
             chat_enabled: true,
@@ -778,8 +798,8 @@ mod tests {
     }
 
     /// Sample JSON of the nested objects in the event samples below.
-    const PERSON: &str = r#"{"id":"00000000-0000-0000-0000-000000000001","display_name":"Ann","role":"guest","verified_staff":false,"media":{"audio":true,"video":false,"screen":false},"joined_at":5,"connected":true}"#;
-    const MEETING: &str = r#"{"id":"00000000-0000-0000-0000-000000000004","title":"Visit","kind":"video","status":"active","host_name":"Dr B","locked":true,"settings":{"allow_screen_share":true,"allow_recording":false,"mute_on_join":false,"waiting_room":true,"max_participants":8,"chat_enabled":true},"created_at":1,"started_at":2}"#;
+    const PERSON: &str = r#"{"id":"00000000-0000-0000-0000-000000000001","display_name":"Ann","role":"guest","verified_staff":false,"media":{"audio":true,"video":false,"screen":false},"audio_locked":false,"joined_at":5,"connected":true}"#;
+    const MEETING: &str = r#"{"id":"00000000-0000-0000-0000-000000000004","title":"Visit","kind":"video","status":"active","host_name":"Dr B","locked":true,"settings":{"allow_screen_share":true,"allow_recording":false,"mute_on_join":false,"allow_self_unmute":true,"waiting_room":true,"max_participants":8,"chat_enabled":true},"created_at":1,"started_at":2}"#;
     const TRACK: &str = r#"{"track_id":"00000000-0000-0000-0000-000000000003","participant_id":"00000000-0000-0000-0000-000000000001","kind":"video","codec":"h264","encodings":[{"ssrc":7,"width":0,"height":0,"max_bitrate_bps":0,"temporal_layers":1}]}"#;
     const WAITING: &str =
         r#"{"participant_id":"00000000-0000-0000-0000-000000000001","display_name":"Ann","since":9}"#;
@@ -809,9 +829,9 @@ mod tests {
                 format!(r#"{{"type":"participant_left",{ids},"reason":"connection_lost"}}"#),
             ),
             (
-                Event::MediaChanged(MediaChanged { participant_id: p, media }),
+                Event::MediaChanged(MediaChanged { participant_id: p, media, audio_locked: true }),
                 format!(
-                    r#"{{"type":"media_changed",{ids},"media":{{"audio":false,"video":true,"screen":false}}}}"#
+                    r#"{{"type":"media_changed",{ids},"media":{{"audio":false,"video":true,"screen":false}},"audio_locked":true}}"#
                 ),
             ),
             (

@@ -5,9 +5,9 @@
 
 use clinicmeet_harness::*;
 use clinicmeet_protocol::{
-    ErrorCode, Event, LeaveReason, MediaChanged, MeetingEnded, MeetingKind, MeetingUpdated, MutedBy,
-    ParticipantId, ParticipantJoined, ParticipantLeft, Request, Response, Role, TrackKind, TrackSpec,
-    WaitingRoom,
+    ErrorCode, Event, LeaveReason, MediaChanged, MediaState, MeetingEnded, MeetingKind, MeetingUpdated,
+    MutedBy, ParticipantId, ParticipantJoined, ParticipantLeft, Request, Response, Role, TrackKind,
+    TrackSpec, WaitingRoom,
 };
 use clinicmeet_relay::hub::{ConnId, HubConfig};
 use uuid::Uuid;
@@ -91,6 +91,8 @@ fn table(r: &Rights) -> Vec<(&'static str, Request, [Expect; 5])> {
         ("admit", Request::Admit { participant_id: w }, [OK, OK, F, F, IS]),
         ("deny", Request::Deny { participant_id: w }, [OK, OK, F, F, IS]),
         ("mute", Request::Mute { participant_id: t }, [OK, OK, F, F, IS]),
+        ("allow_unmute", Request::AllowUnmute { participant_id: t }, [OK, OK, F, F, IS]),
+        ("self_unmute", Request::SetSelfUnmute { allowed: false }, [OK, OK, F, F, IS]),
         ("remove", Request::Remove { participant_id: t }, [OK, OK, F, F, IS]),
         ("lock", Request::SetLocked { locked: true }, [OK, OK, F, F, IS]),
         ("promote", Request::Promote { participant_id: t }, [OK, F, F, F, IS]),
@@ -173,7 +175,7 @@ fn moderator_mute_lock_remove_are_seen_by_all_and_host_end_closes_everyone() {
     assert!(r.h.take_events(target).contains(&Event::MutedBy(MutedBy { by: mid })));
     for c in others {
         assert!(r.h.take_events(c).iter().any(
-            |e| matches!(e, Event::MediaChanged(MediaChanged { participant_id, media }) if *participant_id == t && !media.audio)
+            |e| matches!(e, Event::MediaChanged(MediaChanged { participant_id, media, .. }) if *participant_id == t && !media.audio)
         ));
     }
     r.h.call(m, Request::SetLocked { locked: true }).unwrap();
@@ -343,4 +345,125 @@ fn a_second_resume_takes_the_place_over_and_a_forged_token_fails() {
     let x = h.connect(None);
     let err = h.call(x, Request::Resume { resume_token: "not-a-token".into() }).unwrap_err();
     assert_eq!(err.code, ErrorCode::ResumeFailed);
+}
+
+// ---------------------------------------------------------------------------
+// "Participants may unmute themselves"
+
+/// The lock every connection in `conns` was last told for `pid` (None: not told).
+fn told_lock(h: &mut Harness, conns: &[ConnId], pid: ParticipantId) -> Vec<Option<bool>> {
+    conns
+        .iter()
+        .map(|c| {
+            h.take_events(*c).iter().rev().find_map(|e| match e {
+                Event::MediaChanged(m) if m.participant_id == pid => Some(m.audio_locked),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+const AUDIO_ON: MediaState = MediaState { audio: true, video: true, screen: false };
+const AUDIO_OFF: MediaState = MediaState { audio: false, video: true, screen: false };
+
+#[test]
+fn with_self_unmute_off_a_muted_participant_stays_muted_until_a_moderator_allows_it() {
+    let mut h = Harness::new(HubConfig::default(), &["Dr House"]);
+    let (host, _) = h.staff("Dr House");
+    let mut meeting = spec(MeetingKind::Video, false);
+    meeting.settings.allow_self_unmute = false;
+    let code = h.create(host, meeting);
+    h.join(host, &code, "Dr House").unwrap();
+    let p = h.connect(None);
+    let (pid, token) = entered(&h.join(p, &code, "Patient"));
+    let rel = h.connect(None);
+    h.join(rel, &code, "Relative").unwrap();
+    let all = [host, p, rel];
+
+    // Muted by the host: everyone (the patient too) is told the microphone is locked.
+    h.call(host, Request::Mute { participant_id: pid }).unwrap();
+    assert_eq!(told_lock(&mut h, &all, pid), [Some(true); 3]);
+    // The patient's own unmute is refused and tells nobody; the camera still works.
+    let err = h.call(p, Request::UpdateMedia { media: AUDIO_ON }).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Forbidden);
+    assert_eq!(told_lock(&mut h, &all, pid), [None; 3], "a refused unmute tells nobody");
+    h.call(p, Request::UpdateMedia { media: MediaState { video: false, ..AUDIO_OFF } }).unwrap();
+    assert_eq!(told_lock(&mut h, &all, pid), [Some(true); 3]);
+
+    // Allowed: told to all; the microphone stays off until the patient turns it on.
+    h.call(host, Request::AllowUnmute { participant_id: pid }).unwrap();
+    for e in all.map(|c| h.take_events(c)) {
+        assert!(e.iter().any(|e| matches!(e, Event::MediaChanged(m)
+            if m.participant_id == pid && !m.audio_locked && !m.media.audio)));
+    }
+    h.call(p, Request::UpdateMedia { media: AUDIO_ON }).unwrap();
+    // Allowing is for once: muted again, locked again.
+    h.call(host, Request::Mute { participant_id: pid }).unwrap();
+    assert!(h.call(p, Request::UpdateMedia { media: AUDIO_ON }).is_err());
+
+    // A moderator is never locked: promoted, the patient may unmute; muted and
+    // demoted, locked again.
+    h.take_events(host);
+    h.call(host, Request::Promote { participant_id: pid }).unwrap();
+    assert_eq!(told_lock(&mut h, &[host], pid), [Some(false)]);
+    h.call(p, Request::UpdateMedia { media: AUDIO_ON }).unwrap();
+    h.call(host, Request::Mute { participant_id: pid }).unwrap();
+    h.call(host, Request::Demote { participant_id: pid }).unwrap();
+    assert_eq!(told_lock(&mut h, &[host], pid), [Some(true)]);
+    assert!(h.call(p, Request::UpdateMedia { media: AUDIO_ON }).is_err());
+
+    // The lock is stored with the participant: it survives a relay restart.
+    h.restart();
+    let p = h.connect(None);
+    match h.call(p, Request::Resume { resume_token: token }) {
+        Ok(Response::Joined(js)) => assert!(js.you.audio_locked && !js.you.media.audio, "{:?}", js.you),
+        other => panic!("resume: {other:?}"),
+    }
+    assert_eq!(h.call(p, Request::UpdateMedia { media: AUDIO_ON }).unwrap_err().code, ErrorCode::Forbidden);
+}
+
+#[test]
+fn turning_self_unmute_off_locks_only_those_a_moderator_muted_and_mute_on_join_counts() {
+    let mut h = Harness::new(HubConfig::default(), &["Dr House"]);
+    let (host, _) = h.staff("Dr House");
+    let mut meeting = spec(MeetingKind::Video, false);
+    meeting.settings.mute_on_join = true;
+    let code = h.create(host, meeting);
+    h.join(host, &code, "Dr House").unwrap();
+    let mut guests = Vec::new();
+    for name in ["Quiet", "Talker", "Muted"] {
+        let c = h.connect(None);
+        let Ok(Response::Joined(js)) = h.join(c, &code, name) else { panic!("{name} not joined") };
+        assert!(!js.you.media.audio && !js.you.audio_locked, "muted on join, free to unmute");
+        guests.push((c, js.you.id));
+    }
+    let [(_, quiet), (talker_c, talker), (muted_c, muted)] = guests[..] else { unreachable!() };
+    // Talker unmutes (allowed: the setting is on); the host mutes Muted after it spoke.
+    h.call(talker_c, Request::UpdateMedia { media: AUDIO_ON }).unwrap();
+    h.call(muted_c, Request::UpdateMedia { media: AUDIO_ON }).unwrap();
+    h.call(host, Request::Mute { participant_id: muted }).unwrap();
+    h.take_events(host);
+
+    // Off: the meeting says so, and those still muted by the meeting or a moderator are
+    // locked (muted on join counts: the meeting muted them); the one talking is not.
+    h.call(host, Request::SetSelfUnmute { allowed: false }).unwrap();
+    let events = h.take_events(host);
+    assert!(events.iter().any(|e| matches!(e, Event::MeetingUpdated(MeetingUpdated { meeting })
+        if !meeting.settings.allow_self_unmute)));
+    let locked = |pid| {
+        events.iter().rev().find_map(|e| match e {
+            Event::MediaChanged(m) if m.participant_id == pid => Some(m.audio_locked),
+            _ => None,
+        })
+    };
+    assert_eq!([locked(quiet), locked(talker), locked(muted)], [Some(true), None, Some(true)]);
+    assert!(h.call(muted_c, Request::UpdateMedia { media: AUDIO_ON }).is_err());
+    // Talker mutes itself: not locked (only a moderator's mute locks).
+    h.call(talker_c, Request::UpdateMedia { media: AUDIO_OFF }).unwrap();
+    h.call(talker_c, Request::UpdateMedia { media: AUDIO_ON }).unwrap();
+
+    // On again: everyone locked is told they are free, and may unmute.
+    h.call(host, Request::SetSelfUnmute { allowed: true }).unwrap();
+    assert_eq!(told_lock(&mut h, &[host], muted), [Some(false)]);
+    h.call(muted_c, Request::UpdateMedia { media: AUDIO_ON }).unwrap();
 }

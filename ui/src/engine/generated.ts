@@ -147,7 +147,11 @@ export type LeaveReason = "left" | "removed" | "connection_lost" | "meeting_ende
 /**
  * A participant's announced (or host-muted) media.
  */
-export type MediaChanged = { participant_id: string, media: MediaState, };
+export type MediaChanged = { participant_id: string, media: MediaState, 
+/**
+ * See [`ParticipantInfo::audio_locked`].
+ */
+audio_locked: boolean, };
 
 /**
  * A participant's media as they announce it (or as a host mute forces it).
@@ -170,7 +174,13 @@ patient_reference?: string | null, schedule?: Schedule | null, created_at: numbe
 
 export type MeetingKind = "video" | "audio_only" | "consultation";
 
-export type MeetingSettings = { allow_screen_share: boolean, allow_recording: boolean, mute_on_join: boolean, waiting_room: boolean, max_participants: number, chat_enabled: boolean, };
+export type MeetingSettings = { allow_screen_share: boolean, allow_recording: boolean, mute_on_join: boolean, 
+/**
+ * Participants may turn their microphone back on after a moderator (or
+ * `mute_on_join`) muted it. Off: only a moderator's [`Request::AllowUnmute`]
+ * lets them. Moderators may always unmute themselves.
+ */
+allow_self_unmute: boolean, waiting_room: boolean, max_participants: number, chat_enabled: boolean, };
 
 /**
  * What a staff member fills in to create a meeting.
@@ -216,7 +226,13 @@ export type ParticipantInfo = { id: string, display_name: string, role: Role,
 /**
  * Enrolled staff (display names of staff carry a verified mark).
  */
-verified_staff: boolean, media: MediaState, joined_at: number, connected: boolean, };
+verified_staff: boolean, media: MediaState, 
+/**
+ * A moderator muted this participant and the meeting does not let participants
+ * unmute themselves: the relay refuses their microphone (and forwards none of
+ * its audio) until a moderator allows it.
+ */
+audio_locked: boolean, joined_at: number, connected: boolean, };
 
 /**
  * A participant entered the meeting.

@@ -402,7 +402,7 @@ impl Control {
                 self.local.audio = false;
                 self.apply_enabled();
             }
-            ClientEvent::MediaChanged(MediaChanged { participant_id, media })
+            ClientEvent::MediaChanged(MediaChanged { participant_id, media, .. })
                 if Some(participant_id) == self.me =>
             {
                 self.local = media;
