@@ -181,8 +181,13 @@ struct RebelCall {
 
 impl RebelCall {
     fn start() -> RebelCall {
+        RebelCall::start_with(&[])
+    }
+
+    /// With `create` options for the meeting.
+    fn start_with(create: &[&str]) -> RebelCall {
         let clinic = Clinic::new(&[]);
-        let (_, code) = clinic.doctor.create(&[]);
+        let (_, code) = clinic.doctor.create(create);
         let mut host = clinic.doctor.join(&code, &["--stats-interval-ms", "500"]);
         host.expect_event("joined", STEP);
         let mut args = publish_args("660");
@@ -247,6 +252,34 @@ fn host_mute_stops_forwarding_even_if_the_client_keeps_sending() {
     std::thread::sleep(Duration::from_millis(2500));
     let last = last_stats(&mut v, &r_id, "audio").unwrap();
     assert_eq!(last["bitrate_bps"], 0, "host-muted audio still forwarded: {last}");
+}
+
+#[test]
+fn with_self_unmute_off_a_muted_participant_is_not_heard_until_a_moderator_allows_it() {
+    let RebelCall { clinic: _clinic, mut host, mut r, r_id, mut v } =
+        RebelCall::start_with(&["--no-self-unmute"]);
+    wait_stats(&mut v, &r_id, "audio", "audio flowing", |s| s["bitrate_bps"].as_u64() > Some(10_000));
+    host.send("/mute Rebel");
+    r.expect_event("muted", STEP);
+    let rid = r_id.clone();
+    v.expect("lock seen", STEP, move |e| {
+        e["event"] == "media_changed" && e["participant_id"] == rid.as_str() && e["audio_locked"] == true
+    });
+    // The rebel's client keeps sending and asks to unmute: refused, still not forwarded.
+    r.send("/media audio video");
+    let refused = r.expect("unmute refused", STEP, |e| e["event"] == "error" && e["command"] == "media");
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let last = last_stats(&mut v, &r_id, "audio").unwrap();
+    assert_eq!(last["bitrate_bps"], 0, "locked audio forwarded: {last}");
+    // Allowed, then unmuted by the rebel: heard again.
+    host.send("/allow-unmute Rebel");
+    let rid = r_id.clone();
+    r.expect("allowed", STEP, move |e| {
+        e["event"] == "media_changed" && e["participant_id"] == rid.as_str() && e["audio_locked"] == false
+    });
+    r.send("/media audio video");
+    wait_stats(&mut v, &r_id, "audio", "audio back", |s| s["bitrate_bps"].as_u64() > Some(10_000));
 }
 
 /// Lip sync: the doctor's camera pictures reach the encoder 150 ms after capture

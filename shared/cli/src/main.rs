@@ -85,6 +85,9 @@ enum Cmd {
         waiting_room: bool,
         #[arg(long)]
         mute_on_join: bool,
+        /// Participants may not unmute themselves after a moderator muted them.
+        #[arg(long)]
+        no_self_unmute: bool,
         #[arg(long)]
         max_participants: Option<u32>,
         #[arg(long)]
@@ -407,6 +410,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             patient_ref,
             waiting_room,
             mute_on_join,
+            no_self_unmute,
             max_participants,
             no_screen_share,
             allow_recording,
@@ -439,6 +443,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     allow_screen_share: !no_screen_share,
                     allow_recording: *allow_recording,
                     mute_on_join: *mute_on_join,
+                    allow_self_unmute: !no_self_unmute,
                     waiting_room: *waiting_room,
                     max_participants: max_participants.unwrap_or(defaults.max_participants),
                     chat_enabled: true,
@@ -696,6 +701,13 @@ async fn command(session: &Session, engine: Option<&MediaEngine>, line: &str) {
         "typing" => session.typing(true).map(|_| None),
         "lock" => session.set_locked(true).await.map(|_| Some(Value::Null)),
         "unlock" => session.set_locked(false).await.map(|_| Some(Value::Null)),
+        "self-unmute" => match arg {
+            "on" | "off" => session.set_self_unmute(arg == "on").await.map(|_| Some(Value::Null)),
+            _ => {
+                out(&error_line("usage", "/self-unmute on|off", Some(name)));
+                return;
+            }
+        },
         "end" => session.end_meeting().await.map(|_| Some(Value::Null)),
         "rekey" => match session.rekey_meeting().await {
             Ok((code, invite)) => {
@@ -756,7 +768,7 @@ async fn command(session: &Session, engine: Option<&MediaEngine>, line: &str) {
                 return;
             }
         },
-        "admit" | "deny" | "mute" | "remove" | "promote" | "demote" => {
+        "admit" | "deny" | "mute" | "allow-unmute" | "remove" | "promote" | "demote" => {
             let id = match resolve_participant(session, arg, matches!(name, "admit" | "deny")).await {
                 Ok(id) => id,
                 Err(msg) => {
@@ -768,6 +780,7 @@ async fn command(session: &Session, engine: Option<&MediaEngine>, line: &str) {
                 "admit" => session.admit(id).await,
                 "deny" => session.deny(id).await,
                 "mute" => session.mute(id).await,
+                "allow-unmute" => session.allow_unmute(id).await,
                 "remove" => session.remove(id).await,
                 "promote" => session.promote(id).await,
                 _ => session.demote(id).await,
