@@ -122,6 +122,11 @@ pub async fn mute(state: State<'_, AppState>, participant: ParticipantId) -> Res
 }
 
 #[tauri::command]
+pub async fn allow_unmute(state: State<'_, AppState>, participant: ParticipantId) -> Result<()> {
+    state.engine.moderate("allow_unmute", participant).await
+}
+
+#[tauri::command]
 pub async fn remove(state: State<'_, AppState>, participant: ParticipantId) -> Result<()> {
     state.engine.moderate("remove", participant).await
 }
@@ -139,6 +144,11 @@ pub async fn demote(state: State<'_, AppState>, participant: ParticipantId) -> R
 #[tauri::command]
 pub async fn set_locked(state: State<'_, AppState>, locked: bool) -> Result<()> {
     state.engine.set_locked(locked).await
+}
+
+#[tauri::command]
+pub async fn set_self_unmute(state: State<'_, AppState>, allowed: bool) -> Result<()> {
+    state.engine.set_self_unmute(allowed).await
 }
 
 #[tauri::command]

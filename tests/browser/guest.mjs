@@ -11,6 +11,9 @@
 //   {"cmd":"screenshot","path":"…"}   → {"event":"screenshot"}
 //   {"cmd":"wait_ended"}              → {"event":"ended","text":"…"}
 //   {"cmd":"wait_connected"}         → {"event":"connected","transport":{protocol,local,remote}}
+//   {"cmd":"wait_notice","text":"…"} → {"event":"notice","text":"…"} (the meeting's banner shows the text)
+//   {"cmd":"mic"}                     → {"event":"mic","pressed":"true"|"false","locked":bool} (clicks the
+//                                        microphone button; reports its state half a second later)
 //   {"cmd":"quit"}
 // `stats` also carries `transport`: the selected ICE candidate pair (protocol udp/tcp).
 // Env: GUEST_URL (https://host:port/#CODE), GUEST_NAME, CHROMIUM, FAKE_AUDIO (wav), NO_H264=1,
@@ -231,6 +234,16 @@ for await (const line of rl) {
     } else if (c.cmd === "wait_ended") {
       await page.getByTestId("ended").waitFor({ timeout: 20000 });
       out({ event: "ended", text: await page.getByTestId("ended").textContent() });
+    } else if (c.cmd === "wait_notice") {
+      const notice = page.getByTestId("notice").filter({ hasText: c.text });
+      await notice.waitFor({ timeout: 20000 });
+      out({ event: "notice", text: await notice.textContent() });
+    } else if (c.cmd === "mic") {
+      const mic = page.getByTestId("toggle-mic");
+      // force: a locked button is aria-disabled, which Playwright will not click; a person can.
+      await mic.click({ timeout: 5000, force: true });
+      await page.waitForTimeout(500);
+      out({ event: "mic", pressed: await mic.getAttribute("aria-pressed"), locked: (await mic.getAttribute("aria-disabled")) === "true" });
     } else if (c.cmd === "wait_connected") {
       await page.waitForFunction(() => window.clinicmeetGuest?.peer?.connectionState === "connected", null, { timeout: 60000, polling: 50 });
       out({ event: "connected", transport: await transport() });

@@ -101,6 +101,26 @@ fn browser_guest_joins_a_call_with_desktop_clients() {
     browser.expect("screenshot", STEP, &log);
     eprintln!("screenshot: {}", shot.display());
 
+    // Participants may not unmute themselves: muted by the host, the guest's microphone
+    // button says why and sends nothing until the host allows it.
+    host.send("/self-unmute off");
+    host.send(&format!("/mute {pid}"));
+    browser.cmd(json!({"cmd": "wait_notice", "text": "unmute when the host allows"}));
+    browser.expect("notice", STEP, &log);
+    browser.cmd(json!({"cmd": "mic"}));
+    let mic = browser.expect("mic", STEP, &log);
+    assert_eq!((mic["pressed"].as_str(), mic["locked"].as_bool()), (Some("false"), Some(true)), "{mic}");
+    host.send(&format!("/allow-unmute {pid}"));
+    browser.cmd(json!({"cmd": "wait_notice", "text": "allowed you to unmute"}));
+    browser.expect("notice", STEP, &log);
+    browser.cmd(json!({"cmd": "mic"}));
+    let mic = browser.expect("mic", STEP, &log);
+    assert_eq!((mic["pressed"].as_str(), mic["locked"].as_bool()), (Some("true"), Some(false)), "{mic}");
+    let p = pid.clone();
+    host.expect("browser unmuted", STEP, move |v| {
+        v["event"] == "media_changed" && v["participant_id"] == p.as_str() && v["media"]["audio"] == true
+    });
+
     // The host removes the guest.
     host.send(&format!("/remove {pid}"));
     browser.cmd(json!({"cmd": "wait_ended"}));

@@ -348,6 +348,7 @@ impl Engine {
             "admit" => s.admit(participant).await?,
             "deny" => s.deny(participant).await?,
             "mute" => s.mute(participant).await?,
+            "allow_unmute" => s.allow_unmute(participant).await?,
             "remove" => s.remove(participant).await?,
             "promote" => s.promote(participant).await?,
             "demote" => s.demote(participant).await?,
@@ -359,6 +360,10 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    pub async fn set_self_unmute(&self, allowed: bool) -> Result<()> {
+        Ok(self.session().await?.set_self_unmute(allowed).await?)
     }
 
     pub async fn set_locked(&self, locked: bool) -> Result<()> {

@@ -1,9 +1,11 @@
 // Participants panel: waiting room (admit / deny), everyone's media state,
-// host actions (mute, remove, make moderator).
+// host actions (mute, allow to unmute, remove, make moderator), and whether
+// participants may unmute themselves.
 
 import { createSignal, For, Show, type JSX } from "solid-js";
 import type { MeetingSession } from "../state/session";
 import type { Role } from "../engine/types";
+import type { Participant } from "../state/participants";
 import { Icon } from "./Icon";
 import { useIds, useSelect } from "./reactive";
 import { initials } from "./VideoTile";
@@ -52,6 +54,34 @@ export function WaitingList(props: { session: MeetingSession }): JSX.Element {
   );
 }
 
+function micLabel(p: Participant): string {
+  if (p.media.audio) return "Microphone on";
+  return p.audio_locked ? "Microphone off (muted by the host)" : "Microphone off";
+}
+
+/** Whether participants may unmute themselves (moderators only). */
+function SelfUnmuteSetting(props: { session: MeetingSession }): JSX.Element {
+  const s = props.session;
+  const allowed = useSelect(s, () => s.meeting?.settings.allow_self_unmute ?? true);
+  return (
+    <label class="panel-setting">
+      <input
+        type="checkbox"
+        checked={allowed()}
+        onChange={(e) => {
+          const input = e.currentTarget;
+          const want = input.checked;
+          // Refused (e.g. no longer a moderator): the box shows what the meeting says.
+          void s.act((engine) => engine.setSelfUnmute(want)).then((ok) => {
+            if (!ok) input.checked = !want;
+          });
+        }}
+      />
+      Participants may unmute themselves
+    </label>
+  );
+}
+
 /** One participant's row, keyed by id: it stays while the participant's state object is
  * replaced (audio levels do that several times a second), so a pending "Confirm remove"
  * or a focused button survives updates. */
@@ -85,9 +115,9 @@ function Row(props: { id: string; session: MeetingSession; canModerate: boolean;
             </span>
           </span>
           <span class="media-icons">
-            <span title={p().media.audio ? "Microphone on" : "Microphone off"} classList={{ off: !p().media.audio }}>
+            <span title={micLabel(p())} classList={{ off: !p().media.audio }}>
               <Icon name={p().media.audio ? "mic" : "micOff"} size={18} />
-              <span class="sr-only">{p().media.audio ? "Microphone on" : "Microphone off"}</span>
+              <span class="sr-only">{micLabel(p())}</span>
             </span>
             <span title={p().media.video ? "Camera on" : "Camera off"} classList={{ off: !p().media.video }}>
               <Icon name={p().media.video ? "camera" : "cameraOff"} size={18} />
@@ -105,6 +135,11 @@ function Row(props: { id: string; session: MeetingSession; canModerate: boolean;
               <Show when={p().media.audio}>
                 <button type="button" class="btn btn-small btn-secondary" onClick={() => void act((e) => e.mute(p().id))} aria-label={`Mute ${p().display_name}`}>
                   Mute
+                </button>
+              </Show>
+              <Show when={p().audio_locked}>
+                <button type="button" class="btn btn-small btn-secondary" onClick={() => void act((e) => e.allowUnmute(p().id))} aria-label={`Allow ${p().display_name} to unmute`}>
+                  Allow to unmute
                 </button>
               </Show>
               <Show when={props.isHost}>
@@ -167,6 +202,7 @@ export function ParticipantsPanel(props: { session: MeetingSession; onClose: () 
       </header>
       <div class="panel-scroll">
         <Show when={canModerate()}>
+          <SelfUnmuteSetting session={props.session} />
           <WaitingList session={props.session} />
         </Show>
         <ul class="people" aria-label="In the meeting">

@@ -312,6 +312,9 @@ export class BrowserEngine implements Engine {
   async mute(participantId: ParticipantId): Promise<void> {
     await this.request({ type: "mute", participant_id: participantId });
   }
+  async allowUnmute(participantId: ParticipantId): Promise<void> {
+    await this.request({ type: "allow_unmute", participant_id: participantId });
+  }
   async remove(participantId: ParticipantId): Promise<void> {
     await this.request({ type: "remove", participant_id: participantId });
   }
@@ -320,6 +323,9 @@ export class BrowserEngine implements Engine {
   }
   async demote(participantId: ParticipantId): Promise<void> {
     await this.request({ type: "demote", participant_id: participantId });
+  }
+  async setSelfUnmute(allowed: boolean): Promise<void> {
+    await this.request({ type: "set_self_unmute", allowed });
   }
   async setLocked(locked: boolean): Promise<void> {
     await this.request({ type: "set_locked", locked });

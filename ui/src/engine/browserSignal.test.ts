@@ -20,6 +20,7 @@ const me: ParticipantInfo = {
   role: "guest",
   verified_staff: false,
   media: { audio: true, video: true, screen: false },
+  audio_locked: false,
   joined_at: 2,
   connected: true,
 };

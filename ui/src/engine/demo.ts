@@ -418,6 +418,7 @@ export class DemoEngine implements Engine {
       role,
       verified_staff: this.staff !== null,
       media,
+      audio_locked: false,
       joined_at: Date.now(),
       connected: true,
     };
@@ -454,6 +455,7 @@ export class DemoEngine implements Engine {
       role: m.info.kind === "consultation" && you.role === "guest" ? "host" : m.hostIsMe ? (m.info.kind === "consultation" ? "guest" : "staff") : "host",
       verified_staff: !(m.info.kind === "consultation" && you.role !== "guest"),
       media: { audio: true, video: m.info.kind !== "audio_only", screen: false },
+      audio_locked: false,
       joined_at: Date.now() - 60_000,
       connected: true,
     };
@@ -510,6 +512,7 @@ export class DemoEngine implements Engine {
       role: "guest",
       verified_staff: false,
       media: { audio: true, video: true, screen: false },
+      audio_locked: false,
       joined_at: Date.now(),
       connected: true,
     };
@@ -529,11 +532,26 @@ export class DemoEngine implements Engine {
   }
 
   async mute(participantId: ParticipantId): Promise<void> {
-    this.requireModerator();
+    const { m } = this.requireModerator();
     const p = this.remotes.get(participantId);
     if (!p) throw new EngineError("not_found", "no such participant");
     p.media = { ...p.media, audio: false };
-    this.emit({ event: "media_changed", participant_id: p.id, media: { ...p.media } });
+    p.audio_locked = !m.info.settings.allow_self_unmute && p.role !== "moderator";
+    this.emit({ event: "media_changed", participant_id: p.id, media: { ...p.media }, audio_locked: p.audio_locked });
+  }
+
+  async allowUnmute(participantId: ParticipantId): Promise<void> {
+    this.requireModerator();
+    const p = this.remotes.get(participantId);
+    if (!p) throw new EngineError("not_found", "no such participant");
+    p.audio_locked = false;
+    this.emit({ event: "media_changed", participant_id: p.id, media: { ...p.media }, audio_locked: false });
+  }
+
+  async setSelfUnmute(allowed: boolean): Promise<void> {
+    const { m } = this.requireModerator();
+    m.info.settings.allow_self_unmute = allowed;
+    this.emit({ event: "meeting_updated", meeting: this.guestView(m.info) });
   }
 
   async remove(participantId: ParticipantId): Promise<void> {
@@ -629,7 +647,7 @@ export class DemoEngine implements Engine {
     const wasVideo = you.media.video || you.media.screen;
     you.media = { ...media };
     this.joinOptions.chatOnly = false;
-    this.emit({ event: "media_changed", participant_id: you.id, media: { ...media } });
+    this.emit({ event: "media_changed", participant_id: you.id, media: { ...media }, audio_locked: false });
     const isVideo = media.video || media.screen;
     if (wasVideo !== isVideo) this.emit({ event: "video", participant_id: LOCAL_PARTICIPANT, available: isVideo });
   }

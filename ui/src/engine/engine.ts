@@ -177,10 +177,14 @@ export interface Engine {
   admit(participantId: ParticipantId): Promise<void>;
   deny(participantId: ParticipantId): Promise<void>;
   mute(participantId: ParticipantId): Promise<void>;
+  /** Lets a participant whose microphone a moderator locked turn it on again (once). */
+  allowUnmute(participantId: ParticipantId): Promise<void>;
   remove(participantId: ParticipantId): Promise<void>;
   promote(participantId: ParticipantId): Promise<void>;
   demote(participantId: ParticipantId): Promise<void>;
   setLocked(locked: boolean): Promise<void>;
+  /** Whether participants may unmute themselves after a moderator muted them. */
+  setSelfUnmute(allowed: boolean): Promise<void>;
   endMeeting(): Promise<void>;
 
   // --- consultations -------------------------------------------------------

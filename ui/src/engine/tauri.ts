@@ -196,6 +196,9 @@ export class TauriEngine implements Engine {
   mute(participantId: ParticipantId): Promise<void> {
     return this.call("mute", { participant: participantId });
   }
+  allowUnmute(participantId: ParticipantId): Promise<void> {
+    return this.call("allow_unmute", { participant: participantId });
+  }
   remove(participantId: ParticipantId): Promise<void> {
     return this.call("remove", { participant: participantId });
   }
@@ -204,6 +207,9 @@ export class TauriEngine implements Engine {
   }
   demote(participantId: ParticipantId): Promise<void> {
     return this.call("demote", { participant: participantId });
+  }
+  setSelfUnmute(allowed: boolean): Promise<void> {
+    return this.call("set_self_unmute", { allowed });
   }
   setLocked(locked: boolean): Promise<void> {
     return this.call("set_locked", { locked });

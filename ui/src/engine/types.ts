@@ -62,6 +62,7 @@ export function defaultSettings(): MeetingSettings {
     allow_screen_share: true,
     allow_recording: false,
     mute_on_join: false,
+    allow_self_unmute: true,
     waiting_room: false,
     max_participants: DEFAULT_MAX_PARTICIPANTS,
     chat_enabled: true,

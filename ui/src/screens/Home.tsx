@@ -119,6 +119,7 @@ function CreateMeeting(props: { onCreated: (c: CreatedMeeting) => void }): JSX.E
         <legend>Settings</legend>
         {toggle("waiting_room", "Waiting room", "Guests wait until a host lets them in")}
         {toggle("mute_on_join", "Mute on join", "Microphones start muted")}
+        {toggle("allow_self_unmute", "Participants may unmute themselves", "Off: after the host mutes someone, only the host can let them speak again")}
         {toggle("allow_screen_share", "Allow screen share", "")}
         {toggle("allow_recording", "Allow recording", "Everyone is told the meeting may be recorded")}
         <Field id="set-max" label="Max participants" inline>

@@ -208,16 +208,26 @@ export function Meeting(props: { session: MeetingSession }): JSX.Element {
 
 /** The microphone or camera control: pressed while on, crossed out while off; its label
  * says what a press does; Ctrl + `shortcutKey` does the same. `icon` and `label`: [on, off]. */
-function MediaToggle(props: { on: boolean; onToggle: () => void; icon: [IconName, IconName]; label: [string, string]; shortcutKey: string }): JSX.Element {
+function MediaToggle(props: {
+  on: boolean;
+  onToggle: () => void;
+  icon: [IconName, IconName];
+  label: [string, string];
+  shortcutKey: string;
+  /** Why turning it on is not possible now (the button stays, and says so). */
+  locked?: string;
+}): JSX.Element {
   const label = () => (props.on ? props.label[0] : props.label[1]);
   return (
     <button
       type="button"
       class="ctl"
-      classList={{ "ctl-off": !props.on }}
+      classList={{ "ctl-off": !props.on, "ctl-locked": !!props.locked }}
       aria-pressed={props.on}
+      aria-disabled={props.locked ? true : undefined}
+      data-testid={`toggle-${props.icon[0]}`}
       onClick={() => props.onToggle()}
-      title={`${label()} (Ctrl+${props.shortcutKey})`}
+      title={props.locked ?? `${label()} (Ctrl+${props.shortcutKey})`}
       aria-keyshortcuts={`Control+${props.shortcutKey}`}
     >
       <Icon name={props.on ? props.icon[0] : props.icon[1]} />
@@ -250,6 +260,10 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
   const canModerate = () => {
     pv();
     return ps.canModerate;
+  };
+  const micLocked = () => {
+    pv();
+    return ps.selfAudioLocked ? "The host muted you; you can unmute when the host allows it" : undefined;
   };
   const isHost = () => {
     pv();
@@ -345,7 +359,7 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
       </Show>
       <Show when={notice()}>
         <div class="banner banner-info" role="status">
-          <span>{notice()}</span>
+          <span data-testid="notice">{notice()}</span>
           <button type="button" class="btn btn-ghost btn-small" onClick={() => s.clearNotice()} aria-label="Dismiss">
             <Icon name="close" size={16} />
           </button>
@@ -372,7 +386,7 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
 
       <nav class="controls" aria-label="Meeting controls">
         <div class="controls-group">
-          <MediaToggle on={media().audio} onToggle={() => void s.toggleMic()} icon={["mic", "micOff"]} label={["Mute", "Unmute"]} shortcutKey="D" />
+          <MediaToggle on={media().audio} onToggle={() => void s.toggleMic()} icon={["mic", "micOff"]} label={["Mute", "Unmute"]} shortcutKey="D" locked={micLocked()} />
           <Show when={!audioOnly()}>
             <MediaToggle on={media().video} onToggle={() => void s.toggleCamera()} icon={["camera", "cameraOff"]} label={["Stop camera", "Start camera"]} shortcutKey="E" />
           </Show>

@@ -10,6 +10,7 @@ function person(id: string, name: string, joined: number, extra: Partial<Partici
     role: "guest",
     verified_staff: false,
     media: { audio: true, video: true, screen: false },
+    audio_locked: false,
     joined_at: joined,
     connected: true,
     ...extra,
@@ -61,7 +62,7 @@ describe("participant state", () => {
   it("tracks media, role and connection changes", () => {
     const s = new ParticipantsState();
     s.load(joinState());
-    s.apply({ event: "media_changed", participant_id: "b", media: { audio: false, video: false, screen: true } }, 0);
+    s.apply({ event: "media_changed", participant_id: "b", media: { audio: false, video: false, screen: true }, audio_locked: false }, 0);
     expect(s.get("b")?.media).toEqual({ audio: false, video: false, screen: true });
     s.apply({ event: "role_changed", participant_id: "b", role: "moderator", you: false }, 0);
     expect(s.get("b")?.role).toBe("moderator");
@@ -95,13 +96,13 @@ describe("participant state", () => {
     const s = new ParticipantsState();
     s.load(joinState());
     expect(s.sharer()).toBeNull();
-    s.apply({ event: "media_changed", participant_id: "b", media: { audio: true, video: true, screen: true } }, 0);
+    s.apply({ event: "media_changed", participant_id: "b", media: { audio: true, video: true, screen: true }, audio_locked: false }, 0);
     expect(s.sharer()).toBeNull();
     s.apply({ event: "screen", participant_id: "b", available: true }, 0);
     expect(s.sharer()?.id).toBe("b");
     expect(s.get("b")?.videoAvailable).toBe(false);
     // Stopping the share (media state) removes it at once, before its frames time out.
-    s.apply({ event: "media_changed", participant_id: "b", media: { audio: true, video: true, screen: false } }, 0);
+    s.apply({ event: "media_changed", participant_id: "b", media: { audio: true, video: true, screen: false }, audio_locked: false }, 0);
     expect(s.sharer()).toBeNull();
     s.apply({ event: "screen", participant_id: "b", available: false }, 0);
     expect(s.get("b")?.screenAvailable).toBe(false);
@@ -138,7 +139,7 @@ describe("participant state", () => {
   it("a muted participant never becomes the active speaker", () => {
     const s = new ParticipantsState();
     s.load(joinState());
-    s.apply({ event: "media_changed", participant_id: "b", media: { audio: false, video: true, screen: false } }, 0);
+    s.apply({ event: "media_changed", participant_id: "b", media: { audio: false, video: true, screen: false }, audio_locked: false }, 0);
     s.apply({ event: "audio_level", participant_id: "b", level: 0.9 }, 10);
     expect(s.activeSpeaker(10)).toBeNull();
   });

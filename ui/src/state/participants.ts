@@ -88,6 +88,7 @@ export class ParticipantsState extends Observable {
       case "media_changed":
         return this.patch(event.participant_id, (p) => {
           p.media = { ...event.media };
+          p.audio_locked = event.audio_locked;
           if (!event.media.audio) p.level = 0;
         });
       case "role_changed":
@@ -236,6 +237,11 @@ export class ParticipantsState extends Observable {
 
   name(id: ParticipantId): string {
     return this.people.get(id)?.display_name ?? "Someone";
+  }
+
+  /** A moderator muted us and the relay refuses our microphone until they allow it. */
+  get selfAudioLocked(): boolean {
+    return this.self?.audio_locked ?? false;
   }
 
   selfMedia(): MediaState {

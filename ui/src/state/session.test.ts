@@ -47,6 +47,26 @@ describe("meeting session over the demo engine", () => {
     expect(session.connection).toBe("disconnected");
   });
 
+  it("a locked microphone is not turned on, and the lock and its lifting are explained", async () => {
+    const session = await hostedSession();
+    const me = session.participants.self!.id;
+    const update = vi.spyOn(engine, "updateMedia");
+    const off = { audio: false, video: true, screen: false };
+    session.handle({ event: "muted", by: "host" });
+    session.handle({ event: "media_changed", participant_id: me, media: off, audio_locked: true });
+    expect(session.participants.selfAudioLocked).toBe(true);
+    expect(session.notice).toMatch(/unmute when the host allows/);
+    session.clearNotice();
+    expect(await session.toggleMic()).toBe(false);
+    expect(update).not.toHaveBeenCalled();
+    expect(session.notice).toMatch(/unmute when the host allows/);
+    session.handle({ event: "media_changed", participant_id: me, media: off, audio_locked: false });
+    expect(session.notice).toMatch(/allowed you to unmute/);
+    expect(session.participants.selfMedia().audio).toBe(false);
+    expect(await session.toggleMic()).toBe(true);
+    expect(update).toHaveBeenCalledWith({ audio: true, video: true, screen: false });
+  });
+
   it("does not report the close that follows the end of the meeting", async () => {
     const session = await hostedSession();
     session.handle({ event: "meeting_ended", status: "ended" });

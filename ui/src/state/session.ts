@@ -89,6 +89,7 @@ export class MeetingSession extends Observable {
 
   handle(event: EngineEvent): void {
     const now = this.now();
+    const wasLocked = this.participants.selfAudioLocked;
     this.participants.apply(event, now);
     switch (event.event) {
       case "connection": {
@@ -132,6 +133,16 @@ export class MeetingSession extends Observable {
         this.notice = "The host muted your microphone.";
         this.changed();
         break;
+      case "media_changed": {
+        const locked = this.participants.selfAudioLocked;
+        if (locked !== wasLocked) {
+          this.notice = locked
+            ? "The host muted your microphone. You can unmute when the host allows it."
+            : "The host allowed you to unmute. Your microphone stays off until you turn it on.";
+          this.changed();
+        }
+        break;
+      }
       case "media_error":
         this.error = event.message;
         this.changed();
@@ -228,7 +239,14 @@ export class MeetingSession extends Observable {
   }
 
   toggleMic(): Promise<boolean> {
-    return this.setMedia({ audio: !this.participants.selfMedia().audio });
+    const on = !this.participants.selfMedia().audio;
+    if (on && this.participants.selfAudioLocked) {
+      // The relay would refuse it; say why without asking.
+      this.notice = "The host muted your microphone. You can unmute when the host allows it.";
+      this.changed();
+      return Promise.resolve(false);
+    }
+    return this.setMedia({ audio: on });
   }
 
   toggleCamera(): Promise<boolean> {
