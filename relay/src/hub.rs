@@ -61,6 +61,9 @@ pub type ConnId = u64;
 
 /// How often the hub looks whether an operator changed staff or devices.
 const CREDENTIAL_CHECK_MS: i64 = 1_000;
+/// A resume token that was replaced is still taken this long past the resume grace
+/// (a client whose reply carrying the new token was lost retries with the old one).
+const RESUME_TOKEN_MARGIN_MS: i64 = 30_000;
 
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,12 +226,10 @@ impl Hub {
 
     fn load_room(&self, record: MeetingRecord, now: UnixMillis) -> Result<Room, crate::error::RelayError> {
         let id = record.info.id;
-        let mut participants = self.store.present_participants(id)?;
-        for p in &mut participants {
-            p.resume_token = self.keys.resume_token(id, p.id);
-        }
+        let participants = self.store.present_participants(id)?;
         let messages = self.store.all_chat(id)?;
-        Ok(Room::restore(record, participants, messages, now))
+        let held = self.store.holds(id)?;
+        Ok(Room::restore(record, participants, messages, held, now))
     }
 
     pub fn store(&self) -> &Store {
@@ -1034,14 +1035,8 @@ impl Hub {
             Some(s) => HoldKey::Staff(s.staff_id),
             None => HoldKey::Source(Source::of(ip)),
         };
-        let joiner = Joiner {
-            id: pid,
-            display_name,
-            staff,
-            media,
-            resume_token: self.keys.resume_token(mid, pid),
-            hold,
-        };
+        let resume = self.keys.new_resume(mid, pid);
+        let joiner = Joiner { id: pid, display_name, staff, media, resume, hold };
         let o = self.room_to_change(mid)?.join(now, joiner)?;
         self.uncommitted.binds.push((conn, mid, pid));
         Ok((self.entry_response(o.reply), o.effects))
@@ -1065,8 +1060,10 @@ impl Hub {
         if self.session(conn)?.bound.is_some() {
             return Err(e(ErrorCode::InvalidState, "already in a meeting; leave it first"));
         }
-        let Some((mid, pid)) = self.keys.verify_resume_token(token) else {
-            return Err(e(ErrorCode::ResumeFailed, "this resume token is not valid"));
+        let token = token.trim();
+        let invalid = || e(ErrorCode::ResumeFailed, "this resume token is not valid");
+        let Some((mid, pid)) = Keys::resume_token_place(token) else {
+            return Err(invalid());
         };
         if !self.rooms.contains_key(&mid) {
             return match self.store.meeting(mid).map_err(db)? {
@@ -1076,9 +1073,18 @@ impl Hub {
                 _ => Err(e(ErrorCode::ResumeFailed, "that place in the meeting is gone; join again")),
             };
         };
+        let Some(place) = self.rooms.get(&mid).and_then(|r| r.participant(pid)) else {
+            return Err(e(ErrorCode::ResumeFailed, "that place in the meeting is gone; join again"));
+        };
+        // The place's current token (each join and resume issues a new one), or the
+        // one it replaced for a while after, in case the reply was lost with the link.
+        let keep = self.cfg.resume_grace_ms + RESUME_TOKEN_MARGIN_MS;
+        let Some(next) = self.keys.rotate_resume((mid, pid), &place.resume, token, now, keep) else {
+            return Err(invalid());
+        };
         // A place that carries a staff identity is resumed only from that staff
         // member's device (hello with its credential), never with the token alone.
-        let holder = self.rooms.get(&mid).and_then(|r| r.participant(pid)).and_then(|p| p.staff);
+        let holder = place.staff;
         let caller = self.session(conn)?.staff.as_ref().map(|s| s.staff_id);
         if holder.is_some() && holder != caller {
             return Err(e(
@@ -1086,7 +1092,7 @@ impl Hub {
                 "this place belongs to a staff member; resume from their device",
             ));
         }
-        let o = self.room_to_change(mid)?.resume(now, pid)?;
+        let o = self.room_to_change(mid)?.resume(now, pid, next)?;
         // Bound on commit; an older connection still holding this place is closed then.
         self.uncommitted.binds.push((conn, mid, pid));
         Ok((self.entry_response(o.reply), o.effects))

@@ -1,13 +1,13 @@
 //! Secrets kept in the data directory and what is derived from them:
-//! access-code HMACs, signed resume tokens, hashed device credentials and
-//! enrollment codes.
+//! access-code HMACs, resume tokens and their keyed hashes, hashed device
+//! credentials and enrollment codes.
 
 use std::io::Write as _;
 use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use clinicmeet_protocol::{AccessCode, InviteSecret, MeetingId, ParticipantId};
+use clinicmeet_protocol::{AccessCode, InviteSecret, MeetingId, ParticipantId, UnixMillis};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -17,7 +17,7 @@ use crate::error::RelayError;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The relay's two secrets: one keys the access-code HMAC, one signs resume tokens.
+/// The relay's two secrets: one keys the access-code HMAC, one the resume-token hashes.
 #[derive(Clone)]
 pub struct Keys {
     code_secret: [u8; 32],
@@ -87,33 +87,85 @@ impl Keys {
         mac.finalize().into_bytes().to_vec()
     }
 
-    /// A resume token: base64url(meeting id ‖ participant id ‖ HMAC of both).
-    pub fn resume_token(&self, meeting: MeetingId, participant: ParticipantId) -> String {
-        let mut payload = Vec::with_capacity(64);
-        payload.extend_from_slice(meeting.as_bytes());
-        payload.extend_from_slice(participant.as_bytes());
-        let mut mac = HmacSha256::new_from_slice(&self.resume_key).expect("HMAC takes any key length");
-        mac.update(&payload);
-        payload.extend_from_slice(&mac.finalize().into_bytes());
-        URL_SAFE_NO_PAD.encode(payload)
+    /// A new resume key for a place. The token is base64url(meeting id ‖
+    /// participant id ‖ 32 random bytes): it names its place, and only its holder
+    /// knows the rest. The relay stores only HMAC-SHA256(resume key, token), so
+    /// neither a copy of the database nor the key file alone yields a token.
+    pub fn new_resume(&self, meeting: MeetingId, participant: ParticipantId) -> ResumeKey {
+        let mut bytes = Vec::with_capacity(64);
+        bytes.extend_from_slice(meeting.as_bytes());
+        bytes.extend_from_slice(participant.as_bytes());
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        bytes.extend_from_slice(&secret);
+        let token = URL_SAFE_NO_PAD.encode(bytes);
+        let hash = self.resume_mac(&token).finalize().into_bytes().to_vec();
+        ResumeKey { token, hash, prev_hash: Vec::new(), prev_until: 0 }
     }
 
-    /// Checks a resume token's signature; returns (meeting, participant).
-    pub fn verify_resume_token(&self, token: &str) -> Option<(MeetingId, ParticipantId)> {
+    /// The place a resume token names, if it is shaped like one (says nothing
+    /// about whether it is the place's token: see [`Keys::rotate_resume`]).
+    pub fn resume_token_place(token: &str) -> Option<(MeetingId, ParticipantId)> {
         if token.len() > 128 {
             return None;
         }
-        let bytes = URL_SAFE_NO_PAD.decode(token.trim()).ok()?;
+        let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
         if bytes.len() != 64 {
             return None;
         }
-        let (payload, tag) = bytes.split_at(32);
-        let mut mac = HmacSha256::new_from_slice(&self.resume_key).ok()?;
-        mac.update(payload);
-        mac.verify_slice(tag).ok()?;
-        let meeting = Uuid::from_slice(payload.get(..16)?).ok()?;
-        let participant = Uuid::from_slice(payload.get(16..)?).ok()?;
+        let meeting = Uuid::from_slice(bytes.get(..16)?).ok()?;
+        let participant = Uuid::from_slice(bytes.get(16..32)?).ok()?;
         Some((meeting, participant))
+    }
+
+    /// A resume with `token` at `now`: if it is the place's current token, or the
+    /// one it replaced and `now` is within that one's window, the place's next key
+    /// (a new token; the one presented stays good for `keep_ms` more, in case the
+    /// reply carrying the new one is lost with the link). Every other token: `None`.
+    /// Constant-time comparisons.
+    pub fn rotate_resume(
+        &self,
+        place: (MeetingId, ParticipantId),
+        current: &ResumeKey,
+        token: &str,
+        now: UnixMillis,
+        keep_ms: i64,
+    ) -> Option<ResumeKey> {
+        let matches = |hash: &[u8]| !hash.is_empty() && self.resume_mac(token).verify_slice(hash).is_ok();
+        let presented = if matches(&current.hash) {
+            &current.hash
+        } else if now <= current.prev_until && matches(&current.prev_hash) {
+            &current.prev_hash
+        } else {
+            return None;
+        };
+        let next = self.new_resume(place.0, place.1);
+        Some(ResumeKey { prev_hash: presented.clone(), prev_until: now.saturating_add(keep_ms), ..next })
+    }
+
+    fn resume_mac(&self, token: &str) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.resume_key).expect("HMAC takes any key length");
+        mac.update(b"resume:");
+        mac.update(token.as_bytes());
+        mac
+    }
+}
+
+/// A place's resume token as the relay holds it: the token itself in memory only
+/// (to hand to its owner in join states; empty after a restart), its keyed hash
+/// ([`Keys::new_resume`]) also in the store, with the hash of the token it
+/// replaced and until when that one is still taken.
+#[derive(Clone, Default, PartialEq)]
+pub struct ResumeKey {
+    pub token: String,
+    pub hash: Vec<u8>,
+    pub prev_hash: Vec<u8>,
+    pub prev_until: UnixMillis,
+}
+
+impl std::fmt::Debug for ResumeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResumeKey(..)")
     }
 }
 
@@ -147,18 +199,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resume_tokens_verify_and_resist_tampering() {
+    fn a_resume_token_works_for_its_place_until_replaced_and_briefly_after() {
         let k = Keys::new([1; 32], [2; 32]);
-        let (m, p) = (Uuid::now_v7(), Uuid::now_v7());
-        let t = k.resume_token(m, p);
-        assert_eq!(k.verify_resume_token(&t), Some((m, p)));
-        let other = Keys::new([1; 32], [3; 32]);
-        assert_eq!(other.verify_resume_token(&t), None, "other key");
-        let mut bad = t.clone().into_bytes();
-        bad[5] = if bad[5] == b'A' { b'B' } else { b'A' };
-        assert_eq!(k.verify_resume_token(std::str::from_utf8(&bad).unwrap()), None);
-        assert_eq!(k.verify_resume_token("garbage"), None);
-        assert_eq!(k.verify_resume_token(""), None);
+        let place = (Uuid::now_v7(), Uuid::now_v7());
+        let t1 = k.new_resume(place.0, place.1);
+        assert_eq!(Keys::resume_token_place(&t1.token), Some(place));
+        // Resumed with t1: a new token t2; t1 stays good for the window (a lost reply).
+        let t2 = k.rotate_resume(place, &t1, &t1.token, 1_000, 90_000).expect("current token");
+        assert_ne!(t2.token, t1.token);
+        assert!(k.rotate_resume(place, &t2, &t1.token, 91_000, 90_000).is_some(), "replaced, in its window");
+        assert!(k.rotate_resume(place, &t2, &t1.token, 91_001, 90_000).is_none(), "replaced, window over");
+        // Resumed with t2: t1 is gone at once.
+        let t3 = k.rotate_resume(place, &t2, &t2.token, 2_000, 90_000).unwrap();
+        assert!(k.rotate_resume(place, &t3, &t1.token, 2_001, 90_000).is_none());
+        assert!(k.rotate_resume(place, &t3, &t2.token, 2_001, 90_000).is_some());
+        // Another key, a tampered token, no stored hash, junk.
+        assert!(Keys::new([1; 32], [3; 32]).rotate_resume(place, &t3, &t3.token, 0, 0).is_none());
+        let mut bad = t3.token.clone().into_bytes();
+        bad[60] = if bad[60] == b'A' { b'B' } else { b'A' };
+        assert!(k.rotate_resume(place, &t3, std::str::from_utf8(&bad).unwrap(), 0, 0).is_none());
+        assert!(k.rotate_resume(place, &ResumeKey::default(), &t3.token, 0, 0).is_none());
+        for junk in ["garbage", "", &"A".repeat(200)] {
+            assert_eq!(Keys::resume_token_place(junk), None);
+        }
     }
 
     #[test]
@@ -176,7 +239,8 @@ mod tests {
         let a = Keys::load(dir.path()).unwrap();
         let b = Keys::load(dir.path()).unwrap();
         let (m, p) = (Uuid::now_v7(), Uuid::now_v7());
-        assert_eq!(b.verify_resume_token(&a.resume_token(m, p)), Some((m, p)));
+        let key = a.new_resume(m, p);
+        assert!(b.rotate_resume((m, p), &key, &key.token, 0, 0).is_some());
     }
 
     #[test]

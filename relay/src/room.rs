@@ -25,6 +25,8 @@ use clinicmeet_protocol::{
 };
 use uuid::Uuid;
 
+pub use crate::keys::ResumeKey;
+
 use crate::admission::Source;
 use crate::error::refuse as err;
 
@@ -41,6 +43,27 @@ pub const WAITING_ROOM_CAPACITY: usize = 50;
 pub enum HoldKey {
     Staff(StaffId),
     Source(Source),
+}
+
+impl HoldKey {
+    /// How the store keeps it: `staff:UUID`, `v4:ADDRESS`, `v6:PREFIX` (16 hex digits).
+    pub fn to_db(self) -> String {
+        match self {
+            HoldKey::Staff(id) => format!("staff:{id}"),
+            HoldKey::Source(Source::V4(a)) => format!("v4:{a}"),
+            HoldKey::Source(Source::V6Prefix(p)) => format!("v6:{p:016x}"),
+        }
+    }
+
+    pub fn from_db(s: &str) -> Option<HoldKey> {
+        let (kind, v) = s.split_once(':')?;
+        Some(match kind {
+            "staff" => HoldKey::Staff(Uuid::parse_str(v).ok()?),
+            "v4" => HoldKey::Source(Source::V4(v.parse().ok()?)),
+            "v6" => HoldKey::Source(Source::V6Prefix(u64::from_str_radix(v, 16).ok()?)),
+            _ => return None,
+        })
+    }
 }
 
 /// A meeting as the room needs it: what participants see plus who created it.
@@ -87,8 +110,11 @@ pub struct Participant {
     /// A moderator (or `mute_on_join`) turned the microphone off and the participant
     /// has not turned it on since; see [`Participant::audio_locked`].
     pub moderator_muted: bool,
-    /// Signed token the participant presents to resume.
-    pub resume_token: String,
+    /// What the participant presents to resume (the token itself in memory only).
+    pub resume: ResumeKey,
+    /// Whom a denial or removal of this participant holds back (None: restored
+    /// from a store that did not keep it).
+    pub hold: Option<HoldKey>,
 }
 
 impl Participant {
@@ -141,7 +167,7 @@ pub struct Joiner {
     pub display_name: String,
     pub staff: Option<StaffIdentity>,
     pub media: MediaState,
-    pub resume_token: String,
+    pub resume: ResumeKey,
     /// Who this is for denials and removals.
     pub hold: HoldKey,
 }
@@ -157,6 +183,8 @@ pub enum Write {
     ParticipantLeft { participant_id: ParticipantId, at: UnixMillis, reason: &'static str },
     /// Store an accepted chat message or note (before anyone is told).
     Chat(ChatMessage),
+    /// A denial or removal holds `key` back in this meeting.
+    Hold { meeting_id: MeetingId, key: HoldKey },
     /// Audit log entry (never chat text).
     Audit {
         meeting_id: MeetingId,
@@ -226,8 +254,6 @@ pub struct Room {
     had_host: bool,
     /// A host who dropped while a moderator took over; gets the role back on resume.
     reclaim: Option<ParticipantId>,
-    /// Hold keys of the participants who joined since the room was loaded.
-    hold_keys: HashMap<ParticipantId, HoldKey>,
     /// Denied or removed: they wait to be admitted when they come again.
     held: HashSet<HoldKey>,
 }
@@ -244,7 +270,6 @@ pub struct Checkpoint {
     notes_seq: u64,
     had_host: bool,
     reclaim: Option<ParticipantId>,
-    hold_keys: HashMap<ParticipantId, HoldKey>,
     held: HashSet<HoldKey>,
 }
 
@@ -259,24 +284,14 @@ impl Room {
             notes_seq: self.notes_seq,
             had_host: self.had_host,
             reclaim: self.reclaim,
-            hold_keys: self.hold_keys.clone(),
             held: self.held.clone(),
         }
     }
 
     /// Undoes everything since `cp` was taken (its writes did not commit).
     pub fn rollback(&mut self, cp: Checkpoint) {
-        let Checkpoint {
-            record,
-            participants,
-            next_arrival,
-            chat_seq,
-            notes_seq,
-            had_host,
-            reclaim,
-            hold_keys,
-            held,
-        } = cp;
+        let Checkpoint { record, participants, next_arrival, chat_seq, notes_seq, had_host, reclaim, held } =
+            cp;
         self.record = record;
         self.participants = participants;
         self.next_arrival = next_arrival;
@@ -284,7 +299,6 @@ impl Room {
         self.notes_seq = notes_seq;
         self.had_host = had_host;
         self.reclaim = reclaim;
-        self.hold_keys = hold_keys;
         self.held = held;
     }
 
@@ -303,7 +317,6 @@ impl Room {
             messages: HashMap::new(),
             had_host: false,
             reclaim: None,
-            hold_keys: HashMap::new(),
             held: HashSet::new(),
         }
     }
@@ -314,9 +327,11 @@ impl Room {
         record: MeetingRecord,
         participants: Vec<Participant>,
         messages: Vec<ChatMessage>,
+        held: Vec<HoldKey>,
         now: UnixMillis,
     ) -> Room {
         let mut room = Room::new(record);
+        room.held = held.into_iter().collect();
         for mut p in participants {
             p.connected = false;
             p.disconnected_at = Some(now);
@@ -411,7 +426,7 @@ impl Room {
             you: me.info(settings),
             participants: present.into_iter().map(|p| p.info(settings)).collect(),
             waiting: if me.role.can_moderate() { self.waiting_list() } else { Vec::new() },
-            resume_token: me.resume_token.clone(),
+            resume_token: me.resume.token.clone(),
             chat_seq: self.chat_seq,
             notes_seq: if me.staff.is_some() { self.notes_seq } else { 0 },
             tracks: Vec::new(),
@@ -424,7 +439,7 @@ impl Room {
             Presence::InMeeting => Entry::Joined(Box::new(self.join_state(pid)?)),
             Presence::Waiting => Entry::Waiting {
                 participant_id: pid,
-                resume_token: me.resume_token.clone(),
+                resume_token: me.resume.token.clone(),
                 meeting: self.meeting_for(me.staff.is_some()),
             },
         })
@@ -599,11 +614,11 @@ impl Room {
             disconnected_at: None,
             arrival: self.next_arrival,
             moderator_muted: muted_on_join,
-            resume_token: j.resume_token,
+            resume: j.resume,
+            hold: Some(j.hold),
         };
         self.next_arrival += 1;
         self.participants.insert(p.id, p);
-        self.hold_keys.insert(j.id, j.hold);
         self.audit(
             Some(j.id),
             "join",
@@ -725,7 +740,9 @@ impl Room {
     }
 
     /// The participant came back with its resume token.
-    pub fn resume(&mut self, _now: UnixMillis, pid: ParticipantId) -> RoomResult<Entry> {
+    /// Takes a place back (the driver checked the token presented:
+    /// [`crate::keys::Keys::rotate_resume`]); `next` is the place's new resume key.
+    pub fn resume(&mut self, _now: UnixMillis, pid: ParticipantId, next: ResumeKey) -> RoomResult<Entry> {
         if self.is_over() {
             return Err(err(ErrorCode::MeetingEnded, "this meeting has ended"));
         }
@@ -735,8 +752,10 @@ impl Room {
         let was_connected = p.connected;
         p.connected = true;
         p.disconnected_at = None;
+        p.resume = next;
         let in_meeting = p.in_meeting();
         let mut out = Vec::new();
+        self.write_participant(pid, &mut out);
         if in_meeting {
             if self.reclaim == Some(pid) {
                 self.reclaim = None;
@@ -848,17 +867,19 @@ impl Room {
         if !self.participants.contains_key(&pid) {
             return Vec::new();
         }
-        self.hold(pid);
         let mut out = vec![Effect::Event { to: pid, event: Event::Removed }, Effect::Close { who: pid }];
+        self.hold(pid, &mut out);
         self.audit(Some(pid), "staff_revoked", "disconnected".into(), &mut out);
         self.depart(now, pid, LeaveReason::Removed, &mut out);
         out
     }
 
-    /// Denied or removed: the same person coming again with the code waits.
-    fn hold(&mut self, target: ParticipantId) {
-        if let Some(&key) = self.hold_keys.get(&target) {
-            self.held.insert(key);
+    /// Denied or removed: the same person coming again with the code waits (also
+    /// after a relay restart: the hold is stored until the meeting ends).
+    fn hold(&mut self, target: ParticipantId, out: &mut Vec<Effect>) {
+        let Some(key) = self.participants.get(&target).and_then(|p| p.hold) else { return };
+        if self.held.insert(key) {
+            out.push(Effect::Write(Write::Hold { meeting_id: self.id(), key }));
         }
     }
 
@@ -906,8 +927,8 @@ impl Room {
 
     pub fn deny(&mut self, now: UnixMillis, actor: ParticipantId, target: ParticipantId) -> RoomResult<()> {
         self.waiting_target(actor, target)?;
-        self.hold(target);
         let mut out = vec![Effect::Event { to: target, event: Event::Denied }, Effect::Close { who: target }];
+        self.hold(target, &mut out);
         self.audit(Some(target), "deny", format!("by={actor}"), &mut out);
         self.participants.remove(&target);
         out.push(Effect::Write(Write::ParticipantLeft { participant_id: target, at: now, reason: "denied" }));
@@ -992,9 +1013,9 @@ impl Room {
     pub fn remove(&mut self, now: UnixMillis, actor: ParticipantId, target: ParticipantId) -> RoomResult<()> {
         self.target_in_meeting(actor, target)?;
         self.not_the_absent_host(target)?;
-        self.hold(target);
         let mut out =
             vec![Effect::Event { to: target, event: Event::Removed }, Effect::Close { who: target }];
+        self.hold(target, &mut out);
         self.audit(Some(target), "remove", format!("by={actor}"), &mut out);
         self.depart(now, target, LeaveReason::Removed, &mut out);
         Ok(Outcome { reply: (), effects: out })

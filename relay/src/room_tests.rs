@@ -39,7 +39,7 @@ fn joiner(name: &str, staff: Option<&StaffIdentity>) -> Joiner {
         display_name: name.into(),
         staff: staff.cloned(),
         media: MediaState { audio: true, video: true, screen: false },
-        resume_token: format!("token-{id}"),
+        resume: ResumeKey { token: format!("token-{id}"), hash: vec![1], ..ResumeKey::default() },
         hold: match staff {
             Some(s) => HoldKey::Staff(s.staff_id),
             None => HoldKey::Source(crate::admission::Source::V6Prefix(id.as_u128() as u64)),
@@ -424,7 +424,7 @@ fn host_drop_hands_rights_to_a_moderator_and_back_on_resume() {
         .any(|e| matches!(e, Event::ConnectionChanged(ParticipantConnection { connected: false, .. }))));
     // The stand-in can admit.
     c.room.admit(T0 + 200, c.moderator, c.waiting).unwrap();
-    let o = c.room.resume(T0 + 300, c.host).unwrap();
+    let o = c.room.resume(T0 + 300, c.host, ResumeKey::default()).unwrap();
     let Entry::Joined(js) = o.reply else { panic!() };
     assert_eq!(js.you.role, Role::Host);
     assert_eq!(c.room.participant(c.moderator).unwrap().role, Role::Moderator);
@@ -458,7 +458,10 @@ fn host_gone_past_grace_promotes_longest_present_staff_else_people_keep_waiting(
         .iter()
         .any(|e| matches!(e, Event::WaitingRoom(WaitingRoom { waiting }) if waiting.len() == 1)));
     room.admit(T0 + GRACE + 20, s, w).unwrap();
-    assert_eq!(room.resume(T0 + GRACE + 30, h).unwrap_err().code, ErrorCode::ResumeFailed);
+    assert_eq!(
+        room.resume(T0 + GRACE + 30, h, ResumeKey::default()).unwrap_err().code,
+        ErrorCode::ResumeFailed
+    );
 
     // Only guests left: nobody is promoted and the waiting guest keeps waiting.
     let mut room = Room::new(record(&ada, MeetingKind::Video, settings));
@@ -528,13 +531,16 @@ fn restore_after_restart_keeps_roles_and_sequences() {
     }
     let msgs: Vec<ChatMessage> = c.room.messages.values().cloned().collect();
     let people: Vec<Participant> = c.room.participants().cloned().collect();
-    let mut r = Room::restore(c.room.record().clone(), people, msgs, T0 + 500);
+    let mut r = Room::restore(c.room.record().clone(), people, msgs, Vec::new(), T0 + 500);
     assert_eq!((r.chat_seq(), r.notes_seq()), (1, 1));
     assert!(r.participants().all(|p| !p.connected));
     assert_eq!(r.participant(c.moderator).unwrap().role, Role::Moderator);
-    let Entry::Joined(js) = r.resume(T0 + 600, c.host).unwrap().reply else { panic!() };
+    let Entry::Joined(js) = r.resume(T0 + 600, c.host, ResumeKey::default()).unwrap().reply else { panic!() };
     assert_eq!(js.you.role, Role::Host);
-    assert!(matches!(r.resume(T0 + 600, c.waiting).unwrap().reply, Entry::Waiting { .. }));
+    assert!(matches!(
+        r.resume(T0 + 600, c.waiting, ResumeKey::default()).unwrap().reply,
+        Entry::Waiting { .. }
+    ));
     // Whoever does not come back leaves after the grace, counted from the restart.
     let fx = r.tick(T0 + 500 + GRACE, GRACE);
     assert!(r.participant(c.guest).is_none());
@@ -612,7 +618,7 @@ fn denied_and_removed_people_wait_when_they_come_again_even_without_a_waiting_ro
     assert!(matches!(o.reply, Entry::Joined(_)));
     let c = cast();
     let mut room = c.room;
-    let hold = Joiner { hold: room.hold_keys[&c.waiting], ..joiner("Wes", None) };
+    let hold = Joiner { hold: room.participants[&c.waiting].hold.unwrap(), ..joiner("Wes", None) };
     room.deny(T0 + 30, c.host, c.waiting).unwrap();
     room.record.info.settings.waiting_room = false;
     assert!(matches!(room.join(T0 + 31, hold).unwrap().reply, Entry::Waiting { .. }));
@@ -655,6 +661,8 @@ fn the_stand_in_host_cannot_demote_or_remove_the_absent_host() {
     assert_eq!(room.participant(stand_in).unwrap().role, Role::Host, "the moderator stands in");
     assert_eq!(room.demote(T0 + 41, stand_in, c.host).unwrap_err().code, ErrorCode::Forbidden);
     assert_eq!(room.remove(T0 + 41, stand_in, c.host).unwrap_err().code, ErrorCode::Forbidden);
-    let Entry::Joined(js) = room.resume(T0 + 42, c.host).unwrap().reply else { panic!() };
+    let Entry::Joined(js) = room.resume(T0 + 42, c.host, ResumeKey::default()).unwrap().reply else {
+        panic!()
+    };
     assert_eq!(js.you.role, Role::Host, "the host gets the role back");
 }

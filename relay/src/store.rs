@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::audit_batch::Coalesced;
 use crate::error::RelayError;
-use crate::room::{role_from_str, role_str, MeetingRecord, Participant, Presence, Write};
+use crate::room::{role_from_str, role_str, HoldKey, MeetingRecord, Participant, Presence, ResumeKey, Write};
 
 /// Versioned migrations; the index + 1 is the schema version.
 const MIGRATIONS: &[&str] = &[
@@ -108,6 +108,15 @@ CREATE INDEX meetings_bucket ON meetings(code_bucket, status);
 "#,
     r#"
 ALTER TABLE participants ADD COLUMN moderator_muted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE participants ADD COLUMN resume_hash BLOB;
+ALTER TABLE participants ADD COLUMN resume_prev_hash BLOB;
+ALTER TABLE participants ADD COLUMN resume_prev_until INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE participants ADD COLUMN hold TEXT;
+CREATE TABLE meeting_holds (
+    meeting_id TEXT NOT NULL REFERENCES meetings(id),
+    hold TEXT NOT NULL,
+    PRIMARY KEY (meeting_id, hold)
+);
 "#,
 ];
 
@@ -487,10 +496,17 @@ impl Store {
         Ok(query_all(&self.conn, &sql, [], meeting_row)?)
     }
 
+    /// Whom denials and removals hold back in a meeting.
+    pub fn holds(&self, meeting: MeetingId) -> Result<Vec<HoldKey>, RelayError> {
+        let sql = "SELECT hold FROM meeting_holds WHERE meeting_id = ?1";
+        let rows: Vec<String> = query_all(&self.conn, sql, params![meeting.to_string()], |r| r.get(0))?;
+        Ok(rows.iter().filter_map(|h| HoldKey::from_db(h)).collect())
+    }
+
     pub fn present_participants(&self, meeting: MeetingId) -> Result<Vec<Participant>, RelayError> {
         let sql =
             "SELECT id, display_name, staff_id, role, presence, media, joined_at, entered_at, arrival, \
-             moderator_muted FROM participants WHERE meeting_id = ?1 AND left_at IS NULL ORDER BY arrival";
+             moderator_muted, resume_hash, resume_prev_hash, resume_prev_until, hold FROM participants WHERE meeting_id = ?1 AND left_at IS NULL ORDER BY arrival";
         Ok(query_all(&self.conn, sql, params![meeting.to_string()], |r| {
             let staff: Option<String> = r.get(2)?;
             let role: String = r.get(3)?;
@@ -509,7 +525,13 @@ impl Store {
                 disconnected_at: None,
                 arrival: r.get::<_, i64>(8)? as u64,
                 moderator_muted: r.get(9)?,
-                resume_token: String::new(),
+                resume: ResumeKey {
+                    token: String::new(),
+                    hash: r.get::<_, Option<Vec<u8>>>(10)?.unwrap_or_default(),
+                    prev_hash: r.get::<_, Option<Vec<u8>>>(11)?.unwrap_or_default(),
+                    prev_until: r.get(12)?,
+                },
+                hold: r.get::<_, Option<String>>(13)?.as_deref().and_then(HoldKey::from_db),
             })
         })?)
     }
@@ -627,17 +649,24 @@ impl Store {
                         i.ended_at,
                         settings
                     ])?;
+                    if i.status.is_over() {
+                        // Holds matter only while the meeting admits anyone; they name addresses.
+                        tx.prepare_cached("DELETE FROM meeting_holds WHERE meeting_id = ?1")?
+                            .execute(params![i.id.to_string()])?;
+                    }
                 }
                 Write::Participant { meeting_id, participant: p } => {
                     let media =
                         serde_json::to_string(&p.media).map_err(|e| RelayError::Internal(e.to_string()))?;
                     tx.prepare_cached(
                         "INSERT INTO participants (id, meeting_id, display_name, staff_id, role, presence, media, \
-                         joined_at, entered_at, arrival, moderator_muted) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                         joined_at, entered_at, arrival, moderator_muted, resume_hash, resume_prev_hash, \
+                         resume_prev_until, hold) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
                          ON CONFLICT(id) DO UPDATE SET role = excluded.role, presence = excluded.presence, \
                          media = excluded.media, entered_at = excluded.entered_at, \
-                         moderator_muted = excluded.moderator_muted",
+                         moderator_muted = excluded.moderator_muted, resume_hash = excluded.resume_hash, \
+                         resume_prev_hash = excluded.resume_prev_hash, resume_prev_until = excluded.resume_prev_until",
                     )?
                     .execute(params![
                         p.id.to_string(),
@@ -650,7 +679,11 @@ impl Store {
                         p.joined_at,
                         p.entered_at,
                         p.arrival as i64,
-                        p.moderator_muted
+                        p.moderator_muted,
+                        p.resume.hash,
+                        p.resume.prev_hash,
+                        p.resume.prev_until,
+                        p.hold.map(HoldKey::to_db)
                     ])?;
                 }
                 Write::ParticipantLeft { participant_id, at, reason } => {
@@ -675,6 +708,12 @@ impl Store {
                         m.text,
                         m.sent_at
                     ])?;
+                }
+                Write::Hold { meeting_id, key } => {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO meeting_holds (meeting_id, hold) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![meeting_id.to_string(), key.to_db()])?;
                 }
                 Write::Audit { meeting_id, participant_id, action, detail } => {
                     tx.prepare_cached(
@@ -790,6 +829,9 @@ impl Store {
         let audit = tx.execute("DELETE FROM audit WHERE at < ?1", params![audit_before])?;
         let addresses = tx.execute(
             "UPDATE audit SET source = NULL WHERE source IS NOT NULL AND at < ?1",
+            params![addresses_before],
+        )? + tx.execute(
+            &format!("UPDATE participants SET hold = NULL WHERE hold IS NOT NULL AND meeting_id IN {ENDED}"),
             params![addresses_before],
         )?;
         tx.commit()?;
@@ -981,9 +1023,36 @@ mod tests {
         }
         s.audit(50, None, None, "code_failed", Some("1.2.3.4"), "").unwrap();
         s.audit(500, None, None, "code_failed", Some("1.2.3.4"), "").unwrap();
+        // A participant of each meeting, with the address their denial would hold.
+        let hold = HoldKey::Source(crate::admission::Source::of("1.2.3.4".parse().unwrap()));
+        for m in [old.info.id, young.info.id] {
+            let participant = Participant {
+                id: Uuid::now_v7(),
+                display_name: "P".into(),
+                staff: None,
+                role: clinicmeet_protocol::Role::Guest,
+                presence: Presence::InMeeting,
+                media: MediaState::default(),
+                joined_at: 1,
+                entered_at: Some(1),
+                connected: true,
+                disconnected_at: None,
+                arrival: 0,
+                moderator_muted: false,
+                resume: ResumeKey::default(),
+                hold: Some(hold),
+            };
+            s.apply(&[&Write::Participant { meeting_id: m, participant }], 1).unwrap();
+        }
         let p = s.purge(200, 100, 0).unwrap();
         assert_eq!((p.chat, p.audit), (1, 1));
         assert_eq!(s.chat_history(young.info.id, 0, false, 0, 10, UnixMillis::MAX).unwrap().0.len(), 1);
         assert_eq!(s.audit_rows(None).unwrap().len(), 1);
+        // Addresses: kept (retention 0 ms ago means nothing is old enough) ...
+        assert_eq!(s.present_participants(old.info.id).unwrap()[0].hold, Some(hold));
+        // ... and blanked in ended meetings once they are.
+        assert_eq!(s.purge(200, 100, 200).unwrap().addresses, 1, "the hold (the audit row is younger)");
+        assert_eq!(s.present_participants(old.info.id).unwrap()[0].hold, None);
+        assert_eq!(s.present_participants(young.info.id).unwrap()[0].hold, Some(hold), "not ended");
     }
 }

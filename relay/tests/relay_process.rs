@@ -322,12 +322,36 @@ async fn the_data_directory_and_every_file_with_secrets_or_chat_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let relay = start(&data, &[]);
-    let (mut host, _) = enrolled(&relay, "Dr Ada").await;
-    host.call(Request::CreateMeeting { spec: spec(MeetingSettings::default()) }).await.unwrap();
+    let (mut host, credential) = enrolled(&relay, "Dr Ada").await;
+    let Response::MeetingCreated { access_code, invite_secret, .. } =
+        host.call(Request::CreateMeeting { spec: spec(MeetingSettings::default()) }).await.unwrap()
+    else {
+        panic!()
+    };
+    let join = Request::Join {
+        access_code: access_code.clone(),
+        display_name: "Ada".into(),
+        media: MediaState::default(),
+    };
+    let Response::Joined(js) = host.call(join).await.unwrap() else { panic!() };
     let mode = |name: &str| std::fs::metadata(data.join(name)).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(""), 0o700, "data directory");
     for file in ["relay.db", "relay.db-wal", "relay.db-shm", "code-secret", "resume-key", "relay-key.pem"] {
         assert_eq!(mode(file), 0o600, "{file}");
+    }
+    // Secrets that let someone in are stored only as keyed hashes: no file holds the
+    // access code, the invite secret, the device credential or the resume token.
+    let stored: Vec<u8> =
+        ["relay.db", "relay.db-wal"].iter().flat_map(|f| std::fs::read(data.join(f)).unwrap()).collect();
+    let invite = invite_secret.expect("an invite secret");
+    for (what, secret) in [
+        ("access code", access_code.clone()),
+        ("access code", access_code.replace('-', "")),
+        ("invite secret", invite),
+        ("device credential", credential),
+        ("resume token", js.resume_token),
+    ] {
+        assert!(!stored.windows(secret.len()).any(|w| w == secret.as_bytes()), "{what} stored in the clear");
     }
 }
 

@@ -347,6 +347,74 @@ fn a_second_resume_takes_the_place_over_and_a_forged_token_fails() {
     assert_eq!(err.code, ErrorCode::ResumeFailed);
 }
 
+#[test]
+fn every_resume_replaces_the_token_and_a_replaced_one_expires_after_the_grace_and_a_margin() {
+    let cfg = HubConfig::default();
+    let window = cfg.resume_grace_ms + 30_000;
+    let mut h = Harness::new(cfg, &["Alice"]);
+    let (_, code) = h.host_meeting("Alice", false);
+    let c1 = h.connect(None);
+    let (bob, t1) = entered(&h.join(c1, &code, "Bob"));
+    let resume = |h: &mut Harness, token: &str| {
+        let c = h.connect(None);
+        h.call(c, Request::Resume { resume_token: token.into() }).map(|r| entered(&Ok::<_, ()>(r)))
+    };
+    // Resumed with t1: a new token; t1 still taken for a while (the reply may have been lost).
+    let (id, t2) = resume(&mut h, &t1).unwrap();
+    assert_eq!(id, bob);
+    assert_ne!(t2, t1, "a resume issues a new token");
+    h.advance(window - 1_000);
+    let (_, t3) = resume(&mut h, &t1).expect("the replaced token within its window");
+    // That resume presented t1, so t2 (never used) is gone at once; t1 ends with its window.
+    assert_eq!(resume(&mut h, &t2).unwrap_err().code, ErrorCode::ResumeFailed);
+    h.advance(window + 1);
+    assert_eq!(resume(&mut h, &t1).unwrap_err().code, ErrorCode::ResumeFailed);
+    // The current token survives a relay restart (its hash is stored with the place).
+    h.restart();
+    let (id, t4) = resume(&mut h, &t3).expect("current token after a restart");
+    assert_eq!(id, bob);
+    // A token for a place that exists, with the secret part changed, is refused.
+    let mut forged = t4.clone().into_bytes();
+    forged[70] = if forged[70] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert_eq!(resume(&mut h, &forged).unwrap_err().code, ErrorCode::ResumeFailed);
+    resume(&mut h, &t4).expect("still the current token");
+}
+
+#[test]
+fn denials_and_removals_still_hold_after_a_relay_restart_and_go_with_the_meeting() {
+    let mut h = Harness::new(HubConfig::default(), &["Alice", "Bob"]);
+    let (alice, alice_cred) = h.staff("Alice");
+    let code = h.create(alice, spec(MeetingKind::Video, false));
+    let (_, alice_token) = entered(&h.join(alice, &code, "Alice"));
+    let pest_ip: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+    let pest = h.connect_from(pest_ip, None);
+    let (pest_id, _) = entered(&h.join(pest, &code, "Pest"));
+    let (bob, bob_cred) = h.staff("Bob");
+    let (bob_id, _) = entered(&h.join(bob, &code, "Bob"));
+    h.call(alice, Request::Remove { participant_id: pest_id }).unwrap();
+    h.call(alice, Request::Remove { participant_id: bob_id }).unwrap();
+
+    h.restart();
+    let alice = h.connect(Some(alice_cred));
+    let Ok(Response::Joined(js)) = h.call(alice, Request::Resume { resume_token: alice_token }) else {
+        panic!("the host resumes")
+    };
+    let mid = js.meeting.id;
+    // Held by source (the guest) and by identity (the staff member): both wait, in a
+    // meeting without a waiting room; someone else from another address walks in.
+    let again = h.connect_from(pest_ip, None);
+    assert!(matches!(h.join(again, &code, "Pest again"), Ok(Response::Waiting { .. })));
+    let bob = h.connect(Some(bob_cred));
+    assert!(matches!(h.join(bob, &code, "Bob"), Ok(Response::Waiting { .. })));
+    let other = h.connect_from("203.0.113.9".parse().unwrap(), None);
+    assert!(matches!(h.join(other, &code, "Patient"), Ok(Response::Joined(_))));
+    assert_eq!(h.hub.store().holds(mid).unwrap().len(), 2);
+    // The meeting ends: its holds (which name an address) are deleted with it.
+    h.call(alice, Request::EndMeeting).unwrap();
+    assert_eq!(h.hub.store().holds(mid).unwrap(), vec![]);
+}
+
 // ---------------------------------------------------------------------------
 // "Participants may unmute themselves"
 
