@@ -7,7 +7,8 @@
 //!
 //! Promise: at most one row per (action, source) per window, plus one
 //! `source = "*"` row per action per window for sources beyond `max_keys`;
-//! counts are exact. What is lost on a crash: at most the current window.
+//! counts are exact. A graceful stop writes the open window (`server::run_hub`);
+//! what is lost on a crash: at most the current window.
 
 use std::collections::BTreeMap;
 

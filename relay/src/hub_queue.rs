@@ -33,10 +33,25 @@ pub const QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// What connection tasks tell the hub thread.
 pub enum HubIn {
-    Connected { conn: ConnId, addr: SocketAddr, tx: OutboxTx },
-    Frame { conn: ConnId, body: Vec<u8>, _bytes: OwnedSemaphorePermit },
-    Oversized { conn: ConnId, len: usize },
-    Closed { conn: ConnId },
+    Connected {
+        conn: ConnId,
+        addr: SocketAddr,
+        tx: OutboxTx,
+    },
+    Frame {
+        conn: ConnId,
+        body: Vec<u8>,
+        _bytes: OwnedSemaphorePermit,
+    },
+    Oversized {
+        conn: ConnId,
+        len: usize,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    /// The relay is shutting down: write what is pending and stop.
+    Stop,
 }
 
 /// The hub is gone (the relay is shutting down).
@@ -82,6 +97,10 @@ impl HubTx {
 
     pub async fn closed(&self, conn: ConnId) -> Result<(), HubGone> {
         self.tx.send(HubIn::Closed { conn }).await.map_err(|_| HubGone)
+    }
+
+    pub async fn stop(&self) -> Result<(), HubGone> {
+        self.tx.send(HubIn::Stop).await.map_err(|_| HubGone)
     }
 }
 

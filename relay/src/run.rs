@@ -44,6 +44,8 @@ pub struct RelayHandle {
     pub webrtc_udp: Option<SocketAddr>,
     endpoint: quinn::Endpoint,
     accept: tokio::task::JoinHandle<()>,
+    hub: server::HubTx,
+    hub_thread: std::thread::JoinHandle<()>,
 }
 
 impl Relay {
@@ -146,9 +148,10 @@ impl Relay {
         };
         let hub_media = media_tx.clone();
         // Runs until every sender is gone (the accept loop and web server stop).
-        std::thread::Builder::new()
+        let hub_thread = std::thread::Builder::new()
             .name("hub".into())
             .spawn(move || server::run_hub(hub, rx, Some(hub_media)))?;
+        let hub = tx.clone();
         tracing::info!(%quic_addr, http = ?http_addr, data_dir = %s.data_dir.display(), "relay listening");
         let edge = server::Edge {
             hub: tx,
@@ -167,15 +170,26 @@ impl Relay {
             webrtc_udp,
             endpoint,
             accept,
+            hub,
+            hub_thread,
         })
     }
 }
 
 impl RelayHandle {
-    /// Closes every connection and stops accepting (waits up to 2 s for peers to hear it).
+    /// Closes every connection and stops accepting (waits up to 2 s for peers to hear
+    /// it), then stops the hub, which writes what it still holds (the coalesced
+    /// audit rows of the open window), and waits for it (up to 5 s).
     pub async fn shutdown(self) {
         self.endpoint.close(0u32.into(), b"relay shutting down");
         self.accept.abort();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        if self.hub.stop().await.is_ok() {
+            let thread = self.hub_thread;
+            let joined = tokio::task::spawn_blocking(move || thread.join());
+            if tokio::time::timeout(std::time::Duration::from_secs(5), joined).await.is_err() {
+                tracing::warn!("the hub did not stop within 5 s");
+            }
+        }
     }
 }

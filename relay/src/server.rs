@@ -36,7 +36,8 @@ const TICK: Duration = Duration::from_millis(200);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 const ABANDON_CHECK_EVERY: Duration = Duration::from_secs(60);
 
-/// Runs the hub until every sender is gone. Call on a dedicated thread.
+/// Runs the hub until it is told to stop or every sender is gone; then writes the
+/// coalesced audit rows of the open window. Call on a dedicated thread.
 /// `media` receives the forwarding commands (none: media requests are accepted but nothing is forwarded).
 pub fn run_hub(mut hub: Hub, mut rx: HubRx, media: Option<FwdSender>) {
     let metrics = hub.metrics.clone();
@@ -68,7 +69,10 @@ pub fn run_hub(mut hub: Hub, mut rx: HubRx, media: Option<FwdSender>) {
                 outs
             }
             Received::Timeout => Vec::new(),
-            Received::Disconnected => break,
+            Received::Input(HubIn::Stop) | Received::Disconnected => {
+                hub.flush_failures(now, true);
+                break;
+            }
         };
         deliver(&writers, media.as_ref(), &metrics, outs);
         if last_tick.elapsed() >= TICK {

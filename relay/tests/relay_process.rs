@@ -317,6 +317,42 @@ async fn busy_relay_refuses_and_staff_read_chat_after_the_end() {
 
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_writes_the_coalesced_failures_of_the_open_window() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default audit window (60 s) is still open when the relay is stopped.
+    let mut relay = start(dir.path(), &[]);
+    let mut g = Client::connect(&relay).await;
+    g.hello(None).await.unwrap();
+    for _ in 0..3 {
+        let join = Request::Join {
+            access_code: "AAAA-AAAA".into(),
+            display_name: "G".into(),
+            media: MediaState::default(),
+        };
+        assert_eq!(g.call(join).await.unwrap_err().code, ErrorCode::InvalidCode);
+    }
+    let pid = relay.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || {
+        let s = relay.child.wait();
+        (relay, s)
+    })
+    .await
+    .unwrap()
+    .1
+    .unwrap();
+    assert!(status.success(), "the relay exits cleanly on SIGTERM: {status}");
+    let store = clinicmeet_relay::store::Store::open(
+        &dir.path().join("relay.db"),
+        clinicmeet_relay::store::SyncMode::Normal,
+    )
+    .unwrap();
+    let failed = store.audit_rows(Some("code_failed")).unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].detail.starts_with("count=3 "), "{failed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_directory_and_every_file_with_secrets_or_chat_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
