@@ -706,10 +706,28 @@ impl ClientMessage {
                     ErrorCode::UnknownMessage,
                     format!("unknown message type `{}`", t.chars().take(40).collect::<String>()),
                 ),
-                _ => ErrorBody::new(ErrorCode::Malformed, format!("malformed message: {e}")),
+                _ => {
+                    ErrorBody::new(ErrorCode::Malformed, format!("malformed message: {}", without_input(&e)))
+                }
             };
             DecodeError { id, error }
         })
+    }
+}
+
+/// serde's message without the input it quotes (`invalid type: string "…"`,
+/// `unknown field `…``): what was wrong and what was expected, never the
+/// sender's text, which may be anything up to a frame long.
+fn without_input(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    if msg.starts_with("missing field") {
+        return msg.chars().take(100).collect();
+    }
+    let what = msg.split([':', '`']).next().unwrap_or("").trim_end_matches([' ', ',']);
+    let expected = msg.rsplit_once(", expected ").map(|(_, x)| x.chars().take(100).collect::<String>());
+    match expected {
+        Some(x) => format!("{what}, expected {x}"),
+        None => what.to_string(),
     }
 }
 
@@ -722,6 +740,27 @@ impl ServerMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn malformed_requests_are_described_without_quoting_the_input() {
+        let secret = "Patient Jane Doe, 12 Elm Street";
+        for body in [
+            format!(r#"{{"id":3,"type":"send_chat","client_msg_id":"{secret}","text":"x"}}"#),
+            format!(r#"{{"id":3,"type":"set_locked","locked":"{secret}"}}"#),
+            format!(r#"{{"id":3,"type":"mute","participant_id":"{secret}"}}"#),
+            format!(r#"{{"id":3,"type":"update_media","media":{{"audio":"{secret}"}}}}"#),
+            format!(r#"{{"id":3,"type":"join","access_code":1,"display_name":"{secret}"}}"#),
+        ] {
+            let err = ClientMessage::decode(body.as_bytes()).unwrap_err();
+            assert_eq!((err.id, err.error.code), (Some(3), ErrorCode::Malformed), "{body}");
+            assert!(!err.error.message.contains("Jane"), "{}", err.error.message);
+            assert!(err.error.message.len() < 160, "{}", err.error.message);
+        }
+        let err = ClientMessage::decode(br#"{"id":4,"type":"send_chat"}"#).unwrap_err();
+        assert!(err.error.message.contains("missing field `client_msg_id`"), "{}", err.error.message);
+        let err = ClientMessage::decode(br#"{"id":4,"type":"set_locked","locked":"yes"}"#).unwrap_err();
+        assert_eq!(err.error.message, "malformed message: invalid type, expected a boolean");
+    }
 
     fn roundtrip_client(req: Request) {
         let msg = ClientMessage { id: 7, request: req };
