@@ -1,16 +1,37 @@
-//! The optional operators' HTTP port: `GET /health` and `GET /metrics`.
-//! A deliberately tiny HTTP/1.1 responder on tokio (one request per connection).
+//! The optional operators' HTTP port: `GET /health` and `GET /metrics` (HEAD too;
+//! other methods `405`, other paths `404`). One request per connection, served by
+//! the same hyper stack and limits as the guest page ([`crate::http1`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use axum::http::{header, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
 
+/// The operators' routes.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { ([(header::CONTENT_TYPE, "application/json")], "{\"status\":\"ok\"}\n") }))
+        .route(
+            "/metrics",
+            get(move || async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics.render()) }),
+        )
+        .fallback(|method: Method| async move {
+            match method {
+                Method::GET | Method::HEAD => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+                _ => (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET,HEAD")], "method not allowed\n")
+                    .into_response(),
+            }
+        })
+}
+
 /// Serves until the listener fails.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    let router = router(metrics);
     let mut backoff = crate::accept_backoff::AcceptBackoff::default();
     loop {
         let stream = match listener.accept().await {
@@ -20,36 +41,9 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                 continue;
             }
         };
-        let metrics = metrics.clone();
+        let router = router.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(5), handle(stream, metrics)).await;
+            let _ = crate::http1::serve(stream, router, (), false).await;
         });
     }
-}
-
-async fn handle(mut stream: TcpStream, metrics: Arc<Metrics>) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 || buf.len() > 8192 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let head = String::from_utf8_lossy(&buf);
-    let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
-    let (method, path) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-    let (status, ctype, body) = match (method, path) {
-        ("GET", "/health") => ("200 OK", "application/json", "{\"status\":\"ok\"}\n".to_string()),
-        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", metrics.render()),
-        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_string()),
-        _ => ("405 Method Not Allowed", "text/plain", "method not allowed\n".to_string()),
-    };
-    let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(resp.as_bytes()).await?;
-    stream.shutdown().await
 }

@@ -28,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod forward;
 pub mod http;
+pub mod http1;
 pub mod hub;
 pub mod hub_queue;
 pub mod keys;

@@ -121,6 +121,7 @@ impl Relay {
                     ws_ping: s.ws_ping,
                     trusted_proxies: s.trusted_proxies.clone(),
                     ws_timeout: s.ws_timeout,
+                    origins: crate::web::origin::Origins::new(&s.public_names, local.port()),
                 };
                 tracing::info!(
                     guest_dir = %web.guest_dir.display(),

@@ -6,14 +6,13 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clinicmeet_protocol::{
     ErrorCode, Event, MediaState, MeetingKind, MeetingSettings, MeetingSpec, Request, Response, ServerMessage,
 };
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
 fn spec() -> MeetingSpec {
@@ -193,65 +192,6 @@ async fn slow_reader_is_closed_as_slow_consumer_and_resumes_losing_nothing() {
     assert_eq!(seqs, (1..=sent).collect::<Vec<_>>(), "every message once, in order");
 }
 
-/// Connects a TLS stream to the relay's HTTPS port from `from` and upgrades it
-/// to a WebSocket by hand (so the test can then write raw frames).
-#[cfg(feature = "browser-guests")]
-async fn raw_websocket(
-    relay: &Relay,
-    from: std::net::IpAddr,
-) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    match websocket_upgrade(relay, from, "").await {
-        Ok(s) => s,
-        Err(head) => panic!("upgrade refused: {head}"),
-    }
-}
-
-/// A WebSocket upgrade with `extra` header lines (each ending in `\r\n`); `Err`
-/// with the response head when the relay does not switch protocols.
-#[cfg(feature = "browser-guests")]
-async fn websocket_upgrade(
-    relay: &Relay,
-    from: std::net::IpAddr,
-    extra: &str,
-) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
-    let https = relay.https.expect("relay started with --https-listen");
-    let sock = if from.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
-    let sock = sock.unwrap();
-    sock.bind(SocketAddr::new(from, 0)).unwrap();
-    let tcp = sock.connect(https).await.unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(clinicmeet_tls::PinVerifier::new(
-            clinicmeet_tls::Pin::parse(&relay.pin).unwrap(),
-            provider,
-        )))
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let mut s = connector.connect(name, tcp).await.map_err(|e| e.to_string())?;
-    let req = format!(
-        "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
-    );
-    s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        if s.read_exact(&mut b).await.is_err() {
-            return Err(format!("closed after {:?}", String::from_utf8_lossy(&head)));
-        }
-        head.push(b[0]);
-    }
-    if head.starts_with(b"HTTP/1.1 101") {
-        Ok(s)
-    } else {
-        Err(String::from_utf8_lossy(&head).into_owned())
-    }
-}
-
 /// A masked client frame header (FIN set) for a payload of `len` bytes.
 fn ws_header(opcode: u8, len: u64) -> Vec<u8> {
     let mut h = vec![0x80 | opcode];
@@ -266,20 +206,6 @@ fn ws_header(opcode: u8, len: u64) -> Vec<u8> {
     }
     h.extend_from_slice(&[0, 0, 0, 0]); // mask key 0: the payload goes as is
     h
-}
-
-/// Reads until EOF or `within`; returns what came and whether the peer closed.
-async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(s: &mut S, within: Duration) -> (Vec<u8>, bool) {
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + within;
-    let mut buf = [0u8; 4096];
-    loop {
-        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return (got, true),
-            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-            Err(_) => return (got, false),
-        }
-    }
 }
 
 #[cfg(feature = "browser-guests")]

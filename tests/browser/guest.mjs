@@ -2,7 +2,8 @@
 // ClinicMeet relay, for tests/tests/browser.rs. The page is the desktop app's UI over the
 // browser engine: invite landing → "Join in this browser" → join form (code from the
 // link, name) → device check → waiting room / meeting. Prints JSON lines on stdout
-// ({"event":"invite","app_link":…,"code":…,"relay":…,"pin":…} first); reads commands
+// ({"event":"invite","app_link":…,"code":…,"relay":…,"pin":…,"csp":…} first; any Content-
+// Security-Policy violation is an {"event":"error","cmd":"csp"}); reads commands
 // from stdin (one JSON object per line):
 //   {"cmd":"stats","secs":5}          → {"event":"stats","tracks":[{id,kind,framesDecoded,fps,...}],
 //                                        "sent":[{kind,framesEncoded,fps,codec,...}],"shown":[{w,h,playing}]}
@@ -58,6 +59,16 @@ const context = await chromium.launchPersistentContext(profile, {
 const page = context.pages()[0] ?? (await context.newPage());
 page.on("console", (m) => process.stderr.write(`[page ${m.type()}] ${m.text()}\n`));
 page.on("pageerror", (e) => process.stderr.write(`[page error] ${e}\n`));
+// Anything the relay's Content-Security-Policy blocks fails the test: the page must
+// work under it untouched.
+await page.addInitScript(() => {
+  document.addEventListener("securitypolicyviolation", (e) =>
+    console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`),
+  );
+});
+page.on("console", (m) => {
+  if (m.text().startsWith("CSP violation")) out({ event: "error", cmd: "csp", error: m.text() });
+});
 
 if (process.env.NO_H264) {
   // A browser without H.264: hide it from the capability list before the page loads.
@@ -86,9 +97,10 @@ const shot = async (file) => {
 
 // A network change while the page loads (an interface coming up) aborts the load;
 // a person would reload, and so does this script, a bounded number of times.
+let csp = null;
 for (let attempt = 1; ; attempt++) {
   try {
-    await page.goto(url);
+    csp = (await page.goto(url))?.headers()["content-security-policy"] ?? null;
     break;
   } catch (e) {
     if (attempt >= 3 || !/ERR_NETWORK_CHANGED/.test(String(e))) throw e;
@@ -106,6 +118,7 @@ out({
   code: decodeURIComponent(link.pathname.replace(/^\/+/, "")),
   relay: link.searchParams.get("relay"),
   pin: link.searchParams.get("pin"),
+  csp,
 });
 await shot("guest-invite.png");
 await page.getByTestId("join-browser").click();

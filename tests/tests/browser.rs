@@ -48,6 +48,9 @@ fn browser_guest_joins_a_call_with_desktop_clients() {
     assert_eq!(invite["code"], code.as_str(), "{invite}");
     assert_eq!(invite["relay"], clinic.relay.addr.as_str(), "{invite}");
     assert_eq!(invite["pin"], clinic.relay.pin.as_str(), "{invite}");
+    // The page runs under the relay's strict CSP (guest.mjs fails on any violation).
+    let csp = invite["csp"].as_str().unwrap_or_default();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{invite}");
 
     // Waiting room, then the host admits.
     browser.expect("waiting", Duration::from_secs(60), &log);

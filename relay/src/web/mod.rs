@@ -3,22 +3,47 @@
 //!
 //! * Same certificate as QUIC (the clinic's, or the self-signed one — which
 //!   browsers accept only after a warning; see the README).
-//! * `GET /` (and `/join`, `/guest.html`) serves `guest.html` from the guest
+//! * One TCP port: [`serve`] peeks at each connection's first byte; a TLS
+//!   handshake goes on to HTTPS, anything else is an ICE-TCP connection
+//!   (RFC 6544 framing) handed to [`mux::IceMux::accept_tcp`].
+//! * HTTP/1.1 over the TLS stream is hyper with the relay's limits
+//!   ([`crate::http1`]: 16 KiB request head, 10 s to send it, also the idle
+//!   keep-alive limit), routed by axum ([`routes`]). Request bodies over 4 KiB
+//!   are refused (`413`); nothing here reads one. Unknown methods get `405` with
+//!   `Allow`, unknown paths `404`.
+//! * `GET /` (and `/join`, `/guest`) serves `guest.html` from the guest
 //!   directory (`--guest-dir`, the `ui/` build output `ui/dist` by default, or
 //!   `guest/` next to the relay binary when that exists); other paths serve
-//!   files under it. Nothing is embedded in the binary, so the page can be
-//!   rebuilt or rebranded without rebuilding the relay.
+//!   files under it (tower-http `ServeDir`: `..` and encoded `..` refused, HEAD
+//!   with the GET headers and no body, ranges, `304`). Nothing is embedded in
+//!   the binary, so the page can be rebuilt or rebranded without rebuilding
+//!   the relay.
+//! * Every response carries a strict Content-Security-Policy (with
+//!   `frame-ancestors 'none'`), HSTS, `X-Frame-Options: DENY`,
+//!   `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer` and a
+//!   Permissions-Policy giving camera and microphone to the page only; Vite's
+//!   content-hashed files (`assets/NAME-HASH.ext`) are cached for a year as
+//!   immutable, everything else is `no-cache` ([`headers`]).
 //! * `GET /invite-info` answers `{"quic_port":N,"pin":"sha256/…"}`: what the invite
 //!   landing page needs to build the desktop app's deep link
 //!   (`clinicmeet://join/CODE?relay=HOST:N&pin=…`; the code itself stays in the
 //!   page's `#` fragment and never reaches the server).
+//! * `GET /ws` upgrades to a WebSocket (hyper's upgrade, then tokio-tungstenite
+//!   with [`ws_config`]). A request whose `Origin` is not the relay's own
+//!   (`https://` + the `Host` it was sent to, or a `--public-name`) is refused
+//!   with `403` before the upgrade; one without `Origin` is not from a browser
+//!   page and is allowed ([`origin`]). Behind a trusted reverse proxy
+//!   ([`crate::proxy`]) the guest's address is the one `X-Forwarded-For` names
+//!   (all its header lines), counted per source at the upgrade (`429` past the
+//!   cap); otherwise the TCP connection's place in its source's share is held
+//!   until the WebSocket closes.
 //! * The WebSocket is pinged every `--ws-ping-secs` (5 s) and closed after
 //!   `--ws-timeout-secs` (15 s) without any frame from the browser, so a guest
 //!   whose network vanished leaves (after the resume grace) instead of staying
 //!   a ghost. Messages and frames over the control frame limit are refused by
 //!   tungstenite from the header ([`ws_config`]); the guest's output is an
 //!   [`crate::outbox`] (`slow_consumer` past its budget).
-//! * `GET /ws` upgrades to a WebSocket: text messages are the control
+//! * On the WebSocket, text messages are the control
 //!   protocol's JSON (`ClientMessage` in, `ServerMessage` out), exactly as on a
 //!   QUIC control stream, through the same hub — a guest is just another
 //!   session, and every waiting-room rule, limit and host action applies. Two
@@ -28,25 +53,28 @@
 //!   `{"webrtc":{"unslot":{mid,track_id}}}`, `{"webrtc":{"error":TEXT}}` to it.
 
 pub mod bridge;
+pub mod headers;
 pub mod ice;
 pub mod mux;
+pub mod origin;
 pub mod peer;
+pub mod routes;
 pub mod rtp;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clinicmeet_protocol::{limits::MAX_FRAME_LEN, ServerMessage, TrackId};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -63,7 +91,6 @@ const WEB_CONN_BASE: u64 = 1 << 48;
 static NEXT_WEB_CONN: AtomicU64 = AtomicU64::new(WEB_CONN_BASE);
 /// Per-guest queue between the forwarding thread and its peer.
 const MEDIA_QUEUE: usize = 1024;
-const MAX_HEAD: usize = 16 * 1024;
 
 /// The browser side's settings.
 #[derive(Debug, Clone)]
@@ -80,6 +107,8 @@ pub struct WebConfig {
     pub ws_ping: Duration,
     /// A guest's WebSocket with no frame at all (pong or other) this long is closed.
     pub ws_timeout: Duration,
+    /// Pages that may open the WebSocket besides the one at the request's `Host`.
+    pub origins: origin::Origins,
 }
 
 /// The WebSocket layer's limits: no message or frame longer than a control
@@ -135,6 +164,9 @@ pub async fn serve(
     metrics: Arc<crate::metrics::Metrics>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let app =
+        routes::App { cfg: cfg.clone(), hub, fwd, admissions: admissions.clone(), metrics: metrics.clone() };
+    let router = routes::router(Arc::new(app));
     let mut backoff = crate::accept_backoff::AcceptBackoff::default();
     loop {
         let (tcp, addr) = match listener.accept().await {
@@ -158,10 +190,9 @@ pub async fn serve(
                 }
             }
         };
-        let (acceptor, cfg, hub, fwd) = (acceptor.clone(), cfg.clone(), hub.clone(), fwd.clone());
-        let (admissions, metrics) = (admissions.clone(), metrics.clone());
+        let (acceptor, cfg, router) = (acceptor.clone(), cfg.clone(), router.clone());
         tokio::spawn(async move {
-            let _ticket = ticket;
+            let ticket = ticket.map(Arc::new);
             let _ = tcp.set_nodelay(true);
             if cfg.rtc.mux.tcp_port().is_some() {
                 let mut first = [0u8; 1];
@@ -181,159 +212,11 @@ pub async fn serve(
                 Ok(Ok(s)) => s,
                 _ => return,
             };
-            if let Err(err) = http(stream, addr, cfg, hub, fwd, admissions, metrics).await {
+            let conn = routes::Conn { addr, ticket };
+            if let Err(err) = crate::http1::serve(stream, router, conn, true).await {
                 tracing::debug!(%addr, %err, "https connection ended");
             }
         });
-    }
-}
-
-struct Head {
-    method: String,
-    path: String,
-    headers: HashMap<String, String>,
-}
-
-async fn read_head<S: AsyncRead + Unpin>(s: &mut S) -> std::io::Result<Option<Head>> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = s.read(&mut chunk).await?;
-        if n == 0 || buf.len() > MAX_HEAD {
-            return Ok(None);
-        }
-        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let mut lines = text.split("\r\n");
-    let mut first = lines.next().unwrap_or_default().split_whitespace();
-    let method = first.next().unwrap_or_default().to_string();
-    let path = first.next().unwrap_or_default().to_string();
-    let headers = lines
-        .take_while(|l| !l.is_empty())
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Ok(Some(Head { method, path, headers }))
-}
-
-async fn respond<S: AsyncWrite + Unpin>(
-    s: &mut S,
-    status: &str,
-    ctype: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-cache\r\n\
-         X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nConnection: keep-alive\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).await?;
-    s.write_all(body).await?;
-    s.flush().await
-}
-
-fn content_type(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).unwrap_or_default() {
-        "html" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "json" | "map" => "application/json",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "ico" => "image/x-icon",
-        "woff2" => "font/woff2",
-        _ => "application/octet-stream",
-    }
-}
-
-/// Maps a request path to a file under `root`; `None` for anything that escapes it.
-pub fn static_path(root: &Path, request: &str) -> Option<PathBuf> {
-    let path = request.split(['?', '#']).next().unwrap_or_default();
-    let rel = match path {
-        "/" | "/join" | "/guest" => "guest.html",
-        p => p.strip_prefix('/')?,
-    };
-    let rel = Path::new(rel);
-    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return None;
-    }
-    Some(root.join(rel))
-}
-
-async fn http<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-    mut s: S,
-    addr: SocketAddr,
-    cfg: Arc<WebConfig>,
-    hub: HubTx,
-    fwd: FwdSender,
-    admissions: crate::admission::Admissions,
-    metrics: Arc<crate::metrics::Metrics>,
-) -> anyhow::Result<()> {
-    loop {
-        let head = match tokio::time::timeout(Duration::from_secs(30), read_head(&mut s)).await {
-            Ok(Ok(Some(h))) => h,
-            _ => return Ok(()),
-        };
-        let upgrade = head.headers.get("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-        if head.method == "GET" && head.path.split('?').next() == Some("/ws") && upgrade {
-            // Behind a trusted proxy the patient's address (X-Forwarded-For) is the
-            // source: for the per-source cap here and for the hub's limits and audit.
-            let _proxied_ticket;
-            let client = if cfg.trusted_proxies.trusts(addr.ip()) {
-                let xff: Vec<&str> =
-                    head.headers.get("x-forwarded-for").map(String::as_str).into_iter().collect();
-                let client = cfg.trusted_proxies.client(addr.ip(), &xff);
-                match admissions.try_admit(client) {
-                    Some(t) => _proxied_ticket = t,
-                    None => {
-                        metrics.refused_per_source();
-                        respond(&mut s, "429 Too Many Requests", "text/plain", b"too many connections\n")
-                            .await?;
-                        return Ok(());
-                    }
-                }
-                SocketAddr::new(client, addr.port())
-            } else {
-                addr
-            };
-            let Some(key) = head.headers.get("sec-websocket-key") else {
-                respond(&mut s, "400 Bad Request", "text/plain", b"missing websocket key\n").await?;
-                return Ok(());
-            };
-            let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-            let resp = format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Accept: {accept}\r\n\r\n"
-            );
-            s.write_all(resp.as_bytes()).await?;
-            s.flush().await?;
-            let ws = WebSocketStream::from_raw_socket(s, Role::Server, Some(ws_config())).await;
-            session(ws, client, cfg, hub, fwd).await;
-            return Ok(());
-        }
-        if head.method != "GET" && head.method != "HEAD" {
-            respond(&mut s, "405 Method Not Allowed", "text/plain", b"method not allowed\n").await?;
-            continue;
-        }
-        if head.path.split('?').next() == Some("/invite-info") {
-            let body = serde_json::to_vec(&cfg.invite)?;
-            let body = if head.method == "HEAD" { Vec::new() } else { body };
-            respond(&mut s, "200 OK", "application/json", &body).await?;
-            continue;
-        }
-        let file = static_path(&cfg.guest_dir, &head.path);
-        let body = match &file {
-            Some(p) => tokio::fs::read(p).await.ok(),
-            None => None,
-        };
-        match (file, body) {
-            (Some(p), Some(b)) => {
-                let b = if head.method == "HEAD" { Vec::new() } else { b };
-                respond(&mut s, "200 OK", content_type(&p), &b).await?
-            }
-            _ => respond(&mut s, "404 Not Found", "text/plain", b"not found\n").await?,
-        }
     }
 }
 
@@ -594,21 +477,5 @@ async fn flush_replies<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 return;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn static_paths_stay_inside_the_root() {
-        let root = Path::new("/srv/guest");
-        assert_eq!(static_path(root, "/"), Some(root.join("guest.html")));
-        assert_eq!(static_path(root, "/join?x=1#ABCD"), Some(root.join("guest.html")));
-        assert_eq!(static_path(root, "/assets/a.js"), Some(root.join("assets/a.js")));
-        assert_eq!(static_path(root, "/../etc/passwd"), None);
-        assert_eq!(static_path(root, "/assets/../../x"), None);
-        assert_eq!(static_path(root, "//etc/passwd"), None);
     }
 }

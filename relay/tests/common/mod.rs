@@ -197,3 +197,97 @@ impl Client {
         }
     }
 }
+
+/// A TLS connection to the relay's HTTPS port from local address `from` (the relay's pin checked).
+#[cfg(feature = "browser-guests")]
+pub async fn https_connect(
+    relay: &Relay,
+    from: std::net::IpAddr,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    let https = relay.https.expect("relay started with --https-listen");
+    let sock = if from.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
+    let sock = sock.unwrap();
+    sock.bind(SocketAddr::new(from, 0)).unwrap();
+    let tcp = sock.connect(https).await.unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinVerifier::new(
+            Pin::parse(&relay.pin).unwrap(),
+            provider,
+        )))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await.map_err(|e| e.to_string())
+}
+
+/// Reads a response head up to and including its blank line; `Err` with what came if the
+/// connection closed first.
+pub async fn read_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Result<String, String> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        if s.read_exact(&mut b).await.is_err() {
+            return Err(format!("closed after {:?}", String::from_utf8_lossy(&head)));
+        }
+        head.push(b[0]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Connects from `from` and upgrades to a WebSocket by hand (so the test can then
+/// write raw frames).
+#[cfg(feature = "browser-guests")]
+pub async fn raw_websocket(
+    relay: &Relay,
+    from: std::net::IpAddr,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    match websocket_upgrade(relay, from, "").await {
+        Ok(s) => s,
+        Err(head) => panic!("upgrade refused: {head}"),
+    }
+}
+
+/// A WebSocket upgrade (`Host: localhost`) with `extra` header lines (each ending in
+/// `\r\n`); `Err` with the response head when the relay does not switch protocols.
+#[cfg(feature = "browser-guests")]
+pub async fn websocket_upgrade(
+    relay: &Relay,
+    from: std::net::IpAddr,
+    extra: &str,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    use tokio::io::AsyncWriteExt;
+    let mut s = https_connect(relay, from).await?;
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    );
+    s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+    let head = read_head(&mut s).await?;
+    if head.starts_with("HTTP/1.1 101") {
+        Ok(s)
+    } else {
+        Err(head)
+    }
+}
+
+/// Reads until EOF or `within`; returns what came and whether the peer closed.
+pub async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    within: Duration,
+) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, tokio::io::AsyncReadExt::read(s, &mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (got, true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (got, false),
+        }
+    }
+}
