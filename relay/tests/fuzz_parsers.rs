@@ -1,8 +1,11 @@
 //! Every relay parser that reads network bytes survives arbitrary input: the
 //! request-id peek of refused frames, `X-Forwarded-For` and trusted-proxy blocks,
 //! STUN/ICE (username, MESSAGE-INTEGRITY, ICE-TCP framing, the shared-port
-//! demultiplexer), SDP media sections and candidate rewriting, and the media
-//! datagram prefix as the SFU reads it. (Frames, requests, codes and the datagram
+//! demultiplexer, the ICE-TCP accept path over loopback TCP), SDP media sections
+//! and candidate rewriting, browser RTP as `web::rtp::from_browser` rewrites it,
+//! the media datagram prefix as the SFU reads it, and the SFU state machine itself
+//! (commands, datagrams, pressure and timers against a model: bounded output, a
+//! muted track never heard). (Frames, requests, codes and the datagram
 //! prefix itself: `shared/protocol/tests/fuzz_parsers.rs`; RTP/RTCP/H.264:
 //! `shared/rtp/tests/fuzz_parsers.rs`.)
 //!
