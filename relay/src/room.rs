@@ -25,7 +25,7 @@ use clinicmeet_protocol::{
 };
 use uuid::Uuid;
 
-pub use crate::keys::ResumeKey;
+use crate::keys::ResumeKey;
 
 use crate::admission::Source;
 use crate::error::refuse as err;

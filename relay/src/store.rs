@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::audit_batch::Coalesced;
 use crate::error::RelayError;
-use crate::room::{role_from_str, role_str, HoldKey, MeetingRecord, Participant, Presence, ResumeKey, Write};
+use crate::keys::ResumeKey;
+use crate::room::{role_from_str, role_str, HoldKey, MeetingRecord, Participant, Presence, Write};
 
 /// Versioned migrations; the index + 1 is the schema version.
 const MIGRATIONS: &[&str] = &[
