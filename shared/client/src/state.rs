@@ -1583,6 +1583,17 @@ mod tests {
             self.reply(hello, Response::Hello { version: 1, server: "t".into(), staff: None });
         }
 
+        /// The link drops and comes back after the backoff delay; the relay greets again.
+        fn reconnect(&mut self) {
+            self.core.on_disconnected(self.now, "lost");
+            let at = self.core.poll_timeout().unwrap();
+            self.core.handle_timeout(at);
+            self.core.on_connected(at);
+            self.drain();
+            let hello = self.last().id;
+            self.reply(hello, Response::Hello { version: 1, server: "t".into(), staff: None });
+        }
+
         /// Joined meeting `m` as `me`, history synced (nothing local).
         fn joined(&mut self, m: MeetingId, me: ParticipantId) {
             self.ready();
@@ -1885,14 +1896,7 @@ mod tests {
             }]
         );
         // The connection drops and the place is gone: the fresh join carries the new code.
-        h.core.on_disconnected(h.now, "lost");
-        h.drain();
-        let at = h.core.poll_timeout().unwrap();
-        h.core.handle_timeout(at);
-        h.core.on_connected(at);
-        h.drain();
-        let hello = h.last().id;
-        h.reply(hello, Response::Hello { version: 1, server: "t".into(), staff: None });
+        h.reconnect();
         assert!(matches!(h.last().request, Request::Resume { .. }));
         let id = h.last().id;
         h.error(id, ErrorBody::new(ErrorCode::ResumeFailed, "expired"));
@@ -1932,13 +1936,7 @@ mod tests {
         assert_eq!(h.core.presence(), Presence::Waiting);
         assert!(matches!(h.events.last(), Some(ClientEvent::Waiting { .. })));
         // A lost connection while waiting resumes the waiting place.
-        h.core.on_disconnected(h.now, "x");
-        let at = h.core.poll_timeout().unwrap();
-        h.core.handle_timeout(at);
-        h.core.on_connected(at);
-        h.drain();
-        let hello = h.last().id;
-        h.reply(hello, Response::Hello { version: 1, server: "t".into(), staff: None });
+        h.reconnect();
         assert!(matches!(&h.last().request, Request::Resume { resume_token } if resume_token == "w"));
         let id = h.last().id;
         h.reply(id, Response::Waiting { participant_id: me, resume_token: "w".into(), meeting: meeting(m) });
