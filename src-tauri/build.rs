@@ -21,6 +21,7 @@ const COMMANDS: &[&str] = &[
     "demote",
     "set_locked",
     "set_self_unmute",
+    "rekey_meeting",
     "end_meeting",
     "start_consultation",
     "end_consultation",

@@ -151,6 +151,12 @@ pub async fn set_self_unmute(state: State<'_, AppState>, allowed: bool) -> Resul
     state.engine.set_self_unmute(allowed).await
 }
 
+/// Host: `{access_code, invite_secret}`, the meeting's new ones.
+#[tauri::command]
+pub async fn rekey_meeting(state: State<'_, AppState>) -> Result<Value> {
+    state.engine.rekey_meeting().await
+}
+
 #[tauri::command]
 pub async fn end_meeting(state: State<'_, AppState>) -> Result<()> {
     state.engine.end_meeting().await

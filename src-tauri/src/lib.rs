@@ -164,6 +164,7 @@ pub fn run() {
             commands::demote,
             commands::set_locked,
             commands::set_self_unmute,
+            commands::rekey_meeting,
             commands::end_meeting,
             commands::start_consultation,
             commands::end_consultation,

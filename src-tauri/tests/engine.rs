@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clinicmeet_app::engine::devices::{DeviceInfo, DeviceKind, DeviceList, SYNTHETIC_ID};
 use clinicmeet_app::engine::{Engine, EventSink, JoinOptions};
 use clinicmeet_app::launch::RelayConfig;
-use clinicmeet_e2e::{Client, Relay};
+use clinicmeet_e2e::{is_error, Client, Relay};
 use clinicmeet_protocol::{MeetingKind, MeetingSettings, MeetingSpec};
 use serde_json::Value;
 
@@ -39,6 +39,23 @@ impl Events {
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn video_meeting(title: &str) -> MeetingSpec {
+    MeetingSpec {
+        title: title.into(),
+        description: None,
+        kind: MeetingKind::Video,
+        patient_reference: None,
+        schedule: None,
+        settings: MeetingSettings::default(),
+    }
+}
+
+/// The dashboard row of meeting `id`.
+fn listed(rt: &tokio::runtime::Runtime, engine: &Engine, id: &Value) -> Value {
+    let all = rt.block_on(engine.list_meetings()).unwrap();
+    all.into_iter().find(|m| m["meeting"]["id"] == *id).expect("meeting listed")
 }
 
 #[test]
@@ -89,15 +106,7 @@ fn staff_meeting_with_a_cli_guest() {
     let hello = rt.block_on(engine.connect(engine.saved_relay().unwrap().unwrap())).unwrap();
     assert_eq!(hello.staff.map(|s| s.name).as_deref(), Some("Dr. Ada"));
 
-    let spec = MeetingSpec {
-        title: "Case review".into(),
-        description: None,
-        kind: MeetingKind::Video,
-        patient_reference: None,
-        schedule: None,
-        settings: MeetingSettings::default(),
-    };
-    let created = rt.block_on(engine.create_meeting(spec)).unwrap();
+    let created = rt.block_on(engine.create_meeting(video_meeting("Case review"))).unwrap();
     let code = created["access_code"].as_str().unwrap().to_string();
     assert_eq!(code.len(), 9, "shown as ABCD-EFGH: {code}");
     let listed = rt.block_on(engine.list_meetings()).unwrap();
@@ -288,4 +297,57 @@ fn media_both_ways_with_the_synthetic_devices() {
         v["event"] == "stats" && v["kind"] == "video" && v["fps"].as_f64() == Some(0.0)
     });
     g.leave();
+}
+
+#[test]
+fn host_rekeys_the_meeting_and_the_list_offers_the_new_invite_link() {
+    let relay = Relay::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = rt();
+    let (_, enrollment) = relay.staff_add("Dr. Ada");
+    let engine = Engine::new(dir.path(), Events::default().sink());
+    rt.block_on(engine.connect(RelayConfig { address: relay.addr.clone(), pin: relay.pin.clone() })).unwrap();
+    rt.block_on(engine.enroll(&enrollment, "Consulting room 1")).unwrap();
+
+    let created = rt.block_on(engine.create_meeting(video_meeting("Guessed code"))).unwrap();
+    let id = created["meeting"]["id"].clone();
+    let (old_code, old_invite) = (created["access_code"].clone(), created["invite_secret"].clone());
+    assert!(old_invite.is_string(), "{created}");
+    let row = listed(&rt, &engine, &id);
+    assert_eq!(
+        (&row["access_code"], &row["invite_secret"]),
+        (&old_code, &old_invite),
+        "the creator's device knows both"
+    );
+
+    // Only in the meeting, as its host.
+    assert_eq!(rt.block_on(engine.rekey_meeting()).unwrap_err().code, "invalid_state");
+    let joined = rt
+        .block_on(engine.join(
+            old_code.as_str().unwrap(),
+            "Dr. Ada",
+            JoinOptions { camera: false, mic: false, chat_only: true },
+        ))
+        .unwrap();
+    assert_eq!(serde_json::to_value(joined).unwrap()["state"], "joined");
+    let rekeyed = rt.block_on(engine.rekey_meeting()).unwrap();
+    let (new_code, new_invite) = (rekeyed["access_code"].clone(), rekeyed["invite_secret"].clone());
+    assert_eq!(new_code.as_str().map(str::len), Some(9), "shown as ABCD-EFGH: {rekeyed}");
+    assert_eq!(new_invite.as_str().map(str::len), Some(26), "{rekeyed}");
+    assert!(new_code != old_code && new_invite != old_invite);
+    let row = listed(&rt, &engine, &id);
+    assert_eq!(
+        (&row["access_code"], &row["invite_secret"]),
+        (&new_code, &new_invite),
+        "the list shows the new ones"
+    );
+
+    // The old code and link stop working at once; the new code lets people in.
+    let guest = Client::new(&relay, "Pat Guest");
+    for old in [&old_code, &old_invite] {
+        let (ok, out) = guest.run(&["join", old.as_str().unwrap()]);
+        assert!(!ok && out.iter().any(|v| is_error(v, "invalid_code")), "{out:?}");
+    }
+    let mut g = guest.join(new_code.as_str().unwrap(), &[]);
+    g.expect_event("joined", STEP);
 }

@@ -13,7 +13,10 @@
 //!   (synthetic) screen: a stage tile with its name shows that picture (its frame
 //!   number read back too), the cameras move to a strip, and it goes when the share
 //!   stops → chat both ways → the host removes the CLI participant from the
-//!   participants panel.
+//!   participants panel → the host gives the meeting a new code there (two steps):
+//!   the header shows it, a CLI joining with the old code gets `invalid_code`, with
+//!   the new one reaches the meeting (waits, as the removed guest's address is held,
+//!   and is admitted).
 //!   Screenshot: `$CARGO_TARGET_DIR/e2e-artifacts/meeting.png`.
 //! * `desktop_app_four_remote_streams` (ignored; a measurement, run by hand): four
 //!   CLI publishers at 360p30; prints frames drawn per second per tile and the CPU
@@ -30,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clinicmeet_e2e::{bin_path, json, Client, Relay, Session};
+use clinicmeet_e2e::{bin_path, is_error, json, Client, Relay, Session};
 use serde_json::Value;
 
 const STEP: Duration = Duration::from_secs(30);
@@ -213,6 +216,12 @@ impl Driver {
         let id = self.element(css, text);
         http(self.port, "POST", &self.path(&format!("/element/{id}/click")), Some(&json!({})))
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Waits for the element `[data-testid=<test_id>]` and returns its text, trimmed.
+    fn text_of(&self, what: &str, test_id: &str) -> String {
+        let script = "const e = document.querySelector(`[data-testid=${arguments[0]}]`); return e ? e.textContent.trim() : null;";
+        self.wait(what, script, json!([test_id])).as_str().unwrap_or_default().to_string()
     }
 
     fn type_into(&self, css: &str, text: &str) {
@@ -463,11 +472,7 @@ impl DesktopApp {
         // Home: create a meeting and read its code from the screen.
         d.type_into("#m-title", "Case review");
         d.click("button[type=submit]", "Create meeting");
-        let code = d
-            .wait("the new meeting's code", "const e = document.querySelector('[data-testid=created-code]'); return e ? e.textContent.trim() : null;", json!([]))
-            .as_str()
-            .unwrap()
-            .to_string();
+        let code = d.text_of("the new meeting's code", "created-code");
         assert_eq!(code.len(), 9, "code {code:?}");
         d.click("button", "Join now");
 
@@ -605,6 +610,32 @@ fn desktop_app_meeting_with_cli_participant() {
         json!([]),
     );
     d.screenshot("meeting-after-remove.png");
+
+    // The host gives the meeting a new code (two steps, from the open participants
+    // panel): the header shows it, the old code is refused at once, the new one works.
+    d.click("[data-testid=new-code]", "New code");
+    d.click("[data-testid=confirm-new-code]", "Confirm new code");
+    let new_code = d.text_of("the new code", "new-code-value");
+    assert!(new_code.len() == 9 && new_code != code, "new code {new_code:?} (old {code:?})");
+    d.wait(
+        "the header showing the new code",
+        "const e = document.querySelector('[data-testid=meeting-code]'); return e && e.textContent.trim() === arguments[0];",
+        json!([new_code]),
+    );
+    let late = Client::new(&relay, "Lee Late");
+    let (ok, out) = late.run(&["join", &code]);
+    assert!(!ok && out.iter().any(|v| is_error(v, "invalid_code")), "old code: {out:?}");
+    let mut l = late.join(&new_code, &[]);
+    // The same address as the guest removed above: the relay holds it, so they wait.
+    l.expect_event("waiting", STEP);
+    d.click("button[aria-label='Admit Lee Late']", "Admit");
+    l.expect_event("admitted", STEP);
+    d.wait(
+        "the participant who joined with the new code",
+        "const p = document.querySelector('aside[aria-label=Participants]'); return p && p.innerText.includes('Lee Late');",
+        json!([]),
+    );
+    d.screenshot("meeting-new-code.png");
 }
 
 /// A measurement, not a pass/fail test: four CLI publishers at 360p30; frames the

@@ -84,6 +84,13 @@ pub enum Persist {
         meeting_id: MeetingId,
         role: Role,
     },
+    /// The meeting's current code (normalized) and invite secret, from a create or a
+    /// re-key on this device; they replace the stored ones.
+    Codes {
+        meeting_id: MeetingId,
+        access_code: String,
+        invite_secret: Option<String>,
+    },
     /// Our place in a meeting (`token: None` clears it: left, denied, removed, ended).
     ResumeToken {
         meeting_id: MeetingId,
@@ -856,15 +863,33 @@ impl Core {
                             credential: device_credential.clone(),
                         }));
                     }
-                    Ok(Response::MeetingCreated { meeting, access_code, .. }) => {
-                        let code = clinicmeet_protocol::AccessCode::parse(access_code)
-                            .map(|c| c.normalized().to_string())
-                            .ok();
+                    Ok(Response::MeetingCreated { meeting, access_code, invite_secret }) => {
+                        let code = normalize_code(access_code);
                         self.out.push_back(Output::Persist(Persist::Meeting {
                             info: Box::new(meeting.clone()),
-                            access_code: code,
+                            access_code: code.clone(),
                             role: Some(Role::Host),
                         }));
+                        if let Some(code) = code {
+                            self.out.push_back(Output::Persist(Persist::Codes {
+                                meeting_id: meeting.id,
+                                access_code: code,
+                                invite_secret: invite_secret.clone(),
+                            }));
+                        }
+                    }
+                    Ok(Response::Rekeyed { access_code, invite_secret }) => {
+                        // The old code is gone: a fresh join after a failed resume uses the new one.
+                        if let Some(j) = self.join.as_mut() {
+                            j.access_code = access_code.clone();
+                        }
+                        if let (Some(meeting_id), Some(code)) = (self.place, normalize_code(access_code)) {
+                            self.out.push_back(Output::Persist(Persist::Codes {
+                                meeting_id,
+                                access_code: code,
+                                invite_secret: Some(invite_secret.clone()),
+                            }));
+                        }
                     }
                     Ok(Response::ChatHistory { messages, .. }) => {
                         for m in messages {
@@ -1324,10 +1349,7 @@ impl Core {
     }
 
     fn normalized_code(&self) -> Option<String> {
-        self.join
-            .as_ref()
-            .and_then(|j| clinicmeet_protocol::AccessCode::parse(&j.access_code).ok())
-            .map(|c| c.normalized().to_string())
+        self.join.as_ref().and_then(|j| normalize_code(&j.access_code))
     }
 
     fn send_call(&mut self, call: CallId, request: Request) {
@@ -1384,6 +1406,11 @@ fn response_name(r: &Response) -> &'static str {
         Response::Subscribed { .. } => "subscribed",
         Response::Rekeyed { .. } => "rekeyed",
     }
+}
+
+/// The stored form of an access code (`ABCDEFGH`); `None` for anything else (an invite secret).
+fn normalize_code(code: &str) -> Option<String> {
+    clinicmeet_protocol::AccessCode::parse(code).ok().map(|c| c.normalized().to_string())
 }
 
 #[cfg(test)]
@@ -1553,6 +1580,17 @@ mod tests {
             self.drain();
             let hello = self.last().id;
             assert!(matches!(self.last().request, Request::Hello { .. }));
+            self.reply(hello, Response::Hello { version: 1, server: "t".into(), staff: None });
+        }
+
+        /// The link drops and comes back after the backoff delay; the relay greets again.
+        fn reconnect(&mut self) {
+            self.core.on_disconnected(self.now, "lost");
+            let at = self.core.poll_timeout().unwrap();
+            self.core.handle_timeout(at);
+            self.core.on_connected(at);
+            self.drain();
+            let hello = self.last().id;
             self.reply(hello, Response::Hello { version: 1, server: "t".into(), staff: None });
         }
 
@@ -1838,6 +1876,38 @@ mod tests {
     }
 
     #[test]
+    fn rekey_stores_the_new_code_and_secret_and_a_fresh_join_uses_the_new_code() {
+        let mut h = H::new();
+        let (m, me) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        h.joined(m, me);
+        let call = h.core.call(Request::RekeyMeeting, h.now);
+        h.drain();
+        assert!(matches!(h.last().request, Request::RekeyMeeting));
+        let id = h.last().id;
+        let secret = "ABCDEFGHJKLMNPQRSTUVWXYZ23".to_string();
+        h.reply(id, Response::Rekeyed { access_code: "WXYZ-2345".into(), invite_secret: secret.clone() });
+        assert!(h.completed.iter().any(|(c, r)| *c == call && r.is_ok()));
+        assert_eq!(
+            h.persisted,
+            vec![Persist::Codes {
+                meeting_id: m,
+                access_code: "WXYZ2345".into(),
+                invite_secret: Some(secret)
+            }]
+        );
+        // The connection drops and the place is gone: the fresh join carries the new code.
+        h.reconnect();
+        assert!(matches!(h.last().request, Request::Resume { .. }));
+        let id = h.last().id;
+        h.error(id, ErrorBody::new(ErrorCode::ResumeFailed, "expired"));
+        assert!(
+            matches!(&h.last().request, Request::Join { access_code, .. } if access_code == "WXYZ-2345"),
+            "{:?}",
+            h.last()
+        );
+    }
+
+    #[test]
     fn failed_resume_falls_back_to_a_fresh_join() {
         let mut h = H::new();
         let (m, me) = (Uuid::from_u128(1), Uuid::from_u128(2));
@@ -1866,13 +1936,7 @@ mod tests {
         assert_eq!(h.core.presence(), Presence::Waiting);
         assert!(matches!(h.events.last(), Some(ClientEvent::Waiting { .. })));
         // A lost connection while waiting resumes the waiting place.
-        h.core.on_disconnected(h.now, "x");
-        let at = h.core.poll_timeout().unwrap();
-        h.core.handle_timeout(at);
-        h.core.on_connected(at);
-        h.drain();
-        let hello = h.last().id;
-        h.reply(hello, Response::Hello { version: 1, server: "t".into(), staff: None });
+        h.reconnect();
         assert!(matches!(&h.last().request, Request::Resume { resume_token } if resume_token == "w"));
         let id = h.last().id;
         h.reply(id, Response::Waiting { participant_id: me, resume_token: "w".into(), meeting: meeting(m) });

@@ -77,6 +77,8 @@ const MIGRATIONS: &[&str] = &[
         duration_secs INTEGER,
         notes TEXT
     );",
+    // 2: the invite link's secret of a meeting this device created or re-keyed
+    "ALTER TABLE meetings ADD COLUMN invite_secret TEXT;",
 ];
 
 /// State of a message in the outbox.
@@ -149,6 +151,10 @@ pub struct MeetingRecord {
     pub patient_reference: Option<String>,
     pub participant_id: Option<String>,
     pub resume_token: Option<String>,
+    /// The invite link's secret, known when this device created or re-keyed the meeting.
+    /// Never serialized (a record may be printed or logged).
+    #[serde(skip_serializing)]
+    pub invite_secret: Option<String>,
     pub last_seen_at: i64,
 }
 
@@ -348,6 +354,22 @@ impl Store {
         self.conn.execute(
             "UPDATE meetings SET role = ?2 WHERE meeting_id = ?1",
             params![meeting.to_string(), role_str(role)],
+        )?;
+        Ok(())
+    }
+
+    /// The meeting's current access code (normalized) and invite secret, after a
+    /// create or a re-key on this device: both replace what was stored (a re-key
+    /// retires the old ones, so an old secret must not survive beside a new code).
+    pub fn set_meeting_codes(
+        &self,
+        meeting: MeetingId,
+        access_code: &str,
+        invite_secret: Option<&str>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE meetings SET access_code = ?2, invite_secret = ?3 WHERE meeting_id = ?1",
+            params![meeting.to_string(), access_code, invite_secret],
         )?;
         Ok(())
     }
@@ -638,6 +660,9 @@ impl Store {
                 self.upsert_meeting(relay, &info, access_code.as_deref(), role)
             }
             Persist::Role { meeting_id, role } => self.set_meeting_role(meeting_id, role),
+            Persist::Codes { meeting_id, access_code, invite_secret } => {
+                self.set_meeting_codes(meeting_id, &access_code, invite_secret.as_deref())
+            }
             Persist::ResumeToken { meeting_id, participant_id, token } => {
                 self.set_resume_token(meeting_id, participant_id, token.as_deref())
             }
@@ -686,7 +711,7 @@ impl Store {
     }
 }
 
-const MEETING_COLS: &str = "meeting_id, relay, title, access_code, kind, status, role, patient_reference, participant_id, resume_token, last_seen_at";
+const MEETING_COLS: &str = "meeting_id, relay, title, access_code, kind, status, role, patient_reference, participant_id, resume_token, last_seen_at, invite_secret";
 
 /// Inserts one accepted chat message unless it is already stored (same client
 /// message id or sequence number); returns the number of rows inserted (0 or 1).
@@ -721,6 +746,7 @@ fn meeting_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MeetingRecord> {
         participant_id: r.get(8)?,
         resume_token: r.get(9)?,
         last_seen_at: r.get(10)?,
+        invite_secret: r.get(11)?,
     })
 }
 
@@ -867,6 +893,41 @@ mod tests {
         assert_eq!(r.pin.as_deref(), Some("sha256/x"));
         let mode: String = s.conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn meeting_codes_replace_the_old_ones_and_the_secret_is_never_serialized() {
+        let s = Store::open_in_memory().unwrap();
+        let info = MeetingInfo {
+            id: Uuid::now_v7(),
+            title: "Clinic".into(),
+            description: None,
+            kind: clinicmeet_protocol::MeetingKind::Video,
+            status: clinicmeet_protocol::MeetingStatus::Active,
+            host_name: "Dr A".into(),
+            locked: false,
+            settings: clinicmeet_protocol::MeetingSettings::default(),
+            patient_reference: None,
+            schedule: None,
+            created_at: 1,
+            started_at: None,
+            ended_at: None,
+        };
+        s.upsert_meeting("r:1", &info, Some("ABCDEFGH"), Some(Role::Host)).unwrap();
+        assert_eq!(s.meeting(info.id).unwrap().unwrap().invite_secret, None);
+        s.set_meeting_codes(info.id, "ABCDEFGH", Some("SECRETONE")).unwrap();
+        s.set_meeting_codes(info.id, "WXYZ2345", Some("SECRETTWO")).unwrap();
+        let rec = s.meeting(info.id).unwrap().unwrap();
+        assert_eq!(
+            (rec.access_code.as_deref(), rec.invite_secret.as_deref()),
+            (Some("WXYZ2345"), Some("SECRETTWO"))
+        );
+        // A later refresh (list, join) without a code keeps them.
+        s.upsert_meeting("r:1", &info, None, None).unwrap();
+        assert_eq!(s.meeting(info.id).unwrap().unwrap().invite_secret.as_deref(), Some("SECRETTWO"));
+        assert!(s.meeting_by_code(Some("r:1"), "ABCDEFGH").unwrap().is_none(), "the old code is gone");
+        let json = serde_json::to_string(&rec).unwrap();
+        assert!(!json.contains("SECRETTWO") && !json.contains("invite_secret"), "{json}");
     }
 
     #[test]

@@ -285,10 +285,14 @@ impl Engine {
         Ok(meetings
             .into_iter()
             .map(|m| {
-                let code = store.meeting(m.meeting.id).ok().flatten().and_then(|r| r.access_code);
+                // Known on this device when it created or re-keyed the meeting.
+                let rec = store.meeting(m.meeting.id).ok().flatten();
+                let code = rec.as_ref().and_then(|r| r.access_code.as_deref().map(display_code));
+                let invite = rec.and_then(|r| r.invite_secret);
                 let mut v = serde_json::to_value(&m).unwrap_or(Value::Null);
                 if let Some(o) = v.as_object_mut() {
-                    o.insert("access_code".into(), json!(code.as_deref().map(display_code)));
+                    o.insert("access_code".into(), json!(code));
+                    o.insert("invite_secret".into(), json!(invite));
                 }
                 v
             })
@@ -368,6 +372,13 @@ impl Engine {
 
     pub async fn set_locked(&self, locked: bool) -> Result<()> {
         Ok(self.session().await?.set_locked(locked).await?)
+    }
+
+    /// Host: a new code and invite secret for the meeting we are in; the old ones stop
+    /// working at once. The session stores both (the meeting list then offers the new link).
+    pub async fn rekey_meeting(&self) -> Result<Value> {
+        let (code, invite) = self.session().await?.rekey_meeting().await?;
+        Ok(json!({"access_code": display_code(&code), "invite_secret": invite}))
     }
 
     pub async fn end_meeting(&self) -> Result<()> {

@@ -1,8 +1,9 @@
 import { createSignal, onCleanup, type JSX } from "solid-js";
 import { Icon } from "./Icon";
 
-/** Copies `text`; says "Copied" for two seconds (also announced to screen readers). */
-export function CopyButton(props: { text: string; label: string; compact?: boolean }): JSX.Element {
+/** Copies `text`; says "Copied" for two seconds (also announced to screen readers).
+ * `caption` replaces the visible "Copy" of a full-size button. */
+export function CopyButton(props: { text: string; label: string; compact?: boolean; caption?: string }): JSX.Element {
   const [copied, setCopied] = createSignal(false);
   let timer: ReturnType<typeof setTimeout> | undefined;
   onCleanup(() => clearTimeout(timer));
@@ -31,7 +32,7 @@ export function CopyButton(props: { text: string; label: string; compact?: boole
       title={props.label}
     >
       <Icon name={copied() ? "check" : "copy"} size={18} />
-      {!props.compact && <span>{copied() ? "Copied" : "Copy"}</span>}
+      {!props.compact && <span>{copied() ? "Copied" : (props.caption ?? "Copy")}</span>}
       <span class="sr-only" aria-live="polite">
         {copied() ? "Copied" : ""}
       </span>

@@ -1,6 +1,6 @@
 // Participants panel: waiting room (admit / deny), everyone's media state,
-// host actions (mute, allow to unmute, remove, make moderator), and whether
-// participants may unmute themselves.
+// host actions (mute, allow to unmute, remove, make moderator), whether
+// participants may unmute themselves, and the host's "New code".
 
 import { createSignal, For, Show, type JSX } from "solid-js";
 import type { MeetingSession } from "../state/session";
@@ -8,6 +8,7 @@ import type { Role } from "../engine/types";
 import type { Participant } from "../state/participants";
 import { Icon } from "./Icon";
 import { useIds, useSelect } from "./reactive";
+import { ShareCode } from "./ShareCode";
 import { initials } from "./VideoTile";
 
 const ROLE_LABEL: Record<Role, string> = { host: "Host", moderator: "Moderator", staff: "Staff", guest: "Guest" };
@@ -79,6 +80,54 @@ function SelfUnmuteSetting(props: { session: MeetingSession }): JSX.Element {
       />
       Participants may unmute themselves
     </label>
+  );
+}
+
+/** Host: replaces the meeting's code and invite link (two steps: the old ones stop working
+ * at once), then shows the new ones to share. */
+function NewCode(props: { session: MeetingSession }): JSX.Element {
+  const s = props.session;
+  const [confirming, setConfirming] = createSignal(false);
+  const [busy, setBusy] = createSignal(false);
+  // The session keeps the new ones: they stay shown when the panel opens again.
+  const code = useSelect(s, () => s.accessCode ?? "");
+  const secret = useSelect(s, () => s.inviteSecret);
+  const rekey = async () => {
+    setBusy(true);
+    await s.rekey();
+    setBusy(false);
+    setConfirming(false);
+  };
+  return (
+    <section class="new-code" aria-label="Meeting code">
+      <Show
+        when={confirming()}
+        fallback={
+          <button type="button" class="btn btn-small btn-secondary" onClick={() => setConfirming(true)} data-testid="new-code">
+            New code
+          </button>
+        }
+      >
+        <p class="hint" role="alert">
+          Everyone already in stays; the old code and link stop working. Share the new ones.
+        </p>
+        <div class="row">
+          <button type="button" class="btn btn-small btn-danger" disabled={busy()} onClick={() => void rekey()} data-testid="confirm-new-code">
+            {busy() ? "Issuing…" : "Confirm new code"}
+          </button>
+          <button type="button" class="btn btn-small btn-ghost" onClick={() => setConfirming(false)}>
+            Cancel
+          </button>
+        </div>
+      </Show>
+      <Show when={secret()}>
+        {(secret) => (
+          <div class="new-code-result" aria-live="polite">
+            <ShareCode code={code()} inviteSecret={secret()} compact what="new" codeTestId="new-code-value" />
+          </div>
+        )}
+      </Show>
+    </section>
   );
 }
 
@@ -201,6 +250,9 @@ export function ParticipantsPanel(props: { session: MeetingSession; onClose: () 
         </button>
       </header>
       <div class="panel-scroll">
+        <Show when={isHost()}>
+          <NewCode session={props.session} />
+        </Show>
         <Show when={canModerate()}>
           <SelfUnmuteSetting session={props.session} />
           <WaitingList session={props.session} />

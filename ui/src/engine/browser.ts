@@ -27,6 +27,7 @@ import {
   type HelloInfo,
   type JoinOptions,
   type JoinOutcome,
+  type Rekeyed,
   type RelayConfig,
   type Unsubscribe,
 } from "./engine";
@@ -329,6 +330,10 @@ export class BrowserEngine implements Engine {
   }
   async setLocked(locked: boolean): Promise<void> {
     await this.request({ type: "set_locked", locked });
+  }
+  rekeyMeeting(): Promise<Rekeyed> {
+    // A browser guest is never the host (hosts are enrolled staff in the app).
+    return Promise.reject(new EngineError("forbidden", "Only the meeting's host can issue a new code, from the ClinicMeet app."));
   }
   async endMeeting(): Promise<void> {
     await this.request({ type: "end_meeting" });

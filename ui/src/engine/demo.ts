@@ -18,6 +18,7 @@ import type {
   HelloInfo,
   JoinOptions,
   JoinOutcome,
+  Rekeyed,
   RelayConfig,
   Unsubscribe,
   VideoFrame,
@@ -38,7 +39,7 @@ import type {
   WaitingInfo,
 } from "./types";
 import { defaultSettings, MAX_DISPLAY_NAME_CHARS } from "./types";
-import { ALPHABET, parseAccessCode } from "../state/accessCode";
+import { ALPHABET, INVITE_LEN, parseJoinSecret } from "../state/accessCode";
 import { drawSyntheticI420 } from "./synthetic";
 
 /** The key hash the simulated relay presents. */
@@ -61,6 +62,8 @@ export interface DemoOptions {
 interface DemoMeeting {
   info: MeetingInfo;
   code: string;
+  /** The invite link's secret. */
+  invite: string;
   hostIsMe: boolean;
   chat: ChatMessage[];
   notes: ChatMessage[];
@@ -79,9 +82,14 @@ function uuid(): Uuid {
   });
 }
 
-function randomCode(): string {
+function randomChars(n: number): string {
   let s = "";
-  for (let i = 0; i < 8; i++) s += ALPHABET[Math.floor(Math.random() * ALPHABET.length)];
+  for (let i = 0; i < n; i++) s += ALPHABET[Math.floor(Math.random() * ALPHABET.length)];
+  return s;
+}
+
+function randomCode(): string {
+  const s = randomChars(8);
   return `${s.slice(0, 4)}-${s.slice(4)}`;
 }
 
@@ -268,7 +276,7 @@ export class DemoEngine implements Engine {
     if (spec.description) info.description = spec.description;
     if (spec.patient_reference) info.patient_reference = spec.patient_reference;
     if (spec.schedule) info.schedule = { ...spec.schedule };
-    const m: DemoMeeting = { info, code, hostIsMe, chat: [], notes: [] };
+    const m: DemoMeeting = { info, code, invite: randomChars(INVITE_LEN), hostIsMe, chat: [], notes: [] };
     this.meetings.set(info.id, m);
     return m;
   }
@@ -378,7 +386,7 @@ export class DemoEngine implements Engine {
       m.info.status = "scheduled";
       this.records.set(m.info.id, this.recordOf(m));
     }
-    return { meeting: structuredClone(m.info), access_code: m.code };
+    return { meeting: structuredClone(m.info), access_code: m.code, invite_secret: m.invite };
   }
 
   async listMeetings(): Promise<DashboardMeeting[]> {
@@ -391,17 +399,18 @@ export class DemoEngine implements Engine {
         participant_count: m.info.status === "active" ? (m === this.current ? this.remotes.size + 1 : 3) : 0,
         waiting_count: m === this.current ? this.waiting.length : 0,
         access_code: m.code,
+        invite_secret: m.hostIsMe ? m.invite : null,
       }));
   }
 
   async join(accessCode: string, displayName: string, options: JoinOptions): Promise<JoinOutcome> {
     this.requireRelay();
-    const code = parseAccessCode(accessCode);
+    const secret = parseJoinSecret(accessCode);
     const name = displayName.trim();
     if (!name) throw new EngineError("malformed", "display name must not be empty");
     if ([...name].length > MAX_DISPLAY_NAME_CHARS) throw new EngineError("too_large", "display name is too long");
     await this.delay(300);
-    const m = code ? [...this.meetings.values()].find((x) => x.code === code) : undefined;
+    const m = secret ? [...this.meetings.values()].find((x) => x.code === secret || x.invite === secret) : undefined;
     if (!m) throw new EngineError("invalid_code", "invalid access code");
     if (m.info.status === "ended" || m.info.status === "completed" || m.info.status === "cancelled") {
       throw new EngineError("meeting_ended", "meeting has ended");
@@ -552,6 +561,15 @@ export class DemoEngine implements Engine {
     const { m } = this.requireModerator();
     m.info.settings.allow_self_unmute = allowed;
     this.emit({ event: "meeting_updated", meeting: this.guestView(m.info) });
+  }
+
+  async rekeyMeeting(): Promise<Rekeyed> {
+    const { m, you } = this.requireMeeting();
+    if (you.role !== "host") throw new EngineError("forbidden", "Only the host can issue a new code.");
+    await this.delay(150);
+    m.code = randomCode();
+    m.invite = randomChars(INVITE_LEN);
+    return { access_code: m.code, invite_secret: m.invite };
   }
 
   async remove(participantId: ParticipantId): Promise<void> {

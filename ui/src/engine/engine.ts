@@ -96,6 +96,16 @@ export interface CreatedMeeting {
 /** A dashboard row: the relay's summary plus the code if this device knows it (creator). */
 export interface DashboardMeeting extends MeetingSummary {
   access_code: string | null;
+  /** The invite link's secret, known when this device created or re-keyed the meeting
+   * (the relay keeps only a hash of it). */
+  invite_secret: string | null;
+}
+
+/** A meeting's new code and invite secret after its host re-keyed it. */
+export interface Rekeyed {
+  /** Shown as `ABCD-EFGH`. */
+  access_code: string;
+  invite_secret: string;
 }
 
 /** A consultation as kept in the local store. */
@@ -185,6 +195,9 @@ export interface Engine {
   setLocked(locked: boolean): Promise<void>;
   /** Whether participants may unmute themselves after a moderator muted them. */
   setSelfUnmute(allowed: boolean): Promise<void>;
+  /** Host: a new code and invite link for the meeting we are in. Everyone already in
+   * stays; the old code and link stop working at once. */
+  rekeyMeeting(): Promise<Rekeyed>;
   endMeeting(): Promise<void>;
 
   // --- consultations -------------------------------------------------------

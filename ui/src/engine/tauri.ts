@@ -23,6 +23,7 @@ import {
   type HelloInfo,
   type JoinOptions,
   type JoinOutcome,
+  type Rekeyed,
   type RelayConfig,
   type Unsubscribe,
   type VideoFrame,
@@ -213,6 +214,9 @@ export class TauriEngine implements Engine {
   }
   setLocked(locked: boolean): Promise<void> {
     return this.call("set_locked", { locked });
+  }
+  rekeyMeeting(): Promise<Rekeyed> {
+    return this.call("rekey_meeting");
   }
   endMeeting(): Promise<void> {
     return this.call("end_meeting");

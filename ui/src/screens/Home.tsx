@@ -6,10 +6,11 @@ import { useApp } from "../appContext";
 import { errorText, type CreatedMeeting } from "../engine/engine";
 import type { MeetingKind, MeetingSettings, MeetingSpec } from "../engine/types";
 import { defaultSettings, MAX_MAX_PARTICIPANTS, MAX_PATIENT_REFERENCE_CHARS, MAX_TITLE_CHARS } from "../engine/types";
-import { inviteLink, isInviteSecret, parseJoinSecret } from "../state/accessCode";
+import { isInviteSecret, parseJoinSecret } from "../state/accessCode";
 import { formatDuration } from "../state/timer";
 import { CodeField } from "../components/CodeField";
 import { CopyButton } from "../components/CopyButton";
+import { ShareCode, useInviteLink } from "../components/ShareCode";
 import { Icon } from "../components/Icon";
 import { AppHeader } from "../components/AppHeader";
 import { Field, FormError, SubmitButton } from "../components/Form";
@@ -143,25 +144,12 @@ function CreateMeeting(props: { onCreated: (c: CreatedMeeting) => void }): JSX.E
 }
 
 function Created(props: { created: CreatedMeeting; onJoin: () => void; onClose: () => void }): JSX.Element {
-  const app = useApp();
-  const link = () => inviteLink(app.relay()?.address ?? "", props.created.invite_secret ?? props.created.access_code);
   return (
     <section class="created" aria-labelledby="created-title" aria-live="polite">
       <h2 id="created-title">
         <Icon name="check" /> “{props.created.meeting.title}” is ready
       </h2>
-      <div class="code-row">
-        <span class="label">Code</span>
-        <span class="code-big" data-testid="created-code">
-          {props.created.access_code}
-        </span>
-        <CopyButton text={props.created.access_code} label="Copy meeting code" />
-      </div>
-      <div class="code-row">
-        <span class="label">Invite link</span>
-        <span class="mono link-text">{link()}</span>
-        <CopyButton text={link()} label="Copy invite link" />
-      </div>
+      <ShareCode code={props.created.access_code} inviteSecret={props.created.invite_secret} codeTestId="created-code" />
       <p class="hint">Chat for this meeting uses the same code. Share the code only with the people you invite.</p>
       <div class="row">
         <button type="button" class="btn btn-primary" onClick={props.onJoin}>
@@ -173,6 +161,12 @@ function Created(props: { created: CreatedMeeting; onJoin: () => void; onClose: 
       </div>
     </section>
   );
+}
+
+/** Copies the invite link of a listed meeting (known when this device created or re-keyed it). */
+function InviteLinkButton(props: { secret: string; title: string }): JSX.Element {
+  const link = useInviteLink(() => props.secret);
+  return <CopyButton text={link()} label={`Copy invite link of ${props.title}`} caption="Invite link" />;
 }
 
 export function Home(): JSX.Element {
@@ -280,6 +274,7 @@ export function Home(): JSX.Element {
                             <>
                               <span class="mono code-small">{code()}</span>
                               <CopyButton text={code()} label={`Copy code of ${m.meeting.title}`} compact />
+                              <Show when={m.invite_secret}>{(secret) => <InviteLinkButton secret={secret()} title={m.meeting.title} />}</Show>
                               <button type="button" class="btn btn-secondary btn-small" onClick={() => app.go({ name: "device_check", code: code(), displayName: app.staff()?.name ?? "Host" })}>
                                 Join
                               </button>

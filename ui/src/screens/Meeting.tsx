@@ -253,6 +253,11 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
     v();
     return s.meeting;
   };
+  /** Changes when the host gives the meeting a new code. */
+  const accessCode = () => {
+    v();
+    return s.accessCode;
+  };
   const media = () => {
     pv();
     return ps.selfMedia();
@@ -326,12 +331,16 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
           </Show>
         </div>
         <div class="mh-right">
-          <Show when={s.accessCode}>
-            <span class="mh-code">
-              <span class="sr-only">Meeting code</span>
-              <span class="mono">{s.accessCode}</span>
-              <CopyButton text={s.accessCode ?? ""} label="Copy meeting code" compact />
-            </span>
+          <Show when={accessCode()}>
+            {(code) => (
+              <span class="mh-code">
+                <span class="sr-only">Meeting code</span>
+                <span class="mono" data-testid="meeting-code">
+                  {code()}
+                </span>
+                <CopyButton text={code()} label="Copy meeting code" compact />
+              </span>
+            )}
           </Show>
           <span class="mh-elapsed" title="Elapsed time" aria-label={`Elapsed time ${elapsed()}`}>
             <Icon name="clock" size={16} /> <span class="mono">{elapsed()}</span>

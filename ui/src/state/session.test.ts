@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DEMO_PIN, DEMO_RELAY, DemoEngine } from "../engine/demo";
 import { EngineError } from "../engine/engine";
-import { defaultSettings } from "../engine/types";
+import { hostedSession as hostedDemoSession, settle } from "./demoSession";
 import { MeetingSession } from "./session";
 
 // The session wired to the in-memory demo relay, on a fake clock.
@@ -16,23 +16,7 @@ describe("meeting session over the demo engine", () => {
     vi.useRealTimers();
   });
 
-  async function settle(ms: number): Promise<void> {
-    await vi.advanceTimersByTimeAsync(ms);
-  }
-
-  async function hostedSession(): Promise<MeetingSession> {
-    const hello = engine.connect({ address: DEMO_RELAY, pin: DEMO_PIN });
-    await settle(500);
-    expect((await hello).staff?.name).toBe("Dr. Ada");
-    const created = engine.createMeeting({ title: "Team", kind: "video", settings: defaultSettings() });
-    await settle(500);
-    const { access_code } = await created;
-    const session = new MeetingSession(engine, { now: () => Date.now() });
-    const joined = session.join(access_code, "Dr. Ada", { camera: true, mic: true, chatOnly: false });
-    await settle(500);
-    await joined;
-    return session;
-  }
+  const hostedSession = (): Promise<MeetingSession> => hostedDemoSession(engine);
 
   it("shows media problems and a connection gone for good in the meeting", async () => {
     const session = await hostedSession();
@@ -65,6 +49,47 @@ describe("meeting session over the demo engine", () => {
     expect(session.participants.selfMedia().audio).toBe(false);
     expect(await session.toggleMic()).toBe(true);
     expect(update).toHaveBeenCalledWith({ audio: true, video: true, screen: false });
+  });
+
+  it("the host's new code becomes the meeting's code; the old code and link stop working", async () => {
+    const session = await hostedSession();
+    const id = session.meeting!.id;
+    const oldCode = session.accessCode!;
+    const before = engine.listMeetings();
+    await settle(500);
+    const oldInvite = (await before).find((m) => m.meeting.id === id)!.invite_secret!;
+    expect(oldInvite).toHaveLength(26);
+    expect(session.inviteSecret).toBeNull();
+
+    const rekeyed = session.rekey();
+    await settle(500);
+    const fresh = (await rekeyed)!;
+    expect(fresh.access_code).toMatch(/^[A-Z2-9]{4}-[A-Z2-9]{4}$/);
+    expect(fresh.access_code).not.toBe(oldCode);
+    expect(fresh.invite_secret).not.toBe(oldInvite);
+    expect(session.accessCode).toBe(fresh.access_code);
+    expect(session.inviteSecret).toBe(fresh.invite_secret);
+    expect(session.phase).toBe("in_meeting");
+
+    const after = engine.listMeetings();
+    await settle(500);
+    expect((await after).find((m) => m.meeting.id === id)).toMatchObject({ access_code: fresh.access_code, invite_secret: fresh.invite_secret });
+    for (const old of [oldCode, oldInvite]) {
+      const refused = engine.join(old, "Pat", { camera: false, mic: false, chatOnly: true });
+      const check = expect(refused).rejects.toMatchObject({ code: "invalid_code" });
+      await settle(500);
+      await check;
+    }
+  });
+
+  it("a refused new code is explained and the meeting keeps its code", async () => {
+    const session = await hostedSession();
+    const code = session.accessCode;
+    vi.spyOn(engine, "rekeyMeeting").mockRejectedValue(new EngineError("forbidden", "Only the host can issue a new code."));
+    expect(await session.rekey()).toBeNull();
+    expect(session.error).toBe("Only the host can issue a new code.");
+    expect(session.accessCode).toBe(code);
+    expect(session.inviteSecret).toBeNull();
   });
 
   it("does not report the close that follows the end of the meeting", async () => {

@@ -2,7 +2,7 @@
 // state, tracks the phase (joining → waiting → in meeting → ended), the
 // connection and its quality. Framework-independent.
 
-import type { ConnectionQuality, ConnectionState, Engine, EngineEvent, JoinOptions } from "../engine/engine";
+import type { ConnectionQuality, ConnectionState, Engine, EngineEvent, JoinOptions, Rekeyed } from "../engine/engine";
 import { EngineError } from "../engine/engine";
 import type { Entered, MediaState, MeetingInfo, MeetingStatus, Uuid } from "../engine/types";
 import { ChatState } from "./chat";
@@ -17,6 +17,8 @@ export class MeetingSession extends Observable {
   readonly participants = new ParticipantsState();
   meeting: MeetingInfo | null = null;
   accessCode: string | null = null;
+  /** The invite link's secret, once the host re-keyed the meeting here. */
+  inviteSecret: string | null = null;
   phase: Phase = "idle";
   endReason: EndReason | null = null;
   connection: ConnectionState = "connected";
@@ -216,6 +218,23 @@ export class MeetingSession extends Observable {
       this.changed();
       return false;
     }
+  }
+
+  /** Host: a new code and invite link (everyone already in stays; the old ones stop
+   * working). They become the meeting's code shown here; null if refused (`error` says why). */
+  async rekey(): Promise<Rekeyed | null> {
+    let fresh: Rekeyed | null = null;
+    await this.act(async (engine) => {
+      fresh = await engine.rekeyMeeting();
+    });
+    const done = fresh as Rekeyed | null;
+    if (done) {
+      this.accessCode = done.access_code;
+      this.inviteSecret = done.invite_secret;
+      this.error = null;
+      this.changed();
+    }
+    return done;
   }
 
   async retry(clientMsgId: Uuid): Promise<void> {
