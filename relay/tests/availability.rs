@@ -499,12 +499,7 @@ async fn websocket_guest_that_stops_answering_pings_is_closed() {
     );
     // A guest whose browser answers pings (tungstenite answers while it reads).
     let alive = raw_websocket(&relay, [127, 0, 0, 1].into()).await;
-    let mut alive = tokio_tungstenite::WebSocketStream::from_raw_socket(
-        alive,
-        tokio_tungstenite::tungstenite::protocol::Role::Client,
-        None,
-    )
-    .await;
+    let mut alive = ws_client(alive).await;
     let alive_task = tokio::spawn(async move {
         let mut pings = 0;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
@@ -644,12 +639,7 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
 
     // The hub sees the patient's address too: a wrong code is audited with it.
     let ws = websocket_upgrade(&relay, proxy, &xff("198.51.100.77")).await.unwrap();
-    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-        ws,
-        tokio_tungstenite::tungstenite::protocol::Role::Client,
-        None,
-    )
-    .await;
+    let mut ws = ws_client(ws).await;
     for (id, req) in [
         (1, serde_json::json!({"id": 1, "type": "hello", "min_version": 1, "max_version": 1, "client": "t"})),
         (
@@ -667,11 +657,7 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
         }
     }
     // Failures are written as one row per source and window (1 s here).
-    let store = clinicmeet_relay::store::Store::open(
-        &dir.path().join("relay.db"),
-        clinicmeet_relay::store::SyncMode::Normal,
-    )
-    .unwrap();
+    let store = open_store(dir.path());
     let deadline = Instant::now() + Duration::from_secs(5);
     let rows = loop {
         let rows = store.audit_rows(Some("code_failed")).unwrap();
@@ -713,12 +699,7 @@ async fn slow_websocket_guest_is_closed_as_slow_consumer() {
     );
     let (mut host, code) = host_in_meeting(&relay).await;
     let ws = raw_websocket(&relay, [127, 0, 0, 2].into()).await;
-    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-        ws,
-        tokio_tungstenite::tungstenite::protocol::Role::Client,
-        None,
-    )
-    .await;
+    let mut ws = ws_client(ws).await;
     let media = serde_json::json!({"audio": false, "video": false, "screen": false});
     for (id, req) in [
         (1, serde_json::json!({"id": 1, "type": "hello", "min_version": 1, "max_version": 1, "client": "t"})),
@@ -840,12 +821,7 @@ async fn browser_offers_are_taken_only_in_the_meeting_and_only_in_a_guest_pages_
     let relay = start(dir.path(), &["--https-listen", "127.0.0.1:0", "--webrtc-udp", "0"]);
     let (_host, code) = host_in_meeting(&relay).await;
     let ws = raw_websocket(&relay, [127, 0, 0, 2].into()).await;
-    let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
-        ws,
-        tokio_tungstenite::tungstenite::protocol::Role::Client,
-        None,
-    )
-    .await;
+    let mut ws = ws_client(ws).await;
     // Sends a text frame and returns the first message matching `pred`.
     async fn exchange<S>(
         ws: &mut S,

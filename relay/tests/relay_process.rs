@@ -240,11 +240,7 @@ async fn wrong_codes_slow_the_address_and_are_audited_coalesced() {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert!(matches!(g.call(join(&access_code)).await, Ok(Response::Joined(_))));
 
-    let store = clinicmeet_relay::store::Store::open(
-        &dir.path().join("relay.db"),
-        clinicmeet_relay::store::SyncMode::Normal,
-    )
-    .unwrap();
+    let store = open_store(dir.path());
     // One row per (action, source, window), with the count.
     let failed = store.audit_rows(Some("code_failed")).unwrap();
     assert_eq!(failed.len(), 1, "{failed:?}");
@@ -342,11 +338,7 @@ async fn a_graceful_stop_writes_the_coalesced_failures_of_the_open_window() {
     .1
     .unwrap();
     assert!(status.success(), "the relay exits cleanly on SIGTERM: {status}");
-    let store = clinicmeet_relay::store::Store::open(
-        &dir.path().join("relay.db"),
-        clinicmeet_relay::store::SyncMode::Normal,
-    )
-    .unwrap();
+    let store = open_store(dir.path());
     let failed = store.audit_rows(Some("code_failed")).unwrap();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(failed[0].detail.starts_with("count=3 "), "{failed:?}");

@@ -252,6 +252,19 @@ pub async fn raw_websocket(
     }
 }
 
+/// The client end of an upgraded connection as a tungstenite WebSocket.
+#[cfg(feature = "browser-guests")]
+pub async fn ws_client(
+    upgraded: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    tokio_tungstenite::WebSocketStream::from_raw_socket(
+        upgraded,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await
+}
+
 /// A WebSocket upgrade (`Host: localhost`) with `extra` header lines (each ending in
 /// `\r\n`); `Err` with the response head when the relay does not switch protocols.
 #[cfg(feature = "browser-guests")]
@@ -290,4 +303,13 @@ pub async fn read_until_closed<S: tokio::io::AsyncRead + Unpin>(
             Err(_) => return (got, false),
         }
     }
+}
+
+/// The relay's database in `data_dir`, opened beside the running relay (WAL).
+pub fn open_store(data_dir: &std::path::Path) -> clinicmeet_relay::store::Store {
+    clinicmeet_relay::store::Store::open(
+        &data_dir.join("relay.db"),
+        clinicmeet_relay::store::SyncMode::Normal,
+    )
+    .unwrap()
 }
