@@ -230,6 +230,10 @@ export class ChatState extends Observable {
     }
   }
 
+  get isSidebarOpen(): boolean {
+    return this.sidebarOpen;
+  }
+
   /** New messages are seen as they arrive: the sidebar is open in a focused window. */
   private get seen(): boolean {
     return this.sidebarOpen && this.windowFocused;

@@ -10,7 +10,7 @@
 // user's own audio channel and may name people.
 
 import type { EngineEvent } from "../engine/engine";
-import type { Entered, MeetingInfo, ParticipantId, WaitingInfo } from "../engine/types";
+import type { Entered, MeetingInfo, MeetingStatus, ParticipantId, WaitingInfo } from "../engine/types";
 
 export type Sound = "knock" | "message" | "admitted" | "started";
 
@@ -37,6 +37,7 @@ export interface SignalContext {
   chatVisible: boolean;
   /** Host or moderator: the waiting room is theirs to answer. */
   canModerate: boolean;
+  /** The meeting as the session knows it (for its title). */
   meeting: MeetingInfo | null;
 }
 
@@ -75,6 +76,12 @@ export class SignalPolicy {
   private names = new Map<ParticipantId, string>();
   private lastAt = new Map<Kind, number>();
   private inMeeting = false;
+  /** The meeting's status as last seen here (the session may have applied the event already). */
+  private status: MeetingStatus | null = null;
+
+  get entered(): boolean {
+    return this.inMeeting;
+  }
 
   /** `now` in ms (for the burst rule). Returns null when the event says nothing to the user. */
   decide(event: EngineEvent, ctx: SignalContext, now: number): Signal | null {
@@ -94,8 +101,9 @@ export class SignalPolicy {
         });
       }
       case "meeting_updated": {
-        const was = ctx.meeting;
-        const started = was?.status === "scheduled" && event.meeting.status === "active" && event.meeting.kind === "consultation";
+        const was = this.status ?? ctx.meeting?.status;
+        this.status = event.meeting.status;
+        const started = was === "scheduled" && event.meeting.status === "active" && event.meeting.kind === "consultation";
         // The host pressed "Start consultation" here: no news to them.
         if (!started || !this.inMeeting || ctx.canModerate) return null;
         return this.emit(ctx, now, "started", {
@@ -127,8 +135,10 @@ export class SignalPolicy {
     }
   }
 
-  private enter(e: Entered): void {
+  /** In the meeting (a join reply, which comes as no event, or a snapshot): who is in and waiting. */
+  enter(e: Pick<Entered, "meeting" | "participants" | "waiting">): void {
     this.inMeeting = true;
+    this.status = e.meeting.status;
     this.waitingIds = new Set(e.waiting.map((w) => w.participant_id));
     this.names = new Map(e.participants.map((p) => [p.id, p.display_name]));
   }
