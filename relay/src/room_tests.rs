@@ -44,6 +44,7 @@ fn joiner(name: &str, staff: Option<&StaffIdentity>) -> Joiner {
             Some(s) => HoldKey::Staff(s.staff_id),
             None => HoldKey::Source(crate::admission::Source::V6Prefix(id.as_u128() as u64)),
         },
+        knock: false,
     }
 }
 
@@ -490,9 +491,11 @@ fn host_leaving_passes_host_to_a_moderator() {
 #[test]
 fn chat_is_sequenced_deduplicated_and_staff_notes_follow_identity() {
     let mut c = cast();
+    // The cast's joined and admitted lines came first.
+    let base = c.room.chat_seq;
     let id = Uuid::now_v7();
     let o = c.room.send_chat(T0 + 1, c.guest, id, "  hello ", false).unwrap();
-    assert_eq!((o.reply.seq, o.reply.text.as_str(), o.reply.sent_at), (1, "hello", T0 + 1));
+    assert_eq!((o.reply.seq, o.reply.text.as_str(), o.reply.sent_at), (base + 1, "hello", T0 + 1));
     assert!(matches!(o.effects.first(), Some(Effect::Write(Write::Chat(_)))), "stored before fan-out");
     assert!(events_to(&o.effects, c.guest).is_empty(), "the sender gets the reply, not an event");
     assert_eq!(events_to(&o.effects, c.host).len(), 1);
@@ -504,7 +507,7 @@ fn chat_is_sequenced_deduplicated_and_staff_notes_follow_identity() {
     assert_eq!((n.reply.seq, n.reply.staff_only), (1, true));
     c.room.stored(&n.reply);
     let m = c.room.send_chat(T0 + 4, c.host, Uuid::now_v7(), "second", false).unwrap();
-    assert_eq!(m.reply.seq, 2, "notes do not leave gaps in the chat sequence");
+    assert_eq!(m.reply.seq, base + 2, "notes do not leave gaps in the chat sequence");
     assert_eq!(
         c.room.send_chat(T0, c.guest_moderator, Uuid::now_v7(), "x", true).unwrap_err().code,
         ErrorCode::Forbidden
@@ -665,4 +668,69 @@ fn the_stand_in_host_cannot_demote_or_remove_the_absent_host() {
         panic!()
     };
     assert_eq!(js.you.role, Role::Host, "the host gets the role back");
+}
+
+/// The relay's own lines in the chat: typed, numbered with the chat, stored
+/// before anyone hears of them, sent to everyone present but the one who just
+/// entered (they fetch it with the history), and a join/leave storm bounded.
+#[test]
+fn system_lines_are_numbered_with_the_chat_and_a_join_leave_storm_is_bounded() {
+    let ada = staff("Dr Ada");
+    let mut room = Room::new(record(&ada, MeetingKind::Consultation, MeetingSettings::default()));
+    let (host, o) = join(&mut room, T0, "Ada", Some(&ada));
+    let lines = |fx: &[Effect]| -> Vec<(u64, SystemLine, String)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Write(Write::Chat(m)) => {
+                    assert!(m.text.is_empty() && !m.staff_only);
+                    Some((m.seq, m.system.unwrap(), m.sender_name.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(lines(&o.effects), vec![(1, SystemLine::Joined, "Ada".into())]);
+    assert!(events_to(&o.effects, host).is_empty(), "the joiner reads it from the history");
+    let (pat, o) = join(&mut room, T0 + 1, "Pat", None);
+    assert!(lines(&o.effects).is_empty(), "waiting is not in the chat");
+    let fx = room.start_consultation(T0 + 2, host).unwrap().effects;
+    assert_eq!(
+        lines(&fx),
+        vec![(2, SystemLine::ConsultationStarted, "Ada".into()), (3, SystemLine::Admitted, "Pat".into())]
+    );
+    let to_pat: Vec<_> = events_to(&fx, pat);
+    assert!(
+        !to_pat
+            .iter()
+            .any(|e| matches!(e, Event::Chat { message } if message.system == Some(SystemLine::Admitted))),
+        "the admitted one reads their own line from the history"
+    );
+    assert!(matches!(
+        to_pat.iter().find_map(|e| match e {
+            Event::Admitted(js) => Some(js.chat_seq),
+            _ => None,
+        }),
+        Some(3)
+    ));
+    let first_write = fx.iter().position(|e| matches!(e, Effect::Write(Write::Chat(_)))).unwrap();
+    let first_event =
+        fx.iter().position(|e| matches!(e, Effect::Event { event: Event::Chat { .. }, .. })).unwrap();
+    assert!(first_write < first_event, "stored before fan-out");
+    let m = room.send_chat(T0 + 3, pat, Uuid::now_v7(), "hello", false).unwrap();
+    assert_eq!(m.reply.seq, 4);
+
+    // A storm of guests coming and going: at most PRESENCE_LINES_PER_MINUTE lines a minute.
+    let mut room = Room::new(record(&ada, MeetingKind::Video, MeetingSettings::default()));
+    join(&mut room, T0, "Ada", Some(&ada));
+    let mut written = 0;
+    for i in 0..100 {
+        let (g, o) = join(&mut room, T0 + i, "Guest", None);
+        written += lines(&o.effects).len();
+        written += lines(&room.leave(T0 + i, g).unwrap().effects).len();
+    }
+    assert_eq!(written as u32, PRESENCE_LINES_PER_MINUTE - 1, "the host's own joined line counts too");
+    let (g, o) = join(&mut room, T0 + 60_000, "Later", None);
+    assert_eq!(lines(&o.effects).len(), 1, "a new minute, a new budget");
+    let fx = room.leave(T0 + 60_001, g).unwrap().effects;
+    assert_eq!(lines(&fx)[0].1, SystemLine::Left);
 }
