@@ -56,6 +56,9 @@ pub enum StaffCommand {
     List,
     /// Remove a staff member and revoke their devices.
     Remove { staff_id: String },
+    /// A new one-time enrollment code for another device of an existing staff
+    /// member (their records appear on every device they enrolled); prints JSON.
+    AddDevice { staff_id: String },
 }
 
 /// Every setting; all optional so file values are not overwritten by defaults.

@@ -35,13 +35,14 @@ use std::sync::Arc;
 
 use clinicmeet_protocol::access_code::BUCKETS;
 use clinicmeet_protocol::limits::{
-    clean_display_name, clean_text, MAX_DESCRIPTION_CHARS, MAX_HISTORY_PAGE, MAX_MAX_PARTICIPANTS,
-    MAX_PATIENT_REFERENCE_CHARS, MAX_TITLE_CHARS,
+    clean_display_name, clean_notes, clean_text, MAX_AMENDMENTS, MAX_DESCRIPTION_CHARS, MAX_HISTORY_PAGE,
+    MAX_MAX_PARTICIPANTS, MAX_PAST_PAGE, MAX_PATIENT_REFERENCE_CHARS, MAX_QUERY_CHARS, MAX_TITLE_CHARS,
 };
 use clinicmeet_protocol::{
-    negotiate_version, AccessCode, ClientMessage, ErrorBody, ErrorCode, Event, InviteSecret, JoinSecret,
-    MeetingId, MeetingInfo, MeetingKind, MeetingSpec, MeetingStatus, MeetingSummary, ParticipantId, Request,
-    RequestId, Response, Role, ServerMessage, StaffIdentity, UnixMillis,
+    negotiate_version, AccessCode, ClientMessage, ConsultationRecord, ErrorBody, ErrorCode, Event,
+    InviteSecret, JoinSecret, MeetingId, MeetingInfo, MeetingKind, MeetingSpec, MeetingStatus,
+    MeetingSummary, ParticipantId, PastFilter, Request, RequestId, Response, Role, ServerMessage,
+    StaffIdentity, UnixMillis,
 };
 use rand::Rng as _;
 use uuid::Uuid;
@@ -744,6 +745,20 @@ impl Hub {
                 self.tracks.unsubscribe(conn, track_id)
             }
             Request::RekeyMeeting => self.rekey(now, conn),
+            Request::SaveConsultationNotes { meeting_id, notes } => {
+                self.save_notes(now, conn, meeting_id, &notes)
+            }
+            Request::AmendConsultation { meeting_id, text } => self.amend(now, conn, meeting_id, &text),
+            Request::GetConsultation { meeting_id } => {
+                let (_, record) = self.held_consultation(conn, meeting_id)?;
+                Ok((Response::Consultation { record }, Vec::new()))
+            }
+            Request::ListPastMeetings { filter } => self.past(conn, filter),
+            Request::CancelMeeting { meeting_id } => self.cancel(now, conn, meeting_id),
+            Request::ListClinicMeetings => self.list_clinic(conn),
+            Request::JoinAsStaff { meeting_id, display_name, media } => {
+                self.join_as_staff(now, conn, meeting_id, &display_name, media)
+            }
         }
     }
 
@@ -852,21 +867,145 @@ impl Hub {
 
     fn list(&mut self, conn: ConnId) -> Handled {
         let staff = self.staff(conn)?;
-        let meetings = self
-            .store
-            .open_meetings_of(staff.staff_id)
-            .map_err(db)?
+        let records = self.store.open_meetings_of(staff.staff_id).map_err(db)?;
+        Ok((Response::Meetings { meetings: self.summaries(records, staff.staff_id) }, Vec::new()))
+    }
+
+    /// The clinic view: every active and scheduled meeting, for staff.
+    fn list_clinic(&mut self, conn: ConnId) -> Handled {
+        let staff = self.staff(conn)?;
+        let records = self.store.open_meetings().map_err(db)?;
+        Ok((Response::Meetings { meetings: self.summaries(records, staff.staff_id) }, Vec::new()))
+    }
+
+    /// Dashboard rows, as the rooms in memory see them; meetings created by
+    /// others than `caller` without their patient reference and description.
+    fn summaries(
+        &self,
+        records: Vec<MeetingRecord>,
+        caller: clinicmeet_protocol::StaffId,
+    ) -> Vec<MeetingSummary> {
+        records
             .into_iter()
             .map(|r| {
                 let room = self.rooms.get(&r.info.id);
+                let mut meeting = room.map(|room| room.info().clone()).unwrap_or(r.info);
+                if r.creator != caller {
+                    meeting.patient_reference = None;
+                    meeting.description = None;
+                }
                 MeetingSummary {
-                    meeting: room.map(|room| room.info().clone()).unwrap_or(r.info),
+                    meeting,
                     participant_count: room.map_or(0, |r| r.in_meeting_count() as u32),
                     waiting_count: room.map_or(0, |r| r.waiting_count() as u32),
                 }
             })
-            .collect();
-        Ok((Response::Meetings { meetings }, Vec::new()))
+            .collect()
+    }
+
+    /// The caller's record of a consultation they held. Anyone else, other
+    /// staff included, hears `not_found` (whether the meeting exists is not told).
+    fn held_consultation(
+        &self,
+        conn: ConnId,
+        meeting: MeetingId,
+    ) -> Result<(StaffIdentity, ConsultationRecord), ErrorBody> {
+        let staff = self.staff(conn)?;
+        match self.store.consultation(meeting, staff.staff_id).map_err(db)? {
+            Some(record) => Ok((staff, record)),
+            None => Err(e(ErrorCode::NotFound, "no such consultation among yours")),
+        }
+    }
+
+    /// Writes a consultation's notes, once, after it is over.
+    fn save_notes(&mut self, now: UnixMillis, conn: ConnId, meeting: MeetingId, notes: &str) -> Handled {
+        let (staff, record) = self.held_consultation(conn, meeting)?;
+        let notes = clean_notes("notes", notes)?;
+        if let Some(saved) = &record.notes {
+            if saved.text == notes {
+                // A retry whose reply was lost: the same record again.
+                return Ok((Response::Consultation { record }, Vec::new()));
+            }
+            return Err(e(ErrorCode::InvalidState, "the notes were already saved; add an amendment instead"));
+        }
+        match record.meeting.status {
+            MeetingStatus::Cancelled => {
+                return Err(e(ErrorCode::InvalidState, "this consultation was cancelled"));
+            }
+            s if !s.is_over() => {
+                return Err(e(ErrorCode::InvalidState, "notes are written once the consultation has ended"));
+            }
+            _ => {}
+        }
+        self.store.save_consultation_notes(meeting, &staff, &notes, now).map_err(|err| {
+            self.metrics.storage_failure();
+            db(err)
+        })?;
+        let (_, record) = self.held_consultation(conn, meeting)?;
+        Ok((Response::Consultation { record }, Vec::new()))
+    }
+
+    /// Appends an amendment to a consultation's saved notes.
+    fn amend(&mut self, now: UnixMillis, conn: ConnId, meeting: MeetingId, text: &str) -> Handled {
+        let (staff, record) = self.held_consultation(conn, meeting)?;
+        let text = clean_notes("amendments", text)?;
+        if record.notes.is_none() {
+            return Err(e(ErrorCode::InvalidState, "save the consultation's notes before amending them"));
+        }
+        if record.amendments.len() >= MAX_AMENDMENTS as usize {
+            return Err(e(
+                ErrorCode::TooLarge,
+                &format!("a consultation record takes at most {MAX_AMENDMENTS} amendments"),
+            ));
+        }
+        self.store.amend_consultation(meeting, &staff, &text, now).map_err(|err| {
+            self.metrics.storage_failure();
+            db(err)
+        })?;
+        let (_, record) = self.held_consultation(conn, meeting)?;
+        Ok((Response::Consultation { record }, Vec::new()))
+    }
+
+    /// Its creator cancels a meeting that has not started; people already in it
+    /// are told and leave (through the room when it is loaded).
+    fn cancel(&mut self, now: UnixMillis, conn: ConnId, meeting: MeetingId) -> Handled {
+        let staff = self.staff(conn)?;
+        let Some(record) = self.store.meeting(meeting).map_err(db)?.filter(|r| r.creator == staff.staff_id)
+        else {
+            return Err(e(ErrorCode::NotFound, "no such meeting among yours"));
+        };
+        if self.rooms.contains_key(&meeting) {
+            let o = self.room_to_change(meeting)?.cancel(now)?;
+            return Ok((Response::Ok, o.effects));
+        }
+        if record.info.status != MeetingStatus::Scheduled {
+            return Err(e(
+                ErrorCode::InvalidState,
+                "only a meeting that has not started can be cancelled; end it instead",
+            ));
+        }
+        let mut info = record.info;
+        info.status = MeetingStatus::Cancelled;
+        info.ended_at = Some(now);
+        let audit = Write::Audit {
+            meeting_id: meeting,
+            participant_id: None,
+            action: "end",
+            detail: MeetingStatus::Cancelled.as_str().into(),
+        };
+        Ok((Response::Ok, vec![Effect::Write(Write::MeetingState(info)), Effect::Write(audit)]))
+    }
+
+    /// Past meetings of the caller (staff), newest first.
+    fn past(&mut self, conn: ConnId, mut filter: PastFilter) -> Handled {
+        let staff = self.staff(conn)?;
+        filter.query = match filter.query {
+            Some(q) => Some(clean_text("search text", &q, MAX_QUERY_CHARS, false, false)?),
+            None => None,
+        };
+        let limit = if filter.limit == 0 { MAX_PAST_PAGE } else { filter.limit.min(MAX_PAST_PAGE) };
+        let (meetings, more) = self.store.past_meetings(staff.staff_id, &filter, limit).map_err(db)?;
+        Ok((Response::PastMeetings { meetings, more }, Vec::new()))
     }
 
     /// A new access code, in a bucket with the fewest live meetings (among
@@ -1014,12 +1153,48 @@ impl Hub {
         let staff = sess.staff.clone();
         let display_name = clean_display_name(display_name)?;
         let record = self.meeting_for_secret(now, ip, code, staff.is_some())?;
+        self.enter(now, conn, record, display_name, media, false)
+    }
+
+    /// Staff: joins a clinic meeting by id, without its code; knocks unless they created it.
+    fn join_as_staff(
+        &mut self,
+        now: UnixMillis,
+        conn: ConnId,
+        meeting: MeetingId,
+        display_name: &str,
+        media: clinicmeet_protocol::MediaState,
+    ) -> Handled {
+        self.staff(conn)?;
+        if self.session(conn)?.bound.is_some() {
+            return Err(e(ErrorCode::InvalidState, "already in a meeting; leave it first"));
+        }
+        let display_name = clean_display_name(display_name)?;
+        let Some(record) = self.store.meeting(meeting).map_err(db)? else {
+            return Err(e(ErrorCode::NotFound, "no such meeting"));
+        };
+        self.enter(now, conn, record, display_name, media, true)
+    }
+
+    /// Takes a place in a meeting found by code, invite or (staff) id.
+    fn enter(
+        &mut self,
+        now: UnixMillis,
+        conn: ConnId,
+        record: MeetingRecord,
+        display_name: String,
+        media: clinicmeet_protocol::MediaState,
+        knock: bool,
+    ) -> Handled {
+        let sess = self.session(conn)?;
+        let ip = sess.addr.ip();
+        let staff = sess.staff.clone();
         let mid = record.info.id;
-        if let Some(room) = self.rooms.get(&mid) {
-            if room.is_over() {
-                return Err(e(ErrorCode::MeetingEnded, "this meeting has ended"));
-            }
-        } else if record.info.status.is_over() {
+        let status = self.rooms.get(&mid).map_or(record.info.status, |room| room.info().status);
+        if status == MeetingStatus::Cancelled {
+            return Err(e(ErrorCode::MeetingCancelled, "this meeting was cancelled"));
+        }
+        if status.is_over() {
             return Err(e(ErrorCode::MeetingEnded, "this meeting has ended"));
         }
         let total: usize = self.rooms.values().map(|r| r.participants().count()).sum();
@@ -1036,7 +1211,7 @@ impl Hub {
             None => HoldKey::Source(Source::of(ip)),
         };
         let resume = self.keys.new_resume(mid, pid);
-        let joiner = Joiner { id: pid, display_name, staff, media, resume, hold };
+        let joiner = Joiner { id: pid, display_name, staff, media, resume, hold, knock };
         let o = self.room_to_change(mid)?.join(now, joiner)?;
         self.uncommitted.binds.push((conn, mid, pid));
         Ok((self.entry_response(o.reply), o.effects))

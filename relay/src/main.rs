@@ -73,6 +73,15 @@ fn staff(s: &Settings, cmd: StaffCommand) -> anyhow::Result<()> {
             }
             writeln!(out, "{}", serde_json::json!({"staff_id": id, "removed": true}))?;
         }
+        StaffCommand::AddDevice { staff_id } => {
+            let id = uuid::Uuid::parse_str(staff_id.trim()).context("staff id is not a UUID")?;
+            let code = keys::new_enrollment_code();
+            let hash = keys::hash_secret(&keys::normalize_enrollment_code(&code));
+            if !store.add_enrollment_code(id, &hash, now, now + s.hub.enrollment_ttl_ms)? {
+                bail!("no active staff member with id {id}");
+            }
+            writeln!(out, "{}", serde_json::json!({"staff_id": id, "enrollment_code": code}))?;
+        }
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use clinicmeet_protocol::{
     ChatMessage, ErrorBody, ErrorCode, Event, JoinState, LeaveReason, MediaChanged, MediaState, MeetingEnded,
     MeetingId, MeetingInfo, MeetingKind, MeetingSettings, MeetingStatus, MeetingUpdated, MutedBy,
     ParticipantConnection, ParticipantId, ParticipantInfo, ParticipantJoined, ParticipantLeft, Role, StaffId,
-    StaffIdentity, Typing, UnixMillis, WaitingInfo, WaitingRoom,
+    StaffIdentity, SystemLine, Typing, UnixMillis, WaitingInfo, WaitingRoom,
 };
 use uuid::Uuid;
 
@@ -170,6 +170,9 @@ pub struct Joiner {
     pub resume: ResumeKey,
     /// Who this is for denials and removals.
     pub hold: HoldKey,
+    /// Waits in the waiting room whatever the role (staff joining by meeting id
+    /// without the code), unless they created the meeting.
+    pub knock: bool,
 }
 
 /// A storage write the driver must perform (in order, before sending events).
@@ -256,7 +259,14 @@ pub struct Room {
     reclaim: Option<ParticipantId>,
     /// Denied or removed: they wait to be admitted when they come again.
     held: HashSet<HoldKey>,
+    /// Joined/left chat lines written in the current minute (start, count): a
+    /// join/leave storm must not flood the chat ([`PRESENCE_LINES_PER_MINUTE`]).
+    presence_lines: (UnixMillis, u32),
 }
+
+/// Most `joined`/`left` chat lines a meeting gets per minute; past it they are
+/// left out (the participant events still go out).
+pub const PRESENCE_LINES_PER_MINUTE: u32 = 20;
 
 /// A room's state before a request, put back when the request's writes fail to
 /// commit. Everything but the de-duplication map, which only ever holds
@@ -318,6 +328,7 @@ impl Room {
             had_host: false,
             reclaim: None,
             held: HashSet::new(),
+            presence_lines: (0, 0),
         }
     }
 
@@ -491,6 +502,50 @@ impl Room {
         out.push(Effect::Write(Write::Audit { meeting_id: self.id(), participant_id: pid, action, detail }));
     }
 
+    /// Writes a relay line about `who` into the chat, numbered with it (stored
+    /// before anyone hears of it, like any message), and sends it to everyone
+    /// present but `except`. `joined`/`left` lines beyond
+    /// [`PRESENCE_LINES_PER_MINUTE`] are left out.
+    pub fn system_line(
+        &mut self,
+        now: UnixMillis,
+        line: SystemLine,
+        who: (ParticipantId, String, bool),
+        except: Option<ParticipantId>,
+        out: &mut Vec<Effect>,
+    ) {
+        if matches!(line, SystemLine::Joined | SystemLine::Left) {
+            if now - self.presence_lines.0 >= 60_000 {
+                self.presence_lines = (now, 0);
+            }
+            if self.presence_lines.1 >= PRESENCE_LINES_PER_MINUTE {
+                return;
+            }
+            self.presence_lines.1 += 1;
+        }
+        self.chat_seq += 1;
+        let (sender_id, sender_name, sender_verified) = who;
+        let msg = ChatMessage {
+            meeting_id: self.id(),
+            seq: self.chat_seq,
+            client_msg_id: Uuid::now_v7(),
+            sender_id,
+            sender_name,
+            sender_verified,
+            text: String::new(),
+            staff_only: false,
+            sent_at: now,
+            system: Some(line),
+        };
+        out.push(Effect::Write(Write::Chat(msg.clone())));
+        self.to_present(except, &Event::Chat { message: msg }, out);
+    }
+
+    /// (id, display name, verified staff) of a participant, for a system line.
+    fn who(&self, pid: ParticipantId) -> Option<(ParticipantId, String, bool)> {
+        self.participants.get(&pid).map(|p| (p.id, p.display_name.clone(), p.staff.is_some()))
+    }
+
     fn set_role(&mut self, pid: ParticipantId, role: Role, out: &mut Vec<Effect>) {
         let Some(p) = self.participants.get_mut(&pid) else { return };
         if p.role == role {
@@ -580,7 +635,9 @@ impl Room {
         } else {
             Role::Guest
         };
-        let waits = held || (role == Role::Guest && (consultation || info.settings.waiting_room));
+        let waits = held
+            || (j.knock && !is_creator)
+            || (role == Role::Guest && (consultation || info.settings.waiting_room));
         let waiting_capacity = WAITING_ROOM_CAPACITY.max(info.settings.max_participants as usize);
         if waits && self.waiting_count() >= waiting_capacity {
             return Err(err(ErrorCode::MeetingFull, "the waiting room is full; try again later"));
@@ -638,6 +695,9 @@ impl Room {
                 self.reclaim = None;
             }
             self.enter(now, j.id, &mut out);
+            if let Some(who) = self.who(j.id) {
+                self.system_line(now, SystemLine::Joined, who, Some(j.id), &mut out);
+            }
         }
         let reply = self.entry_for(j.id).ok_or_else(|| err(ErrorCode::Internal, "participant vanished"))?;
         Ok(Outcome { reply, effects: out })
@@ -683,6 +743,8 @@ impl Room {
                 &Event::ParticipantLeft(ParticipantLeft { participant_id: pid, reason }),
                 out,
             );
+            let who = (p.id, p.display_name.clone(), p.staff.is_some());
+            self.system_line(now, SystemLine::Left, who, None, out);
             if p.role == Role::Host {
                 if let Some(m) = self.longest_present(|q| q.role == Role::Moderator) {
                     self.set_role(m, Role::Host, out);
@@ -919,6 +981,9 @@ impl Room {
         out: &mut Vec<Effect>,
     ) {
         self.enter(now, target, out);
+        if let Some(who) = self.who(target) {
+            self.system_line(now, SystemLine::Admitted, who, Some(target), out);
+        }
         if let Some(js) = self.join_state(target) {
             out.push(Effect::Event { to: target, event: Event::Admitted(Box::new(js)) });
         }
@@ -1085,21 +1150,36 @@ impl Room {
             _ => MeetingStatus::Ended,
         };
         let mut out = Vec::new();
-        self.finish(now, actor, status, &mut out);
+        self.finish(now, Some(actor), status, &mut out);
         Ok(Outcome { reply: status, effects: out })
+    }
+
+    /// Its creator cancels a meeting that has not started (the hub checked who
+    /// asks): everyone in it — waiting guests, staff who came early — hears
+    /// `meeting_ended {cancelled}` and leaves; its code admits nobody.
+    pub fn cancel(&mut self, now: UnixMillis) -> RoomResult<()> {
+        if self.record.info.status != MeetingStatus::Scheduled {
+            return Err(err(
+                ErrorCode::InvalidState,
+                "only a meeting that has not started can be cancelled; end it instead",
+            ));
+        }
+        let mut out = Vec::new();
+        self.finish(now, None, MeetingStatus::Cancelled, &mut out);
+        Ok(Outcome { reply: (), effects: out })
     }
 
     fn finish(
         &mut self,
         now: UnixMillis,
-        actor: ParticipantId,
+        actor: Option<ParticipantId>,
         status: MeetingStatus,
         out: &mut Vec<Effect>,
     ) {
         self.record.info.status = status;
         self.record.info.ended_at = Some(now);
         out.push(Effect::Write(Write::MeetingState(self.record.info.clone())));
-        self.audit(Some(actor), "end", status.as_str().into(), out);
+        self.audit(actor, "end", status.as_str().into(), out);
         let everyone: Vec<ParticipantId> = self.participants.keys().copied().collect();
         for pid in &everyone {
             out.push(Effect::Event { to: *pid, event: Event::MeetingEnded(MeetingEnded { status }) });
@@ -1130,6 +1210,9 @@ impl Room {
         self.record.info.started_at = Some(now);
         self.meeting_changed(&mut out);
         self.audit(Some(actor), "consultation_start", String::new(), &mut out);
+        if let Some(who) = self.who(actor) {
+            self.system_line(now, SystemLine::ConsultationStarted, who, None, &mut out);
+        }
         let mut waiting: Vec<&Participant> = self.participants.values().filter(|p| !p.in_meeting()).collect();
         waiting.sort_by_key(|p| p.arrival);
         // As many as the meeting holds; the rest are admitted one by one later.
@@ -1161,7 +1244,10 @@ impl Room {
             return Err(err(ErrorCode::InvalidState, "the consultation has not started"));
         };
         let mut out = Vec::new();
-        self.finish(now, actor, MeetingStatus::Completed, &mut out);
+        if let Some(who) = self.who(actor) {
+            self.system_line(now, SystemLine::ConsultationEnded, who, None, &mut out);
+        }
+        self.finish(now, Some(actor), MeetingStatus::Completed, &mut out);
         let times =
             ConsultationTimes { started_at, ended_at: now, duration_secs: (now - started_at).max(0) / 1000 };
         Ok(Outcome { reply: times, effects: out })
@@ -1251,6 +1337,7 @@ impl Room {
             text,
             staff_only,
             sent_at: now,
+            system: None,
         };
         let mut out = vec![Effect::Write(Write::Chat(msg.clone()))];
         let ev = Event::Chat { message: msg.clone() };

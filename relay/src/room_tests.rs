@@ -44,6 +44,7 @@ fn joiner(name: &str, staff: Option<&StaffIdentity>) -> Joiner {
             Some(s) => HoldKey::Staff(s.staff_id),
             None => HoldKey::Source(crate::admission::Source::V6Prefix(id.as_u128() as u64)),
         },
+        knock: false,
     }
 }
 
@@ -282,7 +283,8 @@ fn check_success(c: &Cast, action: Action, fx: &[Effect]) {
         }
         Action::SendNote => {
             assert_eq!(c.room.notes_seq(), 1);
-            assert_eq!(c.room.chat_seq(), 0, "notes keep their own sequence");
+            let public = fx.iter().any(|e| matches!(e, Effect::Write(Write::Chat(m)) if !m.staff_only));
+            assert!(!public, "notes keep their own sequence");
             for p in [c.host, c.moderator, c.staff] {
                 let got = events_to(fx, p).iter().any(|e| matches!(e, Event::Chat { .. }));
                 let is_sender = fx.iter().all(|e| !matches!(e, Effect::Event { to, .. } if *to == p));
@@ -379,7 +381,10 @@ fn consultation_patient_waits_until_the_doctor_starts_it() {
     assert_eq!(room.info().status, MeetingStatus::Completed);
     assert!(matches!(
         events_to(&o.effects, p)[..],
-        [Event::MeetingEnded(MeetingEnded { status: MeetingStatus::Completed })]
+        [
+            Event::Chat { message: ChatMessage { system: Some(SystemLine::ConsultationEnded), .. } },
+            Event::MeetingEnded(MeetingEnded { status: MeetingStatus::Completed })
+        ]
     ));
     assert!(o
         .effects
@@ -490,9 +495,11 @@ fn host_leaving_passes_host_to_a_moderator() {
 #[test]
 fn chat_is_sequenced_deduplicated_and_staff_notes_follow_identity() {
     let mut c = cast();
+    // The cast's joined and admitted lines came first.
+    let base = c.room.chat_seq;
     let id = Uuid::now_v7();
     let o = c.room.send_chat(T0 + 1, c.guest, id, "  hello ", false).unwrap();
-    assert_eq!((o.reply.seq, o.reply.text.as_str(), o.reply.sent_at), (1, "hello", T0 + 1));
+    assert_eq!((o.reply.seq, o.reply.text.as_str(), o.reply.sent_at), (base + 1, "hello", T0 + 1));
     assert!(matches!(o.effects.first(), Some(Effect::Write(Write::Chat(_)))), "stored before fan-out");
     assert!(events_to(&o.effects, c.guest).is_empty(), "the sender gets the reply, not an event");
     assert_eq!(events_to(&o.effects, c.host).len(), 1);
@@ -504,7 +511,7 @@ fn chat_is_sequenced_deduplicated_and_staff_notes_follow_identity() {
     assert_eq!((n.reply.seq, n.reply.staff_only), (1, true));
     c.room.stored(&n.reply);
     let m = c.room.send_chat(T0 + 4, c.host, Uuid::now_v7(), "second", false).unwrap();
-    assert_eq!(m.reply.seq, 2, "notes do not leave gaps in the chat sequence");
+    assert_eq!(m.reply.seq, base + 2, "notes do not leave gaps in the chat sequence");
     assert_eq!(
         c.room.send_chat(T0, c.guest_moderator, Uuid::now_v7(), "x", true).unwrap_err().code,
         ErrorCode::Forbidden
@@ -525,6 +532,7 @@ fn chat_is_sequenced_deduplicated_and_staff_notes_follow_identity() {
 #[test]
 fn restore_after_restart_keeps_roles_and_sequences() {
     let mut c = cast();
+    let base = c.room.chat_seq();
     for (who, text, notes) in [(c.guest, "a", false), (c.staff, "n", true)] {
         let o = c.room.send_chat(T0, who, Uuid::now_v7(), text, notes).unwrap();
         c.room.stored(&o.reply);
@@ -532,7 +540,7 @@ fn restore_after_restart_keeps_roles_and_sequences() {
     let msgs: Vec<ChatMessage> = c.room.messages.values().cloned().collect();
     let people: Vec<Participant> = c.room.participants().cloned().collect();
     let mut r = Room::restore(c.room.record().clone(), people, msgs, Vec::new(), T0 + 500);
-    assert_eq!((r.chat_seq(), r.notes_seq()), (1, 1));
+    assert_eq!((r.chat_seq(), r.notes_seq()), (base + 1, 1));
     assert!(r.participants().all(|p| !p.connected));
     assert_eq!(r.participant(c.moderator).unwrap().role, Role::Moderator);
     let Entry::Joined(js) = r.resume(T0 + 600, c.host, ResumeKey::default()).unwrap().reply else { panic!() };
@@ -578,12 +586,13 @@ fn a_change_whose_writes_fail_is_rolled_back_whole() {
     // A chat message whose write did not commit: the sequence number is reused,
     // and a retry with the same id is a new message, not the uncommitted copy.
     let id = Uuid::now_v7();
+    let base = c.room.chat_seq();
     let cp = c.room.checkpoint();
     let lost = c.room.send_chat(T0 + 1, c.guest, id, "lost", false).unwrap();
     c.room.rollback(cp);
-    assert_eq!(c.room.chat_seq(), 0);
+    assert_eq!(c.room.chat_seq(), base);
     let retry = c.room.send_chat(T0 + 2, c.guest, id, "lost", false).unwrap();
-    assert_eq!((retry.reply.seq, retry.reply.sent_at), (1, T0 + 2));
+    assert_eq!((retry.reply.seq, retry.reply.sent_at), (base + 1, T0 + 2));
     assert!(!retry.effects.is_empty(), "the retry is written and fanned out: {lost:?}");
     // Ending the meeting, admitting and locking come back as they were.
     let before = (c.room.info().clone(), c.room.participants().cloned().collect::<Vec<_>>());
@@ -665,4 +674,69 @@ fn the_stand_in_host_cannot_demote_or_remove_the_absent_host() {
         panic!()
     };
     assert_eq!(js.you.role, Role::Host, "the host gets the role back");
+}
+
+/// The relay's own lines in the chat: typed, numbered with the chat, stored
+/// before anyone hears of them, sent to everyone present but the one who just
+/// entered (they fetch it with the history), and a join/leave storm bounded.
+#[test]
+fn system_lines_are_numbered_with_the_chat_and_a_join_leave_storm_is_bounded() {
+    let ada = staff("Dr Ada");
+    let mut room = Room::new(record(&ada, MeetingKind::Consultation, MeetingSettings::default()));
+    let (host, o) = join(&mut room, T0, "Ada", Some(&ada));
+    let lines = |fx: &[Effect]| -> Vec<(u64, SystemLine, String)> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::Write(Write::Chat(m)) => {
+                    assert!(m.text.is_empty() && !m.staff_only);
+                    Some((m.seq, m.system.unwrap(), m.sender_name.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(lines(&o.effects), vec![(1, SystemLine::Joined, "Ada".into())]);
+    assert!(events_to(&o.effects, host).is_empty(), "the joiner reads it from the history");
+    let (pat, o) = join(&mut room, T0 + 1, "Pat", None);
+    assert!(lines(&o.effects).is_empty(), "waiting is not in the chat");
+    let fx = room.start_consultation(T0 + 2, host).unwrap().effects;
+    assert_eq!(
+        lines(&fx),
+        vec![(2, SystemLine::ConsultationStarted, "Ada".into()), (3, SystemLine::Admitted, "Pat".into())]
+    );
+    let to_pat: Vec<_> = events_to(&fx, pat);
+    assert!(
+        !to_pat
+            .iter()
+            .any(|e| matches!(e, Event::Chat { message } if message.system == Some(SystemLine::Admitted))),
+        "the admitted one reads their own line from the history"
+    );
+    assert!(matches!(
+        to_pat.iter().find_map(|e| match e {
+            Event::Admitted(js) => Some(js.chat_seq),
+            _ => None,
+        }),
+        Some(3)
+    ));
+    let first_write = fx.iter().position(|e| matches!(e, Effect::Write(Write::Chat(_)))).unwrap();
+    let first_event =
+        fx.iter().position(|e| matches!(e, Effect::Event { event: Event::Chat { .. }, .. })).unwrap();
+    assert!(first_write < first_event, "stored before fan-out");
+    let m = room.send_chat(T0 + 3, pat, Uuid::now_v7(), "hello", false).unwrap();
+    assert_eq!(m.reply.seq, 4);
+
+    // A storm of guests coming and going: at most PRESENCE_LINES_PER_MINUTE lines a minute.
+    let mut room = Room::new(record(&ada, MeetingKind::Video, MeetingSettings::default()));
+    join(&mut room, T0, "Ada", Some(&ada));
+    let mut written = 0;
+    for i in 0..100 {
+        let (g, o) = join(&mut room, T0 + i, "Guest", None);
+        written += lines(&o.effects).len();
+        written += lines(&room.leave(T0 + i, g).unwrap().effects).len();
+    }
+    assert_eq!(written as u32, PRESENCE_LINES_PER_MINUTE - 1, "the host's own joined line counts too");
+    let (g, o) = join(&mut room, T0 + 60_000, "Later", None);
+    assert_eq!(lines(&o.effects).len(), 1, "a new minute, a new budget");
+    let fx = room.leave(T0 + 60_001, g).unwrap().effects;
+    assert_eq!(lines(&fx)[0].1, SystemLine::Left);
 }

@@ -5,8 +5,9 @@
 use std::path::Path;
 
 use clinicmeet_protocol::{
-    ChatMessage, MediaState, MeetingId, MeetingInfo, MeetingKind, MeetingSettings, MeetingStatus,
-    ParticipantId, Schedule, StaffId, StaffIdentity, UnixMillis,
+    ChatMessage, ConsultationAmendment, ConsultationNotes, ConsultationRecord, MediaState, MeetingId,
+    MeetingInfo, MeetingKind, MeetingSettings, MeetingStatus, ParticipantId, PastFilter, PastMeeting,
+    Schedule, StaffId, StaffIdentity, SystemLine, UnixMillis,
 };
 use clinicmeet_sqlite::{query_all, uuid_col};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -119,7 +120,37 @@ CREATE TABLE meeting_holds (
     PRIMARY KEY (meeting_id, hold)
 );
 "#,
+    r#"
+CREATE TABLE consultation_notes (
+    meeting_id TEXT PRIMARY KEY REFERENCES meetings(id),
+    staff_id TEXT NOT NULL REFERENCES staff(id),
+    author_name TEXT NOT NULL,
+    notes TEXT NOT NULL,
+    written_at INTEGER NOT NULL
+);
+CREATE TABLE consultation_amendments (
+    meeting_id TEXT NOT NULL REFERENCES consultation_notes(meeting_id),
+    seq INTEGER NOT NULL,
+    staff_id TEXT NOT NULL REFERENCES staff(id),
+    author_name TEXT NOT NULL,
+    text TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (meeting_id, seq)
+);
+CREATE TRIGGER consultation_notes_kept BEFORE UPDATE ON consultation_notes
+BEGIN SELECT RAISE(ABORT, 'consultation notes are never changed; amend them'); END;
+CREATE TRIGGER consultation_notes_not_deleted BEFORE DELETE ON consultation_notes
+BEGIN SELECT RAISE(ABORT, 'consultation notes are never deleted'); END;
+CREATE TRIGGER consultation_amendments_kept BEFORE UPDATE ON consultation_amendments
+BEGIN SELECT RAISE(ABORT, 'amendments are never changed'); END;
+CREATE TRIGGER consultation_amendments_not_deleted BEFORE DELETE ON consultation_amendments
+BEGIN SELECT RAISE(ABORT, 'amendments are never deleted'); END;
+ALTER TABLE chat ADD COLUMN system TEXT;
+"#,
 ];
+
+/// Most rows of the clinic view.
+pub const CLINIC_VIEW_ROWS: usize = 300;
 
 /// How hard SQLite works to keep a commit across power loss (`--sqlite-sync`;
 /// `Full` by default: an acknowledged chat message survives a power cut).
@@ -227,11 +258,12 @@ fn chat_row(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
         sender_verified: row.get::<_, i64>(6)? != 0,
         text: row.get(7)?,
         sent_at: row.get(8)?,
+        system: row.get::<_, Option<String>>(9)?.as_deref().and_then(SystemLine::parse),
     })
 }
 
 const CHAT_COLS: &str =
-    "meeting_id, staff_only, seq, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at";
+    "meeting_id, staff_only, seq, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at, system";
 
 /// What a purge removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -299,6 +331,23 @@ impl Store {
                 active_devices: r.get(4)?,
             })
         })?)
+    }
+
+    /// A further one-time enrollment code for an existing, not removed staff
+    /// member (another device). False if there is no such staff member.
+    pub fn add_enrollment_code(
+        &self,
+        staff: StaffId,
+        enrollment_hash: &[u8],
+        now: UnixMillis,
+        expires_at: UnixMillis,
+    ) -> Result<bool, RelayError> {
+        let n = self.conn.execute(
+            "INSERT INTO enrollment_codes (code_hash, staff_id, created_at, expires_at) \
+             SELECT ?1, id, ?3, ?4 FROM staff WHERE id = ?2 AND removed_at IS NULL",
+            params![enrollment_hash, staff.to_string(), now, expires_at],
+        )?;
+        Ok(n > 0)
     }
 
     /// Removes a staff member and revokes all their devices. False if unknown.
@@ -488,6 +537,16 @@ impl Store {
         Ok(query_all(&self.conn, &sql, params![staff.to_string()], meeting_row)?)
     }
 
+    /// Meetings that are not over (the clinic view), oldest first, at most
+    /// [`CLINIC_VIEW_ROWS`] (to stay within a frame).
+    pub fn open_meetings(&self) -> Result<Vec<MeetingRecord>, RelayError> {
+        let sql = format!(
+            "SELECT {MEETING_COLS} FROM meetings WHERE status IN ('scheduled', 'active') \
+             ORDER BY created_at LIMIT {CLINIC_VIEW_ROWS}"
+        );
+        Ok(query_all(&self.conn, &sql, [], meeting_row)?)
+    }
+
     /// Meetings that are not over and still have participants (to restore after a restart).
     pub fn meetings_to_restore(&self) -> Result<Vec<MeetingRecord>, RelayError> {
         let sql = format!(
@@ -580,6 +639,146 @@ impl Store {
             })
             .optional()?;
         Ok(s.and_then(|s| Uuid::parse_str(&s).ok()))
+    }
+
+    // -----------------------------------------------------------------------
+    // Consultation records and past meetings
+
+    /// A consultation `staff` held (created), with its notes and amendments;
+    /// `None` for any other meeting or staff member.
+    pub fn consultation(
+        &self,
+        meeting: MeetingId,
+        staff: StaffId,
+    ) -> Result<Option<ConsultationRecord>, RelayError> {
+        let Some(record) = self.meeting(meeting)? else { return Ok(None) };
+        if record.creator != staff || record.info.kind != MeetingKind::Consultation {
+            return Ok(None);
+        }
+        let id = meeting.to_string();
+        let notes = self
+            .conn
+            .query_row(
+                "SELECT notes, author_name, written_at FROM consultation_notes WHERE meeting_id = ?1",
+                params![id],
+                |r| Ok(ConsultationNotes { text: r.get(0)?, author_name: r.get(1)?, written_at: r.get(2)? }),
+            )
+            .optional()?;
+        let amendments = query_all(
+            &self.conn,
+            "SELECT seq, text, author_name, at FROM consultation_amendments WHERE meeting_id = ?1 ORDER BY seq",
+            params![id],
+            |r| Ok(ConsultationAmendment { seq: r.get(0)?, text: r.get(1)?, author_name: r.get(2)?, at: r.get(3)? }),
+        )?;
+        let info = record.info;
+        let duration_secs = match (info.started_at, info.ended_at) {
+            (Some(s), Some(e)) => Some((e - s).max(0) / 1000),
+            _ => None,
+        };
+        Ok(Some(ConsultationRecord { meeting: info, duration_secs, notes, amendments }))
+    }
+
+    /// Writes a consultation's notes and audits it (without the text), in one
+    /// transaction. The caller checked the right to; the table refuses a second write.
+    pub fn save_consultation_notes(
+        &mut self,
+        meeting: MeetingId,
+        staff: &StaffIdentity,
+        notes: &str,
+        now: UnixMillis,
+    ) -> Result<(), RelayError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO consultation_notes (meeting_id, staff_id, author_name, notes, written_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![meeting.to_string(), staff.staff_id.to_string(), staff.name, notes, now],
+        )?;
+        tx.execute(
+            "INSERT INTO audit (at, meeting_id, staff_id, action, detail) VALUES (?1, ?2, ?3, 'consultation_notes_saved', '')",
+            params![now, meeting.to_string(), staff.staff_id.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Appends an amendment (numbered after the last) and audits it (without
+    /// the text), in one transaction. Returns its number.
+    pub fn amend_consultation(
+        &mut self,
+        meeting: MeetingId,
+        staff: &StaffIdentity,
+        text: &str,
+        now: UnixMillis,
+    ) -> Result<u32, RelayError> {
+        let tx = self.conn.transaction()?;
+        let seq: u32 = tx.query_row(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM consultation_amendments WHERE meeting_id = ?1",
+            params![meeting.to_string()],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO consultation_amendments (meeting_id, seq, staff_id, author_name, text, at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![meeting.to_string(), seq, staff.staff_id.to_string(), staff.name, text, now],
+        )?;
+        tx.execute(
+            "INSERT INTO audit (at, meeting_id, staff_id, action, detail) VALUES (?1, ?2, ?3, 'consultation_amended', '')",
+            params![now, meeting.to_string(), staff.staff_id.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    /// Meetings that are over which `staff` created or had a place in, newest
+    /// (by end) first, matching the filter; returns (rows, more). `limit` is
+    /// taken as given (the hub bounds it).
+    pub fn past_meetings(
+        &self,
+        staff: StaffId,
+        filter: &PastFilter,
+        limit: u32,
+    ) -> Result<(Vec<PastMeeting>, bool), RelayError> {
+        let cols = MEETING_COLS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT {cols}, n.written_at FROM meetings m \
+             LEFT JOIN consultation_notes n ON n.meeting_id = m.id AND m.creator_staff_id = ?1 \
+             WHERE m.status IN ('ended', 'cancelled', 'completed') \
+             AND (m.creator_staff_id = ?1 OR EXISTS \
+                  (SELECT 1 FROM participants p WHERE p.meeting_id = m.id AND p.staff_id = ?1)) \
+             AND (?2 IS NULL OR m.title LIKE '%' || ?2 || '%' ESCAPE '\\') \
+             AND COALESCE(m.started_at, m.created_at) >= ?3 AND COALESCE(m.started_at, m.created_at) < ?4 \
+             AND (NOT ?5 OR (m.kind = 'consultation' AND m.creator_staff_id = ?1)) \
+             ORDER BY COALESCE(m.ended_at, m.created_at) DESC, m.id DESC LIMIT ?6"
+        );
+        let query = filter
+            .query
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(|q| q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        let mut rows = query_all(
+            &self.conn,
+            &sql,
+            params![
+                staff.to_string(),
+                query,
+                filter.from.unwrap_or(i64::MIN),
+                filter.to.unwrap_or(i64::MAX),
+                filter.consultations_only,
+                i64::from(limit) + 1
+            ],
+            |r| {
+                let record = meeting_row(r)?;
+                Ok(PastMeeting {
+                    held: record.creator == staff,
+                    meeting: record.info,
+                    notes_written_at: r.get(15)?,
+                })
+            },
+        )?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        Ok((rows, more))
     }
 
     // -----------------------------------------------------------------------
@@ -696,7 +895,7 @@ impl Store {
                 Write::Chat(m) => {
                     tx.prepare_cached(
                         "INSERT INTO chat (meeting_id, staff_only, seq, client_msg_id, sender_id, sender_name, \
-                         sender_verified, text, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                         sender_verified, text, sent_at, system) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     )?
                     .execute(params![
                         m.meeting_id.to_string(),
@@ -707,7 +906,8 @@ impl Store {
                         m.sender_name,
                         m.sender_verified,
                         m.text,
-                        m.sent_at
+                        m.sent_at,
+                        m.system.map(SystemLine::as_str)
                     ])?;
                 }
                 Write::Hold { meeting_id, key } => {
@@ -804,7 +1004,10 @@ impl Store {
         Ok(used)
     }
 
-    /// Deletes chat of meetings ended before `chat_before` and audit rows older
+    /// Deletes chat of meetings ended before `chat_before` (and their display
+    /// names, patient references and descriptions, except those of consultations
+    /// whose record was written: the clinical record keeps its patient reference)
+    /// and audit rows older
     /// than `audit_before`. Returns (chat rows, audit rows) deleted.
     pub fn purge(
         &self,
@@ -823,7 +1026,8 @@ impl Store {
         let references = tx.execute(
             &format!(
                 "UPDATE meetings SET patient_reference = NULL, description = NULL \
-                 WHERE (patient_reference IS NOT NULL OR description IS NOT NULL) AND id IN {ENDED}"
+                 WHERE (patient_reference IS NOT NULL OR description IS NOT NULL) AND id IN {ENDED} \
+                 AND id NOT IN (SELECT meeting_id FROM consultation_notes)"
             ),
             params![chat_before],
         )?;
@@ -983,6 +1187,7 @@ mod tests {
                 text: "hello".into(),
                 staff_only: false,
                 sent_at: 3,
+                system: None,
             };
             s.apply(&[&Write::Chat(msg.clone())], 3).unwrap();
             assert!(s.apply(&[&Write::Chat(msg)], 3).is_err(), "client_msg_id unique per meeting");
@@ -1019,6 +1224,7 @@ mod tests {
                 text: "x".into(),
                 staff_only: false,
                 sent_at: 1,
+                system: None,
             };
             s.apply(&[&Write::Chat(msg)], 1).unwrap();
         }
@@ -1055,5 +1261,38 @@ mod tests {
         assert_eq!(s.purge(200, 100, 200).unwrap().addresses, 1, "the hold (the audit row is younger)");
         assert_eq!(s.present_participants(old.info.id).unwrap()[0].hold, None);
         assert_eq!(s.present_participants(young.info.id).unwrap()[0].hold, Some(hold), "not ended");
+    }
+    #[test]
+    fn consultation_records_are_append_only_and_keep_their_reference_past_chat_retention() {
+        let mut s = Store::open_in_memory().unwrap();
+        let staff_id = s.add_staff("Dr A", b"h", 0, i64::MAX).unwrap();
+        let staff = StaffIdentity { staff_id, name: "Dr A".into() };
+        let mut rec = record(staff_id);
+        rec.info.kind = MeetingKind::Consultation;
+        rec.info.patient_reference = Some("P-1".into());
+        rec.info.status = MeetingStatus::Completed;
+        rec.info.ended_at = Some(10);
+        assert!(s.insert_meeting(&rec, &sec(b"c1", b"i1")).unwrap());
+        let mid = rec.info.id;
+        s.save_consultation_notes(mid, &staff, "first", 20).unwrap();
+        assert!(s.save_consultation_notes(mid, &staff, "second", 21).is_err(), "written once");
+        assert_eq!(s.amend_consultation(mid, &staff, "a1", 30).unwrap(), 1);
+        assert_eq!(s.amend_consultation(mid, &staff, "a2", 31).unwrap(), 2);
+        for sql in [
+            "UPDATE consultation_notes SET notes = 'x'",
+            "DELETE FROM consultation_notes",
+            "UPDATE consultation_amendments SET text = 'x'",
+            "DELETE FROM consultation_amendments",
+        ] {
+            let err = s.conn.execute(sql, []).unwrap_err().to_string();
+            assert!(err.contains("never"), "{sql}: {err}");
+        }
+        // Chat retention passes: the record keeps its patient reference.
+        s.purge(1_000, 0, 0).unwrap();
+        let r = s.consultation(mid, staff_id).unwrap().unwrap();
+        assert_eq!(r.meeting.patient_reference.as_deref(), Some("P-1"));
+        assert_eq!(r.notes.unwrap().text, "first");
+        assert_eq!(r.amendments.iter().map(|a| a.text.as_str()).collect::<Vec<_>>(), ["a1", "a2"]);
+        assert!(s.consultation(mid, Uuid::now_v7()).unwrap().is_none(), "only for who held it");
     }
 }

@@ -9,10 +9,11 @@ use serde_json::Value;
 
 /// (seq, text) of the non-note messages in a client's local store, in order.
 fn chat_log(c: &Client, code: &str) -> Vec<(u64, String)> {
-    // Unsent outbox entries (no seq yet) are not part of the shared log.
+    // Unsent outbox entries (no seq yet) are not part of the shared log, nor are
+    // the relay's own lines (joined, left, …).
     c.history(code)
         .iter()
-        .filter(|v| v["staff_only"] != json!(true))
+        .filter(|v| v["staff_only"] != json!(true) && v.get("system").is_none())
         .filter_map(|v| Some((v["seq"].as_u64()?, v["text"].as_str()?.to_string())))
         .collect()
 }

@@ -20,7 +20,7 @@ use clinicmeet_client::session::{default_data_dir, Connected, JoinOutcome};
 use clinicmeet_client::store::Store;
 use clinicmeet_client::{ClientError, ClientEvent, Session, SessionConfig};
 use clinicmeet_protocol::{
-    AccessCode, MediaState, MeetingKind, MeetingSettings, MeetingSpec, ParticipantId, Schedule,
+    AccessCode, MediaState, MeetingKind, MeetingSettings, MeetingSpec, ParticipantId, PastFilter, Schedule,
 };
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -102,7 +102,11 @@ enum Cmd {
         tz: Option<String>,
     },
     /// Staff: active and scheduled meetings, one JSON line each.
-    Meetings,
+    Meetings {
+        /// Every open meeting of the clinic, not only your own (others' without patient reference).
+        #[arg(long)]
+        clinic: bool,
+    },
     /// Join a meeting and stay: events on stdout, chat and /commands on stdin.
     Join {
         code: String,
@@ -119,6 +123,58 @@ enum Cmd {
     History { meeting: String },
     /// Local consultation records, JSON lines.
     Consultations,
+    /// Staff: a consultation's record on the relay (notes, amendments), written
+    /// and read from any of the staff member's enrolled devices.
+    Consultation {
+        #[command(subcommand)]
+        cmd: ConsultationCmd,
+    },
+    /// Meetings that are over, newest first, one JSON line each: the relay's list
+    /// for staff (`"source":"relay"`), then meetings only this device's store
+    /// knows (`"source":"local"`).
+    Past {
+        /// Text the title contains.
+        #[arg(long)]
+        query: Option<String>,
+        /// Started at or after, RFC 3339.
+        #[arg(long)]
+        from: Option<String>,
+        /// Started before, RFC 3339.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only consultations this staff member held.
+        #[arg(long)]
+        consultations: bool,
+        /// Most relay rows (default and largest 200).
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+        /// Only this device's store (no relay needed).
+        #[arg(long)]
+        local: bool,
+    },
+    /// Staff: a scheduled meeting as an iCalendar invitation (`.ics`) with its
+    /// invite link (the invite secret this device kept when it created or
+    /// re-keyed the meeting, else its access code).
+    Ics {
+        meeting_id: Uuid,
+        #[arg(long)]
+        out: PathBuf,
+        /// Planned duration in minutes.
+        #[arg(long, default_value_t = clinicmeet_client::ics::DEFAULT_DURATION_MINS)]
+        duration_mins: u32,
+    },
+    /// Staff: cancel a meeting you created that has not started; prints {"meeting_id","status":"cancelled"}.
+    Cancel { meeting_id: Uuid },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConsultationCmd {
+    /// Write the notes of a consultation you held, once it ended (once; then amend).
+    Notes { meeting_id: Uuid, text: String },
+    /// Add an amendment to the notes (kept with time and author; nothing is overwritten).
+    Amend { meeting_id: Uuid, text: String },
+    /// The record: meeting, times, duration, notes and amendments (one JSON line).
+    Show { meeting_id: Uuid },
 }
 
 /// Media flags of `join`.
@@ -464,9 +520,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }));
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Meetings => {
+        Cmd::Meetings { clinic } => {
             let (session, _events, driver) = connect(&cli).await?;
-            let r = session.list_meetings().await;
+            let r =
+                if *clinic { session.list_clinic_meetings().await } else { session.list_meetings().await };
             session.close();
             let _ = driver.await;
             let list = r?;
@@ -482,7 +539,140 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Join { code, chat_only, stay, media } => join(&cli, code, *chat_only, *stay, media).await,
+        Cmd::Consultation { cmd } => {
+            let (session, _events, driver) = connect(&cli).await?;
+            let r = match cmd {
+                ConsultationCmd::Notes { meeting_id, text } => {
+                    session.save_consultation_notes(*meeting_id, text).await
+                }
+                ConsultationCmd::Amend { meeting_id, text } => {
+                    session.amend_consultation(*meeting_id, text).await
+                }
+                ConsultationCmd::Show { meeting_id } => session.consultation(*meeting_id).await,
+            };
+            session.close();
+            let _ = driver.await;
+            out(&serde_json::to_value(r?)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Past { query, from, to, consultations, limit, local } => {
+            let filter = PastFilter {
+                query: query.clone(),
+                from: from.as_deref().map(rfc3339_ms).transpose()?,
+                to: to.as_deref().map(rfc3339_ms).transpose()?,
+                consultations_only: *consultations,
+                limit: *limit,
+            };
+            past(&cli, filter, *local).await
+        }
+        Cmd::Ics { meeting_id, out: path, duration_mins } => {
+            ics(&cli, *meeting_id, path, *duration_mins).await
+        }
+        Cmd::Cancel { meeting_id } => {
+            let (session, _events, driver) = connect(&cli).await?;
+            let r = session.cancel_meeting(*meeting_id).await;
+            session.close();
+            let _ = driver.await;
+            r?;
+            Store::open_dir(&data_dir(&cli))?.set_meeting_status(*meeting_id, "cancelled")?;
+            out(&json!({"meeting_id": meeting_id, "status": "cancelled"}));
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// `ics`: the meeting's schedule from the relay, its link from the local store.
+async fn ics(
+    cli: &Cli,
+    meeting_id: Uuid,
+    path: &std::path::Path,
+    duration_mins: u32,
+) -> anyhow::Result<ExitCode> {
+    let (session, _events, driver) = connect(cli).await?;
+    let r = session.list_meetings().await;
+    session.close();
+    let _ = driver.await;
+    let Some(summary) = r?.into_iter().find(|m| m.meeting.id == meeting_id) else {
+        out(&error_line("not_found", "no active or scheduled meeting of yours with this id", Some("ics")));
+        return Ok(ExitCode::from(1));
+    };
+    let meeting = summary.meeting;
+    let Some(start) = meeting.schedule.as_ref().map(|s| s.start) else {
+        out(&error_line("invalid_state", "this meeting has no scheduled start", Some("ics")));
+        return Ok(ExitCode::from(1));
+    };
+    let store = Store::open_dir(&data_dir(cli))?;
+    let local = store.meeting(meeting_id)?;
+    let Some(secret) = local.as_ref().and_then(|m| m.invite_secret.clone().or(m.access_code.clone())) else {
+        out(&error_line("not_found", "this device kept no invite link or code for the meeting", Some("ics")));
+        return Ok(ExitCode::from(1));
+    };
+    let relay = cli.relay.clone().unwrap_or_default();
+    let pin = match cli.pin.clone() {
+        Some(p) => Some(p),
+        None => store.relay(&relay)?.and_then(|r| r.pin),
+    };
+    let link = clinicmeet_client::ics::invite_link(&secret, pin.as_deref().map(|p| (relay.as_str(), p)));
+    let text = clinicmeet_client::ics::invitation(
+        &meeting,
+        start,
+        duration_mins,
+        &link,
+        clinicmeet_protocol::unix_now_ms(),
+    );
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    out(&json!({"meeting_id": meeting_id, "file": path, "start": start, "duration_mins": duration_mins}));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An RFC 3339 time as Unix milliseconds.
+fn rfc3339_ms(s: &str) -> anyhow::Result<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("`{s}` is not an RFC 3339 time"))?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// `past`: the relay's rows (staff), then local meetings the relay did not list.
+async fn past(cli: &Cli, filter: PastFilter, local_only: bool) -> anyhow::Result<ExitCode> {
+    let mut listed = std::collections::HashSet::new();
+    if !local_only {
+        let (session, _events, driver) = connect(cli).await?;
+        let r = session.past_meetings(filter.clone()).await;
+        session.close();
+        let _ = driver.await;
+        let (rows, more) = r?;
+        for row in rows {
+            listed.insert(row.meeting.id);
+            let mut v = serde_json::to_value(&row)?;
+            v["meeting_id"] = json!(row.meeting.id);
+            v["source"] = json!("relay");
+            out(&v);
+        }
+        if more {
+            out(&json!({"event": "more", "source": "relay"}));
+        }
+    }
+    if filter.consultations_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = Store::open_dir(&data_dir(cli))?;
+    let query = filter.query.as_deref().map(str::to_lowercase).unwrap_or_default();
+    let mut local: Vec<_> = store
+        .meetings()?
+        .into_iter()
+        .filter(|m| !listed.contains(&m.meeting_id))
+        .filter(|m| m.title.to_lowercase().contains(query.trim()))
+        .filter(|m| {
+            filter.from.is_none_or(|f| m.last_seen_at >= f) && filter.to.is_none_or(|t| m.last_seen_at < t)
+        })
+        .collect();
+    local.sort_by_key(|m| std::cmp::Reverse(m.last_seen_at));
+    for m in local {
+        let mut v = serde_json::to_value(&m)?;
+        v["source"] = json!("local");
+        out(&v);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn history(cli: &Cli, meeting: &str) -> anyhow::Result<ExitCode> {
@@ -572,7 +762,13 @@ async fn join(
         }
     });
 
-    let join_fut = session.join(code, &name, media);
+    // A meeting id (staff, from `meetings --clinic`): join without the code, knocking.
+    let join_fut = async {
+        match Uuid::parse_str(code.trim()) {
+            Ok(id) => session.join_as_staff(id, &name, media).await,
+            Err(_) => session.join(code, &name, media).await,
+        }
+    };
     tokio::pin!(join_fut);
     let mut join_done = false;
     let mut stdin_open = true;

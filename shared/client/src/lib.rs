@@ -9,11 +9,13 @@
 //! * [`store`]: the local SQLite store (credentials, meetings, chat, outbox, consultations).
 //! * [`tls`]: certificate pinning (`sha256/…` of the relay's public key) or web PKI roots.
 //! * [`backoff`]: reconnect delays with jitter.
+//! * [`ics`]: a scheduled meeting as an iCalendar invitation (`.ics`).
 //! * [`event`]: the typed events handed to the application (JSON with an `"event"` field).
 
 pub mod backoff;
 pub mod error;
 pub mod event;
+pub mod ics;
 pub mod media;
 pub mod media_link;
 pub mod session;

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use clinicmeet_protocol::frame::{self, FrameDecoder};
 use clinicmeet_protocol::{
-    ChatMessage, MediaState, MeetingId, MeetingInfo, MeetingSpec, MeetingSummary, ParticipantId, Request,
-    Response, ServerMessage, StaffIdentity, WaitingInfo,
+    ChatMessage, ConsultationRecord, MediaState, MeetingId, MeetingInfo, MeetingSpec, MeetingSummary,
+    ParticipantId, PastFilter, PastMeeting, Request, Response, ServerMessage, StaffIdentity, WaitingInfo,
 };
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -430,6 +430,74 @@ impl Session {
             .await?
         {
             Response::ChatHistory { messages, more } => Ok((messages, more)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Staff who held a consultation, once it ended: write its notes on the
+    /// relay (once; later changes are amendments). Returns the record.
+    pub async fn save_consultation_notes(
+        &self,
+        meeting_id: MeetingId,
+        notes: &str,
+    ) -> Result<ConsultationRecord> {
+        self.consultation_call(Request::SaveConsultationNotes { meeting_id, notes: notes.into() }).await
+    }
+
+    /// Staff who held a consultation: append an amendment to its notes. Returns the record.
+    pub async fn amend_consultation(&self, meeting_id: MeetingId, text: &str) -> Result<ConsultationRecord> {
+        self.consultation_call(Request::AmendConsultation { meeting_id, text: text.into() }).await
+    }
+
+    /// Staff who held a consultation: its record as the relay keeps it.
+    pub async fn consultation(&self, meeting_id: MeetingId) -> Result<ConsultationRecord> {
+        self.consultation_call(Request::GetConsultation { meeting_id }).await
+    }
+
+    async fn consultation_call(&self, request: Request) -> Result<ConsultationRecord> {
+        match self.call(request).await? {
+            Response::Consultation { record } => Ok(record),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Staff: every active and scheduled meeting of the clinic (others' without
+    /// patient reference and description).
+    pub async fn list_clinic_meetings(&self) -> Result<Vec<MeetingSummary>> {
+        match self.call(Request::ListClinicMeetings).await? {
+            Response::Meetings { meetings } => Ok(meetings),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Staff: join a clinic meeting by its id, without the code; anyone but its
+    /// creator waits until a moderator admits them. Resumes and resyncs like `join`.
+    pub async fn join_as_staff(
+        &self,
+        meeting_id: MeetingId,
+        display_name: &str,
+        media: MediaState,
+    ) -> Result<JoinOutcome> {
+        let request = Request::JoinAsStaff { meeting_id, display_name: display_name.into(), media };
+        match self.call(request).await? {
+            Response::Joined(state) => Ok(JoinOutcome::Joined(state)),
+            Response::Waiting { participant_id, meeting, .. } => {
+                Ok(JoinOutcome::Waiting { participant_id, meeting: Box::new(meeting) })
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Its creator: cancel a meeting that has not started (people in it are told).
+    pub async fn cancel_meeting(&self, meeting_id: MeetingId) -> Result<()> {
+        self.call_ok(Request::CancelMeeting { meeting_id }).await
+    }
+
+    /// Staff: the relay's list of meetings that are over which they created or
+    /// took part in; (rows newest first, more matched).
+    pub async fn past_meetings(&self, filter: PastFilter) -> Result<(Vec<PastMeeting>, bool)> {
+        match self.call(Request::ListPastMeetings { filter }).await? {
+            Response::PastMeetings { meetings, more } => Ok((meetings, more)),
             other => Err(unexpected(&other)),
         }
     }

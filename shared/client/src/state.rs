@@ -204,6 +204,8 @@ struct JoinParams {
     access_code: String,
     display_name: String,
     media: MediaState,
+    /// Staff joining a clinic meeting by its id instead of a code ([`Request::JoinAsStaff`]).
+    meeting_id: Option<MeetingId>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -512,6 +514,17 @@ impl Core {
             Request::Join { access_code, display_name, media } => {
                 return self.join(access_code, display_name, media, None, now)
             }
+            Request::JoinAsStaff { meeting_id, display_name, media } => {
+                let call = self.new_call();
+                let params = JoinParams {
+                    access_code: String::new(),
+                    display_name,
+                    media,
+                    meeting_id: Some(meeting_id),
+                };
+                self.begin_join(call, params, None);
+                return call;
+            }
             Request::EndConsultation => return self.end_consultation(None, now),
             Request::Leave => return self.leave(now),
             other => other,
@@ -545,7 +558,11 @@ impl Core {
         _now: Instant,
     ) -> CallId {
         let call = self.new_call();
-        self.begin_join(call, JoinParams { access_code, display_name, media }, resume_token);
+        self.begin_join(
+            call,
+            JoinParams { access_code, display_name, media, meeting_id: None },
+            resume_token,
+        );
         call
     }
 
@@ -571,10 +588,15 @@ impl Core {
         if let Some(token) = self.resume_token.clone() {
             self.transmit(Request::Resume { resume_token: token }, Pending::Resume);
         } else if let Some(j) = self.join.clone() {
-            self.transmit(
-                Request::Join { access_code: j.access_code, display_name: j.display_name, media: j.media },
-                Pending::Join,
-            );
+            let request = match j.meeting_id {
+                Some(meeting_id) => {
+                    Request::JoinAsStaff { meeting_id, display_name: j.display_name, media: j.media }
+                }
+                None => {
+                    Request::Join { access_code: j.access_code, display_name: j.display_name, media: j.media }
+                }
+            };
+            self.transmit(request, Pending::Join);
         }
     }
 
@@ -1405,6 +1427,8 @@ fn response_name(r: &Response) -> &'static str {
         Response::Published { .. } => "published",
         Response::Subscribed { .. } => "subscribed",
         Response::Rekeyed { .. } => "rekeyed",
+        Response::Consultation { .. } => "consultation",
+        Response::PastMeetings { .. } => "past_meetings",
     }
 }
 
@@ -1489,6 +1513,7 @@ mod tests {
             text: format!("m{seq}"),
             staff_only,
             sent_at: seq as i64,
+            system: None,
         }
     }
 

@@ -79,6 +79,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 2: the invite link's secret of a meeting this device created or re-keyed
     "ALTER TABLE meetings ADD COLUMN invite_secret TEXT;",
+    // 3: relay-written chat lines (joined, left, …), by kind
+    "ALTER TABLE chat ADD COLUMN system TEXT;",
 ];
 
 /// State of a message in the outbox.
@@ -196,6 +198,9 @@ pub struct HistoryLine {
     /// Relay time for stored messages; local creation time for outbox entries.
     pub sent_at: i64,
     pub status: OutboxState,
+    /// A line the relay wrote (joined, left, …); absent for what people wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<clinicmeet_protocol::SystemLine>,
 }
 
 /// The local store. Not `Sync`: one owner (the session driver or the CLI).
@@ -440,7 +445,7 @@ impl Store {
 
     /// Stored messages of a meeting (chat or notes), in sequence order.
     pub fn chat(&self, meeting: MeetingId, staff_only: bool) -> Result<Vec<ChatMessage>> {
-        let sql = "SELECT meeting_id, seq, client_msg_id, sender_id, sender_name, sender_verified, text, staff_only, sent_at
+        let sql = "SELECT meeting_id, seq, client_msg_id, sender_id, sender_name, sender_verified, text, staff_only, sent_at, system
              FROM chat WHERE meeting_id = ?1 AND staff_only = ?2 ORDER BY seq";
         Ok(query_all(&self.conn, sql, params![meeting.to_string(), staff_only], |r| {
             Ok(ChatMessage {
@@ -453,6 +458,10 @@ impl Store {
                 text: r.get(6)?,
                 staff_only: r.get(7)?,
                 sent_at: r.get(8)?,
+                system: r
+                    .get::<_, Option<String>>(9)?
+                    .as_deref()
+                    .and_then(clinicmeet_protocol::SystemLine::parse),
             })
         })?)
     }
@@ -506,6 +515,7 @@ impl Store {
                 text: m.text.clone(),
                 sent_at: m.sent_at,
                 status: OutboxState::Sent,
+                system: m.system,
             });
         }
         for e in self.outbox(meeting)? {
@@ -523,6 +533,7 @@ impl Store {
                 text: e.text,
                 sent_at: e.created_at,
                 status: e.state,
+                system: None,
             });
         }
         Ok(out)
@@ -717,8 +728,8 @@ const MEETING_COLS: &str = "meeting_id, relay, title, access_code, kind, status,
 /// message id or sequence number); returns the number of rows inserted (0 or 1).
 fn insert_chat_row(conn: &Connection, m: &ChatMessage) -> rusqlite::Result<usize> {
     conn.execute(
-        "INSERT OR IGNORE INTO chat(meeting_id, seq, staff_only, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT OR IGNORE INTO chat(meeting_id, seq, staff_only, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at, system)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             m.meeting_id.to_string(),
             m.seq as i64,
@@ -728,7 +739,8 @@ fn insert_chat_row(conn: &Connection, m: &ChatMessage) -> rusqlite::Result<usize
             m.sender_name,
             m.sender_verified,
             m.text,
-            m.sent_at
+            m.sent_at,
+            m.system.map(clinicmeet_protocol::SystemLine::as_str)
         ],
     )
 }
@@ -787,6 +799,7 @@ mod tests {
             text: text.into(),
             staff_only,
             sent_at: 1_000 + seq as i64 * 10 + staff_only as i64 * 5,
+            system: None,
         }
     }
 

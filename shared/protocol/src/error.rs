@@ -49,7 +49,10 @@ pub enum ErrorCode {
     /// changed and nobody was told. Retry after `retry_after_ms`: the relay
     /// recovers by itself when its storage does.
     StorageUnavailable,
-    /// A code from a newer relay that this build does not know.
+    /// The meeting was cancelled before it started; its code admits nobody.
+    MeetingCancelled,
+    /// A code from a newer relay that this build does not know (serde's
+    /// catch-all: stays the last variant).
     #[serde(other)]
     Unknown,
 }
@@ -78,6 +81,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::StorageUnavailable => "storage_unavailable",
             ErrorCode::Unknown => "unknown",
+            ErrorCode::MeetingCancelled => "meeting_cancelled",
         }
     }
 }

@@ -16,6 +16,14 @@ pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 pub const MAX_PATIENT_REFERENCE_CHARS: usize = 100;
 /// Most chat messages returned in one history page.
 pub const MAX_HISTORY_PAGE: u32 = 500;
+/// Largest consultation notes, and largest amendment, in bytes of UTF-8.
+pub const MAX_NOTES_BYTES: usize = 20 * 1024;
+/// Most amendments one consultation record takes.
+pub const MAX_AMENDMENTS: u32 = 100;
+/// Most past meetings returned in one list.
+pub const MAX_PAST_PAGE: u32 = 200;
+/// Longest past-meeting search text, in characters.
+pub const MAX_QUERY_CHARS: usize = 200;
 /// Default and largest participant limit of a meeting.
 pub const DEFAULT_MAX_PARTICIPANTS: u32 = 50;
 pub const MAX_MAX_PARTICIPANTS: u32 = 500;
@@ -55,6 +63,17 @@ pub fn clean_chat_text(text: &str) -> Result<String, ErrorBody> {
         ));
     }
     clean_text("message", text, usize::MAX, true, true)
+}
+
+/// Checks consultation notes or an amendment: 1..=[`MAX_NOTES_BYTES`] bytes, newlines allowed.
+pub fn clean_notes(field: &str, text: &str) -> Result<String, ErrorBody> {
+    if text.len() > MAX_NOTES_BYTES {
+        return Err(ErrorBody::new(
+            ErrorCode::TooLarge,
+            format!("{field} are limited to {MAX_NOTES_BYTES} bytes"),
+        ));
+    }
+    clean_text(field, text, usize::MAX, true, true)
 }
 
 /// Checks a display name.

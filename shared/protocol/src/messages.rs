@@ -141,6 +141,45 @@ pub enum Request {
     /// Host, in the meeting: issue a new access code and invite secret; the old
     /// ones stop working at once. Replies [`Response::Rekeyed`].
     RekeyMeeting,
+    /// The staff member who held a consultation (its creator), once it is over:
+    /// write its notes, once (up to [`crate::limits::MAX_NOTES_BYTES`]). A retry
+    /// with the same text replies the record again; different text is refused
+    /// with `invalid_state` (amend instead). Replies [`Response::Consultation`].
+    SaveConsultationNotes { meeting_id: MeetingId, notes: String },
+    /// The staff member who held a consultation, after its notes were saved: add
+    /// an amendment (kept with its time and author; nothing is ever overwritten;
+    /// at most [`crate::limits::MAX_AMENDMENTS`] per record). Replies [`Response::Consultation`].
+    AmendConsultation { meeting_id: MeetingId, text: String },
+    /// The staff member who held a consultation: its record (times, notes,
+    /// amendments). Anyone else (other staff included) gets `not_found`.
+    /// Replies [`Response::Consultation`].
+    GetConsultation { meeting_id: MeetingId },
+    /// Staff: meetings that are over which they created or took part in (until
+    /// retention ends), newest first. Replies [`Response::PastMeetings`].
+    ListPastMeetings {
+        #[serde(default)]
+        filter: PastFilter,
+    },
+    /// Its creator: cancel a meeting that has not started (status `scheduled`).
+    /// Everyone already in it (the waiting room, staff who came early) gets
+    /// [`Event::MeetingEnded`] with status `cancelled`; later joins get
+    /// `meeting_cancelled`. Anyone else gets `not_found`. Replies [`Response::Ok`].
+    CancelMeeting { meeting_id: MeetingId },
+    /// Staff: every active and scheduled meeting of the clinic (the clinic view),
+    /// not only their own. Meetings of others come without patient reference and
+    /// description. Replies [`Response::Meetings`].
+    ListClinicMeetings,
+    /// Staff: join a meeting of the clinic by its id, without its code. Anyone
+    /// but its creator knocks: they wait in the waiting room until a moderator
+    /// admits them (in a consultation, until it starts), as a guest would. Replies
+    /// [`Response::Joined`] or [`Response::Waiting`]; an unknown meeting or one
+    /// that is over: `not_found`, `meeting_ended` or `meeting_cancelled`.
+    JoinAsStaff {
+        meeting_id: MeetingId,
+        display_name: String,
+        #[serde(default)]
+        media: MediaState,
+    },
 }
 
 // ---------------------------------------------------------------------------
@@ -226,6 +265,16 @@ pub enum Response {
     Rekeyed {
         access_code: String,
         invite_secret: String,
+    },
+    /// A consultation's record as the relay keeps it.
+    Consultation {
+        record: ConsultationRecord,
+    },
+    /// Past meetings, newest first (at most the filter's limit).
+    PastMeetings {
+        meetings: Vec<PastMeeting>,
+        /// More matched than were returned.
+        more: bool,
     },
 }
 
@@ -607,6 +656,129 @@ pub struct ChatMessage {
     pub text: String,
     pub staff_only: bool,
     pub sent_at: UnixMillis,
+    /// A line the relay wrote itself (its text is empty; the sender fields name
+    /// the participant it is about). Absent for what people wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<SystemLine>,
+}
+
+/// What a relay-written chat line says, typed so each client words (and
+/// translates) it. Stored and numbered with the chat, kept as long as the chat,
+/// seen by everyone who sees the chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum SystemLine {
+    /// Entered the meeting (not through the waiting room).
+    Joined,
+    /// Left the meeting (left, removed or lost past the resume grace).
+    Left,
+    /// Let in from the waiting room.
+    Admitted,
+    /// The host started the consultation.
+    ConsultationStarted,
+    /// The host ended the consultation.
+    ConsultationEnded,
+    /// Recording started (written by the recording feature).
+    RecordingStarted,
+    /// Recording stopped (written by the recording feature).
+    RecordingStopped,
+}
+
+impl SystemLine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemLine::Joined => "joined",
+            SystemLine::Left => "left",
+            SystemLine::Admitted => "admitted",
+            SystemLine::ConsultationStarted => "consultation_started",
+            SystemLine::ConsultationEnded => "consultation_ended",
+            SystemLine::RecordingStarted => "recording_started",
+            SystemLine::RecordingStopped => "recording_stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SystemLine> {
+        [
+            SystemLine::Joined,
+            SystemLine::Left,
+            SystemLine::Admitted,
+            SystemLine::ConsultationStarted,
+            SystemLine::ConsultationEnded,
+            SystemLine::RecordingStarted,
+            SystemLine::RecordingStopped,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == s)
+    }
+}
+
+/// Which past meetings [`Request::ListPastMeetings`] returns. Every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(default)]
+pub struct PastFilter {
+    /// Words the title contains (case-insensitive, as typed; empty = any title).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Meetings that started (or were created, if they never started) at or after this time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<UnixMillis>,
+    /// … and before this time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<UnixMillis>,
+    /// Only consultations the caller held (created).
+    pub consultations_only: bool,
+    /// Most rows to return (0 or more than [`crate::limits::MAX_PAST_PAGE`]: that many).
+    pub limit: u32,
+}
+
+/// A past meeting in the caller's list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct PastMeeting {
+    pub meeting: MeetingInfo,
+    /// The caller created it (for a consultation: held it, and may read and write its record).
+    pub held: bool,
+    /// When the consultation's notes were written (held consultations only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes_written_at: Option<UnixMillis>,
+}
+
+/// A consultation's notes as first written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ConsultationNotes {
+    pub text: String,
+    pub author_name: String,
+    pub written_at: UnixMillis,
+}
+
+/// An amendment to a consultation's notes: appended, never changed or removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ConsultationAmendment {
+    /// 1, 2, … in the order they were made.
+    pub seq: u32,
+    pub text: String,
+    pub author_name: String,
+    pub at: UnixMillis,
+}
+
+/// A consultation as kept on the relay for the staff member who held it (on
+/// every device they enrolled): the meeting (title, patient reference, start
+/// and end), its duration, the notes and every amendment in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ConsultationRecord {
+    pub meeting: MeetingInfo,
+    /// End minus start, when both are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<ConsultationNotes>,
+    #[serde(default)]
+    pub amendments: Vec<ConsultationAmendment>,
 }
 
 /// Identifies a published track within a meeting (chosen by the relay).

@@ -470,8 +470,14 @@ impl Harness {
         });
     }
 
-    /// The public chat a client holds in its local store, in order.
+    /// The public chat people wrote, as a client holds it in its local store, in
+    /// order (the relay's own lines, joined/left/…, left out: [`Harness::stored_lines`]).
     pub fn stored_chat(&self, c: ClientId, meeting: MeetingId) -> Vec<ChatMessage> {
+        self.stored_lines(c, meeting).into_iter().filter(|m| m.system.is_none()).collect()
+    }
+
+    /// The whole public chat a client holds, the relay's own lines included.
+    pub fn stored_lines(&self, c: ClientId, meeting: MeetingId) -> Vec<ChatMessage> {
         self.clients[c].store.chat(meeting, false).unwrap()
     }
 

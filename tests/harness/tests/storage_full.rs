@@ -27,7 +27,8 @@ fn fill_storage(h: &Harness) {
 }
 
 fn stored_ids(h: &Harness, meeting: MeetingId) -> Vec<Uuid> {
-    h.hub.store().all_chat(meeting).unwrap().into_iter().map(|m| m.client_msg_id).collect()
+    let written = h.hub.store().all_chat(meeting).unwrap().into_iter().filter(|m| m.system.is_none());
+    written.map(|m| m.client_msg_id).collect()
 }
 
 #[test]
@@ -57,7 +58,7 @@ fn a_chat_storm_on_a_full_disk_acknowledges_only_what_was_stored_and_drains_when
                     ClientEvent::Chat { message, own: true } => {
                         assert!(acked.insert(message.client_msg_id, message.seq).is_none(), "acked twice")
                     }
-                    ClientEvent::Chat { message, own: false } => {
+                    ClientEvent::Chat { message, own: false } if message.system.is_none() => {
                         assert!(received[i].insert(message.client_msg_id), "shown twice")
                     }
                     ClientEvent::ChatStatus { status: OutboxState::Failed, error, .. } => {
@@ -90,10 +91,16 @@ fn a_chat_storm_on_a_full_disk_acknowledges_only_what_was_stored_and_drains_when
     h.hub.store().cap_pages(None).unwrap();
     h.run_until_quiet(120_000);
     check(&mut h, &mut acked, &mut refusals);
-    let log = h.hub.store().all_chat(meeting).unwrap();
+    let all = h.hub.store().all_chat(meeting).unwrap();
+    let lines = all.iter().filter(|m| m.system.is_some()).count();
+    assert!(
+        all.iter().map(|m| m.seq).eq(1..=all.len() as u64),
+        "gapless sequence: no number used by a failed write"
+    );
+    let log: Vec<_> = all.into_iter().filter(|m| m.system.is_none()).collect();
+    assert_eq!(lines, 3, "the three joined lines, written before the disk filled");
     assert_eq!(log.len(), 300, "every message stored once ({during} during the full disk)");
     assert_eq!(log.iter().map(|m| m.client_msg_id).collect::<HashSet<_>>().len(), 300);
-    assert!(log.iter().map(|m| m.seq).eq(1..=300), "gapless sequence: no number used by a failed write");
     for (i, &c) in clients.iter().enumerate() {
         assert_eq!(h.clients[c].core.outbox_len(), 0);
         assert_eq!(h.stored_chat(c, meeting).len(), 300, "client {i}'s store has the whole chat");
@@ -117,6 +124,8 @@ fn joins_ends_roles_and_locks_whose_writes_fail_change_nothing() {
     h.take_events(host);
     h.take_events(guest);
     let before = h.hub.room(meeting).unwrap().participants().cloned().collect::<Vec<_>>();
+    // The joined lines of host and guest came first.
+    let base = h.hub.room(meeting).unwrap().chat_seq();
     fill_storage(&h);
 
     let refused = |r: Result<Response, clinicmeet_protocol::ErrorBody>| {
@@ -150,7 +159,7 @@ fn joins_ends_roles_and_locks_whose_writes_fail_change_nothing() {
     let room = h.hub.room(meeting).unwrap();
     assert_eq!(room.participants().cloned().collect::<Vec<_>>(), before, "nobody joined, no role changed");
     assert!(!room.info().locked && !room.is_over());
-    assert_eq!(room.chat_seq(), accepted as u64, "no number taken by the refused message");
+    assert_eq!(room.chat_seq(), base + accepted as u64, "no number taken by the refused message");
     assert!(h.take_events(host).is_empty() && h.take_events(guest).is_empty(), "nobody was told anything");
     assert!(!h.closed.contains(&guest));
     assert!(
@@ -163,7 +172,9 @@ fn joins_ends_roles_and_locks_whose_writes_fail_change_nothing() {
     h.hub.store().cap_pages(None).unwrap();
     let retried =
         h.call(guest, Request::SendChat { client_msg_id: id, text: "hello".into(), staff_only: false });
-    assert!(matches!(retried, Ok(Response::ChatAccepted { message }) if message.seq == accepted as u64 + 1));
+    assert!(
+        matches!(retried, Ok(Response::ChatAccepted { message }) if message.seq == base + accepted as u64 + 1)
+    );
     assert!(matches!(&h.take_events(host)[..], [Event::Chat { .. }]), "fanned out once");
     entered(&h.join(late, &code, "Late"));
     h.call(host, Request::Promote { participant_id: gid }).unwrap();

@@ -12,7 +12,12 @@ export type AppEvent = { "event": "video", participant_id: string, available: bo
  * Chat messages and notes are numbered in two separate sequences, so guests
  * see no gaps and cannot count notes.
  */
-export type ChatMessage = { meeting_id: string, seq: number, client_msg_id: string, sender_id: string, sender_name: string, sender_verified: boolean, text: string, staff_only: boolean, sent_at: number, };
+export type ChatMessage = { meeting_id: string, seq: number, client_msg_id: string, sender_id: string, sender_name: string, sender_verified: boolean, text: string, staff_only: boolean, sent_at: number, 
+/**
+ * A line the relay wrote itself (its text is empty; the sender fields name
+ * the participant it is about). Absent for what people wrote.
+ */
+system?: SystemLine | null, };
 
 /**
  * An event for the application.
@@ -88,7 +93,7 @@ export type ErrorBody = { code: ErrorCode, message: string, retry_after_ms?: num
 /**
  * A stable, machine-readable error code (`snake_case` on the wire).
  */
-export type ErrorCode = "invalid_code" | "meeting_full" | "meeting_ended" | "meeting_locked" | "denied" | "forbidden" | "unauthenticated" | "rate_limited" | "too_large" | "malformed" | "unknown_message" | "invalid_state" | "upgrade_required" | "not_found" | "invalid_credential" | "resume_failed" | "server_busy" | "internal" | "storage_unavailable" | "unknown";
+export type ErrorCode = "invalid_code" | "meeting_full" | "meeting_ended" | "meeting_locked" | "denied" | "forbidden" | "unauthenticated" | "rate_limited" | "too_large" | "malformed" | "unknown_message" | "invalid_state" | "upgrade_required" | "not_found" | "invalid_credential" | "resume_failed" | "server_busy" | "internal" | "storage_unavailable" | "meeting_cancelled" | "unknown";
 
 /**
  * An invite: the meeting code and, when the link names it, the relay.
@@ -277,6 +282,13 @@ export type Role = "host" | "moderator" | "staff" | "guest";
 export type Schedule = { start: number, time_zone: string, };
 
 export type StaffIdentity = { staff_id: string, name: string, };
+
+/**
+ * What a relay-written chat line says, typed so each client words (and
+ * translates) it. Stored and numbered with the chat, kept as long as the chat,
+ * seen by everyone who sees the chat.
+ */
+export type SystemLine = "joined" | "left" | "admitted" | "consultation_started" | "consultation_ended" | "recording_started" | "recording_stopped";
 
 /**
  * A published track as other participants see it.

@@ -106,6 +106,8 @@ export function describeError(code: ErrorCode): string {
       return "The clinic's server is busy. Please try again shortly.";
     case "storage_unavailable":
       return "The clinic's server cannot save right now. It will try again.";
+    case "meeting_cancelled":
+      return "This meeting was cancelled.";
     case "unknown_message":
     case "internal":
     case "unknown":
