@@ -313,6 +313,7 @@ mod tests {
                 text: "hi".into(),
                 staff_only: false,
                 sent_at: 1,
+                attachments: Vec::new(),
             },
             own: false,
         };

@@ -10,7 +10,9 @@
 //! * [`tls`]: certificate pinning (`sha256/…` of the relay's public key) or web PKI roots.
 //! * [`backoff`]: reconnect delays with jitter.
 //! * [`event`]: the typed events handed to the application (JSON with an `"event"` field).
+//! * [`attachments`]: attachment uploads and downloads on QUIC streams, kept in the local store.
 
+pub mod attachments;
 pub mod backoff;
 pub mod error;
 pub mod event;

@@ -235,6 +235,7 @@ struct OutItem {
     staff_only: bool,
     attempts: u32,
     in_flight: bool,
+    attachments: Vec<Uuid>,
 }
 
 /// The session state machine.
@@ -615,7 +616,25 @@ impl Core {
         now: Instant,
         wall_ms: i64,
     ) -> Result<(), CallError> {
-        let text = clinicmeet_protocol::limits::clean_chat_text(&text).map_err(CallError::Relay)?;
+        self.send_chat_with(client_msg_id, text, staff_only, Vec::new(), now, wall_ms)
+    }
+
+    /// [`Core::send_chat`] carrying attachments already uploaded (their ids);
+    /// the text may then be empty.
+    pub fn send_chat_with(
+        &mut self,
+        client_msg_id: Uuid,
+        text: String,
+        staff_only: bool,
+        attachments: Vec<Uuid>,
+        now: Instant,
+        wall_ms: i64,
+    ) -> Result<(), CallError> {
+        let text = if attachments.is_empty() || !text.trim().is_empty() {
+            clinicmeet_protocol::limits::clean_chat_text(&text).map_err(CallError::Relay)?
+        } else {
+            String::new()
+        };
         let Some(view) = &self.view else {
             return Err(CallError::InvalidState("chat needs a joined meeting".into()));
         };
@@ -632,6 +651,7 @@ impl Core {
             next_retry_at: 0,
             created_at: wall_ms,
             last_error: None,
+            attachments: attachments.clone(),
         };
         self.out.push_back(Output::Persist(Persist::OutboxInsert(entry)));
         self.emit(ClientEvent::ChatStatus {
@@ -642,7 +662,14 @@ impl Core {
             error: None,
             retry_in_ms: None,
         });
-        self.outbox.push_back(OutItem { id: client_msg_id, text, staff_only, attempts: 0, in_flight: false });
+        self.outbox.push_back(OutItem {
+            id: client_msg_id,
+            text,
+            staff_only,
+            attempts: 0,
+            in_flight: false,
+            attachments,
+        });
         self.pump_outbox(now);
         Ok(())
     }
@@ -675,6 +702,7 @@ impl Core {
             staff_only: entry.staff_only,
             attempts: entry.attempts,
             in_flight: false,
+            attachments: entry.attachments,
         });
         self.pump_outbox(now);
         Ok(())
@@ -709,6 +737,7 @@ impl Core {
                     staff_only: e.staff_only,
                     attempts: e.attempts,
                     in_flight: false,
+                    attachments: e.attachments,
                 });
             }
         }
@@ -1333,12 +1362,12 @@ impl Core {
             if !item.in_flight {
                 item.in_flight = true;
                 in_flight += 1;
-                to_send.push((item.id, item.text.clone(), item.staff_only));
+                to_send.push((item.id, item.text.clone(), item.staff_only, item.attachments.clone()));
             }
         }
-        for (client_msg_id, text, staff_only) in to_send {
+        for (client_msg_id, text, staff_only, attachments) in to_send {
             self.transmit(
-                Request::SendChat { client_msg_id, text, staff_only },
+                Request::SendChat { client_msg_id, text, staff_only, attachments },
                 Pending::Chat { client_msg_id },
             );
         }
@@ -1405,6 +1434,8 @@ fn response_name(r: &Response) -> &'static str {
         Response::Published { .. } => "published",
         Response::Subscribed { .. } => "subscribed",
         Response::Rekeyed { .. } => "rekeyed",
+        Response::UploadReady { .. } => "upload_ready",
+        Response::DownloadReady { .. } => "download_ready",
     }
 }
 
@@ -1489,6 +1520,7 @@ mod tests {
             text: format!("m{seq}"),
             staff_only,
             sent_at: seq as i64,
+            attachments: Vec::new(),
         }
     }
 
@@ -1662,6 +1694,7 @@ mod tests {
             next_retry_at: 0,
             created_at: 0,
             last_error: None,
+            attachments: Vec::new(),
         };
         h.clear();
         h.core.local_loaded(m, Watermarks { chat: 2, notes: 0 }, vec![leftover], h.now);
@@ -1792,6 +1825,7 @@ mod tests {
             next_retry_at: 0,
             created_at: 0,
             last_error: None,
+            attachments: Vec::new(),
         };
         h.core.retry_chat(entry, h.now).unwrap();
         h.drain();

@@ -49,6 +49,17 @@ pub enum ErrorCode {
     /// changed and nobody was told. Retry after `retry_after_ms`: the relay
     /// recovers by itself when its storage does.
     StorageUnavailable,
+    /// The file is larger than the relay's per-file limit (the message says the limit).
+    AttachmentTooLarge,
+    /// The file's content (not its name) is not of an allowed type, or it is an executable.
+    AttachmentTypeNotAllowed,
+    /// The meeting's attachments would exceed the relay's per-meeting quota.
+    AttachmentQuotaExceeded,
+    /// No such attachment for you: it does not exist, is gone (retention), or is
+    /// not yours to read (one answer for all three).
+    AttachmentNotFound,
+    /// The transferred bytes do not match the declared size or SHA-256.
+    AttachmentMismatch,
     /// A code from a newer relay that this build does not know.
     #[serde(other)]
     Unknown,
@@ -77,6 +88,11 @@ impl ErrorCode {
             ErrorCode::ServerBusy => "server_busy",
             ErrorCode::Internal => "internal",
             ErrorCode::StorageUnavailable => "storage_unavailable",
+            ErrorCode::AttachmentTooLarge => "attachment_too_large",
+            ErrorCode::AttachmentTypeNotAllowed => "attachment_type_not_allowed",
+            ErrorCode::AttachmentQuotaExceeded => "attachment_quota_exceeded",
+            ErrorCode::AttachmentNotFound => "attachment_not_found",
+            ErrorCode::AttachmentMismatch => "attachment_mismatch",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -123,6 +139,11 @@ mod tests {
             ErrorCode::UpgradeRequired,
             ErrorCode::ServerBusy,
             ErrorCode::StorageUnavailable,
+            ErrorCode::AttachmentTooLarge,
+            ErrorCode::AttachmentTypeNotAllowed,
+            ErrorCode::AttachmentQuotaExceeded,
+            ErrorCode::AttachmentNotFound,
+            ErrorCode::AttachmentMismatch,
         ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         }

@@ -99,9 +99,15 @@ pub enum Request {
     /// Send a chat message. `client_msg_id` makes retries idempotent.
     SendChat {
         client_msg_id: Uuid,
+        /// May be empty when the message carries attachments.
         text: String,
         #[serde(default)]
         staff_only: bool,
+        /// Attachments this participant uploaded into this meeting (at most
+        /// [`crate::limits::MAX_ATTACHMENTS_PER_MESSAGE`], each in one message only);
+        /// staff-only ones go only in a staff-only note, and a note carries only staff-only ones.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<AttachmentId>,
     },
     /// Typing indicator (not stored).
     Typing { typing: bool },
@@ -141,6 +147,25 @@ pub enum Request {
     /// Host, in the meeting: issue a new access code and invite secret; the old
     /// ones stop working at once. Replies [`Response::Rekeyed`].
     RekeyMeeting,
+    /// In a meeting: announce a file to attach (any participant; `staff_only`
+    /// needs enrolled staff). The relay checks the declared size against its
+    /// per-file limit and the meeting's quota and replies
+    /// [`Response::UploadReady`]; the bytes then go outside the control stream
+    /// (see [`crate::transfer`]). Asking again for the same `sha256` resumes:
+    /// the reply's `offset` is what the relay holds durably.
+    StartUpload {
+        /// The file's name as the user sees it (kept with the attachment, never logged).
+        name: String,
+        /// Exact size in bytes.
+        size: u64,
+        /// SHA-256 of the whole file, lower-case hex (64 characters).
+        sha256: String,
+        #[serde(default)]
+        staff_only: bool,
+    },
+    /// Ask to read an attachment. Replies [`Response::DownloadReady`], or
+    /// `attachment_not_found` when it does not exist or is not the caller's to read.
+    DownloadTicket { attachment_id: AttachmentId },
 }
 
 // ---------------------------------------------------------------------------
@@ -226,6 +251,20 @@ pub enum Response {
     Rekeyed {
         access_code: String,
         invite_secret: String,
+    },
+    /// Send the file's bytes from `offset` on, with `token` (see [`crate::transfer`]).
+    UploadReady {
+        upload_id: Uuid,
+        /// Bytes the relay already holds durably (0 for a new upload).
+        offset: u64,
+        /// A capability for this upload by this participant; expires after
+        /// [`crate::transfer::TOKEN_TTL_MS`].
+        token: String,
+    },
+    /// Read the attachment with `token` (see [`crate::transfer`]).
+    DownloadReady {
+        attachment: AttachmentInfo,
+        token: String,
     },
 }
 
@@ -607,6 +646,31 @@ pub struct ChatMessage {
     pub text: String,
     pub staff_only: bool,
     pub sent_at: UnixMillis,
+    /// Files attached to the message (download with [`Request::DownloadTicket`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentInfo>,
+}
+
+/// Identifies a stored attachment (chosen by the relay).
+pub type AttachmentId = Uuid;
+
+/// A file stored on the relay with a meeting's chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct AttachmentInfo {
+    pub id: AttachmentId,
+    pub meeting_id: MeetingId,
+    /// The name the uploader gave (user text: never logged).
+    pub name: String,
+    pub size: u64,
+    /// The type the relay found in the content (e.g. `application/pdf`).
+    pub mime: String,
+    /// SHA-256 of the content, lower-case hex.
+    pub sha256: String,
+    /// Readable by enrolled staff only.
+    pub staff_only: bool,
+    pub uploader: ParticipantId,
+    pub created_at: UnixMillis,
 }
 
 /// Identifies a published track within a meeting (chosen by the relay).
@@ -785,6 +849,7 @@ mod tests {
             client_msg_id: Uuid::now_v7(),
             text: "hi".into(),
             staff_only: true,
+            attachments: vec![Uuid::now_v7()],
         });
         roundtrip_client(Request::Leave);
         roundtrip_client(Request::ChatHistory {
