@@ -133,7 +133,10 @@ pub fn quic_server_config(
         idle_timeout.try_into().map_err(|_| RelayError::Config("idle timeout too large".into()))?,
     ));
     // One control stream per connection: a second is not granted while it is open.
-    transport.max_concurrent_bidi_streams(1u32.into());
+    // The control stream and up to MAX_TRANSFERS_PER_CONNECTION attachment transfers.
+    transport.max_concurrent_bidi_streams(
+        (1 + clinicmeet_protocol::transfer::MAX_TRANSFERS_PER_CONNECTION).into(),
+    );
     transport.max_concurrent_uni_streams(0u32.into());
     // Delay-based (crate::cc): ignores random loss, closes on queueing delay.
     // NewReno/Cubic halve the window at 5 % loss, and quinn's BBR stays in loss

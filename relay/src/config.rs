@@ -206,6 +206,12 @@ pub struct Opts {
     /// Per-connection QUIC datagram send queue, KiB [default: 256].
     #[arg(long, global = true, env = "CLINICMEET_DATAGRAM_SEND_BUFFER_KIB")]
     pub datagram_send_buffer_kib: Option<usize>,
+    /// Largest chat attachment, KiB [default: 25600 = 25 MiB].
+    #[arg(long, global = true, env = "CLINICMEET_MAX_ATTACHMENT_KIB")]
+    pub max_attachment_kib: Option<u64>,
+    /// All attachments of one meeting together, KiB [default: 204800 = 200 MiB].
+    #[arg(long, global = true, env = "CLINICMEET_MAX_MEETING_ATTACHMENTS_KIB")]
+    pub max_meeting_attachments_kib: Option<u64>,
 }
 
 impl Opts {
@@ -254,6 +260,10 @@ impl Opts {
             mtu_discovery: self.mtu_discovery.or(other.mtu_discovery),
             datagram_send_buffer_kib: self.datagram_send_buffer_kib.or(other.datagram_send_buffer_kib),
             output_budget_kib: self.output_budget_kib.or(other.output_budget_kib),
+            max_attachment_kib: self.max_attachment_kib.or(other.max_attachment_kib),
+            max_meeting_attachments_kib: self
+                .max_meeting_attachments_kib
+                .or(other.max_meeting_attachments_kib),
         }
     }
 }
@@ -347,6 +357,10 @@ pub fn resolve(cli: Opts) -> Result<Settings, RelayError> {
         enrollment_ttl_ms: days(o.enrollment_ttl_days, 7),
         max_forwarded_streams: o.max_forwarded_streams.unwrap_or(d.max_forwarded_streams),
         hello_timeout_ms: secs(o.hello_timeout_secs, 5).max(1),
+        max_attachment_bytes: o.max_attachment_kib.map_or(d.max_attachment_bytes, |k| k.saturating_mul(1024)),
+        max_meeting_attachment_bytes: o
+            .max_meeting_attachments_kib
+            .map_or(d.max_meeting_attachment_bytes, |k| k.saturating_mul(1024)),
     };
     let td = crate::cert::MediaTransport::default();
     let transport = crate::cert::MediaTransport {

@@ -58,6 +58,9 @@ use crate::sfu::MediaCmd;
 use crate::store::{MeetingSecrets, Purged, Store};
 use crate::tracks::{PublishedTrack, Tracks};
 
+#[path = "hub_attachments.rs"]
+mod attachments;
+
 pub type ConnId = u64;
 
 /// How often the hub looks whether an operator changed staff or devices.
@@ -103,6 +106,10 @@ pub struct HubConfig {
     pub max_forwarded_streams: usize,
     /// A connection without `hello` this long after it connected is closed.
     pub hello_timeout_ms: i64,
+    /// Largest attachment, bytes.
+    pub max_attachment_bytes: u64,
+    /// All attachments of one meeting together (stored and being uploaded), bytes.
+    pub max_meeting_attachment_bytes: u64,
 }
 
 impl Default for HubConfig {
@@ -126,6 +133,8 @@ impl Default for HubConfig {
             enrollment_ttl_ms: 7 * 86_400_000,
             max_forwarded_streams: 10_000,
             hello_timeout_ms: 5_000,
+            max_attachment_bytes: 25 * 1024 * 1024,
+            max_meeting_attachment_bytes: 200 * 1024 * 1024,
         }
     }
 }
@@ -156,7 +165,7 @@ struct Uncommitted {
 
 /// Rough encoded size of a chat message, to keep history pages under the frame limit.
 fn approx_size(m: &clinicmeet_protocol::ChatMessage) -> usize {
-    m.text.len() * 2 + m.sender_name.len() * 2 + 320
+    m.text.len() * 2 + m.sender_name.len() * 2 + 320 + m.attachments.len() * 1_400
 }
 const HISTORY_BYTES: usize = clinicmeet_protocol::limits::MAX_FRAME_LEN * 3 / 4;
 
@@ -182,6 +191,8 @@ pub struct Hub {
     /// The database's `data_version` when credentials were last checked.
     seen_data_version: i64,
     next_credential_check: UnixMillis,
+    /// Transfer tokens for attachments (shared with the transfer drivers).
+    grants: Arc<crate::attachments::Grants>,
 }
 
 impl Hub {
@@ -213,6 +224,7 @@ impl Hub {
             uncommitted: Uncommitted::default(),
             seen_data_version: 0,
             next_credential_check: now,
+            grants: Arc::default(),
         };
         hub.seen_data_version = hub.store.data_version()?;
         for record in hub.store.meetings_to_restore()? {
@@ -721,8 +733,8 @@ impl Hub {
                 };
                 Ok((response, o.effects))
             }
-            Request::SendChat { client_msg_id, text, staff_only } => {
-                self.send_chat(now, conn, client_msg_id, &text, staff_only)
+            Request::SendChat { client_msg_id, text, staff_only, attachments } => {
+                self.send_chat(now, conn, client_msg_id, &text, staff_only, &attachments)
             }
             Request::ChatHistory { meeting_id, since_seq, notes_since_seq, limit } => {
                 self.history(conn, meeting_id, since_seq, notes_since_seq, limit)
@@ -759,6 +771,10 @@ impl Hub {
             Request::JoinAsStaff { meeting_id, display_name, media } => {
                 self.join_as_staff(now, conn, meeting_id, &display_name, media)
             }
+            Request::StartUpload { name, size, sha256, staff_only } => {
+                self.start_upload(now, conn, &name, size, &sha256, staff_only)
+            }
+            Request::DownloadTicket { attachment_id } => self.download_ticket(now, conn, attachment_id),
         }
     }
 
@@ -1280,6 +1296,7 @@ impl Hub {
         client_msg_id: Uuid,
         text: &str,
         staff_only: bool,
+        attachments: &[clinicmeet_protocol::AttachmentId],
     ) -> Handled {
         let (rate, burst) = (self.cfg.chat_rate, self.cfg.chat_burst);
         let (_, pid) = self.bound(conn)?;
@@ -1287,8 +1304,9 @@ impl Hub {
         if let Err(ms) = bucket.take(now) {
             return Err(e(ErrorCode::RateLimited, "too many chat messages; slow down").retry_after(ms));
         }
+        let attachments = self.attachments_for(conn, client_msg_id, staff_only, attachments)?;
         let (room, pid) = self.room_of(conn)?;
-        let o = room.send_chat(now, pid, client_msg_id, text, staff_only)?;
+        let o = room.send_chat_with(now, pid, client_msg_id, text, staff_only, attachments)?;
         Ok((Response::ChatAccepted { message: o.reply }, o.effects))
     }
 

@@ -52,6 +52,14 @@ pub enum HubIn {
     },
     /// The relay is shutting down: write what is pending and stop.
     Stop,
+    /// A transfer driver holds an upload's blob durably: record it, then answer.
+    UploadStored {
+        upload: Arc<crate::attachments::Upload>,
+        mime: &'static str,
+        reply: tokio::sync::oneshot::Sender<
+            Result<clinicmeet_protocol::AttachmentInfo, clinicmeet_protocol::ErrorBody>,
+        >,
+    },
 }
 
 /// The hub is gone (the relay is shutting down).
@@ -97,6 +105,17 @@ impl HubTx {
 
     pub async fn closed(&self, conn: ConnId) -> Result<(), HubGone> {
         self.tx.send(HubIn::Closed { conn }).await.map_err(|_| HubGone)
+    }
+
+    /// Asks the hub to record a stored upload; the answer comes once it is committed.
+    pub async fn upload_stored(
+        &self,
+        upload: Arc<crate::attachments::Upload>,
+        mime: &'static str,
+    ) -> Result<Result<clinicmeet_protocol::AttachmentInfo, clinicmeet_protocol::ErrorBody>, HubGone> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.tx.send(HubIn::UploadStored { upload, mime, reply }).await.map_err(|_| HubGone)?;
+        rx.await.map_err(|_| HubGone)
     }
 
     pub async fn stop(&self) -> Result<(), HubGone> {

@@ -21,6 +21,7 @@
 
 pub mod accept_backoff;
 pub mod admission;
+pub mod attachments;
 pub mod audit_batch;
 pub mod cc;
 pub mod cert;
@@ -42,6 +43,7 @@ pub mod server;
 pub mod sfu;
 pub mod store;
 pub mod tracks;
+pub mod transfer;
 #[cfg(feature = "browser-guests")]
 pub mod web;
 

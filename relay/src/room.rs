@@ -536,6 +536,7 @@ impl Room {
             staff_only: false,
             sent_at: now,
             system: Some(line),
+            attachments: Vec::new(),
         };
         out.push(Effect::Write(Write::Chat(msg.clone())));
         self.to_present(except, &Event::Chat { message: msg }, out);
@@ -1304,6 +1305,21 @@ impl Room {
         text: &str,
         staff_only: bool,
     ) -> RoomResult<ChatMessage> {
+        self.send_chat_with(now, pid, client_msg_id, text, staff_only, Vec::new())
+    }
+
+    /// [`Room::send_chat`] with attachments (checked by the hub: uploaded by
+    /// `pid` into this meeting, staff-only exactly when the message is); the text
+    /// may then be empty.
+    pub fn send_chat_with(
+        &mut self,
+        now: UnixMillis,
+        pid: ParticipantId,
+        client_msg_id: Uuid,
+        text: &str,
+        staff_only: bool,
+        attachments: Vec<clinicmeet_protocol::AttachmentInfo>,
+    ) -> RoomResult<ChatMessage> {
         let p = self.actor(pid)?;
         let sender_staff = p.staff.is_some();
         let sender_name = p.display_name.clone();
@@ -1319,7 +1335,11 @@ impl Room {
         if staff_only && !sender_staff {
             return Err(err(ErrorCode::Forbidden, "only enrolled staff may send staff-only notes"));
         }
-        let text = clinicmeet_protocol::limits::clean_chat_text(text)?;
+        let text = if attachments.is_empty() || !text.trim().is_empty() {
+            clinicmeet_protocol::limits::clean_chat_text(text)?
+        } else {
+            String::new()
+        };
         let seq = if staff_only {
             self.notes_seq += 1;
             self.notes_seq
@@ -1338,6 +1358,7 @@ impl Room {
             staff_only,
             sent_at: now,
             system: None,
+            attachments,
         };
         let mut out = vec![Effect::Write(Write::Chat(msg.clone()))];
         let ev = Event::Chat { message: msg.clone() };

@@ -66,6 +66,8 @@ impl Relay {
         let keys = Keys::load(&s.data_dir)?;
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(s.hub.clone(), store, keys, metrics.clone(), clinicmeet_protocol::unix_now_ms())?;
+        let blobs = crate::attachments::BlobDir::open(&s.data_dir)
+            .map_err(|e| crate::error::RelayError::io(s.data_dir.join("blobs"), e))?;
         let quic = cert::quic_server_config(&id, s.keep_alive, s.idle_timeout, s.transport)?;
 
         let http_addr = match s.http_listen {
@@ -92,6 +94,11 @@ impl Relay {
         let quic_addr = endpoint.local_addr()?;
 
         let (tx, rx) = crate::hub_queue::hub_queue()?;
+        let transfers = Arc::new(crate::transfer::Transfers {
+            hub: tx.clone(),
+            grants: hub.grants(),
+            blobs: blobs.clone(),
+        });
         let admissions = crate::admission::Admissions::new(s.max_connections_per_source);
         let (media_tx, media_rx) = std::sync::mpsc::sync_channel(crate::forward::CHANNEL_DEPTH);
         let fwd_metrics = metrics.clone();
@@ -122,6 +129,8 @@ impl Relay {
                     trusted_proxies: s.trusted_proxies.clone(),
                     ws_timeout: s.ws_timeout,
                     origins: crate::web::origin::Origins::new(&s.public_names, local.port()),
+                    transfers: Some(transfers.clone()),
+                    max_attachment_bytes: s.hub.max_attachment_bytes,
                 };
                 tracing::info!(
                     guest_dir = %web.guest_dir.display(),
@@ -151,7 +160,7 @@ impl Relay {
         // Runs until every sender is gone (the accept loop and web server stop).
         let hub_thread = std::thread::Builder::new()
             .name("hub".into())
-            .spawn(move || server::run_hub(hub, rx, Some(hub_media)))?;
+            .spawn(move || server::run_hub(hub, rx, Some(hub_media), Some(blobs)))?;
         let hub = tx.clone();
         tracing::info!(%quic_addr, http = ?http_addr, data_dir = %s.data_dir.display(), "relay listening");
         let edge = server::Edge {
@@ -161,6 +170,7 @@ impl Relay {
             admissions,
             budget: s.output_budget,
             hello_timeout: std::time::Duration::from_millis(s.hub.hello_timeout_ms.max(1) as u64),
+            transfers: Some(transfers),
         };
         let accept = tokio::spawn(server::accept_loop(endpoint.clone(), edge));
         Ok(RelayHandle {

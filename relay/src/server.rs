@@ -39,7 +39,15 @@ const ABANDON_CHECK_EVERY: Duration = Duration::from_secs(60);
 /// Runs the hub until it is told to stop or every sender is gone; then writes the
 /// coalesced audit rows of the open window. Call on a dedicated thread.
 /// `media` receives the forwarding commands (none: media requests are accepted but nothing is forwarded).
-pub fn run_hub(mut hub: Hub, mut rx: HubRx, media: Option<FwdSender>) {
+///
+/// `blobs`: the attachment blob directory, whose unreferenced files the hourly
+/// purge deletes and whose abandoned partial uploads the tick deletes.
+pub fn run_hub(
+    mut hub: Hub,
+    mut rx: HubRx,
+    media: Option<FwdSender>,
+    blobs: Option<crate::attachments::BlobDir>,
+) {
     let metrics = hub.metrics.clone();
     let mut writers: HashMap<ConnId, OutboxTx> = HashMap::new();
     let mut last_tick = Instant::now();
@@ -68,6 +76,10 @@ pub fn run_hub(mut hub: Hub, mut rx: HubRx, media: Option<FwdSender>) {
                 writers.remove(&conn);
                 outs
             }
+            Received::Input(HubIn::UploadStored { upload, mime, reply }) => {
+                let _ = reply.send(hub.upload_stored(now, &upload, mime));
+                Vec::new()
+            }
             Received::Timeout => Vec::new(),
             Received::Input(HubIn::Stop) | Received::Disconnected => {
                 hub.flush_failures(now, true);
@@ -78,6 +90,11 @@ pub fn run_hub(mut hub: Hub, mut rx: HubRx, media: Option<FwdSender>) {
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             deliver(&writers, media.as_ref(), &metrics, hub.tick(now));
+            for upload in hub.grants().sweep(now) {
+                if let Some(b) = &blobs {
+                    b.remove_partial(upload);
+                }
+            }
         }
         if last_abandon.is_none_or(|t| t.elapsed() >= ABANDON_CHECK_EVERY) {
             last_abandon = Some(Instant::now());
@@ -91,6 +108,14 @@ pub fn run_hub(mut hub: Hub, mut rx: HubRx, media: Option<FwdSender>) {
                 Ok(p) if p != Purged::default() => tracing::info!(?p, "purged rows past their retention"),
                 Ok(_) => {}
                 Err(err) => tracing::error!(%err, "purge failed"),
+            }
+            if let Some(b) = &blobs {
+                // After the rows' commit, outside any transaction: a blob goes when nothing names it.
+                match b.sweep(|sha| hub.blob_in_use(sha)) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(blobs = n, "deleted attachment blobs nothing references"),
+                    Err(err) => tracing::error!(%err, "deleting attachment blobs failed"),
+                }
             }
         }
     }
@@ -162,6 +187,8 @@ pub struct Edge {
     pub budget: usize,
     /// Time to open the control stream (the hub enforces the `hello` part).
     pub hello_timeout: Duration,
+    /// Attachment transfers on further streams (none: such streams are refused).
+    pub transfers: Option<Arc<crate::transfer::Transfers>>,
 }
 
 /// Accepts connections until the endpoint closes.
@@ -221,8 +248,9 @@ async fn connection(incoming: quinn::Incoming, conn_id: ConnId, edge: Edge) -> a
         let metrics = edge.metrics.clone();
         tokio::spawn(crate::forward::read_datagrams(conn_id, conn.clone(), m.clone(), gate, metrics));
     }
-    // Exactly one bidirectional stream: the transport grants clients one at a
-    // time (`cert::quic_server_config`), and one that never opens it is closed.
+    // The first bidirectional stream is the control stream; one that never opens
+    // it is closed. Later ones carry attachment transfers (`crate::transfer`), at most
+    // `MAX_TRANSFERS_PER_CONNECTION` at a time (the transport's stream credit, `cert::quic_server_config`).
     let (send, mut recv) = match tokio::time::timeout(edge.hello_timeout, conn.accept_bi()).await {
         Ok(stream) => stream?,
         Err(_) => {
@@ -235,6 +263,7 @@ async fn connection(incoming: quinn::Incoming, conn_id: ConnId, edge: Edge) -> a
     hub.connected(conn_id, addr, tx).await?;
 
     let writer = tokio::spawn(write_frames(conn.clone(), send, rx));
+    let transfers = tokio::spawn(accept_transfers(conn.clone(), edge.transfers.clone()));
 
     let mut decoder = FrameDecoder::default();
     let mut buf = vec![0u8; 16 * 1024];
@@ -253,8 +282,24 @@ async fn connection(incoming: quinn::Incoming, conn_id: ConnId, edge: Edge) -> a
         }
     }
     hub.closed(conn_id).await?;
+    transfers.abort();
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     Ok(())
+}
+
+/// Runs each further bidirectional stream as a transfer (the transport lets at
+/// most `MAX_TRANSFERS_PER_CONNECTION` be open at once).
+async fn accept_transfers(conn: quinn::Connection, transfers: Option<Arc<crate::transfer::Transfers>>) {
+    while let Ok((send, mut recv)) = conn.accept_bi().await {
+        match &transfers {
+            Some(t) => {
+                tokio::spawn(crate::transfer::quic_stream(t.clone(), send, recv));
+            }
+            None => {
+                let _ = recv.stop(0u32.into());
+            }
+        }
+    }
 }
 
 /// Writes the outbox to the control stream; closes the connection as

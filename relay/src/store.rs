@@ -1,13 +1,14 @@
 //! The relay's SQLite database: staff and their devices, meetings and their
-//! access codes (as HMACs), participants, the chat log and the audit log.
+//! access codes (as HMACs), participants, the chat log, attachments (their
+//! metadata; the bytes are files in the blob directory, `crate::attachments`) and the audit log.
 //! WAL mode, so the admin subcommands can work while the server runs.
 
 use std::path::Path;
 
 use clinicmeet_protocol::{
-    ChatMessage, ConsultationAmendment, ConsultationNotes, ConsultationRecord, MediaState, MeetingId,
-    MeetingInfo, MeetingKind, MeetingSettings, MeetingStatus, ParticipantId, PastFilter, PastMeeting,
-    Schedule, StaffId, StaffIdentity, SystemLine, UnixMillis,
+    AttachmentId, AttachmentInfo, ChatMessage, ConsultationAmendment, ConsultationNotes, ConsultationRecord,
+    MediaState, MeetingId, MeetingInfo, MeetingKind, MeetingSettings, MeetingStatus, ParticipantId, PastFilter,
+    PastMeeting, Schedule, StaffId, StaffIdentity, SystemLine, UnixMillis,
 };
 use clinicmeet_sqlite::{query_all, uuid_col};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -146,6 +147,21 @@ BEGIN SELECT RAISE(ABORT, 'amendments are never changed'); END;
 CREATE TRIGGER consultation_amendments_not_deleted BEFORE DELETE ON consultation_amendments
 BEGIN SELECT RAISE(ABORT, 'amendments are never deleted'); END;
 ALTER TABLE chat ADD COLUMN system TEXT;
+CREATE TABLE attachments (
+    id TEXT PRIMARY KEY,
+    meeting_id TEXT NOT NULL REFERENCES meetings(id),
+    sha256 TEXT NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mime TEXT NOT NULL,
+    staff_only INTEGER NOT NULL,
+    uploader TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX attachments_meeting ON attachments(meeting_id);
+ALTER TABLE attachments ADD COLUMN message_id TEXT;
+ALTER TABLE chat ADD COLUMN attachments TEXT;
+CREATE INDEX attachments_sha256 ON attachments(sha256);
 "#,
 ];
 
@@ -259,11 +275,16 @@ fn chat_row(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
         text: row.get(7)?,
         sent_at: row.get(8)?,
         system: row.get::<_, Option<String>>(9)?.as_deref().and_then(SystemLine::parse),
+        attachments: row
+            .get::<_, Option<String>>(10)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
     })
 }
 
 const CHAT_COLS: &str =
-    "meeting_id, staff_only, seq, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at, system";
+    "meeting_id, staff_only, seq, client_msg_id, sender_id, sender_name, sender_verified, \
+     text, sent_at, system, attachments";
 
 /// What a purge removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -278,6 +299,8 @@ pub struct Purged {
     pub audit: usize,
     /// Audit rows whose source address was blanked.
     pub addresses: usize,
+    /// Attachment rows deleted (their blob files go once nothing references them).
+    pub attachments: usize,
 }
 
 impl Store {
@@ -893,9 +916,18 @@ impl Store {
                     .execute(params![participant_id.to_string(), at, reason])?;
                 }
                 Write::Chat(m) => {
+                    let attachments = if m.attachments.is_empty() {
+                        None
+                    } else {
+                        Some(
+                            serde_json::to_string(&m.attachments)
+                                .map_err(|e| RelayError::Internal(e.to_string()))?,
+                        )
+                    };
                     tx.prepare_cached(
                         "INSERT INTO chat (meeting_id, staff_only, seq, client_msg_id, sender_id, sender_name, \
-                         sender_verified, text, sent_at, system) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                         sender_verified, text, sent_at, system, attachments) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     )?
                     .execute(params![
                         m.meeting_id.to_string(),
@@ -907,8 +939,13 @@ impl Store {
                         m.sender_verified,
                         m.text,
                         m.sent_at,
-                        m.system.map(SystemLine::as_str)
+                        m.system.map(SystemLine::as_str),
+                        attachments
                     ])?;
+                    for a in &m.attachments {
+                        tx.prepare_cached("UPDATE attachments SET message_id = ?2 WHERE id = ?1")?
+                            .execute(params![a.id.to_string(), m.client_msg_id.to_string()])?;
+                    }
                 }
                 Write::Hold { meeting_id, key } => {
                     tx.prepare_cached(
@@ -1039,8 +1076,83 @@ impl Store {
             &format!("UPDATE participants SET hold = NULL WHERE hold IS NOT NULL AND meeting_id IN {ENDED}"),
             params![addresses_before],
         )?;
+        let attachments = tx
+            .execute(&format!("DELETE FROM attachments WHERE meeting_id IN {ENDED}"), params![chat_before])?;
         tx.commit()?;
-        Ok(Purged { chat, names, references, audit, addresses })
+        Ok(Purged { chat, names, references, audit, addresses, attachments })
+    }
+
+    /// Records a stored attachment (its blob is already durable in the blob directory).
+    pub fn insert_attachment(&self, a: &AttachmentInfo) -> Result<(), RelayError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO attachments (id, meeting_id, sha256, name, size, mime, staff_only, uploader, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                a.id.to_string(),
+                a.meeting_id.to_string(),
+                a.sha256,
+                a.name,
+                a.size as i64,
+                a.mime,
+                a.staff_only as i64,
+                a.uploader.to_string(),
+                a.created_at
+            ])?;
+        Ok(())
+    }
+
+    pub fn attachment(&self, id: AttachmentId) -> Result<Option<AttachmentInfo>, RelayError> {
+        let sql = "SELECT id, meeting_id, sha256, name, size, mime, staff_only, uploader, created_at \
+                   FROM attachments WHERE id = ?1";
+        let rows = query_all(&self.conn, sql, params![id.to_string()], |r| {
+            Ok(AttachmentInfo {
+                id: uuid_col(r, 0)?,
+                meeting_id: uuid_col(r, 1)?,
+                sha256: r.get(2)?,
+                name: r.get(3)?,
+                size: r.get::<_, i64>(4)?.max(0) as u64,
+                mime: r.get(5)?,
+                staff_only: r.get::<_, i64>(6)? != 0,
+                uploader: uuid_col(r, 7)?,
+                created_at: r.get(8)?,
+            })
+        })?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// An attachment and the chat message it is in, if any.
+    pub fn attachment_link(
+        &self,
+        id: AttachmentId,
+    ) -> Result<Option<(AttachmentInfo, Option<Uuid>)>, RelayError> {
+        let Some(a) = self.attachment(id)? else { return Ok(None) };
+        let m: Option<String> = self.conn.query_row(
+            "SELECT message_id FROM attachments WHERE id = ?1",
+            params![id.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(Some((a, m.and_then(|m| Uuid::parse_str(&m).ok()))))
+    }
+
+    /// Bytes of the meeting's stored attachments (for its quota).
+    pub fn attachment_bytes(&self, meeting: MeetingId) -> Result<u64, RelayError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COALESCE(SUM(size), 0) FROM attachments WHERE meeting_id = ?1",
+            params![meeting.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Whether any attachment row still names this blob.
+    pub fn blob_referenced(&self, sha256: &str) -> Result<bool, RelayError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM attachments WHERE sha256 = ?1)",
+            params![sha256],
+            |r| r.get(0),
+        )?)
     }
 
     /// Meetings not over in which nobody is present and nothing has happened
@@ -1188,6 +1300,7 @@ mod tests {
                 staff_only: false,
                 sent_at: 3,
                 system: None,
+                attachments: Vec::new(),
             };
             s.apply(&[&Write::Chat(msg.clone())], 3).unwrap();
             assert!(s.apply(&[&Write::Chat(msg)], 3).is_err(), "client_msg_id unique per meeting");
@@ -1225,6 +1338,7 @@ mod tests {
                 staff_only: false,
                 sent_at: 1,
                 system: None,
+                attachments: Vec::new(),
             };
             s.apply(&[&Write::Chat(msg)], 1).unwrap();
         }

@@ -127,8 +127,12 @@ async fn slow_reader_is_closed_as_slow_consumer_and_resumes_losing_nothing() {
     while closed.is_none() && sent < 2000 {
         let mut ids = Vec::new();
         for _ in 0..20 {
-            let req =
-                Request::SendChat { client_msg_id: Uuid::now_v7(), text: text.clone(), staff_only: false };
+            let req = Request::SendChat {
+                client_msg_id: Uuid::now_v7(),
+                text: text.clone(),
+                staff_only: false,
+                attachments: vec![],
+            };
             ids.push(host.send(req).await);
         }
         for id in ids {
@@ -159,7 +163,12 @@ async fn slow_reader_is_closed_as_slow_consumer_and_resumes_losing_nothing() {
 
     // More chat after the close costs the relay nothing for the gone reader.
     for _ in 0..50 {
-        let req = Request::SendChat { client_msg_id: Uuid::now_v7(), text: text.clone(), staff_only: false };
+        let req = Request::SendChat {
+            client_msg_id: Uuid::now_v7(),
+            text: text.clone(),
+            staff_only: false,
+            attachments: vec![],
+        };
         host.call(req).await.unwrap();
         sent += 1;
     }
@@ -731,8 +740,12 @@ async fn slow_websocket_guest_is_closed_as_slow_consumer() {
         // 20 replies of 8 KiB in flight stay well under the host's own 256 KiB
         // budget, so only the guest that reads nothing can be the slow one.
         for _ in 0..20 {
-            let req =
-                Request::SendChat { client_msg_id: Uuid::now_v7(), text: text.clone(), staff_only: false };
+            let req = Request::SendChat {
+                client_msg_id: Uuid::now_v7(),
+                text: text.clone(),
+                staff_only: false,
+                attachments: vec![],
+            };
             ids.push(host.send(req).await);
         }
         for id in ids {

@@ -97,7 +97,12 @@ async fn chat_rate_limit_says_when_to_retry() {
     let mut results = Vec::new();
     for _ in 0..4 {
         let r = host
-            .call(Request::SendChat { client_msg_id: Uuid::now_v7(), text: "hi".into(), staff_only: false })
+            .call(Request::SendChat {
+                client_msg_id: Uuid::now_v7(),
+                text: "hi".into(),
+                staff_only: false,
+                attachments: vec![],
+            })
             .await;
         results.push(r.map_err(|e| (e.code, e.retry_after_ms.is_some())));
     }
@@ -150,6 +155,7 @@ async fn figures_chat_latency_and_memory_per_participant() {
                 client_msg_id: Uuid::now_v7(),
                 text: format!("m{i}"),
                 staff_only: false,
+                attachments: vec![],
             })
             .await;
         rtt.push(t.elapsed());

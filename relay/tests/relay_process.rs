@@ -91,7 +91,12 @@ async fn enroll_create_join_chat_and_resume_across_restart() {
 
     // Chat: stored once even when retried; the other side gets one event.
     let cid = Uuid::now_v7();
-    let send = Request::SendChat { client_msg_id: cid, text: "hello".into(), staff_only: false };
+    let send = Request::SendChat {
+        client_msg_id: cid,
+        text: "hello".into(),
+        staff_only: false,
+        attachments: vec![],
+    };
     let Response::ChatAccepted { message: m1 } = guest.call(send.clone()).await.unwrap() else { panic!() };
     let Response::ChatAccepted { message: m2 } = guest.call(send).await.unwrap() else { panic!() };
     assert_eq!(m1, m2);
@@ -100,7 +105,12 @@ async fn enroll_create_join_chat_and_resume_across_restart() {
     assert_eq!(message.text, "hello");
     // A staff note never reaches the guest.
     let Response::ChatAccepted { message: note } = host
-        .call(Request::SendChat { client_msg_id: Uuid::now_v7(), text: "note".into(), staff_only: true })
+        .call(Request::SendChat {
+            client_msg_id: Uuid::now_v7(),
+            text: "note".into(),
+            staff_only: true,
+            attachments: vec![],
+        })
         .await
         .unwrap()
     else {
@@ -189,7 +199,12 @@ async fn protocol_violations_get_errors_and_other_clients_are_unaffected() {
     );
     // Out of order: chat before join.
     let err = c
-        .call(Request::SendChat { client_msg_id: Uuid::now_v7(), text: "x".into(), staff_only: false })
+        .call(Request::SendChat {
+            client_msg_id: Uuid::now_v7(),
+            text: "x".into(),
+            staff_only: false,
+            attachments: vec![],
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidState);
@@ -282,13 +297,23 @@ async fn busy_relay_refuses_and_staff_read_chat_after_the_end() {
         .await
         .unwrap();
     for text in ["one", "two"] {
-        host.call(Request::SendChat { client_msg_id: Uuid::now_v7(), text: text.into(), staff_only: false })
-            .await
-            .unwrap();
-    }
-    host.call(Request::SendChat { client_msg_id: Uuid::now_v7(), text: "note".into(), staff_only: true })
+        host.call(Request::SendChat {
+            client_msg_id: Uuid::now_v7(),
+            text: text.into(),
+            staff_only: false,
+            attachments: vec![],
+        })
         .await
         .unwrap();
+    }
+    host.call(Request::SendChat {
+        client_msg_id: Uuid::now_v7(),
+        text: "note".into(),
+        staff_only: true,
+        attachments: vec![],
+    })
+    .await
+    .unwrap();
     host.call(Request::EndMeeting).await.unwrap();
     drop(host);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -109,6 +109,10 @@ pub struct WebConfig {
     pub ws_timeout: Duration,
     /// Pages that may open the WebSocket besides the one at the request's `Host`.
     pub origins: origin::Origins,
+    /// Attachment uploads and downloads (`/api/uploads`, `/api/attachments`); none: refused.
+    pub transfers: Option<Arc<crate::transfer::Transfers>>,
+    /// The upload route's body limit (the per-file limit).
+    pub max_attachment_bytes: u64,
 }
 
 /// The WebSocket layer's limits: no message or frame longer than a control

@@ -1,16 +1,20 @@
 //! The guest page's HTTP surface as an axum [`Router`] (served per TLS
 //! connection by [`crate::http1`]): the page and its files (tower-http
 //! `ServeDir`/`ServeFile`: traversal refused, HEAD and ranges right),
-//! `/invite-info`, and the `/ws` upgrade handed to [`super::session`].
+//! `/invite-info`, the `/ws` upgrade handed to [`super::session`], and the
+//! attachment transfers of browser guests (`PUT /api/uploads/<token>?offset=N`,
+//! `GET /api/attachments/<token>`; tokens come over the guest's WebSocket
+//! session, see `clinicmeet_protocol::transfer`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::Path;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{middleware, Extension, Router};
 use hyper_util::rt::TokioIo;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -24,8 +28,9 @@ use crate::admission::{Admissions, Ticket};
 use crate::forward::FwdSender;
 use crate::metrics::Metrics;
 use crate::server::HubTx;
+use clinicmeet_protocol::transfer::TransferReply;
 
-/// Nothing the guest page sends has a body; a declared larger one is refused (`413`).
+/// Nothing the guest page sends has a body (but an upload); a declared larger one is refused (`413`).
 pub const MAX_BODY: usize = 4 * 1024;
 
 /// What the handlers share.
@@ -51,16 +56,20 @@ pub fn router(app: Arc<App>) -> Router {
     let dir = &app.cfg.guest_dir;
     let page = ServeFile::new(dir.join("guest.html"));
     let files = ServeDir::new(dir).append_index_html_on_directories(false);
-    let router = Router::new()
+    let upload_limit = usize::try_from(app.cfg.max_attachment_bytes).unwrap_or(usize::MAX);
+    let pages = Router::new()
         .route_service("/", page.clone())
         .route_service("/join", page.clone())
         .route_service("/guest", page)
         .route("/invite-info", get(invite_info))
         .route("/ws", get(websocket))
+        .route("/api/attachments/{token}", get(download))
         .fallback_service(files)
-        .with_state(app)
-        .layer(middleware::from_fn(headers::cache))
         .layer(RequestBodyLimitLayer::new(MAX_BODY));
+    let uploads = Router::new()
+        .route("/api/uploads/{token}", put(upload))
+        .layer(RequestBodyLimitLayer::new(upload_limit));
+    let router = pages.merge(uploads).with_state(app).layer(middleware::from_fn(headers::cache));
     headers::secure(router)
 }
 
@@ -138,4 +147,103 @@ async fn websocket(
         .header(header::SEC_WEBSOCKET_ACCEPT, accept)
         .body(Body::empty())
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// `offset=N` of a query string (0 when absent); `None` when it is not a number.
+fn offset_param(query: Option<&str>) -> Option<u64> {
+    let Some(q) = query else { return Some(0) };
+    match q.split('&').find_map(|kv| kv.strip_prefix("offset=")) {
+        Some(v) => v.parse().ok(),
+        None => Some(0),
+    }
+}
+
+/// An HTTP body as upload chunks.
+struct BodyChunks(axum::body::BodyDataStream);
+
+impl crate::transfer::Chunks for BodyChunks {
+    async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, ()> {
+        use futures_util::StreamExt as _;
+        match self.0.next().await {
+            Some(Ok(b)) => Ok(Some(b)),
+            Some(Err(_)) => Err(()),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A transfer's answer as JSON with a status that says the same.
+fn transfer_reply(r: &TransferReply) -> Response {
+    use clinicmeet_protocol::ErrorCode as C;
+    let status = match r {
+        TransferReply::Stored { .. } | TransferReply::Sending { .. } => StatusCode::OK,
+        TransferReply::Partial { .. } => StatusCode::CONFLICT,
+        TransferReply::Error { error } => match error.code {
+            C::InvalidCredential => StatusCode::FORBIDDEN,
+            C::AttachmentNotFound => StatusCode::NOT_FOUND,
+            C::AttachmentTypeNotAllowed => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            C::AttachmentMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            C::InvalidState => StatusCode::CONFLICT,
+            C::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+    };
+    let body = serde_json::to_string(r).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `PUT /api/uploads/<token>?offset=N`: the bytes from N on (N = the durable
+/// offset `start_upload` answered). Answers `stored` (200), `partial` (409, with
+/// the offset to resume from) or an error.
+async fn upload(
+    State(app): State<Arc<App>>,
+    Path(token): Path<String>,
+    uri: axum::http::Uri,
+    body: Body,
+) -> Response {
+    let Some(t) = app.cfg.transfers.as_ref() else { return StatusCode::NOT_FOUND.into_response() };
+    let Some(offset) = offset_param(uri.query()) else {
+        return refuse(StatusCode::BAD_REQUEST, "offset must be a number\n");
+    };
+    let reply = match t.upload_grant(&token) {
+        Some(u) => t.receive(u, offset, &mut BodyChunks(body.into_data_stream())).await,
+        None => crate::transfer::refused_token(),
+    };
+    transfer_reply(&reply)
+}
+
+/// `GET /api/attachments/<token>` (ranges allowed): the file, as a download.
+async fn download(State(app): State<Arc<App>>, Path(token): Path<String>, req: Request) -> Response {
+    use tower::ServiceExt as _;
+    let Some(t) = app.cfg.transfers.as_ref() else { return StatusCode::NOT_FOUND.into_response() };
+    let Some(a) = t.download_grant(&token) else { return transfer_reply(&crate::transfer::refused_token()) };
+    let Ok(mut res) = ServeFile::new(t.blobs.blob_path(&a.sha256)).oneshot(req).await;
+    if res.status() == StatusCode::NOT_FOUND {
+        return transfer_reply(&TransferReply::Error {
+            error: clinicmeet_protocol::ErrorBody::new(
+                clinicmeet_protocol::ErrorCode::AttachmentNotFound,
+                "no such attachment",
+            ),
+        });
+    }
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/octet-stream"));
+    if let Ok(v) = header::HeaderValue::from_str(&content_disposition(&a.name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    res.map(Body::new)
+}
+
+/// `attachment` with the name percent-encoded (RFC 6266 / 5987): no quoting or
+/// header injection whatever the name holds.
+fn content_disposition(name: &str) -> String {
+    let mut enc = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            enc.push(b as char);
+        } else {
+            enc.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"attachment\"; filename*=UTF-8''{enc}")
 }

@@ -165,6 +165,17 @@ enum Cmd {
     },
     /// Staff: cancel a meeting you created that has not started; prints {"meeting_id","status":"cancelled"}.
     Cancel { meeting_id: Uuid },
+    /// Download a chat attachment to a file (progress and the attachment as JSON
+    /// lines). Staff who took part in its meeting need nothing more; anyone else
+    /// joins the meeting with `--code` first (and leaves after).
+    Download {
+        attachment_id: Uuid,
+        #[arg(long)]
+        out: PathBuf,
+        /// Access code (or invite secret) of the attachment's meeting.
+        #[arg(long)]
+        code: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -448,6 +459,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out(&serde_json::to_value(&c)?);
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Download { attachment_id, out: path, code } => {
+            let (session, _events, driver) = connect(&cli).await?;
+            if let Some(code) = code {
+                let name = cli.name.clone().unwrap_or_else(|| "clinicmeet-cli".into());
+                session.join(code, &name, MediaState::default()).await?;
+            }
+            let r = download(&session, *attachment_id, path).await;
+            if code.is_some() {
+                let _ = session.leave().await;
+            }
+            session.close();
+            let _ = driver.await;
+            Ok(if r.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Cmd::Enroll { code, device_name } => {
             let (session, _events, driver) = connect(&cli).await?;
@@ -845,6 +870,34 @@ async fn join(
     Ok(code)
 }
 
+/// Prints a transfer's progress as JSON lines: at the start, every 4 MiB and at the end.
+fn progress_printer(event: &'static str) -> impl FnMut(clinicmeet_client::attachments::Progress) + Send {
+    let mut next = 0u64;
+    move |p| {
+        if p.done >= next || p.done == p.total {
+            out(&json!({"event": event, "done": p.done, "total": p.total}));
+            next = p.done + 4 * 1024 * 1024;
+            if p.done == p.total {
+                next = u64::MAX;
+            }
+        }
+    }
+}
+
+/// Downloads an attachment, printing progress and then `downloaded` (or the error).
+async fn download(session: &Session, id: Uuid, path: &std::path::Path) -> Result<(), ClientError> {
+    match session.download(id, path, progress_printer("download_progress")).await {
+        Ok(a) => {
+            out(&json!({"event": "downloaded", "attachment": a, "path": path}));
+            Ok(())
+        }
+        Err(e) => {
+            out(&client_error_line(&e, Some("download")));
+            Err(e)
+        }
+    }
+}
+
 fn print_event(ev: &ClientEvent) {
     match serde_json::to_value(ev) {
         Ok(v) => out(&v),
@@ -893,6 +946,34 @@ async fn command(session: &Session, engine: Option<&MediaEngine>, line: &str) {
         "leave" => {
             leave(session).await;
             return; // the `left` event ends the loop
+        }
+        "attach" | "attach-note" => {
+            let (path, caption) = arg.split_once(' ').map_or((arg, ""), |(p, c)| (p, c.trim()));
+            if path.is_empty() {
+                out(&error_line("usage", "/attach PATH [caption]", Some(name)));
+                return;
+            }
+            let staff_only = name == "attach-note";
+            let r = session
+                .attach(std::path::Path::new(path), staff_only, progress_printer("upload_progress"))
+                .await;
+            match r {
+                Ok(a) => {
+                    out(&json!({"event": "attached", "attachment": a}));
+                    session.send_chat_with_attachments(caption, staff_only, vec![a.id]).await.map(|_| None)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        "download" => {
+            let Some((id, path)) =
+                arg.split_once(' ').and_then(|(i, p)| Some((Uuid::parse_str(i).ok()?, p.trim())))
+            else {
+                out(&error_line("usage", "/download ATTACHMENT_ID PATH", Some(name)));
+                return;
+            };
+            let _ = download(session, id, std::path::Path::new(path)).await;
+            return;
         }
         "typing" => session.typing(true).map(|_| None),
         "lock" => session.set_locked(true).await.map(|_| Some(Value::Null)),

@@ -314,6 +314,7 @@ mod tests {
                 staff_only: false,
                 sent_at: 1,
                 system: None,
+                attachments: Vec::new(),
             },
             own: false,
         };

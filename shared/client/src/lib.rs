@@ -11,7 +11,9 @@
 //! * [`backoff`]: reconnect delays with jitter.
 //! * [`ics`]: a scheduled meeting as an iCalendar invitation (`.ics`).
 //! * [`event`]: the typed events handed to the application (JSON with an `"event"` field).
+//! * [`attachments`]: attachment uploads and downloads on QUIC streams, kept in the local store.
 
+pub mod attachments;
 pub mod backoff;
 pub mod error;
 pub mod event;

@@ -80,7 +80,7 @@ impl MediaLink {
         MediaLink { target: Target::Session(conns), incoming }
     }
 
-    fn connection(&self) -> Option<quinn::Connection> {
+    pub(crate) fn connection(&self) -> Option<quinn::Connection> {
         match &self.target {
             Target::Session(w) => w.borrow().clone(),
             Target::Bound(c) => Some(c.clone()),

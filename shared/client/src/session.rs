@@ -112,7 +112,7 @@ enum Command {
     Call(Request, Reply<Response>),
     Join { code: String, name: String, media: MediaState, reply: Reply<Response> },
     EndConsultation { notes: Option<String>, reply: Reply<Response> },
-    SendChat { text: String, staff_only: bool, reply: Reply<Uuid> },
+    SendChat { text: String, staff_only: bool, attachments: Vec<Uuid>, reply: Reply<Uuid> },
     RetryChat { id: Uuid, reply: Reply<()> },
     Typing(bool),
     Snapshot(oneshot::Sender<Option<MeetingView>>),
@@ -124,7 +124,9 @@ enum Command {
 #[derive(Clone, Debug)]
 pub struct Session {
     tx: mpsc::UnboundedSender<Command>,
-    media: MediaLink,
+    pub(crate) media: MediaLink,
+    /// The user's data directory (the local store; kept attachments beside it).
+    pub(crate) data_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Command {
@@ -247,14 +249,14 @@ impl Session {
         driver.conn_tx.send_replace(Some(link.conn.clone()));
         driver.link = Some(link);
         let media = MediaLink::new(conn_rx, incoming);
-        Ok(Connected { session: Session { tx, media }, events, driver })
+        Ok(Connected { session: Session { tx, media, data_dir: config.data_dir.clone() }, events, driver })
     }
 
     fn send(&self, cmd: Command) -> Result<()> {
         self.tx.send(cmd).map_err(|_| ClientError::Closed)
     }
 
-    async fn call(&self, request: Request) -> Result<Response> {
+    pub(crate) async fn call(&self, request: Request) -> Result<Response> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Call(request, reply))?;
         rx.await.map_err(|_| ClientError::Closed)?
@@ -401,7 +403,20 @@ impl Session {
     /// client id once it is in the outbox; its progress comes as `chat_status` events.
     pub async fn send_chat(&self, text: &str, staff_only: bool) -> Result<Uuid> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::SendChat { text: text.into(), staff_only, reply })?;
+        self.send(Command::SendChat { text: text.into(), staff_only, attachments: Vec::new(), reply })?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// [`Session::send_chat`] carrying attachments stored with [`Session::attach`]
+    /// (their ids; the text may be empty). Goes through the outbox like any message.
+    pub async fn send_chat_with_attachments(
+        &self,
+        text: &str,
+        staff_only: bool,
+        attachments: Vec<Uuid>,
+    ) -> Result<Uuid> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::SendChat { text: text.into(), staff_only, attachments, reply })?;
         rx.await.map_err(|_| ClientError::Closed)?
     }
 
@@ -804,11 +819,18 @@ impl Driver {
                 let call = self.core.end_consultation(notes, now);
                 self.calls.insert(call, reply);
             }
-            Command::SendChat { text, staff_only, reply } => {
+            Command::SendChat { text, staff_only, attachments, reply } => {
                 let id = Uuid::now_v7();
                 let r = self
                     .core
-                    .send_chat(id, text, staff_only, now, clinicmeet_protocol::unix_now_ms())
+                    .send_chat_with(
+                        id,
+                        text,
+                        staff_only,
+                        attachments,
+                        now,
+                        clinicmeet_protocol::unix_now_ms(),
+                    )
                     .map(|_| id)
                     .map_err(call_error);
                 let r = match r {

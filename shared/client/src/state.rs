@@ -237,6 +237,7 @@ struct OutItem {
     staff_only: bool,
     attempts: u32,
     in_flight: bool,
+    attachments: Vec<Uuid>,
 }
 
 /// The session state machine.
@@ -637,7 +638,25 @@ impl Core {
         now: Instant,
         wall_ms: i64,
     ) -> Result<(), CallError> {
-        let text = clinicmeet_protocol::limits::clean_chat_text(&text).map_err(CallError::Relay)?;
+        self.send_chat_with(client_msg_id, text, staff_only, Vec::new(), now, wall_ms)
+    }
+
+    /// [`Core::send_chat`] carrying attachments already uploaded (their ids);
+    /// the text may then be empty.
+    pub fn send_chat_with(
+        &mut self,
+        client_msg_id: Uuid,
+        text: String,
+        staff_only: bool,
+        attachments: Vec<Uuid>,
+        now: Instant,
+        wall_ms: i64,
+    ) -> Result<(), CallError> {
+        let text = if attachments.is_empty() || !text.trim().is_empty() {
+            clinicmeet_protocol::limits::clean_chat_text(&text).map_err(CallError::Relay)?
+        } else {
+            String::new()
+        };
         let Some(view) = &self.view else {
             return Err(CallError::InvalidState("chat needs a joined meeting".into()));
         };
@@ -654,6 +673,7 @@ impl Core {
             next_retry_at: 0,
             created_at: wall_ms,
             last_error: None,
+            attachments: attachments.clone(),
         };
         self.out.push_back(Output::Persist(Persist::OutboxInsert(entry)));
         self.emit(ClientEvent::ChatStatus {
@@ -664,7 +684,14 @@ impl Core {
             error: None,
             retry_in_ms: None,
         });
-        self.outbox.push_back(OutItem { id: client_msg_id, text, staff_only, attempts: 0, in_flight: false });
+        self.outbox.push_back(OutItem {
+            id: client_msg_id,
+            text,
+            staff_only,
+            attempts: 0,
+            in_flight: false,
+            attachments,
+        });
         self.pump_outbox(now);
         Ok(())
     }
@@ -697,6 +724,7 @@ impl Core {
             staff_only: entry.staff_only,
             attempts: entry.attempts,
             in_flight: false,
+            attachments: entry.attachments,
         });
         self.pump_outbox(now);
         Ok(())
@@ -731,6 +759,7 @@ impl Core {
                     staff_only: e.staff_only,
                     attempts: e.attempts,
                     in_flight: false,
+                    attachments: e.attachments,
                 });
             }
         }
@@ -1355,12 +1384,12 @@ impl Core {
             if !item.in_flight {
                 item.in_flight = true;
                 in_flight += 1;
-                to_send.push((item.id, item.text.clone(), item.staff_only));
+                to_send.push((item.id, item.text.clone(), item.staff_only, item.attachments.clone()));
             }
         }
-        for (client_msg_id, text, staff_only) in to_send {
+        for (client_msg_id, text, staff_only, attachments) in to_send {
             self.transmit(
-                Request::SendChat { client_msg_id, text, staff_only },
+                Request::SendChat { client_msg_id, text, staff_only, attachments },
                 Pending::Chat { client_msg_id },
             );
         }
@@ -1429,6 +1458,8 @@ fn response_name(r: &Response) -> &'static str {
         Response::Rekeyed { .. } => "rekeyed",
         Response::Consultation { .. } => "consultation",
         Response::PastMeetings { .. } => "past_meetings",
+        Response::UploadReady { .. } => "upload_ready",
+        Response::DownloadReady { .. } => "download_ready",
     }
 }
 
@@ -1514,6 +1545,7 @@ mod tests {
             staff_only,
             sent_at: seq as i64,
             system: None,
+            attachments: Vec::new(),
         }
     }
 
@@ -1687,6 +1719,7 @@ mod tests {
             next_retry_at: 0,
             created_at: 0,
             last_error: None,
+            attachments: Vec::new(),
         };
         h.clear();
         h.core.local_loaded(m, Watermarks { chat: 2, notes: 0 }, vec![leftover], h.now);
@@ -1817,6 +1850,7 @@ mod tests {
             next_retry_at: 0,
             created_at: 0,
             last_error: None,
+            attachments: Vec::new(),
         };
         h.core.retry_chat(entry, h.now).unwrap();
         h.drain();

@@ -1,5 +1,7 @@
 //! The client's local SQLite store: relay credentials and pins, meetings seen,
-//! chat messages and staff notes, the chat outbox, consultation records.
+//! chat messages and staff notes, the chat outbox, consultation records, and
+//! the attachments sent or downloaded (metadata here; the bytes are files
+//! named by SHA-256 in `attachments/` beside the store, readable offline).
 //!
 //! One file per user data directory (`clinicmeet.sqlite3`), WAL journal,
 //! schema migrations by `PRAGMA user_version`. Inserting a chat message is
@@ -9,7 +11,9 @@
 
 use std::path::{Path, PathBuf};
 
-use clinicmeet_protocol::{unix_now_ms, ChatMessage, MeetingId, MeetingInfo, Role};
+use clinicmeet_protocol::{
+    unix_now_ms, AttachmentId, AttachmentInfo, ChatMessage, MeetingId, MeetingInfo, Role,
+};
 use clinicmeet_sqlite::{query_all, uuid_col, SyncMode};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -81,6 +85,20 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE meetings ADD COLUMN invite_secret TEXT;",
     // 3: relay-written chat lines (joined, left, …), by kind
     "ALTER TABLE chat ADD COLUMN system TEXT;",
+    // 4: attachments sent or downloaded (metadata; the bytes are `attachments/<sha256>` beside the store)
+    "CREATE TABLE attachments (
+        id TEXT PRIMARY KEY,
+        meeting_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mime TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        staff_only INTEGER NOT NULL,
+        uploader TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    ALTER TABLE chat ADD COLUMN attachments TEXT;
+    ALTER TABLE outbox ADD COLUMN attachments TEXT;",
 ];
 
 /// State of a message in the outbox.
@@ -128,6 +146,8 @@ pub struct OutboxEntry {
     pub next_retry_at: i64,
     pub created_at: i64,
     pub last_error: Option<String>,
+    /// Attachments the message carries (ids of uploads already stored on the relay).
+    pub attachments: Vec<Uuid>,
 }
 
 /// What this device knows about a relay.
@@ -294,6 +314,51 @@ impl Store {
     }
 
     /// Remembers the pin used for a relay (kept when `pin` is `None`).
+    /// Keeps an attachment's metadata (its bytes are already in [`Store::attachment_file`]).
+    pub fn save_attachment(&self, a: &AttachmentInfo) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO attachments (id, meeting_id, name, size, mime, sha256, staff_only, uploader, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                a.id.to_string(),
+                a.meeting_id.to_string(),
+                a.name,
+                a.size as i64,
+                a.mime,
+                a.sha256,
+                a.staff_only as i64,
+                a.uploader.to_string(),
+                a.created_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A kept attachment's metadata.
+    pub fn attachment(&self, id: AttachmentId) -> Result<Option<AttachmentInfo>> {
+        let sql = "SELECT id, meeting_id, name, size, mime, sha256, staff_only, uploader, created_at
+                   FROM attachments WHERE id = ?1";
+        let rows = query_all(&self.conn, sql, params![id.to_string()], |r| {
+            Ok(AttachmentInfo {
+                id: uuid_col(r, 0)?,
+                meeting_id: uuid_col(r, 1)?,
+                name: r.get(2)?,
+                size: r.get::<_, i64>(3)?.max(0) as u64,
+                mime: r.get(4)?,
+                sha256: r.get(5)?,
+                staff_only: r.get::<_, i64>(6)? != 0,
+                uploader: uuid_col(r, 7)?,
+                created_at: r.get(8)?,
+            })
+        })?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Where the bytes of the attachment with this SHA-256 are kept, in `data_dir`.
+    pub fn attachment_file(data_dir: &Path, sha256: &str) -> PathBuf {
+        data_dir.join("attachments").join(sha256)
+    }
+
     pub fn save_relay_pin(&self, relay: &str, pin: &str) -> Result<()> {
         self.conn.execute(
             "INSERT INTO relays(relay, pin, updated_at) VALUES (?1, ?2, ?3)
@@ -445,8 +510,8 @@ impl Store {
 
     /// Stored messages of a meeting (chat or notes), in sequence order.
     pub fn chat(&self, meeting: MeetingId, staff_only: bool) -> Result<Vec<ChatMessage>> {
-        let sql = "SELECT meeting_id, seq, client_msg_id, sender_id, sender_name, sender_verified, text, staff_only, sent_at, system
-             FROM chat WHERE meeting_id = ?1 AND staff_only = ?2 ORDER BY seq";
+        let sql = "SELECT meeting_id, seq, client_msg_id, sender_id, sender_name, sender_verified, text, staff_only, sent_at,
+             system, attachments FROM chat WHERE meeting_id = ?1 AND staff_only = ?2 ORDER BY seq";
         Ok(query_all(&self.conn, sql, params![meeting.to_string(), staff_only], |r| {
             Ok(ChatMessage {
                 meeting_id: uuid_col(r, 0)?,
@@ -462,6 +527,10 @@ impl Store {
                     .get::<_, Option<String>>(9)?
                     .as_deref()
                     .and_then(clinicmeet_protocol::SystemLine::parse),
+                attachments: r
+                    .get::<_, Option<String>>(10)?
+                    .and_then(|j| serde_json::from_str(&j).ok())
+                    .unwrap_or_default(),
             })
         })?)
     }
@@ -544,8 +613,8 @@ impl Store {
     /// Adds a message to the outbox in state `sending` (idempotent by id).
     pub fn outbox_insert(&self, e: &OutboxEntry) -> Result<()> {
         self.conn.execute(
-            "INSERT OR IGNORE INTO outbox(client_msg_id, meeting_id, text, staff_only, state, attempts, next_retry_at, created_at, last_error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT OR IGNORE INTO outbox(client_msg_id, meeting_id, text, staff_only, state, attempts, next_retry_at, created_at, last_error,
+             attachments) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 e.client_msg_id.to_string(),
                 e.meeting_id.to_string(),
@@ -555,7 +624,8 @@ impl Store {
                 e.attempts,
                 e.next_retry_at,
                 e.created_at,
-                e.last_error
+                e.last_error,
+                (!e.attachments.is_empty()).then(|| serde_json::to_string(&e.attachments).unwrap_or_default())
             ],
         )?;
         Ok(())
@@ -728,8 +798,8 @@ const MEETING_COLS: &str = "meeting_id, relay, title, access_code, kind, status,
 /// message id or sequence number); returns the number of rows inserted (0 or 1).
 fn insert_chat_row(conn: &Connection, m: &ChatMessage) -> rusqlite::Result<usize> {
     conn.execute(
-        "INSERT OR IGNORE INTO chat(meeting_id, seq, staff_only, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at, system)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT OR IGNORE INTO chat(meeting_id, seq, staff_only, client_msg_id, sender_id, sender_name, sender_verified, text, sent_at,
+         system, attachments) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             m.meeting_id.to_string(),
             m.seq as i64,
@@ -740,7 +810,8 @@ fn insert_chat_row(conn: &Connection, m: &ChatMessage) -> rusqlite::Result<usize
             m.sender_verified,
             m.text,
             m.sent_at,
-            m.system.map(clinicmeet_protocol::SystemLine::as_str)
+            m.system.map(clinicmeet_protocol::SystemLine::as_str),
+            (!m.attachments.is_empty()).then(|| serde_json::to_string(&m.attachments).unwrap_or_default())
         ],
     )
 }
@@ -763,7 +834,7 @@ fn meeting_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MeetingRecord> {
 }
 
 const OUTBOX_COLS: &str =
-    "client_msg_id, meeting_id, text, staff_only, state, attempts, next_retry_at, created_at, last_error";
+    "client_msg_id, meeting_id, text, staff_only, state, attempts, next_retry_at, created_at, last_error, attachments";
 
 fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<OutboxEntry>> {
     let state: String = r.get(4)?;
@@ -781,6 +852,10 @@ fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<OutboxEntry>> {
         next_retry_at: r.get(6)?,
         created_at: r.get(7)?,
         last_error: r.get(8)?,
+        attachments: r
+            .get::<_, Option<String>>(9)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
     }))
 }
 
@@ -800,6 +875,7 @@ mod tests {
             staff_only,
             sent_at: 1_000 + seq as i64 * 10 + staff_only as i64 * 5,
             system: None,
+            attachments: Vec::new(),
         }
     }
 
@@ -814,6 +890,7 @@ mod tests {
             next_retry_at: 0,
             created_at: unix_now_ms(),
             last_error: None,
+            attachments: Vec::new(),
         }
     }
 

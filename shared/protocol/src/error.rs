@@ -51,6 +51,17 @@ pub enum ErrorCode {
     StorageUnavailable,
     /// The meeting was cancelled before it started; its code admits nobody.
     MeetingCancelled,
+    /// The file is larger than the relay's per-file limit (the message says the limit).
+    AttachmentTooLarge,
+    /// The file's content (not its name) is not of an allowed type, or it is an executable.
+    AttachmentTypeNotAllowed,
+    /// The meeting's attachments would exceed the relay's per-meeting quota.
+    AttachmentQuotaExceeded,
+    /// No such attachment for you: it does not exist, is gone (retention), or is
+    /// not yours to read (one answer for all three).
+    AttachmentNotFound,
+    /// The transferred bytes do not match the declared size or SHA-256.
+    AttachmentMismatch,
     /// A code from a newer relay that this build does not know (serde's
     /// catch-all: stays the last variant).
     #[serde(other)]
@@ -80,6 +91,11 @@ impl ErrorCode {
             ErrorCode::ServerBusy => "server_busy",
             ErrorCode::Internal => "internal",
             ErrorCode::StorageUnavailable => "storage_unavailable",
+            ErrorCode::AttachmentTooLarge => "attachment_too_large",
+            ErrorCode::AttachmentTypeNotAllowed => "attachment_type_not_allowed",
+            ErrorCode::AttachmentQuotaExceeded => "attachment_quota_exceeded",
+            ErrorCode::AttachmentNotFound => "attachment_not_found",
+            ErrorCode::AttachmentMismatch => "attachment_mismatch",
             ErrorCode::Unknown => "unknown",
             ErrorCode::MeetingCancelled => "meeting_cancelled",
         }
@@ -127,6 +143,11 @@ mod tests {
             ErrorCode::UpgradeRequired,
             ErrorCode::ServerBusy,
             ErrorCode::StorageUnavailable,
+            ErrorCode::AttachmentTooLarge,
+            ErrorCode::AttachmentTypeNotAllowed,
+            ErrorCode::AttachmentQuotaExceeded,
+            ErrorCode::AttachmentNotFound,
+            ErrorCode::AttachmentMismatch,
         ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         }

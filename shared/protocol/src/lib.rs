@@ -8,6 +8,7 @@
 //! * [`join_secret`]: what a join may carry: a code or an invite link's long secret.
 //! * [`error`]: stable error codes carried on the wire.
 //! * [`limits`]: sizes and lengths both ends enforce.
+//! * [`transfer`]: attachment uploads and downloads outside the control stream.
 
 pub mod access_code;
 pub mod datagram;
@@ -16,6 +17,7 @@ pub mod frame;
 pub mod join_secret;
 pub mod limits;
 pub mod messages;
+pub mod transfer;
 
 pub use access_code::AccessCode;
 pub use error::{ErrorBody, ErrorCode};

@@ -14,6 +14,8 @@ pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 4000;
 /// Longest patient reference, in characters.
 pub const MAX_PATIENT_REFERENCE_CHARS: usize = 100;
+/// Most attachments in one chat message.
+pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 10;
 /// Most chat messages returned in one history page.
 pub const MAX_HISTORY_PAGE: u32 = 500;
 /// Largest consultation notes, and largest amendment, in bytes of UTF-8.

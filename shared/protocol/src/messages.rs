@@ -99,9 +99,15 @@ pub enum Request {
     /// Send a chat message. `client_msg_id` makes retries idempotent.
     SendChat {
         client_msg_id: Uuid,
+        /// May be empty when the message carries attachments.
         text: String,
         #[serde(default)]
         staff_only: bool,
+        /// Attachments this participant uploaded into this meeting (at most
+        /// [`crate::limits::MAX_ATTACHMENTS_PER_MESSAGE`], each in one message only);
+        /// staff-only ones go only in a staff-only note, and a note carries only staff-only ones.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<AttachmentId>,
     },
     /// Typing indicator (not stored).
     Typing { typing: bool },
@@ -180,6 +186,25 @@ pub enum Request {
         #[serde(default)]
         media: MediaState,
     },
+    /// In a meeting: announce a file to attach (any participant; `staff_only`
+    /// needs enrolled staff). The relay checks the declared size against its
+    /// per-file limit and the meeting's quota and replies
+    /// [`Response::UploadReady`]; the bytes then go outside the control stream
+    /// (see [`crate::transfer`]). Asking again for the same `sha256` resumes:
+    /// the reply's `offset` is what the relay holds durably.
+    StartUpload {
+        /// The file's name as the user sees it (kept with the attachment, never logged).
+        name: String,
+        /// Exact size in bytes.
+        size: u64,
+        /// SHA-256 of the whole file, lower-case hex (64 characters).
+        sha256: String,
+        #[serde(default)]
+        staff_only: bool,
+    },
+    /// Ask to read an attachment. Replies [`Response::DownloadReady`], or
+    /// `attachment_not_found` when it does not exist or is not the caller's to read.
+    DownloadTicket { attachment_id: AttachmentId },
 }
 
 // ---------------------------------------------------------------------------
@@ -275,6 +300,20 @@ pub enum Response {
         meetings: Vec<PastMeeting>,
         /// More matched than were returned.
         more: bool,
+    },
+    /// Send the file's bytes from `offset` on, with `token` (see [`crate::transfer`]).
+    UploadReady {
+        upload_id: Uuid,
+        /// Bytes the relay already holds durably (0 for a new upload).
+        offset: u64,
+        /// A capability for this upload by this participant; expires after
+        /// [`crate::transfer::TOKEN_TTL_MS`].
+        token: String,
+    },
+    /// Read the attachment with `token` (see [`crate::transfer`]).
+    DownloadReady {
+        attachment: AttachmentInfo,
+        token: String,
     },
 }
 
@@ -660,6 +699,9 @@ pub struct ChatMessage {
     /// the participant it is about). Absent for what people wrote.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<SystemLine>,
+    /// Files attached to the message (download with [`Request::DownloadTicket`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentInfo>,
 }
 
 /// What a relay-written chat line says, typed so each client words (and
@@ -779,6 +821,28 @@ pub struct ConsultationRecord {
     pub notes: Option<ConsultationNotes>,
     #[serde(default)]
     pub amendments: Vec<ConsultationAmendment>,
+}
+
+/// Identifies a stored attachment (chosen by the relay).
+pub type AttachmentId = Uuid;
+
+/// A file stored on the relay with a meeting's chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct AttachmentInfo {
+    pub id: AttachmentId,
+    pub meeting_id: MeetingId,
+    /// The name the uploader gave (user text: never logged).
+    pub name: String,
+    pub size: u64,
+    /// The type the relay found in the content (e.g. `application/pdf`).
+    pub mime: String,
+    /// SHA-256 of the content, lower-case hex.
+    pub sha256: String,
+    /// Readable by enrolled staff only.
+    pub staff_only: bool,
+    pub uploader: ParticipantId,
+    pub created_at: UnixMillis,
 }
 
 /// Identifies a published track within a meeting (chosen by the relay).
@@ -957,6 +1021,7 @@ mod tests {
             client_msg_id: Uuid::now_v7(),
             text: "hi".into(),
             staff_only: true,
+            attachments: vec![Uuid::now_v7()],
         });
         roundtrip_client(Request::Leave);
         roundtrip_client(Request::ChatHistory {

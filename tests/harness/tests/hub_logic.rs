@@ -85,8 +85,12 @@ const IS: Expect = Some(ErrorCode::InvalidState);
 /// note check) and `tracks`/`hub` (publish and history need the meeting proper).
 fn table(r: &Rights) -> Vec<(&'static str, Request, [Expect; 5])> {
     let (t, m, w) = (r.target, r.moderator, r.waiting_target);
-    let chat =
-        |staff_only| Request::SendChat { client_msg_id: Uuid::now_v7(), text: "hi".into(), staff_only };
+    let chat = |staff_only| Request::SendChat {
+        client_msg_id: Uuid::now_v7(),
+        text: "hi".into(),
+        staff_only,
+        attachments: vec![],
+    };
     vec![
         ("admit", Request::Admit { participant_id: w }, [OK, OK, F, F, IS]),
         ("deny", Request::Deny { participant_id: w }, [OK, OK, F, F, IS]),
@@ -224,7 +228,12 @@ fn waiting_room_admit_deny_and_leave_while_waiting() {
     assert_eq!(
         h.call(
             early,
-            Request::SendChat { client_msg_id: Uuid::now_v7(), text: "x".into(), staff_only: false }
+            Request::SendChat {
+                client_msg_id: Uuid::now_v7(),
+                text: "x".into(),
+                staff_only: false,
+                attachments: vec![]
+            }
         )
         .unwrap_err()
         .code,

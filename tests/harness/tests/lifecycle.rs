@@ -43,7 +43,12 @@ fn meetings_nobody_is_in_end_by_themselves_and_retention_purges_what_identifies_
     h.call(doctor, Request::StartConsultation).unwrap();
     h.call(
         doctor,
-        Request::SendChat { client_msg_id: Uuid::now_v7(), text: "BP 120/80".into(), staff_only: true },
+        Request::SendChat {
+            client_msg_id: Uuid::now_v7(),
+            text: "BP 120/80".into(),
+            staff_only: true,
+            attachments: vec![],
+        },
     )
     .unwrap();
     h.call(doctor, Request::Leave).unwrap();
@@ -107,7 +112,12 @@ fn a_staff_member_removed_from_a_meeting_reads_only_what_was_said_before() {
     let say = |h: &mut Harness, text: &str, notes: bool| {
         h.call(
             host,
-            Request::SendChat { client_msg_id: Uuid::now_v7(), text: text.into(), staff_only: notes },
+            Request::SendChat {
+                client_msg_id: Uuid::now_v7(),
+                text: text.into(),
+                staff_only: notes,
+                attachments: vec![],
+            },
         )
         .unwrap();
     };

@@ -138,8 +138,15 @@ fn joins_ends_roles_and_locks_whose_writes_fail_change_nothing() {
     let mut accepted = 0;
     let id = loop {
         let id = Uuid::now_v7();
-        match h.call(guest, Request::SendChat { client_msg_id: id, text: "hello".into(), staff_only: false })
-        {
+        match h.call(
+            guest,
+            Request::SendChat {
+                client_msg_id: id,
+                text: "hello".into(),
+                staff_only: false,
+                attachments: vec![],
+            },
+        ) {
             Ok(_) => accepted += 1,
             Err(e) => {
                 assert_eq!(e.code, ErrorCode::StorageUnavailable);
@@ -155,7 +162,10 @@ fn joins_ends_roles_and_locks_whose_writes_fail_change_nothing() {
     refused(h.call(host, Request::SetLocked { locked: true }));
     refused(h.call(host, Request::Promote { participant_id: gid }));
     refused(h.call(host, Request::EndMeeting));
-    refused(h.call(guest, Request::SendChat { client_msg_id: id, text: "hello".into(), staff_only: false }));
+    refused(h.call(
+        guest,
+        Request::SendChat { client_msg_id: id, text: "hello".into(), staff_only: false, attachments: vec![] },
+    ));
     let room = h.hub.room(meeting).unwrap();
     assert_eq!(room.participants().cloned().collect::<Vec<_>>(), before, "nobody joined, no role changed");
     assert!(!room.info().locked && !room.is_over());
@@ -163,15 +173,17 @@ fn joins_ends_roles_and_locks_whose_writes_fail_change_nothing() {
     assert!(h.take_events(host).is_empty() && h.take_events(guest).is_empty(), "nobody was told anything");
     assert!(!h.closed.contains(&guest));
     assert!(
-        matches!(h.call(late, Request::SendChat { client_msg_id: id, text: "x".into(), staff_only: false }),
+        matches!(h.call(late, Request::SendChat { client_msg_id: id, text: "x".into(), staff_only: false, attachments: vec![] }),
         Err(e) if e.code == ErrorCode::InvalidState),
         "the refused joiner holds no place"
     );
 
     // Space returns: the same requests now work, the retried message is new.
     h.hub.store().cap_pages(None).unwrap();
-    let retried =
-        h.call(guest, Request::SendChat { client_msg_id: id, text: "hello".into(), staff_only: false });
+    let retried = h.call(
+        guest,
+        Request::SendChat { client_msg_id: id, text: "hello".into(), staff_only: false, attachments: vec![] },
+    );
     assert!(
         matches!(retried, Ok(Response::ChatAccepted { message }) if message.seq == base + accepted as u64 + 1)
     );
