@@ -30,6 +30,8 @@ packages=(
   libwebkit2gtk-4.1-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev libssl-dev file
   # Desktop app end-to-end test: WebKitWebDriver, which tauri-driver drives (tests/tests/desktop_app.rs).
   webkit2gtk-driver
+  # Local recording test (tests/tests/local_recording.rs): ffprobe reads the recorded file, ffmpeg decodes it.
+  ffmpeg
 )
 if [ "$mode" = relay ]; then
   # The relay has no codecs, devices, WebKit or UI (it depends on clinicmeet-rtp, not

@@ -744,6 +744,8 @@ impl Hub {
                 self.tracks.unsubscribe(conn, track_id)
             }
             Request::RekeyMeeting => self.rekey(now, conn),
+            Request::StartRecording => room_op!(start_recording),
+            Request::StopRecording => room_op!(stop_recording),
         }
     }
 

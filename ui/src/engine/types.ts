@@ -16,6 +16,7 @@ export type {
   MeetingStatus,
   MeetingSummary,
   ParticipantInfo,
+  RecordingInfo,
   Role,
   Schedule,
   StaffIdentity,
