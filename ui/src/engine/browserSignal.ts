@@ -92,8 +92,7 @@ export function parseIncoming(text: string): Incoming | null {
 /** What the application learns from a join state: everything but the resume token
  * (a bearer secret) and the sequence numbers (the engine's business). */
 export function entered(join: JoinState): Entered {
-  const base: Entered = { meeting: join.meeting, you: join.you, participants: join.participants, waiting: join.waiting, tracks: join.tracks ?? [], resumed: false };
-  return join.recording ? { ...base, recording: join.recording } : base;
+  return { meeting: join.meeting, you: join.you, participants: join.participants, waiting: join.waiting, tracks: join.tracks ?? [], resumed: false };
 }
 
 /** A chat message as an event; `own`: sent by this participant. */
@@ -127,8 +126,7 @@ export function engineEvents(ev: WireEvent, self: ParticipantId | null): ClientE
     case "typing":
     case "track_published":
     case "track_unpublished":
-    case "keyframe_request":
-    case "recording_changed": {
+    case "keyframe_request": {
       const { type, ...rest } = ev;
       return [{ event: type, ...rest } as ClientEvent];
     }

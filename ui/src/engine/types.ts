@@ -16,7 +16,6 @@ export type {
   MeetingStatus,
   MeetingSummary,
   ParticipantInfo,
-  RecordingInfo,
   Role,
   Schedule,
   StaffIdentity,

@@ -253,10 +253,6 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
     v();
     return s.meeting;
   };
-  const recording = () => {
-    v();
-    return s.recording;
-  };
   /** Changes when the host gives the meeting a new code. */
   const accessCode = () => {
     v();
@@ -330,12 +326,7 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
               <Icon name="lock" size={14} /> Locked
             </span>
           </Show>
-          <Show when={recording()}>
-            <span class="tag tag-warn" data-testid="recording" title="This call is being recorded">
-              ● Recording
-            </span>
-          </Show>
-          <Show when={meeting()?.settings.allow_recording && !recording()}>
+          <Show when={meeting()?.settings.allow_recording}>
             <span class="tag" title="The host allows recording in this meeting">Recording allowed</span>
           </Show>
         </div>

@@ -4,7 +4,7 @@
 
 import type { ConnectionQuality, ConnectionState, Engine, EngineEvent, JoinOptions, Rekeyed } from "../engine/engine";
 import { EngineError } from "../engine/engine";
-import type { Entered, MediaState, MeetingInfo, MeetingStatus, RecordingInfo, Uuid } from "../engine/types";
+import type { Entered, MediaState, MeetingInfo, MeetingStatus, Uuid } from "../engine/types";
 import { ChatState } from "./chat";
 import { Observable } from "./observable";
 import { ParticipantsState } from "./participants";
@@ -27,8 +27,6 @@ export class MeetingSession extends Observable {
   /** Shown once: "The host muted your microphone." */
   notice: string | null = null;
   error: string | null = null;
-  /** Someone records the call on their device (shown as an indicator). */
-  recording: RecordingInfo | null = null;
   chatOnly = false;
   private unsubscribe: () => void;
   private readonly now: () => number;
@@ -71,7 +69,6 @@ export class MeetingSession extends Observable {
   private async enter(join: Entered): Promise<void> {
     this.meeting = join.meeting;
     this.participants.load(join);
-    this.recordingChanged(join.recording ?? null);
     this.chat.setIdentity({
       selfId: join.you.id,
       selfName: join.you.display_name,
@@ -134,10 +131,6 @@ export class MeetingSession extends Observable {
         this.meeting = event.meeting;
         this.changed();
         break;
-      case "recording_changed":
-        this.recordingChanged(event.recording);
-        this.changed();
-        break;
       case "muted":
         this.notice = "The host muted your microphone.";
         this.changed();
@@ -175,17 +168,6 @@ export class MeetingSession extends Observable {
         break;
       default:
         break;
-    }
-  }
-
-  /** A recording started (a notice says who records) or ended. */
-  private recordingChanged(recording: RecordingInfo | null): void {
-    const was = this.recording;
-    this.recording = recording;
-    if (recording && recording.by !== was?.by) {
-      this.notice = `${this.participants.name(recording.by)} is recording this call.`;
-    } else if (!recording && was) {
-      this.notice = "Recording stopped.";
     }
   }
 
