@@ -33,6 +33,8 @@ packages=(
   # ... a private D-Bus session bus whose notifications it records (dbus-daemon, dbus-monitor),
   # and the X window's title read back (xwininfo).
   dbus-daemon dbus-bin x11-utils
+  # Local recording test (tests/tests/local_recording.rs): ffprobe reads the recorded file, ffmpeg decodes it.
+  ffmpeg
 )
 if [ "$mode" = relay ]; then
   # The relay has no codecs, devices, WebKit or UI (it depends on clinicmeet-rtp, not

@@ -775,6 +775,8 @@ impl Hub {
                 self.start_upload(now, conn, &name, size, &sha256, staff_only)
             }
             Request::DownloadTicket { attachment_id } => self.download_ticket(now, conn, attachment_id),
+            Request::StartRecording => room_op!(start_recording),
+            Request::StopRecording => room_op!(stop_recording),
         }
     }
 

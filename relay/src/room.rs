@@ -20,8 +20,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use clinicmeet_protocol::{
     ChatMessage, ErrorBody, ErrorCode, Event, JoinState, LeaveReason, MediaChanged, MediaState, MeetingEnded,
     MeetingId, MeetingInfo, MeetingKind, MeetingSettings, MeetingStatus, MeetingUpdated, MutedBy,
-    ParticipantConnection, ParticipantId, ParticipantInfo, ParticipantJoined, ParticipantLeft, Role, StaffId,
-    StaffIdentity, SystemLine, Typing, UnixMillis, WaitingInfo, WaitingRoom,
+    ParticipantConnection, ParticipantId, ParticipantInfo, ParticipantJoined, ParticipantLeft,
+    RecordingChanged, RecordingInfo, Role, StaffId, StaffIdentity, SystemLine, Typing, UnixMillis, WaitingInfo,
+    WaitingRoom,
 };
 use uuid::Uuid;
 
@@ -262,6 +263,9 @@ pub struct Room {
     /// Joined/left chat lines written in the current minute (start, count): a
     /// join/leave storm must not flood the chat ([`PRESENCE_LINES_PER_MINUTE`]).
     presence_lines: (UnixMillis, u32),
+    /// A host or moderator records the call on their device. Ends when they stop, lose
+    /// the moderator role or leave (also when their resume grace runs out).
+    recording: Option<RecordingInfo>,
 }
 
 /// Most `joined`/`left` chat lines a meeting gets per minute; past it they are
@@ -281,6 +285,7 @@ pub struct Checkpoint {
     had_host: bool,
     reclaim: Option<ParticipantId>,
     held: HashSet<HoldKey>,
+    recording: Option<RecordingInfo>,
 }
 
 impl Room {
@@ -295,13 +300,23 @@ impl Room {
             had_host: self.had_host,
             reclaim: self.reclaim,
             held: self.held.clone(),
+            recording: self.recording,
         }
     }
 
     /// Undoes everything since `cp` was taken (its writes did not commit).
     pub fn rollback(&mut self, cp: Checkpoint) {
-        let Checkpoint { record, participants, next_arrival, chat_seq, notes_seq, had_host, reclaim, held } =
-            cp;
+        let Checkpoint {
+            record,
+            participants,
+            next_arrival,
+            chat_seq,
+            notes_seq,
+            had_host,
+            reclaim,
+            held,
+            recording,
+        } = cp;
         self.record = record;
         self.participants = participants;
         self.next_arrival = next_arrival;
@@ -310,6 +325,7 @@ impl Room {
         self.had_host = had_host;
         self.reclaim = reclaim;
         self.held = held;
+        self.recording = recording;
     }
 
     /// A chat message's write committed: a retry of its id now gets this copy.
@@ -329,6 +345,7 @@ impl Room {
             reclaim: None,
             held: HashSet::new(),
             presence_lines: (0, 0),
+            recording: None,
         }
     }
 
@@ -399,6 +416,11 @@ impl Room {
         self.notes_seq
     }
 
+    /// Who records the call now, if anyone.
+    pub fn recording(&self) -> Option<RecordingInfo> {
+        self.recording
+    }
+
     pub fn is_over(&self) -> bool {
         self.record.info.status.is_over()
     }
@@ -441,6 +463,7 @@ impl Room {
             chat_seq: self.chat_seq,
             notes_seq: if me.staff.is_some() { self.notes_seq } else { 0 },
             tracks: Vec::new(),
+            recording: self.recording,
         })
     }
 
@@ -555,6 +578,10 @@ impl Room {
         let was_mod = p.role.can_moderate();
         p.role = role;
         let now_mod = role.can_moderate();
+        if !now_mod && self.recording.is_some_and(|r| r.by == pid) {
+            self.recording_ended("recorder lost the moderator role", out);
+        }
+        let Some(p) = self.participants.get_mut(&pid) else { return };
         let lock_changes = p.moderator_muted && was_mod != now_mod;
         self.write_participant(pid, out);
         self.to_present(None, &Event::RoleChanged { participant_id: pid, role }, out);
@@ -737,6 +764,12 @@ impl Room {
         out.push(Effect::Unbind { who: pid });
         if self.reclaim == Some(pid) {
             self.reclaim = None;
+        }
+        if self.recording.is_some_and(|r| r.by == pid) {
+            self.recording_ended("recorder left", out);
+            if let Some(who) = self.who(pid) {
+                self.system_line(now, SystemLine::RecordingStopped, who, None, out);
+            }
         }
         if p.in_meeting() {
             self.to_present(
@@ -1098,6 +1131,57 @@ impl Room {
         Ok(Outcome { reply: (), effects: out })
     }
 
+    /// A host or moderator records the call on their device (the meeting must allow it).
+    pub fn start_recording(&mut self, now: UnixMillis, actor: ParticipantId) -> RoomResult<()> {
+        self.moderator(actor)?;
+        if !self.record.info.settings.allow_recording {
+            return Err(err(ErrorCode::Forbidden, "this meeting does not allow recording"));
+        }
+        let mut out = Vec::new();
+        match self.recording {
+            Some(r) if r.by == actor => {}
+            Some(_) => return Err(err(ErrorCode::InvalidState, "someone else records this meeting already")),
+            None => {
+                self.recording = Some(RecordingInfo { by: actor, since: now });
+                self.audit(Some(actor), "recording_start", String::new(), &mut out);
+                self.recording_announced(&mut out);
+                if let Some(who) = self.who(actor) {
+                    self.system_line(now, SystemLine::RecordingStarted, who, None, &mut out);
+                }
+            }
+        }
+        Ok(Outcome { reply: (), effects: out })
+    }
+
+    /// A host or moderator ends the recording (their own or another's).
+    pub fn stop_recording(&mut self, now: UnixMillis, actor: ParticipantId) -> RoomResult<()> {
+        self.moderator(actor)?;
+        let mut out = Vec::new();
+        if let Some(r) = self.recording {
+            let detail = if r.by == actor { String::new() } else { format!("by={actor}") };
+            self.recording = None;
+            self.audit(Some(r.by), "recording_stop", detail, &mut out);
+            self.recording_announced(&mut out);
+            if let Some(who) = self.who(actor) {
+                self.system_line(now, SystemLine::RecordingStopped, who, None, &mut out);
+            }
+        }
+        Ok(Outcome { reply: (), effects: out })
+    }
+
+    /// The recorder can no longer record (left, lost the role): it ends, with an audit row.
+    fn recording_ended(&mut self, why: &str, out: &mut Vec<Effect>) {
+        if let Some(r) = self.recording.take() {
+            self.audit(Some(r.by), "recording_stop", why.into(), out);
+            self.recording_announced(out);
+        }
+    }
+
+    fn recording_announced(&self, out: &mut Vec<Effect>) {
+        let ev = Event::RecordingChanged(RecordingChanged { recording: self.recording });
+        self.to_present(None, &ev, out);
+    }
+
     pub fn promote(
         &mut self,
         _now: UnixMillis,
@@ -1181,6 +1265,9 @@ impl Room {
         self.record.info.ended_at = Some(now);
         out.push(Effect::Write(Write::MeetingState(self.record.info.clone())));
         self.audit(actor, "end", status.as_str().into(), out);
+        if let Some(r) = self.recording.take() {
+            self.audit(Some(r.by), "recording_stop", "meeting ended".into(), out);
+        }
         let everyone: Vec<ParticipantId> = self.participants.keys().copied().collect();
         for pid in &everyone {
             out.push(Effect::Event { to: *pid, event: Event::MeetingEnded(MeetingEnded { status }) });

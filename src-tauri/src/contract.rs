@@ -175,6 +175,7 @@ mod tests {
             chat_seq: 0,
             notes_seq: 0,
             tracks: vec![],
+            recording: None,
         };
         let entered = Box::new(Entered::from_join(state, false));
         let joined = serde_json::to_string(&EngineEvent::from(ClientEvent::Joined(entered.clone()))).unwrap();

@@ -242,6 +242,11 @@ struct MediaArgs {
     /// pipeline; receivers must keep lip sync).
     #[arg(long, default_value_t = 0)]
     video_delay_ms: u64,
+    /// Record the call into this file once in the meeting (host or moderator, where the
+    /// meeting allows recording): fragmented MP4, H.264 of the active speaker or a
+    /// screen share, Opus of everyone. Same as `/record start FILE`.
+    #[arg(long)]
+    record: Option<PathBuf>,
 }
 
 fn media_config(a: &MediaArgs) -> anyhow::Result<Option<MediaConfig>> {
@@ -797,6 +802,7 @@ async fn join(
     tokio::pin!(join_fut);
     let mut join_done = false;
     let mut stdin_open = true;
+    let mut record_on_join = margs.record.clone();
     let code = loop {
         tokio::select! {
             r = &mut join_fut, if !join_done => {
@@ -821,6 +827,11 @@ async fn join(
                 print_event(&ev);
                 if let Some(e) = &engine {
                     e.on_event(&ev);
+                    if matches!(ev, ClientEvent::Joined(_) | ClientEvent::Admitted(_)) {
+                        if let Some(path) = record_on_join.take() {
+                            start_recording(e, path).await;
+                        }
+                    }
                 }
                 match ev {
                     ClientEvent::Left | ClientEvent::MeetingEnded(_) => break ExitCode::SUCCESS,
@@ -849,6 +860,9 @@ async fn join(
                     None => {
                         stdin_open = false;
                         if !stay {
+                            if let Some(e) = &engine {
+                                stop_recording(e).await;
+                            }
                             leave(&session).await;
                         }
                     }
@@ -857,6 +871,7 @@ async fn join(
         }
     };
     if let Some(e) = &engine {
+        stop_recording(e).await;
         e.stop();
     }
     session.close();
@@ -895,6 +910,27 @@ async fn download(session: &Session, id: Uuid, path: &std::path::Path) -> Result
             out(&client_error_line(&e, Some("download")));
             Err(e)
         }
+    }
+}
+
+/// Starts recording into `path`; prints `recording_started` or the refusal.
+async fn start_recording(engine: &MediaEngine, path: PathBuf) {
+    match engine.start_recording(path.clone()).await {
+        Ok(()) => out(&json!({"event": "recording_started", "file": path})),
+        Err(e) => out(&client_error_line(&e, Some("record"))),
+    }
+}
+
+/// Ends this device's recording, if any; prints `recording_finished` with what the file holds.
+async fn stop_recording(engine: &MediaEngine) {
+    match engine.stop_recording().await {
+        Ok(Some(s)) => {
+            let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+            v["event"] = json!("recording_finished");
+            out(&v);
+        }
+        Ok(None) => {}
+        Err(e) => out(&client_error_line(&e, Some("record"))),
     }
 }
 
@@ -944,6 +980,9 @@ async fn command(session: &Session, engine: Option<&MediaEngine>, line: &str) {
     let result: Result<Option<Value>, ClientError> = match name {
         "note" => session.send_chat(arg, true).await.map(|_| None),
         "leave" => {
+            if let Some(e) = engine {
+                stop_recording(e).await;
+            }
             leave(session).await;
             return; // the `left` event ends the loop
         }
@@ -1037,6 +1076,18 @@ async fn command(session: &Session, engine: Option<&MediaEngine>, line: &str) {
                 e.set_screen(on);
             }
             r
+        }
+        "record" => {
+            let Some(e) = engine else {
+                out(&error_line("usage", "/record needs media (not --chat-only)", Some(name)));
+                return;
+            };
+            match arg.split_once(' ').map_or((arg, ""), |(a, b)| (a, b.trim())) {
+                ("start", file) if !file.is_empty() => start_recording(e, PathBuf::from(file)).await,
+                ("stop", _) => stop_recording(e).await,
+                _ => out(&error_line("usage", "/record start FILE | /record stop", Some(name))),
+            }
+            return;
         }
         "retry" => match Uuid::parse_str(arg) {
             Ok(id) => session.retry_chat(id).await.map(|_| Some(Value::Null)),

@@ -4,8 +4,9 @@
 
 use clinicmeet_protocol::{
     ChatMessage, JoinState, KeyframeRequest, MediaChanged, MeetingEnded, MeetingInfo, MeetingUpdated,
-    MutedBy, ParticipantConnection, ParticipantId, ParticipantInfo, ParticipantJoined, ParticipantLeft, Role,
-    TrackInfo, TrackPublished, TrackUnpublished, Typing, WaitingInfo, WaitingRoom,
+    MutedBy, ParticipantConnection, ParticipantId, ParticipantInfo, ParticipantJoined, ParticipantLeft,
+    RecordingChanged, RecordingInfo, Role, TrackInfo, TrackPublished, TrackUnpublished, Typing, WaitingInfo,
+    WaitingRoom,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -40,6 +41,10 @@ pub struct Entered {
     pub tracks: Vec<TrackInfo>,
     /// Entered again through `resume` after a lost connection.
     pub resumed: bool,
+    /// Someone records the call: show the indicator and a notice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub recording: Option<RecordingInfo>,
 }
 
 impl Entered {
@@ -53,6 +58,7 @@ impl Entered {
             waiting: state.waiting,
             tracks: state.tracks,
             resumed,
+            recording: state.recording,
         }
     }
 }
@@ -165,6 +171,8 @@ pub enum ClientEvent {
         code: String,
         message: String,
     },
+    /// Someone started recording the call, or the recording ended (`recording: null`).
+    RecordingChanged(RecordingChanged),
 }
 
 impl ClientEvent {
@@ -195,6 +203,7 @@ impl ClientEvent {
             ClientEvent::KeyframeRequest(_) => "keyframe_request",
             ClientEvent::Left => "left",
             ClientEvent::Error { .. } => "error",
+            ClientEvent::RecordingChanged(_) => "recording_changed",
         }
     }
 }

@@ -367,6 +367,17 @@ impl Session {
         self.call_ok(Request::SetLocked { locked }).await
     }
 
+    /// Host or moderator, where the meeting allows recording: announce a recording on
+    /// this device (everyone is told). `MediaEngine::start_recording` calls it.
+    pub async fn start_recording(&self) -> Result<()> {
+        self.call_ok(Request::StartRecording).await
+    }
+
+    /// Host or moderator: the recording (this device's or another's) ended.
+    pub async fn stop_recording(&self) -> Result<()> {
+        self.call_ok(Request::StopRecording).await
+    }
+
     pub async fn end_meeting(&self) -> Result<()> {
         self.call_ok(Request::EndMeeting).await
     }

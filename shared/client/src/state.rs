@@ -191,6 +191,8 @@ pub struct MeetingView {
     pub synced: bool,
     /// Media tracks others publish.
     pub tracks: Vec<clinicmeet_protocol::TrackInfo>,
+    /// Who records the call, if anyone.
+    pub recording: Option<clinicmeet_protocol::RecordingInfo>,
 }
 
 impl MeetingView {
@@ -1008,6 +1010,7 @@ impl Core {
             notes_seq: prev_notes,
             synced: false,
             tracks: state.tracks.clone(),
+            recording: state.recording,
         });
         self.out.push_back(Output::Persist(Persist::Meeting {
             info: Box::new(state.meeting.clone()),
@@ -1318,6 +1321,12 @@ impl Core {
                 self.emit(ClientEvent::TrackUnpublished(e));
             }
             Event::KeyframeRequest(e) => self.emit(ClientEvent::KeyframeRequest(e)),
+            Event::RecordingChanged(e) => {
+                if let Some(v) = &mut self.view {
+                    v.recording = e.recording;
+                }
+                self.emit(ClientEvent::RecordingChanged(e));
+            }
         }
     }
 
@@ -1530,6 +1539,7 @@ mod tests {
             chat_seq,
             notes_seq: 0,
             tracks: Vec::new(),
+            recording: None,
         }
     }
 

@@ -205,6 +205,14 @@ pub enum Request {
     /// Ask to read an attachment. Replies [`Response::DownloadReady`], or
     /// `attachment_not_found` when it does not exist or is not the caller's to read.
     DownloadTicket { attachment_id: AttachmentId },
+    /// Host or moderator, in a meeting whose settings allow recording
+    /// ([`MeetingSettings::allow_recording`]): announce that one records the call on
+    /// one's own device. Everyone gets [`Event::RecordingChanged`]; the relay keeps an
+    /// audit row. Idempotent for the one recording; another's recording gives `invalid_state`.
+    StartRecording,
+    /// Host or moderator: the recording ended (any host or moderator may end another's;
+    /// the recorder's client stops its file on the event). Replies `ok` when nobody records.
+    StopRecording,
 }
 
 // ---------------------------------------------------------------------------
@@ -336,6 +344,9 @@ pub struct JoinState {
     /// Media tracks other participants publish now (subscribe to receive them).
     #[serde(default)]
     pub tracks: Vec<TrackInfo>,
+    /// Someone records the call (show the indicator and a notice on entering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingInfo>,
 }
 
 /// Something that happened, pushed to the participants it concerns. Most
@@ -372,6 +383,7 @@ pub enum Event {
     TrackPublished(TrackPublished),
     TrackUnpublished(TrackUnpublished),
     KeyframeRequest(KeyframeRequest),
+    RecordingChanged(RecordingChanged),
 }
 
 // Event payloads (also `ClientEvent` payloads, under the same names but
@@ -469,6 +481,22 @@ pub struct TrackUnpublished {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct KeyframeRequest {
     pub track_id: TrackId,
+}
+
+/// A recording started or stopped (sent to everyone in the meeting, the recorder too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RecordingChanged {
+    /// `None`: nobody records any more.
+    pub recording: Option<RecordingInfo>,
+}
+
+/// Who records the call on their device, and since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RecordingInfo {
+    pub by: ParticipantId,
+    pub since: UnixMillis,
 }
 
 /// Why a participant is no longer in the meeting.
@@ -1149,6 +1177,15 @@ mod tests {
             (
                 Event::KeyframeRequest(KeyframeRequest { track_id: t }),
                 format!(r#"{{"type":"keyframe_request",{tid}}}"#),
+            ),
+            (
+                Event::RecordingChanged(RecordingChanged { recording: Some(RecordingInfo { by: p, since: 9 }) }),
+                r#"{"type":"recording_changed","recording":{"by":"00000000-0000-0000-0000-000000000001","since":9}}"#
+                    .into(),
+            ),
+            (
+                Event::RecordingChanged(RecordingChanged { recording: None }),
+                r#"{"type":"recording_changed","recording":null}"#.into(),
             ),
         ];
         for (event, json) in cases {

@@ -90,6 +90,8 @@ const TYPES: &[&str] = &[
     "unsubscribe",
     "chat_history",
     "rekey_meeting",
+    "start_recording",
+    "stop_recording",
     "add_note",
     "keyframe_request",
 ];

@@ -43,7 +43,9 @@ fn rights_meeting() -> Rights {
     let mut h = Harness::new(HubConfig::default(), &["Dr House", "Nurse Joy"]);
     let (host, _) = h.staff("Dr House");
     let (staff, _) = h.staff("Nurse Joy");
-    let code = h.create(host, spec(MeetingKind::Video, true));
+    let mut meeting = spec(MeetingKind::Video, true);
+    meeting.settings.allow_recording = true;
+    let code = h.create(host, meeting);
     let (host_id, _) = entered(&h.join(host, &code, "Dr House"));
     let mut admitted = Vec::new();
     for name in ["Mod", "Guest", "Target"] {
@@ -104,6 +106,9 @@ fn table(r: &Rights) -> Vec<(&'static str, Request, [Expect; 5])> {
         ("end", Request::EndMeeting, [OK, F, F, F, IS]),
         // Issuing a new code: the host alone; a waiting guest is refused as well.
         ("rekey", Request::RekeyMeeting, [OK, F, F, F, F]),
+        // Recording (the meeting allows it): host and moderators only.
+        ("start_recording", Request::StartRecording, [OK, OK, F, F, IS]),
+        ("stop_recording", Request::StopRecording, [OK, OK, F, F, IS]),
         // Not a consultation: the host passes the rights check and meets the state check.
         ("start_consultation", Request::StartConsultation, [IS, F, F, F, IS]),
         ("chat", chat(false), [OK, OK, OK, OK, IS]),
@@ -144,6 +149,7 @@ fn rights_table_every_action_by_every_role() {
                             | Event::MutedBy(_)
                             | Event::RoleChanged { .. }
                             | Event::MeetingUpdated(_)
+                            | Event::RecordingChanged(_)
                     )),
                     "{name} by {actor:?} was refused but changed something"
                 );

@@ -43,7 +43,7 @@ retry_in_ms?: number, } | { "event": "typing" } & Typing | { "event": "chat_sync
 /**
  * Messages fetched in this resync (new or not).
  */
-fetched: number, } | { "event": "track_published" } & TrackPublished | { "event": "track_unpublished" } & TrackUnpublished | { "event": "keyframe_request" } & KeyframeRequest | { "event": "left" } | { "event": "error", code: string, message: string, };
+fetched: number, } | { "event": "track_published" } & TrackPublished | { "event": "track_unpublished" } & TrackUnpublished | { "event": "keyframe_request" } & KeyframeRequest | { "event": "left" } | { "event": "error", code: string, message: string, } | { "event": "recording_changed" } & RecordingChanged;
 
 export type Codec = "opus" | "h264";
 
@@ -82,7 +82,11 @@ tracks: Array<TrackInfo>,
 /**
  * Entered again through `resume` after a lost connection.
  */
-resumed: boolean, };
+resumed: boolean, 
+/**
+ * Someone records the call: show the indicator and a notice.
+ */
+recording?: RecordingInfo, };
 
 /**
  * An error reply: a stable code, a human-readable message, and for rate
@@ -136,7 +140,11 @@ notes_seq: number,
 /**
  * Media tracks other participants publish now (subscribe to receive them).
  */
-tracks: Array<TrackInfo>, };
+tracks: Array<TrackInfo>, 
+/**
+ * Someone records the call (show the indicator and a notice on entering).
+ */
+recording?: RecordingInfo | null, };
 
 /**
  * The relay wants a keyframe of one of your video tracks (optional; PLI on the
@@ -259,6 +267,20 @@ export type PendingChat = { text: string, staff_only: boolean,
 created_at: number, };
 
 /**
+ * A recording started or stopped (sent to everyone in the meeting, the recorder too).
+ */
+export type RecordingChanged = { 
+/**
+ * `None`: nobody records any more.
+ */
+recording: RecordingInfo | null, };
+
+/**
+ * Who records the call on their device, and since when.
+ */
+export type RecordingInfo = { by: string, since: number, };
+
+/**
  * A relay as the UI knows it (`RelayConfig` in `ui/src/engine/engine.ts`).
  */
 export type RelayConfig = { 
@@ -333,4 +355,4 @@ export type WaitingRoom = { waiting: Array<WaitingInfo>, };
  * on as they are (a newtype variant of an internally tagged enum serializes
  * like a struct variant: `{"type":"typing","participant_id":..,"typing":true}`).
  */
-export type WireEvent = { "type": "participant_joined" } & ParticipantJoined | { "type": "participant_left" } & ParticipantLeft | { "type": "media_changed" } & MediaChanged | { "type": "role_changed", participant_id: string, role: Role, } | { "type": "connection_changed" } & ParticipantConnection | { "type": "waiting_room" } & WaitingRoom | { "type": "admitted" } & JoinState | { "type": "denied" } | { "type": "removed" } | { "type": "muted_by" } & MutedBy | { "type": "meeting_updated" } & MeetingUpdated | { "type": "meeting_ended" } & MeetingEnded | { "type": "chat", message: ChatMessage, } | { "type": "typing" } & Typing | { "type": "track_published" } & TrackPublished | { "type": "track_unpublished" } & TrackUnpublished | { "type": "keyframe_request" } & KeyframeRequest;
+export type WireEvent = { "type": "participant_joined" } & ParticipantJoined | { "type": "participant_left" } & ParticipantLeft | { "type": "media_changed" } & MediaChanged | { "type": "role_changed", participant_id: string, role: Role, } | { "type": "connection_changed" } & ParticipantConnection | { "type": "waiting_room" } & WaitingRoom | { "type": "admitted" } & JoinState | { "type": "denied" } | { "type": "removed" } | { "type": "muted_by" } & MutedBy | { "type": "meeting_updated" } & MeetingUpdated | { "type": "meeting_ended" } & MeetingEnded | { "type": "chat", message: ChatMessage, } | { "type": "typing" } & Typing | { "type": "track_published" } & TrackPublished | { "type": "track_unpublished" } & TrackUnpublished | { "type": "keyframe_request" } & KeyframeRequest | { "type": "recording_changed" } & RecordingChanged;

@@ -27,6 +27,8 @@ mod core;
 pub mod feedback;
 pub mod observer;
 pub mod publish;
+pub mod record;
+mod record_mux;
 pub mod select;
 pub mod stats;
 pub mod video_feedback;
@@ -65,6 +67,7 @@ use av_sync::{AvSync, HeldFrames, SharedSync, SyncStream};
 use feedback::opus_expected_loss_pct;
 pub use observer::{MediaObserver, NoObserver, VideoTrackObserver};
 use publish::{AudioPublish, VideoPublish};
+use record::{RecordSummary, RecordTap, Recording};
 use select::SpeakerTracker;
 pub use select::VideoPolicy;
 pub use stats::TrackStats;
@@ -135,6 +138,7 @@ enum Cmd {
     LocalMedia(MediaState),
     Screen(bool),
     Policy(VideoPolicy),
+    Record(Option<std::path::PathBuf>, tokio::sync::oneshot::Sender<crate::Result<Option<RecordSummary>>>),
 }
 
 /// Handle on the media engine; cheap to clone.
@@ -158,6 +162,8 @@ struct Shared {
     video_out: smpsc::SyncSender<RemoteVideoFrame>,
     audio_out: smpsc::SyncSender<Vec<f32>>,
     stop: AtomicBool,
+    /// The local recording's tap, while one runs ([`MediaEngine::start_recording`]).
+    recorder: Mutex<Option<Arc<RecordTap>>>,
 }
 
 /// A frame for a decode thread, with its flow's receive counters.
@@ -179,6 +185,10 @@ struct AudioRx {
 
 impl Shared {
     /// The participant's lip-sync state (created on first use).
+    fn recorder(&self) -> Option<Arc<RecordTap>> {
+        self.recorder.lock().ok().and_then(|r| r.clone())
+    }
+
     fn sync_for(&self, participant: ParticipantId) -> SharedSync {
         let Ok(mut m) = self.syncs.lock() else { return SharedSync::default() };
         m.entry(participant).or_insert_with(|| Arc::new(Mutex::new(AvSync::default()))).clone()
@@ -223,6 +233,7 @@ impl MediaEngine {
             video_out,
             audio_out,
             stop: AtomicBool::new(false),
+            recorder: Mutex::new(None),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let engine = MediaEngine { tx, shared: shared.clone() };
@@ -286,6 +297,27 @@ impl MediaEngine {
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);
     }
+
+    /// Records the call on this device into `path` (fragmented MP4: H.264 640x360 of
+    /// the active speaker or a screen share, Opus of everyone including this
+    /// microphone). The relay is asked first (host or moderator, in a meeting that
+    /// allows recording) and tells everyone; refused, no file is made. The file goes
+    /// on across reconnects; it ends with [`stop_recording`](Self::stop_recording),
+    /// when the relay reports the recording ended (another moderator stopped it),
+    /// or when this client leaves.
+    pub async fn start_recording(&self, path: std::path::PathBuf) -> crate::Result<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.tx.send(Cmd::Record(Some(path), tx));
+        rx.await.map_err(|_| crate::ClientError::Closed)?.map(|_| ())
+    }
+
+    /// Ends this device's recording (tells the relay, finishes the file) and returns
+    /// what it holds; `None` when nothing was being recorded.
+    pub async fn stop_recording(&self) -> crate::Result<Option<RecordSummary>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.tx.send(Cmd::Record(None, tx));
+        rx.await.map_err(|_| crate::ClientError::Closed)?
+    }
 }
 
 struct Control {
@@ -301,6 +333,7 @@ struct Control {
     /// Remote tracks announced (subscribed or not), for the video policy.
     known: HashMap<TrackId, TrackInfo>,
     speakers: SpeakerTracker,
+    recording: Option<Recording>,
 }
 
 async fn control_loop(
@@ -322,6 +355,7 @@ async fn control_loop(
         subscribed: HashMap::new(),
         known: HashMap::new(),
         speakers: SpeakerTracker::default(),
+        recording: None,
     };
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -348,15 +382,72 @@ async fn control_loop(
                 c.apply_enabled();
             }
             Cmd::Screen(on) => c.set_screen(on).await,
+            Cmd::Record(Some(path), reply) => {
+                let _ = reply.send(c.start_recording(path).await.map(|_| None));
+            }
+            Cmd::Record(None, reply) => {
+                if c.recording.is_some() {
+                    if let Err(e) = c.session.stop_recording().await {
+                        tracing::debug!(error = %e, "could not tell the relay the recording stopped");
+                    }
+                }
+                let _ = reply.send(c.end_recording());
+            }
         }
     }
     c.stop_all();
+    let _ = c.end_recording();
 }
 
 impl Control {
+    async fn start_recording(&mut self, path: std::path::PathBuf) -> crate::Result<()> {
+        if self.recording.is_some() {
+            return Err(crate::ClientError::InvalidState("already recording".into()));
+        }
+        self.session.start_recording().await?;
+        match Recording::start(&path) {
+            Ok(r) => {
+                if let Ok(mut t) = self.shared.recorder.lock() {
+                    *t = Some(r.tap());
+                }
+                self.recording = Some(r);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.session.stop_recording().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Detaches the recorder from the engine's threads and finishes its file.
+    fn end_recording(&mut self) -> crate::Result<Option<RecordSummary>> {
+        if let Ok(mut t) = self.shared.recorder.lock() {
+            *t = None;
+        }
+        let Some(r) = self.recording.take() else { return Ok(None) };
+        let summary = r.finish()?;
+        tracing::info!(
+            bytes = summary.bytes,
+            audio_frames = summary.audio_frames,
+            video_frames = summary.video_frames,
+            dropped = summary.dropped,
+            "recording finished"
+        );
+        Ok(Some(summary))
+    }
+
     async fn on_event(&mut self, ev: ClientEvent) {
         match ev {
             ClientEvent::Joined(e) | ClientEvent::Admitted(e) => {
+                // Recording here, but the relay does not know (it restarted, or our place
+                // was lost and taken anew): announce it again, or stop if refused.
+                if self.recording.is_some() && e.recording.map(|r| r.by) != Some(e.you.id) {
+                    if let Err(err) = self.session.start_recording().await {
+                        tracing::warn!(error = %err, "the relay refused the running recording; it stops");
+                        let _ = self.end_recording();
+                    }
+                }
                 self.me = Some(e.you.id);
                 self.local = e.you.media;
                 self.stop_all();
@@ -409,7 +500,14 @@ impl Control {
                 self.apply_enabled();
             }
             ClientEvent::Left | ClientEvent::Removed | ClientEvent::Denied | ClientEvent::MeetingEnded(_) => {
-                self.stop_all()
+                self.stop_all();
+                let _ = self.end_recording();
+            }
+            // Another moderator ended this device's recording (or the relay did).
+            ClientEvent::RecordingChanged(r)
+                if self.recording.is_some() && r.recording.map(|r| r.by) != self.me =>
+            {
+                let _ = self.end_recording();
             }
             _ => {}
         }
@@ -596,6 +694,9 @@ impl Control {
                     let Ok(frame) = source.read_frame() else { break };
                     if !en.load(Ordering::Relaxed) {
                         continue;
+                    }
+                    if let Some(tap) = global.recorder() {
+                        tap.mic(&frame.samples);
                     }
                     match sender.send_frame(&frame) {
                         Ok(Some(pkt)) => {
@@ -879,6 +980,9 @@ fn video_decode_loop(
                 }
             }
             let frame = Arc::new(d.frame);
+            if let Some(tap) = shared.recorder() {
+                tap.picture(track.track_id, track.participant_id, track.spec.kind, &frame, now);
+            }
             let _ = shared.video_out.try_send(RemoteVideoFrame {
                 track_id: track.track_id,
                 participant_id: track.participant_id,
@@ -962,6 +1066,7 @@ fn playout_loop(shared: Arc<Shared>) {
         let streams: Vec<_> =
             shared.audio_rx.lock().map(|m| m.values().cloned().collect()).unwrap_or_default();
         let mut pcm: Vec<Vec<f32>> = Vec::with_capacity(streams.len());
+        let mut levels: Vec<(ParticipantId, f32)> = Vec::with_capacity(streams.len());
         for s in streams {
             let Ok(mut a) = s.lock() else { continue };
             if !a.started {
@@ -982,7 +1087,9 @@ fn playout_loop(shared: Arc<Shared>) {
             if let Ok(mut st) = a.stats.lock() {
                 st.on_audio(now, &samples, concealed);
             }
-            a.peak = a.peak.max(played_level(&samples));
+            let level = played_level(&samples);
+            a.peak = a.peak.max(level);
+            levels.push((a.participant_id, level));
             pcm.push(samples);
         }
         let mixed = if pcm.is_empty() {
@@ -990,6 +1097,9 @@ fn playout_loop(shared: Arc<Shared>) {
         } else {
             mixer.mix(pcm.iter().map(|v| v.as_slice()))
         };
+        if let Some(tap) = shared.recorder() {
+            tap.tick(&mixed, levels);
+        }
         let _ = shared.audio_out.try_send(mixed);
     }
 }
