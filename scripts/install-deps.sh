@@ -30,6 +30,9 @@ packages=(
   libwebkit2gtk-4.1-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev libssl-dev file
   # Desktop app end-to-end test: WebKitWebDriver, which tauri-driver drives (tests/tests/desktop_app.rs).
   webkit2gtk-driver
+  # ... a private D-Bus session bus whose notifications it records (dbus-daemon, dbus-monitor),
+  # and the X window's title read back (xwininfo).
+  dbus-daemon dbus-bin x11-utils
 )
 if [ "$mode" = relay ]; then
   # The relay has no codecs, devices, WebKit or UI (it depends on clinicmeet-rtp, not

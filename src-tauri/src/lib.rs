@@ -116,6 +116,9 @@ pub fn run() {
     let result = builder
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_window_state::Builder::default().build())
+        // OS notifications for the UI's signals (`ui/src/signals/os.ts`): the page sends
+        // only fixed sentences with the meeting title, never chat text or names.
+        .plugin(tauri_plugin_notification::init())
         .setup(move |app| {
             let data_dir = match std::env::var_os("CLINICMEET_DATA_DIR") {
                 Some(d) => PathBuf::from(d),

@@ -15,6 +15,8 @@
 //   {"cmd":"wait_notice","text":"…"} → {"event":"notice","text":"…"} (the meeting's banner shows the text)
 //   {"cmd":"mic"}                     → {"event":"mic","pressed":"true"|"false","locked":bool} (clicks the
 //                                        microphone button; reports its state half a second later)
+//   {"cmd":"wait_live","text":"…"}   → {"event":"live","text":"…","title":"…"} (the page's live region says the text)
+//   {"cmd":"wait_title","text":"…"}  → {"event":"title","title":"…"} (document.title contains the text)
 //   {"cmd":"quit"}
 // `stats` also carries `transport`: the selected ICE candidate pair (protocol udp/tcp).
 // Env: GUEST_URL (https://host:port/#CODE), GUEST_NAME, CHROMIUM, FAKE_AUDIO (wav), NO_H264=1,
@@ -260,6 +262,13 @@ for await (const line of rl) {
     } else if (c.cmd === "wait_connected") {
       await page.waitForFunction(() => window.clinicmeetGuest?.peer?.connectionState === "connected", null, { timeout: 60000, polling: 50 });
       out({ event: "connected", transport: await transport() });
+    } else if (c.cmd === "wait_live") {
+      const live = page.getByTestId("live-region");
+      await page.waitForFunction((t) => document.querySelector("[data-testid=live-region]")?.textContent?.includes(t), c.text, { timeout: 20000 });
+      out({ event: "live", text: await live.textContent(), title: await page.title() });
+    } else if (c.cmd === "wait_title") {
+      await page.waitForFunction((t) => document.title.includes(t), c.text, { timeout: 20000 });
+      out({ event: "title", title: await page.title() });
     } else if (c.cmd === "quit") {
       break;
     }

@@ -1,7 +1,8 @@
 //! Browser guests over WebRTC: Debian's headless Chromium (fake camera and a tone file as
 //! microphone), driven by `tests/browser/guest.mjs` (playwright-core, no browser download),
 //! joins a meeting through the relay's HTTPS guest page next to two `clinicmeet-cli`
-//! clients publishing synthetic media over QUIC.
+//! clients publishing synthetic media over QUIC. Once let in, its live region says so,
+//! and a message while its chat is closed counts in its title.
 
 use std::time::Duration;
 
@@ -57,6 +58,10 @@ fn browser_guest_joins_a_call_with_desktop_clients() {
     let pid = waiting_id(&mut host, "Pat Browser");
     host.send(&format!("/admit {pid}"));
     browser.expect("meeting", STEP, &log);
+    // The page's live region says so; its title names the meeting.
+    browser.cmd(json!({"cmd": "wait_live", "text": "You were let in to the meeting"}));
+    let live = browser.expect("live", STEP, &log);
+    assert!(live["title"].as_str().unwrap_or_default().ends_with("— ClinicMeet"), "{live}");
 
     // Media flows both ways; measure after things settle.
     std::thread::sleep(Duration::from_secs(8));
@@ -88,6 +93,12 @@ fn browser_guest_joins_a_call_with_desktop_clients() {
         eprintln!("{} ← browser: tone {hz:.1} Hz", s.name);
         assert!((hz - 523.0).abs() < 8.0, "{}: heard {hz} Hz from the browser", s.name);
     }
+
+    // A message while the chat is closed counts in the page's title, without its text.
+    host.send("Unread check");
+    browser.cmd(json!({"cmd": "wait_title", "text": "(1 unread)"}));
+    let title = browser.expect("title", STEP, &log);
+    assert!(!title["title"].as_str().unwrap_or_default().contains("Unread check"), "{title}");
 
     // Chat both ways.
     browser.cmd(json!({"cmd": "chat", "text": "Hello from the browser"}));

@@ -18,12 +18,24 @@
 //!   the new one reaches the meeting (waits, as the removed guest's address is held,
 //!   and is admitted).
 //!   Screenshot: `$CARGO_TARGET_DIR/e2e-artifacts/meeting.png`.
+//! * `desktop_app_signals`: the signals a busy doctor notices (`ui/src/signals/`), with
+//!   the window not focused: a CLI guest knocks → the window title (the page's and the
+//!   real X window's) shows "1 waiting", the live region names the guest, and the OS
+//!   notification (recorded on the app's private D-Bus session bus) says only "Someone
+//!   is waiting to join <title>"; admitted, the guest sends "Mr Smith HIV result" → the
+//!   title counts 1 unread, the live region says who wrote, and the notification is
+//!   "New message in <title>" with neither the text nor the sender; the chat opened in
+//!   the focused window clears the count. Turning "Sounds and notifications" off stops
+//!   the notifications; the title still counts.
 //! * `desktop_app_four_remote_streams` (ignored; a measurement, run by hand): four
 //!   CLI publishers at 360p30; prints frames drawn per second per tile and the CPU
 //!   of the app and its web process (from /proc).
 //!
-//! Needs `Xvfb`, `WebKitWebDriver` (Debian `webkit2gtk-driver`) and `tauri-driver`
-//! (`scripts/install-deps.sh` installs them). Set `CLINICMEET_SKIP_DESKTOP_E2E=1`
+//! The app runs on a private D-Bus session bus (no notification reaches a developer's
+//! desktop); a `dbus-monitor` records the `org.freedesktop.Notifications.Notify` calls.
+//!
+//! Needs `Xvfb`, `WebKitWebDriver` (Debian `webkit2gtk-driver`), `tauri-driver`,
+//! `dbus-daemon`, `dbus-monitor` and `xwininfo` (`scripts/install-deps.sh` installs them). Set `CLINICMEET_SKIP_DESKTOP_E2E=1`
 //! to skip on a machine without them; otherwise their absence fails the test.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -96,6 +108,77 @@ fn start_xvfb() -> (Proc, String) {
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("Xvfb display number");
     let n: u32 = line.trim().parse().unwrap_or_else(|_| panic!("Xvfb printed {line:?}"));
     (Proc { child, group: false }, format!(":{n}"))
+}
+
+/// A private D-Bus session bus for the app, and a monitor recording every
+/// `org.freedesktop.Notifications.Notify` call on it to `log`.
+struct SessionBus {
+    address: String,
+    log: PathBuf,
+    _monitor: Proc,
+    _daemon: Proc,
+}
+
+impl SessionBus {
+    fn start(dir: &Path) -> SessionBus {
+        let mut daemon = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dbus-daemon (apt-get install dbus-daemon; scripts/install-deps.sh)");
+        let mut address = String::new();
+        BufReader::new(daemon.stdout.take().unwrap()).read_line(&mut address).expect("dbus-daemon address");
+        let address = address.trim().to_string();
+        assert!(address.starts_with("unix:"), "dbus-daemon printed {address:?}");
+        let log = dir.join("notifications.log");
+        let monitor = Command::new("dbus-monitor")
+            .args(["--address", &address, "type='method_call',interface='org.freedesktop.Notifications'"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dbus-monitor (apt-get install dbus-bin; scripts/install-deps.sh)");
+        let bus = SessionBus {
+            address,
+            log,
+            _monitor: Proc { child: monitor, group: false },
+            _daemon: Proc { child: daemon, group: false },
+        };
+        // The monitor says hello (its NameAcquired) once it listens.
+        let deadline = Instant::now() + STEP;
+        while std::fs::metadata(&bus.log).map(|m| m.len()).unwrap_or(0) == 0 {
+            assert!(Instant::now() < deadline, "dbus-monitor did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bus
+    }
+
+    /// The string arguments (app name, icon, summary, body) of each `Notify` call so far.
+    fn notifications(&self) -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let mut calls: Vec<Vec<String>> = Vec::new();
+        let mut inside = false;
+        for line in text.lines() {
+            if !line.starts_with(' ') {
+                inside = line.starts_with("method call") && line.contains("member=Notify");
+                if inside {
+                    calls.push(Vec::new());
+                }
+            } else if let (true, Some(rest)) = (inside, line.trim_start().strip_prefix("string \"")) {
+                if let Some(call) = calls.last_mut() {
+                    call.push(rest.strip_suffix('"').unwrap_or(rest).to_string());
+                }
+            }
+        }
+        calls
+    }
+
+    /// Everything the monitor recorded (every argument of every call).
+    fn raw(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 // ---------------------------------------------------------------- WebDriver over HTTP
@@ -383,6 +466,9 @@ fn cpu_by_name(pgid: u32) -> std::collections::BTreeMap<String, f64> {
 struct DesktopApp {
     d: Driver,
     driver_pid: u32,
+    /// The app's X display (`:N`).
+    display: String,
+    bus: SessionBus,
     _driver_proc: Proc,
     _xvfb: Proc,
     _home: tempfile::TempDir,
@@ -408,6 +494,7 @@ impl DesktopApp {
         let app = bin_path("clinicmeet-app");
         let home = tempfile::tempdir().unwrap();
         let (xvfb, display) = start_xvfb();
+        let bus = SessionBus::start(home.path());
 
         let (port, native_port) = (free_port(), free_port());
         let artifacts = target_dir().join("e2e-artifacts");
@@ -420,6 +507,7 @@ impl DesktopApp {
             .arg("--native-driver")
             .arg(&native)
             .env("DISPLAY", &display)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
             .env_remove("WAYLAND_DISPLAY")
             .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
             .env("WEBKIT_DISABLE_DMABUF_RENDERER", "1")
@@ -449,11 +537,12 @@ impl DesktopApp {
             panic!("no WebDriver session (the app did not start): {e}\n{log}")
         });
         let d = Driver { port, session: created["sessionId"].as_str().expect("sessionId").to_string() };
-        Some(DesktopApp { d, driver_pid, _driver_proc: driver_proc, _xvfb: xvfb, _home: home })
+        Some(DesktopApp { d, driver_pid, display, bus, _driver_proc: driver_proc, _xvfb: xvfb, _home: home })
     }
 
-    /// First run → enrollment → create a meeting → device check → join; returns the code.
-    fn host_meeting(&self, relay: &Relay, enrollment: &str) -> String {
+    /// First run → enrollment → create a meeting (ticking the setting checkboxes
+    /// `settings`, CSS selectors) → device check → join; returns the code.
+    fn host_meeting(&self, relay: &Relay, enrollment: &str, settings: &[&str]) -> String {
         let d = &self.d;
         // First run: the relay comes pre-filled from the environment.
         d.element("#relay-address", "");
@@ -471,6 +560,9 @@ impl DesktopApp {
 
         // Home: create a meeting and read its code from the screen.
         d.type_into("#m-title", "Case review");
+        for setting in settings {
+            d.click(setting, "");
+        }
         d.click("button[type=submit]", "Create meeting");
         let code = d.text_of("the new meeting's code", "created-code");
         assert_eq!(code.len(), 9, "code {code:?}");
@@ -512,7 +604,7 @@ fn desktop_app_meeting_with_cli_participant() {
     let (_, enrollment) = relay.staff_add("Dr. Ada Lovelace");
     let Some(app) = DesktopApp::start(&relay) else { return };
     let d = &app.d;
-    let code = app.host_meeting(&relay, &enrollment);
+    let code = app.host_meeting(&relay, &enrollment, &[]);
 
     // A CLI participant publishing the synthetic camera joins with the code from the app's screen.
     let guest = Client::new(&relay, "Pat Guest");
@@ -638,6 +730,126 @@ fn desktop_app_meeting_with_cli_participant() {
     d.screenshot("meeting-new-code.png");
 }
 
+/// The names of the X windows on the app's display (`xwininfo -root -tree`): the real
+/// window title, set through Tauri, not only the page's `document.title`.
+fn x_window_names(display: &str) -> String {
+    let out = Command::new("xwininfo")
+        .args(["-root", "-tree", "-display", display])
+        .output()
+        .expect("xwininfo (apt-get install x11-utils; scripts/install-deps.sh)");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn desktop_app_signals() {
+    let relay = Relay::start(&[]);
+    let (_, enrollment) = relay.staff_add("Dr. Ada Lovelace");
+    let Some(app) = DesktopApp::start(&relay) else { return };
+    let d = &app.d;
+    let code = app.host_meeting(&relay, &enrollment, &["#set-waiting_room"]);
+    d.wait("the meeting's window title", "return document.title === 'Case review — ClinicMeet';", json!([]));
+    // The doctor looks at another window (Xvfb has no window manager to move the focus:
+    // the page gets the `blur` a window manager would cause).
+    d.js("window.dispatchEvent(new Event('blur')); return true;", json!([]));
+
+    // A guest knocks: the count in the title (the page's and the X window's), the
+    // guest's name for the screen reader, and a notification without it.
+    let guest = Client::new(&relay, "Pat Guest");
+    let mut g = guest.join(&code, &[]);
+    g.expect_event("waiting", STEP);
+    d.wait(
+        "1 waiting in the title",
+        "return document.title === '(1 waiting) Case review — ClinicMeet';",
+        json!([]),
+    );
+    d.wait(
+        "the knock in the live region",
+        "const e = document.querySelector('[data-testid=live-region]'); return e && e.textContent.includes('Pat Guest is waiting to be let in');",
+        json!([]),
+    );
+    let deadline = Instant::now() + STEP;
+    while !x_window_names(&app.display).contains("1 waiting") {
+        assert!(Instant::now() < deadline, "X window title: {}", x_window_names(&app.display));
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert!(x_window_names(&app.display).contains("Case review"), "{}", x_window_names(&app.display));
+    let knock = wait_notification(&app.bus, "Someone is waiting to join Case review");
+    eprintln!("knock notification: {knock:?}");
+
+    // Let in, the guest writes: 1 unread in the title, the sender for the screen
+    // reader, "New message in Case review" on the screen, and nothing of the message.
+    d.click("button.waiting-badge", "waiting");
+    d.click("button[aria-label='Admit Pat Guest']", "Admit");
+    g.expect_event("admitted", STEP);
+    d.wait(
+        "the title without the waiting count",
+        "return document.title === 'Case review — ClinicMeet';",
+        json!([]),
+    );
+    // (Clicks may focus the window: away again.)
+    d.js("window.dispatchEvent(new Event('blur')); return true;", json!([]));
+    g.send("Mr Smith HIV result");
+    d.wait(
+        "1 unread in the title",
+        "return document.title === '(1 unread) Case review — ClinicMeet';",
+        json!([]),
+    );
+    d.wait(
+        "the message in the live region",
+        "const e = document.querySelector('[data-testid=live-region]'); return e && e.textContent.includes('New message from Pat Guest');",
+        json!([]),
+    );
+    let message = wait_notification(&app.bus, "New message in Case review");
+    eprintln!("message notification: {message:?}");
+    assert_eq!(message.get(2).map(String::as_str), Some("ClinicMeet"), "summary: {message:?}");
+    let raw = app.bus.raw();
+    for secret in ["HIV", "Smith", "Pat Guest"] {
+        assert!(!raw.contains(secret), "{secret:?} reached the notification bus:\n{raw}");
+    }
+    let live = d.js("return document.querySelector('[data-testid=live-region]').textContent", json!([]));
+    assert!(!live.as_str().unwrap_or_default().contains("HIV"), "the live region read the text: {live}");
+    d.screenshot("signals-unread.png");
+
+    // Back at the app with the chat open: read, the count goes.
+    d.click("button.ctl[title=Chat]", "");
+    d.js("window.dispatchEvent(new Event('focus')); return true;", json!([]));
+    d.wait("the title without unread", "return document.title === 'Case review — ClinicMeet';", json!([]));
+
+    // Sounds and notifications off: a message while away still counts, but notifies nothing.
+    d.click("[data-testid=signals-toggle]", "");
+    d.wait(
+        "the setting off",
+        "return document.querySelector('[data-testid=signals-toggle]').getAttribute('aria-checked') === 'false';",
+        json!([]),
+    );
+    d.js("window.dispatchEvent(new Event('blur')); return true;", json!([]));
+    let before = app.bus.notifications().len();
+    // Past the burst quiet time (4 s), so only the setting can keep it quiet.
+    std::thread::sleep(Duration::from_millis(4500));
+    g.send("second message");
+    d.wait("1 unread again", "return document.title === '(1 unread) Case review — ClinicMeet';", json!([]));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        app.bus.notifications().len(),
+        before,
+        "a notification with the setting off: {:?}",
+        app.bus.notifications()
+    );
+}
+
+/// Waits for a `Notify` call whose body is `body`; returns its string arguments.
+fn wait_notification(bus: &SessionBus, body: &str) -> Vec<String> {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Some(n) = bus.notifications().into_iter().find(|n| n.get(3).map(String::as_str) == Some(body))
+        {
+            return n;
+        }
+        assert!(Instant::now() < deadline, "no notification {body:?}; the bus saw:\n{}", bus.raw());
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
 /// A measurement, not a pass/fail test: four CLI publishers at 360p30; frames the
 /// app's tiles receive and draw per second, time spent drawing, the CPU of the app and
 /// its web process, and their busiest threads.
@@ -649,7 +861,7 @@ fn desktop_app_four_remote_streams() {
     let (_, enrollment) = relay.staff_add("Dr. Ada Lovelace");
     let Some(app) = DesktopApp::start(&relay) else { return };
     let d = &app.d;
-    let code = app.host_meeting(&relay, &enrollment);
+    let code = app.host_meeting(&relay, &enrollment, &[]);
     let mut guests: Vec<(Client, Session)> = Vec::new();
     for i in 0..4 {
         let c = Client::new(&relay, &format!("Guest {i}"));

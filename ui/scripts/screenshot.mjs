@@ -73,6 +73,9 @@ try {
   const page = await context.newPage();
   watch(page);
   await page.goto(`${base}?reset&staff=${encodeURIComponent("Dr. Ada Lovelace")}`);
+  // The header's "Sounds and notifications" switch.
+  await page.getByTestId("signals-toggle").waitFor();
+  await shot(page, "home-signals-setting");
   await page.getByLabel("Title").fill("Case review: cardiology");
   await page.getByLabel("Waiting room").check();
   await page.getByRole("button", { name: "Create meeting" }).click();
@@ -97,6 +100,8 @@ try {
   await page.getByRole("button", { name: "Send" }).click();
   await page.waitForTimeout(600);
   await shot(page, "meeting");
+  // The window title counts the waiting room (the chat is open: nothing unread).
+  console.log("window title in the meeting:", await page.title());
 
   await page.getByRole("button", { name: "People" }).click();
   await shot(page, "meeting-participants");

@@ -11,6 +11,7 @@ import { Meeting } from "./screens/Meeting";
 import { Consultations } from "./screens/Consultations";
 import { Invite } from "./screens/Invite";
 import { errorText } from "./engine/engine";
+import { LiveRegion } from "./components/LiveRegion";
 
 /** `desktop`: the app (first run, staff home…); `browser`: the relay's guest page (invite
  * landing, join, device check, meeting), on the page's own server. */
@@ -89,6 +90,7 @@ export function App(props: { engine: Engine; rendererPreference?: "webgl" | "2d"
 
   return (
     <AppCtx.Provider value={ctx}>
+      <LiveRegion />
       <Show when={screen()} fallback={<p class="loading">Connecting…</p>}>
         {(s) => (
           <Switch>

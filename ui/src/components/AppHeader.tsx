@@ -1,6 +1,7 @@
 import { Show, type JSX } from "solid-js";
 import { useApp } from "../appContext";
 import { Icon } from "./Icon";
+import { SignalsToggle } from "./SignalsToggle";
 
 /** Top bar outside meetings: brand, server, who is signed in. */
 export function AppHeader(): JSX.Element {
@@ -14,6 +15,7 @@ export function AppHeader(): JSX.Element {
         <span class="brand-name">ClinicMeet</span>
       </button>
       <div class="app-header-right">
+        <SignalsToggle />
         <span class="server" title="Connected server">
           <span class="dot dot-ok" aria-hidden="true" />
           {app.relay()?.address}

@@ -17,6 +17,12 @@ import { sameIds, useIds, useNow, useSelect, useVersion } from "../components/re
 import { VideoTile } from "../components/VideoTile";
 import { WaitingRoom } from "./WaitingRoom";
 import { ConsultationEndDialog } from "./ConsultationEnd";
+import { SignalsToggle } from "../components/SignalsToggle";
+import { attachSignals } from "../signals/driver";
+import { announcer } from "../signals/announcer";
+import { setWindowTitle, showNotification } from "../signals/os";
+import { signalSettings } from "../signals/settings";
+import { playSound } from "../signals/sound";
 
 function Quality(props: { session: MeetingSession }): JSX.Element {
   const s = props.session;
@@ -181,8 +187,17 @@ function Over(props: { session: MeetingSession }): JSX.Element {
 }
 
 export function Meeting(props: { session: MeetingSession }): JSX.Element {
+  const app = useApp();
   const s = props.session;
   const v = useVersion(s);
+  // Sounds, notifications, the live region and the window title, for the session's life.
+  const stopSignals = attachSignals(
+    s,
+    app.engine,
+    { sound: playSound, notify: showNotification, announce: (t) => announcer.say(t), title: setWindowTitle },
+    { enabled: () => signalSettings.enabled },
+  );
+  onCleanup(stopSignals);
   const phase = () => {
     v();
     return s.phase;
@@ -346,6 +361,7 @@ function InMeeting(props: { session: MeetingSession }): JSX.Element {
             <Icon name="clock" size={16} /> <span class="mono">{elapsed()}</span>
           </span>
           <Quality session={s} />
+          <SignalsToggle compact />
           <Show when={canModerate() && waitingCount() > 0}>
             <div class="waiting-badge-wrap">
               <button type="button" class="btn btn-warn btn-small waiting-badge" aria-expanded={waitingOpen()} onClick={() => setWaitingOpen(!waitingOpen())}>

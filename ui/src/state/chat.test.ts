@@ -165,6 +165,25 @@ describe("chat state: unread", () => {
     expect(chat.unread).toBe(1);
   });
 
+  it("counts messages while the window is unfocused even with the sidebar open; focus with the sidebar open reads them", () => {
+    const chat = staff();
+    chat.setSidebarOpen(true);
+    chat.setFocused(false);
+    chat.receive(msg(1, "a", "one"));
+    chat.receive(msg(2, "b", "two"));
+    expect(chat.unread).toBe(2);
+    chat.setFocused(true);
+    expect(chat.unread).toBe(0);
+    // Focused with the sidebar closed: still unread until it opens.
+    chat.setSidebarOpen(false);
+    chat.receive(msg(3, "c", "three"));
+    chat.setFocused(false);
+    chat.setFocused(true);
+    expect(chat.unread).toBe(1);
+    chat.setSidebarOpen(true);
+    expect(chat.unread).toBe(0);
+  });
+
   it("history does not count as unread", () => {
     const chat = staff();
     chat.loadHistory([msg(1, "a", "old"), msg(2, "b", "old too")]);

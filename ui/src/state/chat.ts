@@ -1,6 +1,7 @@
 // Chat state: optimistic sending (sending → sent | failed → retry), dedupe by
 // client_msg_id and by sequence number, ordering by seq, staff-only notes kept
-// apart from the guest-visible chat, unread count while the sidebar is closed,
+// apart from the guest-visible chat, unread count while the sidebar is closed or
+// the window is not focused,
 // and the typing indicator. Pure: feed it events, read the lists.
 
 import type { ChatMessage, ParticipantId, UnixMillis, Uuid } from "../engine/types";
@@ -51,6 +52,7 @@ export class ChatState extends Observable {
   private bySeq: Record<ChatStream, Map<number, Uuid>> = { chat: new Map(), notes: new Map() };
   private orderCounter = 0;
   private sidebarOpen = false;
+  private windowFocused = true;
   private unreadCount = 0;
   private typingUntil = new Map<ParticipantId, { name: string; until: number }>();
   private sorted: Record<ChatStream, ChatEntry[] | null> = { chat: null, notes: null };
@@ -179,7 +181,7 @@ export class ChatState extends Observable {
     this.bySeq[stream].set(message.seq, message.client_msg_id);
     if (!mine) {
       this.typingUntil.delete(message.sender_id);
-      if (!quiet && !this.sidebarOpen) this.unreadCount += 1;
+      if (!quiet && !this.seen) this.unreadCount += 1;
     }
     this.invalidate();
   }
@@ -213,12 +215,28 @@ export class ChatState extends Observable {
 
   setSidebarOpen(open: boolean): void {
     this.sidebarOpen = open;
-    if (open && this.unreadCount !== 0) {
+    if (this.seen) this.unreadCount = 0;
+    if (open) this.changed();
+  }
+
+  /** The window gained or lost the focus: messages count as unread while it has not,
+   * even with the sidebar open, and are read once it has it with the sidebar open. */
+  setFocused(focused: boolean): void {
+    if (focused === this.windowFocused) return;
+    this.windowFocused = focused;
+    if (this.seen && this.unreadCount !== 0) {
       this.unreadCount = 0;
       this.changed();
-    } else if (open) {
-      this.changed();
     }
+  }
+
+  get isSidebarOpen(): boolean {
+    return this.sidebarOpen;
+  }
+
+  /** New messages are seen as they arrive: the sidebar is open in a focused window. */
+  private get seen(): boolean {
+    return this.sidebarOpen && this.windowFocused;
   }
 
   get unread(): number {
