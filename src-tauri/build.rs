@@ -39,6 +39,10 @@ const COMMANDS: &[&str] = &[
     "subscribe",
     "frame_socket",
     "set_video_size",
+    "consultation_record",
+    "amend_consultation",
+    "local_meetings",
+    "past_meetings",
 ];
 
 fn main() {

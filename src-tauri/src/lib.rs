@@ -182,6 +182,10 @@ pub fn run() {
             commands::retry_chat,
             commands::typing,
             commands::chat_history,
+            commands::consultation_record,
+            commands::amend_consultation,
+            commands::local_meetings,
+            commands::past_meetings,
         ])
         .run(context);
     if let Err(e) = result {

@@ -9,6 +9,7 @@ import { Home } from "./screens/Home";
 import { DeviceCheck } from "./screens/DeviceCheck";
 import { Meeting } from "./screens/Meeting";
 import { Consultations } from "./screens/Consultations";
+import { PastMeetings } from "./screens/PastMeetings";
 import { Invite } from "./screens/Invite";
 import { errorText } from "./engine/engine";
 import { LiveRegion } from "./components/LiveRegion";
@@ -124,6 +125,9 @@ export function App(props: { engine: Engine; rendererPreference?: "webgl" | "2d"
             </Match>
             <Match when={(() => { const x = s(); return x.name === "consultations" ? x : null; })()} keyed>
               {(x) => <Consultations {...(x.openId ? { openId: x.openId } : {})} />}
+            </Match>
+            <Match when={s().name === "past_meetings"}>
+              <PastMeetings />
             </Match>
           </Switch>
         )}

@@ -15,7 +15,8 @@ export type Screen =
   | { name: "home" }
   | { name: "device_check"; code: string; displayName: string }
   | { name: "meeting"; session: MeetingSession }
-  | { name: "consultations"; openId?: string };
+  | { name: "consultations"; openId?: string }
+  | { name: "past_meetings" };
 
 export interface AppContext {
   engine: Engine;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use clinicmeet_client::session::{Connected, JoinOutcome};
 use clinicmeet_client::{ClientEvent, ConnectionState, Entered, Session, SessionConfig, Store};
 use clinicmeet_protocol::{
-    AccessCode, JoinSecret, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity,
+    AccessCode, ConsultationRecord, PastFilter, PastMeeting, JoinSecret, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -396,16 +396,55 @@ impl Engine {
         Ok(json!({"started_at": t.started_at, "ended_at": t.ended_at, "duration_secs": t.duration_secs}))
     }
 
-    pub fn save_consultation_notes(&self, meeting: MeetingId, notes: String) -> Result<()> {
+    /// Writes a consultation's notes: into this device's store (when it holds the
+    /// consultation) and, once, into the relay's record, which it returns. Later
+    /// changes are amendments.
+    pub async fn save_consultation_notes(&self, meeting: MeetingId, notes: String) -> Result<ConsultationRecord> {
+        {
+            let store = self.store()?;
+            if let Some(mut rec) = store.consultations()?.into_iter().find(|c| c.meeting_id == meeting) {
+                rec.notes = Some(notes.clone());
+                store.consultation_ended(&rec)?;
+            }
+        }
+        Ok(self.session().await?.save_consultation_notes(meeting, &notes).await?)
+    }
+
+    /// The relay's record of a consultation this staff member held.
+    pub async fn consultation_record(&self, meeting: MeetingId) -> Result<ConsultationRecord> {
+        Ok(self.session().await?.consultation(meeting).await?)
+    }
+
+    /// The meetings this device took part in, from its store, newest first (no codes,
+    /// invite secrets or resume tokens: the UI lists them, readable offline).
+    pub fn local_meetings(&self) -> Result<Vec<Value>> {
         let store = self.store()?;
-        let mut rec = store
-            .consultations()?
+        Ok(store
+            .meetings()?
             .into_iter()
-            .find(|c| c.meeting_id == meeting)
-            .ok_or_else(|| AppError::new("not_found", "No such consultation on this device."))?;
-        rec.notes = Some(notes);
-        store.consultation_ended(&rec)?;
-        Ok(())
+            .filter(|m| m.participant_id.is_some() || m.role.is_some())
+            .map(|m| {
+                json!({
+                    "meeting_id": m.meeting_id,
+                    "title": m.title,
+                    "kind": m.kind,
+                    "status": m.status,
+                    "role": m.role,
+                    "patient_reference": m.patient_reference,
+                    "last_seen_at": m.last_seen_at,
+                })
+            })
+            .collect())
+    }
+
+    /// Staff: the relay's meetings that are over which they created or took part in.
+    pub async fn past_meetings(&self, filter: PastFilter) -> Result<Vec<PastMeeting>> {
+        Ok(self.session().await?.past_meetings(filter).await?.0)
+    }
+
+    /// Appends an amendment to a consultation's notes on the relay; returns the record.
+    pub async fn amend_consultation(&self, meeting: MeetingId, text: String) -> Result<ConsultationRecord> {
+        Ok(self.session().await?.amend_consultation(meeting, &text).await?)
     }
 
     pub fn consultations(&self) -> Result<Vec<Value>> {

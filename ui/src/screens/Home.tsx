@@ -220,6 +220,9 @@ export function Home(): JSX.Element {
                 Continue
               </button>
             </form>
+            <button type="button" class="btn btn-ghost" onClick={() => app.go({ name: "past_meetings" })} data-testid="open-past">
+              <Icon name="chat" size={18} /> Past meetings
+            </button>
           </section>
           <Show when={isStaff()}>
             <section class="card">
