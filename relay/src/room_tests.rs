@@ -283,7 +283,8 @@ fn check_success(c: &Cast, action: Action, fx: &[Effect]) {
         }
         Action::SendNote => {
             assert_eq!(c.room.notes_seq(), 1);
-            assert_eq!(c.room.chat_seq(), 0, "notes keep their own sequence");
+            let public = fx.iter().any(|e| matches!(e, Effect::Write(Write::Chat(m)) if !m.staff_only));
+            assert!(!public, "notes keep their own sequence");
             for p in [c.host, c.moderator, c.staff] {
                 let got = events_to(fx, p).iter().any(|e| matches!(e, Event::Chat { .. }));
                 let is_sender = fx.iter().all(|e| !matches!(e, Effect::Event { to, .. } if *to == p));
@@ -380,7 +381,10 @@ fn consultation_patient_waits_until_the_doctor_starts_it() {
     assert_eq!(room.info().status, MeetingStatus::Completed);
     assert!(matches!(
         events_to(&o.effects, p)[..],
-        [Event::MeetingEnded(MeetingEnded { status: MeetingStatus::Completed })]
+        [
+            Event::Chat { message: ChatMessage { system: Some(SystemLine::ConsultationEnded), .. } },
+            Event::MeetingEnded(MeetingEnded { status: MeetingStatus::Completed })
+        ]
     ));
     assert!(o
         .effects
@@ -528,6 +532,7 @@ fn chat_is_sequenced_deduplicated_and_staff_notes_follow_identity() {
 #[test]
 fn restore_after_restart_keeps_roles_and_sequences() {
     let mut c = cast();
+    let base = c.room.chat_seq();
     for (who, text, notes) in [(c.guest, "a", false), (c.staff, "n", true)] {
         let o = c.room.send_chat(T0, who, Uuid::now_v7(), text, notes).unwrap();
         c.room.stored(&o.reply);
@@ -535,7 +540,7 @@ fn restore_after_restart_keeps_roles_and_sequences() {
     let msgs: Vec<ChatMessage> = c.room.messages.values().cloned().collect();
     let people: Vec<Participant> = c.room.participants().cloned().collect();
     let mut r = Room::restore(c.room.record().clone(), people, msgs, Vec::new(), T0 + 500);
-    assert_eq!((r.chat_seq(), r.notes_seq()), (1, 1));
+    assert_eq!((r.chat_seq(), r.notes_seq()), (base + 1, 1));
     assert!(r.participants().all(|p| !p.connected));
     assert_eq!(r.participant(c.moderator).unwrap().role, Role::Moderator);
     let Entry::Joined(js) = r.resume(T0 + 600, c.host, ResumeKey::default()).unwrap().reply else { panic!() };
@@ -581,12 +586,13 @@ fn a_change_whose_writes_fail_is_rolled_back_whole() {
     // A chat message whose write did not commit: the sequence number is reused,
     // and a retry with the same id is a new message, not the uncommitted copy.
     let id = Uuid::now_v7();
+    let base = c.room.chat_seq();
     let cp = c.room.checkpoint();
     let lost = c.room.send_chat(T0 + 1, c.guest, id, "lost", false).unwrap();
     c.room.rollback(cp);
-    assert_eq!(c.room.chat_seq(), 0);
+    assert_eq!(c.room.chat_seq(), base);
     let retry = c.room.send_chat(T0 + 2, c.guest, id, "lost", false).unwrap();
-    assert_eq!((retry.reply.seq, retry.reply.sent_at), (1, T0 + 2));
+    assert_eq!((retry.reply.seq, retry.reply.sent_at), (base + 1, T0 + 2));
     assert!(!retry.effects.is_empty(), "the retry is written and fanned out: {lost:?}");
     // Ending the meeting, admitting and locking come back as they were.
     let before = (c.room.info().clone(), c.room.participants().cloned().collect::<Vec<_>>());
