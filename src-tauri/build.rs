@@ -43,6 +43,9 @@ const COMMANDS: &[&str] = &[
     "amend_consultation",
     "local_meetings",
     "past_meetings",
+    "clinic_meetings",
+    "join_as_staff",
+    "cancel_meeting",
 ];
 
 fn main() {

@@ -257,3 +257,23 @@ pub fn local_meetings(state: State<'_, AppState>) -> Result<Vec<Value>> {
 pub async fn past_meetings(state: State<'_, AppState>, filter: PastFilter) -> Result<Vec<PastMeeting>> {
     state.engine.past_meetings(filter).await
 }
+
+#[tauri::command]
+pub async fn clinic_meetings(state: State<'_, AppState>) -> Result<Vec<Value>> {
+    state.engine.clinic_meetings().await
+}
+
+#[tauri::command]
+pub async fn join_as_staff(
+    state: State<'_, AppState>,
+    meeting: MeetingId,
+    name: String,
+    options: JoinOptions,
+) -> Result<JoinOutcome> {
+    state.engine.join_as_staff(meeting, &name, options).await
+}
+
+#[tauri::command]
+pub async fn cancel_meeting(state: State<'_, AppState>, meeting: MeetingId) -> Result<()> {
+    state.engine.cancel_meeting(meeting).await
+}

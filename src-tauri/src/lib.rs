@@ -186,6 +186,9 @@ pub fn run() {
             commands::amend_consultation,
             commands::local_meetings,
             commands::past_meetings,
+            commands::clinic_meetings,
+            commands::join_as_staff,
+            commands::cancel_meeting,
         ])
         .run(context);
     if let Err(e) = result {

@@ -306,33 +306,62 @@ impl Engine {
         if name.trim().is_empty() {
             return Err(AppError::invalid_input("Enter your name."));
         }
+        let media = self.join_media(options);
+        Ok(entered(self.session().await?.join(&code, name.trim(), media).await?))
+    }
+
+    /// Staff: join a clinic meeting by its id (the clinic view), without its code.
+    pub async fn join_as_staff(&self, meeting: MeetingId, name: &str, options: JoinOptions) -> Result<JoinReply> {
+        if name.trim().is_empty() {
+            return Err(AppError::invalid_input("Enter your name."));
+        }
+        let media = self.join_media(options);
+        Ok(entered(self.session().await?.join_as_staff(meeting, name.trim(), media).await?))
+    }
+
+    /// Stops the device check and picks the devices a join publishes.
+    fn join_media(&self, options: JoinOptions) -> MediaState {
         self.stop_preview();
-        let media = {
-            let mut devices = lock(&self.devices);
-            // Publish the devices that exist (unless chat-only), on or off as asked:
-            // the user can turn them on later in the call.
-            let publish = !options.chat_only;
-            let choice = Choice {
-                camera: devices.chosen(DeviceKind::Camera).filter(|_| publish),
-                microphone: devices.chosen(DeviceKind::Microphone).filter(|_| publish),
-                speaker: devices.chosen(DeviceKind::Speaker),
-            };
-            let media = MediaState {
-                audio: options.mic && choice.microphone.is_some(),
-                video: options.camera && choice.camera.is_some(),
-                screen: false,
-            };
-            *lock(&self.choice) = choice;
-            media
+        let mut devices = lock(&self.devices);
+        // Publish the devices that exist (unless chat-only), on or off as asked:
+        // the user can turn them on later in the call.
+        let publish = !options.chat_only;
+        let choice = Choice {
+            camera: devices.chosen(DeviceKind::Camera).filter(|_| publish),
+            microphone: devices.chosen(DeviceKind::Microphone).filter(|_| publish),
+            speaker: devices.chosen(DeviceKind::Speaker),
         };
-        Ok(match self.session().await?.join(&code, name.trim(), media).await? {
-            JoinOutcome::Joined(state) => {
-                JoinReply::Joined { join: Box::new(Entered::from_join(*state, false)) }
-            }
-            JoinOutcome::Waiting { participant_id, meeting } => {
-                JoinReply::Waiting { participant_id, meeting }
-            }
-        })
+        let media = MediaState {
+            audio: options.mic && choice.microphone.is_some(),
+            video: options.camera && choice.camera.is_some(),
+            screen: false,
+        };
+        *lock(&self.choice) = choice;
+        media
+    }
+
+    /// Staff: every active and scheduled meeting of the clinic, each with
+    /// `created_here` (this device created it: it may cancel it).
+    pub async fn clinic_meetings(&self) -> Result<Vec<Value>> {
+        let meetings = self.session().await?.list_clinic_meetings().await?;
+        let store = self.store()?;
+        Ok(meetings
+            .into_iter()
+            .map(|m| {
+                let created_here =
+                    store.meeting(m.meeting.id).ok().flatten().is_some_and(|r| r.access_code.is_some());
+                let mut v = serde_json::to_value(&m).unwrap_or(Value::Null);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("created_here".into(), json!(created_here));
+                }
+                v
+            })
+            .collect())
+    }
+
+    /// Its creator: cancel a meeting that has not started.
+    pub async fn cancel_meeting(&self, meeting: MeetingId) -> Result<()> {
+        Ok(self.session().await?.cancel_meeting(meeting).await?)
     }
 
     pub async fn leave(&self) -> Result<()> {
@@ -564,6 +593,14 @@ impl Engine {
         all.extend(store.chat(meeting, true)?);
         all.sort_by_key(|m| (m.sent_at, m.staff_only, m.seq));
         Ok(all)
+    }
+}
+
+/// The UI's join reply of a join outcome.
+fn entered(outcome: JoinOutcome) -> JoinReply {
+    match outcome {
+        JoinOutcome::Joined(state) => JoinReply::Joined { join: Box::new(Entered::from_join(*state, false)) },
+        JoinOutcome::Waiting { participant_id, meeting } => JoinReply::Waiting { participant_id, meeting },
     }
 }
 

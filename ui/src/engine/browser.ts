@@ -17,6 +17,7 @@ import {
   type ConsultationEnded,
   type ConsultationRecord,
   type LocalMeeting,
+  type ClinicMeeting,
   type CreatedMeeting,
   type DashboardMeeting,
   type DeviceInfo,
@@ -272,6 +273,15 @@ export class BrowserEngine implements Engine {
     return Promise.resolve([]);
   }
   pastMeetings(_filter: PastFilter): Promise<PastMeeting[]> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  clinicMeetings(): Promise<ClinicMeeting[]> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  joinAsStaff(_meetingId: MeetingId, _displayName: string, _options: JoinOptions): Promise<JoinOutcome> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  cancelMeeting(_meetingId: MeetingId): Promise<void> {
     return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
   }
 

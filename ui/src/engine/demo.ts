@@ -6,6 +6,7 @@
 import type {
   ConnectionState,
   ConsultationEnded,
+  ClinicMeeting,
   ConsultationRecord,
   CreatedMeeting,
   LocalMeeting,
@@ -743,6 +744,34 @@ export class DemoEngine implements Engine {
         return (filter.from == null || at >= filter.from) && (filter.to == null || at < filter.to);
       })
       .sort((a, b) => (b.meeting.started_at ?? b.meeting.created_at) - (a.meeting.started_at ?? a.meeting.created_at));
+  }
+
+  // ---- clinic view -------------------------------------------------------------
+
+  async clinicMeetings(): Promise<ClinicMeeting[]> {
+    const listed = await this.listMeetings();
+    return listed.map(({ access_code: _code, invite_secret: _invite, ...summary }) => ({
+      ...summary,
+      created_here: this.meetings.get(summary.meeting.id)?.hostIsMe ?? false,
+    }));
+  }
+
+  async joinAsStaff(meetingId: MeetingId, displayName: string, options: JoinOptions): Promise<JoinOutcome> {
+    this.requireStaff();
+    const m = this.meetings.get(meetingId);
+    if (!m) throw new EngineError("not_found", "no such meeting");
+    return this.join(m.code, displayName, options);
+  }
+
+  async cancelMeeting(meetingId: MeetingId): Promise<void> {
+    this.requireStaff();
+    const m = this.meetings.get(meetingId);
+    if (!m) throw new EngineError("not_found", "no such meeting");
+    if (!m.hostIsMe) throw new EngineError("forbidden", "only its creator may cancel a meeting");
+    if (m.info.status !== "scheduled") throw new EngineError("invalid_state", "only a meeting that has not started can be cancelled");
+    m.info.status = "cancelled";
+    const r = this.records.get(meetingId);
+    if (r) r.status = "cancelled";
   }
 
   /** A local consultation as the relay's record, without notes yet. */

@@ -125,6 +125,12 @@ export interface ConsultationRecord {
   notes: string;
 }
 
+/** A meeting of the clinic view. */
+export interface ClinicMeeting extends MeetingSummary {
+  /** This device created it (so it may cancel it; the relay checks). */
+  created_here: boolean;
+}
+
 /** A meeting as kept in the local store (no codes or tokens). */
 export interface LocalMeeting {
   meeting_id: MeetingId;
@@ -233,6 +239,14 @@ export interface Engine {
   localMeetings(): Promise<LocalMeeting[]>;
   /** Staff: the relay's meetings that are over which they created or took part in. */
   pastMeetings(filter: PastFilter): Promise<PastMeeting[]>;
+
+  // --- clinic view -----------------------------------------------------------
+  /** Staff: every active and scheduled meeting of the clinic. */
+  clinicMeetings(): Promise<ClinicMeeting[]>;
+  /** Staff: join a clinic meeting by its id, without its code (anyone but its creator knocks). */
+  joinAsStaff(meetingId: MeetingId, displayName: string, options: JoinOptions): Promise<JoinOutcome>;
+  /** Its creator: cancel a meeting that has not started. */
+  cancelMeeting(meetingId: MeetingId): Promise<void>;
 
   // --- media ---------------------------------------------------------------
   /** Announces and applies one's own media (starts/stops capture, screen share). */

@@ -13,6 +13,7 @@ import {
   type ConsultationEnded,
   type ConsultationRecord,
   type LocalMeeting,
+  type ClinicMeeting,
   type CreatedMeeting,
   type DashboardMeeting,
   type DeviceKind,
@@ -249,6 +250,17 @@ export class TauriEngine implements Engine {
   }
   pastMeetings(filter: PastFilter): Promise<PastMeeting[]> {
     return this.call("past_meetings", { filter });
+  }
+
+  // --- clinic view -------------------------------------------------------------
+  clinicMeetings(): Promise<ClinicMeeting[]> {
+    return this.call("clinic_meetings");
+  }
+  joinAsStaff(meetingId: MeetingId, displayName: string, options: JoinOptions): Promise<JoinOutcome> {
+    return this.call("join_as_staff", { meeting: meetingId, name: displayName, options });
+  }
+  cancelMeeting(meetingId: MeetingId): Promise<void> {
+    return this.call("cancel_meeting", { meeting: meetingId });
   }
 
   // --- media -----------------------------------------------------------------

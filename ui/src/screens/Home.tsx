@@ -256,6 +256,9 @@ export function Home(): JSX.Element {
                 <button type="button" class="btn btn-ghost btn-small" onClick={() => void refetch()}>
                   Refresh
                 </button>
+                <button type="button" class="btn btn-ghost btn-small" onClick={() => app.go({ name: "clinic" })} data-testid="open-clinic">
+                  Clinic meetings
+                </button>
               </div>
               <Show when={(meetings() ?? []).length > 0} fallback={<p class="empty">No active or scheduled meetings.</p>}>
                 <ul class="list">
