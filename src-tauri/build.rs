@@ -46,6 +46,7 @@ const COMMANDS: &[&str] = &[
     "clinic_meetings",
     "join_as_staff",
     "cancel_meeting",
+    "save_invitation",
 ];
 
 fn main() {

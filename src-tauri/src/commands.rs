@@ -277,3 +277,8 @@ pub async fn join_as_staff(
 pub async fn cancel_meeting(state: State<'_, AppState>, meeting: MeetingId) -> Result<()> {
     state.engine.cancel_meeting(meeting).await
 }
+
+#[tauri::command]
+pub async fn save_invitation(state: State<'_, AppState>, meeting: MeetingId) -> Result<String> {
+    state.engine.save_invitation(meeting).await
+}

@@ -189,6 +189,7 @@ pub fn run() {
             commands::clinic_meetings,
             commands::join_as_staff,
             commands::cancel_meeting,
+            commands::save_invitation,
         ])
         .run(context);
     if let Err(e) = result {

@@ -149,6 +149,15 @@ try {
   await bare.getByRole("button", { name: "Open the chat of Case review: ward 3" }).click();
   await bare.getByTestId("past-transcript").waitFor();
   await shot(bare, "past-meetings");
+
+  // --- Clinic view -----------------------------------------------------------------------
+  await bare.getByRole("button", { name: "Back to home" }).click();
+  await bare.getByTestId("open-clinic").click();
+  await bare.getByRole("button", { name: "Add Follow-up: knee to calendar (.ics)" }).click();
+  await bare.getByTestId("ics-saved").waitFor();
+  await shot(bare, "clinic-view");
+  await bare.getByRole("button", { name: "Cancel Follow-up: knee" }).click();
+  await shot(bare, "clinic-cancel-confirm");
 } finally {
   await context.close();
   await new Promise((r) => server.httpServer.close(r));

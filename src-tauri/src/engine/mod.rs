@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clinicmeet_client::session::{Connected, JoinOutcome};
-use clinicmeet_client::{ClientEvent, ConnectionState, Entered, Session, SessionConfig, Store};
+use clinicmeet_client::{ics, ClientEvent, ConnectionState, Entered, Session, SessionConfig, Store};
 use clinicmeet_protocol::{
     AccessCode, ConsultationRecord, PastFilter, PastMeeting, JoinSecret, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity,
 };
@@ -357,6 +357,51 @@ impl Engine {
                 v
             })
             .collect())
+    }
+
+    /// "Add to calendar": writes the `.ics` invitation of a scheduled meeting this
+    /// device created (it alone knows the invite link) into the Downloads folder
+    /// (`$XDG_DOWNLOAD_DIR`, else `~/Downloads`) and returns the file's path. The
+    /// file is named by the meeting's id, never its title.
+    pub async fn save_invitation(&self, meeting: MeetingId) -> Result<String> {
+        let info = self
+            .session()
+            .await?
+            .list_clinic_meetings()
+            .await?
+            .into_iter()
+            .find(|m| m.meeting.id == meeting)
+            .map(|m| m.meeting)
+            .ok_or_else(|| AppError::new("not_found", "No such active or scheduled meeting."))?;
+        let start = info
+            .schedule
+            .as_ref()
+            .map(|s| s.start)
+            .ok_or_else(|| AppError::invalid_input("This meeting has no start time."))?;
+        let rec = self.store()?.meeting(meeting)?;
+        let secret = rec
+            .and_then(|r| r.invite_secret.or(r.access_code))
+            .ok_or_else(|| AppError::new("forbidden", "Only the device that created the meeting knows its link."))?;
+        let relay = self.inner.lock().await.relay.clone();
+        let link = ics::invite_link(&secret, relay.as_ref().map(|r| (r.address.as_str(), r.pin.as_str())));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let text = ics::invitation(&info, start, ics::DEFAULT_DURATION_MINS, &link, now);
+        let dir = std::env::var_os("XDG_DOWNLOAD_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join("Downloads")))
+            .ok_or_else(|| AppError::new("internal", "No Downloads folder."))?;
+        let write = |dir: &Path| -> std::io::Result<PathBuf> {
+            std::fs::create_dir_all(dir)?;
+            let path = dir.join(format!("clinicmeet-{}.ics", &meeting.to_string()[..8]));
+            std::fs::write(&path, text.as_bytes())?;
+            Ok(path)
+        };
+        let path = write(&dir)
+            .map_err(|e| AppError::new("internal", format!("Could not save the invitation: {e}")))?;
+        Ok(path.display().to_string())
     }
 
     /// Its creator: cancel a meeting that has not started.

@@ -284,6 +284,9 @@ export class BrowserEngine implements Engine {
   cancelMeeting(_meetingId: MeetingId): Promise<void> {
     return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
   }
+  saveInvitation(_meetingId: MeetingId): Promise<string> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
 
   // --- meetings ----------------------------------------------------------------
 

@@ -774,6 +774,15 @@ export class DemoEngine implements Engine {
     if (r) r.status = "cancelled";
   }
 
+  async saveInvitation(meetingId: MeetingId): Promise<string> {
+    this.requireStaff();
+    const m = this.meetings.get(meetingId);
+    if (!m) throw new EngineError("not_found", "no such meeting");
+    if (!m.hostIsMe) throw new EngineError("forbidden", "only the device that created the meeting knows its link");
+    if (!m.info.schedule) throw new EngineError("invalid_input", "This meeting has no start time.");
+    return `/home/demo/Downloads/clinicmeet-${meetingId.slice(0, 8)}.ics`;
+  }
+
   /** A local consultation as the relay's record, without notes yet. */
   private relayRecordOf(r: ConsultationRecord): RelayConsultationRecord {
     const meeting: MeetingInfo = {

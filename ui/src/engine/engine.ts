@@ -247,6 +247,9 @@ export interface Engine {
   joinAsStaff(meetingId: MeetingId, displayName: string, options: JoinOptions): Promise<JoinOutcome>;
   /** Its creator: cancel a meeting that has not started. */
   cancelMeeting(meetingId: MeetingId): Promise<void>;
+  /** Its creator: saves a scheduled meeting's `.ics` invitation (with the invite link) into the
+   * Downloads folder; returns the file's path. */
+  saveInvitation(meetingId: MeetingId): Promise<string>;
 
   // --- media ---------------------------------------------------------------
   /** Announces and applies one's own media (starts/stops capture, screen share). */

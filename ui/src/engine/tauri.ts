@@ -262,6 +262,9 @@ export class TauriEngine implements Engine {
   cancelMeeting(meetingId: MeetingId): Promise<void> {
     return this.call("cancel_meeting", { meeting: meetingId });
   }
+  saveInvitation(meetingId: MeetingId): Promise<string> {
+    return this.call("save_invitation", { meeting: meetingId });
+  }
 
   // --- media -----------------------------------------------------------------
   updateMedia(media: MediaState): Promise<void> {

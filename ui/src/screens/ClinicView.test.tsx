@@ -101,4 +101,12 @@ describe("clinic view", () => {
     expect(root.querySelector('[role="alert"]')!.textContent).toBe(describeError("forbidden"));
     expect(root.querySelector('[role="alertdialog"]')).not.toBeNull();
   });
+
+  it("saves the .ics of a scheduled meeting this device created and shows where", async () => {
+    const root = await mount();
+    expect(button(root, "Add Morning huddle to calendar (.ics)")).toBeNull();
+    button(root, "Add Follow-up: knee to calendar (.ics)")!.click();
+    await settle(50);
+    expect(root.querySelector('[data-testid="ics-saved"]')!.textContent).toMatch(/Downloads\/clinicmeet-[0-9a-f]{8}\.ics$/);
+  });
 });

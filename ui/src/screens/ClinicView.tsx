@@ -1,7 +1,8 @@
 // The clinic view for staff: every active and scheduled meeting of the clinic,
 // "Join as staff" on each (by id, through the device check; anyone but the
 // creator knocks), and "Cancel meeting" (after a confirmation) on a scheduled
-// meeting this device created. The relay checks both.
+// meeting this device created, and "Add to calendar (.ics)" there (the file goes
+// to the Downloads folder; the screen shows its path). The relay checks both.
 
 import { createResource, createSignal, For, Show, type JSX } from "solid-js";
 import { useApp } from "../appContext";
@@ -27,6 +28,17 @@ export function ClinicView(): JSX.Element {
   const [confirm, setConfirm] = createSignal<ClinicMeeting | null>(null);
   const [error, setError] = createSignal<string | null>(null);
   const [busy, setBusy] = createSignal(false);
+  const [saved, setSaved] = createSignal<string | null>(null);
+
+  const saveIcs = async (m: ClinicMeeting) => {
+    setError(null);
+    setSaved(null);
+    try {
+      setSaved(await app.engine.saveInvitation(m.meeting.id));
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
 
   const cancel = async (m: ClinicMeeting) => {
     setBusy(true);
@@ -53,6 +65,13 @@ export function ClinicView(): JSX.Element {
           </button>
         </div>
         <FormError message={list()?.error ?? error()} />
+        <Show when={saved()}>
+          {(path) => (
+            <p class="hint" role="status" data-testid="ics-saved">
+              Invitation saved to <span class="mono">{path()}</span>
+            </p>
+          )}
+        </Show>
         <section class="card" aria-label="Active and scheduled meetings of the clinic">
           <Show when={(list()?.meetings ?? []).length > 0} fallback={<p class="empty">No active or scheduled meetings.</p>}>
             <table class="table" data-testid="clinic-list">
@@ -88,6 +107,11 @@ export function ClinicView(): JSX.Element {
                         >
                           <Icon name="camera" size={16} /> Join as staff
                         </button>
+                        <Show when={m.created_here && m.meeting.schedule}>
+                          <button type="button" class="btn btn-ghost btn-small" aria-label={`Add ${m.meeting.title} to calendar (.ics)`} onClick={() => void saveIcs(m)}>
+                            Add to calendar (.ics)
+                          </button>
+                        </Show>
                         <Show when={m.created_here && m.meeting.status === "scheduled"}>
                           <button type="button" class="btn btn-ghost btn-small" aria-label={`Cancel ${m.meeting.title}`} onClick={() => setConfirm(m)}>
                             Cancel meeting
