@@ -98,25 +98,27 @@ export function ClinicView(): JSX.Element {
                         <span class={`status status-${m.meeting.status}`}>{m.meeting.status}</span>
                       </td>
                       <td>{m.participant_count}</td>
-                      <td class="row">
-                        <button
-                          type="button"
-                          class="btn btn-secondary btn-small"
-                          aria-label={`Join ${m.meeting.title} as staff`}
-                          onClick={() => app.go({ name: "device_check", code: "", displayName: app.staff()?.name ?? "Staff", meetingId: m.meeting.id })}
-                        >
-                          <Icon name="camera" size={16} /> Join as staff
-                        </button>
-                        <Show when={m.created_here && m.meeting.schedule}>
-                          <button type="button" class="btn btn-ghost btn-small" aria-label={`Add ${m.meeting.title} to calendar (.ics)`} onClick={() => void saveIcs(m)}>
-                            Add to calendar (.ics)
+                      <td>
+                        <div class="row">
+                          <button
+                            type="button"
+                            class="btn btn-secondary btn-small"
+                            aria-label={`Join ${m.meeting.title} as staff`}
+                            onClick={() => app.go({ name: "device_check", code: "", displayName: app.staff()?.name ?? "Staff", meetingId: m.meeting.id })}
+                          >
+                            <Icon name="camera" size={16} /> Join as staff
                           </button>
-                        </Show>
-                        <Show when={m.created_here && m.meeting.status === "scheduled"}>
-                          <button type="button" class="btn btn-ghost btn-small" aria-label={`Cancel ${m.meeting.title}`} onClick={() => setConfirm(m)}>
-                            Cancel meeting
-                          </button>
-                        </Show>
+                          <Show when={m.created_here && m.meeting.schedule}>
+                            <button type="button" class="btn btn-ghost btn-small" aria-label={`Add ${m.meeting.title} to calendar (.ics)`} onClick={() => void saveIcs(m)}>
+                              Add to calendar (.ics)
+                            </button>
+                          </Show>
+                          <Show when={m.created_here && m.meeting.status === "scheduled"}>
+                            <button type="button" class="btn btn-ghost btn-small" aria-label={`Cancel ${m.meeting.title}`} onClick={() => setConfirm(m)}>
+                              Cancel meeting
+                            </button>
+                          </Show>
+                        </div>
                       </td>
                     </tr>
                   )}
