@@ -3,7 +3,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use clinicmeet_protocol::{ConsultationRecord, MediaState, PastFilter, PastMeeting, MeetingId, MeetingSpec, ParticipantId, StaffIdentity};
+use clinicmeet_protocol::{
+    ConsultationRecord, MediaState, MeetingId, MeetingSpec, ParticipantId, PastFilter, PastMeeting,
+    StaffIdentity,
+};
 use serde_json::Value;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -235,7 +238,10 @@ pub fn chat_history(
 }
 
 #[tauri::command]
-pub async fn consultation_record(state: State<'_, AppState>, meeting: MeetingId) -> Result<ConsultationRecord> {
+pub async fn consultation_record(
+    state: State<'_, AppState>,
+    meeting: MeetingId,
+) -> Result<ConsultationRecord> {
     state.engine.consultation_record(meeting).await
 }
 

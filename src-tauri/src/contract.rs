@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use clinicmeet_client::{ClientEvent, Entered};
 use clinicmeet_protocol::{
-    ConsultationRecord, PastFilter, PastMeeting, ErrorBody, Event, MeetingInfo, MeetingSpec, MeetingSummary, ParticipantId, StaffIdentity,
+    ConsultationRecord, ErrorBody, Event, MeetingInfo, MeetingSpec, MeetingSummary, ParticipantId,
+    PastFilter, PastMeeting, StaffIdentity,
 };
 use serde::Serialize;
 use ts_rs::{Config, TypeVisitor, TS};

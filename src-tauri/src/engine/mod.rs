@@ -17,7 +17,8 @@ use std::time::Duration;
 use clinicmeet_client::session::{Connected, JoinOutcome};
 use clinicmeet_client::{ics, ClientEvent, ConnectionState, Entered, Session, SessionConfig, Store};
 use clinicmeet_protocol::{
-    AccessCode, ConsultationRecord, PastFilter, PastMeeting, JoinSecret, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity,
+    AccessCode, ConsultationRecord, JoinSecret, MediaState, MeetingId, MeetingSpec, ParticipantId,
+    PastFilter, PastMeeting, StaffIdentity,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -311,7 +312,12 @@ impl Engine {
     }
 
     /// Staff: join a clinic meeting by its id (the clinic view), without its code.
-    pub async fn join_as_staff(&self, meeting: MeetingId, name: &str, options: JoinOptions) -> Result<JoinReply> {
+    pub async fn join_as_staff(
+        &self,
+        meeting: MeetingId,
+        name: &str,
+        options: JoinOptions,
+    ) -> Result<JoinReply> {
         if name.trim().is_empty() {
             return Err(AppError::invalid_input("Enter your name."));
         }
@@ -379,9 +385,9 @@ impl Engine {
             .map(|s| s.start)
             .ok_or_else(|| AppError::invalid_input("This meeting has no start time."))?;
         let rec = self.store()?.meeting(meeting)?;
-        let secret = rec
-            .and_then(|r| r.invite_secret.or(r.access_code))
-            .ok_or_else(|| AppError::new("forbidden", "Only the device that created the meeting knows its link."))?;
+        let secret = rec.and_then(|r| r.invite_secret.or(r.access_code)).ok_or_else(|| {
+            AppError::new("forbidden", "Only the device that created the meeting knows its link.")
+        })?;
         let relay = self.inner.lock().await.relay.clone();
         let link = ics::invite_link(&secret, relay.as_ref().map(|r| (r.address.as_str(), r.pin.as_str())));
         let now = std::time::SystemTime::now()
@@ -473,7 +479,11 @@ impl Engine {
     /// Writes a consultation's notes: into this device's store (when it holds the
     /// consultation) and, once, into the relay's record, which it returns. Later
     /// changes are amendments.
-    pub async fn save_consultation_notes(&self, meeting: MeetingId, notes: String) -> Result<ConsultationRecord> {
+    pub async fn save_consultation_notes(
+        &self,
+        meeting: MeetingId,
+        notes: String,
+    ) -> Result<ConsultationRecord> {
         {
             let store = self.store()?;
             if let Some(mut rec) = store.consultations()?.into_iter().find(|c| c.meeting_id == meeting) {

@@ -87,7 +87,7 @@ export function PastMeetings(): JSX.Element {
     let error: string | null = null;
     if (app.staff() !== null) {
       try {
-        relay = await app.engine.pastMeetings({ consultations_only: false, limit: 0 });
+        relay = await app.engine.pastMeetings({ query: null, from: null, to: null, consultations_only: false, limit: 0 });
       } catch (err) {
         error = errorText(err);
       }
