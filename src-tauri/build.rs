@@ -39,6 +39,14 @@ const COMMANDS: &[&str] = &[
     "subscribe",
     "frame_socket",
     "set_video_size",
+    "consultation_record",
+    "amend_consultation",
+    "local_meetings",
+    "past_meetings",
+    "clinic_meetings",
+    "join_as_staff",
+    "cancel_meeting",
+    "save_invitation",
 ];
 
 fn main() {

@@ -3,7 +3,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use clinicmeet_protocol::{MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity};
+use clinicmeet_protocol::{
+    ConsultationRecord, MediaState, MeetingId, MeetingSpec, ParticipantId, PastFilter, PastMeeting,
+    StaffIdentity,
+};
 use serde_json::Value;
 use tauri::ipc::Channel;
 use tauri::State;
@@ -173,8 +176,12 @@ pub async fn end_consultation(state: State<'_, AppState>, notes: String) -> Resu
 }
 
 #[tauri::command]
-pub fn save_consultation_notes(state: State<'_, AppState>, meeting: MeetingId, notes: String) -> Result<()> {
-    state.engine.save_consultation_notes(meeting, notes)
+pub async fn save_consultation_notes(
+    state: State<'_, AppState>,
+    meeting: MeetingId,
+    notes: String,
+) -> Result<ConsultationRecord> {
+    state.engine.save_consultation_notes(meeting, notes).await
 }
 
 #[tauri::command]
@@ -228,4 +235,56 @@ pub fn chat_history(
     meeting: MeetingId,
 ) -> Result<Vec<clinicmeet_protocol::ChatMessage>> {
     state.engine.chat_history(meeting)
+}
+
+#[tauri::command]
+pub async fn consultation_record(
+    state: State<'_, AppState>,
+    meeting: MeetingId,
+) -> Result<ConsultationRecord> {
+    state.engine.consultation_record(meeting).await
+}
+
+#[tauri::command]
+pub async fn amend_consultation(
+    state: State<'_, AppState>,
+    meeting: MeetingId,
+    text: String,
+) -> Result<ConsultationRecord> {
+    state.engine.amend_consultation(meeting, text).await
+}
+
+#[tauri::command]
+pub fn local_meetings(state: State<'_, AppState>) -> Result<Vec<Value>> {
+    state.engine.local_meetings()
+}
+
+#[tauri::command]
+pub async fn past_meetings(state: State<'_, AppState>, filter: PastFilter) -> Result<Vec<PastMeeting>> {
+    state.engine.past_meetings(filter).await
+}
+
+#[tauri::command]
+pub async fn clinic_meetings(state: State<'_, AppState>) -> Result<Vec<Value>> {
+    state.engine.clinic_meetings().await
+}
+
+#[tauri::command]
+pub async fn join_as_staff(
+    state: State<'_, AppState>,
+    meeting: MeetingId,
+    name: String,
+    options: JoinOptions,
+) -> Result<JoinOutcome> {
+    state.engine.join_as_staff(meeting, &name, options).await
+}
+
+#[tauri::command]
+pub async fn cancel_meeting(state: State<'_, AppState>, meeting: MeetingId) -> Result<()> {
+    state.engine.cancel_meeting(meeting).await
+}
+
+#[tauri::command]
+pub async fn save_invitation(state: State<'_, AppState>, meeting: MeetingId) -> Result<String> {
+    state.engine.save_invitation(meeting).await
 }

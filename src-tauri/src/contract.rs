@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use clinicmeet_client::{ClientEvent, Entered};
 use clinicmeet_protocol::{
-    ErrorBody, Event, MeetingInfo, MeetingSpec, MeetingSummary, ParticipantId, StaffIdentity,
+    ConsultationRecord, ErrorBody, Event, MeetingInfo, MeetingSpec, MeetingSummary, ParticipantId,
+    PastFilter, PastMeeting, StaffIdentity,
 };
 use serde::Serialize;
 use ts_rs::{Config, TypeVisitor, TS};
@@ -116,6 +117,9 @@ pub fn typescript() -> String {
     d.visit::<MeetingSpec>();
     d.visit::<MeetingSummary>();
     d.visit::<StaffIdentity>();
+    d.visit::<ConsultationRecord>();
+    d.visit::<PastMeeting>();
+    d.visit::<PastFilter>();
     let mut out = String::from(
         "// Generated from the Rust types by src-tauri/src/contract.rs: do not edit.\n\
          // Update: UPDATE_CONTRACT=1 cargo test -p clinicmeet-app --lib contract\n",

@@ -182,6 +182,14 @@ pub fn run() {
             commands::retry_chat,
             commands::typing,
             commands::chat_history,
+            commands::consultation_record,
+            commands::amend_consultation,
+            commands::local_meetings,
+            commands::past_meetings,
+            commands::clinic_meetings,
+            commands::join_as_staff,
+            commands::cancel_meeting,
+            commands::save_invitation,
         ])
         .run(context);
     if let Err(e) = result {

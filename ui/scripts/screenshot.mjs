@@ -109,6 +109,11 @@ try {
   await page.waitForTimeout(1200);
   await page.getByRole("button", { name: "Close participants" }).click();
   await shot(page, "meeting-grid");
+  // The relay's own line for the admitted guest, centered and muted among the messages.
+  await page.getByRole("button", { name: "Chat", exact: true }).click();
+  await page.getByTestId("chat-system-line").first().waitFor();
+  await shot(page, "meeting-chat-system-lines");
+  await page.getByRole("button", { name: "Close chat" }).click();
 
   const tiles = await page.$$eval("canvas.tile-canvas", (cs) => cs.map((c) => `${c.dataset.renderer}:${c.dataset.framesDrawn ?? 0}`));
   console.log("tiles (renderer:frames drawn):", tiles.join(" "));
@@ -130,7 +135,29 @@ try {
   await bare.goto(`${base}?staff=${encodeURIComponent("Dr. Ada Lovelace")}`);
   await bare.getByRole("button", { name: "All consultations" }).click();
   await bare.getByRole("button", { name: /Open notes and chat of Post-op/ }).click();
+  await bare.getByTestId("record-notes").waitFor();
   await shot(bare, "consultations");
+  // The record: notes written once, amendments with time and author, "Add amendment".
+  await bare.getByLabel("Add amendment").fill("Sutures removed on day 10; wound closed.");
+  await bare.getByRole("button", { name: "Add amendment" }).click();
+  await bare.getByText("Sutures removed on day 10; wound closed.").waitFor();
+  await shot(bare, "consultation-record");
+
+  // --- Past meetings -------------------------------------------------------------------
+  await bare.getByRole("button", { name: "Back to home" }).click();
+  await bare.getByTestId("open-past").click();
+  await bare.getByRole("button", { name: "Open the chat of Case review: ward 3" }).click();
+  await bare.getByTestId("past-transcript").waitFor();
+  await shot(bare, "past-meetings");
+
+  // --- Clinic view -----------------------------------------------------------------------
+  await bare.getByRole("button", { name: "Back to home" }).click();
+  await bare.getByTestId("open-clinic").click();
+  await bare.getByRole("button", { name: "Add Follow-up: knee to calendar (.ics)" }).click();
+  await bare.getByTestId("ics-saved").waitFor();
+  await shot(bare, "clinic-view");
+  await bare.getByRole("button", { name: "Cancel Follow-up: knee" }).click();
+  await shot(bare, "clinic-cancel-confirm");
 } finally {
   await context.close();
   await new Promise((r) => server.httpServer.close(r));

@@ -9,6 +9,8 @@ import { Home } from "./screens/Home";
 import { DeviceCheck } from "./screens/DeviceCheck";
 import { Meeting } from "./screens/Meeting";
 import { Consultations } from "./screens/Consultations";
+import { PastMeetings } from "./screens/PastMeetings";
+import { ClinicView } from "./screens/ClinicView";
 import { Invite } from "./screens/Invite";
 import { errorText } from "./engine/engine";
 import { LiveRegion } from "./components/LiveRegion";
@@ -117,13 +119,19 @@ export function App(props: { engine: Engine; rendererPreference?: "webgl" | "2d"
               <Home />
             </Match>
             <Match when={(() => { const x = s(); return x.name === "device_check" ? x : null; })()} keyed>
-              {(x) => <DeviceCheck code={x.code} displayName={x.displayName} />}
+              {(x) => <DeviceCheck code={x.code} displayName={x.displayName} {...(x.meetingId ? { meetingId: x.meetingId } : {})} />}
             </Match>
             <Match when={(() => { const x = s(); return x.name === "meeting" ? x : null; })()} keyed>
               {(x) => <Meeting session={x.session} />}
             </Match>
             <Match when={(() => { const x = s(); return x.name === "consultations" ? x : null; })()} keyed>
               {(x) => <Consultations {...(x.openId ? { openId: x.openId } : {})} />}
+            </Match>
+            <Match when={s().name === "past_meetings"}>
+              <PastMeetings />
+            </Match>
+            <Match when={s().name === "clinic"}>
+              <ClinicView />
             </Match>
           </Switch>
         )}

@@ -13,9 +13,11 @@ export type Screen =
   /** Browser guest page: the relay cannot be reached. */
   | { name: "offline"; message: string }
   | { name: "home" }
-  | { name: "device_check"; code: string; displayName: string }
+  | { name: "device_check"; code: string; displayName: string; meetingId?: string }
   | { name: "meeting"; session: MeetingSession }
-  | { name: "consultations"; openId?: string };
+  | { name: "consultations"; openId?: string }
+  | { name: "past_meetings" }
+  | { name: "clinic" };
 
 export interface AppContext {
   engine: Engine;

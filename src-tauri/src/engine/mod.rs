@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clinicmeet_client::session::{Connected, JoinOutcome};
-use clinicmeet_client::{ClientEvent, ConnectionState, Entered, Session, SessionConfig, Store};
+use clinicmeet_client::{ics, ClientEvent, ConnectionState, Entered, Session, SessionConfig, Store};
 use clinicmeet_protocol::{
-    AccessCode, JoinSecret, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity,
+    AccessCode, ConsultationRecord, JoinSecret, MediaState, MeetingId, MeetingSpec, ParticipantId,
+    PastFilter, PastMeeting, StaffIdentity,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -306,33 +307,112 @@ impl Engine {
         if name.trim().is_empty() {
             return Err(AppError::invalid_input("Enter your name."));
         }
+        let media = self.join_media(options);
+        Ok(entered(self.session().await?.join(&code, name.trim(), media).await?))
+    }
+
+    /// Staff: join a clinic meeting by its id (the clinic view), without its code.
+    pub async fn join_as_staff(
+        &self,
+        meeting: MeetingId,
+        name: &str,
+        options: JoinOptions,
+    ) -> Result<JoinReply> {
+        if name.trim().is_empty() {
+            return Err(AppError::invalid_input("Enter your name."));
+        }
+        let media = self.join_media(options);
+        Ok(entered(self.session().await?.join_as_staff(meeting, name.trim(), media).await?))
+    }
+
+    /// Stops the device check and picks the devices a join publishes.
+    fn join_media(&self, options: JoinOptions) -> MediaState {
         self.stop_preview();
-        let media = {
-            let mut devices = lock(&self.devices);
-            // Publish the devices that exist (unless chat-only), on or off as asked:
-            // the user can turn them on later in the call.
-            let publish = !options.chat_only;
-            let choice = Choice {
-                camera: devices.chosen(DeviceKind::Camera).filter(|_| publish),
-                microphone: devices.chosen(DeviceKind::Microphone).filter(|_| publish),
-                speaker: devices.chosen(DeviceKind::Speaker),
-            };
-            let media = MediaState {
-                audio: options.mic && choice.microphone.is_some(),
-                video: options.camera && choice.camera.is_some(),
-                screen: false,
-            };
-            *lock(&self.choice) = choice;
-            media
+        let mut devices = lock(&self.devices);
+        // Publish the devices that exist (unless chat-only), on or off as asked:
+        // the user can turn them on later in the call.
+        let publish = !options.chat_only;
+        let choice = Choice {
+            camera: devices.chosen(DeviceKind::Camera).filter(|_| publish),
+            microphone: devices.chosen(DeviceKind::Microphone).filter(|_| publish),
+            speaker: devices.chosen(DeviceKind::Speaker),
         };
-        Ok(match self.session().await?.join(&code, name.trim(), media).await? {
-            JoinOutcome::Joined(state) => {
-                JoinReply::Joined { join: Box::new(Entered::from_join(*state, false)) }
-            }
-            JoinOutcome::Waiting { participant_id, meeting } => {
-                JoinReply::Waiting { participant_id, meeting }
-            }
-        })
+        let media = MediaState {
+            audio: options.mic && choice.microphone.is_some(),
+            video: options.camera && choice.camera.is_some(),
+            screen: false,
+        };
+        *lock(&self.choice) = choice;
+        media
+    }
+
+    /// Staff: every active and scheduled meeting of the clinic, each with
+    /// `created_here` (this device created it: it may cancel it).
+    pub async fn clinic_meetings(&self) -> Result<Vec<Value>> {
+        let meetings = self.session().await?.list_clinic_meetings().await?;
+        let store = self.store()?;
+        Ok(meetings
+            .into_iter()
+            .map(|m| {
+                let created_here =
+                    store.meeting(m.meeting.id).ok().flatten().is_some_and(|r| r.access_code.is_some());
+                let mut v = serde_json::to_value(&m).unwrap_or(Value::Null);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("created_here".into(), json!(created_here));
+                }
+                v
+            })
+            .collect())
+    }
+
+    /// "Add to calendar": writes the `.ics` invitation of a scheduled meeting this
+    /// device created (it alone knows the invite link) into the Downloads folder
+    /// (`$XDG_DOWNLOAD_DIR`, else `~/Downloads`) and returns the file's path. The
+    /// file is named by the meeting's id, never its title.
+    pub async fn save_invitation(&self, meeting: MeetingId) -> Result<String> {
+        let info = self
+            .session()
+            .await?
+            .list_clinic_meetings()
+            .await?
+            .into_iter()
+            .find(|m| m.meeting.id == meeting)
+            .map(|m| m.meeting)
+            .ok_or_else(|| AppError::new("not_found", "No such active or scheduled meeting."))?;
+        let start = info
+            .schedule
+            .as_ref()
+            .map(|s| s.start)
+            .ok_or_else(|| AppError::invalid_input("This meeting has no start time."))?;
+        let rec = self.store()?.meeting(meeting)?;
+        let secret = rec.and_then(|r| r.invite_secret.or(r.access_code)).ok_or_else(|| {
+            AppError::new("forbidden", "Only the device that created the meeting knows its link.")
+        })?;
+        let relay = self.inner.lock().await.relay.clone();
+        let link = ics::invite_link(&secret, relay.as_ref().map(|r| (r.address.as_str(), r.pin.as_str())));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let text = ics::invitation(&info, start, ics::DEFAULT_DURATION_MINS, &link, now);
+        let dir = std::env::var_os("XDG_DOWNLOAD_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join("Downloads")))
+            .ok_or_else(|| AppError::new("internal", "No Downloads folder."))?;
+        let write = |dir: &Path| -> std::io::Result<PathBuf> {
+            std::fs::create_dir_all(dir)?;
+            let path = dir.join(format!("clinicmeet-{}.ics", &meeting.to_string()[..8]));
+            std::fs::write(&path, text.as_bytes())?;
+            Ok(path)
+        };
+        let path = write(&dir)
+            .map_err(|e| AppError::new("internal", format!("Could not save the invitation: {e}")))?;
+        Ok(path.display().to_string())
+    }
+
+    /// Its creator: cancel a meeting that has not started.
+    pub async fn cancel_meeting(&self, meeting: MeetingId) -> Result<()> {
+        Ok(self.session().await?.cancel_meeting(meeting).await?)
     }
 
     pub async fn leave(&self) -> Result<()> {
@@ -396,16 +476,59 @@ impl Engine {
         Ok(json!({"started_at": t.started_at, "ended_at": t.ended_at, "duration_secs": t.duration_secs}))
     }
 
-    pub fn save_consultation_notes(&self, meeting: MeetingId, notes: String) -> Result<()> {
+    /// Writes a consultation's notes: into this device's store (when it holds the
+    /// consultation) and, once, into the relay's record, which it returns. Later
+    /// changes are amendments.
+    pub async fn save_consultation_notes(
+        &self,
+        meeting: MeetingId,
+        notes: String,
+    ) -> Result<ConsultationRecord> {
+        {
+            let store = self.store()?;
+            if let Some(mut rec) = store.consultations()?.into_iter().find(|c| c.meeting_id == meeting) {
+                rec.notes = Some(notes.clone());
+                store.consultation_ended(&rec)?;
+            }
+        }
+        Ok(self.session().await?.save_consultation_notes(meeting, &notes).await?)
+    }
+
+    /// The relay's record of a consultation this staff member held.
+    pub async fn consultation_record(&self, meeting: MeetingId) -> Result<ConsultationRecord> {
+        Ok(self.session().await?.consultation(meeting).await?)
+    }
+
+    /// The meetings this device took part in, from its store, newest first (no codes,
+    /// invite secrets or resume tokens: the UI lists them, readable offline).
+    pub fn local_meetings(&self) -> Result<Vec<Value>> {
         let store = self.store()?;
-        let mut rec = store
-            .consultations()?
+        Ok(store
+            .meetings()?
             .into_iter()
-            .find(|c| c.meeting_id == meeting)
-            .ok_or_else(|| AppError::new("not_found", "No such consultation on this device."))?;
-        rec.notes = Some(notes);
-        store.consultation_ended(&rec)?;
-        Ok(())
+            .filter(|m| m.participant_id.is_some() || m.role.is_some())
+            .map(|m| {
+                json!({
+                    "meeting_id": m.meeting_id,
+                    "title": m.title,
+                    "kind": m.kind,
+                    "status": m.status,
+                    "role": m.role,
+                    "patient_reference": m.patient_reference,
+                    "last_seen_at": m.last_seen_at,
+                })
+            })
+            .collect())
+    }
+
+    /// Staff: the relay's meetings that are over which they created or took part in.
+    pub async fn past_meetings(&self, filter: PastFilter) -> Result<Vec<PastMeeting>> {
+        Ok(self.session().await?.past_meetings(filter).await?.0)
+    }
+
+    /// Appends an amendment to a consultation's notes on the relay; returns the record.
+    pub async fn amend_consultation(&self, meeting: MeetingId, text: String) -> Result<ConsultationRecord> {
+        Ok(self.session().await?.amend_consultation(meeting, &text).await?)
     }
 
     pub fn consultations(&self) -> Result<Vec<Value>> {
@@ -525,6 +648,14 @@ impl Engine {
         all.extend(store.chat(meeting, true)?);
         all.sort_by_key(|m| (m.sent_at, m.staff_only, m.seq));
         Ok(all)
+    }
+}
+
+/// The UI's join reply of a join outcome.
+fn entered(outcome: JoinOutcome) -> JoinReply {
+    match outcome {
+        JoinOutcome::Joined(state) => JoinReply::Joined { join: Box::new(Entered::from_join(*state, false)) },
+        JoinOutcome::Waiting { participant_id, meeting } => JoinReply::Waiting { participant_id, meeting },
     }
 }
 

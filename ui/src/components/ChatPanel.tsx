@@ -1,17 +1,30 @@
 // Chat sidebar: history and live messages (virtualized), own messages with
 // sending / sent / failed + retry, typing indicator, staff-only notes tab.
-// Message text is rendered as text nodes only, never as HTML.
+// Message text is rendered as text nodes only, never as HTML. Lines the relay
+// wrote itself (joined, left, consultation started…) are centered muted lines,
+// worded by text/systemLines.ts.
 
 import { createSignal, For, onCleanup, Show, type JSX } from "solid-js";
 import type { ChatEntry, ChatStream } from "../state/chat";
 import { typingText } from "../state/chat";
 import type { MeetingSession } from "../state/session";
+import { systemLineText } from "../text/systemLines";
 import { Icon } from "./Icon";
 import { useNow, useSelect, useVersion } from "./reactive";
 import { VirtualList } from "./VirtualList";
 
 function time(ms: number): string {
   return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/** "Pat joined · 10:42", centered and muted. */
+export function SystemRow(props: { entry: ChatEntry }): JSX.Element {
+  const text = () => (props.entry.system ? systemLineText(props.entry.system, props.entry.sender_name) : "");
+  return (
+    <p class="msg-system" data-testid="chat-system-line">
+      <span>{text()}</span> <time class="msg-time">{time(props.entry.sent_at)}</time>
+    </p>
+  );
 }
 
 function MessageRow(props: { entry: ChatEntry; onRetry: (id: string) => void }): JSX.Element {
@@ -138,7 +151,9 @@ export function ChatPanel(props: { session: MeetingSession; onClose: () => void 
           class="chat-list"
           ariaLabel={stream() === "notes" ? "Staff notes" : "Chat messages"}
         >
-          {(m) => <MessageRow entry={m} onRetry={(id) => void props.session.retry(id)} />}
+          {(m) =>
+            m.system ? <SystemRow entry={m} /> : <MessageRow entry={m} onRetry={(id) => void props.session.retry(id)} />
+          }
         </VirtualList>
       </Show>
       <p class="typing" aria-live="polite">

@@ -16,6 +16,8 @@ import {
   errorText,
   type ConsultationEnded,
   type ConsultationRecord,
+  type LocalMeeting,
+  type ClinicMeeting,
   type CreatedMeeting,
   type DashboardMeeting,
   type DeviceInfo,
@@ -48,7 +50,7 @@ import {
 } from "./browserSignal";
 import { Listeners } from "./listeners";
 import type { ClientEvent, EngineEvent, PendingChat } from "./generated";
-import type { ChatMessage, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity, Uuid } from "./types";
+import type { ChatMessage, MediaState, MeetingId, MeetingSpec, ParticipantId, PastFilter, PastMeeting, RelayConsultationRecord, StaffIdentity, Uuid } from "./types";
 
 export { SLOTS };
 
@@ -254,10 +256,35 @@ export class BrowserEngine implements Engine {
   endConsultation(_notes: string): Promise<ConsultationEnded> {
     return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
   }
-  saveConsultationNotes(_meetingId: MeetingId, _notes: string): Promise<void> {
+  saveConsultationNotes(_meetingId: MeetingId, _notes: string): Promise<RelayConsultationRecord> {
     return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
   }
   consultations(): Promise<ConsultationRecord[]> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  consultationRecord(_meetingId: MeetingId): Promise<RelayConsultationRecord> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  amendConsultation(_meetingId: MeetingId, _text: string): Promise<RelayConsultationRecord> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  /** The guest page keeps nothing after a meeting. */
+  localMeetings(): Promise<LocalMeeting[]> {
+    return Promise.resolve([]);
+  }
+  pastMeetings(_filter: PastFilter): Promise<PastMeeting[]> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  clinicMeetings(): Promise<ClinicMeeting[]> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  joinAsStaff(_meetingId: MeetingId, _displayName: string, _options: JoinOptions): Promise<JoinOutcome> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  cancelMeeting(_meetingId: MeetingId): Promise<void> {
+    return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
+  }
+  saveInvitation(_meetingId: MeetingId): Promise<string> {
     return Promise.reject(new EngineError("unauthenticated", STAFF_ONLY));
   }
 

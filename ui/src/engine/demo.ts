@@ -6,8 +6,10 @@
 import type {
   ConnectionState,
   ConsultationEnded,
+  ClinicMeeting,
   ConsultationRecord,
   CreatedMeeting,
+  LocalMeeting,
   DashboardMeeting,
   DeviceKind,
   DeviceList,
@@ -34,11 +36,15 @@ import type {
   MeetingSpec,
   ParticipantId,
   ParticipantInfo,
+  PastFilter,
+  PastMeeting,
+  RelayConsultationRecord,
   StaffIdentity,
+  SystemLine,
   Uuid,
   WaitingInfo,
 } from "./types";
-import { defaultSettings, MAX_DISPLAY_NAME_CHARS } from "./types";
+import { defaultSettings, isOver, MAX_DISPLAY_NAME_CHARS } from "./types";
 import { ALPHABET, INVITE_LEN, parseJoinSecret } from "../state/accessCode";
 import { drawSyntheticI420 } from "./synthetic";
 
@@ -109,6 +115,10 @@ export class DemoEngine implements Engine {
   private connection: ConnectionState = "disconnected";
   private meetings = new Map<MeetingId, DemoMeeting>();
   private records = new Map<MeetingId, ConsultationRecord>();
+  /** The simulated relay's consultation records (notes written once, amendments appended). */
+  private relayRecords = new Map<MeetingId, RelayConsultationRecord>();
+  /** Meetings this device took part in (the simulated local store). */
+  private joinedIds = new Set<MeetingId>();
   private current: DemoMeeting | null = null;
   private you: ParticipantInfo | null = null;
   private remotes = new Map<ParticipantId, ParticipantInfo>();
@@ -226,6 +236,8 @@ export class DemoEngine implements Engine {
         sent_at: now - (400 - i) * 20_000,
       });
     }
+    huddle.chat.push(systemMessage(huddle.info.id, huddle.chat.length + 1, "recording_started", "seed-1", "Dr. Mara Weiss", now - 30_000));
+    huddle.chat.push(systemMessage(huddle.info.id, huddle.chat.length + 1, "joined", "seed-2", "Dr. Li", now - 10_000));
     const consult = this.addMeeting(
       {
         title: "Follow-up: knee",
@@ -259,7 +271,23 @@ export class DemoEngine implements Engine {
         duration_secs: dur,
         notes,
       });
+      const record = this.relayRecordOf(this.records.get(id)!);
+      record.notes = { text: notes, author_name: this.staff?.name ?? "Dr. Mara Weiss", written_at: start + dur * 1000 + 120_000 };
+      if (title === "Post-op review") {
+        record.amendments.push({ seq: 1, text: "Patient called: mild redness at the wound; keep the day-10 plan.", author_name: record.notes.author_name, at: start + day / 2 });
+      }
+      this.relayRecords.set(id, record);
     }
+    // A team meeting last week, over, with its chat kept.
+    const review = this.addMeeting({ title: "Case review: ward 3", kind: "video", settings: defaultSettings() }, "REVW7788", false, "Dr. Li");
+    const at = now - 6 * day;
+    Object.assign(review.info, { status: "ended", created_at: at - 600_000, started_at: at, ended_at: at + 25 * 60_000 });
+    review.chat.push(systemMessage(review.info.id, 1, "joined", "seed-2", "Dr. Li", at));
+    review.chat.push(systemMessage(review.info.id, 2, "joined", "seed-1", this.staff?.name ?? "Dr. Mara Weiss", at + 60_000));
+    review.chat.push({ meeting_id: review.info.id, seq: 3, client_msg_id: uuid(), sender_id: "seed-2", sender_name: "Dr. Li", sender_verified: true, text: "Bed 4 goes home tomorrow if the bloods are fine.", staff_only: false, sent_at: at + 5 * 60_000 });
+    review.chat.push(systemMessage(review.info.id, 4, "recording_started", "seed-2", "Dr. Li", at + 6 * 60_000));
+    review.chat.push(systemMessage(review.info.id, 5, "left", "seed-2", "Dr. Li", at + 25 * 60_000));
+    this.joinedIds.add(review.info.id);
   }
 
   private addMeeting(spec: MeetingSpec, code: string, hostIsMe: boolean, hostName: string | null): DemoMeeting {
@@ -432,6 +460,7 @@ export class DemoEngine implements Engine {
       connected: true,
     };
     this.current = m;
+    this.joinedIds.add(m.info.id);
     if (role === "guest" && m.info.settings.waiting_room) {
       // The simulated host lets us in after a few seconds.
       this.later(5000, () => {
@@ -527,6 +556,7 @@ export class DemoEngine implements Engine {
     };
     this.remotes.set(p.id, p);
     this.emit({ event: "participant_joined", participant: { ...p } });
+    this.systemLine("admitted", p.id, p.display_name);
     this.later(300, () => {
       if (this.remotes.has(p.id)) this.emit({ event: "video", participant_id: p.id, available: true });
     });
@@ -624,6 +654,16 @@ export class DemoEngine implements Engine {
     r.started_at = m.info.started_at;
     this.records.set(m.info.id, r);
     this.emit({ event: "meeting_updated", meeting: this.guestView(m.info) });
+    this.systemLine("consultation_started", you.id, you.display_name);
+  }
+
+  /** A line the simulated relay writes into the current meeting's chat itself. */
+  private systemLine(kind: SystemLine, participantId: ParticipantId, name: string): void {
+    const m = this.current;
+    if (!m) return;
+    const message = systemMessage(m.info.id, m.chat.length + 1, kind, participantId, name, Date.now());
+    m.chat.push(message);
+    this.emit({ event: "chat", ...message, own: false });
   }
 
   async endConsultation(notes: string): Promise<ConsultationEnded> {
@@ -642,10 +682,125 @@ export class DemoEngine implements Engine {
     return { started_at: started, ended_at: ended, duration_secs: duration };
   }
 
-  async saveConsultationNotes(meetingId: MeetingId, notes: string): Promise<void> {
+  async saveConsultationNotes(meetingId: MeetingId, notes: string): Promise<RelayConsultationRecord> {
     const r = this.records.get(meetingId);
     if (!r) throw new EngineError("not_found", "no such consultation");
     r.notes = notes;
+    const record = this.relayRecords.get(meetingId) ?? this.relayRecordOf(r);
+    if (!notes.trim()) throw new EngineError("malformed", "the notes are empty");
+    if (record.notes && record.notes.text !== notes) throw new EngineError("invalid_state", "the notes were already saved; add an amendment instead");
+    if (!isOver(r.status)) throw new EngineError("invalid_state", "notes are written once the consultation has ended");
+    record.notes ??= { text: notes, author_name: this.staff?.name ?? "Staff", written_at: Date.now() };
+    this.relayRecords.set(meetingId, record);
+    return structuredClone(record);
+  }
+
+  async consultationRecord(meetingId: MeetingId): Promise<RelayConsultationRecord> {
+    const r = this.records.get(meetingId);
+    if (!r) throw new EngineError("not_found", "no such consultation");
+    return structuredClone(this.relayRecords.get(meetingId) ?? this.relayRecordOf(r));
+  }
+
+  async amendConsultation(meetingId: MeetingId, text: string): Promise<RelayConsultationRecord> {
+    const record = this.relayRecords.get(meetingId);
+    if (!record?.notes) throw new EngineError("invalid_state", "save the consultation's notes before amending them");
+    if (!text.trim()) throw new EngineError("malformed", "the amendment is empty");
+    record.amendments.push({ seq: record.amendments.length + 1, text, author_name: this.staff?.name ?? "Staff", at: Date.now() });
+    return structuredClone(record);
+  }
+
+  // ---- past meetings -----------------------------------------------------------
+
+  async localMeetings(): Promise<LocalMeeting[]> {
+    const rows: LocalMeeting[] = [];
+    for (const id of this.joinedIds) {
+      const m = this.meetings.get(id);
+      if (!m) continue;
+      const i = m.info;
+      rows.push({ meeting_id: i.id, title: i.title, kind: i.kind, status: i.status, role: m.hostIsMe ? "host" : "guest", patient_reference: i.patient_reference ?? null, last_seen_at: i.ended_at ?? i.started_at ?? i.created_at });
+    }
+    return rows.sort((a, b) => b.last_seen_at - a.last_seen_at);
+  }
+
+  async pastMeetings(filter: PastFilter): Promise<PastMeeting[]> {
+    if (!this.staff) throw new EngineError("unauthenticated", "staff only");
+    const rows: PastMeeting[] = [];
+    for (const [id, r] of this.relayRecords) {
+      const local = this.records.get(id);
+      if (!local || !isOver(local.status)) continue;
+      const row: PastMeeting = { meeting: structuredClone(r.meeting), held: true };
+      if (r.notes) row.notes_written_at = r.notes.written_at;
+      rows.push(row);
+    }
+    for (const id of this.joinedIds) {
+      const m = this.meetings.get(id);
+      if (m && isOver(m.info.status)) rows.push({ meeting: structuredClone(m.info), held: m.hostIsMe });
+    }
+    const words = (filter.query ?? "").toLowerCase().split(/\s+/).filter((w) => w);
+    return rows
+      .filter((p) => words.every((w) => p.meeting.title.toLowerCase().includes(w)))
+      .filter((p) => {
+        const at = p.meeting.started_at ?? p.meeting.created_at;
+        return (filter.from == null || at >= filter.from) && (filter.to == null || at < filter.to);
+      })
+      .sort((a, b) => (b.meeting.started_at ?? b.meeting.created_at) - (a.meeting.started_at ?? a.meeting.created_at));
+  }
+
+  // ---- clinic view -------------------------------------------------------------
+
+  async clinicMeetings(): Promise<ClinicMeeting[]> {
+    const listed = await this.listMeetings();
+    return listed.map(({ access_code: _code, invite_secret: _invite, ...summary }) => ({
+      ...summary,
+      created_here: this.meetings.get(summary.meeting.id)?.hostIsMe ?? false,
+    }));
+  }
+
+  async joinAsStaff(meetingId: MeetingId, displayName: string, options: JoinOptions): Promise<JoinOutcome> {
+    this.requireStaff();
+    const m = this.meetings.get(meetingId);
+    if (!m) throw new EngineError("not_found", "no such meeting");
+    return this.join(m.code, displayName, options);
+  }
+
+  async cancelMeeting(meetingId: MeetingId): Promise<void> {
+    this.requireStaff();
+    const m = this.meetings.get(meetingId);
+    if (!m) throw new EngineError("not_found", "no such meeting");
+    if (!m.hostIsMe) throw new EngineError("forbidden", "only its creator may cancel a meeting");
+    if (m.info.status !== "scheduled") throw new EngineError("invalid_state", "only a meeting that has not started can be cancelled");
+    m.info.status = "cancelled";
+    const r = this.records.get(meetingId);
+    if (r) r.status = "cancelled";
+  }
+
+  async saveInvitation(meetingId: MeetingId): Promise<string> {
+    this.requireStaff();
+    const m = this.meetings.get(meetingId);
+    if (!m) throw new EngineError("not_found", "no such meeting");
+    if (!m.hostIsMe) throw new EngineError("forbidden", "only the device that created the meeting knows its link");
+    if (!m.info.schedule) throw new EngineError("invalid_input", "This meeting has no start time.");
+    return `/home/demo/Downloads/clinicmeet-${meetingId.slice(0, 8)}.ics`;
+  }
+
+  /** A local consultation as the relay's record, without notes yet. */
+  private relayRecordOf(r: ConsultationRecord): RelayConsultationRecord {
+    const meeting: MeetingInfo = {
+      id: r.meeting_id,
+      title: r.title,
+      kind: "consultation",
+      status: r.status,
+      host_name: this.staff?.name ?? "Host",
+      locked: false,
+      settings: defaultSettings(),
+      created_at: r.created_at,
+    };
+    if (r.patient_reference) meeting.patient_reference = r.patient_reference;
+    if (r.started_at !== null) meeting.started_at = r.started_at;
+    if (r.ended_at !== null) meeting.ended_at = r.ended_at;
+    const record: RelayConsultationRecord = { meeting, amendments: [] };
+    if (r.duration_secs !== null) record.duration_secs = r.duration_secs;
+    return record;
   }
 
   async consultations(): Promise<ConsultationRecord[]> {
@@ -874,4 +1029,20 @@ export class DemoEngine implements Engine {
       for (const p of this.remotes.values()) if (p.media.video) this.emit({ event: "video", participant_id: p.id, available: true });
     });
   }
+}
+
+/** A chat line the relay writes itself: empty text, the sender fields name whom it is about. */
+function systemMessage(meetingId: MeetingId, seq: number, kind: SystemLine, participantId: ParticipantId, name: string, at: number): ChatMessage {
+  return {
+    meeting_id: meetingId,
+    seq,
+    client_msg_id: uuid(),
+    sender_id: participantId,
+    sender_name: name,
+    sender_verified: false,
+    text: "",
+    staff_only: false,
+    sent_at: at,
+    system: kind,
+  };
 }

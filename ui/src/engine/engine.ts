@@ -17,6 +17,9 @@ import type {
   MeetingStatus,
   MeetingSummary,
   ParticipantId,
+  PastFilter,
+  PastMeeting,
+  RelayConsultationRecord,
   StaffIdentity,
   UnixMillis,
   Uuid,
@@ -122,6 +125,24 @@ export interface ConsultationRecord {
   notes: string;
 }
 
+/** A meeting of the clinic view. */
+export interface ClinicMeeting extends MeetingSummary {
+  /** This device created it (so it may cancel it; the relay checks). */
+  created_here: boolean;
+}
+
+/** A meeting as kept in the local store (no codes or tokens). */
+export interface LocalMeeting {
+  meeting_id: MeetingId;
+  title: string;
+  kind: string;
+  status: string;
+  /** This device's role in it, when known. */
+  role: string | null;
+  patient_reference: string | null;
+  last_seen_at: UnixMillis;
+}
+
 export interface ConsultationEnded {
   started_at: UnixMillis;
   ended_at: UnixMillis;
@@ -204,9 +225,31 @@ export interface Engine {
   startConsultation(): Promise<void>;
   /** Ends the consultation for everyone and stores the notes locally. */
   endConsultation(notes: string): Promise<ConsultationEnded>;
-  /** Saves or replaces the notes of a past consultation. */
-  saveConsultationNotes(meetingId: MeetingId, notes: string): Promise<void>;
+  /** Writes a consultation's notes: on this device and, once, in the relay's record
+   * (later changes are amendments). Returns the relay's record. */
+  saveConsultationNotes(meetingId: MeetingId, notes: string): Promise<RelayConsultationRecord>;
   consultations(): Promise<ConsultationRecord[]>;
+  /** The relay's record of a consultation this staff member held: times, notes, amendments. */
+  consultationRecord(meetingId: MeetingId): Promise<RelayConsultationRecord>;
+  /** Appends an amendment to the notes on the relay (never changed or removed); returns the record. */
+  amendConsultation(meetingId: MeetingId, text: string): Promise<RelayConsultationRecord>;
+
+  // --- past meetings ---------------------------------------------------------
+  /** The meetings this device took part in (its store), newest first. */
+  localMeetings(): Promise<LocalMeeting[]>;
+  /** Staff: the relay's meetings that are over which they created or took part in. */
+  pastMeetings(filter: PastFilter): Promise<PastMeeting[]>;
+
+  // --- clinic view -----------------------------------------------------------
+  /** Staff: every active and scheduled meeting of the clinic. */
+  clinicMeetings(): Promise<ClinicMeeting[]>;
+  /** Staff: join a clinic meeting by its id, without its code (anyone but its creator knocks). */
+  joinAsStaff(meetingId: MeetingId, displayName: string, options: JoinOptions): Promise<JoinOutcome>;
+  /** Its creator: cancel a meeting that has not started. */
+  cancelMeeting(meetingId: MeetingId): Promise<void>;
+  /** Its creator: saves a scheduled meeting's `.ics` invitation (with the invite link) into the
+   * Downloads folder; returns the file's path. */
+  saveInvitation(meetingId: MeetingId): Promise<string>;
 
   // --- media ---------------------------------------------------------------
   /** Announces and applies one's own media (starts/stops capture, screen share). */

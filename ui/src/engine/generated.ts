@@ -30,7 +30,12 @@ you: boolean, } | { "event": "participant_connection" } & ParticipantConnection 
 /**
  * Sent by this client.
  */
-own: boolean, meeting_id: string, seq: number, client_msg_id: string, sender_id: string, sender_name: string, sender_verified: boolean, text: string, staff_only: boolean, sent_at: number, } | { "event": "chat_status", client_msg_id: string, status: OutboxState, 
+own: boolean, meeting_id: string, seq: number, client_msg_id: string, sender_id: string, sender_name: string, sender_verified: boolean, text: string, staff_only: boolean, sent_at: number, 
+/**
+ * A line the relay wrote itself (its text is empty; the sender fields name
+ * the participant it is about). Absent for what people wrote.
+ */
+system?: SystemLine | null, } | { "event": "chat_status", client_msg_id: string, status: OutboxState, 
 /**
  * On `sending` when queued or queued again by hand: what was sent, so an
  * application can show it at once. Absent on automatic retries.
@@ -56,6 +61,31 @@ export type ConnectionQuality = "good" | "fair" | "poor";
  * State of the connection to the relay.
  */
 export type ConnectionState = "connecting" | "connected" | "reconnecting" | "disconnected";
+
+/**
+ * An amendment to a consultation's notes: appended, never changed or removed.
+ */
+export type ConsultationAmendment = { 
+/**
+ * 1, 2, … in the order they were made.
+ */
+seq: number, text: string, author_name: string, at: number, };
+
+/**
+ * A consultation's notes as first written.
+ */
+export type ConsultationNotes = { text: string, author_name: string, written_at: number, };
+
+/**
+ * A consultation as kept on the relay for the staff member who held it (on
+ * every device they enrolled): the meeting (title, patient reference, start
+ * and end), its duration, the notes and every amendment in order.
+ */
+export type ConsultationRecord = { meeting: MeetingInfo, 
+/**
+ * End minus start, when both are known.
+ */
+duration_secs?: number | null, notes?: ConsultationNotes | null, amendments: Array<ConsultationAmendment>, };
 
 /**
  * One encoding of a video track (simulcast sends several, lowest first).
@@ -256,6 +286,44 @@ export type ParticipantJoined = { participant: ParticipantInfo, };
  * A participant is no longer in the meeting.
  */
 export type ParticipantLeft = { participant_id: string, reason: LeaveReason, };
+
+/**
+ * Which past meetings [`Request::ListPastMeetings`] returns. Every field is optional.
+ */
+export type PastFilter = { 
+/**
+ * Words the title contains (case-insensitive, as typed; empty = any title).
+ */
+query: string | null, 
+/**
+ * Meetings that started (or were created, if they never started) at or after this time.
+ */
+from: number | null, 
+/**
+ * … and before this time.
+ */
+to: number | null, 
+/**
+ * Only consultations the caller held (created).
+ */
+consultations_only: boolean, 
+/**
+ * Most rows to return (0 or more than [`crate::limits::MAX_PAST_PAGE`]: that many).
+ */
+limit: number, };
+
+/**
+ * A past meeting in the caller's list.
+ */
+export type PastMeeting = { meeting: MeetingInfo, 
+/**
+ * The caller created it (for a consultation: held it, and may read and write its record).
+ */
+held: boolean, 
+/**
+ * When the consultation's notes were written (held consultations only).
+ */
+notes_written_at?: number | null, };
 
 /**
  * An own message as queued: what an application shows while it is `sending`.

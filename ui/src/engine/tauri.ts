@@ -12,6 +12,8 @@ import {
   EngineError,
   type ConsultationEnded,
   type ConsultationRecord,
+  type LocalMeeting,
+  type ClinicMeeting,
   type CreatedMeeting,
   type DashboardMeeting,
   type DeviceKind,
@@ -30,7 +32,7 @@ import {
 } from "./engine";
 import type { Invite } from "./generated";
 import { Listeners } from "./listeners";
-import type { ChatMessage, ErrorCode, MediaState, MeetingId, MeetingSpec, ParticipantId, StaffIdentity, Uuid } from "./types";
+import type { ChatMessage, ErrorCode, MediaState, MeetingId, MeetingSpec, ParticipantId, PastFilter, PastMeeting, RelayConsultationRecord, StaffIdentity, Uuid } from "./types";
 
 /** The error JSON of the shell (`src-tauri/src/error.rs`). */
 interface ShellError {
@@ -229,11 +231,39 @@ export class TauriEngine implements Engine {
   endConsultation(notes: string): Promise<ConsultationEnded> {
     return this.call("end_consultation", { notes });
   }
-  saveConsultationNotes(meetingId: MeetingId, notes: string): Promise<void> {
+  saveConsultationNotes(meetingId: MeetingId, notes: string): Promise<RelayConsultationRecord> {
     return this.call("save_consultation_notes", { meeting: meetingId, notes });
   }
   consultations(): Promise<ConsultationRecord[]> {
     return this.call("consultations");
+  }
+  consultationRecord(meetingId: MeetingId): Promise<RelayConsultationRecord> {
+    return this.call("consultation_record", { meeting: meetingId });
+  }
+  amendConsultation(meetingId: MeetingId, text: string): Promise<RelayConsultationRecord> {
+    return this.call("amend_consultation", { meeting: meetingId, text });
+  }
+
+  // --- past meetings -----------------------------------------------------------
+  localMeetings(): Promise<LocalMeeting[]> {
+    return this.call("local_meetings");
+  }
+  pastMeetings(filter: PastFilter): Promise<PastMeeting[]> {
+    return this.call("past_meetings", { filter });
+  }
+
+  // --- clinic view -------------------------------------------------------------
+  clinicMeetings(): Promise<ClinicMeeting[]> {
+    return this.call("clinic_meetings");
+  }
+  joinAsStaff(meetingId: MeetingId, displayName: string, options: JoinOptions): Promise<JoinOutcome> {
+    return this.call("join_as_staff", { meeting: meetingId, name: displayName, options });
+  }
+  cancelMeeting(meetingId: MeetingId): Promise<void> {
+    return this.call("cancel_meeting", { meeting: meetingId });
+  }
+  saveInvitation(meetingId: MeetingId): Promise<string> {
+    return this.call("save_invitation", { meeting: meetingId });
   }
 
   // --- media -----------------------------------------------------------------

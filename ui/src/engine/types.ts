@@ -3,6 +3,9 @@
 
 export type {
   ChatMessage,
+  ConsultationAmendment,
+  ConsultationNotes,
+  ConsultationRecord as RelayConsultationRecord,
   Entered,
   ErrorBody,
   ErrorCode,
@@ -16,9 +19,12 @@ export type {
   MeetingStatus,
   MeetingSummary,
   ParticipantInfo,
+  PastFilter,
+  PastMeeting,
   Role,
   Schedule,
   StaffIdentity,
+  SystemLine,
   WaitingInfo,
   WireEvent,
 } from "./generated";

@@ -20,6 +20,9 @@ export function ConsultationEndDialog(props: { session: MeetingSession; onCancel
     const id = m()?.id;
     try {
       await app.engine.endConsultation(notes());
+      // Into the clinic's record too (written once). If the relay cannot take them now,
+      // they are kept on this device and the record screen offers to save them.
+      if (id && notes().trim()) await app.engine.saveConsultationNotes(id, notes()).catch(() => undefined);
       app.go(id ? { name: "consultations", openId: id } : { name: "consultations" });
     } catch (err) {
       setError(errorText(err));
@@ -37,7 +40,7 @@ export function ConsultationEndDialog(props: { session: MeetingSession; onCancel
           <dt>Duration so far</dt>
           <dd>{formatDuration(durationSecs(m()?.started_at ?? null, Date.now()))}</dd>
         </dl>
-        <Field id="ce-notes" label="Consultation notes" hintId="ce-hint" hint="Kept on this device with the consultation. You can edit them later.">
+        <Field id="ce-notes" label="Consultation notes" hintId="ce-hint" hint="Saved into the consultation's record. Later changes are amendments, with time and author.">
           <textarea id="ce-notes" rows={8} value={notes()} onInput={(e) => setNotes(e.currentTarget.value)} aria-describedby="ce-hint" />
         </Field>
         <FormError message={error()} />

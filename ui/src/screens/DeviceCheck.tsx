@@ -32,7 +32,8 @@ function Picker(props: { kind: DeviceKind; label: string; devices: DeviceInfo[];
   );
 }
 
-export function DeviceCheck(props: { code: string; displayName: string }): JSX.Element {
+/** `meetingId`: staff joining from the clinic view (by id, without the code). */
+export function DeviceCheck(props: { code: string; displayName: string; meetingId?: string }): JSX.Element {
   const app = useApp();
   const [devices, { refetch }] = createResource(() => app.engine.listDevices());
   const [camera, setCamera] = createSignal(true);
@@ -74,11 +75,13 @@ export function DeviceCheck(props: { code: string; displayName: string }): JSX.E
     setError(null);
     const session = new MeetingSession(app.engine);
     try {
-      await session.join(props.code, props.displayName, {
+      const options = {
         camera: !chatOnly && camera() && hasCamera(),
         mic: !chatOnly && mic() && hasMic(),
         chatOnly,
-      });
+      };
+      if (props.meetingId) await session.joinAsStaff(props.meetingId, props.displayName, options);
+      else await session.join(props.code, props.displayName, options);
       app.go({ name: "meeting", session });
     } catch (err) {
       session.dispose();

@@ -220,6 +220,9 @@ export function Home(): JSX.Element {
                 Continue
               </button>
             </form>
+            <button type="button" class="btn btn-ghost" onClick={() => app.go({ name: "past_meetings" })} data-testid="open-past">
+              <Icon name="chat" size={18} /> Past meetings
+            </button>
           </section>
           <Show when={isStaff()}>
             <section class="card">
@@ -252,6 +255,9 @@ export function Home(): JSX.Element {
                 <h2 id="meetings-title">Meetings</h2>
                 <button type="button" class="btn btn-ghost btn-small" onClick={() => void refetch()}>
                   Refresh
+                </button>
+                <button type="button" class="btn btn-ghost btn-small" onClick={() => app.go({ name: "clinic" })} data-testid="open-clinic">
+                  Clinic meetings
                 </button>
               </div>
               <Show when={(meetings() ?? []).length > 0} fallback={<p class="empty">No active or scheduled meetings.</p>}>

@@ -214,3 +214,31 @@ describe("chat state: typing", () => {
     expect(typingText(["a", "b", "c"])).toBe("3 people are typing…");
   });
 });
+
+describe("chat state: system lines", () => {
+  it("keeps the relay's own lines in order with their kind, not counted unread, not mine", () => {
+    const chat = staff();
+    chat.receive(msg(1, "a", "hi"));
+    chat.receive(msg(2, "s1", "", { system: "joined", sender_id: SELF, sender_name: "Dr. Ada" }));
+    chat.receive(msg(3, "s2", "", { system: "consultation_started" }));
+    const list = chat.messages();
+    expect(list.map((e) => e.system)).toEqual([null, "joined", "consultation_started"]);
+    expect(list[1]!.mine).toBe(false);
+    expect(list[1]!.status).toBe("received");
+    expect(chat.unread).toBe(1);
+  });
+
+  it("does not end a typing indicator", () => {
+    const chat = guest();
+    chat.setTyping(OTHER, "Ben", true, 0);
+    chat.receive(msg(1, "s1", "", { system: "left", sender_id: OTHER }));
+    expect(chat.typingNames(10)).toEqual(["Ben"]);
+  });
+
+  it("treats a message without the field as written by a person", () => {
+    const chat = guest();
+    chat.receive(msg(1, "a", "hello"));
+    chat.sending("c1", "mine", false, 5);
+    expect(chat.messages().map((e) => e.system)).toEqual([null, null]);
+  });
+});

@@ -4,7 +4,7 @@
 // the window is not focused,
 // and the typing indicator. Pure: feed it events, read the lists.
 
-import type { ChatMessage, ParticipantId, UnixMillis, Uuid } from "../engine/types";
+import type { ChatMessage, ParticipantId, SystemLine, UnixMillis, Uuid } from "../engine/types";
 import { Observable } from "./observable";
 
 /** `received`: someone else's message. The others are the life of one's own message. */
@@ -29,6 +29,9 @@ export interface ChatEntry {
   error: string | null;
   /** Local insertion order, to keep pending messages in the order they were typed. */
   order: number;
+  /** A line the relay wrote itself ("Pat joined"): `text` is empty, the sender
+   * fields name the participant it is about. Null for what people wrote. */
+  system: SystemLine | null;
 }
 
 export interface ChatIdentity {
@@ -107,6 +110,7 @@ export class ChatState extends Observable {
       mine: true,
       error: null,
       order: this.orderCounter++,
+      system: null,
     });
     this.invalidate();
   }
@@ -163,7 +167,9 @@ export class ChatState extends Observable {
       this.invalidate();
       return;
     }
-    const mine = message.sender_id === this.identity.selfId;
+    const system = message.system ?? null;
+    // A system line about oneself is still the relay's line, not one's own message.
+    const mine = system === null && message.sender_id === this.identity.selfId;
     this.byId.set(message.client_msg_id, {
       client_msg_id: message.client_msg_id,
       seq: message.seq,
@@ -177,9 +183,11 @@ export class ChatState extends Observable {
       mine,
       error: null,
       order: this.orderCounter++,
+      system,
     });
     this.bySeq[stream].set(message.seq, message.client_msg_id);
-    if (!mine) {
+    // System lines are not messages: they neither count as unread nor end a typing indicator.
+    if (!mine && system === null) {
       this.typingUntil.delete(message.sender_id);
       if (!quiet && !this.seen) this.unreadCount += 1;
     }

@@ -2,9 +2,9 @@
 // state, tracks the phase (joining → waiting → in meeting → ended), the
 // connection and its quality. Framework-independent.
 
-import type { ConnectionQuality, ConnectionState, Engine, EngineEvent, JoinOptions, Rekeyed } from "../engine/engine";
+import type { ConnectionQuality, ConnectionState, Engine, EngineEvent, JoinOptions, JoinOutcome, Rekeyed } from "../engine/engine";
 import { EngineError } from "../engine/engine";
-import type { Entered, MediaState, MeetingInfo, MeetingStatus, Uuid } from "../engine/types";
+import type { Entered, MediaState, MeetingId, MeetingInfo, MeetingStatus, Uuid } from "../engine/types";
 import { ChatState } from "./chat";
 import { Observable } from "./observable";
 import { ParticipantsState } from "./participants";
@@ -45,13 +45,23 @@ export class MeetingSession extends Observable {
   }
 
   async join(code: string, name: string, options: JoinOptions): Promise<void> {
-    this.phase = "joining";
     this.accessCode = code;
+    await this.start(options, () => this.engine.join(code, name, options));
+  }
+
+  /** Staff: join a clinic meeting by its id (the clinic view); no code to show. */
+  async joinAsStaff(meetingId: MeetingId, name: string, options: JoinOptions): Promise<void> {
+    this.accessCode = null;
+    await this.start(options, () => this.engine.joinAsStaff(meetingId, name, options));
+  }
+
+  private async start(options: JoinOptions, join: () => Promise<JoinOutcome>): Promise<void> {
+    this.phase = "joining";
     this.chatOnly = options.chatOnly;
     this.error = null;
     this.changed();
     try {
-      const outcome = await this.engine.join(code, name, options);
+      const outcome = await join();
       if (outcome.state === "joined") await this.enter(outcome.join);
       else {
         this.meeting = outcome.meeting;

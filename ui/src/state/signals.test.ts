@@ -87,6 +87,12 @@ describe("signals: chat", () => {
     expect(s?.announce).not.toContain("HIV");
   });
 
+  it("a line the relay wrote itself (\"Ben joined\") neither notifies, sounds nor is announced as a message", () => {
+    const p = joined();
+    expect(p.decide(chat("", { system: "joined" }), ctx(), 1000)).toBeNull();
+    expect(p.decide(chat("", { system: "recording_started" }), ctx({ focused: true, chatVisible: true }), 2000)).toBeNull();
+  });
+
   it("a staff note is announced as one and notified like any message", () => {
     const s = joined().decide(chat("Bloods pending", { staff_only: true }), ctx(), 0);
     expect(s?.announce).toBe("New staff note from Ben Smith");

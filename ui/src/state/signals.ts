@@ -113,7 +113,8 @@ export class SignalPolicy {
         });
       }
       case "chat": {
-        if (event.own) return null;
+        // The relay's own lines ("Pat joined") are announced by their events, not as messages.
+        if (event.own || event.system) return null;
         const seen = ctx.focused && ctx.chatVisible;
         const announce = `New ${event.staff_only ? "staff note" : "message"} from ${event.sender_name}`;
         if (seen) return { announce };
