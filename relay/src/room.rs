@@ -21,8 +21,8 @@ use clinicmeet_protocol::{
     ChatMessage, ErrorBody, ErrorCode, Event, JoinState, LeaveReason, MediaChanged, MediaState, MeetingEnded,
     MeetingId, MeetingInfo, MeetingKind, MeetingSettings, MeetingStatus, MeetingUpdated, MutedBy,
     ParticipantConnection, ParticipantId, ParticipantInfo, ParticipantJoined, ParticipantLeft,
-    RecordingChanged, RecordingInfo, Role, StaffId, StaffIdentity, SystemLine, Typing, UnixMillis, WaitingInfo,
-    WaitingRoom,
+    RecordingChanged, RecordingInfo, Role, StaffId, StaffIdentity, SystemLine, Typing, UnixMillis,
+    WaitingInfo, WaitingRoom,
 };
 use uuid::Uuid;
 

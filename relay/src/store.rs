@@ -7,8 +7,8 @@ use std::path::Path;
 
 use clinicmeet_protocol::{
     AttachmentId, AttachmentInfo, ChatMessage, ConsultationAmendment, ConsultationNotes, ConsultationRecord,
-    MediaState, MeetingId, MeetingInfo, MeetingKind, MeetingSettings, MeetingStatus, ParticipantId, PastFilter,
-    PastMeeting, Schedule, StaffId, StaffIdentity, SystemLine, UnixMillis,
+    MediaState, MeetingId, MeetingInfo, MeetingKind, MeetingSettings, MeetingStatus, ParticipantId,
+    PastFilter, PastMeeting, Schedule, StaffId, StaffIdentity, SystemLine, UnixMillis,
 };
 use clinicmeet_sqlite::{query_all, uuid_col};
 use rusqlite::{params, Connection, OptionalExtension, Row};

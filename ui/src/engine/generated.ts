@@ -8,6 +8,27 @@
 export type AppEvent = { "event": "video", participant_id: string, available: boolean, } | { "event": "screen", participant_id: string, available: boolean, } | { "event": "audio_level", participant_id: string, level: number, } | { "event": "media_error", message: string, } | { "event": "quality", quality: ConnectionQuality, rtt_ms: number, loss: number, } | { "event": "invite" } & Invite;
 
 /**
+ * A file stored on the relay with a meeting's chat.
+ */
+export type AttachmentInfo = { id: string, meeting_id: string, 
+/**
+ * The name the uploader gave (user text: never logged).
+ */
+name: string, size: number, 
+/**
+ * The type the relay found in the content (e.g. `application/pdf`).
+ */
+mime: string, 
+/**
+ * SHA-256 of the content, lower-case hex.
+ */
+sha256: string, 
+/**
+ * Readable by enrolled staff only.
+ */
+staff_only: boolean, uploader: string, created_at: number, };
+
+/**
  * A chat message or staff-only note as stored by the relay.
  * Chat messages and notes are numbered in two separate sequences, so guests
  * see no gaps and cannot count notes.
@@ -17,7 +38,11 @@ export type ChatMessage = { meeting_id: string, seq: number, client_msg_id: stri
  * A line the relay wrote itself (its text is empty; the sender fields name
  * the participant it is about). Absent for what people wrote.
  */
-system?: SystemLine | null, };
+system?: SystemLine | null, 
+/**
+ * Files attached to the message (download with [`Request::DownloadTicket`]).
+ */
+attachments?: Array<AttachmentInfo>, };
 
 /**
  * An event for the application.
@@ -35,7 +60,11 @@ own: boolean, meeting_id: string, seq: number, client_msg_id: string, sender_id:
  * A line the relay wrote itself (its text is empty; the sender fields name
  * the participant it is about). Absent for what people wrote.
  */
-system?: SystemLine | null, } | { "event": "chat_status", client_msg_id: string, status: OutboxState, 
+system?: SystemLine | null, 
+/**
+ * Files attached to the message (download with [`Request::DownloadTicket`]).
+ */
+attachments?: Array<AttachmentInfo>, } | { "event": "chat_status", client_msg_id: string, status: OutboxState, 
 /**
  * On `sending` when queued or queued again by hand: what was sent, so an
  * application can show it at once. Absent on automatic retries.
@@ -127,7 +156,7 @@ export type ErrorBody = { code: ErrorCode, message: string, retry_after_ms?: num
 /**
  * A stable, machine-readable error code (`snake_case` on the wire).
  */
-export type ErrorCode = "invalid_code" | "meeting_full" | "meeting_ended" | "meeting_locked" | "denied" | "forbidden" | "unauthenticated" | "rate_limited" | "too_large" | "malformed" | "unknown_message" | "invalid_state" | "upgrade_required" | "not_found" | "invalid_credential" | "resume_failed" | "server_busy" | "internal" | "storage_unavailable" | "meeting_cancelled" | "unknown";
+export type ErrorCode = "invalid_code" | "meeting_full" | "meeting_ended" | "meeting_locked" | "denied" | "forbidden" | "unauthenticated" | "rate_limited" | "too_large" | "malformed" | "unknown_message" | "invalid_state" | "upgrade_required" | "not_found" | "invalid_credential" | "resume_failed" | "server_busy" | "internal" | "storage_unavailable" | "meeting_cancelled" | "attachment_too_large" | "attachment_type_not_allowed" | "attachment_quota_exceeded" | "attachment_not_found" | "attachment_mismatch" | "unknown";
 
 /**
  * An invite: the meeting code and, when the link names it, the relay.

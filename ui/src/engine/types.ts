@@ -114,6 +114,16 @@ export function describeError(code: ErrorCode): string {
       return "The clinic's server cannot save right now. It will try again.";
     case "meeting_cancelled":
       return "This meeting was cancelled.";
+    case "attachment_too_large":
+      return "That file is larger than the clinic allows.";
+    case "attachment_type_not_allowed":
+      return "That kind of file cannot be shared here (PDF, pictures, text and office documents can).";
+    case "attachment_quota_exceeded":
+      return "This meeting has no room for more files.";
+    case "attachment_not_found":
+      return "That file is not available.";
+    case "attachment_mismatch":
+      return "The file changed while it was sent. Please try again.";
     case "unknown_message":
     case "internal":
     case "unknown":
