@@ -19,7 +19,7 @@ fn acked(s: &mut Session) -> HashSet<String> {
     s.drain(Duration::from_millis(200));
     s.seen
         .iter()
-        .filter(|v| v["event"] == "chat" && v["own"] == json!(true))
+        .filter(|v| v["event"] == "chat" && v["own"] == json!(true) && v.get("system").is_none())
         .filter_map(|v| v["text"].as_str().map(str::to_string))
         .collect()
 }
@@ -31,7 +31,7 @@ fn relay_chat(data_dir: &Path) -> HashMap<String, usize> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .expect("open the relay's database");
-    let mut stmt = db.prepare("SELECT text FROM chat WHERE staff_only = 0").unwrap();
+    let mut stmt = db.prepare("SELECT text FROM chat WHERE staff_only = 0 AND system IS NULL").unwrap();
     let mut counts = HashMap::new();
     for text in stmt.query_map([], |r| r.get::<_, String>(0)).unwrap() {
         *counts.entry(text.unwrap()).or_insert(0) += 1;
@@ -43,7 +43,8 @@ fn relay_chat(data_dir: &Path) -> HashMap<String, usize> {
 fn client_chat(c: &Client, code: &str) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for v in c.history(code) {
-        if v["staff_only"] != json!(true) && v["seq"].as_u64().is_some() {
+        // What people typed: not the relay's system lines (joined, left, …).
+        if v["staff_only"] != json!(true) && v["seq"].as_u64().is_some() && v.get("system").is_none() {
             if let Some(t) = v["text"].as_str() {
                 *counts.entry(t.to_string()).or_insert(0) += 1;
             }
