@@ -10,14 +10,10 @@ import { errorText, type ConsultationRecord } from "../engine/engine";
 import type { ChatMessage, RelayConsultationRecord } from "../engine/types";
 import { formatDuration } from "../state/timer";
 import { Field, FormError } from "../components/Form";
-import { systemLineText } from "../text/systemLines";
+import { TranscriptLines } from "../components/TranscriptLines";
 
 function fmt(ms: number | null | undefined): string {
   return ms === null || ms === undefined ? "—" : new Date(ms).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
-}
-
-function time(ms: number): string {
-  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
 export function ConsultationRecordView(props: { record: ConsultationRecord; onSaved: () => void }): JSX.Element {
@@ -162,31 +158,7 @@ export function ConsultationRecordView(props: { record: ConsultationRecord; onSa
       <FormError message={error()} />
       <h3>Chat</h3>
       <Show when={(chat() ?? []).length > 0} fallback={<p class="empty">No chat messages in this consultation.</p>}>
-        <ol class="transcript">
-          <For each={chat()}>
-            {(m) => (
-              <Show
-                when={m.system}
-                fallback={
-                  <li classList={{ "msg-note": m.staff_only }}>
-                    <span class="msg-sender">{m.sender_name}</span>
-                    <Show when={m.staff_only}>
-                      <span class="tag">staff note</span>
-                    </Show>
-                    <time class="msg-time">{time(m.sent_at)}</time>
-                    <p class="msg-text">{m.text}</p>
-                  </li>
-                }
-              >
-                {(kind) => (
-                  <li class="msg-system">
-                    {systemLineText(kind(), m.sender_name)} <time class="msg-time">{time(m.sent_at)}</time>
-                  </li>
-                )}
-              </Show>
-            )}
-          </For>
-        </ol>
+        <TranscriptLines messages={chat() ?? []} />
       </Show>
     </section>
   );

@@ -7,17 +7,13 @@ import { useApp } from "../appContext";
 import { errorText } from "../engine/engine";
 import type { ChatMessage, PastMeeting } from "../engine/types";
 import { dayRange, filterPast, mergePast, type PastRow } from "../state/pastMeetings";
-import { systemLineText } from "../text/systemLines";
+import { TranscriptLines } from "../components/TranscriptLines";
 import { AppHeader } from "../components/AppHeader";
 import { Field } from "../components/Form";
 import { Icon } from "../components/Icon";
 
 function fmt(ms: number): string {
   return new Date(ms).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
-}
-
-function time(ms: number): string {
-  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
 /** A meeting's chat transcript from this device's store. */
@@ -49,31 +45,7 @@ export function Transcript(props: { row: PastRow }): JSX.Element {
         when={(chat() ?? []).length > 0}
         fallback={<p class="empty">{props.row.onDevice ? "No chat messages in this meeting." : "This device kept no chat of this meeting."}</p>}
       >
-        <ol class="transcript" data-testid="past-transcript">
-          <For each={chat()}>
-            {(m) => (
-              <Show
-                when={m.system}
-                fallback={
-                  <li classList={{ "msg-note": m.staff_only }}>
-                    <span class="msg-sender">{m.sender_name}</span>
-                    <Show when={m.staff_only}>
-                      <span class="tag">staff note</span>
-                    </Show>
-                    <time class="msg-time">{time(m.sent_at)}</time>
-                    <p class="msg-text">{m.text}</p>
-                  </li>
-                }
-              >
-                {(kind) => (
-                  <li class="msg-system">
-                    {systemLineText(kind(), m.sender_name)} <time class="msg-time">{time(m.sent_at)}</time>
-                  </li>
-                )}
-              </Show>
-            )}
-          </For>
-        </ol>
+        <TranscriptLines messages={chat() ?? []} testId="past-transcript" />
       </Show>
     </section>
   );
